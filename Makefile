@@ -1,0 +1,36 @@
+# routelab: `make run` brings the whole stack up locally; `make test` runs the
+# whole suite. Both install what is missing first (idempotent).
+GO      ?= go
+BIN     := bin/routelab
+DATA    ?= ./.routelab
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: all build run test bench deps clickhouse gomod clean
+
+all: build
+
+build: gomod
+	$(GO) build -o $(BIN) ./cmd/routelab
+
+# deps installs everything the stack and the tests need that is not there yet.
+deps: clickhouse gomod
+
+clickhouse:
+	@command -v clickhouse-server >/dev/null 2>&1 || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
+
+gomod:
+	@$(GO) mod download
+
+run: deps build
+	./$(BIN) dev --data-dir $(DATA)
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,89 @@
+// Command routelab is the one binary of routelab: the serving data plane, the
+// ingest consumer, the console, the offline jobs, the lab and the local
+// development stack, each as a subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "routelab:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// Env is what a subcommand may touch of the outside world; tests pass their own.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// command is one subcommand. Run parses its own flags from args.
+type command struct {
+	Summary string
+	Run     func(ctx context.Context, env Env, args []string) error
+}
+
+// commands lists every subcommand; each lives in its own file.
+func commands() map[string]command {
+	return map[string]command{
+		"version": {"print the build version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	env := Env{Getenv: getenv, Stdout: stdout, Stderr: stderr}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout, cmds)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		usage(stderr, cmds)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return cmd.Run(ctx, env, args[1:])
+}
+
+var errUsage = errors.New("no command given")
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "routelab: one image API in front of many image models, and the lab that measures how it routes.")
+	fmt.Fprintln(w, "\nUsage: routelab COMMAND [flags]   (routelab COMMAND --help for its flags)\n\nCommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].Summary)
+	}
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	return 1
+}

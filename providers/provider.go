@@ -1,0 +1,89 @@
+// Package providers holds one adapter per upstream image model API (sim,
+// openai, gemini, ideogram) behind one small interface, plus the resilience
+// that wraps them (retries inside the deadline, a circuit breaker per
+// provider).
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Request is one call to a model: what to draw, at which size.
+type Request struct {
+	RequestID    string
+	Model        string // catalog model name
+	Mode         string // generate | edit
+	Prompt       string
+	References   [][]byte // normalised PNG/JPEG bytes; the first is the image to edit
+	Mask         []byte
+	Width        int
+	Height       int
+	N            int
+	Quality      string // draft | standard | premium
+	OutputFormat string // png | jpeg | webp
+	EditDepth    int
+	Seed         uint64
+}
+
+// Image is one returned image.
+type Image struct {
+	Bytes []byte
+	MIME  string
+}
+
+// Result is a successful call.
+type Result struct {
+	Images  []Image
+	CostUSD float64
+	Latency time.Duration
+}
+
+// Provider calls one upstream. Generate returns *Error for upstream failures
+// so callers can tell retryable from final ones.
+type Provider interface {
+	Name() string
+	Generate(ctx context.Context, req Request) (Result, error)
+}
+
+// ErrorKind classifies upstream failures.
+type ErrorKind string
+
+const (
+	KindRateLimited   ErrorKind = "rate_limited"   // 429; retry after RetryAfter
+	KindUnavailable   ErrorKind = "unavailable"    // 5xx, connection errors
+	KindTimeout       ErrorKind = "timeout"        // deadline passed
+	KindContentPolicy ErrorKind = "content_policy" // refused by the upstream's safety system; final
+	KindBadRequest    ErrorKind = "bad_request"    // upstream rejected the input; final
+	KindAuth          ErrorKind = "auth"           // credentials missing or rejected; final
+)
+
+// Error is an upstream failure.
+type Error struct {
+	Provider   string
+	Kind       ErrorKind
+	Status     int
+	RetryAfter time.Duration
+	Message    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s (status %d): %s", e.Provider, e.Kind, e.Status, e.Message)
+}
+
+// Retryable reports whether another attempt could succeed.
+func (e *Error) Retryable() bool {
+	switch e.Kind {
+	case KindRateLimited, KindUnavailable, KindTimeout:
+		return true
+	}
+	return false
+}
+
+// IsRetryable reports whether err is a retryable upstream error.
+func IsRetryable(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Retryable()
+}
