@@ -1,0 +1,74 @@
+// Package datasets holds routelab's data: the default model catalog, the
+// shipped routing policies, the public prompt set and the workload
+// generator, with their loaders. Everything is embedded in the binary, so
+// the lab runs from a fresh checkout with no downloads.
+package datasets
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/routelab/routelab/router"
+)
+
+//go:embed catalog.json policies/*.json
+var files embed.FS
+
+// Catalog returns the default model catalog: six simulated models shaped
+// after public price lists and write-ups (each entry's source field cites
+// them):
+//
+//   - sim-lite: FLUX.1 [schnell]-like, ~$0.003/MP, ~1.4 s.
+//   - sim-fast: Imagen 4 Fast-like, $0.02/image, ~2.8 s (the design notes'
+//     fast tier against a ~12 s heavy model).
+//   - sim-premium: gpt-image-1-like, $0.042 medium / $0.167 high, ~12 s.
+//   - sim-editor: FLUX.1 Kontext [pro]/[max]-like, $0.04/$0.08, up to 4 refs.
+//   - sim-typo: Ideogram 3.0-like, $0.03/$0.06/$0.09; ~95% legible on short
+//     phrases where generalists fail ~80%.
+//   - sim-hero: Imagen 4 Ultra-like, $0.06/image, 2K output, no editing.
+func Catalog() (router.Catalog, error) {
+	b, err := files.ReadFile("catalog.json")
+	if err != nil {
+		return router.Catalog{}, err
+	}
+	return ParseCatalog(b)
+}
+
+// ParseCatalog decodes and validates a catalog file.
+func ParseCatalog(b []byte) (router.Catalog, error) {
+	var c router.Catalog
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("decode catalog: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// MustCatalog is Catalog for tests and fixed data; it panics on the
+// embedded file being broken, which a test in this package rules out.
+func MustCatalog() router.Catalog {
+	c, err := Catalog()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Policy returns a shipped policy by name: "explore" (rules plus 80%
+// uniform exploration, for collecting training data) or "rules" (the
+// hand-written rules alone).
+func Policy(name string) (*router.Policy, error) {
+	b, err := files.ReadFile("policies/" + name + ".json")
+	if err != nil {
+		return nil, fmt.Errorf("no shipped policy %q", name)
+	}
+	return router.ParsePolicy(b)
+}
+
+// PolicyFile returns the raw bytes of a shipped policy.
+func PolicyFile(name string) ([]byte, error) {
+	return files.ReadFile("policies/" + name + ".json")
+}

@@ -1,0 +1,141 @@
+package router
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Model is one entry of the model catalog: what it can do, what it costs and
+// how it behaves operationally. Success probabilities are not here: the
+// router has to learn them from logged outcomes.
+type Model struct {
+	Name      string `json:"name"`
+	Provider  string `json:"provider"`
+	Simulated bool   `json:"simulated"`
+	Modes     []Mode `json:"modes"`
+	// MaxRefs is the number of reference images an edit may carry.
+	MaxRefs int      `json:"max_refs"`
+	Sizes   []string `json:"sizes"` // "WxH"
+	// CostUSD is the price of one image by size ("WxH") and quality tier.
+	CostUSD       map[string]map[Tier]float64 `json:"cost_usd"`
+	LatencyP50MS  float64                     `json:"latency_p50_ms"`
+	LatencySigma  float64                     `json:"latency_sigma"` // log-normal sigma
+	ErrorRate     float64                     `json:"error_rate"`
+	RateLimitRate float64                     `json:"rate_limit_rate"`
+	Description   string                      `json:"description,omitempty"`
+	Source        string                      `json:"source,omitempty"` // public figures the entry is shaped after
+}
+
+// Catalog is the set of models a deployment routes between.
+type Catalog struct {
+	Version      string  `json:"version"`
+	DefaultModel string  `json:"default_model"`
+	Models       []Model `json:"models"`
+}
+
+// Model returns the catalog entry called name.
+func (c *Catalog) Model(name string) (Model, bool) {
+	for _, m := range c.Models {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Model{}, false
+}
+
+// Names lists the model names in catalog order.
+func (c *Catalog) Names() []string {
+	out := make([]string, len(c.Models))
+	for i, m := range c.Models {
+		out[i] = m.Name
+	}
+	return out
+}
+
+// Validate checks a catalog for the mistakes that would make routing
+// silently wrong.
+func (c *Catalog) Validate() error {
+	if len(c.Models) == 0 {
+		return fmt.Errorf("catalog has no models")
+	}
+	if len(c.Models) > MaxModels {
+		return fmt.Errorf("catalog has %d models, at most %d", len(c.Models), MaxModels)
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Models {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		if seen[m.Name] {
+			return fmt.Errorf("model %q listed twice", m.Name)
+		}
+		seen[m.Name] = true
+	}
+	if c.DefaultModel != "" && !seen[c.DefaultModel] {
+		return fmt.Errorf("default model %q is not in the catalog", c.DefaultModel)
+	}
+	return nil
+}
+
+// Validate checks one model entry.
+func (m *Model) Validate() error {
+	if m.Name == "" || m.Provider == "" {
+		return fmt.Errorf("model %q: name and provider are required", m.Name)
+	}
+	if len(m.Modes) == 0 || len(m.Sizes) == 0 {
+		return fmt.Errorf("model %q: modes and sizes are required", m.Name)
+	}
+	for _, s := range m.Sizes {
+		if _, _, err := ParseSize(s); err != nil {
+			return fmt.Errorf("model %q: %w", m.Name, err)
+		}
+		byTier, ok := m.CostUSD[s]
+		if !ok {
+			return fmt.Errorf("model %q: no cost for size %s", m.Name, s)
+		}
+		for _, t := range []Tier{TierDraft, TierStandard, TierPremium} {
+			if c, ok := byTier[t]; !ok || c < 0 {
+				return fmt.Errorf("model %q: no cost for size %s tier %s", m.Name, s, t)
+			}
+		}
+	}
+	if m.LatencyP50MS <= 0 || m.LatencySigma < 0 {
+		return fmt.Errorf("model %q: latency_p50_ms must be > 0 and latency_sigma >= 0", m.Name)
+	}
+	if m.ErrorRate < 0 || m.RateLimitRate < 0 || m.ErrorRate+m.RateLimitRate >= 1 {
+		return fmt.Errorf("model %q: error and rate-limit rates must be in [0,1)", m.Name)
+	}
+	return nil
+}
+
+// Supports reports whether the model can serve mode at all.
+func (m *Model) Supports(mode Mode) bool {
+	for _, x := range m.Modes {
+		if x == mode {
+			return true
+		}
+	}
+	return false
+}
+
+// LatencyP90MS is the 90th percentile of the model's log-normal latency.
+func (m *Model) LatencyP90MS() float64 {
+	return m.LatencyP50MS * math.Exp(1.2815515655446004*m.LatencySigma)
+}
+
+// ParseSize parses "WxH".
+func ParseSize(s string) (w, h int, err error) {
+	a, b, ok := strings.Cut(s, "x")
+	if ok {
+		w, err = strconv.Atoi(a)
+		if err == nil {
+			h, err = strconv.Atoi(b)
+		}
+	}
+	if !ok || err != nil || w <= 0 || h <= 0 {
+		return 0, 0, fmt.Errorf("bad size %q, want WxH", s)
+	}
+	return w, h, nil
+}
