@@ -45,6 +45,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version": {"print the build version", runVersion},
+		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
 	}
 }
 
