@@ -166,7 +166,9 @@ func NewAssigner(specs []Spec) *Assigner {
 	byLayer := map[string]*layer{}
 	var names []string
 	sorted := slices.Clone(specs)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].CreatedMS < sorted[j].CreatedMS || (sorted[i].CreatedMS == sorted[j].CreatedMS && sorted[i].ID < sorted[j].ID) })
+	sort.Slice(sorted, func(i, j int) bool {
+		return sorted[i].CreatedMS < sorted[j].CreatedMS || (sorted[i].CreatedMS == sorted[j].CreatedMS && sorted[i].ID < sorted[j].ID)
+	})
 	a := &Assigner{}
 	for i := range sorted {
 		s := &sorted[i]

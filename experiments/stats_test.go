@@ -18,8 +18,8 @@ func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
 
 func TestSRM(t *testing.T) {
 	tests := []struct {
-		name          string
-		give, weights []float64
+		name           string
+		give, weights  []float64
 		wantChi, wantP float64
 	}{
 		// scipy.stats.chisquare([50, 60], [55, 55]) -> (0.9090909090909091, 0.34035574238519883)

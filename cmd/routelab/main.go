@@ -44,7 +44,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the build version", runVersion},
+		"version":     {"print the build version", runVersion},
 		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
 	}
 }
