@@ -46,6 +46,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"version":     {"print the build version", runVersion},
 		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
+		"kafka":       {"run a local single-node Kafka-protocol broker (dev)", runKafka},
 	}
 }
 
