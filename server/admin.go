@@ -1,0 +1,99 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+type keyCreateRequest struct {
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
+}
+
+type keyCreateResponse struct {
+	Key
+	Secret string `json:"secret"` // shown once; only its hash is stored
+}
+
+func (h *handlers) keyCreate(c *fiber.Ctx) error {
+	var r keyCreateRequest
+	if err := decodeJSON(c, &r); err != nil {
+		return err
+	}
+	r.Tenant = strings.TrimSpace(r.Tenant)
+	if r.Tenant == "" || len(r.Tenant) > 128 {
+		return errInvalid("tenant", "tenant is required")
+	}
+	k, secret, err := h.deps.Keys.Create(c.UserContext(), r.Tenant, r.Name)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(keyCreateResponse{Key: k, Secret: secret})
+}
+
+func (h *handlers) keyList(c *fiber.Ctx) error {
+	ks, err := h.deps.Keys.List(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"keys": ks})
+}
+
+func (h *handlers) keyRevoke(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := h.deps.Keys.Revoke(c.UserContext(), id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Field: "id", Message: "no such key"}
+		}
+		return err
+	}
+	return c.JSON(fiber.Map{"id": id, "revoked": true})
+}
+
+var errNoPolicyAdmin = &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no policy control plane on this server"}
+
+// policyGet shows the live policy document and its version.
+func (h *handlers) policyGet(c *fiber.Ctx) error {
+	if h.deps.Policy == nil {
+		return errNoPolicyAdmin
+	}
+	v, doc, ok := h.deps.Policy.Live()
+	if !ok {
+		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no policy loaded"}
+	}
+	return c.JSON(fiber.Map{"version": v, "policy": json.RawMessage(doc)})
+}
+
+// policyPush publishes a policy document; it returns once the document is
+// committed to the control-plane topic and live on this replica.
+func (h *handlers) policyPush(c *fiber.Ctx) error {
+	if h.deps.Policy == nil {
+		return errNoPolicyAdmin
+	}
+	if !isJSON(c) {
+		return &Error{Status: fiber.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Message: "Content-Type must be application/json"}
+	}
+	doc := append([]byte(nil), c.Body()...)
+	if !json.Valid(doc) {
+		return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidJSON, Message: "policy is not valid JSON"}
+	}
+	v, err := h.deps.Policy.Push(c.UserContext(), doc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"version": v, "status": "live"})
+}
+
+func (h *handlers) policyRollback(c *fiber.Ctx) error {
+	if h.deps.Policy == nil {
+		return errNoPolicyAdmin
+	}
+	v, err := h.deps.Policy.Rollback(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"version": v, "status": "live"})
+}

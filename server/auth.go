@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Key is one tenant API key as stored: only the SHA-256 of the secret is
+// kept. Secrets are 160 random bits, so a fast hash is enough; a slow
+// password hash would only cost every request.
+type Key struct {
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Name    string `json:"name,omitempty"`
+	Hash    string `json:"hash"`
+	Created int64  `json:"created"` // Unix seconds
+	Revoked bool   `json:"revoked"`
+}
+
+// NewSecret makes an API key secret, "rl_" followed by 32 hex digits.
+func NewSecret() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return "rl_" + hex.EncodeToString(b[:])
+}
+
+// HashSecret is how a secret is stored and looked up.
+func HashSecret(secret string) string {
+	s := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(s[:])
+}
+
+func newID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+const localKey = "routelab.key"
+
+func keyOf(c *fiber.Ctx) Key {
+	k, _ := c.Locals(localKey).(Key)
+	return k
+}
+
+var errUnauthorized = &Error{Status: fiber.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or invalid API key; send Authorization: Bearer KEY"}
+
+// auth admits requests that carry a live API key (Authorization: Bearer, or
+// x-api-key).
+func (h *handlers) auth(c *fiber.Ctx) error {
+	secret := bearer(c.Get(fiber.HeaderAuthorization))
+	if secret == "" {
+		secret = c.Get("x-api-key")
+	}
+	if secret == "" {
+		return errUnauthorized
+	}
+	k, ok := h.deps.Keys.Lookup(HashSecret(secret))
+	if !ok || k.Revoked {
+		return errUnauthorized
+	}
+	c.Locals(localKey, k)
+	return c.Next()
+}
+
+// adminAuth admits requests that carry the admin token; anything else is
+// 403, including a valid tenant API key.
+func (h *handlers) adminAuth(c *fiber.Ctx) error {
+	tok := bearer(c.Get(fiber.HeaderAuthorization))
+	if tok == "" {
+		tok = c.Get("x-admin-token")
+	}
+	if h.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.AdminToken)) != 1 {
+		return &Error{Status: fiber.StatusForbidden, Code: CodeForbidden, Message: "admin token required"}
+	}
+	return c.Next()
+}
+
+func bearer(v string) string {
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// MemKeys is a KeyStore in memory. Persist, when set, is called with every
+// changed key before the change is visible (a control-plane topic, see
+// cmd/routelab); Apply installs keys read back from there.
+type MemKeys struct {
+	Persist func(ctx context.Context, k Key) error
+	Now     func() time.Time
+
+	mu     sync.RWMutex
+	byHash map[string]Key
+	byID   map[string]Key
+}
+
+var _ KeyStore = (*MemKeys)(nil)
+
+// NewMemKeys returns an empty store.
+func NewMemKeys() *MemKeys {
+	return &MemKeys{byHash: map[string]Key{}, byID: map[string]Key{}, Now: time.Now}
+}
+
+// Lookup finds a key by the hash of its secret.
+func (m *MemKeys) Lookup(hash string) (Key, bool) {
+	m.mu.RLock()
+	k, ok := m.byHash[hash]
+	m.mu.RUnlock()
+	return k, ok
+}
+
+// Apply installs or replaces a key (revocations included).
+func (m *MemKeys) Apply(k Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.byID[k.ID]; ok {
+		delete(m.byHash, old.Hash)
+	}
+	m.byID[k.ID] = k
+	m.byHash[k.Hash] = k
+}
+
+// Create makes a key for tenant and returns it with its secret.
+func (m *MemKeys) Create(ctx context.Context, tenant, name string) (Key, string, error) {
+	secret := NewSecret()
+	k := Key{ID: newID("key_"), Tenant: tenant, Name: name, Hash: HashSecret(secret), Created: m.Now().Unix()}
+	return k, secret, m.put(ctx, k)
+}
+
+// Insert stores a key whose secret the caller chose (dev seeding).
+func (m *MemKeys) Insert(ctx context.Context, tenant, name, secret string) (Key, error) {
+	k := Key{ID: newID("key_"), Tenant: tenant, Name: name, Hash: HashSecret(secret), Created: m.Now().Unix()}
+	return k, m.put(ctx, k)
+}
+
+func (m *MemKeys) put(ctx context.Context, k Key) error {
+	if m.Persist != nil {
+		if err := m.Persist(ctx, k); err != nil {
+			return err
+		}
+	}
+	m.Apply(k)
+	return nil
+}
+
+// List returns every key, revoked ones included, oldest first.
+func (m *MemKeys) List(context.Context) ([]Key, error) {
+	m.mu.RLock()
+	out := make([]Key, 0, len(m.byID))
+	for _, k := range m.byID {
+		out = append(out, k)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Key) int {
+		if a.Created != b.Created {
+			return int(a.Created - b.Created)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Revoke marks a key revoked; it answers 401 from then on.
+func (m *MemKeys) Revoke(ctx context.Context, id string) error {
+	m.mu.RLock()
+	k, ok := m.byID[id]
+	m.mu.RUnlock()
+	if !ok {
+		return ErrNotFound
+	}
+	k.Revoked = true
+	return m.put(ctx, k)
+}

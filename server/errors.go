@@ -1,0 +1,122 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Error is a failure shown to the caller: an HTTP status, a stable code, a
+// message and, for validation failures, the offending field. Every handler
+// returns errors; errorHandler is the one place that turns them into HTTP.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	Field      string
+	RetryAfter time.Duration // sets Retry-After when > 0
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Code + ": " + e.Field + ": " + e.Message
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Stable error codes. Clients may switch on them; never rename one.
+const (
+	CodeInvalidJSON        = "invalid_json"
+	CodeInvalidRequest     = "invalid_request"
+	CodeInvalidField       = "invalid_field"
+	CodeUnsupportedMedia   = "unsupported_media_type"
+	CodeBodyTooLarge       = "body_too_large"
+	CodeUnauthorized       = "unauthorized"
+	CodeForbidden          = "forbidden"
+	CodeNotFound           = "not_found"
+	CodeMethodNotAllowed   = "method_not_allowed"
+	CodeRateLimited        = "rate_limited"
+	CodeDailyCapReached    = "daily_cap_reached"
+	CodeOverloaded         = "overloaded"
+	CodeIdempotencyReuse   = "idempotency_key_reused"
+	CodeUnknownModel       = "unknown_model"
+	CodeReferenceFetch     = "reference_fetch_failed"
+	CodeReferenceForbidden = "reference_url_forbidden"
+	CodeReferenceFormat    = "reference_unsupported_format"
+	CodeReferenceTooLarge  = "reference_too_large"
+	CodeReferenceTooMany   = "too_many_references"
+	CodeReferenceBomb      = "reference_too_many_pixels"
+	CodeEditNeedsImage     = "edit_requires_image"
+	CodeProviderFailed     = "provider_failed"
+	CodeContentPolicy      = "content_policy"
+	CodeTimeout            = "timeout"
+	CodeShuttingDown       = "shutting_down"
+	CodeInternal           = "internal_error"
+)
+
+func errField(code, field, msg string) *Error {
+	return &Error{Status: fiber.StatusBadRequest, Code: code, Field: field, Message: msg}
+}
+
+func errInvalid(field, msg string) *Error { return errField(CodeInvalidField, field, msg) }
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	// Type mirrors code for OpenAI SDKs, which read error.type.
+	Type string `json:"type,omitempty"`
+}
+
+// errorHandler translates any error returned by a handler (or by fiber and
+// fasthttp themselves: body too large, unknown route, bad method) into the
+// JSON error shape. Unexpected errors are logged here, once, and shown as
+// "internal error".
+func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		e := toError(err)
+		if e.Status >= 500 && e.Code == CodeInternal {
+			logger.Error("internal error", "request_id", requestID(c), "path", c.Path(), "err", err)
+		}
+		if e.RetryAfter > 0 {
+			secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		}
+		return c.Status(e.Status).JSON(errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Field: e.Field, Type: e.Code}})
+	}
+}
+
+func toError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge:
+			return &Error{Status: fe.Code, Code: CodeBodyTooLarge, Message: "request body too large"}
+		case fiber.StatusNotFound:
+			return &Error{Status: fe.Code, Code: CodeNotFound, Message: fe.Message}
+		case fiber.StatusMethodNotAllowed:
+			return &Error{Status: fe.Code, Code: CodeMethodNotAllowed, Message: fe.Message}
+		case fiber.StatusUnsupportedMediaType:
+			return &Error{Status: fe.Code, Code: CodeUnsupportedMedia, Message: fe.Message}
+		case fiber.StatusRequestTimeout:
+			return &Error{Status: fe.Code, Code: CodeTimeout, Message: fe.Message}
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: fe.Message}
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: fe.Message}
+		}
+	}
+	return &Error{Status: fiber.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"math"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/routelab/routelab/events"
+)
+
+type feedbackRequest struct {
+	RequestID string   `json:"request_id"`
+	Signal    string   `json:"signal"`
+	Value     *float64 `json:"value"`
+	Comment   string   `json:"comment"`
+	User      string   `json:"user"`
+}
+
+var signals = map[string]float64{ // default value of each signal
+	"thumbs_up": 1, "thumbs_down": -1, "download": 1, "regenerate": -1, "edit": 0, "report": -1,
+}
+
+// feedback records a user signal about a served request as a signal event,
+// keyed by the request id so it lands next to the decision.
+func (h *handlers) feedback(c *fiber.Ctx) error {
+	var r feedbackRequest
+	if err := decodeJSON(c, &r); err != nil {
+		return err
+	}
+	r.RequestID = strings.TrimSpace(r.RequestID)
+	if r.RequestID == "" || len(r.RequestID) > 128 {
+		return errInvalid("request_id", "request_id is required")
+	}
+	def, ok := signals[r.Signal]
+	if !ok {
+		return errField("invalid_signal", "signal", "signal must be thumbs_up, thumbs_down, download, regenerate, edit or report")
+	}
+	v := def
+	if r.Value != nil {
+		if math.IsNaN(*r.Value) || math.IsInf(*r.Value, 0) {
+			return errInvalid("value", "value must be a finite number")
+		}
+		v = *r.Value
+	}
+	if len(r.Comment) > 4000 || len(r.User) > 256 {
+		return errInvalid("comment", "comment or user too long")
+	}
+	k := keyOf(c)
+	id := requestID(c)
+	h.emit(events.TopicSignals, r.RequestID, &events.Signal{
+		Header: events.Header{EventID: id + ":signal", SchemaVersion: events.SchemaVersion, TS: h.deps.Now().UnixMilli(), Tenant: k.Tenant, RequestID: r.RequestID},
+		Signal: r.Signal, Value: v, Comment: r.Comment, User: r.User,
+	})
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"id": id, "request_id": r.RequestID, "signal": r.Signal, "status": "accepted"})
+}
+
+type modelsResponse struct {
+	Object string      `json:"object"`
+	Data   []modelInfo `json:"data"`
+}
+
+type modelInfo struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// models lists "auto" (routed) and every catalog model (a pin), in the
+// shape of OpenAI's model list.
+func (h *handlers) models(c *fiber.Ctx) error {
+	resp := modelsResponse{Object: "list", Data: []modelInfo{{ID: "auto", Object: "model", OwnedBy: "routelab"}}}
+	for _, m := range h.deps.Catalog {
+		owner := m.Provider
+		if owner == "" {
+			owner = "routelab"
+		}
+		resp.Data = append(resp.Data, modelInfo{ID: m.Name, Object: "model", OwnedBy: owner})
+	}
+	return c.JSON(resp)
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handlers holds what the route handlers share.
+type handlers struct {
+	log     *slog.Logger
+	cfg     Config
+	deps    Deps
+	srv     *Server
+	m       *metrics
+	catalog map[string]Model
+	rates   *buckets
+	caps    *dailyCaps
+	gates   map[string]*gate // by provider name
+	refs    *refLoader
+	idem    *idempotency
+	chains  *chains
+	ids     idGen
+}
+
+func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handlers {
+	h := &handlers{
+		log:     logger,
+		cfg:     cfg,
+		deps:    deps,
+		srv:     srv,
+		catalog: map[string]Model{},
+		rates:   newBuckets(cfg.RatePerSec, cfg.RateBurst),
+		caps:    newDailyCaps(cfg.DailyCap),
+		gates:   map[string]*gate{},
+		refs:    newRefLoader(cfg),
+		idem:    newIdempotency(cfg.IdempotencySize),
+		chains:  newChains(cfg.ChainSize),
+		ids:     newIDGen(),
+	}
+	for _, m := range deps.Catalog {
+		h.catalog[m.Name] = m
+	}
+	for name := range deps.Providers {
+		if _, ok := h.catalog[name]; !ok {
+			h.catalog[name] = Model{Name: name, Provider: name}
+		}
+	}
+	for _, m := range h.catalog {
+		g := m.Provider
+		if g == "" {
+			g = m.Name
+		}
+		if _, ok := h.gates[g]; !ok {
+			h.gates[g] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
+		}
+	}
+	h.m = newMetrics(deps.Registry, h.gates)
+	return h
+}
+
+// gateFor returns the concurrency gate of the provider serving model.
+func (h *handlers) gateFor(model string) *gate {
+	m := h.catalog[model]
+	p := m.Provider
+	if p == "" {
+		p = model
+	}
+	return h.gates[p]
+}
+
+// idGen makes request ids: a random per-process prefix and a counter, so
+// ids are unique across replicas without coordination and cost no syscall.
+type idGen struct {
+	prefix string
+	n      *atomic.Uint64
+}
+
+func newIDGen() idGen {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return idGen{prefix: "req_" + hex.EncodeToString(b[:]), n: new(atomic.Uint64)}
+}
+
+func (g idGen) next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1)+1<<40, 36)
+}
+
+const localRequestID = "routelab.request_id"
+
+func (h *handlers) requestID(c *fiber.Ctx) error {
+	id := h.ids.next()
+	c.Locals(localRequestID, id)
+	c.Set("x-routelab-request-id", id)
+	return c.Next()
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// admit applies the per-key rate limit and refuses work while draining.
+func (h *handlers) admit(c *fiber.Ctx) error {
+	if h.srv.draining.Load() {
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: CodeShuttingDown, Message: "server is draining; retry on another replica", RetryAfter: 1e9}
+	}
+	k := keyOf(c)
+	if ok, wait := h.rates.take(k.ID, h.deps.Now()); !ok {
+		h.m.limited.WithLabelValues("rate").Inc()
+		return &Error{Status: fiber.StatusTooManyRequests, Code: CodeRateLimited, Message: "rate limit exceeded for this API key", RetryAfter: wait}
+	}
+	return c.Next()
+}
+
+func (h *handlers) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz is ready when not draining, the policy is loaded and the event
+// producer is delivering or spooling.
+func (h *handlers) readyz(c *fiber.Ctx) error {
+	var err error
+	switch {
+	case h.srv.draining.Load():
+		err = errors.New("draining")
+	case h.deps.Ready != nil:
+		err = h.deps.Ready()
+	}
+	if err == nil {
+		if hp, ok := h.deps.Events.(Healthy); ok {
+			err = hp.Healthy()
+		}
+	}
+	if err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": err.Error()})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (h *handlers) metricsHandler() fiber.Handler {
+	g, ok := h.deps.Registry.(prometheus.Gatherer)
+	if !ok {
+		return func(c *fiber.Ctx) error { return fiber.ErrNotFound }
+	}
+	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,354 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/routelab/routelab/events"
+)
+
+// imagesResponse is the native response of POST /v1/images.
+type imagesResponse struct {
+	ID            string           `json:"id"`
+	Created       int64            `json:"created"`
+	Model         string           `json:"model"`
+	Provider      string           `json:"provider"`
+	PolicyVersion string           `json:"policy_version"`
+	Experiments   []events.Arm     `json:"experiments"`
+	Escalated     bool             `json:"escalated"`
+	Fallback      bool             `json:"fallback"`
+	Reset         bool             `json:"reset"`
+	QAPass        bool             `json:"qa_pass"`
+	Attempts      []events.Attempt `json:"attempts"`
+	LatencyMS     int64            `json:"latency_ms"`
+	CostUSD       float64          `json:"cost_usd"`
+	Images        []imageOut       `json:"images"`
+}
+
+type imageOut struct {
+	B64JSON  []byte `json:"b64_json,omitempty"` // base64 in JSON
+	URL      string `json:"url,omitempty"`
+	MIMEType string `json:"mime_type"`
+	Width    int    `json:"width"`
+	Height   int    `json:"height"`
+}
+
+// openaiImagesResponse is OpenAI's ImagesResponse.
+type openaiImagesResponse struct {
+	Created      int64         `json:"created"`
+	Data         []openaiImage `json:"data"`
+	OutputFormat string        `json:"output_format,omitempty"`
+	Size         string        `json:"size,omitempty"`
+	Quality      string        `json:"quality,omitempty"`
+}
+
+type openaiImage struct {
+	B64JSON       []byte `json:"b64_json,omitempty"`
+	URL           string `json:"url,omitempty"`
+	RevisedPrompt string `json:"revised_prompt,omitempty"`
+}
+
+// openaiGenerateRequest is OpenAI's image generation body; fields routelab
+// does not use (style, background, moderation ...) are accepted and ignored.
+type openaiGenerateRequest struct {
+	Prompt         string `json:"prompt"`
+	Model          string `json:"model"`
+	N              int    `json:"n"`
+	Size           string `json:"size"`
+	Quality        string `json:"quality"`
+	ResponseFormat string `json:"response_format"`
+	OutputFormat   string `json:"output_format"`
+	User           string `json:"user"`
+}
+
+func (h *handlers) imagesNative(c *fiber.Ctx) error {
+	return h.imageEndpoint(c, "images", h.parseNative, h.respondNative)
+}
+
+func (h *handlers) openaiGenerations(c *fiber.Ctx) error {
+	return h.imageEndpoint(c, "generations", parseOpenAIGenerate, h.respondOpenAI)
+}
+
+func (h *handlers) openaiEdits(c *fiber.Ctx) error {
+	return h.imageEndpoint(c, "edits", h.parseOpenAIEdit, h.respondOpenAI)
+}
+
+type responder func(c *fiber.Ctx, j *job, o *outcome) error
+
+// imageEndpoint is the flow shared by the image routes: parse, validate,
+// idempotency, serve, headers, respond, metrics.
+func (h *handlers) imageEndpoint(c *fiber.Ctx, route string, parse func(*fiber.Ctx) (*imageRequest, error), respond responder) (err error) {
+	start := time.Now()
+	model := ""
+	defer func() {
+		status := c.Response().StatusCode()
+		if err != nil {
+			status = toError(err).Status
+		}
+		h.m.requests.WithLabelValues(route, model, strconv.Itoa(status)).Inc()
+		h.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}()
+	r, err := parse(c)
+	if err != nil {
+		return err
+	}
+	j, err := h.validate(r, keyOf(c), requestID(c))
+	if err != nil {
+		return err
+	}
+	if ik := c.Get("Idempotency-Key"); ik != "" {
+		return h.idempotent(c, j.tenant+"\x00"+ik, route, func() error { return h.serveAndRespond(c, j, respond, &model) })
+	}
+	return h.serveAndRespond(c, j, respond, &model)
+}
+
+func (h *handlers) serveAndRespond(c *fiber.Ctx, j *job, respond responder, model *string) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), h.cfg.RequestTimeout)
+	defer cancel()
+	o, err := h.serve(ctx, j)
+	if err != nil {
+		return err
+	}
+	*model = o.model
+	c.Set("x-routelab-model", o.model)
+	c.Set("x-routelab-policy", o.policy)
+	c.Set("x-routelab-experiment", o.experiment())
+	c.Set("x-routelab-escalated", strconv.FormatBool(o.escalated))
+	return respond(c, j, o)
+}
+
+// idempotent runs fn once per key: a repeat with the same body replays the
+// stored response, a different body is 409.
+func (h *handlers) idempotent(c *fiber.Ctx, key, route string, fn func() error) error {
+	e, sum, owner := h.idem.begin(key, route, c.Body())
+	if !owner {
+		if e.body != sum {
+			return &Error{Status: fiber.StatusConflict, Code: CodeIdempotencyReuse, Field: "Idempotency-Key", Message: "Idempotency-Key was used with a different request"}
+		}
+		select {
+		case <-e.done:
+		case <-c.UserContext().Done():
+			return c.UserContext().Err()
+		}
+		if e.resp == nil {
+			return &Error{Status: fiber.StatusConflict, Code: CodeIdempotencyReuse, Field: "Idempotency-Key", Message: "the first request with this Idempotency-Key failed; retry with a new key"}
+		}
+		c.Status(e.resp.status)
+		c.Set(fiber.HeaderContentType, e.resp.ctype)
+		for _, kv := range e.resp.headers {
+			c.Set(kv[0], kv[1])
+		}
+		c.Set("x-routelab-idempotent-replay", "true")
+		return c.Send(e.resp.body)
+	}
+	err := fn()
+	if err != nil || c.Response().StatusCode() >= 300 {
+		h.idem.finish(key, e, nil)
+		return err
+	}
+	resp := &savedResponse{status: c.Response().StatusCode(), ctype: string(c.Response().Header.ContentType()), body: append([]byte(nil), c.Response().Body()...)}
+	for _, name := range []string{"x-routelab-request-id", "x-routelab-model", "x-routelab-policy", "x-routelab-experiment", "x-routelab-escalated"} {
+		resp.headers = append(resp.headers, [2]string{name, string(c.Response().Header.Peek(name))})
+	}
+	h.idem.finish(key, e, resp)
+	return nil
+}
+
+func (h *handlers) parseNative(c *fiber.Ctx) (*imageRequest, error) {
+	if isMultipart(c) {
+		return h.parseMultipart(c, false)
+	}
+	r := &imageRequest{}
+	if err := decodeJSON(c, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func parseOpenAIGenerate(c *fiber.Ctx) (*imageRequest, error) {
+	var o openaiGenerateRequest
+	if err := decodeJSON(c, &o); err != nil {
+		return nil, err
+	}
+	return &imageRequest{Prompt: o.Prompt, Model: o.Model, N: o.N, Size: o.Size, Quality: o.Quality, ResponseFormat: o.ResponseFormat, OutputFormat: o.OutputFormat, User: o.User, Mode: "generate"}, nil
+}
+
+func (h *handlers) parseOpenAIEdit(c *fiber.Ctx) (*imageRequest, error) {
+	if !isMultipart(c) {
+		return nil, &Error{Status: fiber.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Message: "Content-Type must be multipart/form-data"}
+	}
+	r, err := h.parseMultipart(c, true)
+	if err != nil {
+		return nil, err
+	}
+	r.Mode = "edit"
+	return r, nil
+}
+
+// parseMultipart reads the form fields of the native request (or OpenAI's
+// edit form) and the uploaded files: image / image[] / references[] as
+// references, mask as the mask.
+func (h *handlers) parseMultipart(c *fiber.Ctx, openai bool) (*imageRequest, error) {
+	if !strings.Contains(c.Get(fiber.HeaderContentType), "boundary=") {
+		return nil, &Error{Status: fiber.StatusBadRequest, Code: "invalid_multipart", Message: "multipart body without a boundary"}
+	}
+	form, err := c.MultipartForm()
+	if err != nil {
+		return nil, &Error{Status: fiber.StatusBadRequest, Code: "invalid_multipart", Message: "malformed multipart body"}
+	}
+	val := func(name string) string {
+		if v := form.Value[name]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	r := &imageRequest{
+		Prompt: val("prompt"), Mode: val("mode"), Size: val("size"), AspectRatio: val("aspect_ratio"),
+		OutputFormat: val("output_format"), Quality: val("quality"), Model: val("model"), User: val("user"),
+		ParentID: val("parent_id"), ResponseFormat: val("response_format"),
+	}
+	if v := val("n"); v != "" {
+		if r.N, err = strconv.Atoi(v); err != nil {
+			return nil, errField(CodeInvalidN, "n", "n must be an integer")
+		}
+	}
+	if v := val("constraints"); v != "" {
+		if err := json.Unmarshal([]byte(v), &r.Constraints); err != nil {
+			return nil, errField(CodeInvalidJSON, "constraints", "constraints must be a JSON object")
+		}
+	}
+	for _, u := range append(form.Value["references"], form.Value["references[]"]...) {
+		ref := refInput{}
+		if err := ref.UnmarshalJSON(strconv.AppendQuote(nil, u)); err != nil {
+			return nil, errField(CodeInvalidField, "references", "bad reference")
+		}
+		r.References = append(r.References, ref)
+	}
+	for name, files := range form.File {
+		isRef := name == "mask" || strings.HasPrefix(name, "image") || strings.HasPrefix(name, "references")
+		if !isRef {
+			continue
+		}
+		for _, fh := range files {
+			if len(r.References) >= h.cfg.MaxRefs+1 {
+				return nil, errField(CodeReferenceTooMany, "references", "too many references")
+			}
+			b, err := readFile(fh, h.cfg.MaxRefBytes, name)
+			if err != nil {
+				return nil, err
+			}
+			if name == "mask" {
+				if sniff(b) != "png" {
+					return nil, errField(CodeReferenceFormat, "mask", "mask must be a PNG")
+				}
+				r.mask = b
+				continue
+			}
+			r.References = append(r.References, refInput{Bytes: b})
+		}
+	}
+	return r, nil
+}
+
+func readFile(fh *multipart.FileHeader, maxBytes int, field string) ([]byte, error) {
+	if fh.Size > int64(maxBytes) {
+		return nil, &Error{Status: fiber.StatusRequestEntityTooLarge, Code: CodeReferenceTooLarge, Field: field, Message: "uploaded image too large"}
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, errField("invalid_multipart", field, "unreadable upload")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
+	if err != nil || len(b) > maxBytes {
+		return nil, &Error{Status: fiber.StatusRequestEntityTooLarge, Code: CodeReferenceTooLarge, Field: field, Message: "uploaded image too large"}
+	}
+	return b, nil
+}
+
+func (h *handlers) respondNative(c *fiber.Ctx, j *job, o *outcome) error {
+	imgs, err := h.images(c, j, o)
+	if err != nil {
+		return err
+	}
+	return c.JSON(imagesResponse{
+		ID: o.id, Created: o.created.Unix(), Model: o.model, Provider: o.provider, PolicyVersion: o.policy,
+		Experiments: o.arms, Escalated: o.escalated, Fallback: o.fallback, Reset: o.reset, QAPass: o.qaPass,
+		Attempts: o.attempts, LatencyMS: o.latency.Milliseconds(), CostUSD: o.cost, Images: imgs,
+	})
+}
+
+func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *outcome) error {
+	imgs, err := h.images(c, j, o)
+	if err != nil {
+		return err
+	}
+	resp := openaiImagesResponse{Created: o.created.Unix(), Data: make([]openaiImage, len(imgs)), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
+	for i, im := range imgs {
+		resp.Data[i] = openaiImage{B64JSON: im.B64JSON, URL: im.URL}
+	}
+	return c.JSON(resp)
+}
+
+func openaiQuality(tier string) string {
+	switch tier {
+	case "draft":
+		return "low"
+	case "premium":
+		return "high"
+	}
+	return "medium"
+}
+
+// images renders the outcome's images inline or as signed links.
+func (h *handlers) images(c *fiber.Ctx, j *job, o *outcome) ([]imageOut, error) {
+	out := make([]imageOut, len(o.images))
+	base := h.cfg.PublicURL
+	if base == "" {
+		base = c.BaseURL()
+	}
+	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
+	for i, im := range o.images {
+		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
+		if j.responseFormat != "url" {
+			out[i].B64JSON = im.Bytes
+			continue
+		}
+		if h.deps.Blobs == nil {
+			return nil, errField(CodeInvalidRespFormat, "response_format", "url responses need a blob store")
+		}
+		key, err := h.deps.Blobs.Put(im.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out[i].URL = base + "/v1/images/" + key + "?" + s.link(key, h.deps.Now())
+	}
+	return out, nil
+}
+
+// imageGet serves an image behind a signed, expiring link.
+func (h *handlers) imageGet(c *fiber.Ctx) error {
+	id := c.Params("id")
+	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
+	if !s.valid(id, c.Query("exp"), c.Query("sig"), h.deps.Now()) {
+		return &Error{Status: fiber.StatusForbidden, Code: CodeForbidden, Message: "link is invalid or expired"}
+	}
+	if h.deps.Blobs == nil {
+		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no such image"}
+	}
+	b, err := h.deps.Blobs.Get(id)
+	if err != nil {
+		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no such image"}
+	}
+	c.Set(fiber.HeaderContentType, http.DetectContentType(b))
+	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+	return c.Send(b)
+}

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// All limits here are per replica: behind N replicas a key gets N times its
+// rate, a tenant N times its daily cap, a provider N times the concurrency.
+
+// buckets is a token bucket per API key.
+type buckets struct {
+	rate  float64 // tokens per second
+	burst float64
+	mu    sync.Mutex
+	m     map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newBuckets(rate float64, burst int) *buckets {
+	return &buckets{rate: rate, burst: float64(burst), m: make(map[string]*bucket)}
+}
+
+// take spends one token for key; when none is left it returns how long
+// until one will be.
+func (b *buckets) take(key string, now time.Time) (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bk, ok := b.m[key]
+	if !ok {
+		bk = &bucket{tokens: b.burst, last: now}
+		b.m[key] = bk
+	}
+	if el := now.Sub(bk.last).Seconds(); el > 0 {
+		bk.tokens = min(b.burst, bk.tokens+el*b.rate)
+		bk.last = now
+	}
+	if bk.tokens >= 1 {
+		bk.tokens--
+		return true, 0
+	}
+	wait := time.Duration((1 - bk.tokens) / b.rate * float64(time.Second))
+	return false, max(wait, time.Millisecond)
+}
+
+// dailyCaps counts images per tenant per UTC day.
+type dailyCaps struct {
+	limit int64
+	mu    sync.Mutex
+	m     map[string]*dayCount
+}
+
+type dayCount struct {
+	day int64
+	n   int64
+}
+
+func newDailyCaps(limit int) *dailyCaps {
+	return &dailyCaps{limit: int64(limit), m: make(map[string]*dayCount)}
+}
+
+// reserve books n images for tenant today, or says how long until the cap
+// resets. Call release when the images were not delivered.
+func (d *dailyCaps) reserve(tenant string, n int, now time.Time) (bool, time.Duration) {
+	if d.limit <= 0 {
+		return true, 0
+	}
+	day := now.UTC().Unix() / 86400
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.m[tenant]
+	if !ok || c.day != day {
+		c = &dayCount{day: day}
+		d.m[tenant] = c
+	}
+	if c.n+int64(n) > d.limit {
+		reset := time.Unix((day+1)*86400, 0).Sub(now)
+		return false, reset
+	}
+	c.n += int64(n)
+	return true, 0
+}
+
+func (d *dailyCaps) release(tenant string, n int, now time.Time) {
+	if d.limit <= 0 {
+		return
+	}
+	day := now.UTC().Unix() / 86400
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.m[tenant]; ok && c.day == day {
+		c.n = max(0, c.n-int64(n))
+	}
+}
+
+// gate bounds the calls in flight to one provider, with a short queue;
+// past the queue, or after waiting too long, callers are shed.
+type gate struct {
+	slots   chan struct{}
+	waiting atomic.Int64
+	queue   int64
+	wait    time.Duration
+}
+
+func newGate(concurrency, queue int, wait time.Duration) *gate {
+	return &gate{slots: make(chan struct{}, concurrency), queue: int64(queue), wait: wait}
+}
+
+var errShed = &Error{Status: fiber.StatusServiceUnavailable, Code: CodeOverloaded, Message: "model is at capacity; retry shortly", RetryAfter: time.Second}
+
+// acquire takes a slot; the returned release must be called once.
+func (g *gate) acquire(ctx context.Context) (func(), error) {
+	select {
+	case g.slots <- struct{}{}:
+		return g.release, nil
+	default:
+	}
+	if g.waiting.Add(1) > g.queue {
+		g.waiting.Add(-1)
+		return nil, errShed
+	}
+	defer g.waiting.Add(-1)
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return g.release, nil
+	case <-t.C:
+		return nil, errShed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (g *gate) release() { <-g.slots }
+
+func (g *gate) inFlight() int { return len(g.slots) }

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/routelab/routelab/router"
+)
+
+// LivePolicy routes with whichever policy is live. Store swaps it
+// atomically: a request decides under one whole policy, old or new.
+type LivePolicy struct {
+	p      atomic.Pointer[router.Policy]
+	health router.Health
+}
+
+var _ Router = (*LivePolicy)(nil)
+
+// NewLivePolicy routes with p (nil until a policy is stored) under the
+// providers' health (nil: all usable).
+func NewLivePolicy(p *router.Policy, health router.Health) *LivePolicy {
+	l := &LivePolicy{health: health}
+	if p != nil {
+		l.p.Store(p)
+	}
+	return l
+}
+
+// Store makes p live. p must be compiled (router.ParsePolicy does it).
+func (l *LivePolicy) Store(p *router.Policy) { l.p.Store(p) }
+
+// Policy returns the live policy, nil before the first.
+func (l *LivePolicy) Policy() *router.Policy { return l.p.Load() }
+
+// Decide routes req under the live policy.
+func (l *LivePolicy) Decide(req router.Request) Route {
+	p := l.p.Load()
+	if p == nil {
+		return Route{}
+	}
+	d := router.Decide(req, p, l.health)
+	return Route{
+		Model: d.Model, Chain: d.Fallbacks, PolicyVersion: d.PolicyVersion, Rule: d.Rule,
+		Propensity: d.Propensity, Explored: d.Explored, Candidates: d.Candidates,
+		Features: d.Features.Event(&req), Reset: d.Reset, EditDepth: d.EditDepth,
+	}
+}

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/routelab/routelab/events"
+)
+
+// stratum names the review-sampling stratum of a request: route (the model
+// served), tier and experiment arm.
+func stratum(model, tier string, arms []events.Arm) string {
+	arm := "-"
+	if len(arms) > 0 {
+		parts := make([]string, len(arms))
+		for i, a := range arms {
+			parts[i] = a.Experiment + ":" + a.Arm
+		}
+		arm = strings.Join(parts, ",")
+	}
+	return model + "|" + tier + "|" + arm
+}
+
+// sampleRate is the most specific configured rate for a stratum: the full
+// "model|tier|arm", then "model|tier", then "model", then the default.
+func (h *handlers) sampleRate(s string) float64 {
+	if len(h.cfg.SampleRates) == 0 {
+		return h.cfg.SampleRate
+	}
+	for k := s; k != ""; {
+		if r, ok := h.cfg.SampleRates[k]; ok {
+			return r
+		}
+		i := strings.LastIndexByte(k, '|')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return h.cfg.SampleRate
+}
+
+// sample marks the output for human review at its stratum's rate and stores
+// its first image in the blob store. The draw hashes the request id, so
+// it is deterministic and needs no shared random source.
+func (h *handlers) sample(o *outcome, j *job, dec *events.Decision) {
+	rate := h.sampleRate(stratum(o.model, string(j.tier), o.arms))
+	if rate <= 0 || h.deps.Blobs == nil {
+		return
+	}
+	f := fnv.New64a()
+	_, _ = f.Write([]byte(j.id))
+	if float64(f.Sum64()>>11)/(1<<53) >= rate {
+		return
+	}
+	key, err := h.deps.Blobs.Put(o.images[0].Bytes)
+	if err != nil {
+		h.log.Warn("store sampled image", "request_id", j.id, "err", err)
+		return
+	}
+	o.sampled, o.blobKey = true, key
+	dec.Sampled, dec.BlobKey = true, key
+	h.m.sampled.Inc()
+}
+
+// signer makes and checks expiring image links.
+type signer struct {
+	secret []byte
+	ttl    time.Duration
+}
+
+func (s signer) sig(id string, exp int64) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(strconv.FormatInt(exp, 10)))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// link returns the query string that authorises GET /v1/images/{id}.
+func (s signer) link(id string, now time.Time) string {
+	exp := now.Add(s.ttl).Unix()
+	return "exp=" + strconv.FormatInt(exp, 10) + "&sig=" + s.sig(id, exp)
+}
+
+func (s signer) valid(id, expStr, sig string, now time.Time) bool {
+	exp, err := strconv.ParseInt(expStr, 10, 64)
+	if err != nil || now.Unix() > exp || len(s.secret) == 0 {
+		return false
+	}
+	return hmac.Equal([]byte(sig), []byte(s.sig(id, exp)))
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"log/slog"
+	"math"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routelab/routelab/providers"
+)
+
+// Config holds the serving limits. Zero values take the defaults below.
+type Config struct {
+	BodyLimit      int           // bytes per request body (413 past it); default 32 MiB
+	RequestTimeout time.Duration // deadline for one image request, all attempts; default 60 s
+
+	MaxPromptRunes  int            // default 4000
+	MaxN            int            // images per request; default 10
+	MaxRefs         int            // references per request; default 8
+	MaxRefBytes     int            // encoded bytes per reference; default 10 MiB
+	MaxRefPixels    int            // width*height per reference, checked before decoding; default 40 MP
+	RefMaxSide      int            // references are resized to fit this side; default 2048
+	RefFetchTimeout time.Duration  // per reference URL; default 10 s
+	RefAllow        []netip.Prefix // networks reference URLs may reach despite being private/loopback
+	RefCacheSize    int            // normalised references kept by content hash; default 256
+
+	RatePerSec float64 // per API key, token bucket refill; default 50
+	RateBurst  int     // per API key bucket size; default 100
+	DailyCap   int     // images per tenant per UTC day; 0 = unlimited
+
+	ProviderConcurrency int           // in-flight calls per provider; default 64
+	ProviderQueue       int           // waiting calls per provider before shedding; default 64
+	QueueWait           time.Duration // longest wait for a provider slot; default 2 s
+	MaxEscalations      int           // extra models tried after a QA failure; default 1
+
+	AdminToken string        // required for /admin/*; empty disables the admin API
+	URLSecret  []byte        // signs image links; required for response_format=url
+	URLTTL     time.Duration // lifetime of image links; default 1 h
+	PublicURL  string        // base of image links, e.g. http://127.0.0.1:8080; default from the request
+
+	SampleRate  float64            // default review sampling rate per stratum; default 0.05
+	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
+
+	IdempotencySize int // remembered Idempotency-Keys; default 10000
+	ChainSize       int // remembered edit-chain nodes; default 4096
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.BodyLimit, 32<<20)
+	def(&c.MaxPromptRunes, 4000)
+	def(&c.MaxN, 10)
+	def(&c.MaxRefs, 8)
+	def(&c.MaxRefBytes, 10<<20)
+	def(&c.MaxRefPixels, 40_000_000)
+	def(&c.RefMaxSide, 2048)
+	def(&c.RefCacheSize, 256)
+	def(&c.RateBurst, 100)
+	def(&c.ProviderConcurrency, 64)
+	def(&c.ProviderQueue, 64)
+	def(&c.IdempotencySize, 10000)
+	def(&c.ChainSize, 4096)
+	if c.MaxEscalations == 0 {
+		c.MaxEscalations = 1
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 60 * time.Second
+	}
+	if c.RefFetchTimeout <= 0 {
+		c.RefFetchTimeout = 10 * time.Second
+	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = 2 * time.Second
+	}
+	if c.URLTTL <= 0 {
+		c.URLTTL = time.Hour
+	}
+	if c.RatePerSec <= 0 {
+		c.RatePerSec = 50
+	}
+	if c.RatePerSec == math.Inf(1) {
+		c.RatePerSec = math.MaxFloat64
+	}
+	if c.SampleRate == 0 {
+		c.SampleRate = 0.05
+	}
+	return c
+}
+
+// Model is one catalog entry shown by /v1/models and accepted as a pin.
+type Model struct {
+	Name     string
+	Provider string
+}
+
+// Deps are the parts the server calls. Router, Providers and Keys are
+// required; the rest may be nil (no QA, events discarded, no sampling
+// storage, no experiments, no admin policy API).
+type Deps struct {
+	Router    Router
+	Providers map[string]providers.Provider // by catalog model name
+	Catalog   []Model
+	QA        Inspector
+	Events    Producer
+	Keys      KeyStore
+	Blobs     BlobStore
+	Assigner  Assigner
+	Policy    PolicyAdmin
+	Registry  prometheus.Registerer
+	Ready     func() error // extra readiness condition (e.g. policy loaded); nil = ready
+	Now       func() time.Time
+}
+
+// Server is the fiber app plus its drain switch.
+type Server struct {
+	*fiber.App
+	draining atomic.Bool
+}
+
+// Drain makes /readyz fail and new image requests get 503 while in-flight
+// requests finish; call it before App.ShutdownWithContext.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// New builds the fiber app with every route (see routes.go).
+func New(logger *slog.Logger, cfg Config, deps Deps) *Server {
+	cfg = cfg.withDefaults()
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	srv := &Server{}
+	app := fiber.New(fiber.Config{
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          errorHandler(logger),
+		DisableStartupMessage: true,
+		ReadTimeout:           2 * time.Minute,
+		IdleTimeout:           2 * time.Minute,
+		ReadBufferSize:        16 << 10,
+		// Parse multipart in the handler so a malformed form gets our error code.
+		DisablePreParseMultipartForm: true,
+	})
+	srv.App = app
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		logger.Error("panic", "request_id", requestID(c), "path", c.Path(), "panic", e)
+	}}))
+	h := newHandlers(logger, cfg, deps, srv)
+	routes(app, h)
+	return srv
+}
