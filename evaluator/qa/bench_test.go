@@ -1,0 +1,74 @@
+package qa_test
+
+import (
+	"bytes"
+	"fmt"
+	"image/jpeg"
+	"image/png"
+	"testing"
+
+	"github.com/routelab/routelab/evaluator/qa"
+)
+
+// BenchmarkCheck measures QA on the request path against the baseline of
+// only decoding the same bytes with the standard library (ns/op of the
+// Decode sub-benchmark); the extra cost of QA is Check minus Decode.
+func BenchmarkCheck(b *testing.B) {
+	c := qa.New(qa.Thresholds{})
+	for _, side := range []int{256, 1024} {
+		img := scene(side, side, 1)
+		ref := qa.HashImage(img)
+		for _, format := range []string{"png", "jpeg"} {
+			var buf []byte
+			if format == "png" {
+				buf = MustPNG(b, img)
+			} else {
+				buf = MustJPEG(b, img, 85)
+			}
+			spec := qa.Spec{Width: side, Height: side, Reference: ref, HasReference: true, PreserveSubject: true}
+			b.Run(fmt.Sprintf("%s-%d/Decode", format, side), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					if format == "png" {
+						_, err = png.Decode(bytes.NewReader(buf))
+					} else {
+						_, err = jpeg.Decode(bytes.NewReader(buf))
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("%s-%d/Check", format, side), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if r := c.Check(buf, spec); !r.Pass {
+						b.Fatal(r.Reason)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCheckCached is Check with WithCache on repeated bytes (the
+// zero-latency simulator case), against the uncached Check in the same run.
+func BenchmarkCheckCached(b *testing.B) {
+	img := scene(256, 256, 1)
+	buf := MustPNG(b, img)
+	spec := qa.Spec{Width: 256, Height: 256}
+	for _, tc := range []struct {
+		name string
+		c    *qa.Checker
+	}{{"uncached", qa.New(qa.Thresholds{})}, {"cached", qa.New(qa.Thresholds{}).WithCache(128)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := tc.c.Check(buf, spec); !r.Pass {
+					b.Fatal(r.Reason)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,132 @@
+package qa
+
+import (
+	"image"
+)
+
+// gray is an 8-bit luma plane, row-major, stride == w.
+type gray struct {
+	w, h int
+	pix  []uint8
+}
+
+// luma is BT.601 luma from 8-bit RGB, in fixed point.
+func luma(r, g, b uint32) uint8 {
+	return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16)
+}
+
+// toWork converts img to a luma plane no larger than maxSide on its longer
+// side, averaging f×f blocks (f the smallest integer that fits). Every
+// statistic is measured on this plane so that thresholds mean the same for a
+// 256 px and a 2048 px image, and so that the cost stays bounded.
+// buf is reused when large enough.
+func toWork(img image.Image, maxSide int, buf []uint8) gray {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	f := 1
+	if maxSide > 0 {
+		for max(w, h)/f > maxSide {
+			f++
+		}
+	}
+	ow, oh := w/f, h/f
+	if ow == 0 || oh == 0 {
+		ow, oh, f = max(w, 1), max(h, 1), 1
+	}
+	n := ow * oh
+	if cap(buf) < n {
+		buf = make([]uint8, n)
+	}
+	out := gray{w: ow, h: oh, pix: buf[:n]}
+	row := make([]uint8, w)
+	acc := make([]uint32, ow)
+	area := uint32(f * f)
+	for oy := 0; oy < oh; oy++ {
+		clear(acc)
+		for dy := 0; dy < f; dy++ {
+			lumaRow(img, b.Min.Y+oy*f+dy, row)
+			for ox := 0; ox < ow; ox++ {
+				x0 := ox * f
+				for _, v := range row[x0 : x0+f] {
+					acc[ox] += uint32(v)
+				}
+			}
+		}
+		dst := out.pix[oy*ow : (oy+1)*ow]
+		for ox := range dst {
+			dst[ox] = uint8((acc[ox] + area/2) / area)
+		}
+	}
+	return out
+}
+
+// lumaRow writes the luma of row y of img into row. Fast paths cover what the
+// decoders return; the default path is correct for any image.Image.
+func lumaRow(img image.Image, y int, row []uint8) {
+	b := img.Bounds()
+	switch m := img.(type) {
+	case *image.YCbCr:
+		off := m.YOffset(b.Min.X, y)
+		copy(row, m.Y[off:off+len(row)])
+	case *image.NYCbCrA:
+		off := m.YOffset(b.Min.X, y)
+		copy(row, m.Y[off:off+len(row)])
+	case *image.Gray:
+		off := m.PixOffset(b.Min.X, y)
+		copy(row, m.Pix[off:off+len(row)])
+	case *image.RGBA:
+		p := m.Pix[m.PixOffset(b.Min.X, y):]
+		for x := range row {
+			row[x] = luma(uint32(p[4*x]), uint32(p[4*x+1]), uint32(p[4*x+2]))
+		}
+	case *image.NRGBA:
+		p := m.Pix[m.PixOffset(b.Min.X, y):]
+		for x := range row {
+			row[x] = luma(uint32(p[4*x]), uint32(p[4*x+1]), uint32(p[4*x+2]))
+		}
+	case *image.Paletted:
+		var lut [256]uint8
+		for i, c := range m.Palette {
+			r, g, bl, _ := c.RGBA()
+			lut[i] = luma(r>>8, g>>8, bl>>8)
+		}
+		p := m.Pix[m.PixOffset(b.Min.X, y):]
+		for x := range row {
+			row[x] = lut[p[x]]
+		}
+	default:
+		for x := range row {
+			r, g, bl, _ := img.At(b.Min.X+x, y).RGBA()
+			row[x] = luma(r>>8, g>>8, bl>>8)
+		}
+	}
+}
+
+// stats returns the standard deviation of the plane and the variance of its
+// 4-neighbour Laplacian (interior pixels).
+func stats(g gray) (stddev, lapVar float64) {
+	var sum, sumSq int64
+	for _, v := range g.pix {
+		sum += int64(v)
+		sumSq += int64(v) * int64(v)
+	}
+	n := float64(len(g.pix))
+	mean := float64(sum) / n
+	stddev = sqrt(max(float64(sumSq)/n-mean*mean, 0))
+	if g.w < 3 || g.h < 3 {
+		return stddev, 0
+	}
+	var lSum, lSq int64
+	w := g.w
+	for y := 1; y < g.h-1; y++ {
+		up, mid, dn := g.pix[(y-1)*w:y*w], g.pix[y*w:(y+1)*w], g.pix[(y+1)*w:(y+2)*w]
+		for x := 1; x < w-1; x++ {
+			l := 4*int64(mid[x]) - int64(mid[x-1]) - int64(mid[x+1]) - int64(up[x]) - int64(dn[x])
+			lSum += l
+			lSq += l * l
+		}
+	}
+	m := float64((g.w - 2) * (g.h - 2))
+	lm := float64(lSum) / m
+	return stddev, max(float64(lSq)/m-lm*lm, 0)
+}

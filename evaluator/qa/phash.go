@@ -1,0 +1,113 @@
+package qa
+
+import (
+	"image"
+	"math"
+	"math/bits"
+)
+
+// Hash is a 64-bit perceptual hash (pHash): the signs, against their median,
+// of the 8×8 lowest-frequency DCT coefficients of the image shrunk to 32×32
+// luma. Similar images have hashes a small Hamming distance apart; it
+// survives re-encoding, resizing and mild colour changes, and moves when the
+// layout (the subject) changes.
+type Hash uint64
+
+// Distance is the Hamming distance between two hashes, 0..64.
+func (h Hash) Distance(o Hash) int { return bits.OnesCount64(uint64(h ^ o)) }
+
+const hashSide = 32
+
+// dctCos[u][x] = cos((2x+1)uπ / 64), the DCT-II basis for the 8 lowest frequencies.
+var dctCos = func() (t [8][hashSide]float64) {
+	for u := range 8 {
+		for x := range hashSide {
+			t[u][x] = math.Cos(float64(2*x+1) * float64(u) * math.Pi / (2 * hashSide))
+		}
+	}
+	return t
+}()
+
+// phash computes the hash of a luma plane.
+func phash(g gray) Hash {
+	var small [hashSide][hashSide]float64
+	for y := range hashSide {
+		y0, y1 := y*g.h/hashSide, max((y+1)*g.h/hashSide, y*g.h/hashSide+1)
+		for x := range hashSide {
+			x0, x1 := x*g.w/hashSide, max((x+1)*g.w/hashSide, x*g.w/hashSide+1)
+			var s, n int
+			for yy := y0; yy < y1 && yy < g.h; yy++ {
+				for _, v := range g.pix[yy*g.w+x0 : yy*g.w+min(x1, g.w)] {
+					s += int(v)
+					n++
+				}
+			}
+			if n > 0 {
+				small[y][x] = float64(s) / float64(n)
+			}
+		}
+	}
+	// Separable DCT, only the 8 lowest frequencies in each direction.
+	var rows [hashSide][8]float64
+	for y := range hashSide {
+		for u := range 8 {
+			var s float64
+			for x := range hashSide {
+				s += small[y][x] * dctCos[u][x]
+			}
+			rows[y][u] = s
+		}
+	}
+	var coef [64]float64
+	for v := range 8 {
+		for u := range 8 {
+			var s float64
+			for y := range hashSide {
+				s += rows[y][u] * dctCos[v][y]
+			}
+			coef[v*8+u] = s
+		}
+	}
+	// Median of the 63 AC coefficients (the DC term is the mean brightness).
+	var ac [63]float64
+	copy(ac[:], coef[1:])
+	med := median(ac[:])
+	var h Hash
+	for i := 1; i < 64; i++ {
+		if coef[i] > med {
+			h |= 1 << uint(i)
+		}
+	}
+	return h
+}
+
+func median(v []float64) float64 {
+	// Insertion sort: 63 elements, no allocation.
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// HashImage computes the perceptual hash of img, the same way Check hashes
+// outputs, so a reference hashed once can be compared with every attempt.
+func HashImage(img image.Image) Hash {
+	return phash(toWork(img, defaultWorkSide, nil))
+}
+
+// HashBytes decodes b (refusing more than maxPixels, see Decode) and hashes it.
+func HashBytes(b []byte, maxPixels int) (Hash, error) {
+	img, _, err := Decode(b, maxPixels)
+	if err != nil {
+		return 0, err
+	}
+	return HashImage(img), nil
+}
+
+func sqrt(x float64) float64 { return math.Sqrt(x) }

@@ -1,0 +1,275 @@
+// Package qa is routelab's automated QA of the image bytes a provider
+// returned, run on the request path before the response (step 6 of the
+// serving path): the server escalates to the next model when it fails, and
+// emits the result as an events.QAResult. It is pure: bytes in, verdict out.
+//
+// Checks, in order (names as in events.QACheck):
+//
+//	format     the bytes are PNG, JPEG or WebP by their magic bytes, the header
+//	           declares at most MaxPixels pixels (checked before decoding, against
+//	           decompression bombs), the body decodes, and the format is the one
+//	           asked for. Value 1 or 0. Nothing else runs when it fails.
+//	size       min(width/wantW, height/wantH): the image is at least the requested
+//	           size, less SizeTolerance (a larger image can be downscaled).
+//	aspect     |ln(aspect / wanted aspect)|, at most AspectTolerance.
+//	blank      standard deviation of luma (0..255); below MinStdDev the image is
+//	           blank or near-uniform.
+//	sharpness  variance of the 4-neighbour Laplacian of luma; below MinSharpness
+//	           the image is blurred or empty of detail.
+//	drift      Hamming distance (0..64) between the pHash of the output and of the
+//	           reference; only when the request asks to preserve the subject and a
+//	           reference hash is given. Above MaxDrift the subject changed.
+//
+// Statistics are measured on luma averaged down to at most WorkSide pixels on
+// the longer side, so the thresholds mean the same at every output size.
+package qa
+
+import (
+	"fmt"
+	"hash/maphash"
+	"image"
+	"math"
+	"strings"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/routelab/routelab/events"
+)
+
+// Check names.
+const (
+	CheckFormat    = "format"
+	CheckSize      = "size"
+	CheckAspect    = "aspect"
+	CheckBlank     = "blank"
+	CheckSharpness = "sharpness"
+	CheckDrift     = "drift"
+)
+
+const defaultWorkSide = 512
+
+// Thresholds tune the checks; zero fields take the defaults below.
+type Thresholds struct {
+	// MaxPixels refuses images whose header declares more pixels. Default
+	// 40 Mpx (vendors return at most ~4 Mpx; 40 Mpx of RGBA is 160 MB).
+	MaxPixels int
+	// SizeTolerance is how much smaller than requested an image may be, as a
+	// fraction. Default 0.02 (rounding to a multiple of 8 or 16 passes).
+	SizeTolerance float64
+	// AspectTolerance is the largest |ln(aspect/wanted)|. Default 0.03 (~3%).
+	AspectTolerance float64
+	// MinStdDev is the smallest luma standard deviation of a non-blank image.
+	// Default 6: a solid fill with JPEG noise sits near 1-2; the sim's washed-out
+	// renders near 3; a soft real photo above 20.
+	MinStdDev float64
+	// MinSharpness is the smallest Laplacian variance of a sharp image. Default
+	// 30: a crisp render or photo measures in the hundreds to thousands, a
+	// Gaussian blur of sigma ≥ 2 working pixels brings it under 20.
+	MinSharpness float64
+	// MaxDrift is the largest pHash distance at which the subject counts as
+	// preserved. Default 16 of 64: re-encodes and mild edits stay under 10,
+	// unrelated images sit near 32.
+	MaxDrift int
+	// WorkSide bounds the analysis plane. Default 512.
+	WorkSide int
+}
+
+// DefaultThresholds returns the documented defaults.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		MaxPixels:       40_000_000,
+		SizeTolerance:   0.02,
+		AspectTolerance: 0.03,
+		MinStdDev:       6,
+		MinSharpness:    30,
+		MaxDrift:        16,
+		WorkSide:        defaultWorkSide,
+	}
+}
+
+func (t Thresholds) withDefaults() Thresholds {
+	d := DefaultThresholds()
+	if t.MaxPixels == 0 {
+		t.MaxPixels = d.MaxPixels
+	}
+	if t.SizeTolerance == 0 {
+		t.SizeTolerance = d.SizeTolerance
+	}
+	if t.AspectTolerance == 0 {
+		t.AspectTolerance = d.AspectTolerance
+	}
+	if t.MinStdDev == 0 {
+		t.MinStdDev = d.MinStdDev
+	}
+	if t.MinSharpness == 0 {
+		t.MinSharpness = d.MinSharpness
+	}
+	if t.MaxDrift == 0 {
+		t.MaxDrift = d.MaxDrift
+	}
+	if t.WorkSide == 0 {
+		t.WorkSide = d.WorkSide
+	}
+	return t
+}
+
+// Spec is what the request asked for.
+type Spec struct {
+	Width, Height int    // requested size; 0 skips the size and aspect checks
+	Format        string // png | jpeg | webp; "" accepts any
+	// Reference is the pHash of the image to preserve (HashBytes); the drift
+	// check runs when PreserveSubject and HasReference are both set.
+	Reference       Hash
+	HasReference    bool
+	PreserveSubject bool
+}
+
+// Result is the verdict on one image.
+type Result struct {
+	Pass   bool
+	Score  float64 // mean of per-check scores in [0,1]; 0 when the bytes do not decode
+	Reason string  // the failed checks, "" when Pass
+	Checks []events.QACheck
+	Format string
+	Width  int
+	Height int
+	Hash   Hash // pHash of the output, for drift checks on later edits in a chain
+}
+
+// Event turns the result into the QA event the server emits.
+func (r Result) Event(h events.Header, model string, attempt int) events.QAResult {
+	return events.QAResult{Header: h, Model: model, Attempt: attempt, Pass: r.Pass, Score: r.Score, Checks: r.Checks, Reason: r.Reason}
+}
+
+// Checker runs the checks. It is safe for concurrent use.
+type Checker struct {
+	t     Thresholds
+	bufs  sync.Pool // *[]uint8 work planes
+	seed  maphash.Seed
+	cache *lru.Cache[cacheKey, Result]
+}
+
+type cacheKey struct {
+	sum  uint64
+	size int
+	spec Spec
+}
+
+// New returns a Checker with t (zero fields take the defaults).
+func New(t Thresholds) *Checker {
+	return &Checker{t: t.withDefaults(), seed: maphash.MakeSeed()}
+}
+
+// WithCache makes c remember the results for the last n distinct (bytes, spec)
+// pairs, keyed by a 64-bit hash of the bytes and their length. Check is a pure
+// function of both, so a hit returns what a fresh check would; it pays off when
+// a provider returns identical bytes (the simulator's render cache, CDN'd
+// images), and costs one pass of maphash over the bytes on a miss.
+func (c *Checker) WithCache(n int) *Checker {
+	cache, err := lru.New[cacheKey, Result](n)
+	if err != nil {
+		panic(fmt.Sprintf("qa: cache size %d: %v", n, err)) // n <= 0 is a programming error
+	}
+	c.cache = cache
+	return c
+}
+
+// Thresholds returns the effective thresholds.
+func (c *Checker) Thresholds() Thresholds { return c.t }
+
+// Check runs every applicable check on b.
+func (c *Checker) Check(b []byte, s Spec) Result {
+	if c.cache == nil {
+		return c.check(b, s)
+	}
+	k := cacheKey{sum: maphash.Bytes(c.seed, b), size: len(b), spec: s}
+	if r, ok := c.cache.Get(k); ok {
+		r.Checks = append([]events.QACheck(nil), r.Checks...) // callers may modify theirs
+		return r
+	}
+	r := c.check(b, s)
+	c.cache.Add(k, r)
+	r.Checks = append([]events.QACheck(nil), r.Checks...)
+	return r
+}
+
+func (c *Checker) check(b []byte, s Spec) Result {
+	img, format, err := Decode(b, c.t.MaxPixels)
+	if err != nil {
+		return Result{
+			Format: format,
+			Checks: []events.QACheck{{Name: CheckFormat, Pass: false, Value: 0}},
+			Reason: "format: " + err.Error(),
+		}
+	}
+	return c.CheckImage(img, format, s)
+}
+
+// CheckImage runs the checks on an already decoded image (format as named by Sniff).
+func (c *Checker) CheckImage(img image.Image, format string, s Spec) Result {
+	bd := img.Bounds()
+	r := Result{Format: format, Width: bd.Dx(), Height: bd.Dy(), Checks: make([]events.QACheck, 0, 6)}
+	var scores []float64
+	var reasons []string
+	add := func(name string, pass bool, value, score float64, why string) {
+		r.Checks = append(r.Checks, events.QACheck{Name: name, Pass: pass, Value: value})
+		scores = append(scores, clamp01(score))
+		if !pass {
+			reasons = append(reasons, name+": "+why)
+		}
+	}
+
+	formatOK := s.Format == "" || strings.EqualFold(s.Format, format) || (s.Format == "jpg" && format == FormatJPEG)
+	add(CheckFormat, formatOK, b2f(formatOK), b2f(formatOK), fmt.Sprintf("got %s, want %s", format, s.Format))
+
+	if s.Width > 0 && s.Height > 0 {
+		ratio := math.Min(float64(r.Width)/float64(s.Width), float64(r.Height)/float64(s.Height))
+		add(CheckSize, ratio >= 1-c.t.SizeTolerance, ratio, ratio,
+			fmt.Sprintf("%dx%d smaller than %dx%d", r.Width, r.Height, s.Width, s.Height))
+		dev := math.Abs(math.Log(float64(r.Width) / float64(r.Height) * float64(s.Height) / float64(s.Width)))
+		add(CheckAspect, dev <= c.t.AspectTolerance, dev, 1-dev/(4*c.t.AspectTolerance),
+			fmt.Sprintf("%dx%d is not the aspect of %dx%d", r.Width, r.Height, s.Width, s.Height))
+	}
+
+	bufp, _ := c.bufs.Get().(*[]uint8)
+	if bufp == nil {
+		bufp = new([]uint8)
+	}
+	g := toWork(img, c.t.WorkSide, *bufp)
+	std, lap := stats(g)
+	r.Hash = phash(g)
+	*bufp = g.pix
+	c.bufs.Put(bufp)
+
+	add(CheckBlank, std >= c.t.MinStdDev, round3(std), std/(2*c.t.MinStdDev),
+		fmt.Sprintf("luma std-dev %.1f < %.1f", std, c.t.MinStdDev))
+	add(CheckSharpness, lap >= c.t.MinSharpness, round3(lap), lap/(2*c.t.MinSharpness),
+		fmt.Sprintf("Laplacian variance %.1f < %.1f", lap, c.t.MinSharpness))
+
+	if s.PreserveSubject && s.HasReference {
+		d := r.Hash.Distance(s.Reference)
+		add(CheckDrift, d <= c.t.MaxDrift, float64(d), 1-float64(d)/float64(2*c.t.MaxDrift),
+			fmt.Sprintf("pHash distance %d > %d", d, c.t.MaxDrift))
+	}
+
+	var sum float64
+	for _, v := range scores {
+		sum += v
+	}
+	r.Score = round3(sum / float64(len(scores)))
+	r.Pass = len(reasons) == 0
+	r.Reason = strings.Join(reasons, "; ")
+	return r
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

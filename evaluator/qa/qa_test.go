@@ -1,0 +1,286 @@
+package qa_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/events"
+)
+
+// scene draws a sharp test picture: a gradient, filled shapes and a grid of
+// small "glyph" blocks, placed by seed.
+func scene(w, h int, seed uint64) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetRGBA(x, y, color.RGBA{uint8(40 + 120*y/h), uint8(80 + 100*x/w), 160, 255})
+		}
+	}
+	for range 6 {
+		cx, cy, rad := int(r.Float64()*float64(w)), int(r.Float64()*float64(h)), int((0.03+r.Float64()/4)*float64(w))
+		c := color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+		for y := max(cy-rad, 0); y < min(cy+rad, h); y++ {
+			for x := max(cx-rad, 0); x < min(cx+rad, w); x++ {
+				if (x-cx)*(x-cx)+(y-cy)*(y-cy) < rad*rad {
+					img.SetRGBA(x, y, c)
+				}
+			}
+		}
+	}
+	for y := h * 3 / 4; y < h*3/4+12 && y < h; y++ {
+		for x := w / 10; x < w*9/10; x++ {
+			if (x/3)%4 != 3 && (y/3)%2 == 0 {
+				img.SetRGBA(x, y, color.RGBA{10, 10, 10, 255})
+			}
+		}
+	}
+	return img
+}
+
+func uniform(w, h int, c color.RGBA, noise int, seed uint64) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 1))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			d := 0
+			if noise > 0 {
+				d = r.IntN(2*noise+1) - noise
+			}
+			img.SetRGBA(x, y, color.RGBA{clamp(int(c.R) + d), clamp(int(c.G) + d), clamp(int(c.B) + d), 255})
+		}
+	}
+	return img
+}
+
+func clamp(v int) uint8 { return uint8(max(0, min(255, v))) }
+
+// boxBlur blurs img with a (2r+1)² box, passes times.
+func boxBlur(src *image.RGBA, r, passes int) *image.RGBA {
+	b := src.Bounds()
+	cur := src
+	for range passes {
+		dst := image.NewRGBA(b)
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				var s [3]int
+				n := 0
+				for dy := -r; dy <= r; dy++ {
+					for dx := -r; dx <= r; dx++ {
+						p := cur.RGBAAt(min(max(x+dx, 0), b.Max.X-1), min(max(y+dy, 0), b.Max.Y-1))
+						s[0] += int(p.R)
+						s[1] += int(p.G)
+						s[2] += int(p.B)
+						n++
+					}
+				}
+				dst.SetRGBA(x, y, color.RGBA{uint8(s[0] / n), uint8(s[1] / n), uint8(s[2] / n), 255})
+			}
+		}
+		cur = dst
+	}
+	return cur
+}
+
+func MustPNG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func MustJPEG(t testing.TB, img image.Image, q int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func MustRead(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// bomb is a valid PNG signature and IHDR declaring w×h, with no pixel data.
+func bomb(w, h uint32) []byte {
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	binary.Write(&b, binary.BigEndian, uint32(len(ihdr)))
+	chunk := append([]byte("IHDR"), ihdr...)
+	b.Write(chunk)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return b.Bytes()
+}
+
+func TestCheck(t *testing.T) {
+	sharp := scene(256, 256, 1)
+	sharpPNG := MustPNG(t, sharp)
+	ref, err := qa.HashBytes(sharpPNG, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	preserve := func(s qa.Spec) qa.Spec { s.Reference, s.HasReference, s.PreserveSubject = ref, true, true; return s }
+	sq := qa.Spec{Width: 256, Height: 256}
+
+	tests := []struct {
+		name     string
+		give     []byte
+		spec     qa.Spec
+		wantPass bool
+		wantFail []string // names of failing checks
+	}{
+		{"sharp png", sharpPNG, sq, true, nil},
+		{"sharp jpeg", MustJPEG(t, sharp, 85), sq, true, nil},
+		{"larger same aspect", MustPNG(t, scene(512, 512, 1)), sq, true, nil},
+		{"no size asked", MustPNG(t, scene(300, 200, 2)), qa.Spec{}, true, nil},
+		{"format asked matches", sharpPNG, qa.Spec{Format: "png"}, true, nil},
+		{"format asked differs", sharpPNG, qa.Spec{Format: "webp"}, false, []string{"format"}},
+		{"webp decodes", MustRead(t, "video-001.lossy.webp"), qa.Spec{Width: 150, Height: 103, Format: "webp"}, true, nil},
+		{"not an image", []byte("<html>rate limited</html>"), sq, false, []string{"format"}},
+		{"truncated png", sharpPNG[:len(sharpPNG)/2], sq, false, []string{"format"}},
+		{"empty", nil, sq, false, []string{"format"}},
+		{"decompression bomb", bomb(100_000, 100_000), sq, false, []string{"format"}},
+		{"uniform", MustPNG(t, uniform(256, 256, color.RGBA{200, 200, 200, 255}, 0, 1)), sq, false, []string{"blank", "sharpness"}},
+		{"near uniform with noise", MustPNG(t, uniform(256, 256, color.RGBA{240, 240, 240, 255}, 2, 1)), sq, false, []string{"blank"}},
+		{"near uniform jpeg", MustJPEG(t, uniform(256, 256, color.RGBA{30, 30, 30, 255}, 1, 1), 70), sq, false, []string{"blank", "sharpness"}},
+		{"blurred", MustPNG(t, boxBlur(sharp, 2, 3)), sq, false, []string{"sharpness"}},
+		{"smaller", MustPNG(t, scene(128, 128, 1)), sq, false, []string{"size"}},
+		{"wrong aspect", MustPNG(t, scene(256, 160, 1)), sq, false, []string{"size", "aspect"}},
+		{"subject kept, re-encoded", MustJPEG(t, sharp, 60), preserve(sq), true, nil},
+		{"subject kept, slight blur", MustPNG(t, boxBlur(sharp, 1, 1)), preserve(sq), true, nil},
+		{"subject changed", MustPNG(t, scene(256, 256, 99)), preserve(sq), false, []string{"drift"}},
+		{"drift ignored without preserve", MustPNG(t, scene(256, 256, 99)), qa.Spec{Width: 256, Height: 256, Reference: ref, HasReference: true}, true, nil},
+	}
+	c := qa.New(qa.Thresholds{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := c.Check(tt.give, tt.spec)
+			var failed []string
+			for _, ch := range got.Checks {
+				if !ch.Pass {
+					failed = append(failed, ch.Name)
+				}
+			}
+			if got.Pass != tt.wantPass || strings.Join(failed, ",") != strings.Join(tt.wantFail, ",") {
+				t.Errorf("Check(%s) = pass %v failed %v (%s; checks %+v), want pass %v failed %v",
+					tt.name, got.Pass, failed, got.Reason, got.Checks, tt.wantPass, tt.wantFail)
+			}
+			if got.Pass != (got.Reason == "") {
+				t.Errorf("Check(%s): pass %v with reason %q", tt.name, got.Pass, got.Reason)
+			}
+			if got.Score < 0 || got.Score > 1 || (got.Pass && got.Score < 0.5) {
+				t.Errorf("Check(%s).Score = %v, want in [0,1] and >= 0.5 when passing", tt.name, got.Score)
+			}
+		})
+	}
+}
+
+func TestDecodeRefusesBombBeforeDecoding(t *testing.T) {
+	_, _, err := qa.Decode(bomb(50_000, 50_000), 40_000_000)
+	if !errors.Is(err, qa.ErrTooManyPixels) {
+		t.Fatalf("Decode(bomb) error = %v, want ErrTooManyPixels", err)
+	}
+	_, _, err = qa.Decode([]byte("GIF89a......"), 0)
+	if !errors.Is(err, qa.ErrUnknownFormat) {
+		t.Fatalf("Decode(gif) error = %v, want ErrUnknownFormat", err)
+	}
+}
+
+func TestSniff(t *testing.T) {
+	tests := []struct {
+		give []byte
+		want string
+	}{
+		{MustPNG(t, scene(8, 8, 1)), "png"},
+		{MustJPEG(t, scene(8, 8, 1), 90), "jpeg"},
+		{MustRead(t, "blue-purple-pink.lossy.webp"), "webp"},
+		{[]byte("RIFF\x00\x00\x00\x00WAVE"), ""},
+		{[]byte{0xff, 0xd8}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := qa.Sniff(tt.give); got != tt.want {
+			t.Errorf("Sniff(%q...) = %q, want %q", tt.give[:min(len(tt.give), 12)], got, tt.want)
+		}
+	}
+}
+
+func TestHashDistance(t *testing.T) {
+	webp, err := qa.HashBytes(MustRead(t, "video-001.lossy.webp"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := qa.Decode(MustRead(t, "video-001.lossy.webp"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pngOfSame, err := qa.HashBytes(MustJPEG(t, img, 50), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := qa.HashBytes(MustRead(t, "blue-purple-pink.lossy.webp"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := webp.Distance(pngOfSame); d > 4 {
+		t.Errorf("distance(webp, its jpeg re-encode) = %d, want <= 4", d)
+	}
+	if d := webp.Distance(other); d < 20 {
+		t.Errorf("distance(video-001, blue-purple-pink) = %d, want >= 20", d)
+	}
+	a, b := scene(256, 256, 1), scene(512, 512, 1)
+	if d := qa.HashImage(a).Distance(qa.HashImage(b)); d > 8 {
+		t.Errorf("distance(scene 256, scene 512) = %d, want <= 8 (resize invariant)", d)
+	}
+}
+
+func TestEvent(t *testing.T) {
+	r := qa.New(qa.Thresholds{}).Check(MustPNG(t, uniform(64, 64, color.RGBA{0, 0, 0, 255}, 0, 1)), qa.Spec{})
+	ev := r.Event(qaHeader(), "m1", 2)
+	if ev.Pass || ev.Model != "m1" || ev.Attempt != 2 || len(ev.Checks) != len(r.Checks) || ev.Reason == "" || ev.RequestID != "req-1" {
+		t.Errorf("Event() = %+v, want a failing QA event for m1 attempt 2 with the checks and reason", ev)
+	}
+}
+
+func qaHeader() events.Header { return events.Header{EventID: "e1", RequestID: "req-1", Tenant: "t"} }
+
+func TestCachedEqualsUncached(t *testing.T) {
+	plain, cached := qa.New(qa.Thresholds{}), qa.New(qa.Thresholds{}).WithCache(4)
+	imgs := [][]byte{MustPNG(t, scene(64, 64, 1)), MustPNG(t, uniform(64, 64, color.RGBA{9, 9, 9, 255}, 0, 1))}
+	for range 3 {
+		for _, b := range imgs {
+			spec := qa.Spec{Width: 64, Height: 64}
+			want := plain.Check(b, spec)
+			got := cached.Check(b, spec)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("cached Check differs (-want +got):\n%s", diff)
+			}
+			got.Checks[0].Pass = !got.Checks[0].Pass // must not leak into the cache
+		}
+	}
+}

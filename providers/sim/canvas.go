@@ -1,0 +1,250 @@
+package sim
+
+import (
+	"image"
+	"math/rand/v2"
+)
+
+// canvas is an opaque RGBA raster (alpha always 255) with the few drawing
+// operations the renderer needs, written against the pixel slice for speed.
+type canvas struct {
+	w, h int
+	pix  []uint8
+}
+
+func newCanvas(w, h int) *canvas {
+	w, h = max(w, 1), max(h, 1)
+	return &canvas{w: w, h: h, pix: make([]uint8, 4*w*h)}
+}
+
+func (c *canvas) set(x, y int, col [3]uint8) {
+	i := 4 * (y*c.w + x)
+	c.pix[i], c.pix[i+1], c.pix[i+2], c.pix[i+3] = col[0], col[1], col[2], 255
+}
+
+// gradient fills the canvas top to bottom from a to b.
+func (c *canvas) gradient(a, b [3]uint8) {
+	for y := range c.h {
+		t := y * 256 / c.h
+		col := [3]uint8{mix(a[0], b[0], t), mix(a[1], b[1], t), mix(a[2], b[2], t)}
+		row := c.pix[4*y*c.w : 4*(y+1)*c.w]
+		for x := 0; x < len(row); x += 4 {
+			row[x], row[x+1], row[x+2], row[x+3] = col[0], col[1], col[2], 255
+		}
+	}
+}
+
+func mix(a, b uint8, t int) uint8 { return uint8((int(a)*(256-t) + int(b)*t) >> 8) }
+
+func (c *canvas) fillRect(x0, y0, x1, y1 int, col [3]uint8) {
+	x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, c.w), min(y1, c.h)
+	for y := y0; y < y1; y++ {
+		for x := x0; x < x1; x++ {
+			c.set(x, y, col)
+		}
+	}
+}
+
+func (c *canvas) fillCircle(cx, cy, r int, col [3]uint8) {
+	for y := max(cy-r, 0); y < min(cy+r+1, c.h); y++ {
+		dy := y - cy
+		for x := max(cx-r, 0); x < min(cx+r+1, c.w); x++ {
+			dx := x - cx
+			if dx*dx+dy*dy <= r*r {
+				c.set(x, y, col)
+			}
+		}
+	}
+}
+
+// fillTriangle fills the triangle with the edge-function test.
+func (c *canvas) fillTriangle(x0, y0, x1, y1, x2, y2 int, col [3]uint8) {
+	minX, maxX := max(min(x0, x1, x2), 0), min(max(x0, x1, x2), c.w-1)
+	minY, maxY := max(min(y0, y1, y2), 0), min(max(y0, y1, y2), c.h-1)
+	edge := func(ax, ay, bx, by, px, py int) int { return (bx-ax)*(py-ay) - (by-ay)*(px-ax) }
+	area := edge(x0, y0, x1, y1, x2, y2)
+	if area == 0 {
+		return
+	}
+	for y := minY; y <= maxY; y++ {
+		for x := minX; x <= maxX; x++ {
+			a, b, d := edge(x1, y1, x2, y2, x, y), edge(x2, y2, x0, y0, x, y), edge(x0, y0, x1, y1, x, y)
+			if (area > 0 && a >= 0 && b >= 0 && d >= 0) || (area < 0 && a <= 0 && b <= 0 && d <= 0) {
+				c.set(x, y, col)
+			}
+		}
+	}
+}
+
+// marks draws three lines of word-like bars in the lower quarter: the look
+// of text without its content.
+func (c *canvas) marks(r *rand.Rand, col [3]uint8) {
+	unit := max(min(c.w, c.h)/64, 1)
+	y := c.h * 3 / 4
+	for range 3 {
+		x := c.w / 10
+		for x < c.w*9/10 {
+			wl := unit * (2 + r.IntN(6))
+			c.fillRect(x, y, min(x+wl, c.w*9/10), y+2*unit, col)
+			x += wl + 2*unit
+		}
+		y += 4 * unit
+	}
+}
+
+// text draws s in the 7x13 bitmap font, scaled to fit 80% of the width, on
+// a background band in the lower third.
+func (c *canvas) text(s string, fg, bg [3]uint8) {
+	runes := []rune(s)
+	scale := max(1, min(c.w*8/10/(7*len(runes)+1), c.h/(13*5)))
+	tw, th := 7*len(runes)*scale, 13*scale
+	x0, y0 := (c.w-tw)/2, c.h*2/3
+	c.fillRect(x0-2*scale, y0-2*scale, x0+tw+2*scale, y0+th+2*scale, bg)
+	for i, ch := range runes {
+		m := glyph(ch)
+		for gy := range 13 {
+			for gx := range 6 {
+				if m[gy][gx] {
+					px, py := x0+(7*i+gx)*scale, y0+gy*scale
+					c.fillRect(px, py, px+scale, py+scale, fg)
+				}
+			}
+		}
+	}
+}
+
+// noise adds uniform noise of ±amp to every channel. The noise repeats in
+// a 64×64 tile (deterministic xorshift) so that it stays cheap to draw and to
+// compress; at a glance it is still noise.
+func (c *canvas) noise(amp float64, state uint64) {
+	a := int(amp)
+	if a <= 0 {
+		return
+	}
+	const tile = 64
+	span := uint64(2*a + 1)
+	t := make([]int8, tile*tile*3)
+	for i := range t {
+		state ^= state << 13
+		state ^= state >> 7
+		state ^= state << 17
+		t[i] = int8(int(state%span) - a)
+	}
+	for y := range c.h {
+		trow := t[(y%tile)*tile*3 : (y%tile+1)*tile*3]
+		p := c.pix[4*y*c.w : 4*(y+1)*c.w]
+		for x := range c.w {
+			d := trow[(x%tile)*3 : (x%tile)*3+3]
+			i := 4 * x
+			p[i], p[i+1], p[i+2] = clampByte(int(p[i])+int(d[0])), clampByte(int(p[i+1])+int(d[1])), clampByte(int(p[i+2])+int(d[2]))
+		}
+	}
+}
+
+// blur is a separable box blur of the given radius (twice ≈ Gaussian):
+// running sums along rows, then running column sums down the image.
+func (c *canvas) blur(radius int) {
+	tmp := make([]int, 3*c.w)
+	n := 2*radius + 1
+	for y := range c.h {
+		c.blurLine(c.pix[4*y*c.w:4*(y+1)*c.w], 4, c.w, radius, n, tmp)
+	}
+	stride := 4 * c.w
+	row := func(y int) []uint8 { y = min(max(y, 0), c.h-1); return c.pix[y*stride : (y+1)*stride] }
+	sums := make([]int, stride)
+	for y := -radius; y <= radius; y++ {
+		for i, v := range row(y) {
+			sums[i] += int(v)
+		}
+	}
+	out := make([]uint8, len(c.pix))
+	for y := range c.h {
+		dst := out[y*stride : (y+1)*stride]
+		for i := range dst {
+			dst[i] = uint8(sums[i] / n)
+		}
+		add, sub := row(y+radius+1), row(y-radius)
+		for i := range sums {
+			sums[i] += int(add[i]) - int(sub[i])
+		}
+	}
+	c.pix = out
+}
+
+// blurLine box-blurs the RGB of length pixels of line (stride bytes apart)
+// with a running sum; edges repeat the border pixel.
+func (c *canvas) blurLine(line []uint8, stride, length, radius, n int, tmp []int) {
+	at := func(i, k int) int { return int(line[stride*min(max(i, 0), length-1)+k]) }
+	for k := range 3 {
+		s := 0
+		for i := -radius; i <= radius; i++ {
+			s += at(i, k)
+		}
+		for i := range length {
+			tmp[3*i+k] = s / n
+			s += at(i+radius+1, k) - at(i-radius, k)
+		}
+	}
+	for i := range length {
+		line[stride*i], line[stride*i+1], line[stride*i+2] = uint8(tmp[3*i]), uint8(tmp[3*i+1]), uint8(tmp[3*i+2])
+	}
+}
+
+// washOut pulls every channel towards level, keeping the fraction contrast
+// of its distance.
+func (c *canvas) washOut(contrast float64, level int) {
+	k := int(contrast * 256)
+	for i := 0; i < len(c.pix); i += 4 {
+		for j := i; j < i+3; j++ {
+			c.pix[j] = clampByte(level + (int(c.pix[j])-level)*k/256)
+		}
+	}
+}
+
+// drawScaled draws img scaled to the canvas (nearest neighbour).
+func (c *canvas) drawScaled(img image.Image) {
+	b := img.Bounds()
+	for y := range c.h {
+		sy := b.Min.Y + y*b.Dy()/c.h
+		for x := range c.w {
+			r, g, bl, _ := img.At(b.Min.X+x*b.Dx()/c.w, sy).RGBA()
+			c.set(x, y, [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8)})
+		}
+	}
+}
+
+// blend mixes o into c with weight t in [0,1].
+func (c *canvas) blend(o *canvas, t float64) {
+	k := int(t * 256)
+	for i := range c.pix {
+		c.pix[i] = uint8((int(c.pix[i])*(256-k) + int(o.pix[i])*k) >> 8)
+	}
+}
+
+func clampByte(v int) uint8 { return uint8(max(0, min(255, v))) }
+
+// grain adds ±amp to the luma of every cell×cell block: the fine texture
+// real images have, which blur removes. The values repeat in a 16×16-cell
+// tile so that PNG's deflate finds the repeats and the bytes stay small.
+func (c *canvas) grain(cell, amp int, state uint64) {
+	const tile = 16
+	span := uint64(2*amp + 1)
+	var t [tile][tile]int
+	for y := range tile {
+		for x := range tile {
+			state ^= state << 13
+			state ^= state >> 7
+			state ^= state << 17
+			t[y][x] = int(state%span) - amp
+		}
+	}
+	for y := range c.h {
+		trow := &t[(y/cell)%tile]
+		p := c.pix[4*y*c.w : 4*(y+1)*c.w]
+		for x := range c.w {
+			d := trow[(x/cell)%tile]
+			i := 4 * x
+			p[i], p[i+1], p[i+2] = clampByte(int(p[i])+d), clampByte(int(p[i+1])+d), clampByte(int(p[i+2])+d)
+		}
+	}
+}

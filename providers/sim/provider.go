@@ -1,0 +1,219 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"image"
+	"math"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/providers"
+)
+
+// Verdict is what one simulated model call yields: the hidden truth the
+// provider acts out.
+type Verdict struct {
+	Success bool                // the output does what the request asked (hidden from routelab)
+	Quality float64             // 0..1; drives the rendering, so QA sees it
+	Latency time.Duration       // how long the model takes
+	ErrKind providers.ErrorKind // "" when an image comes back
+	CostUSD float64             // billed for the call
+}
+
+// Oracle decides the verdict of a call. The simulated world (World) is the
+// real one; tests use an OracleFunc.
+type Oracle interface {
+	Outcome(ctx context.Context, req providers.Request) Verdict
+}
+
+// OracleFunc adapts a function to Oracle.
+type OracleFunc func(ctx context.Context, req providers.Request) Verdict
+
+// Outcome calls f.
+func (f OracleFunc) Outcome(ctx context.Context, req providers.Request) Verdict { return f(ctx, req) }
+
+// Options tune the simulated provider; zero fields take the defaults.
+type Options struct {
+	// Name is the provider name in errors and attempts. Default "sim".
+	Name string
+	// LatencyScale multiplies the verdict's latency before waiting: 1 waits
+	// in real time, 0.01 makes a 12 s model answer in 120 ms, 0 does not wait
+	// (benchmarks). The wait respects the context.
+	LatencyScale float64
+	// Width and Height are used when the request has no size. Default 256×256,
+	// small so that zero-latency benchmarks measure routelab, not the renderer.
+	Width, Height int
+	// CacheSize is how many rendered images to keep, keyed by everything the
+	// rendering depends on. Default 512; negative disables the cache.
+	CacheSize int
+	// RetryAfter is returned with rate-limited verdicts. Default 1 s.
+	RetryAfter time.Duration
+	// Sleep waits d or until ctx is done; tests inject one. Default a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Provider acts out an Oracle's verdicts as an image API would: it waits the
+// model's latency, then returns rendered PNG bytes or a *providers.Error.
+type Provider struct {
+	oracle Oracle
+	opt    Options
+	seed   maphash.Seed
+	images *lru.Cache[renderKey, []byte]
+	refs   *lru.Cache[uint64, image.Image]
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+type renderKey struct {
+	prompt   string
+	w, h     int
+	qualityQ int // quality in steps of 1/qualitySteps
+	seed     uint64
+	ref      uint64 // hash of the reference for edits, 0 for generation
+}
+
+// qualitySteps quantises quality so that renders can be cached; Render of the
+// quantised quality is what a cache hit returns.
+const qualitySteps = 50
+
+// New returns a simulated provider acting out o's verdicts.
+func New(o Oracle, opt Options) *Provider {
+	if opt.Name == "" {
+		opt.Name = "sim"
+	}
+	if opt.Width <= 0 || opt.Height <= 0 {
+		opt.Width, opt.Height = 256, 256
+	}
+	if opt.CacheSize == 0 {
+		opt.CacheSize = 512
+	}
+	if opt.RetryAfter == 0 {
+		opt.RetryAfter = time.Second
+	}
+	if opt.Sleep == nil {
+		opt.Sleep = sleep
+	}
+	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
+	if opt.CacheSize > 0 {
+		p.images, _ = lru.New[renderKey, []byte](opt.CacheSize)
+		p.refs, _ = lru.New[uint64, image.Image](32)
+	}
+	return p
+}
+
+// Name returns the provider name.
+func (p *Provider) Name() string { return p.opt.Name }
+
+// Generate asks the oracle for the verdict, waits its latency (scaled), and
+// returns the rendered images, or a *providers.Error of the verdict's kind
+// (KindTimeout when ctx ends first, KindBadRequest when an edit's reference
+// does not decode). Returned bytes may be shared with later calls: read only.
+func (p *Provider) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
+	v := p.oracle.Outcome(ctx, req)
+	wait := time.Duration(float64(v.Latency) * p.opt.LatencyScale)
+	if v.ErrKind == providers.KindRateLimited || v.ErrKind == providers.KindAuth || v.ErrKind == providers.KindBadRequest {
+		wait /= 20 // refused at the door, before any model runs
+	}
+	if err := p.opt.Sleep(ctx, wait); err != nil {
+		return providers.Result{}, &providers.Error{Provider: p.opt.Name, Kind: providers.KindTimeout, Status: 504, Message: err.Error()}
+	}
+	if v.ErrKind != "" {
+		e := &providers.Error{Provider: p.opt.Name, Kind: v.ErrKind, Status: statusOf(v.ErrKind), Message: "simulated " + string(v.ErrKind)}
+		if v.ErrKind == providers.KindRateLimited {
+			e.RetryAfter = p.opt.RetryAfter
+		}
+		return providers.Result{}, e
+	}
+	w, h := req.Width, req.Height
+	if w <= 0 || h <= 0 {
+		w, h = p.opt.Width, p.opt.Height
+	}
+	seed := req.Seed
+	if seed == 0 {
+		seed = hashString(req.Model + "\x00" + req.Prompt)
+	}
+	var ref image.Image
+	var refKey uint64
+	if req.Mode == "edit" && len(req.References) > 0 {
+		var err error
+		if ref, refKey, err = p.reference(req.References[0]); err != nil {
+			return providers.Result{}, &providers.Error{Provider: p.opt.Name, Kind: providers.KindBadRequest, Status: 400, Message: err.Error()}
+		}
+	}
+	n := max(req.N, 1)
+	res := providers.Result{Images: make([]providers.Image, n), CostUSD: v.CostUSD, Latency: v.Latency}
+	for i := range n {
+		k := renderKey{prompt: req.Prompt, w: w, h: h, qualityQ: int(math.Round(clamp01(v.Quality) * qualitySteps)), seed: seed + uint64(i), ref: refKey}
+		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: "image/png"}
+	}
+	return res, nil
+}
+
+func (p *Provider) render(k renderKey, ref image.Image) []byte {
+	if p.images != nil {
+		if b, ok := p.images.Get(k); ok {
+			return b
+		}
+	}
+	q := float64(k.qualityQ) / qualitySteps
+	var b []byte
+	if ref != nil {
+		b = Edit(ref, k.prompt, k.w, k.h, q, k.seed)
+	} else {
+		b = Render(k.prompt, k.w, k.h, q, k.seed)
+	}
+	if p.images != nil {
+		p.images.Add(k, b)
+	}
+	return b
+}
+
+// reference decodes an edit's reference (at most 40 Mpx), cached by content.
+func (p *Provider) reference(b []byte) (image.Image, uint64, error) {
+	key := maphash.Bytes(p.seed, b) | 1
+	if p.refs != nil {
+		if img, ok := p.refs.Get(key); ok {
+			return img, key, nil
+		}
+	}
+	img, _, err := qa.Decode(b, 40_000_000)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reference image: %w", err)
+	}
+	if p.refs != nil {
+		p.refs.Add(key, img)
+	}
+	return img, key, nil
+}
+
+func statusOf(k providers.ErrorKind) int {
+	switch k {
+	case providers.KindRateLimited:
+		return 429
+	case providers.KindTimeout:
+		return 504
+	case providers.KindContentPolicy, providers.KindBadRequest:
+		return 400
+	case providers.KindAuth:
+		return 401
+	}
+	return 503
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,256 @@
+package sim
+
+import (
+	"bytes"
+	"hash/fnv"
+	"image"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"unicode"
+
+	"golang.org/x/image/font/basicfont"
+)
+
+// Render draws a picture for prompt at w×h and returns it as PNG bytes. The
+// prompt picks the palette (colour words are honoured), the shapes (one per
+// word) and the text (a quoted phrase is drawn in a bitmap font; otherwise
+// word-like marks); seed moves the shapes. quality in [0,1] degrades it the
+// way a weak model output looks, and so that QA (evaluator/qa) sees it:
+//
+//	q >= 0.6  crisp, with a fine grain like a photo's texture
+//	q <  0.6  noise; below 0.45 a blur growing as q falls (QA sharpness
+//	          fails from about q < 0.4)
+//	q <  0.8  text glyphs garbled with rising probability
+//	q <  0.2  washed out towards a flat light grey (QA blank fails from about
+//	          q < 0.1)
+//
+// Render is deterministic in its arguments and safe for concurrent use.
+func Render(prompt string, w, h int, quality float64, seed uint64) []byte {
+	c := draw(prompt, w, h, quality, seed)
+	return encode(c)
+}
+
+// Edit renders an edit of ref (any decoded image): ref scaled to w×h with a
+// small prompt-derived change; as quality falls, the subject drifts (ref is
+// blended with a fresh render, so the perceptual hash moves) and the same
+// degradation as Render applies.
+func Edit(ref image.Image, prompt string, w, h int, quality float64, seed uint64) []byte {
+	q := clamp01(quality)
+	c := newCanvas(w, h)
+	c.drawScaled(ref)
+	r := rand.New(rand.NewPCG(seed, hashString(prompt)))
+	// The edit itself: one shape from the prompt, in a corner, a sixth of the side.
+	pal := palette(prompt)
+	side := min(w, h)
+	c.fillCircle(w-side/6-r.IntN(side/8+1), side/6+r.IntN(side/8+1), side/12+1, pal[3])
+	if drift := clamp01((0.45 - q) / 0.3); drift > 0 {
+		fresh := draw(prompt, w, h, 1, seed^0x9e3779b97f4a7c15)
+		c.blend(fresh, drift)
+	}
+	degrade(c, q, r)
+	return encode(c)
+}
+
+// draw renders the clean scene and degrades it.
+func draw(prompt string, w, h int, quality float64, seed uint64) *canvas {
+	q := clamp01(quality)
+	ph := hashString(prompt)
+	r := rand.New(rand.NewPCG(seed, ph))
+	pal := palette(prompt)
+	c := newCanvas(w, h)
+	c.gradient(pal[0], pal[1])
+	side := min(w, h)
+	words := strings.Fields(prompt)
+	if len(words) > 8 {
+		words = words[:8]
+	}
+	if len(words) == 0 {
+		words = []string{""}
+	}
+	for i, word := range words {
+		wh := hashString(word)
+		col := pal[2+int(wh%3)]
+		cx, cy := r.IntN(w), r.IntN(h*3/4+1)
+		size := side/10 + int(wh>>8)%(side/4+1)
+		switch wh % 4 {
+		case 0:
+			c.fillCircle(cx, cy, size/2+1, col)
+		case 1:
+			c.fillRect(cx-size/2, cy-size/3, cx+size/2, cy+size/3, col)
+		case 2:
+			c.fillTriangle(cx, cy-size/2, cx-size/2, cy+size/2, cx+size/2, cy+size/2, col)
+		default:
+			c.fillCircle(cx, cy, size/2+1, col)
+			c.fillCircle(cx, cy, size/3, pal[(i+1)%len(pal)])
+		}
+	}
+	c.grain(max(side/256, 1), 6, ph|1)
+	text := quoted(prompt)
+	if text == "" {
+		c.marks(r, pal[4])
+	} else {
+		c.text(garble(text, q, r), pal[4], pal[0])
+	}
+	degrade(c, q, r)
+	return c
+}
+
+// degrade applies noise, blur and wash-out for quality q.
+func degrade(c *canvas, q float64, r *rand.Rand) {
+	side := min(c.w, c.h)
+	if q < 0.6 {
+		c.noise(20*(1-q)*(1-q), r.Uint64()|1)
+	}
+	if q < 0.45 {
+		// Gaussian-like blur of sigma (0.45-q)*8 pixels at 256 px, scaled
+		// with the image: two box passes of radius r have variance 2r(r+1)/3.
+		sigma := (0.45 - q) * 8 * float64(side) / 256
+		radius := int(math.Round((math.Sqrt(1+6*sigma*sigma) - 1) / 2))
+		if radius == 0 {
+			radius = 1
+		}
+		c.blur(radius)
+		if sigma > 0.8 {
+			c.blur(radius)
+		}
+	}
+	if q < 0.2 {
+		c.washOut(0.03+0.97*math.Pow(q/0.2, 2), 232)
+	}
+}
+
+// quoted returns the first phrase in "…", “…” or '…' quotes, up to 24 runes.
+func quoted(prompt string) string {
+	for _, qs := range [][2]string{{`"`, `"`}, {"“", "”"}, {"'", "'"}} {
+		i := strings.Index(prompt, qs[0])
+		if i < 0 {
+			continue
+		}
+		rest := prompt[i+len(qs[0]):]
+		j := strings.Index(rest, qs[1])
+		if j <= 0 {
+			continue
+		}
+		s := []rune(rest[:j])
+		if len(s) > 24 {
+			s = s[:24]
+		}
+		return string(s)
+	}
+	return ""
+}
+
+// garble replaces letters with random ones, more as quality falls: the
+// typography failure of generalist models.
+func garble(s string, q float64, r *rand.Rand) string {
+	p := clamp01((0.8 - q) * 0.8)
+	if p == 0 {
+		return s
+	}
+	out := []rune(s)
+	for i, ch := range out {
+		if unicode.IsLetter(ch) && r.Float64() < p {
+			out[i] = rune('a' + r.IntN(26))
+			if unicode.IsUpper(ch) {
+				out[i] = unicode.ToUpper(out[i])
+			}
+		}
+	}
+	return string(out)
+}
+
+var colorWords = map[string][3]uint8{
+	"red": {210, 40, 40}, "orange": {240, 140, 30}, "yellow": {240, 210, 40},
+	"green": {50, 160, 70}, "blue": {40, 90, 200}, "purple": {130, 60, 170},
+	"pink": {240, 130, 170}, "black": {20, 20, 20}, "white": {245, 245, 245},
+	"gold": {212, 175, 55}, "teal": {30, 140, 140}, "brown": {120, 80, 40},
+	"sunset": {250, 110, 60}, "ocean": {20, 110, 170}, "forest": {30, 100, 50},
+	"night": {20, 25, 60}, "snow": {235, 240, 250},
+}
+
+// palette derives six colours from the prompt: two for the background, three
+// for shapes, one for text. Colour words in the prompt come first.
+func palette(prompt string) [6][3]uint8 {
+	var named [][3]uint8
+	for _, w := range strings.FieldsFunc(strings.ToLower(prompt), func(r rune) bool { return !unicode.IsLetter(r) }) {
+		if c, ok := colorWords[w]; ok {
+			named = append(named, c)
+		}
+	}
+	h := hashString(prompt)
+	hue := float64(h%360) / 360
+	var p [6][3]uint8
+	base := []float64{0, 0.08, 0.5, 0.33, 0.66, 0.5}
+	light := []float64{0.75, 0.55, 0.5, 0.45, 0.55, 0.15}
+	for i := range p {
+		p[i] = hsl(math.Mod(hue+base[i], 1), 0.6, light[i])
+	}
+	for i, c := range named {
+		if i+1 >= 5 {
+			break
+		}
+		p[i+1] = c
+		if i == 0 {
+			p[2] = c
+		}
+	}
+	return p
+}
+
+func hsl(h, s, l float64) [3]uint8 {
+	f := func(n float64) uint8 {
+		k := math.Mod(n+h*12, 12)
+		a := s * math.Min(l, 1-l)
+		return uint8(255 * (l - a*math.Max(-1, math.Min(math.Min(k-3, 9-k), 1))))
+	}
+	return [3]uint8{f(0), f(8), f(4)}
+}
+
+func hashString(s string) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(s))
+	return f.Sum64()
+}
+
+func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+// encoder writes PNGs at the fastest compression with pooled buffers: the sim
+// is on the zero-latency benchmark path.
+var encoder = png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &bufferPool{}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() *png.EncoderBuffer {
+	e, _ := b.p.Get().(*png.EncoderBuffer)
+	return e
+}
+func (b *bufferPool) Put(e *png.EncoderBuffer) { b.p.Put(e) }
+
+func encode(c *canvas) []byte {
+	var buf bytes.Buffer
+	buf.Grow(c.w * c.h)
+	img := &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
+	if err := encoder.Encode(&buf, img); err != nil {
+		panic("sim: png encode to memory: " + err.Error()) // cannot fail for an in-memory NRGBA
+	}
+	return buf.Bytes()
+}
+
+// glyph returns the 6×13 mask of an ASCII rune from the 7x13 bitmap font.
+func glyph(ch rune) (mask [13][6]bool) {
+	f := basicfont.Face7x13
+	if ch < 0x20 || ch >= 0x7f {
+		ch = '?'
+	}
+	y0 := int(ch-0x20) * f.Height
+	for y := range 13 {
+		for x := range 6 {
+			_, _, _, a := f.Mask.At(x, y0+y).RGBA()
+			mask[y][x] = a > 0x7fff
+		}
+	}
+	return mask
+}

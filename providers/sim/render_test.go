@@ -1,0 +1,103 @@
+package sim_test
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"testing"
+
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/providers/sim"
+)
+
+func MustDecode(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("png.Decode: %v", err)
+	}
+	return img
+}
+
+func TestRenderIsAPNGOfTheRequestedSize(t *testing.T) {
+	for _, sz := range [][2]int{{256, 256}, {320, 180}, {64, 512}, {1, 1}} {
+		b := sim.Render(`a sign that says "OPEN"`, sz[0], sz[1], 1, 1)
+		img := MustDecode(t, b)
+		if got := img.Bounds().Size(); got.X != sz[0] || got.Y != sz[1] {
+			t.Errorf("Render(%dx%d) decodes to %v", sz[0], sz[1], got)
+		}
+	}
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	a := sim.Render("a red fox", 128, 128, 0.7, 42)
+	if b := sim.Render("a red fox", 128, 128, 0.7, 42); !bytes.Equal(a, b) {
+		t.Error("Render with the same arguments returned different bytes")
+	}
+	if b := sim.Render("a blue whale", 128, 128, 0.7, 42); bytes.Equal(a, b) {
+		t.Error("Render of different prompts returned the same bytes")
+	}
+	if b := sim.Render("a red fox", 128, 128, 0.7, 43); bytes.Equal(a, b) {
+		t.Error("Render with different seeds returned the same bytes")
+	}
+}
+
+// TestQACatchesLowQuality is the contract between the renderer and QA: good
+// renders pass, blurred ones fail sharpness, washed-out ones fail blank.
+func TestQACatchesLowQuality(t *testing.T) {
+	prompts := []string{"a red fox in a snowy forest", `poster with the words "GRAND OPENING" in gold`, "abstract background", "x", ""}
+	c := qa.New(qa.Thresholds{})
+	tests := []struct {
+		quality  float64
+		wantPass bool
+		wantFail string // a check that must fail
+	}{
+		{1, true, ""},
+		{0.7, true, ""},
+		{0.5, true, ""},
+		{0.3, false, "sharpness"},
+		{0.15, false, "sharpness"},
+		{0.02, false, "blank"},
+	}
+	for _, side := range []int{256, 512} {
+		for _, p := range prompts {
+			for _, tt := range tests {
+				t.Run(fmt.Sprintf("%d/%q/q%.2f", side, p, tt.quality), func(t *testing.T) {
+					r := c.Check(sim.Render(p, side, side, tt.quality, 7), qa.Spec{Width: side, Height: side, Format: "png"})
+					if r.Pass != tt.wantPass {
+						t.Fatalf("QA pass = %v (%s, %+v), want %v", r.Pass, r.Reason, r.Checks, tt.wantPass)
+					}
+					for _, ch := range r.Checks {
+						if ch.Name == tt.wantFail && ch.Pass {
+							t.Errorf("QA check %s passed (%v), want it to fail", ch.Name, ch.Value)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestEditDriftFollowsQuality(t *testing.T) {
+	refBytes := sim.Render("a portrait of a smiling woman, studio light", 256, 256, 1, 3)
+	ref := MustDecode(t, refBytes)
+	refHash := qa.HashImage(ref)
+	c := qa.New(qa.Thresholds{})
+	spec := qa.Spec{Width: 256, Height: 256, Reference: refHash, HasReference: true, PreserveSubject: true}
+	for _, tt := range []struct {
+		quality   float64
+		wantDrift bool
+	}{{1, false}, {0.6, false}, {0.2, true}, {0.05, true}} {
+		r := c.Check(sim.Edit(ref, "add a red hat", 256, 256, tt.quality, 9), spec)
+		var drift bool
+		for _, ch := range r.Checks {
+			if ch.Name == "drift" {
+				drift = !ch.Pass
+			}
+		}
+		if drift != tt.wantDrift {
+			t.Errorf("Edit(q=%.2f) drift failed = %v (%+v), want %v", tt.quality, drift, r.Checks, tt.wantDrift)
+		}
+	}
+}
