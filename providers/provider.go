@@ -26,6 +26,10 @@ type Request struct {
 	OutputFormat string // png | jpeg | webp
 	EditDepth    int
 	Seed         uint64
+	// Attempt counts the calls made for this request to this model: 0 for the
+	// first, then 1, 2 ... for retries (set by the retrier), so that a
+	// simulated retry draws a fresh outcome.
+	Attempt int
 }
 
 // Image is one returned image.

@@ -148,6 +148,7 @@ type Checker struct {
 	bufs  sync.Pool // *[]uint8 work planes
 	seed  maphash.Seed
 	cache *lru.Cache[cacheKey, Result]
+	refs  *lru.Cache[uint64, Hash] // reference hashes by content
 }
 
 type cacheKey struct {
@@ -158,7 +159,24 @@ type cacheKey struct {
 
 // New returns a Checker with t (zero fields take the defaults).
 func New(t Thresholds) *Checker {
-	return &Checker{t: t.withDefaults(), seed: maphash.MakeSeed()}
+	refs, _ := lru.New[uint64, Hash](256)
+	return &Checker{t: t.withDefaults(), seed: maphash.MakeSeed(), refs: refs}
+}
+
+// HashReference returns the pHash of a reference image (for Spec.Reference),
+// remembering the last 256 by content: an edit chain sends the same
+// reference with every attempt and every escalation. Errors as Decode.
+func (c *Checker) HashReference(b []byte) (Hash, error) {
+	k := maphash.Bytes(c.seed, b) ^ uint64(len(b))
+	if h, ok := c.refs.Get(k); ok {
+		return h, nil
+	}
+	h, err := HashBytes(b, c.t.MaxPixels)
+	if err != nil {
+		return 0, err
+	}
+	c.refs.Add(k, h)
+	return h, nil
 }
 
 // WithCache makes c remember the results for the last n distinct (bytes, spec)

@@ -284,3 +284,20 @@ func TestCachedEqualsUncached(t *testing.T) {
 		}
 	}
 }
+
+func TestHashReference(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	b := MustPNG(t, scene(64, 64, 5))
+	want, err := qa.HashBytes(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := c.HashReference(b); err != nil || got != want {
+			t.Errorf("HashReference = %x, %v; want %x", got, err, want)
+		}
+	}
+	if _, err := c.HashReference([]byte("nope")); !errors.Is(err, qa.ErrUnknownFormat) {
+		t.Errorf("HashReference(garbage) error = %v, want ErrUnknownFormat", err)
+	}
+}

@@ -40,7 +40,7 @@ func BenchmarkRender(b *testing.B) {
 // uses it: cached (same prompt and model, as a load generator replays)
 // against uncached (every call renders).
 func BenchmarkGenerate(b *testing.B) {
-	v := sim.Verdict{Success: true, Quality: 0.9}
+	v := sim.Outcome{Success: true, Quality: 0.9}
 	for _, tc := range []struct {
 		name  string
 		cache int

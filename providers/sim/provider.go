@@ -14,33 +14,47 @@ import (
 	"github.com/routelab/routelab/providers"
 )
 
-// Verdict is what one simulated model call yields: the hidden truth the
-// provider acts out.
-type Verdict struct {
-	Success bool                // the output does what the request asked (hidden from routelab)
-	Quality float64             // 0..1; drives the rendering, so QA sees it
-	Latency time.Duration       // how long the model takes
-	ErrKind providers.ErrorKind // "" when an image comes back
-	CostUSD float64             // billed for the call
-}
-
-// Oracle decides the verdict of a call. The simulated world (World) is the
-// real one; tests use an OracleFunc.
+// Oracle decides the outcome of a call: the hidden truth the provider acts
+// out. WorldOracle adapts the World; tests use an OracleFunc.
 type Oracle interface {
-	Outcome(ctx context.Context, req providers.Request) Verdict
+	Outcome(ctx context.Context, req providers.Request) Outcome
 }
 
 // OracleFunc adapts a function to Oracle.
-type OracleFunc func(ctx context.Context, req providers.Request) Verdict
+type OracleFunc func(ctx context.Context, req providers.Request) Outcome
 
 // Outcome calls f.
-func (f OracleFunc) Outcome(ctx context.Context, req providers.Request) Verdict { return f(ctx, req) }
+func (f OracleFunc) Outcome(ctx context.Context, req providers.Request) Outcome { return f(ctx, req) }
+
+// WorldOracle asks w about each call. The time left before ctx's deadline
+// becomes the call's deadline (the world answers a timeout when the model
+// would be slower); the request's quality tier is the price tier.
+func WorldOracle(w *World) Oracle {
+	return OracleFunc(func(ctx context.Context, req providers.Request) Outcome {
+		c := Call{
+			RequestID: req.RequestID,
+			Model:     req.Model,
+			Mode:      req.Mode,
+			Prompt:    req.Prompt,
+			RefCount:  len(req.References),
+			EditDepth: req.EditDepth,
+			Attempt:   req.Attempt,
+			Width:     req.Width,
+			Height:    req.Height,
+			Tier:      req.Quality,
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			c.DeadlineMS = max(time.Until(dl).Milliseconds(), 1)
+		}
+		return w.Call(c)
+	})
+}
 
 // Options tune the simulated provider; zero fields take the defaults.
 type Options struct {
 	// Name is the provider name in errors and attempts. Default "sim".
 	Name string
-	// LatencyScale multiplies the verdict's latency before waiting: 1 waits
+	// LatencyScale multiplies the outcome's latency before waiting: 1 waits
 	// in real time, 0.01 makes a 12 s model answer in 120 ms, 0 does not wait
 	// (benchmarks). The wait respects the context.
 	LatencyScale float64
@@ -48,15 +62,16 @@ type Options struct {
 	// small so that zero-latency benchmarks measure routelab, not the renderer.
 	Width, Height int
 	// CacheSize is how many rendered images to keep, keyed by everything the
-	// rendering depends on. Default 512; negative disables the cache.
+	// rendering depends on (quality in steps of 0.05). Default 256 (a 1024 px
+	// render is 50-300 kB); negative disables the cache.
 	CacheSize int
-	// RetryAfter is returned with rate-limited verdicts. Default 1 s.
+	// RetryAfter is returned with rate-limited outcomes. Default 1 s.
 	RetryAfter time.Duration
 	// Sleep waits d or until ctx is done; tests inject one. Default a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Provider acts out an Oracle's verdicts as an image API would: it waits the
+// Provider acts out an Oracle's outcomes as an image API would: it waits the
 // model's latency, then returns rendered PNG bytes or a *providers.Error.
 type Provider struct {
 	oracle Oracle
@@ -78,9 +93,9 @@ type renderKey struct {
 
 // qualitySteps quantises quality so that renders can be cached; Render of the
 // quantised quality is what a cache hit returns.
-const qualitySteps = 50
+const qualitySteps = 20
 
-// New returns a simulated provider acting out o's verdicts.
+// New returns a simulated provider acting out o's outcomes.
 func New(o Oracle, opt Options) *Provider {
 	if opt.Name == "" {
 		opt.Name = "sim"
@@ -89,7 +104,7 @@ func New(o Oracle, opt Options) *Provider {
 		opt.Width, opt.Height = 256, 256
 	}
 	if opt.CacheSize == 0 {
-		opt.CacheSize = 512
+		opt.CacheSize = 256
 	}
 	if opt.RetryAfter == 0 {
 		opt.RetryAfter = time.Second
@@ -108,8 +123,8 @@ func New(o Oracle, opt Options) *Provider {
 // Name returns the provider name.
 func (p *Provider) Name() string { return p.opt.Name }
 
-// Generate asks the oracle for the verdict, waits its latency (scaled), and
-// returns the rendered images, or a *providers.Error of the verdict's kind
+// Generate asks the oracle for the outcome, waits its latency (scaled), and
+// returns the rendered images, or a *providers.Error of the outcome's kind
 // (KindTimeout when ctx ends first, KindBadRequest when an edit's reference
 // does not decode). Returned bytes may be shared with later calls: read only.
 func (p *Provider) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {

@@ -11,8 +11,8 @@ import (
 	"github.com/routelab/routelab/providers/sim"
 )
 
-func fixed(v sim.Verdict) sim.Oracle {
-	return sim.OracleFunc(func(context.Context, providers.Request) sim.Verdict { return v })
+func fixed(v sim.Outcome) sim.Oracle {
+	return sim.OracleFunc(func(context.Context, providers.Request) sim.Outcome { return v })
 }
 
 // recordSleep records the waits instead of sleeping.
@@ -25,7 +25,7 @@ func (r *recordSleep) Sleep(ctx context.Context, d time.Duration) error {
 
 func TestGenerateSuccess(t *testing.T) {
 	rec := &recordSleep{}
-	p := sim.New(fixed(sim.Verdict{Success: true, Quality: 0.9, Latency: 2800 * time.Millisecond, CostUSD: 0.04}),
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 0.9, Latency: 2800 * time.Millisecond, CostUSD: 0.04}),
 		sim.Options{LatencyScale: 0.5, Sleep: rec.Sleep})
 	res, err := p.Generate(context.Background(), providers.Request{Model: "fast", Prompt: "a cat", Width: 320, Height: 200, N: 2})
 	if err != nil {
@@ -52,7 +52,7 @@ func TestGenerateSuccess(t *testing.T) {
 }
 
 func TestGenerateDefaultSize(t *testing.T) {
-	p := sim.New(fixed(sim.Verdict{Success: true, Quality: 1}), sim.Options{})
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 1}), sim.Options{})
 	res, err := p.Generate(context.Background(), providers.Request{Prompt: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestGenerateErrors(t *testing.T) {
 		{providers.KindAuth, 401, false},
 	}
 	for _, tt := range tests {
-		p := sim.New(fixed(sim.Verdict{ErrKind: tt.give, Latency: time.Second}), sim.Options{Name: "simx"})
+		p := sim.New(fixed(sim.Outcome{ErrKind: tt.give, Latency: time.Second}), sim.Options{Name: "simx"})
 		_, err := p.Generate(context.Background(), providers.Request{Prompt: "x"})
 		var pe *providers.Error
 		if !errors.As(err, &pe) || pe.Kind != tt.give || pe.Status != tt.wantStatus || pe.Provider != "simx" || pe.Retryable() != tt.wantRetry {
@@ -90,7 +90,7 @@ func TestGenerateErrors(t *testing.T) {
 }
 
 func TestGenerateRespectsContext(t *testing.T) {
-	p := sim.New(fixed(sim.Verdict{Success: true, Quality: 1, Latency: time.Hour}), sim.Options{LatencyScale: 1})
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 1, Latency: time.Hour}), sim.Options{LatencyScale: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -105,7 +105,7 @@ func TestGenerateRespectsContext(t *testing.T) {
 }
 
 func TestGenerateEdit(t *testing.T) {
-	p := sim.New(fixed(sim.Verdict{Success: true, Quality: 1}), sim.Options{})
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 1}), sim.Options{})
 	ref := sim.Render("a portrait", 128, 128, 1, 1)
 	res, err := p.Generate(context.Background(), providers.Request{Mode: "edit", Prompt: "add a hat", References: [][]byte{ref}, Width: 128, Height: 128})
 	if err != nil || len(res.Images) != 1 {
