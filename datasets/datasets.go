@@ -12,7 +12,7 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-//go:embed catalog.json policies/*.json
+//go:embed catalog.json policies/*.json prompts/parti/PartiPrompts.tsv
 var files embed.FS
 
 // Catalog returns the default model catalog: six simulated models shaped

@@ -185,13 +185,13 @@ type FrontierPoint struct {
 // RuleAudit compares a rule's model with the classifier's own choice on the
 // held-out requests the rule matches.
 type RuleAudit struct {
-	Rule       string  `json:"rule"`
-	Matched    int     `json:"matched"`
-	RuleP      float64 `json:"rule_p"`
-	RuleCost   float64 `json:"rule_cost_usd"`
-	ClassP     float64 `json:"classifier_p"`
-	ClassCost  float64 `json:"classifier_cost_usd"`
-	Kept       bool    `json:"kept"`
+	Rule      string  `json:"rule"`
+	Matched   int     `json:"matched"`
+	RuleP     float64 `json:"rule_p"`
+	RuleCost  float64 `json:"rule_cost_usd"`
+	ClassP    float64 `json:"classifier_p"`
+	ClassCost float64 `json:"classifier_cost_usd"`
+	Kept      bool    `json:"kept"`
 }
 
 // ErrChecksum means a policy's content does not match its checksum.

@@ -45,4 +45,5 @@ type Request struct {
 	Constraints Constraints `json:"constraints,omitempty"`
 	Pin         string      `json:"pin,omitempty"`        // explicit model pin
 	EditDepth   int         `json:"edit_depth,omitempty"` // 0 for a fresh request
+	Parent      string      `json:"parent,omitempty"`     // edit chain: the request whose output is edited
 }

@@ -45,6 +45,9 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version":     {"print the build version", runVersion},
+		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},
+		"sim":         {"run a workload through a policy in the simulated world, logging decisions", runSim},
+		"policy":      {"routing policies: train, eval, show, diff", runPolicy},
 		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
 		"kafka":       {"run a local single-node Kafka-protocol broker (dev)", runKafka},
 	}

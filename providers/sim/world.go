@@ -100,6 +100,25 @@ func (w *World) TrueP(model, task string, depth int) float64 {
 	return p
 }
 
+// SuccessP is TrueP times the chance that one call answers within
+// deadlineMS (0: no deadline): the probability that routing the request to
+// model alone yields a good image in time, provider errors aside.
+func (w *World) SuccessP(model, task string, depth int, deadlineMS int64) float64 {
+	p := w.TrueP(model, task, depth)
+	t, ok := w.models[model]
+	if !ok || deadlineMS <= 0 {
+		return p
+	}
+	if t.m.LatencySigma == 0 {
+		if float64(deadlineMS) < t.m.LatencyP50MS {
+			return 0
+		}
+		return p
+	}
+	z := math.Log(float64(deadlineMS)/t.m.LatencyP50MS) / t.m.LatencySigma
+	return p * 0.5 * math.Erfc(-z/math.Sqrt2)
+}
+
 func decay(d, half, scale float64) float64 {
 	return 1 / (1 + math.Exp((d-half)/scale))
 }

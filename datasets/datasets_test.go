@@ -1,0 +1,108 @@
+package datasets_test
+
+import (
+	"testing"
+
+	"github.com/routelab/routelab/datasets"
+)
+
+func TestCatalog(t *testing.T) {
+	c, err := datasets.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Models) != 6 {
+		t.Errorf("default catalog has %d models, want 6", len(c.Models))
+	}
+	for _, m := range c.Models {
+		if !m.Simulated || m.Source == "" {
+			t.Errorf("model %s: simulated %v source %q, want simulated with a cited source", m.Name, m.Simulated, m.Source)
+		}
+	}
+}
+
+// Shipped policies carry a checksum that matches their content (a policy
+// with an empty checksum would be sealed on load, hiding an edit).
+func TestShippedPoliciesSealed(t *testing.T) {
+	for _, name := range []string{"explore", "rules"} {
+		p, err := datasets.Policy(name)
+		if err != nil {
+			t.Fatalf("Policy(%s) = %v", name, err)
+		}
+		b, _ := datasets.PolicyFile(name)
+		if p.Checksum == "" || !contains(b, p.Checksum) {
+			t.Errorf("shipped policy %s has no stored checksum", name)
+		}
+	}
+}
+
+func contains(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if string(b[i:i+len(s)]) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestGenerateReproducible(t *testing.T) {
+	a, err := datasets.Generate(42, 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := datasets.Generate(42, 3000)
+	c, _ := datasets.Generate(43, 3000)
+	if len(a) != 3000 {
+		t.Fatalf("Generate(n=3000) gave %d items", len(a))
+	}
+	same := 0
+	tasks := map[string]int{}
+	sources := map[string]int{}
+	for i := range a {
+		if a[i].Request != b[i].Request || a[i].Task != b[i].Task {
+			t.Fatalf("Generate(42) differs at %d: %+v vs %+v", i, a[i], b[i])
+		}
+		if a[i].Request.Prompt == c[i].Request.Prompt {
+			same++
+		}
+		tasks[a[i].Task]++
+		sources[a[i].Source]++
+	}
+	if same > 300 {
+		t.Errorf("seeds 42 and 43 share %d of 3000 prompts, want different workloads", same)
+	}
+	if len(tasks) != 8 || sources["parti"] == 0 || sources["template"] == 0 {
+		t.Errorf("tasks %v sources %v, want all 8 tasks from both sources", tasks, sources)
+	}
+}
+
+func TestPartiPrompts(t *testing.T) {
+	ps, err := datasets.PartiPrompts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) < 1600 {
+		t.Fatalf("loaded %d PartiPrompts, want 1632", len(ps))
+	}
+	tests := []struct {
+		give string
+		want string
+	}{
+		{`A green sign that says "Very Deep Learning" and is at the edge of the Grand Canyon.`, "text_render"},
+		{"bond", "abstract_background"},
+	}
+	for _, tt := range tests {
+		found := false
+		for _, p := range ps {
+			if p.Prompt == tt.give {
+				found = true
+				if p.Task != tt.want {
+					t.Errorf("task(%q) = %s, want %s", tt.give, p.Task, tt.want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("prompt %q not loaded", tt.give)
+		}
+	}
+}

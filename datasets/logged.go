@@ -1,0 +1,120 @@
+package datasets
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/router"
+)
+
+// LoggedEvent is one line of a logged-decisions file written by `routelab
+// sim`: the decision event serve would emit (events.Decision) plus what the
+// lab knows beyond it: the requested size, the greedy model and the drawn
+// quality. The hidden task is not logged.
+type LoggedEvent struct {
+	events.Decision
+	Width   int     `json:"width,omitempty"`
+	Height  int     `json:"height,omitempty"`
+	Greedy  string  `json:"greedy,omitempty"`
+	Quality float64 `json:"quality"`
+}
+
+// ReadExamples decodes a logged-decisions JSONL stream into training
+// examples, decoding on workers goroutines. It returns the number of lines
+// read; lines whose first attempt failed at the provider are skipped (see
+// router.ExampleFromDecision). progress (may be nil) is called every
+// 100,000 lines.
+func ReadExamples(r io.Reader, workers int, progress func(lines int)) ([]router.Example, int, error) {
+	if workers <= 0 {
+		workers = 1
+	}
+	type batch struct {
+		seq   int
+		first int // line number of lines[0]
+		lines [][]byte
+	}
+	type result struct {
+		seq int
+		ex  []router.Example
+		err error
+	}
+	in := make(chan batch, workers*2)
+	out := make(chan result, workers*2)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range in {
+				res := result{seq: b.seq}
+				for k, line := range b.lines {
+					var e LoggedEvent
+					if err := json.Unmarshal(line, &e); err != nil {
+						res.err = fmt.Errorf("logged line %d: %w", b.first+k, err)
+						break
+					}
+					if x, ok := router.ExampleFromDecision(&e.Decision, e.Width, e.Height); ok {
+						res.ex = append(res.ex, x)
+					}
+				}
+				out <- res
+			}
+		}()
+	}
+	var readErr error
+	lines := 0
+	go func() {
+		defer close(in)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<16), 1<<24)
+		const size = 2048
+		b := batch{first: 1}
+		seq := 0
+		for sc.Scan() {
+			if len(sc.Bytes()) == 0 {
+				lines++
+				continue
+			}
+			b.lines = append(b.lines, append([]byte(nil), sc.Bytes()...))
+			lines++
+			if progress != nil && lines%100000 == 0 {
+				progress(lines)
+			}
+			if len(b.lines) == size {
+				b.seq = seq
+				in <- b
+				seq++
+				b = batch{first: lines + 1}
+			}
+		}
+		if len(b.lines) > 0 {
+			b.seq = seq
+			in <- b
+		}
+		readErr = sc.Err()
+	}()
+	go func() { wg.Wait(); close(out) }()
+	parts := map[int][]router.Example{}
+	var firstErr error
+	for res := range out {
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
+		}
+		parts[res.seq] = res.ex
+	}
+	if firstErr != nil {
+		return nil, lines, firstErr
+	}
+	if readErr != nil {
+		return nil, lines, fmt.Errorf("read logged events: %w", readErr)
+	}
+	var all []router.Example
+	for s := 0; s < len(parts); s++ {
+		all = append(all, parts[s]...)
+	}
+	return all, lines, nil
+}
