@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test bench deps clickhouse gomod clean
+.PHONY: all build run test bench deps clickhouse gomod browser clean
 
 all: build
 
@@ -19,13 +19,20 @@ deps: clickhouse gomod
 clickhouse:
 	@command -v clickhouse-server >/dev/null 2>&1 || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
 
+# browser: what the console's Playwright tests need (console/e2e): Debian's
+# chromium and playwright-core from npm; never a downloaded browser build.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(APT) update && $(APT) install -y chromium; }
+	@command -v npm >/dev/null 2>&1 || { $(APT) update && $(APT) install -y nodejs npm; }
+	@[ -d console/e2e/node_modules/playwright-core ] || (cd console/e2e && npm ci --no-audit --no-fund)
+
 gomod:
 	@$(GO) mod download
 
 run: deps build
 	./$(BIN) dev --data-dir $(DATA)
 
-test: deps
+test: deps browser
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 

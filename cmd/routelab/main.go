@@ -50,6 +50,8 @@ func commands() map[string]command {
 		"policy":      {"routing policies: train, eval, show, diff", runPolicy},
 		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
 		"kafka":       {"run a local single-node Kafka-protocol broker (dev)", runKafka},
+		"console":     {"serve the review UI, dashboards, experiment and policy pages", runConsole},
+		"users":       {"create and list console accounts", runUsers},
 	}
 }
 

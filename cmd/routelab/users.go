@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/routelab/routelab/console"
+)
+
+// usersPath is where the console keeps accounts under a data dir.
+func usersPath(dataDir string) string { return filepath.Join(dataDir, "console", "users.json") }
+
+func runUsers(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("users", `Manage console accounts (kept in DATA_DIR/console/users.json, bcrypt-hashed).
+
+  routelab users create --name NAME --role reviewer|engineer|admin [--password-stdin]
+  routelab users list [--json]
+
+Without --password-stdin, create reads the password from ROUTELAB_USER_PASSWORD.`)
+	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir (env ROUTELAB_DATA_DIR)")
+	name := fs.String("name", "", "account name (create)")
+	role := fs.String("role", "reviewer", "reviewer, engineer or admin (create)")
+	stdinPW := fs.Bool("password-stdin", false, "read the password from the first line of stdin (create)")
+	asJSON := fs.Bool("json", false, "print one JSON object on the last line of stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
+	rest := fs.Args()
+	if len(rest) != 1 || (rest[0] != "create" && rest[0] != "list") {
+		fs.Usage()
+		return errors.New("users: want one action, create or list")
+	}
+	store := console.NewFileUsers(usersPath(*dataDir))
+	if rest[0] == "list" {
+		us, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			Name    string    `json:"name"`
+			Role    string    `json:"role"`
+			Created time.Time `json:"created"`
+		}
+		rows := []row{}
+		for _, u := range us {
+			rows = append(rows, row{u.Name, string(u.Role), u.Created})
+			if !*asJSON {
+				fmt.Fprintf(env.Stdout, "%-24s %-9s %s\n", u.Name, u.Role, u.Created.Format(time.RFC3339))
+			}
+		}
+		if *asJSON {
+			return json.NewEncoder(env.Stdout).Encode(map[string]any{"users": rows})
+		}
+		return nil
+	}
+	pw := env.Getenv("ROUTELAB_USER_PASSWORD")
+	if *stdinPW {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("read password from stdin: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	if pw == "" {
+		return errors.New("users create: no password (use --password-stdin or ROUTELAB_USER_PASSWORD)")
+	}
+	u, err := console.NewUser(*name, console.Role(*role), pw, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := store.Create(ctx, u); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "users: created %s (%s) in %s\n", u.Name, u.Role, usersPath(*dataDir))
+	if *asJSON {
+		return json.NewEncoder(env.Stdout).Encode(map[string]any{"name": u.Name, "role": u.Role, "created": u.Created})
+	}
+	fmt.Fprintf(env.Stdout, "created %s (%s)\n", u.Name, u.Role)
+	return nil
+}

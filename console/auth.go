@@ -1,0 +1,201 @@
+package console
+
+import (
+	"errors"
+	"mime"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// authenticate loads the session's user and enforces who may call the
+// route. Pages redirect an anonymous visitor to /login; JSON and POST
+// callers get 401. A logged-in user without the role gets 403.
+func (c *Console) authenticate(who access) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		sess, err := c.sessions.Get(ctx)
+		if err != nil {
+			return err
+		}
+		name, _ := sess.Get("user").(string)
+		if name != "" {
+			u, err := c.deps.Users.Lookup(ctx.UserContext(), name)
+			switch {
+			case err == nil:
+				ctx.Locals("user", u)
+			case errors.Is(err, ErrUserNotFound):
+				name = "" // account removed: the session is worthless
+			default:
+				return err
+			}
+		}
+		if who == public {
+			return ctx.Next()
+		}
+		if name == "" {
+			if ctx.Method() == fiber.MethodGet && !wantsJSON(ctx) {
+				return ctx.Redirect("/login?next="+safeNext(ctx.OriginalURL()), fiber.StatusSeeOther)
+			}
+			return &FieldError{Code: "unauthenticated", Message: "log in first", Status: fiber.StatusUnauthorized}
+		}
+		u := ctx.Locals("user").(User)
+		if !allowed(u.Role, who) {
+			return errForbidden
+		}
+		return ctx.Next()
+	}
+}
+
+func allowed(r Role, who access) bool {
+	switch who {
+	case public, anyone:
+		return r.Valid()
+	case engineer:
+		return r == RoleEngineer || r == RoleAdmin
+	case admin:
+		return r == RoleAdmin
+	}
+	return false
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(s string) string {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.Contains(s, "\\") {
+		return "/"
+	}
+	return s
+}
+
+func currentUser(ctx *fiber.Ctx) User {
+	u, _ := ctx.Locals("user").(User)
+	return u
+}
+
+func (c *Console) loginPage(ctx *fiber.Ctx) error {
+	if _, ok := ctx.Locals("user").(User); ok {
+		return ctx.Redirect("/", fiber.StatusSeeOther)
+	}
+	return c.render(ctx, "login", "Log in", fiber.Map{"Next": safeNext(ctx.Query("next", "/"))})
+}
+
+func (c *Console) login(ctx *fiber.Ctx) error {
+	name := strings.TrimSpace(ctx.FormValue("name"))
+	pw := ctx.FormValue("password")
+	next := safeNext(ctx.FormValue("next", "/"))
+	u, err := c.deps.Users.Lookup(ctx.UserContext(), name)
+	if err != nil && !errors.Is(err, ErrUserNotFound) {
+		return err
+	}
+	if err != nil || !u.CheckPassword(pw) {
+		ctx.Status(fiber.StatusUnauthorized)
+		return c.render(ctx, "login", "Log in", fiber.Map{"Next": next, "Error": "Wrong name or password.", "Name": name})
+	}
+	sess, err := c.sessions.Get(ctx)
+	if err != nil {
+		return err
+	}
+	// A new session id at login defeats session fixation.
+	if err := sess.Regenerate(); err != nil {
+		return err
+	}
+	sess.Set("user", u.Name)
+	if err := sess.Save(); err != nil {
+		return err
+	}
+	c.log.Info("login", "user", u.Name, "role", u.Role)
+	return ctx.Redirect(next, fiber.StatusSeeOther)
+}
+
+func (c *Console) logout(ctx *fiber.Ctx) error {
+	sess, err := c.sessions.Get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sess.Destroy(); err != nil {
+		return err
+	}
+	return ctx.Redirect("/login", fiber.StatusSeeOther)
+}
+
+func (c *Console) home(ctx *fiber.Ctx) error {
+	u := currentUser(ctx)
+	if u.Role == RoleReviewer {
+		return ctx.Redirect("/review", fiber.StatusSeeOther)
+	}
+	return ctx.Redirect("/dashboards", fiber.StatusSeeOther)
+}
+
+func (c *Console) static(ctx *fiber.Ctx) error {
+	name := path.Base(ctx.Params("name"))
+	b, err := assetFS.ReadFile("assets/" + name)
+	if err != nil {
+		return errNotFound
+	}
+	ctx.Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
+	ctx.Set("Cache-Control", "no-cache")
+	return ctx.Send(b)
+}
+
+func (c *Console) blob(ctx *fiber.Ctx) error {
+	if c.deps.Blobs == nil {
+		return errNotFound
+	}
+	key := ctx.Params("key")
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		return &FieldError{Code: "bad_key", Field: "key", Message: "a blob key is 64 hex digits"}
+	}
+	b, err := c.deps.Blobs.Get(key)
+	if err != nil {
+		return errNotFound
+	}
+	ct := "application/octet-stream"
+	switch {
+	case len(b) > 8 && string(b[1:4]) == "PNG":
+		ct = "image/png"
+	case len(b) > 3 && b[0] == 0xFF && b[1] == 0xD8:
+		ct = "image/jpeg"
+	case len(b) > 12 && string(b[8:12]) == "WEBP":
+		ct = "image/webp"
+	}
+	ctx.Set("Content-Type", ct)
+	ctx.Set("Cache-Control", "private, max-age=86400, immutable")
+	return ctx.Send(b)
+}
+
+func (c *Console) adminPage(ctx *fiber.Ctx) error {
+	users, err := c.deps.Users.List(ctx.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.render(ctx, "admin", "Admin", fiber.Map{"Users": users, "Created": ctx.Query("created")})
+}
+
+func (c *Console) adminCreateUser(ctx *fiber.Ctx) error {
+	u, err := NewUser(strings.TrimSpace(ctx.FormValue("name")), Role(ctx.FormValue("role")), ctx.FormValue("password"), c.deps.Now())
+	if err != nil {
+		return err
+	}
+	if err := c.deps.Users.Create(ctx.UserContext(), u); err != nil {
+		if errors.Is(err, ErrUserExists) {
+			return &FieldError{Code: "user_exists", Field: "name", Message: "that name is taken", Status: fiber.StatusConflict}
+		}
+		return err
+	}
+	c.log.Info("user created", "user", u.Name, "role", u.Role, "by", currentUser(ctx).Name)
+	return ctx.Redirect("/admin?created="+u.Name, fiber.StatusSeeOther)
+}
+
+// DirBlobs reads blobs laid out as the server's blob store writes them:
+// DIR/ab/cdef... for key abcdef...
+type DirBlobs string
+
+// Get implements Blobs.
+func (d DirBlobs) Get(key string) ([]byte, error) {
+	if len(key) < 3 {
+		return nil, os.ErrNotExist
+	}
+	return os.ReadFile(filepath.Join(string(d), key[:2], key[2:]))
+}

@@ -1,0 +1,89 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// browserResult is the last stdout line of e2e/run.mjs.
+type browserResult struct {
+	OK      bool `json:"ok"`
+	Results []struct {
+		Name     string   `json:"name"`
+		OK       bool     `json:"ok"`
+		MS       int      `json:"ms"`
+		Error    string   `json:"error"`
+		Scored   []string `json:"scored"`
+		Answered []string `json:"answered"`
+	} `json:"results"`
+}
+
+// runBrowser runs the Playwright scenarios against base. The tools come
+// from `make test` (chromium from apt, playwright-core from npm ci); without
+// them the test is skipped and says which is missing.
+func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...string) browserResult {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("browser tests need node (make test installs it): ", err)
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		for _, c := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+			if _, err := os.Stat(c); err == nil {
+				chromium = c
+				break
+			}
+		}
+	}
+	if chromium == "" {
+		t.Skip("browser tests need chromium: apt-get install -y chromium (make test does)")
+	}
+	if _, err := os.Stat("e2e/node_modules/playwright-core"); err != nil {
+		t.Skip("browser tests need playwright-core: (cd console/e2e && npm ci) (make test does)")
+	}
+	shots, _ := filepath.Abs(filepath.Join("e2e", "screenshots"))
+	users, _ := json.Marshal(map[string][2]string{
+		"admin": {"ada", "ada-password"}, "engineer": {"eng", "eng-password"},
+		"reviewer": {"rev", "rev-password"}, "xss": {"xss", "xss-password"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "run.mjs")
+	cmd.Dir = "e2e"
+	cmd.Env = append(os.Environ(), "CONSOLE_URL="+base, "CHROMIUM="+chromium, "SCREENSHOT_DIR="+shots,
+		"E2E_USERS="+string(users), "E2E_SCENARIOS="+strings.Join(scenarios, ","))
+	cmd.Env = append(cmd.Env, extraEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res browserResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("run.mjs: %v (%v)\nstdout: %s\nstderr: %s", err, runErr, stdout.String(), stderr.String())
+	}
+	for _, r := range res.Results {
+		if r.OK {
+			t.Logf("browser %s ok in %d ms", r.Name, r.MS)
+		} else {
+			t.Errorf("browser %s failed: %s", r.Name, r.Error)
+		}
+	}
+	if len(res.Results) != len(scenarios) {
+		t.Errorf("ran %d browser scenarios, want %d\nstderr: %s", len(res.Results), len(scenarios), stderr.String())
+	}
+	t.Logf("screenshots in %s", shots)
+	return res
+}
+
+func TestBrowserLoginAndRoles(t *testing.T) {
+	_, base := mustConsole(t, testDeps(t))
+	runBrowser(t, base, []string{"csp_and_login", "reviewer_refused_admin"})
+}

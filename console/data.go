@@ -1,0 +1,142 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Data reads what the console shows from ClickHouse (the tables ingest
+// writes; see ingest/migrations). Queries run on ClickHouse 18.16 and
+// current releases.
+type Data struct {
+	conn driver.Conn
+	db   string
+}
+
+// NewData reads from database db over conn.
+func NewData(conn driver.Conn, db string) *Data { return &Data{conn: conn, db: db} }
+
+// Conn is the underlying connection (dashboards share it).
+func (d *Data) Conn() driver.Conn { return d.conn }
+
+// Database is the database queried.
+func (d *Data) Database() string { return d.db }
+
+// Output is one served output that serving sampled for human review.
+type Output struct {
+	RequestID string
+	Tenant    string
+	TSMS      uint64
+	Mode      string
+	Tier      string
+	Prompt    string
+	ParentID  string
+	Model     string
+	Provider  string
+	BlobKey   string
+	Arms      string // "experiment:arm,..." or "-"
+	TextHeavy bool
+	Preserve  bool
+	RefCount  int
+	EditDepth int
+	QAPass    bool
+}
+
+// Stratum is how review queues balance items: route (model), tier, arm.
+func (o Output) Stratum() string { return o.Model + "|" + o.Tier + "|" + o.Arms }
+
+// SampledSince returns sampled outputs with a stored image whose ts_ms is at
+// least sinceMS, newest last; duplicates of a redelivered event collapse by
+// request id.
+func (d *Data) SampledSince(ctx context.Context, sinceMS uint64, limit int) ([]Output, error) {
+	q := fmt.Sprintf(`SELECT request_id, any(tenant), max(ts_ms), any(mode), any(tier), any(prompt), any(parent_id),
+	any(model), any(provider), any(blob_key), any(arm_experiments), any(arm_names),
+	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass)
+FROM %s.decisions
+PREWHERE sampled = 1
+WHERE blob_key != '' AND ts_ms >= ?
+GROUP BY request_id
+ORDER BY max(ts_ms)
+LIMIT %d`, d.db, limit)
+	rows, err := d.conn.Query(ctx, q, sinceMS)
+	if err != nil {
+		return nil, fmt.Errorf("query sampled outputs: %w", err)
+	}
+	defer rows.Close()
+	var out []Output
+	for rows.Next() {
+		var o Output
+		var exps, arms []string
+		var th, ps, qa uint8
+		var refs, depth uint16
+		if err := rows.Scan(&o.RequestID, &o.Tenant, &o.TSMS, &o.Mode, &o.Tier, &o.Prompt, &o.ParentID,
+			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa); err != nil {
+			return nil, fmt.Errorf("scan sampled output: %w", err)
+		}
+		o.TextHeavy, o.Preserve, o.QAPass = th == 1, ps == 1, qa == 1
+		o.RefCount, o.EditDepth = int(refs), int(depth)
+		o.Arms = joinArms(exps, arms)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+func joinArms(exps, arms []string) string {
+	if len(exps) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(exps))
+	for i := range exps {
+		a := ""
+		if i < len(arms) {
+			a = arms[i]
+		}
+		parts[i] = exps[i] + ":" + a
+	}
+	return strings.Join(parts, ",")
+}
+
+// Judgement is one review row read back: who reviewed what.
+type Judgement struct {
+	Kind       string
+	Reviewer   string
+	RequestID  string
+	OtherID    string
+	Model      string
+	OtherModel string
+	Preference string
+	Overlap    bool
+	TSMS       uint64
+	Names      []string
+	Values     []float64
+}
+
+// Judgements returns every review event (FINAL collapses redeliveries).
+func (d *Data) Judgements(ctx context.Context, since time.Time) ([]Judgement, error) {
+	q := fmt.Sprintf(`SELECT kind, reviewer, request_id, other_request_id, model, other_model, preference, overlap, ts_ms,
+	score_names, score_values
+FROM %s.reviews FINAL
+WHERE ts >= toDateTime(?)
+ORDER BY ts_ms`, d.db)
+	rows, err := d.conn.Query(ctx, q, since.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("query reviews: %w", err)
+	}
+	defer rows.Close()
+	var out []Judgement
+	for rows.Next() {
+		var j Judgement
+		var ov uint8
+		if err := rows.Scan(&j.Kind, &j.Reviewer, &j.RequestID, &j.OtherID, &j.Model, &j.OtherModel, &j.Preference, &ov, &j.TSMS,
+			&j.Names, &j.Values); err != nil {
+			return nil, fmt.Errorf("scan review: %w", err)
+		}
+		j.Overlap = ov == 1
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,216 @@
+// Browser tests of the routelab console. playwright-core drives the system
+// chromium (never a downloaded build). The Go test TestBrowser starts a real
+// console (with ClickHouse and seeded data), then runs this script with:
+//   CONSOLE_URL     base URL of the console
+//   CHROMIUM        chromium executable (default /usr/bin/chromium)
+//   SCREENSHOT_DIR  where to save one screenshot per page visited
+//   E2E_USERS       JSON {"reviewer":[name,password],"engineer":[...],"admin":[...]}
+//   E2E_SCENARIOS   comma-separated scenario names (default: all)
+//   E2E_REVIEW_N    items the reviewer scores by keyboard (default 10)
+//   E2E_PAIRS_N     pairs answered in the pairwise round (default 3)
+//   E2E_MODELS      JSON list of model names that must stay hidden before an answer
+// It prints progress to stderr and one JSON object on the last line of stdout.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const base = process.env.CONSOLE_URL;
+const shots = process.env.SCREENSHOT_DIR || "screenshots";
+const users = JSON.parse(process.env.E2E_USERS || "{}");
+const wanted = (process.env.E2E_SCENARIOS || "").split(",").filter(Boolean);
+const reviewN = +(process.env.E2E_REVIEW_N || 10);
+const pairsN = +(process.env.E2E_PAIRS_N || 3);
+const models = JSON.parse(process.env.E2E_MODELS || "[]");
+mkdirSync(shots, { recursive: true });
+
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+const log = (...a) => console.error("[e2e]", ...a);
+
+async function newPage(browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("dialog", (d) => { problems.push("dialog: " + d.message()); d.dismiss(); });
+  page.on("console", (m) => { if (m.type() === "error") problems.push("console error: " + m.text()); });
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  return { ctx, page, problems };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
+}
+
+// loginByKeyboard types the credentials and presses Enter: no mouse.
+async function loginByKeyboard(page, who) {
+  const [name, pw] = users[who];
+  await page.goto(base + "/login");
+  await page.keyboard.type(name); // the name field has autofocus
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(pw);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  check(!page.url().includes("/login"), `login as ${who} failed: still on ${page.url()}`);
+}
+
+const scenarios = {
+  async csp_and_login(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    const resp = await page.goto(base + "/");
+    check(page.url().includes("/login"), "anonymous / did not land on /login: " + page.url());
+    check((resp.headers()["content-security-policy"] || "").includes("script-src 'self'"), "no strict CSP header");
+    await shot(page, "login");
+    await page.goto(base + "/login");
+    await page.keyboard.type(users.reviewer[0]);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("wrong-password");
+    await Promise.all([page.waitForLoadState(), page.keyboard.press("Enter")]);
+    check((await page.textContent("body")).includes("Wrong name or password"), "bad password was not refused");
+    // The refused login answers 401 on purpose; anything else is a problem.
+    const other = problems.filter((p) => !p.includes("status of 401"));
+    check(other.length === 0, other.join("; "));
+    await ctx.close();
+  },
+
+  async reviewer_refused_admin(browser) {
+    const { ctx, page } = await newPage(browser);
+    await loginByKeyboard(page, "reviewer");
+    for (const path of ["/admin", ...(process.env.E2E_ENGINEER_PAGES || "").split(",").filter(Boolean)]) {
+      const resp = await page.goto(base + path);
+      check(resp.status() === 403, `reviewer got ${resp.status()} on ${path}, want 403`);
+    }
+    await shot(page, "reviewer-refused-admin");
+    // A forged POST without the CSRF token is refused even with the session cookie.
+    const st = await page.evaluate(async () => (await fetch("/review/skip", { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"id":"x"}' })).status);
+    check(st === 403, `POST without CSRF token answered ${st}, want 403`);
+    await ctx.close();
+  },
+
+  async review_keyboard(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "reviewer");
+    await page.goto(base + "/review");
+    const seen = new Set();
+    for (let i = 0; i < reviewN; i++) {
+      await page.waitForSelector("#item");
+      const id = await page.getAttribute("#item", "data-id");
+      check(!seen.has(id), `item ${id} came back after it was scored`);
+      seen.add(id);
+      const qs = await page.$$eval("fieldset.q", (els) => els.map((e) => ({ kind: e.dataset.kind, max: +e.dataset.max })));
+      if (i === 0) {
+        await page.keyboard.press("?");
+        check(await page.isVisible("#help"), "? did not show the keys");
+        await shot(page, "review-help");
+        await page.keyboard.press("?");
+        // Score, undo, re-score: u must take the last score back.
+        await page.keyboard.press("3");
+        await page.keyboard.press("u");
+        check(await page.$$eval("fieldset.q.answered", (e) => e.length) === 0, "u did not undo the score");
+      }
+      for (const q of qs) {
+        // numeric: 1-5 by item; options: first option (none / no).
+        await page.keyboard.press(q.kind === "numeric" ? String(1 + ((i + 3) % q.max)) : "1");
+      }
+      check(await page.$$eval("fieldset.q.answered", (e) => e.length) === qs.length, "not every question shows answered");
+      if (i === 0) await shot(page, "review-item");
+      await Promise.all([page.waitForURL("**/review"), page.waitForLoadState("load"), page.keyboard.press("Control+Enter")]);
+      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return !el || el.dataset.id !== prev; }, id);
+    }
+    const progress = await page.textContent("#progress");
+    check(progress.includes(`Done ${reviewN}`) || progress.replace(/\s+/g, " ").includes(`Done ${reviewN}`), "progress does not show " + reviewN + " done: " + progress);
+    await shot(page, "review-after");
+    check(problems.length === 0, problems.join("; "));
+    await ctx.close();
+    return { scored: [...seen] };
+  },
+
+  async pairwise_round(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "reviewer");
+    await page.goto(base + "/pairwise");
+    const keys = ["ArrowLeft", "ArrowRight", "t"];
+    const answered = [];
+    for (let i = 0; i < pairsN; i++) {
+      await page.waitForSelector("#pair");
+      const id = await page.getAttribute("#pair", "data-id");
+      const text = await page.textContent("main");
+      for (const m of models) check(!text.includes(m), `model name ${m} visible before answering`);
+      if (i === 0) await shot(page, "pairwise");
+      await Promise.all([page.waitForURL("**/pairwise"), page.waitForLoadState("load"), page.keyboard.press(keys[i % 3])]);
+      await page.waitForSelector("#reveal");
+      const reveal = await page.textContent("#reveal");
+      check(models.some((m) => reveal.includes(m)), "names not revealed after answering: " + reveal);
+      answered.push(id);
+    }
+    await shot(page, "pairwise-reveal");
+    check(problems.length === 0, problems.join("; "));
+    await ctx.close();
+    return { answered };
+  },
+
+  async stored_xss_inert(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "xss");
+    await page.goto(base + "/review");
+    let found = false;
+    for (let i = 0; i < 200 && !found; i++) {
+      await page.waitForSelector("#item");
+      const prompt = await page.textContent("#prompt");
+      if (prompt.includes("<script>")) {
+        found = true;
+        await shot(page, "xss-prompt-as-text");
+        break;
+      }
+      const id = await page.getAttribute("#item", "data-id");
+      await Promise.all([page.waitForURL("**/review"), page.keyboard.press("s")]);
+      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return !el || el.dataset.id !== prev; }, id);
+      if (!(await page.$("#item"))) break;
+    }
+    check(found, "the item with the script prompt never came up");
+    const flag = await page.evaluate(() => window.__xss);
+    check(flag === undefined, "injected script ran: window.__xss = " + flag);
+    check(await page.$$eval("main script", (s) => s.length) === 0, "a <script> element was injected into the page");
+    check(problems.filter((p) => p.startsWith("dialog")).length === 0, problems.join("; "));
+    await ctx.close();
+  },
+
+  async engineer_pages(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "engineer");
+    const pages = (process.env.E2E_ENGINEER_PAGES || "/dashboards").split(",");
+    for (const p of pages) {
+      const resp = await page.goto(base + p);
+      check(resp.status() === 200, `${p} answered ${resp.status()}`);
+      await page.waitForLoadState("networkidle");
+      const broken = await page.$$eval("img", (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.src));
+      check(broken.length === 0, `${p}: images did not load: ${broken.join(", ")}`);
+      const nodata = await page.$$eval(".nodata", (e) => e.length);
+      check(nodata === 0, `${p}: ${nodata} panels without data`);
+      await shot(page, "engineer" + p.replace(/[^a-z0-9]+/gi, "-"));
+    }
+    check(problems.length === 0, problems.join("; "));
+    await ctx.close();
+  },
+};
+
+const results = [];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+});
+try {
+  for (const [name, fn] of Object.entries(scenarios)) {
+    if (wanted.length && !wanted.includes(name)) continue;
+    const t0 = Date.now();
+    try {
+      const out = await fn(browser);
+      results.push({ name, ok: true, ms: Date.now() - t0, ...(out || {}) });
+      log("ok", name, Date.now() - t0, "ms");
+    } catch (e) {
+      results.push({ name, ok: false, ms: Date.now() - t0, error: String(e && e.stack || e) });
+      log("FAIL", name, e);
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ ok: results.every((r) => r.ok), results }));
+process.exit(results.every((r) => r.ok) ? 0 : 1);

@@ -1,0 +1,68 @@
+package console
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	public   access = iota // no login (login page, assets, health)
+	anyone                 // any logged-in role
+	engineer               // engineer or admin
+	admin                  // admin only
+)
+
+type route struct {
+	method, path string
+	who          access
+	h            fiber.Handler
+}
+
+// routeTable lists every route with the role it needs; routes() registers
+// each behind its check, and a test walks the table.
+func (c *Console) routeTable() []route {
+	return []route{
+		{"GET", "/healthz", public, func(ctx *fiber.Ctx) error { return ctx.SendString("ok") }},
+		{"GET", "/readyz", public, func(ctx *fiber.Ctx) error { return ctx.SendString("ok") }},
+		{"GET", "/static/:name", public, c.static},
+		{"GET", "/login", public, c.loginPage},
+		{"POST", "/login", public, c.login},
+
+		{"GET", "/", anyone, c.home},
+		{"POST", "/logout", anyone, c.logout},
+		{"GET", "/blob/:key", anyone, c.blob},
+		{"GET", "/review", anyone, c.reviewPage},
+		{"GET", "/review/next.json", anyone, c.reviewNext},
+		{"POST", "/review/submit", anyone, c.reviewSubmit},
+		{"POST", "/review/skip", anyone, c.reviewSkip},
+		{"GET", "/pairwise", anyone, c.pairwisePage},
+		{"POST", "/pairwise/submit", anyone, c.pairwiseSubmit},
+
+		{"GET", "/admin", admin, c.adminPage},
+		{"POST", "/admin/users", admin, c.adminCreateUser},
+	}
+}
+
+func (c *Console) routes() {
+	loginLimit := limiter.New(limiter.Config{
+		Max: 20, Expiration: time.Minute,
+		Next: func(ctx *fiber.Ctx) bool { return ctx.Method() != fiber.MethodPost },
+		LimitReached: func(ctx *fiber.Ctx) error {
+			return &FieldError{Code: "rate_limited", Message: "too many login attempts; wait a minute", Status: fiber.StatusTooManyRequests}
+		},
+	})
+	for _, r := range c.routeTable() {
+		handlers := []fiber.Handler{c.authenticate(r.who)}
+		if r.path == "/login" {
+			handlers = append(handlers, loginLimit)
+		}
+		handlers = append(handlers, r.h)
+		c.app.Add(r.method, r.path, handlers...)
+	}
+	c.app.Use(func(ctx *fiber.Ctx) error { return errNotFound })
+}
