@@ -62,6 +62,7 @@ const (
 	KindContentPolicy ErrorKind = "content_policy" // refused by the upstream's safety system; final
 	KindBadRequest    ErrorKind = "bad_request"    // upstream rejected the input; final
 	KindAuth          ErrorKind = "auth"           // credentials missing or rejected; final
+	KindCircuitOpen   ErrorKind = "circuit_open"   // not called: its circuit breaker is open; try another model
 )
 
 // Error is an upstream failure.
