@@ -59,7 +59,9 @@ func decisionColumns() []column[events.Decision] {
 		mk("candidate_models", func(d *D) []string { return each(d.Candidates, func(c events.Candidate) string { return c.Model }) }),
 		mk("candidate_p", func(d *D) []float64 { return each(d.Candidates, func(c events.Candidate) float64 { return c.P }) }),
 		mk("candidate_cost_usd", func(d *D) []float64 { return each(d.Candidates, func(c events.Candidate) float64 { return c.CostUSD }) }),
-		mk("candidate_eligible", func(d *D) []uint8 { return each(d.Candidates, func(c events.Candidate) uint8 { return b2u(c.Eligible) }) }),
+		mk("candidate_eligible", func(d *D) []uint8 {
+			return each(d.Candidates, func(c events.Candidate) uint8 { return b2u(c.Eligible) })
+		}),
 		mk("candidate_reasons", func(d *D) []string { return each(d.Candidates, func(c events.Candidate) string { return c.Reason }) }),
 		mk("arm_experiments", func(d *D) []string { return each(d.Arms, func(a events.Arm) string { return a.Experiment }) }),
 		mk("arm_names", func(d *D) []string { return each(d.Arms, func(a events.Arm) string { return a.Arm }) }),
