@@ -1,0 +1,559 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// Drop reasons: every event the producer gives up on is counted under one.
+const (
+	DropQueueFull = "queue_full" // the in-memory queue was full at Enqueue
+	DropSpoolFull = "spool_full" // the broker was away and the spool had no room
+	DropSpoolIO   = "spool_io"   // the broker was away and writing the spool failed (disk error)
+	DropEncode    = "encode"     // the event could not be marshalled
+	DropTooLarge  = "too_large"  // one encoded event exceeds the broker's batch limit
+	DropRejected  = "rejected"   // the broker refused it with a non-retriable error
+	DropClosed    = "closed"     // Enqueue after Close, or left unsent when Close's context ended
+)
+
+var dropReasons = []string{DropQueueFull, DropSpoolFull, DropSpoolIO, DropEncode, DropTooLarge, DropRejected, DropClosed}
+
+// ProducerConfig configures a Producer. Zero values take the defaults shown.
+type ProducerConfig struct {
+	Brokers []string // bootstrap host:port list; required
+	// SpoolDir is where batches go while the broker is unreachable. Empty
+	// means no spool: the producer then retries the failed batch in memory
+	// and the queue absorbs the outage until it fills (drops are counted).
+	SpoolDir      string
+	SpoolMaxBytes int64         // default 1 GiB
+	SegmentBytes  int64         // spool segment size, default 16 MiB
+	QueueSize     int           // events held in memory, default 65536
+	BatchSize     int           // max events per write, default 4096
+	BatchTimeout  time.Duration // how long kafka-go waits to fill a partition batch, default 2ms
+	WriteTimeout  time.Duration // per write attempt, default 10s
+	RetryBackoff  time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
+	Compression   kafka.Compression
+	Logger        *slog.Logger
+	// Registerer, when set, gets the producer's routelab_events_* metrics.
+	Registerer prometheus.Registerer
+}
+
+func (c *ProducerConfig) defaults() {
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = 1 << 30
+	}
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = 16 << 20
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 65536
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 4096
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = 2 * time.Millisecond
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// maxRecordBytes is kafka-go's default per-partition batch limit, just under
+// the broker's default message.max.bytes; one record must fit in it.
+const maxRecordBytes = 1 << 20
+
+// ProducerStats is a snapshot of a producer's counters. Over its lifetime
+// Enqueued = (Produced - Replayed) + Spooled + dropped after enqueue (spool_full,
+// encode, too_large, rejected, closed-at-shutdown) + QueueDepth + in flight.
+type ProducerStats struct {
+	Enqueued      int64            `json:"enqueued"`       // accepted by Enqueue
+	Produced      int64            `json:"produced"`       // acknowledged by the broker, directly or by replay
+	Spooled       int64            `json:"spooled"`        // written to the on-disk spool
+	Replayed      int64            `json:"replayed"`       // acknowledged by the broker from the spool
+	Dropped       map[string]int64 `json:"dropped"`        // by reason (Drop* constants)
+	WriteErrors   int64            `json:"write_errors"`   // failed write attempts
+	QueueDepth    int              `json:"queue_depth"`    // events waiting in memory
+	QueueCapacity int              `json:"queue_capacity"` //
+	SpoolEvents   int64            `json:"spool_events"`   // events in the spool not yet replayed
+	SpoolBytes    int64            `json:"spool_bytes"`    // on-disk size of the spool
+	BrokerUp      bool             `json:"broker_up"`      // the last write attempt succeeded
+}
+
+// DroppedTotal sums Dropped over all reasons.
+func (s ProducerStats) DroppedTotal() int64 {
+	var n int64
+	for _, v := range s.Dropped {
+		n += v
+	}
+	return n
+}
+
+type item struct {
+	topic, key string
+	ev         any
+}
+
+// Producer sends events to Kafka without ever making the caller wait: Enqueue
+// puts the event on a bounded in-memory queue and one background goroutine
+// marshals, batches and writes them with a kafka-go Writer (synchronously, so
+// it knows exactly which records the broker acknowledged). Batches the broker
+// does not take go to the spool, and new batches follow them there so order is
+// kept; once the broker answers again the spool is replayed oldest first
+// before direct writes resume. Delivery is at-least-once: a batch whose
+// acknowledgement was lost is sent again, with the same event ids.
+type Producer struct {
+	cfg   ProducerConfig
+	log   *slog.Logger
+	queue chan item
+	w     *kafka.Writer
+	spool *spool // nil without SpoolDir
+
+	closed   atomic.Bool
+	inflight atomic.Int64 // Enqueue calls between their closed check and their send
+	stop     chan struct{}
+	done     chan struct{}
+	closeCtx context.Context // set before stop is closed; bounds the final flush
+
+	enqueued, produced, spooled, replayed, writeErrors atomic.Int64
+	dropped                                            map[string]*atomic.Int64 // fixed keys, built once
+	brokerUp                                           atomic.Bool
+
+	mu          sync.Mutex // guards the spool gauges read by Stats
+	spoolEvents int64
+	spoolBytes  int64
+}
+
+// NewProducer opens the spool (replaying whatever an earlier run left in it
+// once the broker answers) and starts the background writer.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	cfg.defaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("producer: no brokers")
+	}
+	p := &Producer{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "producer"),
+		queue: make(chan item, cfg.QueueSize),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		w: &kafka.Writer{
+			Addr: kafka.TCP(cfg.Brokers...),
+			// Murmur2 is Kafka's default partitioner: a request id lands on the
+			// same partition whichever client wrote it.
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, // the zero value is acks=0
+			BatchSize:    cfg.BatchSize,
+			BatchBytes:   maxRecordBytes,
+			BatchTimeout: cfg.BatchTimeout,
+			WriteTimeout: cfg.WriteTimeout,
+			ReadTimeout:  cfg.WriteTimeout,
+			// Fail fast and let the spool take the batch; we retry ourselves.
+			MaxAttempts:     2,
+			WriteBackoffMin: 10 * time.Millisecond,
+			WriteBackoffMax: 50 * time.Millisecond,
+			Compression:     cfg.Compression,
+		},
+	}
+	p.dropped = make(map[string]*atomic.Int64, len(dropReasons))
+	for _, r := range dropReasons {
+		p.dropped[r] = new(atomic.Int64)
+	}
+	p.brokerUp.Store(true)
+	if cfg.Registerer != nil {
+		if err := registerProducerMetrics(cfg.Registerer, p); err != nil {
+			return nil, fmt.Errorf("producer metrics: %w", err)
+		}
+	}
+	if cfg.SpoolDir != "" {
+		s, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SegmentBytes)
+		if err != nil {
+			return nil, err
+		}
+		p.spool = s
+		p.syncSpoolGauges()
+		if !s.empty() {
+			p.log.Info("spool holds events from an earlier run; replaying", "events", s.pending, "dir", cfg.SpoolDir)
+		}
+	}
+	go p.run()
+	return p, nil
+}
+
+// Enqueue queues ev for topic with the given Kafka key (the request id) and
+// returns at once; it never blocks. It reports false when the event was
+// dropped (queue full, or producer closed); the drop is counted. ev must not
+// be modified after the call: it is marshalled later, on the writer goroutine.
+func (p *Producer) Enqueue(topic, key string, ev any) bool {
+	p.inflight.Add(1)
+	if p.closed.Load() {
+		p.inflight.Add(-1)
+		p.drop(DropClosed, 1)
+		return false
+	}
+	select {
+	case p.queue <- item{topic: topic, key: key, ev: ev}:
+		p.inflight.Add(-1)
+		p.enqueued.Add(1)
+		return true
+	default:
+		p.inflight.Add(-1)
+		p.drop(DropQueueFull, 1)
+		return false
+	}
+}
+
+func (p *Producer) drop(reason string, n int) {
+	if n > 0 {
+		p.dropped[reason].Add(int64(n))
+	}
+}
+
+// Healthy reports whether the broker took the last write. A producer that is
+// not healthy still accepts events: they go to the spool.
+func (p *Producer) Healthy() bool { return p.brokerUp.Load() }
+
+// Spooling reports whether events are waiting in the spool for the broker.
+func (p *Producer) Spooling() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spoolEvents > 0
+}
+
+// Stats returns the current counters.
+func (p *Producer) Stats() ProducerStats {
+	s := ProducerStats{
+		Enqueued:      p.enqueued.Load(),
+		Produced:      p.produced.Load(),
+		Spooled:       p.spooled.Load(),
+		Replayed:      p.replayed.Load(),
+		WriteErrors:   p.writeErrors.Load(),
+		Dropped:       make(map[string]int64, len(dropReasons)),
+		QueueDepth:    len(p.queue),
+		QueueCapacity: cap(p.queue),
+		BrokerUp:      p.brokerUp.Load(),
+	}
+	for r, c := range p.dropped {
+		s.Dropped[r] = c.Load()
+	}
+	p.mu.Lock()
+	s.SpoolEvents, s.SpoolBytes = p.spoolEvents, p.spoolBytes
+	p.mu.Unlock()
+	return s
+}
+
+// Close stops accepting events, writes out the queue and tries to empty the
+// spool until ctx ends. Events still in the spool then stay on disk and are
+// replayed by the next producer on the same SpoolDir; Close reports them in
+// its error. Events still queued in memory when ctx ends are dropped as
+// "closed" (only possible without a spool).
+func (p *Producer) Close(ctx context.Context) error {
+	if p.closed.Swap(true) {
+		<-p.done
+		return nil
+	}
+	// Wait for Enqueue calls that saw closed == false to finish their send,
+	// so the final drain below sees every accepted event.
+	for p.inflight.Load() != 0 {
+		time.Sleep(10 * time.Microsecond)
+	}
+	p.closeCtx = ctx
+	close(p.stop)
+	<-p.done
+	werr := p.w.Close()
+	var serr error
+	if p.spool != nil {
+		left := p.spool.pending
+		serr = p.spool.close()
+		if left > 0 {
+			serr = errors.Join(serr, fmt.Errorf("producer closed with %d events in spool %s (replayed on next start)", left, p.cfg.SpoolDir))
+		}
+	}
+	return errors.Join(werr, serr)
+}
+
+// run is the writer loop, the only goroutine touching the writer and the spool.
+func (p *Producer) run() {
+	defer close(p.done)
+	var (
+		batch   []item
+		held    []record // no spool only: records waiting for the broker to return
+		backoff = p.cfg.RetryBackoff
+		retry   = time.NewTimer(time.Hour)
+		retryC  <-chan time.Time // non-nil while the broker is considered away
+	)
+	retry.Stop()
+	brokerAway := func() {
+		p.brokerUp.Store(false)
+		retry.Reset(backoff)
+		retryC = retry.C
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	brokerBack := func() {
+		if !p.brokerUp.Swap(true) {
+			p.log.Info("broker reachable again")
+		}
+		backoff = p.cfg.RetryBackoff
+	}
+
+	for {
+		stopping := false
+		switch {
+		case held != nil:
+			// No spool and the broker away: leave events in the queue, where a
+			// full queue shows up as counted drops, until the retry is due.
+			select {
+			case <-retryC:
+				retryC = nil
+			case <-p.stop:
+				stopping = true
+			}
+		case p.spool != nil && !p.spool.empty() && retryC == nil:
+			// Replay is due: don't block, but notice Close.
+			select {
+			case <-p.stop:
+				stopping = true
+			default:
+			}
+		default:
+			select {
+			case it := <-p.queue:
+				batch = append(batch, it)
+			case <-retryC:
+				retryC = nil
+			case <-p.stop:
+				stopping = true
+			}
+		}
+		if held == nil || stopping {
+			batch = p.take(batch, stopping)
+		}
+
+		var recs []record
+		if len(batch) > 0 {
+			recs = p.encode(batch)
+			clear(batch)
+			batch = batch[:0]
+		}
+		if p.spool == nil {
+			held = append(held, recs...)
+			if len(held) > 0 && retryC == nil {
+				if held = p.send(held); len(held) > 0 {
+					brokerAway()
+				} else {
+					brokerBack()
+				}
+			}
+			if len(held) == 0 {
+				held = nil
+			}
+		} else {
+			// Keep order: while anything is spooled, new records go behind it.
+			if len(recs) > 0 && p.spool.empty() && retryC == nil {
+				if recs = p.send(recs); len(recs) > 0 {
+					brokerAway()
+				} else {
+					brokerBack()
+				}
+			}
+			p.toSpool(recs)
+			if !p.spool.empty() && retryC == nil {
+				if p.replayOnce() {
+					brokerBack()
+				} else {
+					brokerAway()
+				}
+			}
+		}
+		if stopping {
+			p.finish(held)
+			return
+		}
+	}
+}
+
+// take adds queued events to batch without blocking: up to BatchSize, or
+// everything when the producer is closing.
+func (p *Producer) take(batch []item, all bool) []item {
+	for all || len(batch) < p.cfg.BatchSize {
+		select {
+		case it := <-p.queue:
+			batch = append(batch, it)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// finish runs at Close, after the queue was drained: keep trying the broker
+// until nothing is left or Close's context ends.
+func (p *Producer) finish(held []record) {
+	ctx := p.closeCtx
+	backoff := p.cfg.RetryBackoff
+	for ctx.Err() == nil {
+		if p.spool == nil {
+			if held = p.send(held); len(held) == 0 {
+				return
+			}
+		} else {
+			if p.spool.empty() {
+				return
+			}
+			if p.replayOnce() {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+	// What is spooled stays on disk for the next run; held records would be lost.
+	p.drop(DropClosed, len(held))
+}
+
+// encode marshals a batch; events that cannot be sent at all are dropped here.
+func (p *Producer) encode(batch []item) []record {
+	recs := make([]record, 0, len(batch))
+	for _, it := range batch {
+		b, err := Encode(it.ev)
+		if err != nil {
+			p.drop(DropEncode, 1)
+			p.log.Error("drop event that does not encode", "topic", it.topic, "err", err)
+			continue
+		}
+		r := record{topic: it.topic, key: it.key, value: b}
+		if r.size()+64 > maxRecordBytes {
+			p.drop(DropTooLarge, 1)
+			p.log.Error("drop event larger than the broker's batch limit", "topic", it.topic, "bytes", len(b))
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// send writes recs and returns the records still to send (nil when all were
+// acknowledged or refused for good).
+func (p *Producer) send(recs []record) []record {
+	if len(recs) == 0 {
+		return nil
+	}
+	acked, left, _ := p.write(recs)
+	p.produced.Add(int64(acked))
+	return left
+}
+
+// write sends recs in one synchronous WriteMessages call. It returns how many
+// the broker acknowledged and the records worth retrying; records refused with
+// a non-retriable error are dropped as rejected.
+func (p *Producer) write(recs []record) (acked int, left []record, err error) {
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = kafka.Message{Topic: r.topic, Key: []byte(r.key), Value: r.value}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
+	err = p.w.WriteMessages(ctx, msgs...)
+	cancel()
+	if err == nil {
+		return len(recs), nil, nil
+	}
+	p.writeErrors.Add(1)
+	if p.brokerUp.Load() {
+		p.log.Warn("broker write failed; spooling until it answers", "err", err)
+	}
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(recs) {
+		return 0, recs, err
+	}
+	for i, e := range werrs {
+		switch {
+		case e == nil:
+			acked++
+		case isPermanent(e):
+			p.drop(DropRejected, 1)
+			p.log.Error("broker rejected event", "topic", recs[i].topic, "err", e)
+		default:
+			left = append(left, recs[i])
+		}
+	}
+	return acked, left, err
+}
+
+func isPermanent(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && !ke.Temporary()
+}
+
+// toSpool appends recs to the spool. When they do not fit as one frame it
+// keeps halving, so that as many as fit are kept; the rest are dropped as
+// spool_full.
+func (p *Producer) toSpool(recs []record) {
+	if len(recs) == 0 {
+		return
+	}
+	err := p.spool.append(recs)
+	switch {
+	case err == nil:
+		p.spooled.Add(int64(len(recs)))
+		p.syncSpoolGauges()
+	case errors.Is(err, errSpoolFull) && len(recs) > 1:
+		p.toSpool(recs[:len(recs)/2])
+		p.toSpool(recs[len(recs)/2:])
+	case errors.Is(err, errSpoolFull):
+		p.drop(DropSpoolFull, 1)
+	default:
+		p.log.Error("spool append failed; dropping batch", "events", len(recs), "err", err)
+		p.drop(DropSpoolIO, len(recs))
+	}
+}
+
+// replayOnce sends the oldest spooled records (up to a batch) and consumes
+// them on success. A partial failure consumes nothing: the whole chunk is
+// sent again later (at-least-once).
+func (p *Producer) replayOnce() bool {
+	recs, pos, err := p.spool.peek(p.cfg.BatchSize)
+	if err != nil {
+		p.log.Error("spool read failed", "err", err)
+		return false
+	}
+	if len(recs) == 0 {
+		return true
+	}
+	acked, left, _ := p.write(recs)
+	if len(left) > 0 {
+		return false
+	}
+	if err := p.spool.advance(pos, len(recs)); err != nil {
+		p.log.Error("spool advance failed", "err", err)
+	}
+	p.replayed.Add(int64(acked))
+	p.produced.Add(int64(acked))
+	p.syncSpoolGauges()
+	if p.spool.empty() {
+		p.log.Info("spool replayed; writing directly again")
+	}
+	return true
+}
+
+func (p *Producer) syncSpoolGauges() {
+	p.mu.Lock()
+	p.spoolEvents, p.spoolBytes = p.spool.pending, p.spool.bytes()
+	p.mu.Unlock()
+}

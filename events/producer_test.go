@@ -1,0 +1,343 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker"
+)
+
+func mustBroker(t testing.TB, cfg broker.Config) *broker.Broker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("broker.Start: %v", err)
+	}
+	return b
+}
+
+func mustProducer(t testing.TB, cfg events.ProducerConfig) *events.Producer {
+	t.Helper()
+	p, err := events.NewProducer(cfg)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	return p
+}
+
+func decision(i int) *events.Decision {
+	return &events.Decision{
+		Header: events.NewHeader("acme", fmt.Sprintf("req-%d", i)),
+		Model:  "sim-fast", Mode: "generate", Tier: "standard", Prompt: "a red bicycle leaning on a wall",
+		Candidates: []events.Candidate{{Model: "sim-fast", P: 0.8, CostUSD: 0.01, Eligible: true}},
+	}
+}
+
+// consumeIDs reads every record of topic from the start to the current end,
+// over the wire with kafka-go, and counts each event id.
+func consumeIDs(t *testing.T, addr, topic string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(addr)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatalf("Metadata: %v", err)
+	}
+	ids := map[string]int{}
+	for _, part := range md.Topics[0].Partitions {
+		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, part.ID)
+		if err != nil {
+			t.Fatalf("DialLeader: %v", err)
+		}
+		last, err := conn.ReadLastOffset()
+		if err != nil {
+			t.Fatalf("ReadLastOffset: %v", err)
+		}
+		conn.Close()
+		if last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: part.ID, MaxWait: 100 * time.Millisecond})
+		if err := r.SetOffset(0); err != nil {
+			t.Fatalf("SetOffset: %v", err)
+		}
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("ReadMessage %s/%d: %v", topic, part.ID, err)
+			}
+			var h events.Header
+			if err := json.Unmarshal(m.Value, &h); err != nil {
+				t.Fatalf("record is not an event: %v", err)
+			}
+			if string(m.Key) != h.RequestID {
+				t.Fatalf("record key %q, want request id %q", m.Key, h.RequestID)
+			}
+			ids[h.EventID]++
+			if m.Offset == last-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return ids
+}
+
+// waitFor polls cond (a condition on the producer's own counters, not a
+// sleep-and-hope) until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestProducerExactCounts(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	reg := prometheus.NewRegistry()
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, SpoolDir: t.TempDir(), Registerer: reg})
+
+	const n = 20000
+	want := map[string]bool{}
+	for i := range n {
+		d := decision(i)
+		want[d.EventID] = true
+		if !p.Enqueue(events.TopicDecisions, d.RequestID, d) {
+			t.Fatalf("Enqueue(%d) dropped with the broker up", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	st := p.Stats()
+	if st.Enqueued != n || st.Produced != n || st.Spooled != 0 || st.DroppedTotal() != 0 {
+		t.Errorf("Stats() = %+v, want enqueued=produced=%d, nothing spooled or dropped", st, n)
+	}
+	if got := counterValue(t, reg, "routelab_events_produced_total"); got != n {
+		t.Errorf("routelab_events_produced_total = %v, want %d", got, n)
+	}
+	got := consumeIDs(t, b.Addr(), events.TopicDecisions)
+	if len(got) != n {
+		t.Fatalf("consumed %d distinct event ids, want %d", len(got), n)
+	}
+	for id, c := range got {
+		if !want[id] || c != 1 {
+			t.Fatalf("event %s consumed %d times (known=%v), want exactly once", id, c, want[id])
+		}
+	}
+}
+
+// counterValue reads one unlabelled counter from reg the way a scrape would.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// TestProducerBrokerRestart stops the broker mid-stream and restarts it from
+// its data dir: events are spooled while it is away, replayed when it is
+// back, none lost; duplicates only where an acknowledgement was lost.
+func TestProducerBrokerRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	b := mustBroker(t, broker.Config{DataDir: dataDir})
+	addr := b.Addr()
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), RetryBackoff: 20 * time.Millisecond})
+
+	want := map[string]bool{}
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			d := decision(i)
+			want[d.EventID] = true
+			if !p.Enqueue(events.TopicDecisions, d.RequestID, d) {
+				t.Fatalf("Enqueue(%d) dropped", i)
+			}
+		}
+	}
+	send(0, 3000)
+	waitFor(t, "first events produced", func() bool { return p.Stats().Produced >= 1000 })
+	b.Close()
+
+	send(3000, 6000)
+	waitFor(t, "events spooled while the broker is away", func() bool { return p.Stats().Spooled > 0 && p.Stats().QueueDepth == 0 })
+	if p.Healthy() || !p.Spooling() {
+		t.Errorf("broker away: Healthy() = %v, Spooling() = %v, want false, true", p.Healthy(), p.Spooling())
+	}
+	send(6000, 8000)
+
+	b = mustBroker(t, broker.Config{DataDir: dataDir, Addr: addr})
+	defer b.Close()
+	waitFor(t, "spool replayed", func() bool { return !p.Spooling() && p.Stats().QueueDepth == 0 })
+	send(8000, 10000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	st := p.Stats()
+	t.Logf("stats: %+v", st)
+	if st.DroppedTotal() != 0 || st.Spooled == 0 || st.Replayed != st.Spooled || !p.Healthy() {
+		t.Errorf("Stats() = %+v, want no drops, spooled > 0, replayed == spooled, healthy", st)
+	}
+	got := consumeIDs(t, b.Addr(), events.TopicDecisions)
+	dups := 0
+	for id := range want {
+		switch c := got[id]; {
+		case c == 0:
+			t.Fatalf("event %s lost", id)
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("consumed %d distinct ids, want %d", len(got), len(want))
+	}
+	// Only batches in flight when the broker went away can be sent twice.
+	if dups > 3000 {
+		t.Errorf("%d duplicates, want at most the events in flight at the outage", dups)
+	}
+	t.Logf("%d events, %d spooled, %d duplicates after restart", len(want), st.Spooled, dups)
+}
+
+// TestProducerSpoolSurvivesRestart: a producer closed while the broker is
+// away leaves its events in the spool; the next producer on the same spool
+// dir delivers them.
+func TestProducerSpoolSurvivesRestart(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	addr := b.Addr()
+	b.Close()
+	spoolDir := t.TempDir()
+
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
+	want := map[string]bool{}
+	for i := range 500 {
+		d := decision(i)
+		want[d.EventID] = true
+		p.Enqueue(events.TopicQA, d.RequestID, d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := p.Close(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "500 events in spool") {
+		t.Fatalf("Close with the broker away = %v, want an error reporting 500 spooled events", err)
+	}
+
+	b = mustBroker(t, broker.Config{Addr: addr})
+	defer b.Close()
+	p = mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
+	if st := p.Stats(); st.SpoolEvents != 500 {
+		t.Errorf("new producer sees %d spooled events, want 500", st.SpoolEvents)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := consumeIDs(t, addr, events.TopicQA)
+	if len(got) != 500 {
+		t.Fatalf("consumed %d distinct ids after restart, want 500", len(got))
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("event %s consumed %d times, want 1", id, got[id])
+		}
+	}
+}
+
+func TestProducerQueueOverflowCounted(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	addr := b.Addr()
+	b.Close() // nothing listens: without a spool the queue must absorb it
+
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, QueueSize: 100, BatchSize: 10})
+	refused := 0
+	for i := range 1000 {
+		if !p.Enqueue(events.TopicSignals, "r", decision(i)) {
+			refused++
+		}
+	}
+	st := p.Stats()
+	if refused == 0 || st.Dropped[events.DropQueueFull] != int64(refused) {
+		t.Errorf("refused %d, Dropped[queue_full] = %d; want equal and > 0", refused, st.Dropped[events.DropQueueFull])
+	}
+	if st.Enqueued+int64(refused) != 1000 {
+		t.Errorf("Enqueued %d + refused %d != 1000", st.Enqueued, refused)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_ = p.Close(ctx)
+	st = p.Stats()
+	if st.Produced != 0 || st.Dropped[events.DropClosed] != st.Enqueued {
+		t.Errorf("after Close: Produced %d, Dropped[closed] %d, want 0 and %d (every accepted event accounted for)", st.Produced, st.Dropped[events.DropClosed], st.Enqueued)
+	}
+	if p.Enqueue(events.TopicSignals, "r", decision(0)) {
+		t.Errorf("Enqueue after Close accepted")
+	}
+}
+
+func TestProducerSpoolFullCounted(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	addr := b.Addr()
+	b.Close()
+
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 10, SegmentBytes: 16 << 10})
+	for i := range 2000 {
+		p.Enqueue(events.TopicDecisions, "r", decision(i))
+	}
+	waitFor(t, "queue drained to spool or dropped", func() bool {
+		st := p.Stats()
+		return st.Spooled+st.Dropped[events.DropSpoolFull] == 2000
+	})
+	st := p.Stats()
+	if st.Dropped[events.DropSpoolFull] == 0 || st.Spooled == 0 || st.SpoolBytes > 64<<10 {
+		t.Errorf("Stats() = %+v, want spooled > 0, spool_full drops and spool bytes <= 64 KiB", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err == nil {
+		t.Errorf("Close with events left in the spool = nil, want an error")
+	}
+}
+
+func TestProducerEncodeErrorCounted(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}})
+	p.Enqueue(events.TopicAudit, "r", map[string]any{"bad": make(chan int)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := p.Stats().Dropped[events.DropEncode]; got != 1 {
+		t.Errorf("Dropped[encode] = %d, want 1", got)
+	}
+}
