@@ -56,7 +56,9 @@ func BenchmarkEnqueueBrokerDown(b *testing.B) {
 		slices.Sort(lat)
 		return lat
 	}
-	pct := func(lat []time.Duration, q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) }
+	pct := func(lat []time.Duration, q float64) float64 {
+		return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds())
+	}
 
 	n := max(b.N, 20000)
 	b.ResetTimer()
