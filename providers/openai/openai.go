@@ -1,0 +1,285 @@
+// Package openai adapts the OpenAI Images API (gpt-image-1, dall-e-3,
+// dall-e-2) to providers.Provider: POST /v1/images/generations (JSON) for
+// generation and POST /v1/images/edits (multipart) for edits, images back as
+// b64_json, errors in OpenAI's {"error":{message,type,code,param}} shape.
+package openai
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/internal/upstream"
+)
+
+// DefaultBaseURL is OpenAI's API root.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// Config configures one upstream model.
+type Config struct {
+	APIKey  string // OPENAI_API_KEY
+	BaseURL string // default DefaultBaseURL
+	Model   string // upstream model, e.g. gpt-image-1
+	// Organization and Project are sent as OpenAI-Organization and
+	// OpenAI-Project when set.
+	Organization, Project string
+	HTTPClient            *http.Client // default http.DefaultClient; the request context bounds every call
+	// Price is the cost of one image (from the catalog); nil means 0.
+	Price func(width, height int, tier string) float64
+	Now   func() time.Time // for Retry-After dates; default time.Now
+}
+
+// Client calls one OpenAI image model.
+type Client struct{ cfg Config }
+
+var _ providers.Provider = (*Client)(nil)
+
+// New returns a client for cfg.Model.
+func New(cfg Config) *Client {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg}
+}
+
+// Name is "openai".
+func (c *Client) Name() string { return "openai" }
+
+type generateBody struct {
+	Model          string `json:"model"`
+	Prompt         string `json:"prompt"`
+	N              int    `json:"n,omitempty"`
+	Size           string `json:"size,omitempty"`
+	Quality        string `json:"quality,omitempty"`
+	OutputFormat   string `json:"output_format,omitempty"`
+	ResponseFormat string `json:"response_format,omitempty"`
+	User           string `json:"user,omitempty"`
+}
+
+type imagesResponse struct {
+	Created int64 `json:"created"`
+	Data    []struct {
+		B64JSON       string `json:"b64_json"`
+		URL           string `json:"url"`
+		RevisedPrompt string `json:"revised_prompt"`
+	} `json:"data"`
+}
+
+type errorResponse struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Code    *string `json:"code"`
+		Param   *string `json:"param"`
+	} `json:"error"`
+}
+
+// Generate calls /images/generations, or /images/edits when req.Mode is
+// "edit" with references. Errors are *providers.Error: content_policy for
+// content_policy_violation / moderation_blocked, auth for 401/403 and
+// insufficient_quota, rate_limited with Retry-After for other 429s,
+// unavailable for 5xx, timeout when the deadline passes.
+func (c *Client) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
+	var (
+		httpReq *http.Request
+		err     error
+	)
+	if req.Mode == "edit" && len(req.References) > 0 {
+		httpReq, err = c.editRequest(ctx, req)
+	} else {
+		httpReq, err = c.generateRequest(ctx, req)
+	}
+	if err != nil {
+		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindBadRequest, Status: 400, Message: err.Error()}
+	}
+	httpReq.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	if c.cfg.Organization != "" {
+		httpReq.Header.Set("OpenAI-Organization", c.cfg.Organization)
+	}
+	if c.cfg.Project != "" {
+		httpReq.Header.Set("OpenAI-Project", c.cfg.Project)
+	}
+	start := c.cfg.Now()
+	resp, body, err := upstream.Do(ctx, c.cfg.HTTPClient, c.Name(), httpReq)
+	if err != nil {
+		return providers.Result{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return providers.Result{}, c.apiError(resp, body)
+	}
+	var out imagesResponse
+	if err := json.Unmarshal(body, &out); err != nil {
+		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode response: " + err.Error()}
+	}
+	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
+	for _, d := range out.Data {
+		var b []byte
+		switch {
+		case d.B64JSON != "":
+			if b, err = base64.StdEncoding.DecodeString(d.B64JSON); err != nil {
+				return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode b64_json: " + err.Error()}
+			}
+		case d.URL != "":
+			if b, err = upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), d.URL); err != nil {
+				return providers.Result{}, err
+			}
+		default:
+			continue
+		}
+		res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
+	}
+	if len(res.Images) == 0 {
+		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
+	}
+	if c.cfg.Price != nil {
+		res.CostUSD = c.cfg.Price(req.Width, req.Height, req.Quality) * float64(len(res.Images))
+	}
+	return res, nil
+}
+
+func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+	body := generateBody{
+		Model:   c.cfg.Model,
+		Prompt:  req.Prompt,
+		N:       max(req.N, 1),
+		Size:    size(req),
+		Quality: c.quality(req.Quality),
+	}
+	if c.gptImage() {
+		body.OutputFormat = outputFormat(req.OutputFormat)
+	} else {
+		body.ResponseFormat = "b64_json" // dall-e defaults to url; the GPT image models always answer b64_json
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/generations", strings.NewReader(string(b)))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	return r, nil
+}
+
+func (c *Client) editRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+	f := upstream.NewForm()
+	f.Field("model", c.cfg.Model)
+	f.Field("prompt", req.Prompt)
+	f.Field("n", strconv.Itoa(max(req.N, 1)))
+	if s := size(req); s != "" {
+		f.Field("size", s)
+	}
+	if q := c.quality(req.Quality); q != "" {
+		f.Field("quality", q)
+	}
+	if c.gptImage() {
+		if of := outputFormat(req.OutputFormat); of != "" {
+			f.Field("output_format", of)
+		}
+	} else {
+		f.Field("response_format", "b64_json")
+	}
+	field := "image"
+	if len(req.References) > 1 {
+		field = "image[]" // the GPT image models take several input images
+	}
+	for i, ref := range req.References {
+		mime := upstream.MIME(ref)
+		f.File(field, fmt.Sprintf("image-%d.%s", i, strings.TrimPrefix(mime, "image/")), mime, ref)
+	}
+	if len(req.Mask) > 0 {
+		f.File("mask", "mask.png", upstream.MIME(req.Mask), req.Mask)
+	}
+	body, contentType, err := f.Close()
+	if err != nil {
+		return nil, err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/edits", body)
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", contentType)
+	return r, nil
+}
+
+// apiError maps an OpenAI error response to a *providers.Error.
+func (c *Client) apiError(resp *http.Response, body []byte) error {
+	var er errorResponse
+	_ = json.Unmarshal(body, &er) // a non-JSON body (a proxy's HTML page) still maps by status
+	code := ""
+	if er.Error.Code != nil {
+		code = *er.Error.Code
+	}
+	msg := er.Error.Message
+	if msg == "" {
+		msg = upstream.Truncate(string(body), 200)
+	}
+	if code != "" {
+		msg = code + ": " + msg
+	}
+	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(resp.StatusCode), Status: resp.StatusCode, Message: msg}
+	switch {
+	case code == "content_policy_violation" || code == "moderation_blocked" ||
+		(resp.StatusCode == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
+		e.Kind = providers.KindContentPolicy
+	case code == "insufficient_quota" || code == "billing_hard_limit_reached":
+		e.Kind = providers.KindAuth // no retry will help until billing changes
+	case e.Kind == providers.KindRateLimited:
+		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
+	}
+	return e
+}
+
+func (c *Client) gptImage() bool { return strings.HasPrefix(c.cfg.Model, "gpt-image") }
+
+// quality maps routelab's tier to the model's quality parameter.
+func (c *Client) quality(tier string) string {
+	switch {
+	case c.gptImage():
+		switch tier {
+		case "draft":
+			return "low"
+		case "premium":
+			return "high"
+		case "standard":
+			return "medium"
+		}
+	case c.cfg.Model == "dall-e-3":
+		if tier == "premium" {
+			return "hd"
+		}
+		return "standard"
+	}
+	return ""
+}
+
+func size(req providers.Request) string {
+	if req.Width <= 0 || req.Height <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%dx%d", req.Width, req.Height)
+}
+
+func outputFormat(f string) string {
+	switch f {
+	case "png", "webp":
+		return f
+	case "jpeg", "jpg":
+		return "jpeg"
+	}
+	return ""
+}

@@ -1,0 +1,235 @@
+package openai_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/openai"
+	"github.com/routelab/routelab/providers/sim"
+)
+
+var png = sim.Render("a test image", 16, 16, 1, 1)
+
+// fakeOpenAI is an httptest stand-in for the Images API. handle answers
+// every request after the auth check; the last request is kept.
+type fakeOpenAI struct {
+	*httptest.Server
+	handle func(w http.ResponseWriter, r *http.Request)
+	last   *http.Request
+	body   []byte
+}
+
+func newFake(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) *fakeOpenAI {
+	t.Helper()
+	f := &fakeOpenAI{handle: handle}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sk-test" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"message":"Incorrect API key provided: sk-wrong.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+			return
+		}
+		f.body, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(f.body))
+		f.last = r
+		f.handle(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func b64Response(w http.ResponseWriter, n int) {
+	w.Header().Set("Content-Type", "application/json")
+	data := make([]map[string]string, n)
+	for i := range data {
+		data[i] = map[string]string{"b64_json": base64.StdEncoding.EncodeToString(png)}
+	}
+	json.NewEncoder(w).Encode(map[string]any{"created": 1713833628, "data": data,
+		"usage": map[string]any{"total_tokens": 100, "input_tokens": 50, "output_tokens": 50}})
+}
+
+func client(f *fakeOpenAI, model, key string) *openai.Client {
+	return openai.New(openai.Config{APIKey: key, BaseURL: f.URL + "/v1", Model: model,
+		Price: func(w, h int, tier string) float64 { return 0.04 }})
+}
+
+func TestGenerate(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { b64Response(w, 2) })
+	res, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(),
+		providers.Request{Prompt: "a red fox", Width: 1024, Height: 1536, N: 2, Quality: "premium", OutputFormat: "png"})
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	if len(res.Images) != 2 || !bytes.Equal(res.Images[0].Bytes, png) || res.Images[0].MIME != "image/png" || res.CostUSD != 0.08 {
+		t.Fatalf("Generate = %d images, MIME %q, cost %v; want 2 PNGs costing 0.08", len(res.Images), res.Images[0].MIME, res.CostUSD)
+	}
+	if f.last.URL.Path != "/v1/images/generations" || f.last.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("request %s %s", f.last.URL.Path, f.last.Header.Get("Content-Type"))
+	}
+	var got map[string]any
+	if err := json.Unmarshal(f.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"model": "gpt-image-1", "prompt": "a red fox", "n": 2.0, "size": "1024x1536", "quality": "high", "output_format": "png"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("body[%s] = %v, want %v", k, got[k], v)
+		}
+	}
+	if _, ok := got["response_format"]; ok {
+		t.Error("response_format sent to gpt-image-1, which rejects it")
+	}
+}
+
+func TestGenerateDallE3(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { b64Response(w, 1) })
+	if _, err := client(f, "dall-e-3", "sk-test").Generate(context.Background(), providers.Request{Prompt: "x", Quality: "premium"}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	json.Unmarshal(f.body, &got)
+	if got["response_format"] != "b64_json" || got["quality"] != "hd" {
+		t.Errorf("dall-e-3 body %v, want response_format b64_json and quality hd", got)
+	}
+}
+
+func TestGenerateURLResponse(t *testing.T) {
+	img := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			t.Error("credentials sent to the image host")
+		}
+		w.Write(png)
+	}))
+	defer img.Close()
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"created":1,"data":[{"url":"`+img.URL+`/img.png"}]}`)
+	})
+	res, err := client(f, "dall-e-2", "sk-test").Generate(context.Background(), providers.Request{Prompt: "x"})
+	if err != nil || !bytes.Equal(res.Images[0].Bytes, png) {
+		t.Fatalf("Generate(url response) = %v, %v; want the fetched PNG", res, err)
+	}
+}
+
+func TestEdit(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { b64Response(w, 1) })
+	ref := sim.Render("ref", 8, 8, 1, 2)
+	_, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(),
+		providers.Request{Mode: "edit", Prompt: "add a hat", References: [][]byte{ref, png}, Mask: png, Width: 1024, Height: 1024, Quality: "draft"})
+	if err != nil {
+		t.Fatalf("Generate(edit): %v", err)
+	}
+	r := f.last
+	if r.URL.Path != "/v1/images/edits" {
+		t.Fatalf("edit went to %s", r.URL.Path)
+	}
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		t.Fatalf("edit body is not multipart: %v", err)
+	}
+	if r.FormValue("model") != "gpt-image-1" || r.FormValue("prompt") != "add a hat" || r.FormValue("quality") != "low" || r.FormValue("size") != "1024x1024" {
+		t.Errorf("edit fields %v", r.MultipartForm.Value)
+	}
+	imgs := r.MultipartForm.File["image[]"]
+	if len(imgs) != 2 || len(r.MultipartForm.File["mask"]) != 1 {
+		t.Fatalf("edit files: %d image[], %d mask; want 2 and 1", len(imgs), len(r.MultipartForm.File["mask"]))
+	}
+	fh, _ := imgs[0].Open()
+	got, _ := io.ReadAll(fh)
+	if !bytes.Equal(got, ref) || imgs[0].Header.Get("Content-Type") != "image/png" {
+		t.Errorf("first image part differs from the reference (type %q)", imgs[0].Header.Get("Content-Type"))
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		key        string
+		status     int
+		header     map[string]string
+		body       string
+		wantKind   providers.ErrorKind
+		wantStatus int
+		wantRetry  time.Duration
+	}{
+		{"auth", "sk-wrong", 0, nil, "", providers.KindAuth, 401, 0},
+		{"rate limited, retry-after-ms", "sk-test", 429, map[string]string{"retry-after-ms": "1500", "retry-after": "2"},
+			`{"error":{"message":"Rate limit reached for gpt-image-1 on images per minute (IPM): Limit 5, Used 5.","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
+			providers.KindRateLimited, 429, 1500 * time.Millisecond},
+		{"rate limited, retry-after seconds", "sk-test", 429, map[string]string{"retry-after": "3"},
+			`{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
+			providers.KindRateLimited, 429, 3 * time.Second},
+		{"quota exhausted is final", "sk-test", 429, nil,
+			`{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`,
+			providers.KindAuth, 429, 0},
+		{"content policy (dall-e)", "sk-test", 400, nil,
+			`{"error":{"message":"Your request was rejected as a result of our safety system.","type":"invalid_request_error","param":null,"code":"content_policy_violation"}}`,
+			providers.KindContentPolicy, 400, 0},
+		{"moderation blocked (gpt-image-1)", "sk-test", 400, nil,
+			`{"error":{"message":"Your request was rejected by the safety system.","type":"image_generation_user_error","param":null,"code":"moderation_blocked"}}`,
+			providers.KindContentPolicy, 400, 0},
+		{"bad request", "sk-test", 400, nil,
+			`{"error":{"message":"Invalid value: '999x999'. Supported values are: '1024x1024', '1024x1536', '1536x1024', and 'auto'.","type":"invalid_request_error","param":"size","code":"invalid_value"}}`,
+			providers.KindBadRequest, 400, 0},
+		{"organization not verified", "sk-test", 403, nil,
+			`{"error":{"message":"Your organization must be verified to use the model gpt-image-1.","type":"invalid_request_error","param":null,"code":null}}`,
+			providers.KindAuth, 403, 0},
+		{"server error", "sk-test", 500, nil,
+			`{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}`,
+			providers.KindUnavailable, 500, 0},
+		{"overloaded, HTML body", "sk-test", 503, nil, `<html>503 Service Unavailable</html>`, providers.KindUnavailable, 503, 0},
+		{"200 with garbage", "sk-test", 200, nil, `not json`, providers.KindUnavailable, 502, 0},
+		{"200 without images", "sk-test", 200, nil, `{"created":1,"data":[]}`, providers.KindUnavailable, 502, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			_, err := client(f, "gpt-image-1", tt.key).Generate(context.Background(), providers.Request{Prompt: "x"})
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Kind != tt.wantKind || pe.Status != tt.wantStatus || pe.RetryAfter != tt.wantRetry || pe.Provider != "openai" {
+				t.Fatalf("Generate = %#v, want kind %s status %d retry-after %v", err, tt.wantKind, tt.wantStatus, tt.wantRetry)
+			}
+		})
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		select { // hold the request until the client gives up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := client(f, "gpt-image-1", "sk-test").Generate(ctx, providers.Request{Prompt: "x"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.KindTimeout || !pe.Retryable() {
+		t.Fatalf("Generate past the deadline = %v, want a retryable timeout", err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {})
+	f.Close()
+	_, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), providers.Request{Prompt: "x"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.KindUnavailable {
+		t.Fatalf("Generate to a closed server = %v, want unavailable", err)
+	}
+}
