@@ -1,0 +1,194 @@
+package control_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/control"
+)
+
+func mustBroker(t *testing.T, cfg broker.Config) *broker.Broker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("broker.Start: %v", err)
+	}
+	return b
+}
+
+func mustOpen(t *testing.T, addr string) *control.Log {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := control.Open(ctx, control.Config{Brokers: []string{addr}, Topic: events.TopicPolicies})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func view(l *control.Log) map[string]string {
+	out := map[string]string{}
+	for k, v := range l.All() {
+		out[k] = string(v)
+	}
+	return out
+}
+
+// awaitOffset waits on l's change feed until it has applied everything
+// before off.
+func awaitOffset(t *testing.T, l *control.Log, off int64) {
+	t.Helper()
+	ch := make(chan struct{}, 1)
+	cancel := l.Subscribe(func(control.Change) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	defer cancel()
+	timeout := time.After(30 * time.Second)
+	for l.Offset() < off {
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("log at offset %d, want %d", l.Offset(), off)
+		}
+	}
+}
+
+func TestTwoLogsConverge(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, c := mustOpen(t, b.Addr()), mustOpen(t, b.Addr())
+
+	// Read-your-writes: the writer sees its value as soon as Put returns.
+	if err := a.Put(ctx, "policy/default", []byte("v1")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if v, ok := a.Get("policy/default"); !ok || string(v) != "v1" {
+		t.Fatalf("Get after Put = %q, %v; want v1", v, ok)
+	}
+	if err := c.Put(ctx, "policy/default", []byte("v2")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := c.Put(ctx, "policy/canary", []byte("c1")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := a.Delete(ctx, "policy/canary"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	awaitOffset(t, c, a.Offset())
+	awaitOffset(t, a, c.Offset())
+
+	want := map[string]string{"policy/default": "v2"}
+	if diff := cmp.Diff(want, view(a)); diff != "" {
+		t.Errorf("view A (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, view(c)); diff != "" {
+		t.Errorf("view B (-want +got):\n%s", diff)
+	}
+}
+
+func TestSubscribeSnapshotThenChanges(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := mustOpen(t, b.Addr())
+	for _, k := range []string{"b", "a"} {
+		if err := l.Put(ctx, k, []byte("1")); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	var got []string
+	stop := l.Subscribe(func(c control.Change) { got = append(got, fmt.Sprintf("%s=%s del=%v", c.Key, c.Value, c.Deleted)) })
+	if err := l.Put(ctx, "a", []byte("2")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := l.Delete(ctx, "b"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	stop() // Put returned after apply, and apply delivers before it returns
+	want := []string{"a=1 del=false", "b=1 del=false", "a=2 del=false", "b= del=true"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("subscription saw (-want +got):\n%s", diff)
+	}
+}
+
+func TestStateSurvivesBrokerRestartAndCompaction(t *testing.T) {
+	dir := t.TempDir()
+	b := mustBroker(t, broker.Config{DataDir: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := mustOpen(t, b.Addr())
+	for i := range 50 {
+		if err := l.Put(ctx, fmt.Sprintf("k%d", i%5), fmt.Appendf(nil, "v%d", i)); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	if err := l.Delete(ctx, "k0"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	want := view(l)
+	l.Close()
+	b.Close()
+
+	b = mustBroker(t, broker.Config{DataDir: dir})
+	defer b.Close()
+	if diff := cmp.Diff(want, view(mustOpen(t, b.Addr()))); diff != "" {
+		t.Errorf("view after restart (-want +got):\n%s", diff)
+	}
+	before := countRecords(t, b.Addr())
+	b.Compact()
+	if after := countRecords(t, b.Addr()); after >= before {
+		t.Errorf("records before compaction %d, after %d; want fewer (cleanup.policy=compact)", before, after)
+	}
+	if diff := cmp.Diff(want, view(mustOpen(t, b.Addr()))); diff != "" {
+		t.Errorf("view after compaction (-want +got):\n%s", diff)
+	}
+	if _, ok := want["k0"]; ok || len(want) != 4 || want["k4"] != "v49" {
+		t.Errorf("want view = %v, expected k1..k4 with their last values", want)
+	}
+}
+
+func countRecords(t *testing.T, addr string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", addr, events.TopicPolicies, 0)
+	if err != nil {
+		t.Fatalf("DialLeader: %v", err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		t.Fatalf("ReadOffsets: %v", err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: events.TopicPolicies, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	r.SetOffset(first)
+	n := 0
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("ReadMessage: %v", err)
+		}
+		n++
+		if m.Offset == last-1 {
+			return n
+		}
+	}
+}
