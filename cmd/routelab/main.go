@@ -52,6 +52,7 @@ func commands() map[string]command {
 		"kafka":       {"run a local single-node Kafka-protocol broker (dev)", runKafka},
 		"console":     {"serve the review UI, dashboards, experiment and policy pages", runConsole},
 		"users":       {"create and list console accounts", runUsers},
+		"lab":         {"lab scenarios: change the simulated world mid-run and run the closed loop", runLab},
 	}
 }
 

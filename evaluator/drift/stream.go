@@ -81,6 +81,23 @@ func (d *CUSUM) Add(bad bool) bool {
 	return d.s >= d.H
 }
 
+// AddBatch feeds n events of which bad were bad outcomes, as aggregated by
+// ClickHouse per time bucket. The statistic is clamped at zero once per
+// batch rather than per event, so a batch detector is slightly slower to
+// alarm than the event one, never quicker: false-alarm control holds.
+// The alarm position is reported at the batch's last event.
+func (d *CUSUM) AddBatch(n, bad float64) bool {
+	if n <= 0 {
+		return d.s >= d.H
+	}
+	d.n += int(n)
+	d.s = math.Max(0, d.s+bad*d.up+(n-bad)*d.down)
+	if d.s >= d.H && d.alarmAt == 0 {
+		d.alarmAt = d.n
+	}
+	return d.s >= d.H
+}
+
 // Stat is the current CUSUM statistic.
 func (d *CUSUM) Stat() float64 { return d.s }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/routelab/routelab/jobs"
+)
+
+func runLab(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(env.Stdout, `Usage: routelab lab scenario NAME [flags]
+
+The lab runs routelab's closed loop in process against the simulated world.
+
+Subcommands:
+  scenario NAME   change the world's truth mid-run and run the loop: detect, recalibrate,
+                  OPE gate, drift check, canary, push; report what was detected when
+
+Scenarios:`)
+		for _, s := range jobs.Scenarios {
+			fmt.Fprintf(env.Stdout, "  %-20s %s\n", s.Name, s.Description)
+		}
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	switch args[0] {
+	case "scenario":
+		return runLabScenario(ctx, env, args[1:])
+	}
+	return fmt.Errorf("lab: unknown subcommand %q (want scenario)", args[0])
+}
+
+func runLabScenario(ctx context.Context, env Env, args []string) error {
+	var names []string
+	for _, s := range jobs.Scenarios {
+		names = append(names, s.Name)
+	}
+	fs := newFlagSet("lab scenario NAME", `Run one lab scenario in the simulated world, in process (no servers needed):
+train a first policy on an exploration log, serve traffic, change the world's truth,
+and let the loop detect the change (CUSUM on outcome rates, drift checks on the
+traffic), gather a window, build a candidate (recalibration, rule audit, thresholds),
+gate it (off-policy evaluation, drift check, canary with a guardrail) and push it.
+Reports detected_after_events, success_before/during/after and the pushed version.
+
+Scenarios: `+strings.Join(names, ", "))
+	fs.SetOutput(env.Stderr)
+	asJSON := fs.Bool("json", false, "print the report as one JSON object on the last line")
+	seed := fs.Uint64("seed", 1, "seed of the world and the workload")
+	train := fs.Int("lab-train-events", 0, "exploration events the first policy is trained on (default 40000)")
+	before := fs.Int("lab-before", 0, "events before the change (default 20000)")
+	window := fs.Int("lab-window", 0, "events gathered after an alarm to build the candidate (default 25000)")
+	after := fs.Int("lab-after", 0, "events measured after the push (default 20000)")
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	sc, ok := jobs.ScenarioByName(name)
+	if !ok {
+		return fmt.Errorf("lab scenario: unknown scenario %q (want one of %s)", name, strings.Join(names, ", "))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rep, err := jobs.RunScenario(sc, jobs.LabConfig{
+		Seed: *seed, TrainEvents: *train, Before: *before, Window: *window, After: *after,
+		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+	})
+	if err != nil {
+		return fmt.Errorf("lab scenario %s: %w", name, err)
+	}
+	if *asJSON {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	det := "nothing"
+	if rep.DetectedAfterEvents != nil {
+		det = fmt.Sprintf("after %d events (%s)", *rep.DetectedAfterEvents, strings.Join(rep.DetectedBy, ", "))
+	}
+	fmt.Fprintf(env.Stdout, "scenario %s: %s\n", rep.Scenario, rep.Description)
+	fmt.Fprintf(env.Stdout, "detected: %s\n", det)
+	for _, s := range rep.Steps {
+		fmt.Fprintf(env.Stdout, "  step %-14s %-8s %s\n", s.Name, s.Status, s.Reason)
+	}
+	fmt.Fprintf(env.Stdout, "success before %.4f, during %.4f, after %.4f\n", rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter)
+	fmt.Fprintf(env.Stdout, "policy %s -> pushed %q\n", rep.InitialPolicy, rep.PushedPolicy)
+	if rep.StopReason != "" {
+		fmt.Fprintf(env.Stdout, "stopped: %s\n", rep.StopReason)
+	}
+	return nil
+}

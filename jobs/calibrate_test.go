@@ -1,0 +1,164 @@
+package jobs_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/router"
+)
+
+func TestIsotonic(t *testing.T) {
+	tests := []struct {
+		name string
+		y, w []float64
+		want []float64
+	}{
+		{"already sorted", []float64{1, 2, 3}, []float64{1, 1, 1}, []float64{1, 2, 3}},
+		{"one violation pooled", []float64{1, 3, 2, 4}, []float64{1, 1, 1, 1}, []float64{1, 2.5, 2.5, 4}},
+		// weighted pool: (3*1 + 1*3) / 4 = 1.5
+		{"weighted", []float64{3, 1}, []float64{1, 3}, []float64{1.5, 1.5}},
+		{"chain of pools", []float64{4, 3, 2, 1}, []float64{1, 1, 1, 1}, []float64{2.5, 2.5, 2.5, 2.5}},
+	}
+	for _, tt := range tests {
+		x := make([]float64, len(tt.y))
+		for i := range x {
+			x[i] = float64(i)
+		}
+		got := jobs.Isotonic(x, tt.y, tt.w)
+		for i := range tt.want {
+			if math.Abs(got[i]-tt.want[i]) > 1e-12 {
+				t.Errorf("%s: Isotonic(%v) = %v, want %v", tt.name, tt.y, got, tt.want)
+				break
+			}
+		}
+	}
+}
+
+// TestEvaluateHandComputed: two fine bins with constant P.
+//
+//	bin p=0.60: W=100, WY=50 -> coarse bin 6, gap |50-60| = 10
+//	bin p=0.85: W=100, WY=90 -> coarse bin 8, gap |90-85| = 5
+//	ECE = 15/200 = 0.075
+//	Brier = [(50 - 2*0.6*50 + 0.36*100) + (90 - 2*0.85*90 + 0.7225*100)] / 200
+//	      = (26 + 9.25) / 200 = 0.17625
+func TestEvaluateHandComputed(t *testing.T) {
+	bins := []jobs.CalBin{
+		{N: 100, W: 100, WY: 50, WP: 60, WPP: 36, WYP: 30},
+		{N: 100, W: 100, WY: 90, WP: 85, WPP: 72.25, WYP: 76.5},
+	}
+	c := jobs.Evaluate(bins, nil)
+	if math.Abs(c.ECE-0.075) > 1e-12 || math.Abs(c.Brier-0.17625) > 1e-12 {
+		t.Errorf("Evaluate = %+v, want ECE 0.075 Brier 0.17625", c)
+	}
+	// mapping every P to the observed rate makes the ECE zero
+	perfect := func(p float64) float64 {
+		if p < 0.7 {
+			return 0.5
+		}
+		return 0.9
+	}
+	if c := jobs.Evaluate(bins, perfect); c.ECE > 1e-12 {
+		t.Errorf("Evaluate(perfect map) ECE = %v, want 0", c.ECE)
+	}
+}
+
+// TestFitMapRecovers: a model whose real success rate is half its logged P
+// gets a map that halves P, and the held-out ECE falls.
+func TestFitMapRecovers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rows []jobs.Row
+	for i := range 20000 {
+		p := 0.5 + 0.5*rng.Float64()
+		y := 0.0
+		if rng.Float64() < p/2 {
+			y = 1
+		}
+		rows = append(rows, jobs.Row{ID: "r" + itoa(i), Model: "m", Propensity: 0.5, Y: y, Cands: []jobs.Cand{{Model: "m", P: p, Cost: 1, Eligible: true}}})
+	}
+	bins := jobs.BinsFromRows(rows)
+	var fit, hold []jobs.CalBin
+	for _, b := range bins {
+		if b.Holdout {
+			hold = append(hold, b)
+		} else {
+			fit = append(fit, b)
+		}
+	}
+	m := jobs.FitMap(fit, 20)
+	for _, p := range []float64{0.6, 0.8, 0.95} {
+		if got := m.Apply(p); math.Abs(got-p/2) > 0.05 {
+			t.Errorf("map(%v) = %.3f, want about %.3f", p, got, p/2)
+		}
+	}
+	before, after := jobs.Evaluate(hold, nil), jobs.Evaluate(hold, m.Apply)
+	if !(after.ECE < 0.03 && before.ECE > 0.3) {
+		t.Errorf("held-out ECE before %.4f after %.4f, want > 0.3 then < 0.03", before.ECE, after.ECE)
+	}
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for i > 0 {
+		b = append([]byte{digits[i%10]}, b...)
+		i /= 10
+	}
+	return string(b)
+}
+
+// TestChooseThresholds: a cheap model at P 0.8 and a dear one at 0.95. At
+// thresholds up to 0.80 the cheap one is chosen (success 0.8, cost 1),
+// above it the dear one (0.95, cost 3). Standard tolerates 0.01 below the
+// best, so it needs 0.95: the first grid point above 0.80, 0.81. Draft
+// tolerating 0.2 takes the cheapest point, 0.50.
+func TestChooseThresholds(t *testing.T) {
+	row := func(tier router.Tier) jobs.Choice {
+		return jobs.Choice{Tier: tier, W: 1, P: []float64{0.8, 0.95}, Cost: []float64{1, 3}, Eligible: []bool{true, true}}
+	}
+	rows := []jobs.Choice{row(router.TierStandard), row(router.TierDraft)}
+	thr, front := jobs.ChooseThresholds(rows, map[router.Tier]float64{router.TierPremium: 0.9},
+		jobs.ThresholdOptions{Tolerance: map[router.Tier]float64{router.TierDraft: 0.2, router.TierStandard: 0.01}})
+	if thr[router.TierStandard] != 0.81 {
+		t.Errorf("standard threshold = %v, want 0.81", thr[router.TierStandard])
+	}
+	if thr[router.TierDraft] != 0.5 {
+		t.Errorf("draft threshold = %v, want 0.5", thr[router.TierDraft])
+	}
+	if thr[router.TierPremium] != 0.9 {
+		t.Errorf("premium threshold (no rows) = %v, want the fallback 0.9", thr[router.TierPremium])
+	}
+	if n := len(front[router.TierStandard]); n != 50 {
+		t.Errorf("frontier has %d points, want 50", n)
+	}
+}
+
+func TestLabelsValidate(t *testing.T) {
+	bad := jobs.DefaultLabels()
+	bad.FailSignals = append(bad.FailSignals, "x'); DROP TABLE decisions; --")
+	if err := bad.Validate(); err == nil {
+		t.Errorf("Validate(%q) = nil, want an error", bad.FailSignals)
+	}
+	if err := jobs.DefaultLabels().Validate(); err != nil {
+		t.Errorf("Validate(default) = %v", err)
+	}
+	sql := jobs.DefaultLabels().SQL("routelab", jobs.Window{}, []string{"model", "1 / propensity AS w"}, "")
+	for _, want := range []string{"signal IN ('thumbs_down', 'regenerate')", "review_mean >= 3", "argMax(pass, attempt)", "1 / propensity AS w"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("labels SQL lacks %q", want)
+		}
+	}
+}
+
+func TestBinExpr(t *testing.T) {
+	got := jobs.BinExpr("aspect", []float64{0.87, 1.15})
+	want := "toUInt64(arraySum(arrayMap(e -> toFloat64(aspect) >= e, [0.87, 1.15])))"
+	if got != want {
+		t.Errorf("BinExpr = %s, want %s", got, want)
+	}
+}

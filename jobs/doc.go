@@ -1,0 +1,22 @@
+// Package jobs is routelab's offline jobs process: it closes the loop from
+// logged outcomes back to the routing policy. Every job reads ClickHouse
+// (aggregations are pushed into ClickHouse; Go receives bins and samples),
+// writes a JSON report and an audit event, and can run once or on a
+// schedule (cmd/routelab jobs NAME [--every D]):
+//
+//   - labels (labels.go): the one configurable definition of success,
+//     joined in ClickHouse from decisions, qa_results, signals and reviews;
+//   - recalibrate (recalibrate.go, candidate.go): per-model isotonic maps
+//     on the live policy's calibrated P, inverse-propensity weighted, with
+//     ECE/Brier before and after on held-out rows, a rule audit and tier
+//     thresholds re-chosen on the cost/success frontier; writes a candidate
+//     policy carrying its parent version, window and metrics;
+//   - ope (ope.go): the candidate replayed on the live policy's logged
+//     decisions, IPS/SNIPS/DR with bootstrap intervals (experiments/ope);
+//   - drift (drift.go): the live policy's reference distributions against
+//     the window (PSI, KS, chi-square, route share) and CUSUMs on outcome
+//     rates (evaluator/drift);
+//   - pipeline: recalibrate -> OPE gate -> drift check -> canary -> push;
+//   - lab (lab.go): the same loop in process against the simulated world,
+//     with the world's truth changed mid-run.
+package jobs

@@ -1,0 +1,331 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/routelab/routelab/evaluator/drift"
+	"github.com/routelab/routelab/router"
+)
+
+// FeatureExprs maps the feature names a policy's reference distributions use
+// to ClickHouse expressions over the decisions table. A reference feature
+// missing here is reported as "unsupported" rather than silently skipped.
+var FeatureExprs = map[string]string{
+	"prompt_len":       "prompt_len",
+	"ref_count":        "ref_count",
+	"refs":             "ref_count",
+	"edit_depth":       "edit_depth",
+	"depth":            "edit_depth",
+	"aspect":           "aspect",
+	"latency_ms":       "latency_ms",
+	"cost_usd":         "cost_usd",
+	"mode":             "mode",
+	"tier":             "tier",
+	"model":            "model",
+	"route":            "model",
+	"text_heavy":       "text_heavy",
+	"preserve_subject": "preserve_subject",
+	"rule":             "if(rule = '', 'classifier', rule)",
+	"keyword":          "arrayJoin(if(empty(keywords), ['none'], keywords))",
+	"keywords":         "arrayJoin(if(empty(keywords), ['none'], keywords))",
+}
+
+// routeFeatures are the share features treated as route shares.
+var routeFeatures = map[string]bool{"model": true, "route": true}
+
+// DriftConfig configures jobs drift.
+type DriftConfig struct {
+	Thresholds drift.Thresholds  `json:"thresholds"`
+	CUSUM      drift.CUSUMConfig `json:"cusum"`
+	// Step is the bucket the rate streams are aggregated by; default 1m.
+	Step time.Duration `json:"step"`
+	// BaselineFrac: when the live policy's training window holds no
+	// outcomes, the first this fraction of the window's events is the
+	// baseline rate for the streams; default 0.25.
+	BaselineFrac float64 `json:"baseline_frac"`
+}
+
+func (c DriftConfig) defaults() DriftConfig {
+	c.Thresholds = c.Thresholds.Defaults()
+	c.CUSUM = c.CUSUM.Defaults()
+	if c.Step <= 0 {
+		c.Step = time.Minute
+	}
+	if c.BaselineFrac <= 0 || c.BaselineFrac >= 1 {
+		c.BaselineFrac = 0.25
+	}
+	return c
+}
+
+// StreamResult is one rate stream's CUSUM over the window.
+type StreamResult struct {
+	Name     string  `json:"name"`
+	Baseline float64 `json:"baseline"` // P0
+	Target   float64 `json:"target"`   // P1, the rise the detector is tuned to
+	Rate     float64 `json:"rate"`     // rate over the monitored part of the window
+	Events   float64 `json:"events"`
+	Stat     float64 `json:"stat"`
+	H        float64 `json:"h"`
+	Breached bool    `json:"breached"`
+	// DetectedAfter is the number of monitored events until the first
+	// alarm (0 when none).
+	DetectedAfter int    `json:"detected_after_events"`
+	DetectedAt    string `json:"detected_at,omitempty"`
+	Status        string `json:"status"`
+}
+
+// DriftReport is the outcome of jobs drift.
+type DriftReport struct {
+	Job           string                  `json:"job"`
+	PolicyVersion string                  `json:"policy_version"`
+	Window        Window                  `json:"window"`
+	Events        float64                 `json:"events"`
+	Features      map[string]drift.Check  `json:"features"`
+	RouteShare    *drift.Check            `json:"route_share,omitempty"`
+	Streams       map[string]StreamResult `json:"streams"`
+	Unsupported   []string                `json:"unsupported,omitempty"`
+	Breached      bool                    `json:"breached"`
+	Breaches      []string                `json:"breaches"`
+	Thresholds    drift.Thresholds        `json:"thresholds"`
+	ElapsedMS     int64                   `json:"elapsed_ms"`
+}
+
+// RefCounts turns a reference histogram (fractions) into counts over the
+// bins BinExpr(expr, Edges[1:]) produces: bin 0 also takes values below
+// Edges[0].
+func RefCounts(h router.Histogram, events int) (inner, counts []float64) {
+	if len(h.Edges) > 1 {
+		inner = h.Edges[1:]
+	}
+	counts = make([]float64, len(inner)+1)
+	for i, f := range h.Frac {
+		if i < len(counts) {
+			counts[i] += f * float64(events)
+		}
+	}
+	return inner, counts
+}
+
+// alignShares puts reference shares and current counts over one sorted
+// category list.
+func alignShares(ref map[string]float64, events int, cur map[string]float64) (cats []string, r, c []float64) {
+	seen := map[string]bool{}
+	for k := range ref {
+		seen[k] = true
+	}
+	for k := range cur {
+		seen[k] = true
+	}
+	for k := range seen {
+		cats = append(cats, k)
+	}
+	sort.Strings(cats)
+	r = make([]float64, len(cats))
+	c = make([]float64, len(cats))
+	for i, k := range cats {
+		r[i] = ref[k] * float64(events)
+		c[i] = cur[k]
+	}
+	return cats, r, c
+}
+
+// Drift runs every check of the live policy's reference against the window,
+// with the histograms and counts computed in ClickHouse, and the rate
+// streams' CUSUMs over time buckets. A policy without reference
+// distributions gets the stream checks only.
+func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg DriftConfig, progress func(string, ...any)) (DriftReport, error) {
+	start := time.Now()
+	cfg = cfg.defaults()
+	rep := DriftReport{Job: "drift", PolicyVersion: live.Version, Window: w, Features: map[string]drift.Check{},
+		Streams: map[string]StreamResult{}, Thresholds: cfg.Thresholds, Breaches: []string{}}
+	n, err := s.Count(ctx, w, "")
+	if err != nil {
+		return rep, err
+	}
+	rep.Events = float64(n)
+	progress("drift: %d decisions in window", n)
+	if ref := live.Reference; ref != nil {
+		for _, name := range sortedKeys(ref.Hist) {
+			expr, ok := FeatureExprs[name]
+			if !ok {
+				rep.Unsupported = append(rep.Unsupported, name)
+				continue
+			}
+			inner, refCounts := RefCounts(ref.Hist[name], ref.Events)
+			cur, err := s.Histogram(ctx, w, expr, inner)
+			if err != nil {
+				return rep, err
+			}
+			rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, cur)
+			progress("drift: %s psi=%.4f ks=%.4f", name, rep.Features[name].PSI, rep.Features[name].KS)
+		}
+		for _, name := range sortedKeys(ref.Share) {
+			expr, ok := FeatureExprs[name]
+			if !ok {
+				rep.Unsupported = append(rep.Unsupported, name)
+				continue
+			}
+			cur, err := s.Counts(ctx, w, expr)
+			if err != nil {
+				return rep, err
+			}
+			_, r, c := alignShares(ref.Share[name], ref.Events, cur)
+			if routeFeatures[name] {
+				chk := cfg.Thresholds.RouteShare(r, c)
+				chk.Name = name
+				rep.RouteShare = &chk
+				progress("drift: route share tv=%.4f", chk.TV)
+				continue
+			}
+			chk := cfg.Thresholds.Categorical(name, r, c)
+			chk.KS = drift.KSBinned(r, c).D
+			rep.Features[name] = chk
+			progress("drift: %s psi=%.4f v=%.4f", name, chk.PSI, chk.CramersV)
+		}
+	}
+	streams, err := driftStreams(ctx, s, live, w, cfg)
+	if err != nil {
+		return rep, err
+	}
+	rep.Streams = streams
+	for _, name := range sortedKeys(rep.Features) {
+		if rep.Features[name].Breached {
+			rep.Breaches = append(rep.Breaches, "feature:"+name)
+		}
+	}
+	if rep.RouteShare != nil && rep.RouteShare.Breached {
+		rep.Breaches = append(rep.Breaches, "route_share")
+	}
+	for _, name := range sortedKeys(rep.Streams) {
+		if rep.Streams[name].Breached {
+			rep.Breaches = append(rep.Breaches, "stream:"+name)
+		}
+	}
+	rep.Breached = len(rep.Breaches) > 0
+	rep.ElapsedMS = since(start)
+	return rep, nil
+}
+
+// streamNames are the outcome rates watched, with how to read each from a
+// bucket.
+var streamNames = []struct {
+	name string
+	bad  func(RateBucket) float64
+}{
+	{"qa_fail", func(b RateBucket) float64 { return b.QAFail }},
+	{"escalation", func(b RateBucket) float64 { return b.Escalated }},
+	{"latency_slow", func(b RateBucket) float64 { return b.SlowOver }},
+	{"thumbs_down", func(b RateBucket) float64 { return b.ThumbsDown }},
+}
+
+// driftStreams runs a Bernoulli CUSUM per outcome rate. Latency is watched
+// as the share of events slower than the baseline's p90 (10% by
+// construction), so one detector shape serves every stream.
+func driftStreams(ctx context.Context, s *Store, live *router.Policy, w Window, cfg DriftConfig) (map[string]StreamResult, error) {
+	out := map[string]StreamResult{}
+	// Baseline: the live policy's training window when it holds events
+	// (it is what the policy was fitted on), else the window's start.
+	var base []RateBucket
+	if tw := live.TrainingWindow; tw != nil && tw.ToTS > tw.FromTS && tw.ToTS <= w.From.UnixMilli() {
+		bw := Window{From: time.UnixMilli(tw.FromTS), To: time.UnixMilli(tw.ToTS)}
+		p90, err := s.LatencyQuantile(ctx, bw, 0.9)
+		if err != nil {
+			return nil, err
+		}
+		if p90 > 0 {
+			b, err := s.Rates(ctx, bw, bw.To.Sub(bw.From)+time.Millisecond, int64(p90))
+			if err != nil {
+				return nil, err
+			}
+			base = b
+		}
+	}
+	baseFromWindow := total(base).N < float64(cfg.CUSUM.MinRef)
+	var slow float64
+	var err error
+	if baseFromWindow {
+		slow, err = s.LatencyQuantile(ctx, w, 0.9)
+	} else {
+		slow, err = s.LatencyQuantile(ctx, Window{From: time.UnixMilli(live.TrainingWindow.FromTS), To: time.UnixMilli(live.TrainingWindow.ToTS)}, 0.9)
+	}
+	if err != nil {
+		return nil, err
+	}
+	buckets, err := s.Rates(ctx, w, cfg.Step, int64(math.Ceil(slow)))
+	if err != nil {
+		return nil, err
+	}
+	if baseFromWindow {
+		all := total(buckets)
+		cut, acc := 0, 0.0
+		for cut < len(buckets) && acc < cfg.BaselineFrac*all.N {
+			acc += buckets[cut].N
+			cut++
+		}
+		base, buckets = buckets[:cut], buckets[cut:]
+	}
+	b := total(base)
+	for _, st := range streamNames {
+		r := StreamResult{Name: st.name, H: cfg.CUSUM.H}
+		if b.N < float64(cfg.CUSUM.MinRef) {
+			r.Status = drift.StatusInsufficient
+			out[st.name] = r
+			continue
+		}
+		r.Baseline = st.bad(b) / b.N
+		d := cfg.CUSUM.NewCUSUM(r.Baseline)
+		r.Target = d.P1
+		var bad float64
+		for _, bk := range buckets {
+			r.Events += bk.N
+			bad += st.bad(bk)
+			if d.AddBatch(bk.N, st.bad(bk)) && r.DetectedAfter == 0 {
+				r.DetectedAfter = d.AlarmAt()
+				r.DetectedAt = bk.Start.UTC().Format(time.RFC3339)
+			}
+		}
+		if r.Events > 0 {
+			r.Rate = bad / r.Events
+		}
+		r.Stat = d.Stat()
+		r.Breached = r.DetectedAfter > 0
+		r.Status = drift.StatusOK
+		if r.Breached {
+			r.Status = drift.StatusBreached
+		}
+		out[st.name] = r
+	}
+	return out, nil
+}
+
+func total(bs []RateBucket) RateBucket {
+	var t RateBucket
+	for _, b := range bs {
+		t.N += b.N
+		t.QAFail += b.QAFail
+		t.Escalated += b.Escalated
+		t.SlowOver += b.SlowOver
+		t.ThumbsDown += b.ThumbsDown
+		t.Regenerated += b.Regenerated
+	}
+	return t
+}
+
+// LatencyQuantile is the q-quantile of latency_ms over the window
+// (quantileTDigest, 18.16-safe), 0 when the window is empty.
+func (s *Store) LatencyQuantile(ctx context.Context, w Window, q float64) (float64, error) {
+	var v float64
+	var n uint64
+	err := s.Conn.QueryRow(ctx, fmt.Sprintf("SELECT toFloat64(quantileTDigest(%v)(latency_ms)), count() FROM %s WHERE %s", q, s.decisions(), w.where("ts_ms"))).Scan(&v, &n)
+	if err != nil {
+		return 0, fmt.Errorf("latency quantile: %w", err)
+	}
+	if n == 0 || math.IsNaN(v) {
+		return 0, nil
+	}
+	return v, nil
+}

@@ -1,0 +1,49 @@
+package jobs_test
+
+import (
+	"testing"
+
+	"github.com/routelab/routelab/jobs"
+)
+
+// TestQualityDropRecovers is the lab acceptance run (the F-scenario check):
+// sim-typo's text quality drops mid-run; the loop must notice, push a
+// policy, and come back to within 2 points of the success before the drop.
+// About 25 s on 2 cores.
+func TestQualityDropRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the lab scenario takes ~25 s; run without -short")
+	}
+	sc, ok := jobs.ScenarioByName("quality-drop")
+	if !ok {
+		t.Fatal("no quality-drop scenario")
+	}
+	rep, err := jobs.RunScenario(sc, jobs.LabConfig{Seed: 1})
+	if err != nil {
+		t.Fatalf("RunScenario: %v", err)
+	}
+	t.Logf("detected after %v events by %v; success %.4f -> %.4f -> %.4f; pushed %s",
+		deref(rep.DetectedAfterEvents), rep.DetectedBy, rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter, rep.PushedPolicy)
+	if rep.DetectedAfterEvents == nil {
+		t.Fatalf("the drop was not detected: %+v", rep.Steps)
+	}
+	if *rep.DetectedAfterEvents > 5000 {
+		t.Errorf("detected after %d events, want within 5000", *rep.DetectedAfterEvents)
+	}
+	if !rep.Pushed || rep.PushedPolicy == "" || rep.PushedPolicy == rep.InitialPolicy {
+		t.Errorf("pushed = %v %q (initial %q), want a new policy pushed; stop reason %q", rep.Pushed, rep.PushedPolicy, rep.InitialPolicy, rep.StopReason)
+	}
+	if rep.SuccessDuring >= rep.SuccessBefore {
+		t.Errorf("success during %.4f >= before %.4f: the change did not bite", rep.SuccessDuring, rep.SuccessBefore)
+	}
+	if rep.SuccessAfter < rep.SuccessBefore-0.02 {
+		t.Errorf("success after %.4f is more than 2 points below before %.4f", rep.SuccessAfter, rep.SuccessBefore)
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

@@ -1,0 +1,342 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/routelab/routelab/events"
+)
+
+// Store reads the event tables in ClickHouse for the jobs and writes their
+// audit rows. Every aggregate is computed by ClickHouse; Go receives bins,
+// not rows, except where a job needs rows (OPE replays the candidate policy
+// on a sample of logged requests).
+type Store struct {
+	Conn   driver.Conn
+	DB     string
+	Labels Labels
+	// Final adds FINAL to reads of the decisions table so redelivered
+	// events are collapsed at read time; off by default because the
+	// aggregates the jobs compute move by at most the duplicate rate, and
+	// FINAL on tens of millions of rows multiplies the query time.
+	Final bool
+}
+
+func (s *Store) decisions() string {
+	if s.Final {
+		return s.DB + ".decisions FINAL"
+	}
+	return s.DB + ".decisions"
+}
+
+// quote makes a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// HoldoutMod: rows with cityHash64(request_id) % HoldoutMod = 0 are held
+// out from fitting and used for before/after metrics (20%).
+const HoldoutMod = 5
+
+// CalibrationBins aggregates the labelled decisions of policyVersion in the
+// window into fine bins (100 per model) of the chosen model's logged
+// calibrated P, inverse-propensity weighted.
+func (s *Store) CalibrationBins(ctx context.Context, w Window, policyVersion string) ([]CalBin, error) {
+	lab := s.Labels.SQL(s.DB, w, []string{
+		"model",
+		"1 / propensity AS w",
+		"candidate_p[indexOf(candidate_models, model)] AS p",
+		fmt.Sprintf("toUInt8(cityHash64(request_id) %% %d = 0) AS holdout", HoldoutMod),
+	}, "policy_version = "+quote(policyVersion)+" AND propensity > 0 AND indexOf(candidate_models, model) > 0")
+	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
+	q := `SELECT model, toUInt32(least(floor(p * 100), 99)) AS bin, holdout,
+  count() AS n, sum(w) AS sw, sum(w * y) AS swy, sum(w * p) AS swp, sum(w * p * p) AS swpp, sum(w * y * p) AS swyp
+FROM (` + lab + `)
+GROUP BY model, bin, holdout ORDER BY model, bin, holdout`
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("calibration bins: %w", err)
+	}
+	defer rows.Close()
+	var out []CalBin
+	for rows.Next() {
+		var b CalBin
+		var bin uint32
+		var hold uint8
+		var n uint64
+		if err := rows.Scan(&b.Model, &bin, &hold, &n, &b.W, &b.WY, &b.WP, &b.WPP, &b.WYP); err != nil {
+			return nil, fmt.Errorf("calibration bins: %w", err)
+		}
+		b.Bin, b.Holdout, b.N = int(bin), hold == 1, float64(n)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Count is the number of decisions in the window (optionally of one policy).
+func (s *Store) Count(ctx context.Context, w Window, policyVersion string) (uint64, error) {
+	q := "SELECT count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms")
+	if policyVersion != "" {
+		q += " AND policy_version = " + quote(policyVersion)
+	}
+	var n uint64
+	if err := s.Conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count decisions: %w", err)
+	}
+	return n, nil
+}
+
+// Span is the time range the decisions table covers.
+func (s *Store) Span(ctx context.Context) (Window, uint64, error) {
+	var lo, hi, n uint64
+	if err := s.Conn.QueryRow(ctx, "SELECT min(ts_ms), max(ts_ms), count() FROM "+s.decisions()).Scan(&lo, &hi, &n); err != nil {
+		return Window{}, 0, fmt.Errorf("decisions span: %w", err)
+	}
+	return Window{From: time.UnixMilli(int64(lo)), To: time.UnixMilli(int64(hi) + 1)}, n, nil
+}
+
+// Histogram counts the expression expr over the window into the bins the
+// edges define: bin i holds edges[i-1] <= v < edges[i] (bin 0 everything
+// below edges[0]... see BinExpr), computed in ClickHouse.
+func (s *Store) Histogram(ctx context.Context, w Window, expr string, edges []float64) ([]float64, error) {
+	q := "SELECT " + BinExpr(expr, edges) + " AS b, count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY b"
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("histogram %s: %w", expr, err)
+	}
+	defer rows.Close()
+	out := make([]float64, len(edges)+1)
+	for rows.Next() {
+		var b uint64
+		var n uint64
+		if err := rows.Scan(&b, &n); err != nil {
+			return nil, fmt.Errorf("histogram %s: %w", expr, err)
+		}
+		if int(b) < len(out) {
+			out[b] += float64(n)
+		}
+	}
+	return out, rows.Err()
+}
+
+// BinExpr is the ClickHouse expression giving the bin of expr among edges:
+// the number of edges at or below the value, so with edges e0 < e1 < ...
+// bin 0 is v < e0, bin i is e(i-1) <= v < e(i).
+func BinExpr(expr string, edges []float64) string {
+	if len(edges) == 0 {
+		return "toUInt64(0)"
+	}
+	parts := make([]string, len(edges))
+	for i, e := range edges {
+		parts[i] = fmt.Sprintf("%v", e)
+	}
+	return fmt.Sprintf("toUInt64(arraySum(arrayMap(e -> toFloat64(%s) >= e, [%s])))", expr, strings.Join(parts, ", "))
+}
+
+// Counts counts the values of a categorical expression over the window.
+func (s *Store) Counts(ctx context.Context, w Window, expr string) (map[string]float64, error) {
+	q := "SELECT toString(" + expr + ") AS v, count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY v"
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("counts %s: %w", expr, err)
+	}
+	defer rows.Close()
+	out := map[string]float64{}
+	for rows.Next() {
+		var v string
+		var n uint64
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, fmt.Errorf("counts %s: %w", expr, err)
+		}
+		out[v] = float64(n)
+	}
+	return out, rows.Err()
+}
+
+// RateBucket is one time bucket of the outcome rates the streaming
+// detectors watch.
+type RateBucket struct {
+	Start       time.Time
+	N           float64
+	QAFail      float64
+	Escalated   float64
+	SlowOver    float64 // latency above the slow threshold
+	ThumbsDown  float64
+	Regenerated float64
+}
+
+// Rates aggregates the window into buckets of step, in time order: counts
+// of QA failures, escalations, latencies over slowMS, and thumbs-down and
+// regenerate signals (by the signal's request's decision time).
+func (s *Store) Rates(ctx context.Context, w Window, step time.Duration, slowMS int64) ([]RateBucket, error) {
+	stepMS := max(step.Milliseconds(), 1)
+	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, count(), sum(qa_pass = 0), sum(escalated), sum(latency_ms > %[2]d),
+  sum(td), sum(rg)
+FROM (
+  SELECT ts_ms, qa_pass, escalated, latency_ms, td, rg
+  FROM (SELECT request_id, ts_ms, qa_pass, escalated, latency_ms FROM %[3]s WHERE %[4]s)
+  ANY LEFT JOIN (
+    SELECT request_id, countIf(signal = 'thumbs_down') > 0 AS td, countIf(signal = 'regenerate') > 0 AS rg
+    FROM %[5]s.signals WHERE ts_ms >= %[6]d GROUP BY request_id
+  ) USING request_id
+)
+GROUP BY b ORDER BY b`, stepMS, slowMS, s.decisions(), w.where("ts_ms"), s.DB, w.From.UnixMilli())
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("rates: %w", err)
+	}
+	defer rows.Close()
+	var out []RateBucket
+	for rows.Next() {
+		var b, n, qf, esc, slow, td, rg uint64
+		if err := rows.Scan(&b, &n, &qf, &esc, &slow, &td, &rg); err != nil {
+			return nil, fmt.Errorf("rates: %w", err)
+		}
+		out = append(out, RateBucket{Start: time.UnixMilli(int64(b) * stepMS), N: float64(n), QAFail: float64(qf),
+			Escalated: float64(esc), SlowOver: float64(slow), ThumbsDown: float64(td), Regenerated: float64(rg)})
+	}
+	return out, rows.Err()
+}
+
+// Logged is one labelled decision, as OPE replays it.
+type Logged struct {
+	RequestID  string
+	TS         int64
+	Tenant     string
+	Mode       string
+	Tier       string
+	Prompt     string
+	RefCount   int
+	EditDepth  int
+	Aspect     float64
+	TextHeavy  bool
+	Preserve   bool
+	MaxLatency int64
+	MaxCost    float64
+	Model      string
+	Propensity float64
+	PolicyP    float64 // the logging policy's calibrated P of the chosen model
+	Y          float64
+}
+
+// Logged reads up to limit labelled decisions of policyVersion in the
+// window, in a deterministic hash sample when there are more.
+func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limit int) ([]Logged, error) {
+	where := "policy_version = " + quote(policyVersion)
+	n, err := s.Count(ctx, w, policyVersion)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && n > uint64(limit) {
+		// keep a fixed fraction by hash so the sample is reproducible
+		keep := uint64(float64(limit) / float64(n) * 1e6)
+		where += fmt.Sprintf(" AND cityHash64(request_id) %% 1000000 < %d", keep)
+	}
+	lab := s.Labels.SQL(s.DB, w, []string{"request_id", "ts_ms", "tenant", "mode", "tier", "prompt", "ref_count", "edit_depth", "aspect",
+		"text_heavy", "preserve_subject", "max_latency_ms", "max_cost_usd", "model", "propensity",
+		"if(indexOf(candidate_models, model) > 0, candidate_p[indexOf(candidate_models, model)], 0) AS policy_p"}, where)
+	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
+	q := "SELECT request_id, ts_ms, tenant, mode, tier, prompt, ref_count, edit_depth, aspect, text_heavy, preserve_subject, max_latency_ms, max_cost_usd, model, propensity, policy_p, y FROM (" + lab + ") ORDER BY ts_ms"
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("logged decisions: %w", err)
+	}
+	defer rows.Close()
+	var out []Logged
+	for rows.Next() {
+		var l Logged
+		var ts uint64
+		var refs, depth uint16
+		var th, ps, y uint8
+		if err := rows.Scan(&l.RequestID, &ts, &l.Tenant, &l.Mode, &l.Tier, &l.Prompt, &refs, &depth, &l.Aspect, &th, &ps,
+			&l.MaxLatency, &l.MaxCost, &l.Model, &l.Propensity, &l.PolicyP, &y); err != nil {
+			return nil, fmt.Errorf("logged decisions: %w", err)
+		}
+		l.TS, l.RefCount, l.EditDepth, l.TextHeavy, l.Preserve, l.Y = int64(ts), int(refs), int(depth), th == 1, ps == 1, float64(y)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// SuccessRate is the labelled success rate of the window (all policies).
+func (s *Store) SuccessRate(ctx context.Context, w Window) (rate float64, n uint64, err error) {
+	lab := s.Labels.SQL(s.DB, w, []string{"request_id"}, "")
+	if err := s.Conn.QueryRow(ctx, "SELECT avg(y), count() FROM ("+lab+")").Scan(&rate, &n); err != nil {
+		return 0, 0, fmt.Errorf("success rate: %w", err)
+	}
+	return rate, n, nil
+}
+
+// Audit writes one audit row (the job's report as its body) into the audit
+// table, for history and the console.
+func (s *Store) Audit(ctx context.Context, a events.Audit) error {
+	b, err := s.Conn.PrepareBatch(ctx, "INSERT INTO "+s.DB+".audit (event_id, schema_version, request_id, tenant, ts, ts_ms, action, subject, actor, body)")
+	if err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	if err := b.Append(a.EventID, uint16(a.SchemaVersion), a.RequestID, a.Tenant, time.UnixMilli(a.TS), uint64(a.TS), a.Action, a.Subject, a.Actor, a.Body); err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	return nil
+}
+
+// AuditRows reads the audit rows of action prefix, newest first.
+func (s *Store) AuditRows(ctx context.Context, actionPrefix string, limit int) ([]events.Audit, error) {
+	q := fmt.Sprintf("SELECT event_id, ts_ms, action, subject, actor, body FROM %s.audit WHERE startsWith(action, %s) ORDER BY ts_ms DESC LIMIT %d", s.DB, quote(actionPrefix), limit)
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("audit rows: %w", err)
+	}
+	defer rows.Close()
+	var out []events.Audit
+	for rows.Next() {
+		var a events.Audit
+		var ts uint64
+		if err := rows.Scan(&a.EventID, &ts, &a.Action, &a.Subject, &a.Actor, &a.Body); err != nil {
+			return nil, fmt.Errorf("audit rows: %w", err)
+		}
+		a.TS = int64(ts)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// NewAudit builds the audit event for a job's report.
+func NewAudit(now time.Time, action, subject string, body any) (events.Audit, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return events.Audit{}, fmt.Errorf("encode %s report: %w", action, err)
+	}
+	return events.Audit{
+		Header: events.Header{EventID: fmt.Sprintf("%s-%d-%s", action, now.UnixNano(), shortHash(string(b))), SchemaVersion: events.SchemaVersion, TS: now.UnixMilli(), Tenant: "_system", RequestID: ""},
+		Action: action, Subject: subject, Actor: "routelab-jobs", Body: string(b),
+	}, nil
+}
+
+func shortHash(s string) string {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return fmt.Sprintf("%012x", h&0xffffffffffff)
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
