@@ -105,9 +105,11 @@ func degrade(c *canvas, q float64, r *rand.Rand) {
 		c.noise(20*(1-q)*(1-q), r.Uint64()|1)
 	}
 	if q < 0.45 {
-		// Gaussian-like blur of sigma (0.45-q)*8 pixels at 256 px, scaled
-		// with the image: two box passes of radius r have variance 2r(r+1)/3.
-		sigma := (0.45 - q) * 8 * float64(side) / 256
+		// Gaussian-like blur of sigma (0.45-q)*8 pixels up to 512 px, scaled
+		// up beyond (QA measures on a plane of at most 512 px, so this is the
+		// same blur to it at every size): two box passes of radius r have
+		// variance 2r(r+1)/3.
+		sigma := (0.45 - q) * 8 * max(1, float64(side)/512)
 		radius := int(math.Round((math.Sqrt(1+6*sigma*sigma) - 1) / 2))
 		if radius == 0 {
 			radius = 1

@@ -60,7 +60,7 @@ func TestQACatchesLowQuality(t *testing.T) {
 		{0.15, false, "sharpness"},
 		{0.02, false, "blank"},
 	}
-	for _, side := range []int{256, 512} {
+	for _, side := range []int{128, 384} {
 		for _, p := range prompts {
 			for _, tt := range tests {
 				t.Run(fmt.Sprintf("%d/%q/q%.2f", side, p, tt.quality), func(t *testing.T) {

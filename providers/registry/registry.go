@@ -1,0 +1,157 @@
+// Package registry builds the providers a serve process calls, one per
+// catalog model, from the catalog's model -> provider mapping: simulated
+// models (and, when asked, vendor models without credentials) are acted out
+// by the simulated world; openai, gemini and ideogram models get their
+// vendor adapter. Every provider is wrapped with the shared retrier and its
+// own circuit breaker, whose set is the router's Health.
+package registry
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/gemini"
+	"github.com/routelab/routelab/providers/ideogram"
+	"github.com/routelab/routelab/providers/openai"
+	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+)
+
+// Vendor credentials and endpoints.
+type Vendor struct {
+	APIKey  string
+	BaseURL string // "" for the vendor's public endpoint
+}
+
+// Vendors holds every vendor's settings by provider name.
+type Vendors map[string]Vendor
+
+// VendorsFromEnv reads OPENAI_API_KEY, GEMINI_API_KEY and IDEOGRAM_API_KEY,
+// and OPENAI_BASE_URL, GEMINI_BASE_URL, IDEOGRAM_BASE_URL, through getenv.
+func VendorsFromEnv(getenv func(string) string) Vendors {
+	return Vendors{
+		"openai":   {APIKey: getenv("OPENAI_API_KEY"), BaseURL: getenv("OPENAI_BASE_URL")},
+		"gemini":   {APIKey: getenv("GEMINI_API_KEY"), BaseURL: getenv("GEMINI_BASE_URL")},
+		"ideogram": {APIKey: getenv("IDEOGRAM_API_KEY"), BaseURL: getenv("IDEOGRAM_BASE_URL")},
+	}
+}
+
+// Config says how to build the providers.
+type Config struct {
+	Vendors Vendors
+	// Upstream maps a catalog model to the vendor's model name when they
+	// differ (default: the catalog name).
+	Upstream map[string]string
+	// SimulateMissing serves vendor models that have no API key with the
+	// simulated world instead of leaving them out (offline development).
+	SimulateMissing bool
+	// World is the simulated world; nil builds one from the catalog with WorldSeed.
+	World     *sim.World
+	WorldSeed uint64
+	Sim       sim.Options // the simulated provider's options (latency scale, cache)
+	// HTTPClient is used by the vendor adapters; nil is http.DefaultClient.
+	HTTPClient *http.Client
+	Retry      resilience.RetryPolicy
+	Breaker    resilience.BreakerConfig
+	Env        resilience.Env // clock, sleep and jitter source
+	// OnBreakerChange is called on every breaker state change (logs, metrics).
+	OnBreakerChange func(name string, from, to resilience.State)
+}
+
+// Registry is the built set.
+type Registry struct {
+	// Providers by catalog model name, each behind its breaker and the retrier.
+	Providers map[string]providers.Provider
+	// Breakers is the router's Health (router.Health) and the breaker snapshot.
+	Breakers *resilience.Breakers
+	// Simulated lists the vendor models served by the simulator for want of a key.
+	Simulated []string
+	// Missing lists models left out, with the reason.
+	Missing map[string]string
+}
+
+// Build makes one provider per catalog model.
+func Build(cat router.Catalog, cfg Config) (*Registry, error) {
+	world := cfg.World
+	if world == nil {
+		world = sim.NewWorld(cat, cfg.WorldSeed)
+	}
+	simulator := sim.New(sim.WorldOracle(world), cfg.Sim)
+	reg := &Registry{
+		Providers: map[string]providers.Provider{},
+		Breakers:  resilience.NewBreakers(cfg.Breaker, cfg.Env.Now, cfg.OnBreakerChange),
+		Missing:   map[string]string{},
+	}
+	retrier := resilience.NewRetrier(cfg.Retry, cfg.Env)
+	for _, m := range cat.Models {
+		p, err := build(m, cfg, simulator)
+		switch {
+		case err == errNoKey && cfg.SimulateMissing:
+			p = simulator
+			reg.Simulated = append(reg.Simulated, m.Name)
+		case err != nil:
+			reg.Missing[m.Name] = err.Error()
+			continue
+		}
+		reg.Providers[m.Name] = resilience.Wrap(p, reg.Breakers.For(m.Name), retrier)
+	}
+	sort.Strings(reg.Simulated)
+	if len(reg.Providers) == 0 {
+		return nil, fmt.Errorf("no model of catalog %s can be served: %v", cat.Version, reg.Missing)
+	}
+	return reg, nil
+}
+
+var errNoKey = fmt.Errorf("no API key")
+
+func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provider, error) {
+	if m.Simulated || m.Provider == "sim" {
+		return simulator, nil
+	}
+	v, ok := cfg.Vendors[m.Provider]
+	if !ok && !knownVendor(m.Provider) {
+		return nil, fmt.Errorf("unknown provider %q", m.Provider)
+	}
+	if v.APIKey == "" {
+		return nil, errNoKey
+	}
+	upstreamModel := m.Name
+	if u, ok := cfg.Upstream[m.Name]; ok {
+		upstreamModel = u
+	}
+	price := Price(m)
+	switch m.Provider {
+	case "openai":
+		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
+	case "gemini":
+		return gemini.New(gemini.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
+	default: // ideogram
+		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price}), nil
+	}
+}
+
+func knownVendor(p string) bool { return p == "openai" || p == "gemini" || p == "ideogram" }
+
+// Price returns the catalog price of one image of m: the listed price for
+// the size and tier, else the 1024x1024 price scaled by pixels (the same rule
+// as the simulated world).
+func Price(m router.Model) func(w, h int, tier string) float64 {
+	return func(w, h int, tier string) float64 {
+		if w <= 0 || h <= 0 {
+			w, h = 1024, 1024
+		}
+		t := router.Tier(tier)
+		if t == "" {
+			t = router.TierStandard
+		}
+		if byTier, ok := m.CostUSD[fmt.Sprintf("%dx%d", w, h)]; ok {
+			if c, ok := byTier[t]; ok {
+				return c
+			}
+		}
+		return m.CostUSD["1024x1024"][t] * float64(w*h) / (1024 * 1024)
+	}
+}
