@@ -140,3 +140,11 @@ func TestPolicyChecksum(t *testing.T) {
 		t.Fatalf("ParsePolicy(tampered) = nil error, want checksum mismatch")
 	}
 }
+
+func TestDecideAllocs(t *testing.T) {
+	p := mustPolicy(t, "explore")
+	req := router.Request{ID: "alloc", Mode: router.ModeGenerate, Prompt: `A poster with the headline "JAZZ NIGHT" and a trumpet`}
+	if n := testing.AllocsPerRun(200, func() { router.Decide(req, p, nil) }); n > 5 {
+		t.Errorf("Decide allocates %v times, want <= 5", n)
+	}
+}

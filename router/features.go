@@ -1,5 +1,7 @@
 package router
 
+import "strings"
+
 // Feature layout. Every feature is binary (present or not), so a request's
 // feature vector is a short list of active indices: the classifier score is a
 // sum of weights, and a million training rows fit in a few dozen megabytes.
@@ -123,7 +125,7 @@ func (f *Features) add(i int) {
 
 // keywords maps lower-case words and two-word phrases to keyword groups.
 // Read-only after package initialisation.
-var keywords = map[string]uint16{
+var keywords = markPhraseStarts(map[string]uint16{
 	"text": 1 << KWText, "says": 1 << KWText, "saying": 1 << KWText, "written": 1 << KWText, "word": 1 << KWText,
 	"words": 1 << KWText, "letters": 1 << KWText, "lettering": 1 << KWText, "sign": 1 << KWText, "poster": 1 << KWText,
 	"banner": 1 << KWText, "logo": 1 << KWText, "headline": 1 << KWText, "typography": 1 << KWText, "label": 1 << KWText,
@@ -149,6 +151,20 @@ var keywords = map[string]uint16{
 	"packshot": 1 << KWProduct, "perfume": 1 << KWProduct, "headphones": 1 << KWProduct,
 	"landscape": 1 << KWScene, "city": 1 << KWScene, "street": 1 << KWScene, "forest": 1 << KWScene,
 	"beach": 1 << KWScene, "room": 1 << KWScene, "mountain": 1 << KWScene, "sky": 1 << KWScene,
+})
+
+// phraseStart marks, in keywords, a word that begins a two-word phrase, so
+// the pair is looked up only after such words.
+const phraseStart = 1 << 15
+
+// markPhraseStarts sets phraseStart on the first word of every phrase.
+func markPhraseStarts(m map[string]uint16) map[string]uint16 {
+	for k := range m {
+		if first, _, ok := strings.Cut(k, " "); ok {
+			m[first] |= phraseStart
+		}
+	}
+	return m
 }
 
 const (
@@ -246,6 +262,7 @@ func scanPrompt(p string, f *Features) {
 	var pair [49]byte
 	nc, np := 0, 0
 	var prevHash uint64
+	prevStart := false
 	words, quoted := 0, 0
 	inQuote := false
 	flush := func() {
@@ -257,7 +274,8 @@ func scanPrompt(p string, f *Features) {
 			quoted++
 		}
 		w := cur[:nc]
-		f.Keywords |= keywords[string(w)]
+		kw := keywords[string(w)]
+		f.Keywords |= kw &^ phraseStart
 		h := uint64(fnvOffset)
 		for _, c := range w {
 			h ^= uint64(c)
@@ -265,16 +283,18 @@ func scanPrompt(p string, f *Features) {
 		}
 		f.addGram(h)
 		if np > 0 {
-			n := copy(pair[:], prev[:np])
-			pair[n] = ' '
-			n++
-			n += copy(pair[n:], w)
-			f.Keywords |= keywords[string(pair[:n])]
+			if prevStart {
+				n := copy(pair[:], prev[:np])
+				pair[n] = ' '
+				n++
+				n += copy(pair[n:], w)
+				f.Keywords |= keywords[string(pair[:n])]
+			}
 			b := (prevHash*31 + h) ^ 0x9e3779b97f4a7c15
 			b ^= b >> 29
 			f.addGram(b)
 		}
-		prev, np, prevHash = cur, nc, h
+		prev, np, prevHash, prevStart = cur, nc, h, kw&phraseStart != 0
 		nc = 0
 	}
 	for i := 0; i < len(p); i++ {
