@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type ProducerConfig struct {
 	BatchTimeout  time.Duration // how long kafka-go waits to fill a partition batch, default 2ms
 	WriteTimeout  time.Duration // per write attempt, default 10s
 	RetryBackoff  time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
+	Encoders      int           // goroutines marshalling a large batch, default GOMAXPROCS
 	Compression   kafka.Compression
 	Logger        *slog.Logger
 	// Registerer, when set, gets the producer's routelab_events_* metrics.
@@ -68,6 +70,9 @@ func (c *ProducerConfig) defaults() {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
+	if c.Encoders <= 0 {
+		c.Encoders = runtime.GOMAXPROCS(0)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +92,7 @@ type ProducerStats struct {
 	Replayed      int64            `json:"replayed"`       // acknowledged by the broker from the spool
 	Dropped       map[string]int64 `json:"dropped"`        // by reason (Drop* constants)
 	WriteErrors   int64            `json:"write_errors"`   // failed write attempts
-	QueueDepth    int              `json:"queue_depth"`    // events waiting in memory
+	QueueDepth    int              `json:"queue_depth"`    // events in memory: queued, or taken and not yet acknowledged, spooled or dropped
 	QueueCapacity int              `json:"queue_capacity"` //
 	SpoolEvents   int64            `json:"spool_events"`   // events in the spool not yet replayed
 	SpoolBytes    int64            `json:"spool_bytes"`    // on-disk size of the spool
@@ -109,19 +114,22 @@ type item struct {
 }
 
 // Producer sends events to Kafka without ever making the caller wait: Enqueue
-// puts the event on a bounded in-memory queue and one background goroutine
-// marshals, batches and writes them with a kafka-go Writer (synchronously, so
-// it knows exactly which records the broker acknowledged). Batches the broker
+// puts the event on a bounded in-memory queue; one background goroutine
+// marshals batches of them while a second writes the previous batch with a
+// kafka-go Writer (synchronously, so it knows exactly which records the
+// broker acknowledged). Batches the broker
 // does not take go to the spool, and new batches follow them there so order is
 // kept; once the broker answers again the spool is replayed oldest first
 // before direct writes resume. Delivery is at-least-once: a batch whose
 // acknowledgement was lost is sent again, with the same event ids.
 type Producer struct {
-	cfg   ProducerConfig
-	log   *slog.Logger
-	queue chan item
-	w     *kafka.Writer
-	spool *spool // nil without SpoolDir
+	cfg     ProducerConfig
+	log     *slog.Logger
+	queue   chan item
+	encoded chan []record // encodeLoop -> writeLoop
+	pending atomic.Int64  // events accepted and not yet acknowledged, spooled or dropped
+	w       *kafka.Writer
+	spool   *spool // nil without SpoolDir
 
 	closed   atomic.Bool
 	inflight atomic.Int64 // Enqueue calls between their closed check and their send
@@ -146,11 +154,12 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, errors.New("producer: no brokers")
 	}
 	p := &Producer{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "producer"),
-		queue: make(chan item, cfg.QueueSize),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "producer"),
+		queue:   make(chan item, cfg.QueueSize),
+		encoded: make(chan []record, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 		w: &kafka.Writer{
 			Addr: kafka.TCP(cfg.Brokers...),
 			// Murmur2 is Kafka's default partitioner: a request id lands on the
@@ -190,7 +199,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			p.log.Info("spool holds events from an earlier run; replaying", "events", s.pending, "dir", cfg.SpoolDir)
 		}
 	}
-	go p.run()
+	go p.encodeLoop()
+	go p.writeLoop()
 	return p, nil
 }
 
@@ -205,12 +215,14 @@ func (p *Producer) Enqueue(topic, key string, ev any) bool {
 		p.drop(DropClosed, 1)
 		return false
 	}
+	p.pending.Add(1) // before the send, so QueueDepth never undercounts
 	select {
 	case p.queue <- item{topic: topic, key: key, ev: ev}:
 		p.inflight.Add(-1)
 		p.enqueued.Add(1)
 		return true
 	default:
+		p.pending.Add(-1)
 		p.inflight.Add(-1)
 		p.drop(DropQueueFull, 1)
 		return false
@@ -243,7 +255,7 @@ func (p *Producer) Stats() ProducerStats {
 		Replayed:      p.replayed.Load(),
 		WriteErrors:   p.writeErrors.Load(),
 		Dropped:       make(map[string]int64, len(dropReasons)),
-		QueueDepth:    len(p.queue),
+		QueueDepth:    int(p.pending.Load()),
 		QueueCapacity: cap(p.queue),
 		BrokerUp:      p.brokerUp.Load(),
 	}
@@ -286,15 +298,67 @@ func (p *Producer) Close(ctx context.Context) error {
 	return errors.Join(werr, serr)
 }
 
-// run is the writer loop, the only goroutine touching the writer and the spool.
-func (p *Producer) run() {
+// encodeLoop is the first stage: it takes events off the queue in batches,
+// marshals them and hands the records to writeLoop. It marshals the next
+// batch while the writer waits on the broker. When the writer is busy (or
+// holding a batch for an absent broker without a spool) the hand-off blocks
+// and the queue fills, which is where backpressure shows up as counted drops.
+func (p *Producer) encodeLoop() {
+	defer close(p.encoded)
+	var batch []item
+	for {
+		stopping := false
+		select {
+		case it := <-p.queue:
+			batch = append(batch, it)
+		case <-p.stop:
+			stopping = true
+		}
+		for {
+			batch = p.take(batch)
+			if len(batch) == 0 {
+				break
+			}
+			recs := p.encode(batch)
+			p.pending.Add(-int64(len(batch) - len(recs))) // encode drops are resolved
+			clear(batch)
+			batch = batch[:0]
+			if len(recs) > 0 {
+				p.encoded <- recs
+			}
+			if !stopping {
+				break // at Close: go on until the queue is empty
+			}
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// take adds queued events to batch without blocking, up to BatchSize.
+func (p *Producer) take(batch []item) []item {
+	for len(batch) < p.cfg.BatchSize {
+		select {
+		case it := <-p.queue:
+			batch = append(batch, it)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// writeLoop is the second stage and the only goroutine touching the writer
+// and the spool.
+func (p *Producer) writeLoop() {
 	defer close(p.done)
 	var (
-		batch   []item
 		held    []record // no spool only: records waiting for the broker to return
 		backoff = p.cfg.RetryBackoff
 		retry   = time.NewTimer(time.Hour)
 		retryC  <-chan time.Time // non-nil while the broker is considered away
+		in      = p.encoded      // nil once the encoder has finished
 	)
 	retry.Stop()
 	brokerAway := func() {
@@ -310,49 +374,39 @@ func (p *Producer) run() {
 		backoff = p.cfg.RetryBackoff
 	}
 
-	for {
-		stopping := false
+	for in != nil || held != nil {
+		var recs []record
 		switch {
 		case held != nil:
-			// No spool and the broker away: leave events in the queue, where a
-			// full queue shows up as counted drops, until the retry is due.
+			// No spool and the broker away: take nothing more until the retry
+			// is due, so the queue absorbs the outage.
 			select {
 			case <-retryC:
 				retryC = nil
 			case <-p.stop:
-				stopping = true
+				in = p.drainEncoded(in, &held)
 			}
 		case p.spool != nil && !p.spool.empty() && retryC == nil:
-			// Replay is due: don't block, but notice Close.
+			// Replay is due: take what is ready without waiting.
 			select {
-			case <-p.stop:
-				stopping = true
+			case r, ok := <-in:
+				recs, in = r, openOrNil(in, ok)
 			default:
 			}
 		default:
 			select {
-			case it := <-p.queue:
-				batch = append(batch, it)
+			case r, ok := <-in:
+				recs, in = r, openOrNil(in, ok)
 			case <-retryC:
 				retryC = nil
-			case <-p.stop:
-				stopping = true
 			}
 		}
-		if held == nil || stopping {
-			batch = p.take(batch, stopping)
-		}
+		recs = p.gather(recs, &in)
 
-		var recs []record
-		if len(batch) > 0 {
-			recs = p.encode(batch)
-			clear(batch)
-			batch = batch[:0]
-		}
 		if p.spool == nil {
 			held = append(held, recs...)
 			if len(held) > 0 && retryC == nil {
-				if held = p.send(held); len(held) > 0 {
+				if held = p.sendStaged(held); len(held) > 0 {
 					brokerAway()
 				} else {
 					brokerBack()
@@ -361,53 +415,86 @@ func (p *Producer) run() {
 			if len(held) == 0 {
 				held = nil
 			}
-		} else {
-			// Keep order: while anything is spooled, new records go behind it.
-			if len(recs) > 0 && p.spool.empty() && retryC == nil {
-				if recs = p.send(recs); len(recs) > 0 {
-					brokerAway()
-				} else {
-					brokerBack()
-				}
+			if in == nil && held != nil && p.closing() {
+				break // finish retries what is held until Close's deadline
 			}
-			p.toSpool(recs)
-			if !p.spool.empty() && retryC == nil {
-				if p.replayOnce() {
-					brokerBack()
-				} else {
-					brokerAway()
-				}
+			continue
+		}
+		// Keep order: while anything is spooled, new records go behind it.
+		n := len(recs)
+		if n > 0 && p.spool.empty() && retryC == nil {
+			if recs = p.send(recs); len(recs) > 0 {
+				brokerAway()
+			} else {
+				brokerBack()
 			}
 		}
-		if stopping {
-			p.finish(held)
-			return
+		p.toSpool(recs)
+		p.pending.Add(-int64(n))
+		if !p.spool.empty() && retryC == nil {
+			if p.replayOnce() {
+				brokerBack()
+			} else {
+				brokerAway()
+			}
 		}
 	}
+	p.finish(held)
 }
 
-// take adds queued events to batch without blocking: up to BatchSize, or
-// everything when the producer is closing.
-func (p *Producer) take(batch []item, all bool) []item {
-	for all || len(batch) < p.cfg.BatchSize {
+func openOrNil(ch chan []record, ok bool) chan []record {
+	if !ok {
+		return nil
+	}
+	return ch
+}
+
+// gather adds encoded batches that are already waiting, up to BatchSize records.
+func (p *Producer) gather(recs []record, in *chan []record) []record {
+	for *in != nil && len(recs) < p.cfg.BatchSize {
 		select {
-		case it := <-p.queue:
-			batch = append(batch, it)
+		case r, ok := <-*in:
+			if !ok {
+				*in = nil
+				return recs
+			}
+			recs = append(recs, r...)
 		default:
-			return batch
+			return recs
 		}
 	}
-	return batch
+	return recs
 }
 
-// finish runs at Close, after the queue was drained: keep trying the broker
-// until nothing is left or Close's context ends.
+// drainEncoded moves everything the encoder still has into held; used at
+// Close while holding a batch for an absent broker.
+func (p *Producer) drainEncoded(in chan []record, held *[]record) chan []record {
+	if in == nil {
+		return nil
+	}
+	for r := range in {
+		*held = append(*held, r...)
+	}
+	return nil
+}
+
+func (p *Producer) closing() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish runs at Close, after the encoder has drained the queue: keep trying
+// the broker until nothing is left or Close's context ends.
 func (p *Producer) finish(held []record) {
 	ctx := p.closeCtx
 	backoff := p.cfg.RetryBackoff
 	for ctx.Err() == nil {
 		if p.spool == nil {
-			if held = p.send(held); len(held) == 0 {
+			if held = p.sendStaged(held); len(held) == 0 {
 				return
 			}
 		} else {
@@ -424,14 +511,40 @@ func (p *Producer) finish(held []record) {
 		}
 		backoff = min(backoff*2, time.Second)
 	}
-	// What is spooled stays on disk for the next run; held records would be lost.
+	// What is spooled stays on disk for the next run; held records are lost.
 	p.drop(DropClosed, len(held))
+	p.pending.Add(-int64(len(held)))
 }
 
-// encode marshals a batch; events that cannot be sent at all are dropped here.
+// encode marshals a batch, spreading large batches over Encoders goroutines
+// (JSON is the producer's main CPU cost); order is kept. Events that cannot be
+// sent at all are dropped here.
 func (p *Producer) encode(batch []item) []record {
-	recs := make([]record, 0, len(batch))
-	for _, it := range batch {
+	recs := make([]record, len(batch))
+	ok := make([]bool, len(batch))
+	workers := min(p.cfg.Encoders, (len(batch)+255)/256)
+	if workers <= 1 {
+		p.encodeRange(batch, recs, ok)
+	} else {
+		var wg sync.WaitGroup
+		chunk := (len(batch) + workers - 1) / workers
+		for lo := 0; lo < len(batch); lo += chunk {
+			hi := min(lo+chunk, len(batch))
+			wg.Go(func() { p.encodeRange(batch[lo:hi], recs[lo:hi], ok[lo:hi]) })
+		}
+		wg.Wait()
+	}
+	out := recs[:0]
+	for i := range recs {
+		if ok[i] {
+			out = append(out, recs[i])
+		}
+	}
+	return out
+}
+
+func (p *Producer) encodeRange(batch []item, recs []record, ok []bool) {
+	for i, it := range batch {
 		b, err := Encode(it.ev)
 		if err != nil {
 			p.drop(DropEncode, 1)
@@ -444,9 +557,16 @@ func (p *Producer) encode(batch []item) []record {
 			p.log.Error("drop event larger than the broker's batch limit", "topic", it.topic, "bytes", len(b))
 			continue
 		}
-		recs = append(recs, r)
+		recs[i], ok[i] = r, true
 	}
-	return recs
+}
+
+// sendStaged is send for the no-spool path, where records stay pending until sent.
+func (p *Producer) sendStaged(recs []record) []record {
+	n := len(recs)
+	left := p.send(recs)
+	p.pending.Add(-int64(n - len(left)))
+	return left
 }
 
 // send writes recs and returns the records still to send (nil when all were

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
 )
@@ -80,4 +82,54 @@ func BenchmarkEnqueueBrokerDown(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_ = p.Close(ctx) // the spooled events stay on disk; the temp dir goes
+}
+
+// BenchmarkProducerThroughput pushes b.N decision events through the
+// Producer to kfake and, in the same run, writes the same pre-encoded events
+// with a bare kafka-go Writer in 4096-record calls (the ceiling: no queue, no
+// JSON on the clock). Reports events/s for both and their ratio.
+func BenchmarkProducerThroughput(b *testing.B) {
+	br := mustBroker(b, broker.Config{})
+	defer br.Close()
+	n := max(b.N, 50000)
+	evs := make([]*events.Decision, n)
+	for i := range evs {
+		evs[i] = decision(i)
+	}
+
+	b.ResetTimer()
+	t0 := time.Now()
+	p := mustProducer(b, events.ProducerConfig{Brokers: []string{br.Addr()}, QueueSize: n})
+	for _, d := range evs {
+		p.Enqueue(events.TopicDecisions, d.RequestID, d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		b.Fatalf("Close: %v", err)
+	}
+	producer := time.Since(t0)
+	b.StopTimer()
+	if st := p.Stats(); st.Produced != int64(n) {
+		b.Fatalf("produced %d of %d: %+v", st.Produced, n, st)
+	}
+
+	msgs := make([]kafka.Message, n)
+	for i, d := range evs {
+		v, _ := events.Encode(d)
+		msgs[i] = kafka.Message{Topic: events.TopicSignals, Key: []byte(d.RequestID), Value: v}
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(br.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchSize: 4096, BatchTimeout: 2 * time.Millisecond}
+	t0 = time.Now()
+	for i := 0; i < n; i += 4096 {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+4096, n)]...); err != nil {
+			b.Fatalf("baseline write: %v", err)
+		}
+	}
+	direct := time.Since(t0)
+	w.Close()
+
+	b.ReportMetric(float64(n)/producer.Seconds(), "producer-ev/s")
+	b.ReportMetric(float64(n)/direct.Seconds(), "writer-ev/s")
+	b.ReportMetric(direct.Seconds()/producer.Seconds(), "ratio")
 }
