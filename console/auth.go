@@ -3,9 +3,7 @@ package console
 import (
 	"errors"
 	"mime"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -186,16 +184,4 @@ func (c *Console) adminCreateUser(ctx *fiber.Ctx) error {
 	}
 	c.log.Info("user created", "user", u.Name, "role", u.Role, "by", currentUser(ctx).Name)
 	return ctx.Redirect("/admin?created="+u.Name, fiber.StatusSeeOther)
-}
-
-// DirBlobs reads blobs laid out as the server's blob store writes them:
-// DIR/ab/cdef... for key abcdef...
-type DirBlobs string
-
-// Get implements Blobs.
-func (d DirBlobs) Get(key string) ([]byte, error) {
-	if len(key) < 3 {
-		return nil, os.ErrNotExist
-	}
-	return os.ReadFile(filepath.Join(string(d), key[:2], key[2:]))
 }

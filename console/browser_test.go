@@ -87,3 +87,32 @@ func TestBrowserLoginAndRoles(t *testing.T) {
 	_, base := mustConsole(t, testDeps(t))
 	runBrowser(t, base, []string{"csp_and_login", "reviewer_refused_admin"})
 }
+
+func TestBrowserReviewPairwiseXSS(t *testing.T) {
+	w := mustWorld(t, 16, 200)
+	models, _ := json.Marshal([]string{"sim-lite", "sim-fast", "sim-premium", "sim-editor", "sim-typo"})
+	scen := []string{"stored_xss_inert", "review_keyboard", "pairwise_round"}
+	if s := os.Getenv("E2E_ONLY"); s != "" {
+		scen = strings.Split(s, ",")
+	}
+	res := runBrowser(t, w.base, scen,
+		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models))
+	var scored, answered []string
+	for _, r := range res.Results {
+		scored = append(scored, r.Scored...)
+		answered = append(answered, r.Answered...)
+	}
+	if os.Getenv("E2E_ONLY") != "" {
+		return
+	}
+	if len(scored) != 10 {
+		t.Fatalf("browser scored %d items, want 10", len(scored))
+	}
+	in := "'" + strings.Join(scored, "','") + "'"
+	if got := w.db.Query(t, "SELECT uniqExact(request_id) FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'score' AND request_id IN ("+in+")"); got != "10" {
+		t.Errorf("ClickHouse has %s of the 10 keyboard scores", got)
+	}
+	if got := w.db.Query(t, "SELECT count() FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'pairwise' AND preference IN ('left','right','tie') AND model != other_model"); got != "3" {
+		t.Errorf("ClickHouse has %s pairwise answers from rev, want 3", got)
+	}
+}

@@ -10,3 +10,6 @@ func (c *Console) Access() map[string]string {
 	}
 	return out
 }
+
+// Deps returns the collaborators the console was built with.
+func (c *Console) Deps() Deps { return c.deps }

@@ -9,10 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/ingest"
 )
 
 func runConsole(ctx context.Context, env Env, args []string) error {
@@ -22,8 +23,7 @@ ClickHouse, writes review events to Kafka, shows sampled images from the blob
 store. Create accounts with "routelab users create".`)
 	addr := fs.String("http-addr", "127.0.0.1:8090", "listen address (env ROUTELAB_CONSOLE_ADDR)")
 	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir: accounts under console/, images under blobs/ (env ROUTELAB_DATA_DIR)")
-	chAddr := fs.String("clickhouse-addr", "", "ClickHouse native address host:port (env ROUTELAB_CLICKHOUSE_ADDR)")
-	chDB := fs.String("clickhouse-database", "routelab", "ClickHouse database (env ROUTELAB_CLICKHOUSE_DATABASE)")
+	chDSN := fs.String("clickhouse-dsn", ingest.DefaultDSN, "ClickHouse DSN; \"none\" runs without data pages (env ROUTELAB_CLICKHOUSE_DSN)")
 	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated, for review events (env ROUTELAB_KAFKA_BROKERS)")
 	blobDir := fs.String("blob-dir", "", "blob store directory (default DATA_DIR/blobs)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file; with --tls-key serves HTTPS and marks cookies Secure")
@@ -34,8 +34,7 @@ store. Create accounts with "routelab users create".`)
 	}
 	envDefault(fs, env, "http-addr", "ROUTELAB_CONSOLE_ADDR")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
-	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")
-	envDefault(fs, env, "clickhouse-database", "ROUTELAB_CLICKHOUSE_DATABASE")
+	envDefault(fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
 	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("console: --tls-cert and --tls-key go together")
@@ -44,17 +43,21 @@ store. Create accounts with "routelab users create".`)
 		*blobDir = filepath.Join(*dataDir, "blobs")
 	}
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-addr=%s clickhouse-database=%s kafka-brokers=%s blob-dir=%s tls=%t\n",
-		*addr, *dataDir, *chAddr, *chDB, *brokers, *blobDir, *tlsCert != "")
+	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-dsn=%s kafka-brokers=%s blob-dir=%s tls=%t\n",
+		*addr, *dataDir, maskDSN(*chDSN), *brokers, *blobDir, *tlsCert != "")
 
-	deps := console.Deps{Logger: logger, Users: console.NewFileUsers(usersPath(*dataDir)), Blobs: console.DirBlobs(*blobDir)}
-	if *chAddr != "" {
-		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{*chAddr}, Auth: clickhouse.Auth{Database: *chDB, Username: "default"}})
+	blobs, err := blob.Open(*blobDir)
+	if err != nil {
+		return err
+	}
+	deps := console.Deps{Logger: logger, Users: console.NewFileUsers(usersPath(*dataDir)), Blobs: blobs}
+	if *chDSN != "none" {
+		conn, db, err := ingest.Open(ctx, *chDSN)
 		if err != nil {
-			return fmt.Errorf("open clickhouse: %w", err)
+			return err
 		}
 		defer conn.Close()
-		deps.Data = console.NewData(conn, *chDB)
+		deps.Data = console.NewData(conn, db)
 	}
 	if *brokers != "" {
 		k := console.NewKafkaReviews(strings.Split(*brokers, ","))
@@ -91,4 +94,18 @@ func serveConsole(ctx context.Context, c *console.Console, addr, cert, key strin
 	})
 	fmt.Fprintf(env.Stderr, "console: listening on %s\n", addr)
 	return g.Wait()
+}
+
+// maskDSN hides a password in a DSN for printing.
+func maskDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	cred := dsn[scheme+3 : at]
+	if user, pw, ok := strings.Cut(cred, ":"); ok {
+		return dsn[:scheme+3] + user + ":" + mask(pw) + dsn[at:]
+	}
+	return dsn
 }

@@ -28,6 +28,9 @@ const log = (...a) => console.error("[e2e]", ...a);
 
 async function newPage(browser) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // The machine may be shared and loaded: generous timeouts, never sleeps.
+  ctx.setDefaultTimeout(120000);
+  ctx.setDefaultNavigationTimeout(120000);
   const page = await ctx.newPage();
   const problems = [];
   page.on("dialog", (d) => { problems.push("dialog: " + d.message()); d.dismiss(); });
@@ -37,18 +40,23 @@ async function newPage(browser) {
 }
 
 async function shot(page, name) {
-  await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
+  await page.screenshot({ path: join(shots, name + ".png"), fullPage: true, timeout: 120000, animations: "disabled" });
 }
 
 // loginByKeyboard types the credentials and presses Enter: no mouse.
 async function loginByKeyboard(page, who) {
   const [name, pw] = users[who];
   await page.goto(base + "/login");
-  await page.keyboard.type(name); // the name field has autofocus
+  // The name field has autofocus; wait until the browser applied it.
+  await page.waitForFunction(() => document.activeElement && document.activeElement.name === "name");
+  await page.keyboard.type(name);
   await page.keyboard.press("Tab");
   await page.keyboard.type(pw);
   await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
-  check(!page.url().includes("/login"), `login as ${who} failed: still on ${page.url()}`);
+  if (page.url().includes("/login")) {
+    const msg = await page.textContent("main");
+    throw new Error(`login as ${who} failed: still on ${page.url()}: ${msg.trim().slice(0, 200)}`);
+  }
 }
 
 const scenarios = {
@@ -59,6 +67,7 @@ const scenarios = {
     check((resp.headers()["content-security-policy"] || "").includes("script-src 'self'"), "no strict CSP header");
     await shot(page, "login");
     await page.goto(base + "/login");
+    await page.waitForFunction(() => document.activeElement && document.activeElement.name === "name");
     await page.keyboard.type(users.reviewer[0]);
     await page.keyboard.press("Tab");
     await page.keyboard.type("wrong-password");
@@ -111,8 +120,8 @@ const scenarios = {
       }
       check(await page.$$eval("fieldset.q.answered", (e) => e.length) === qs.length, "not every question shows answered");
       if (i === 0) await shot(page, "review-item");
-      await Promise.all([page.waitForURL("**/review"), page.waitForLoadState("load"), page.keyboard.press("Control+Enter")]);
-      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return !el || el.dataset.id !== prev; }, id);
+      await page.keyboard.press("Control+Enter");
+      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return document.readyState === "complete" && (!el || el.dataset.id !== prev); }, id);
     }
     const progress = await page.textContent("#progress");
     check(progress.includes(`Done ${reviewN}`) || progress.replace(/\s+/g, " ").includes(`Done ${reviewN}`), "progress does not show " + reviewN + " done: " + progress);
@@ -131,10 +140,11 @@ const scenarios = {
     for (let i = 0; i < pairsN; i++) {
       await page.waitForSelector("#pair");
       const id = await page.getAttribute("#pair", "data-id");
-      const text = await page.textContent("main");
+      const text = await page.textContent("#pair");
       for (const m of models) check(!text.includes(m), `model name ${m} visible before answering`);
       if (i === 0) await shot(page, "pairwise");
-      await Promise.all([page.waitForURL("**/pairwise"), page.waitForLoadState("load"), page.keyboard.press(keys[i % 3])]);
+      await page.keyboard.press(keys[i % 3]);
+      await page.waitForFunction((prev) => { const el = document.getElementById("pair"); return document.readyState === "complete" && (!el || el.dataset.id !== prev); }, id);
       await page.waitForSelector("#reveal");
       const reveal = await page.textContent("#reveal");
       check(models.some((m) => reveal.includes(m)), "names not revealed after answering: " + reveal);
@@ -160,8 +170,8 @@ const scenarios = {
         break;
       }
       const id = await page.getAttribute("#item", "data-id");
-      await Promise.all([page.waitForURL("**/review"), page.keyboard.press("s")]);
-      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return !el || el.dataset.id !== prev; }, id);
+      await page.keyboard.press("s");
+      await page.waitForFunction((prev) => { const el = document.getElementById("item"); return document.readyState === "complete" && (!el || el.dataset.id !== prev); }, id);
       if (!(await page.$("#item"))) break;
     }
     check(found, "the item with the script prompt never came up");
@@ -197,8 +207,9 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
 });
 try {
-  for (const [name, fn] of Object.entries(scenarios)) {
-    if (wanted.length && !wanted.includes(name)) continue;
+  for (const name of wanted.length ? wanted : Object.keys(scenarios)) {
+    const fn = scenarios[name];
+    if (!fn) { results.push({ name, ok: false, error: "no such scenario" }); continue; }
     const t0 = Date.now();
     try {
       const out = await fn(browser);
