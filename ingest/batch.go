@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -89,77 +87,33 @@ func (b *Batch) AddReview(r *events.Review) { b.reviews.add(r); b.tsMS = append(
 // AddAudit adds a decoded audit record.
 func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a); b.tsMS = append(b.tsMS, a.TS) }
 
-// DecodeError says why a message cannot be ingested; the consumer sends
-// such messages to the dead-letter topic with Reason.
-type DecodeError struct {
-	Reason string // stable short code: malformed | unknown_version | invalid | unknown_topic
-	Detail string
-}
-
-func (e *DecodeError) Error() string { return e.Reason + ": " + e.Detail }
-
-// Add decodes one message from topic and adds it. A message that cannot be
-// ingested returns a *DecodeError and leaves the batch unchanged.
+// Add decodes one message from topic with events.Decode and adds it. A
+// message that cannot be ingested returns the *events.DecodeError (an unknown
+// topic is events.ReasonUnknownKind) and leaves the batch unchanged.
 func (b *Batch) Add(topic string, value []byte) error {
-	switch topic {
-	case events.TopicDecisions:
-		var e events.Decision
-		if err := decode(value, &e, &e.Header); err != nil {
-			return err
-		}
-		b.AddDecision(&e)
-	case events.TopicQA:
-		var e events.QAResult
-		if err := decode(value, &e, &e.Header); err != nil {
-			return err
-		}
-		b.AddQA(&e)
-	case events.TopicSignals:
-		var e events.Signal
-		if err := decode(value, &e, &e.Header); err != nil {
-			return err
-		}
-		b.AddSignal(&e)
-	case events.TopicReviews:
-		var e events.Review
-		if err := decode(value, &e, &e.Header); err != nil {
-			return err
-		}
-		b.AddReview(&e)
-	case events.TopicAudit:
-		var e events.Audit
-		if err := decode(value, &e, &e.Header); err != nil {
-			return err
-		}
-		b.AddAudit(&e)
+	kind, ok := events.KindOfTopic(topic)
+	if !ok {
+		return &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: "no table for topic " + topic}
+	}
+	ev, err := events.Decode(kind, value)
+	if err != nil {
+		return err
+	}
+	switch e := ev.(type) {
+	case *events.Decision:
+		b.AddDecision(e)
+	case *events.QAResult:
+		b.AddQA(e)
+	case *events.Signal:
+		b.AddSignal(e)
+	case *events.Review:
+		b.AddReview(e)
+	case *events.Audit:
+		b.AddAudit(e)
 	default:
-		return &DecodeError{Reason: "unknown_topic", Detail: fmt.Sprintf("no table for topic %q", topic)}
+		return &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: fmt.Sprintf("%T", ev)}
 	}
 	return nil
-}
-
-// decode parses JSON into v and checks the header it shares.
-func decode(value []byte, v any, h *events.Header) error {
-	if err := json.Unmarshal(value, v); err != nil {
-		return &DecodeError{Reason: "malformed", Detail: err.Error()}
-	}
-	switch {
-	case h.SchemaVersion != events.SchemaVersion:
-		return &DecodeError{Reason: "unknown_version", Detail: fmt.Sprintf("schema_version %d, this build reads %d", h.SchemaVersion, events.SchemaVersion)}
-	case h.EventID == "":
-		return &DecodeError{Reason: "invalid", Detail: "event_id is empty"}
-	case h.TS <= 0:
-		return &DecodeError{Reason: "invalid", Detail: fmt.Sprintf("ts %d is not a Unix ms time", h.TS)}
-	case h.Tenant == "":
-		return &DecodeError{Reason: "invalid", Detail: "tenant is empty"}
-	}
-	return nil
-}
-
-// IsDecodeError reports whether err is a *DecodeError.
-func IsDecodeError(err error) bool {
-	var de *DecodeError
-	return errors.As(err, &de)
 }
 
 // Writer inserts batches into the routelab tables of one database.

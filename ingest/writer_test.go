@@ -91,16 +91,16 @@ func TestBatchAddRejects(t *testing.T) {
 		give        []byte
 		wantReason  string
 	}{
-		{"not json", events.TopicDecisions, []byte("{nope"), "malformed"},
-		{"wrong type", events.TopicDecisions, []byte(`{"event_id":5}`), "malformed"},
-		{"unknown version", events.TopicDecisions, wrongVersion, "unknown_version"},
-		{"missing event_id", events.TopicDecisions, missingID, "invalid"},
-		{"unknown topic", "routelab.other", good, "unknown_topic"},
+		{"not json", events.TopicDecisions, []byte("{nope"), events.ReasonMalformedJSON},
+		{"wrong type", events.TopicDecisions, []byte(`{"event_id":5}`), events.ReasonMalformedJSON},
+		{"unknown version", events.TopicDecisions, wrongVersion, events.ReasonUnknownVersion},
+		{"missing event_id", events.TopicDecisions, missingID, events.ReasonMissingEventID},
+		{"unknown topic", "routelab.other", good, events.ReasonUnknownKind},
 	}
 	for _, tt := range tests {
 		b := ingest.NewBatch()
 		err := b.Add(tt.topic, tt.give)
-		var de *ingest.DecodeError
+		var de *events.DecodeError
 		if !errors.As(err, &de) || de.Reason != tt.wantReason {
 			t.Errorf("%s: Add = %v, want DecodeError %s", tt.name, err, tt.wantReason)
 		}

@@ -44,6 +44,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
+		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},
 		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},
 		"sim":         {"run a workload through a policy in the simulated world, logging decisions", runSim},

@@ -1,0 +1,337 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/routelab/routelab/events"
+	"github.com/segmentio/kafka-go"
+)
+
+// Headers set on a dead-lettered record; its key and value are the
+// original message's, its other headers are kept too.
+const (
+	HeaderReason          = "routelab-reason"           // an events.Reason* code
+	HeaderDetail          = "routelab-detail"           // human-readable detail
+	HeaderSourceTopic     = "routelab-source-topic"     // topic the message came from
+	HeaderSourcePartition = "routelab-source-partition" // decimal
+	HeaderSourceOffset    = "routelab-source-offset"    // decimal
+)
+
+// ConsumerConfig configures a Consumer. Brokers is required.
+type ConsumerConfig struct {
+	Brokers []string
+	// GroupID is the Kafka consumer group; replicas of ingest share it and
+	// split the partitions. Default "routelab-ingest".
+	GroupID string
+	// Topics to consume; default Topics().
+	Topics []string
+	// DeadLetterTopic receives messages that cannot be decoded; default
+	// events.TopicDeadLetter.
+	DeadLetterTopic string
+	// BatchSize bounds the messages per insert round; default 20000.
+	BatchSize int
+	// BatchWait bounds how long a round waits to fill after its first
+	// message; default 200ms.
+	BatchWait time.Duration
+	// Workers is the number of group members this process runs; each
+	// owns its share of partitions and inserts independently. Default 1.
+	Workers int
+	// BackoffMin and BackoffMax bound the wait between retries while
+	// ClickHouse (or the broker) refuses a write; defaults 100ms and 5s.
+	BackoffMin, BackoffMax time.Duration
+	// InsertTimeout bounds one insert round; default 2m.
+	InsertTimeout time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+	// OnCommit, when set, is called after a round's offsets are committed
+	// with the ts of every inserted event and the time the insert returned
+	// (the events were queryable from then). Used by the benchmark and for
+	// latency metrics; it must not retain ts.
+	OnCommit func(ts []int64, inserted time.Time)
+}
+
+func (c *ConsumerConfig) defaults() {
+	if c.GroupID == "" {
+		c.GroupID = "routelab-ingest"
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = Topics()
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = events.TopicDeadLetter
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 20000
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 200 * time.Millisecond
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 100 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+	if c.InsertTimeout <= 0 {
+		c.InsertTimeout = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Stats are the consumer's counters since start.
+type Stats struct {
+	Consumed      int64 // messages fetched
+	Inserted      int64 // events inserted and committed
+	DeadLettered  int64 // messages sent to the dead-letter topic
+	Rounds        int64 // committed insert rounds
+	InsertErrors  int64 // failed insert attempts (each retried)
+	CommitErrors  int64 // failed commit attempts (each retried)
+	DeadLetterErr int64 // failed dead-letter writes (each retried)
+}
+
+// Consumer reads the event topics as a consumer group and writes them to
+// ClickHouse: fetch a round, decode, insert, dead-letter the undecodable,
+// and only then commit (at-least-once). A failed insert is retried with
+// backoff, holding the round and committing nothing, so stopping
+// ClickHouse for a while loses no event.
+type Consumer struct {
+	cfg    ConsumerConfig
+	writer *Writer
+	dlq    *kafka.Writer
+
+	consumed, inserted, deadLettered, rounds atomic.Int64
+	insertErrs, commitErrs, dlqErrs          atomic.Int64
+}
+
+// NewConsumer returns a consumer writing through w. Call Run to start it.
+func NewConsumer(cfg ConsumerConfig, w *Writer) (*Consumer, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("ingest: ConsumerConfig.Brokers is empty")
+	}
+	cfg.defaults()
+	dlq := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.DeadLetterTopic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		WriteTimeout: 10 * time.Second,
+	}
+	return &Consumer{cfg: cfg, writer: w, dlq: dlq}, nil
+}
+
+// Stats returns the counters.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Consumed: c.consumed.Load(), Inserted: c.inserted.Load(), DeadLettered: c.deadLettered.Load(),
+		Rounds: c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
+		DeadLetterErr: c.dlqErrs.Load(),
+	}
+}
+
+// Run consumes until ctx ends, then finishes the round in hand (insert and
+// commit, bounded by InsertTimeout), leaves the group and returns nil. It
+// returns an error only when it cannot run at all.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.dlq.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, c.cfg.Workers)
+	for i := range c.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.work(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Consumer) newReader() *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Brokers,
+		GroupID:        c.cfg.GroupID,
+		GroupTopics:    c.cfg.Topics,
+		StartOffset:    kafka.FirstOffset,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        100 * time.Millisecond,
+		QueueCapacity:  c.cfg.BatchSize,
+		CommitInterval: 0, // CommitMessages is synchronous
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+	})
+}
+
+// round is one batch of fetched messages on its way to ClickHouse.
+type round struct {
+	msgs  []kafka.Message
+	batch *Batch
+	dead  []kafka.Message
+}
+
+func (c *Consumer) work(ctx context.Context, id int) error {
+	log := c.cfg.Logger.With("worker", id)
+	r := c.newReader()
+	defer r.Close()
+	rd := &round{batch: NewBatch()}
+	for {
+		if err := c.fetch(ctx, r, rd); err != nil {
+			return nil // ctx ended with nothing in hand
+		}
+		// After ctx ends, the round in hand still gets inserted and
+		// committed, within InsertTimeout.
+		wctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
+			defer cancel()
+		}
+		if err := c.finish(wctx, log, r, rd); err != nil {
+			log.Warn("round left uncommitted; it will be redelivered", "messages", len(rd.msgs), "err", err)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// fetch fills rd with up to BatchSize messages: it waits for the first
+// message as long as needed, then at most BatchWait for the rest. It
+// returns an error only when ctx ended before any message arrived.
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, rd *round) error {
+	rd.msgs = rd.msgs[:0]
+	rd.dead = rd.dead[:0]
+	rd.batch.Reset()
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		return err
+	}
+	c.add(rd, m)
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(rd.msgs) < c.cfg.BatchSize {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			break
+		}
+		c.add(rd, m)
+	}
+	c.consumed.Add(int64(len(rd.msgs)))
+	return nil
+}
+
+func (c *Consumer) add(rd *round, m kafka.Message) {
+	rd.msgs = append(rd.msgs, m)
+	if err := rd.batch.Add(m.Topic, m.Value); err != nil {
+		rd.dead = append(rd.dead, deadLetter(m, err))
+	}
+}
+
+// finish inserts, dead-letters and commits rd, retrying each step with
+// backoff until it succeeds or ctx ends.
+func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader, rd *round) error {
+	var inserted time.Time
+	err := c.retry(ctx, log, "insert", &c.insertErrs, func(ctx context.Context) error {
+		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
+		defer cancel()
+		if err := c.writer.Write(ictx, rd.batch); err != nil {
+			return err
+		}
+		inserted = time.Now()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(rd.dead) > 0 {
+		err := c.retry(ctx, log, "dead-letter", &c.dlqErrs, func(ctx context.Context) error {
+			return c.dlq.WriteMessages(ctx, rd.dead...)
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range rd.dead {
+			log.Warn("dead-lettered", "topic", header(m, HeaderSourceTopic), "offset", header(m, HeaderSourceOffset), "reason", header(m, HeaderReason))
+		}
+	}
+	err = c.retry(ctx, log, "commit", &c.commitErrs, func(ctx context.Context) error {
+		return r.CommitMessages(ctx, rd.msgs...)
+	})
+	if err != nil {
+		return err
+	}
+	c.inserted.Add(int64(rd.batch.Len()))
+	c.deadLettered.Add(int64(len(rd.dead)))
+	c.rounds.Add(1)
+	if c.cfg.OnCommit != nil && rd.batch.Len() > 0 {
+		c.cfg.OnCommit(rd.batch.TS(), inserted)
+	}
+	return nil
+}
+
+// retry runs f until it succeeds, waiting between attempts with doubling
+// backoff capped at BackoffMax; it gives up only when ctx ends.
+func (c *Consumer) retry(ctx context.Context, log *slog.Logger, what string, failures *atomic.Int64, f func(context.Context) error) error {
+	wait := c.cfg.BackoffMin
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		failures.Add(1)
+		log.Warn(what+" failed; retrying", "err", err, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w", what, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, c.cfg.BackoffMax)
+	}
+}
+
+// deadLetter is the record sent to the dead-letter topic for m.
+func deadLetter(m kafka.Message, err error) kafka.Message {
+	reason, detail := "invalid", err.Error()
+	var de *events.DecodeError
+	if errors.As(err, &de) {
+		reason, detail = de.Reason, de.Detail
+	}
+	hs := append([]kafka.Header{}, m.Headers...)
+	hs = append(hs,
+		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDetail, Value: []byte(detail)},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
