@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,18 +36,6 @@ func clickhouseFlag(fs *pflag.FlagSet) *string {
 func clickhouseDSN(fs *pflag.FlagSet, env Env, v *string) string {
 	envDefault(fs, env, "clickhouse", "ROUTELAB_CLICKHOUSE")
 	return *v
-}
-
-// maskDSN hides the password of a DSN for printing.
-func maskDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if p, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), mask(p))
-	}
-	return u.String()
 }
 
 // ingestFlags are the consumer's tuning flags, shared by ingest and dev.
