@@ -38,6 +38,12 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		buf = make([]uint8, n)
 	}
 	out := gray{w: ow, h: oh, pix: buf[:n]}
+	if f == 1 {
+		for y := range oh {
+			lumaRow(img, b.Min.Y+y, out.pix[y*ow:(y+1)*ow])
+		}
+		return out
+	}
 	row := make([]uint8, w)
 	acc := make([]uint32, ow)
 	area := uint32(f * f)

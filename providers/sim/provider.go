@@ -15,22 +15,32 @@ import (
 )
 
 // Oracle decides the outcome of a call: the hidden truth the provider acts
-// out. WorldOracle adapts the World; tests use an OracleFunc.
+// out. budget is how long the caller will wait, in simulated time (0: no
+// deadline); a model slower than that times out. WorldOracle adapts the
+// World; tests use an OracleFunc.
 type Oracle interface {
-	Outcome(ctx context.Context, req providers.Request) Outcome
+	Outcome(ctx context.Context, req providers.Request, budget time.Duration) Outcome
 }
 
 // OracleFunc adapts a function to Oracle.
-type OracleFunc func(ctx context.Context, req providers.Request) Outcome
+type OracleFunc func(ctx context.Context, req providers.Request, budget time.Duration) Outcome
 
 // Outcome calls f.
-func (f OracleFunc) Outcome(ctx context.Context, req providers.Request) Outcome { return f(ctx, req) }
+func (f OracleFunc) Outcome(ctx context.Context, req providers.Request, budget time.Duration) Outcome {
+	return f(ctx, req, budget)
+}
 
-// WorldOracle asks w about each call. The time left before ctx's deadline
-// becomes the call's deadline (the world answers a timeout when the model
-// would be slower); the request's quality tier is the price tier.
-func WorldOracle(w *World) Oracle {
-	return OracleFunc(func(ctx context.Context, req providers.Request) Outcome {
+// Caller is what WorldOracle needs of a world: *World, or a wrapper that
+// changes it (a scenario's slowdown or quality drop).
+type Caller interface {
+	Call(c Call) Outcome
+}
+
+// WorldOracle asks w about each call: the budget becomes the call's
+// deadline, the request's quality tier the price tier, and its attempt
+// number makes each retry a fresh draw.
+func WorldOracle(w Caller) Oracle {
+	return OracleFunc(func(_ context.Context, req providers.Request, budget time.Duration) Outcome {
 		c := Call{
 			RequestID: req.RequestID,
 			Model:     req.Model,
@@ -43,8 +53,8 @@ func WorldOracle(w *World) Oracle {
 			Height:    req.Height,
 			Tier:      req.Quality,
 		}
-		if dl, ok := ctx.Deadline(); ok {
-			c.DeadlineMS = max(time.Until(dl).Milliseconds(), 1)
+		if budget > 0 {
+			c.DeadlineMS = max(budget.Milliseconds(), 1)
 		}
 		return w.Call(c)
 	})
@@ -69,6 +79,8 @@ type Options struct {
 	RetryAfter time.Duration
 	// Sleep waits d or until ctx is done; tests inject one. Default a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock the deadline is read against. Default time.Now.
+	Now func() time.Time
 }
 
 // Provider acts out an Oracle's outcomes as an image API would: it waits the
@@ -112,6 +124,9 @@ func New(o Oracle, opt Options) *Provider {
 	if opt.Sleep == nil {
 		opt.Sleep = sleep
 	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
 	if opt.CacheSize > 0 {
 		p.images, _ = lru.New[renderKey, []byte](opt.CacheSize)
@@ -128,7 +143,7 @@ func (p *Provider) Name() string { return p.opt.Name }
 // (KindTimeout when ctx ends first, KindBadRequest when an edit's reference
 // does not decode). Returned bytes may be shared with later calls: read only.
 func (p *Provider) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
-	v := p.oracle.Outcome(ctx, req)
+	v := p.oracle.Outcome(ctx, req, p.budget(ctx))
 	wait := time.Duration(float64(v.Latency) * p.opt.LatencyScale)
 	if v.ErrKind == providers.KindRateLimited || v.ErrKind == providers.KindAuth || v.ErrKind == providers.KindBadRequest {
 		wait /= 20 // refused at the door, before any model runs
@@ -166,6 +181,22 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: "image/png"}
 	}
 	return res, nil
+}
+
+// budget converts the time left before ctx's deadline into simulated time:
+// with LatencyScale 0.01 a 5 s deadline lets a model take 500 s. With
+// LatencyScale 0 (no waiting) the deadline is taken as simulated time, so
+// latency constraints still bite in zero-latency runs.
+func (p *Provider) budget(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	left := max(dl.Sub(p.opt.Now()), time.Millisecond)
+	if p.opt.LatencyScale > 0 {
+		return time.Duration(float64(left) / p.opt.LatencyScale)
+	}
+	return left
 }
 
 func (p *Provider) render(k renderKey, ref image.Image) []byte {

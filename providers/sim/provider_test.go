@@ -7,12 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/providers/sim"
 )
 
 func fixed(v sim.Outcome) sim.Oracle {
-	return sim.OracleFunc(func(context.Context, providers.Request) sim.Outcome { return v })
+	return sim.OracleFunc(func(context.Context, providers.Request, time.Duration) sim.Outcome { return v })
 }
 
 // recordSleep records the waits instead of sleeping.
@@ -115,5 +118,52 @@ func TestGenerateEdit(t *testing.T) {
 	var pe *providers.Error
 	if !errors.As(err, &pe) || pe.Kind != providers.KindBadRequest {
 		t.Errorf("Generate(edit, bad reference) = %v, want a bad_request *providers.Error", err)
+	}
+}
+
+func TestBudgetIsSimulatedTime(t *testing.T) {
+	now := time.Now()
+	var got []time.Duration
+	o := sim.OracleFunc(func(_ context.Context, _ providers.Request, budget time.Duration) sim.Outcome {
+		got = append(got, budget)
+		return sim.Outcome{Success: true, Quality: 1}
+	})
+	rec := &recordSleep{}
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(5*time.Second))
+	defer cancel()
+	for _, scale := range []float64{1, 0.01, 0} {
+		p := sim.New(o, sim.Options{LatencyScale: scale, Now: func() time.Time { return now }, Sleep: rec.Sleep})
+		if _, err := p.Generate(ctx, providers.Request{Prompt: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sim.New(o, sim.Options{}).Generate(context.Background(), providers.Request{Prompt: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{5 * time.Second, 500 * time.Second, 5 * time.Second, 0}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("budgets (-want +got):\n%s", diff)
+	}
+}
+
+// slowWorld stands for a scenario's changed world: every call takes 20 s.
+type slowWorld struct{ w *sim.World }
+
+func (s slowWorld) Call(c sim.Call) sim.Outcome {
+	if c.DeadlineMS > 0 && c.DeadlineMS < 20_000 {
+		return sim.Outcome{ErrKind: providers.KindTimeout, Latency: time.Duration(c.DeadlineMS) * time.Millisecond}
+	}
+	return s.w.Call(c)
+}
+
+func TestWorldOracleTimesOutPastTheBudget(t *testing.T) {
+	world := sim.NewWorld(datasets.MustCatalog(), 1)
+	p := sim.New(sim.WorldOracle(slowWorld{world}), sim.Options{LatencyScale: 0})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := p.Generate(ctx, providers.Request{RequestID: "r", Model: "sim-fast", Prompt: "x"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.KindTimeout {
+		t.Fatalf("Generate with a 1 s budget on a 20 s model = %v, want timeout", err)
 	}
 }

@@ -46,7 +46,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 // TestQACatchesLowQuality is the contract between the renderer and QA: good
 // renders pass, blurred ones fail sharpness, washed-out ones fail blank.
 func TestQACatchesLowQuality(t *testing.T) {
-	prompts := []string{"a red fox in a snowy forest", `poster with the words "GRAND OPENING" in gold`, "abstract background", "x", ""}
+	prompts := []string{`poster with the words "GRAND OPENING" in gold`, "abstract background", ""}
 	c := qa.New(qa.Thresholds{})
 	tests := []struct {
 		quality  float64
@@ -60,7 +60,7 @@ func TestQACatchesLowQuality(t *testing.T) {
 		{0.15, false, "sharpness"},
 		{0.02, false, "blank"},
 	}
-	for _, side := range []int{128, 384} {
+	for _, side := range []int{96, 320} {
 		for _, p := range prompts {
 			for _, tt := range tests {
 				t.Run(fmt.Sprintf("%d/%q/q%.2f", side, p, tt.quality), func(t *testing.T) {

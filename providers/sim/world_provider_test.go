@@ -22,9 +22,9 @@ func TestWorldThroughProviderAndQA(t *testing.T) {
 	c := qa.New(qa.Thresholds{})
 	var ok, okPass, bad, badCaught, errs int
 	prompts := []string{"a watercolor fox", `a poster that says "SALE"`, "abstract gradient background", "portrait avatar of a cat"}
-	for i := range 240 {
-		req := providers.Request{RequestID: fmt.Sprintf("r%d", i), Model: "sim-lite", Mode: "generate", Prompt: prompts[i%len(prompts)], Width: 128, Height: 128, Quality: "standard"}
-		truth := world.Call(sim.Call{RequestID: req.RequestID, Model: req.Model, Mode: req.Mode, Prompt: req.Prompt, Width: 128, Height: 128, Tier: "standard"})
+	for i := range 160 {
+		req := providers.Request{RequestID: fmt.Sprintf("r%d", i), Model: "sim-lite", Mode: "generate", Prompt: prompts[i%len(prompts)], Width: 96, Height: 96, Quality: "standard"}
+		truth := world.Call(sim.Call{RequestID: req.RequestID, Model: req.Model, Mode: req.Mode, Prompt: req.Prompt, Width: 96, Height: 96, Tier: "standard"})
 		res, err := p.Generate(context.Background(), req)
 		if truth.ErrKind != "" {
 			errs++
@@ -36,7 +36,7 @@ func TestWorldThroughProviderAndQA(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Generate: %v", req.RequestID, err)
 		}
-		pass := c.Check(res.Images[0].Bytes, qa.Spec{Width: 128, Height: 128}).Pass
+		pass := c.Check(res.Images[0].Bytes, qa.Spec{Width: 96, Height: 96}).Pass
 		if truth.Success {
 			ok++
 			if pass {
