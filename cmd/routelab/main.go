@@ -44,6 +44,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
+		"dev":         {"run broker + ClickHouse + ingest (+ serve, console) locally; writes DATA_DIR/dev.json", runDev},
 		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},
 		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/routelab/routelab/events"
+)
+
+// startDevForTest runs `routelab dev --ports auto` until the returned stop is
+// called, and returns the dev.json it wrote.
+func startDevForTest(t *testing.T, dir string) (devInfo, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--data-dir", dir, "--ports", "auto"}, func(string) string { return "" }, io.Discard, io.Discard)
+	}()
+	path := filepath.Join(dir, "dev.json")
+	deadline := time.Now().Add(2 * time.Minute)
+	var info devInfo
+	for {
+		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &info) == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("dev exited before writing dev.json: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("dev wrote no dev.json in 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dev returned %v after Ctrl-C, want nil", err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("dev did not stop within 2 minutes of Ctrl-C")
+		}
+	}
+	t.Cleanup(stop)
+	return info, stop
+}
+
+func chQuery(t *testing.T, httpURL, sql string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, httpURL+"/", strings.NewReader(sql))
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("query %q: %v", sql, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("query %q: %s %s", sql, resp.Status, b)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestDevUpIngestRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	info, stop := startDevForTest(t, dir)
+	if info.Kafka == "" || info.ClickHouse == "" || info.ClickHouseHTTP == "" || info.Database != "routelab" {
+		t.Fatalf("dev.json = %+v, want kafka, clickhouse, clickhouse_http and database routelab", info)
+	}
+	for _, table := range []string{"decisions", "qa_results", "reviews", "signals", "audit"} {
+		if got := chQuery(t, info.ClickHouseHTTP, "EXISTS TABLE routelab."+table); got != "1" {
+			t.Errorf("EXISTS TABLE routelab.%s = %s, want 1", table, got)
+		}
+	}
+
+	ev := events.Decision{Header: events.NewHeader("acme", "req-1"), Model: "fast-1", Status: "ok"}
+	value, _ := json.Marshal(ev)
+	w := &kafka.Writer{Addr: kafka.TCP(info.Kafka), Topic: events.TopicDecisions, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("req-1"), Value: value}); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	w.Close()
+	deadline := time.Now().Add(time.Minute)
+	for chQuery(t, info.ClickHouseHTTP, "SELECT count() FROM routelab.decisions FINAL") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the produced decision did not reach ClickHouse within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
+		t.Errorf("dev.json still there after stop (err %v)", err)
+	}
+
+	info2, _ := startDevForTest(t, dir)
+	if got := chQuery(t, info2.ClickHouseHTTP, "SELECT event_id FROM routelab.decisions FINAL"); got != ev.EventID {
+		t.Errorf("after restart decisions = %q, want the one event %s", got, ev.EventID)
+	}
+}
