@@ -43,9 +43,9 @@ func BenchmarkGenerate(b *testing.B) {
 	v := sim.Outcome{Success: true, Quality: 0.9}
 	for _, tc := range []struct {
 		name  string
-		cache int
+		cache int64
 	}{{"uncached", -1}, {"cached", 0}} {
-		p := sim.New(fixed(v), sim.Options{CacheSize: tc.cache})
+		p := sim.New(fixed(v), sim.Options{CacheBytes: tc.cache})
 		req := providers.Request{Model: "m", Prompt: "a red fox in a snowy forest"}
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()

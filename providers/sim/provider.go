@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"image"
 	"math"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -71,10 +72,15 @@ type Options struct {
 	// Width and Height are used when the request has no size. Default 256×256,
 	// small so that zero-latency benchmarks measure routelab, not the renderer.
 	Width, Height int
-	// CacheSize is how many rendered images to keep, keyed by everything the
-	// rendering depends on (quality in steps of 0.05). Default 256 (a 1024 px
-	// render is 50-300 kB); negative disables the cache.
-	CacheSize int
+	// CacheBytes bounds the rendered images kept, keyed by everything the
+	// rendering depends on (see renderKey). Default 64 MiB (a 1024 px render
+	// is 50-300 kB, a 256 px one 15-50 kB); negative disables the cache.
+	CacheBytes int64
+	// Variants is how many different pictures one (model, prompt, quality)
+	// can come out as: the request's seed picks one. Default 4. Few variants
+	// keep the render cache hot under replayed load; the picture still varies
+	// between requests and between the images of one call.
+	Variants int
 	// RetryAfter is returned with rate-limited outcomes. Default 1 s.
 	RetryAfter time.Duration
 	// Sleep waits d or until ctx is done; tests inject one. Default a timer.
@@ -90,6 +96,7 @@ type Provider struct {
 	opt    Options
 	seed   maphash.Seed
 	images *lru.Cache[renderKey, []byte]
+	cached atomic.Int64 // bytes held by images
 	refs   *lru.Cache[uint64, image.Image]
 }
 
@@ -98,7 +105,7 @@ var _ providers.Provider = (*Provider)(nil)
 type renderKey struct {
 	prompt   string
 	w, h     int
-	qualityQ int // quality in steps of 1/qualitySteps
+	qualityQ int // renderQuality(quality) in steps of 1/qualitySteps
 	seed     uint64
 	ref      uint64 // hash of the reference for edits, 0 for generation
 }
@@ -106,6 +113,17 @@ type renderKey struct {
 // qualitySteps quantises quality so that renders can be cached; Render of the
 // quantised quality is what a cache hit returns.
 const qualitySteps = 20
+
+// renderQuality is the quality Render is called with: quantised to 0.05, and
+// 1 from 0.8 up, where Render draws the same picture.
+func renderQuality(q float64) int {
+	if q >= 0.8 {
+		return qualitySteps
+	}
+	return int(math.Round(clamp01(q) * qualitySteps))
+}
+
+const maxCacheEntries = 1 << 14
 
 // New returns a simulated provider acting out o's outcomes.
 func New(o Oracle, opt Options) *Provider {
@@ -115,8 +133,11 @@ func New(o Oracle, opt Options) *Provider {
 	if opt.Width <= 0 || opt.Height <= 0 {
 		opt.Width, opt.Height = 256, 256
 	}
-	if opt.CacheSize == 0 {
-		opt.CacheSize = 256
+	if opt.CacheBytes == 0 {
+		opt.CacheBytes = 64 << 20
+	}
+	if opt.Variants <= 0 {
+		opt.Variants = 4
 	}
 	if opt.RetryAfter == 0 {
 		opt.RetryAfter = time.Second
@@ -128,8 +149,8 @@ func New(o Oracle, opt Options) *Provider {
 		opt.Now = time.Now
 	}
 	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
-	if opt.CacheSize > 0 {
-		p.images, _ = lru.New[renderKey, []byte](opt.CacheSize)
+	if opt.CacheBytes > 0 {
+		p.images, _ = lru.NewWithEvict[renderKey, []byte](maxCacheEntries, func(_ renderKey, b []byte) { p.cached.Add(-int64(len(b))) })
 		p.refs, _ = lru.New[uint64, image.Image](32)
 	}
 	return p
@@ -162,10 +183,7 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 	if w <= 0 || h <= 0 {
 		w, h = p.opt.Width, p.opt.Height
 	}
-	seed := req.Seed
-	if seed == 0 {
-		seed = hashString(req.Model + "\x00" + req.Prompt)
-	}
+	seed := hashString(req.Model + "\x00" + req.Prompt)
 	var ref image.Image
 	var refKey uint64
 	if req.Mode == "edit" && len(req.References) > 0 {
@@ -177,7 +195,8 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 	n := max(req.N, 1)
 	res := providers.Result{Images: make([]providers.Image, n), CostUSD: v.CostUSD, Latency: v.Latency}
 	for i := range n {
-		k := renderKey{prompt: req.Prompt, w: w, h: h, qualityQ: int(math.Round(clamp01(v.Quality) * qualitySteps)), seed: seed + uint64(i), ref: refKey}
+		variant := (req.Seed + uint64(i)) % uint64(p.opt.Variants)
+		k := renderKey{prompt: req.Prompt, w: w, h: h, qualityQ: renderQuality(v.Quality), seed: seed + variant, ref: refKey}
 		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: "image/png"}
 	}
 	return res, nil
@@ -213,7 +232,13 @@ func (p *Provider) render(k renderKey, ref image.Image) []byte {
 		b = Render(k.prompt, k.w, k.h, q, k.seed)
 	}
 	if p.images != nil {
-		p.images.Add(k, b)
+		if prev, ok, _ := p.images.PeekOrAdd(k, b); ok {
+			return prev // rendered meanwhile by another call
+		}
+		p.cached.Add(int64(len(b)))
+		for p.cached.Load() > p.opt.CacheBytes && p.images.Len() > 1 {
+			p.images.RemoveOldest()
+		}
 	}
 	return b
 }

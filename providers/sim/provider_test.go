@@ -167,3 +167,24 @@ func TestWorldOracleTimesOutPastTheBudget(t *testing.T) {
 		t.Fatalf("Generate with a 1 s budget on a 20 s model = %v, want timeout", err)
 	}
 }
+
+func TestVariantsAndCacheBound(t *testing.T) {
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 0.9}), sim.Options{Variants: 3, CacheBytes: 1})
+	distinct := map[string]bool{}
+	for seed := range uint64(12) {
+		res, err := p.Generate(context.Background(), providers.Request{Model: "m", Prompt: "a cat", Seed: seed, Width: 64, Height: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct[string(res.Images[0].Bytes)] = true
+	}
+	if len(distinct) != 3 {
+		t.Errorf("12 seeds gave %d distinct pictures, want the 3 variants", len(distinct))
+	}
+	// Quality from 0.8 up renders the same picture.
+	a, _ := sim.New(fixed(sim.Outcome{Success: true, Quality: 0.81}), sim.Options{}).Generate(context.Background(), providers.Request{Prompt: "a cat"})
+	b, _ := sim.New(fixed(sim.Outcome{Success: true, Quality: 1}), sim.Options{}).Generate(context.Background(), providers.Request{Prompt: "a cat"})
+	if !bytes.Equal(a.Images[0].Bytes, b.Images[0].Bytes) {
+		t.Error("quality 0.81 and 1 rendered differently")
+	}
+}
