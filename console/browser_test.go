@@ -83,20 +83,19 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 	return res
 }
 
-func TestBrowserLoginAndRoles(t *testing.T) {
-	_, base := mustConsole(t, testDeps(t))
-	runBrowser(t, base, []string{"csp_and_login", "reviewer_refused_admin"})
-}
-
-func TestBrowserReviewPairwiseXSS(t *testing.T) {
+// TestBrowser drives the console in headless chromium over seeded
+// ClickHouse data: stored XSS stays inert, a reviewer scores ten items with
+// the keyboard alone (and the scores land in ClickHouse), a pairwise round,
+// an engineer's pages with data, a reviewer refused engineer/admin pages.
+func TestBrowser(t *testing.T) {
 	w := mustWorld(t, 16, 200)
 	models, _ := json.Marshal([]string{"sim-lite", "sim-fast", "sim-premium", "sim-editor", "sim-typo"})
-	scen := []string{"stored_xss_inert", "review_keyboard", "pairwise_round"}
+	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "reviewer_refused_admin"}
 	if s := os.Getenv("E2E_ONLY"); s != "" {
 		scen = strings.Split(s, ",")
 	}
 	res := runBrowser(t, w.base, scen,
-		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models))
+		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models), "E2E_ENGINEER_PAGES="+strings.Join(engineerPages, ","))
 	var scored, answered []string
 	for _, r := range res.Results {
 		scored = append(scored, r.Scored...)
@@ -116,3 +115,7 @@ func TestBrowserReviewPairwiseXSS(t *testing.T) {
 		t.Errorf("ClickHouse has %s pairwise answers from rev, want 3", got)
 	}
 }
+
+// engineerPages are the pages the browser test opens as an engineer (and
+// checks a reviewer is refused).
+var engineerPages = []string{"/dashboards"}

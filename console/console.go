@@ -77,6 +77,7 @@ type Deps struct {
 	Data    *Data // ClickHouse reads
 	Reviews ReviewSink
 	Blobs   Blobs
+	Control Control // experiments and policies through serve's admin API
 	Now     func() time.Time
 }
 
@@ -199,6 +200,7 @@ func (c *Console) parseTemplates() error {
 		"pct":  func(f float64) string { return trimFloat(100*f, 1) + "%" },
 		"f":    func(f float64, d int) string { return trimFloat(f, d) },
 		"add":  func(a, b int) int { return a + b },
+		"list": func(xs ...string) []string { return xs },
 		"seq": func(lo, hi int) []int {
 			var out []int
 			for i := lo; i <= hi; i++ {
@@ -250,7 +252,7 @@ func (c *Console) render(ctx *fiber.Ctx, name, title string, data any) error {
 		p.Nav = navFor(u.Role)
 	}
 	switch name {
-	case "review", "pairwise":
+	case "review", "pairwise", "experiment":
 		p.Script = name + ".js"
 	}
 	var buf bytes.Buffer

@@ -43,6 +43,10 @@ func (c *Console) routeTable() []route {
 		{"GET", "/pairwise", anyone, c.pairwisePage},
 		{"POST", "/pairwise/submit", anyone, c.pairwiseSubmit},
 
+		{"GET", "/dashboards", engineer, c.dashboardsPage},
+		{"GET", "/dashboards/panel/:id", engineer, c.panelSVG},
+		{"GET", "/dashboards/grafana.json", engineer, c.grafanaJSON},
+
 		{"GET", "/admin", admin, c.adminPage},
 		{"POST", "/admin/users", admin, c.adminCreateUser},
 	}

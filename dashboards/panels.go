@@ -65,8 +65,8 @@ FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, 
 SELECT $BUCKET AS t, 'satisfaction' AS s, countIf(signal = 'thumbs_up') / greatest(countIf(signal IN ('thumbs_up', 'thumbs_down')), 1) AS v
 FROM $DB.signals WHERE $WHERE_SIMPLE GROUP BY t ORDER BY t`},
 	{ID: "review_scores", Title: "Human review scores by model (mean, 1-5)", Kind: Bars, Unit: "mean score", SQL: `
-SELECT model, n AS s, avg(v) AS v FROM $DB.reviews
-ARRAY JOIN score_names AS n, score_values AS v
+SELECT model, n AS s, avg(sv) AS v FROM $DB.reviews
+ARRAY JOIN score_names AS n, score_values AS sv
 WHERE $WHERE_SIMPLE AND kind = 'score' AND n IN ('overall', 'adherence', 'legibility', 'subject')
 GROUP BY model, n ORDER BY model, n`},
 	{ID: "provider_errors", Title: "Provider error rate", Kind: TimeSeries, Unit: "share of attempts not ok", SQL: `

@@ -127,6 +127,8 @@ func addBars(p *plot.Plot, ss []Series) error {
 		p.Legend.Add(s.Name, b)
 	}
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
+	p.Legend.Left = true
 	p.Y.Min = 0
 	return nil
 }

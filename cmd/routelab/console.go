@@ -13,21 +13,41 @@ import (
 
 	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/ingest"
 )
+
+// consoleOptions are what the console process needs; `routelab console`
+// fills them from flags and `routelab dev` from its own stack.
+type consoleOptions struct {
+	Addr          string
+	DataDir       string
+	ClickHouseDSN string // "none": no data pages
+	Brokers       []string
+	BlobDir       string
+	TLSCert       string
+	TLSKey        string
+	AdminURL      string
+	AdminToken    string
+	Refresh       time.Duration
+	Logger        *slog.Logger
+}
 
 func runConsole(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("console", `Serve the console: review queues and blind pairwise for reviewers, dashboards,
 experiments and policy pages for engineers, accounts for admins. Reads
 ClickHouse, writes review events to Kafka, shows sampled images from the blob
-store. Create accounts with "routelab users create".`)
+store. Accounts live in the routelab.users topic when Kafka is configured,
+else in DATA_DIR/console/users.json; create them with "routelab users create".`)
 	addr := fs.String("http-addr", "127.0.0.1:8090", "listen address (env ROUTELAB_CONSOLE_ADDR)")
-	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir: accounts under console/, images under blobs/ (env ROUTELAB_DATA_DIR)")
-	chDSN := fs.String("clickhouse-dsn", ingest.DefaultDSN, "ClickHouse DSN; \"none\" runs without data pages (env ROUTELAB_CLICKHOUSE_DSN)")
-	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated, for review events (env ROUTELAB_KAFKA_BROKERS)")
+	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir: console/ and blobs/ (env ROUTELAB_DATA_DIR)")
+	chDSN := fs.String("clickhouse-dsn", ingest.DefaultDSN, `ClickHouse DSN; "none" runs without data pages (env ROUTELAB_CLICKHOUSE_DSN)`)
+	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated: review events and accounts (env ROUTELAB_KAFKA_BROKERS)")
 	blobDir := fs.String("blob-dir", "", "blob store directory (default DATA_DIR/blobs)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file; with --tls-key serves HTTPS and marks cookies Secure")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
+	adminURL := fs.String("admin-url", "", "serve's admin API for experiment and policy pages (env ROUTELAB_ADMIN_URL)")
+	adminToken := fs.String("admin-token", "", "admin API token (env ROUTELAB_ADMIN_TOKEN)")
 	refresh := fs.Duration("refresh-every", 10*time.Second, "how often review queues pick up new sampled outputs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,63 +56,115 @@ store. Create accounts with "routelab users create".`)
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
 	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
+	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
+	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("console: --tls-cert and --tls-key go together")
 	}
-	if *blobDir == "" {
-		*blobDir = filepath.Join(*dataDir, "blobs")
-	}
-	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-dsn=%s kafka-brokers=%s blob-dir=%s tls=%t\n",
-		*addr, *dataDir, maskDSN(*chDSN), *brokers, *blobDir, *tlsCert != "")
-
-	blobs, err := blob.Open(*blobDir)
-	if err != nil {
-		return err
-	}
-	deps := console.Deps{Logger: logger, Users: console.NewFileUsers(usersPath(*dataDir)), Blobs: blobs}
-	if *chDSN != "none" {
-		conn, db, err := ingest.Open(ctx, *chDSN)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		deps.Data = console.NewData(conn, db)
+	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-dsn=%s kafka-brokers=%s blob-dir=%s tls=%t admin-url=%s admin-token=%s\n",
+		*addr, *dataDir, maskDSN(*chDSN), *brokers, *blobDir, *tlsCert != "", *adminURL, mask(*adminToken))
+	o := consoleOptions{
+		Addr: *addr, DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir,
+		TLSCert: *tlsCert, TLSKey: *tlsKey, AdminURL: *adminURL, AdminToken: *adminToken, Refresh: *refresh,
+		Logger: slog.New(slog.NewTextHandler(env.Stderr, nil)),
 	}
 	if *brokers != "" {
-		k := console.NewKafkaReviews(strings.Split(*brokers, ","))
-		defer k.Close()
-		deps.Reviews = k
+		o.Brokers = strings.Split(*brokers, ",")
 	}
-	c, err := console.New(console.Config{Secure: *tlsCert != ""}, deps)
+	c, closeAll, err := newConsole(ctx, o)
 	if err != nil {
 		return err
 	}
-	return serveConsole(ctx, c, *addr, *tlsCert, *tlsKey, *refresh, env)
+	defer closeAll()
+	return serveConsole(ctx, c, o)
+}
+
+// newConsole builds the console and its collaborators, leaves first; the
+// returned func closes them.
+func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (*console.Console, func(), error) {
+		closeAll()
+		return nil, nil, err
+	}
+	if o.BlobDir == "" {
+		o.BlobDir = filepath.Join(o.DataDir, "blobs")
+	}
+	blobs, err := blob.Open(o.BlobDir)
+	if err != nil {
+		return fail(err)
+	}
+	deps := console.Deps{Logger: o.Logger, Blobs: blobs}
+	if o.ClickHouseDSN != "none" {
+		conn, db, err := ingest.Open(ctx, o.ClickHouseDSN)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() { conn.Close() })
+		deps.Data = console.NewData(conn, db)
+	}
+	if len(o.Brokers) > 0 {
+		if err := events.EnsureTopics(ctx, o.Brokers, 0); err != nil {
+			return fail(err)
+		}
+		users, err := console.OpenControlUsers(ctx, o.Brokers)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() { users.Close() })
+		deps.Users = users
+		p, err := events.NewProducer(events.ProducerConfig{Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "console", "spool"), Logger: o.Logger})
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p.Close(ctx)
+		})
+		deps.Reviews = console.ProducerReviews{P: p}
+	} else {
+		deps.Users = console.NewFileUsers(usersPath(o.DataDir))
+	}
+	if o.AdminURL != "" {
+		deps.Control = console.NewAdminClient(o.AdminURL, o.AdminToken)
+	}
+	c, err := console.New(console.Config{Secure: o.TLSCert != ""}, deps)
+	if err != nil {
+		return fail(err)
+	}
+	return c, closeAll, nil
 }
 
 // serveConsole runs the console's listener and queue refresher until ctx
-// ends, then drains with a deadline. `routelab dev` calls it too.
-func serveConsole(ctx context.Context, c *console.Console, addr, cert, key string, refresh time.Duration, env Env) error {
+// ends, then drains with a deadline.
+func serveConsole(ctx context.Context, c *console.Console, o consoleOptions) error {
+	if o.Refresh <= 0 {
+		o.Refresh = 10 * time.Second
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		if cert != "" {
-			err = c.App().ListenTLS(addr, cert, key)
+		if o.TLSCert != "" {
+			err = c.App().ListenTLS(o.Addr, o.TLSCert, o.TLSKey)
 		} else {
-			err = c.App().Listen(addr)
+			err = c.App().Listen(o.Addr)
 		}
 		if err != nil {
-			return fmt.Errorf("console listen %s: %w", addr, err)
+			return fmt.Errorf("console listen %s: %w", o.Addr, err)
 		}
 		return nil
 	})
-	g.Go(func() error { return c.Run(gctx, refresh) })
+	g.Go(func() error { return c.Run(gctx, o.Refresh) })
 	g.Go(func() error {
 		<-gctx.Done()
 		return c.App().ShutdownWithTimeout(10 * time.Second)
 	})
-	fmt.Fprintf(env.Stderr, "console: listening on %s\n", addr)
 	return g.Wait()
 }
 
@@ -103,8 +175,7 @@ func maskDSN(dsn string) string {
 	if at < 0 || scheme < 0 || at < scheme {
 		return dsn
 	}
-	cred := dsn[scheme+3 : at]
-	if user, pw, ok := strings.Cut(cred, ":"); ok {
+	if user, pw, ok := strings.Cut(dsn[scheme+3:at], ":"); ok {
 		return dsn[:scheme+3] + user + ":" + mask(pw) + dsn[at:]
 	}
 	return dsn

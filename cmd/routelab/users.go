@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/events"
 )
 
 // usersPath is where the console keeps accounts under a data dir.
@@ -23,22 +24,35 @@ func runUsers(ctx context.Context, env Env, args []string) error {
   routelab users create --name NAME --role reviewer|engineer|admin [--password-stdin]
   routelab users list [--json]
 
-Without --password-stdin, create reads the password from ROUTELAB_USER_PASSWORD.`)
+Without --password-stdin, create reads the password from ROUTELAB_USER_PASSWORD.
+With --kafka-brokers the accounts live in the compacted routelab.users topic
+(what a console started with --kafka-brokers reads).`)
 	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir (env ROUTELAB_DATA_DIR)")
 	name := fs.String("name", "", "account name (create)")
 	role := fs.String("role", "reviewer", "reviewer, engineer or admin (create)")
 	stdinPW := fs.Bool("password-stdin", false, "read the password from the first line of stdin (create)")
 	asJSON := fs.Bool("json", false, "print one JSON object on the last line of stdout")
+	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated (env ROUTELAB_KAFKA_BROKERS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
+	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
 	rest := fs.Args()
 	if len(rest) != 1 || (rest[0] != "create" && rest[0] != "list") {
 		fs.Usage()
 		return errors.New("users: want one action, create or list")
 	}
-	store := console.NewFileUsers(usersPath(*dataDir))
+	var store console.UserStore = console.NewFileUsers(usersPath(*dataDir))
+	where := usersPath(*dataDir)
+	if *brokers != "" {
+		cu, err := console.OpenControlUsers(ctx, strings.Split(*brokers, ","))
+		if err != nil {
+			return err
+		}
+		defer cu.Close()
+		store, where = cu, "topic "+events.TopicUsers
+	}
 	if rest[0] == "list" {
 		us, err := store.List(ctx)
 		if err != nil {
@@ -79,7 +93,7 @@ Without --password-stdin, create reads the password from ROUTELAB_USER_PASSWORD.
 	if err := store.Create(ctx, u); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "users: created %s (%s) in %s\n", u.Name, u.Role, usersPath(*dataDir))
+	fmt.Fprintf(env.Stderr, "users: created %s (%s) in %s\n", u.Name, u.Role, where)
 	if *asJSON {
 		return json.NewEncoder(env.Stdout).Encode(map[string]any{"name": u.Name, "role": u.Role, "created": u.Created})
 	}

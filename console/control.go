@@ -1,0 +1,92 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/control"
+)
+
+// ControlUsers keeps accounts in the compacted routelab.users topic: every
+// console replica (and `routelab users create`) sees the same accounts with
+// no database of its own. Key = user name, value = the User as JSON.
+type ControlUsers struct {
+	log *control.Log
+}
+
+var _ UserStore = (*ControlUsers)(nil)
+
+// NewControlUsers uses an opened control log of events.TopicUsers.
+func NewControlUsers(l *control.Log) *ControlUsers { return &ControlUsers{log: l} }
+
+// OpenControlUsers opens routelab.users on brokers.
+func OpenControlUsers(ctx context.Context, brokers []string) (*ControlUsers, error) {
+	l, err := control.Open(ctx, control.Config{Brokers: brokers, Topic: events.TopicUsers})
+	if err != nil {
+		return nil, err
+	}
+	return &ControlUsers{log: l}, nil
+}
+
+// Close stops following the topic.
+func (u *ControlUsers) Close() error { return u.log.Close() }
+
+// Lookup implements UserStore.
+func (u *ControlUsers) Lookup(_ context.Context, name string) (User, error) {
+	b, ok := u.log.Get(name)
+	if !ok {
+		return User{}, ErrUserNotFound
+	}
+	var x User
+	if err := json.Unmarshal(b, &x); err != nil {
+		return User{}, fmt.Errorf("decode user %s: %w", name, err)
+	}
+	return x, nil
+}
+
+// List implements UserStore.
+func (u *ControlUsers) List(_ context.Context) ([]User, error) {
+	var out []User
+	for name, b := range u.log.All() {
+		var x User
+		if err := json.Unmarshal(b, &x); err != nil {
+			return nil, fmt.Errorf("decode user %s: %w", name, err)
+		}
+		out = append(out, x)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Create implements UserStore. Two replicas creating the same name at the
+// same instant both succeed and the later record wins; accounts are created
+// by admins, rarely, so this is accepted rather than adding a lock.
+func (u *ControlUsers) Create(ctx context.Context, x User) error {
+	if _, ok := u.log.Get(x.Name); ok {
+		return ErrUserExists
+	}
+	b, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	return u.log.Put(ctx, x.Name, b)
+}
+
+// ProducerReviews hands review events to the shared events.Producer
+// (bounded queue, batching, on-disk spool while Kafka is away).
+type ProducerReviews struct {
+	P *events.Producer
+}
+
+var _ ReviewSink = ProducerReviews{}
+
+// Emit implements ReviewSink.
+func (s ProducerReviews) Emit(_ context.Context, r events.Review) error {
+	if !s.P.Enqueue(events.TopicReviews, r.RequestID, r) {
+		return &FieldError{Code: "event_queue_full", Message: "the score could not be queued for Kafka; try again", Status: 503}
+	}
+	return nil
+}
