@@ -157,7 +157,7 @@ func TestLabelsValidate(t *testing.T) {
 
 func TestBinExpr(t *testing.T) {
 	got := jobs.BinExpr("aspect", []float64{0.87, 1.15})
-	want := "toUInt64(arraySum(arrayMap(e -> toFloat64(aspect) >= e, [0.87, 1.15])))"
+	want := "toUInt64((toFloat64(aspect) >= 0.87) + (toFloat64(aspect) >= 1.15))"
 	if got != want {
 		t.Errorf("BinExpr = %s, want %s", got, want)
 	}

@@ -30,11 +30,17 @@ type Row struct {
 	Y          float64
 	Cands      []Cand
 	LatencyMS  float64 // first attempt's latency (0 when unknown)
+	// HoldoutSet marks rows whose split was decided by ClickHouse
+	// (cityHash64) rather than in process.
+	HoldoutSet, HoldoutVal bool
 }
 
-// Holdout is the in-process holdout split: one row in five by an FNV hash
-// of the id (ClickHouse uses cityHash64 the same way).
+// Holdout is the row's split: one row in five, by cityHash64 of the id in
+// ClickHouse or an FNV hash of it in process.
 func (r Row) Holdout() bool {
+	if r.HoldoutSet {
+		return r.HoldoutVal
+	}
 	h := fnv.New64a()
 	h.Write([]byte(r.ID))
 	return h.Sum64()%HoldoutMod == 0

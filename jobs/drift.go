@@ -15,6 +15,7 @@ import (
 // to ClickHouse expressions over the decisions table. A reference feature
 // missing here is reported as "unsupported" rather than silently skipped.
 var FeatureExprs = map[string]string{
+	"prompt_words":     "length(arrayFilter(x -> x != '', splitByChar(' ', prompt)))",
 	"prompt_len":       "prompt_len",
 	"ref_count":        "ref_count",
 	"refs":             "ref_count",
@@ -24,14 +25,14 @@ var FeatureExprs = map[string]string{
 	"latency_ms":       "latency_ms",
 	"cost_usd":         "cost_usd",
 	"mode":             "mode",
-	"tier":             "tier",
+	"tier":             "if(tier = '', 'standard', tier)",
 	"model":            "model",
 	"route":            "model",
 	"text_heavy":       "text_heavy",
 	"preserve_subject": "preserve_subject",
 	"rule":             "if(rule = '', 'classifier', rule)",
-	"keyword":          "arrayJoin(if(empty(keywords), ['none'], keywords))",
-	"keywords":         "arrayJoin(if(empty(keywords), ['none'], keywords))",
+	"keyword":          "arrayJoin(keywords)",
+	"keywords":         "arrayJoin(keywords)",
 }
 
 // routeFeatures are the share features treated as route shares.
@@ -110,6 +111,21 @@ func RefCounts(h router.Histogram, events int) (inner, counts []float64) {
 	return inner, counts
 }
 
+// foldFrom merges the bins whose lower edge is at or above limit into one:
+// past the live policy's edit-depth limit the decision log only says "reset",
+// not how deep the chain was.
+func foldFrom(edges, counts []float64, limit float64) []float64 {
+	out := make([]float64, 0, len(counts))
+	for i, c := range counts {
+		if i > 0 && i < len(edges) && edges[i] >= limit && len(out) > 0 && edges[i-1] >= limit {
+			out[len(out)-1] += c
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // alignShares puts reference shares and current counts over one sorted
 // category list.
 func alignShares(ref map[string]float64, events int, cur map[string]float64) (cats []string, r, c []float64) {
@@ -155,10 +171,19 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				rep.Unsupported = append(rep.Unsupported, name)
 				continue
 			}
+			if name == "edit_depth" || name == "depth" {
+				// a reset request is logged at the reset depth; count it at
+				// the live policy's limit (its raw depth is at least that)
+				expr = fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
+			}
 			inner, refCounts := RefCounts(ref.Hist[name], ref.Events)
 			cur, err := s.Histogram(ctx, w, expr, inner)
 			if err != nil {
 				return rep, err
+			}
+			if (name == "edit_depth" || name == "depth") && live.EditDepthLimit > 0 {
+				refCounts = foldFrom(ref.Hist[name].Edges, refCounts, float64(live.EditDepthLimit))
+				cur = foldFrom(ref.Hist[name].Edges, cur, float64(live.EditDepthLimit))
 			}
 			rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, cur)
 			progress("drift: %s psi=%.4f ks=%.4f", name, rep.Features[name].PSI, rep.Features[name].KS)
@@ -173,7 +198,21 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 			if err != nil {
 				return rep, err
 			}
-			_, r, c := alignShares(ref.Share[name], ref.Events, cur)
+			refShare, refEvents := ref.Share[name], ref.Events
+			if routeFeatures[name] {
+				// the reference's route share is the logging policy's on the
+				// training data; the live policy routes differently by
+				// design, so its own decisions before the window are the
+				// baseline when there are enough of them
+				base, err := s.CountsWhere(ctx, fmt.Sprintf("policy_version = %s AND ts_ms < %d", quote(live.Version), w.From.UnixMilli()), expr)
+				if err != nil {
+					return rep, err
+				}
+				if n := sumMap(base); n >= cfg.Thresholds.MinCount {
+					refShare, refEvents = norm(base), int(n)
+				}
+			}
+			_, r, c := alignShares(refShare, refEvents, cur)
 			if routeFeatures[name] {
 				chk := cfg.Thresholds.RouteShare(r, c)
 				chk.Name = name

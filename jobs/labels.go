@@ -66,10 +66,22 @@ func (w Window) where(col string) string {
 // 18.16 allows one JOIN per SELECT, so the joins nest; JOIN ... USING keeps
 // it portable to current ClickHouse.
 func (l Labels) SQL(db string, w Window, cols []string, extraWhere string) string {
+	return l.SampleSQL(db, w, cols, extraWhere, "")
+}
+
+// SampleSQL is SQL with keyWhere, a condition on request_id alone (a hash
+// sample), applied to the decisions and to every joined table, so a sample
+// never pays for joining the whole window.
+func (l Labels) SampleSQL(db string, w Window, cols []string, extraWhere, keyWhere string) string {
 	inner, names := columns(cols, "request_id", "status", "qa_pass")
 	where := w.where("ts_ms")
 	if extraWhere != "" {
 		where += " AND (" + extraWhere + ")"
+	}
+	since := fmt.Sprintf("ts_ms >= %d", w.From.UnixMilli())
+	if keyWhere != "" {
+		where += " AND (" + keyWhere + ")"
+		since += " AND (" + keyWhere + ")"
 	}
 	var fail []string
 	for _, s := range l.FailSignals {
@@ -87,7 +99,6 @@ func (l Labels) SQL(db string, w Window, cols []string, extraWhere string) strin
 	if l.ReviewScore != "" {
 		review = fmt.Sprintf("(review_n = 0 OR review_mean >= %v)", l.MinReviewScore)
 	}
-	since := w.From.UnixMilli()
 	return fmt.Sprintf(`SELECT %[1]s, qa_ok, bad_signals, review_n, review_mean,
   toUInt8(qa_ok = 1 AND bad_signals = 0 AND %[2]s) AS y
 FROM (
@@ -97,17 +108,17 @@ FROM (
     FROM (SELECT %[9]s FROM %[4]s.decisions WHERE %[5]s)
     ANY LEFT JOIN (
       SELECT request_id, argMax(pass, attempt) AS qa_last, count() AS qa_n
-      FROM %[4]s.qa_results WHERE ts_ms >= %[6]d GROUP BY request_id
+      FROM %[4]s.qa_results WHERE %[6]s GROUP BY request_id
     ) USING request_id
   )
   ANY LEFT JOIN (
     SELECT request_id, countIf(%[7]s) AS bad_signals
-    FROM %[4]s.signals WHERE ts_ms >= %[6]d GROUP BY request_id
+    FROM %[4]s.signals WHERE %[6]s GROUP BY request_id
   ) USING request_id
 )
 ANY LEFT JOIN (
   SELECT request_id, count() AS review_n, avg(score_values[indexOf(score_names, '%[8]s')]) AS review_mean
-  FROM %[4]s.reviews WHERE ts_ms >= %[6]d AND kind = 'score' AND has(score_names, '%[8]s') GROUP BY request_id
+  FROM %[4]s.reviews WHERE %[6]s AND kind = 'score' AND has(score_names, '%[8]s') GROUP BY request_id
 ) USING request_id`, strings.Join(names, ", "), review, qa, db, where, since, failIn, l.ReviewScore, strings.Join(inner, ", "))
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/routelab/routelab/experiments/ope"
 	"github.com/routelab/routelab/router"
@@ -41,21 +42,49 @@ type OPEReport struct {
 }
 
 // Replay turns a logged decision back into the request the router saw.
-// Size is recovered from the logged aspect ratio (square, landscape or
-// portrait at the catalog's standard sizes).
-func (l Logged) Replay() router.Request {
-	w, h := 1024, 1024
-	switch {
-	case l.Aspect > 1.05:
-		w, h = 1536, 1024
-	case l.Aspect > 0 && l.Aspect < 0.95:
-		w, h = 1024, 1536
-	}
-	return router.Request{
+// The decision log keeps the aspect ratio, not the size, so the size is the
+// standard one for the ratio whose prices under the logging policy match
+// the logged candidates' prices (a square request is 1024x1024 or
+// 2048x2048); with no logged prices, the smallest.
+func (l Logged) Replay(logging *router.Policy) router.Request {
+	req := router.Request{
 		ID: l.RequestID, Tenant: l.Tenant, Mode: router.Mode(l.Mode), Prompt: l.Prompt, RefCount: l.RefCount,
-		Width: w, Height: h, Tier: router.Tier(l.Tier), EditDepth: l.EditDepth,
+		Tier: router.Tier(l.Tier), EditDepth: l.EditDepth,
 		Constraints: router.Constraints{TextHeavy: l.TextHeavy, PreserveSubject: l.Preserve, MaxLatencyMS: l.MaxLatency, MaxCostUSD: l.MaxCost},
 	}
+	sizes := [][2]int{{1024, 1024}, {2048, 2048}}
+	switch {
+	case l.Aspect > 1.15:
+		sizes = [][2]int{{1536, 1024}}
+	case l.Aspect > 0 && l.Aspect < 0.87:
+		sizes = [][2]int{{1024, 1536}}
+	}
+	req.Width, req.Height = sizes[0][0], sizes[0][1]
+	if len(sizes) == 1 || logging == nil || len(l.CandModels) == 0 {
+		return req
+	}
+	for _, sz := range sizes {
+		r := req
+		r.Width, r.Height = sz[0], sz[1]
+		if pricesMatch(router.Decide(r, logging, nil).Candidates, l.CandModels, l.CandCosts) {
+			return r
+		}
+	}
+	return req
+}
+
+func pricesMatch(cands []router.Candidate, models []string, costs []float64) bool {
+	for i, m := range models {
+		if i >= len(costs) || costs[i] <= 0 {
+			continue
+		}
+		for _, c := range cands {
+			if c.Model == m && math.Abs(c.CostUSD-costs[i]) > 1e-9 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Distribution is the probability a policy gives each model for a request
@@ -137,7 +166,7 @@ func CandidateModel(x OPESample, action string) float64 { return x.P[action] }
 func EvaluateCandidate(logged []Logged, cand, live *router.Policy, w Window, opt OPEOptions) OPEReport {
 	lr := make([]LoggedRequest, len(logged))
 	for i, l := range logged {
-		lr[i] = LoggedRequest{Req: l.Replay(), Model: l.Model, Propensity: l.Propensity, Y: l.Y}
+		lr[i] = LoggedRequest{Req: l.Replay(live), Model: l.Model, Propensity: l.Propensity, Y: l.Y}
 	}
 	return EvaluateLogged(lr, cand, live, w, opt)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/router"
 )
 
 // Store reads the event tables in ClickHouse for the jobs and writes their
@@ -40,6 +41,20 @@ func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
+// routedExpr is the model the policy routed to (the first attempt's), which
+// the logged propensity and candidate P belong to; model is the one whose
+// image came back, a fallback when the first attempt failed.
+const routedExpr = "if(empty(attempt_models), model, attempt_models[1]) AS routed"
+
+// labelledFirst keeps decisions whose first attempt says something about
+// the routed model's quality: it returned an image (judged by QA) or ran
+// out of time. Provider errors and rate limits say nothing and are left out.
+const labelledFirst = "(empty(attempt_statuses) OR attempt_statuses[1] IN ('ok', 'qa_fail', 'timeout'))"
+
+// routedY is the label of the routed model: the request's success when
+// the routed model's own image came back, else a failure.
+const routedY = "toUInt8(y = 1 AND routed = model)"
+
 // HoldoutMod: rows with cityHash64(request_id) % HoldoutMod = 0 are held
 // out from fitting and used for before/after metrics (20%).
 const HoldoutMod = 5
@@ -49,16 +64,16 @@ const HoldoutMod = 5
 // calibrated P, inverse-propensity weighted.
 func (s *Store) CalibrationBins(ctx context.Context, w Window, policyVersion string) ([]CalBin, error) {
 	lab := s.Labels.SQL(s.DB, w, []string{
-		"model",
+		"model", routedExpr,
 		"1 / propensity AS w",
-		"candidate_p[indexOf(candidate_models, model)] AS p",
+		"candidate_p[indexOf(candidate_models, routed)] AS p",
 		fmt.Sprintf("toUInt8(cityHash64(request_id) %% %d = 0) AS holdout", HoldoutMod),
-	}, "policy_version = "+quote(policyVersion)+" AND propensity > 0 AND indexOf(candidate_models, model) > 0")
+	}, "policy_version = "+quote(policyVersion)+" AND propensity > 0 AND indexOf(candidate_models, "+strings.TrimSuffix(routedExpr, " AS routed")+") > 0 AND "+labelledFirst)
 	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
-	q := `SELECT model, toUInt32(least(floor(p * 100), 99)) AS bin, holdout,
-  count() AS n, sum(w) AS sw, sum(w * y) AS swy, sum(w * p) AS swp, sum(w * p * p) AS swpp, sum(w * y * p) AS swyp
-FROM (` + lab + `)
-GROUP BY model, bin, holdout ORDER BY model, bin, holdout`
+	q := `SELECT routed, toUInt32(least(floor(p * 100), 99)) AS bin, holdout,
+  count() AS n, sum(w) AS sw, sum(w * yr) AS swy, sum(w * p) AS swp, sum(w * p * p) AS swpp, sum(w * yr * p) AS swyp
+FROM (SELECT routed, p, w, holdout, ` + routedY + ` AS yr FROM (` + lab + `))
+GROUP BY routed, bin, holdout ORDER BY routed, bin, holdout`
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("calibration bins: %w", err)
@@ -132,16 +147,24 @@ func BinExpr(expr string, edges []float64) string {
 	if len(edges) == 0 {
 		return "toUInt64(0)"
 	}
+	// a sum of comparisons rather than arrayMap with a lambda: 18.16's
+	// lambdas cannot see the row's columns
 	parts := make([]string, len(edges))
 	for i, e := range edges {
-		parts[i] = fmt.Sprintf("%v", e)
+		parts[i] = fmt.Sprintf("(toFloat64(%s) >= %v)", expr, e)
 	}
-	return fmt.Sprintf("toUInt64(arraySum(arrayMap(e -> toFloat64(%s) >= e, [%s])))", expr, strings.Join(parts, ", "))
+	return "toUInt64(" + strings.Join(parts, " + ") + ")"
 }
 
 // Counts counts the values of a categorical expression over the window.
 func (s *Store) Counts(ctx context.Context, w Window, expr string) (map[string]float64, error) {
-	q := "SELECT toString(" + expr + ") AS v, count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY v"
+	return s.CountsWhere(ctx, w.where("ts_ms"), expr)
+}
+
+// CountsWhere counts the values of a categorical expression over the
+// decisions matching where.
+func (s *Store) CountsWhere(ctx context.Context, where, expr string) (map[string]float64, error) {
+	q := "SELECT toString(" + expr + ") AS v, count() FROM " + s.decisions() + " WHERE " + where + " GROUP BY v"
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("counts %s: %w", expr, err)
@@ -223,26 +246,24 @@ type Logged struct {
 	Propensity float64
 	PolicyP    float64 // the logging policy's calibrated P of the chosen model
 	Y          float64
+	CandModels []string  // the logged candidates, for replaying the request's size
+	CandCosts  []float64 // their logged prices
 }
 
 // Logged reads up to limit labelled decisions of policyVersion in the
 // window, in a deterministic hash sample when there are more.
-func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limit int) ([]Logged, error) {
-	where := "policy_version = " + quote(policyVersion)
-	n, err := s.Count(ctx, w, policyVersion)
+func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limit int, holdoutOnly bool) ([]Logged, error) {
+	where := "policy_version = " + quote(policyVersion) + " AND propensity > 0 AND " + labelledFirst
+	key, err := s.sample(ctx, w, policyVersion, limit, holdoutOnly)
 	if err != nil {
 		return nil, err
 	}
-	if limit > 0 && n > uint64(limit) {
-		// keep a fixed fraction by hash so the sample is reproducible
-		keep := uint64(float64(limit) / float64(n) * 1e6)
-		where += fmt.Sprintf(" AND cityHash64(request_id) %% 1000000 < %d", keep)
-	}
-	lab := s.Labels.SQL(s.DB, w, []string{"request_id", "ts_ms", "tenant", "mode", "tier", "prompt", "ref_count", "edit_depth", "aspect",
-		"text_heavy", "preserve_subject", "max_latency_ms", "max_cost_usd", "model", "propensity",
-		"if(indexOf(candidate_models, model) > 0, candidate_p[indexOf(candidate_models, model)], 0) AS policy_p"}, where)
+	lab := s.Labels.SampleSQL(s.DB, w, []string{"request_id", "ts_ms", "tenant", "mode", "tier", "prompt", "ref_count", "edit_depth", "aspect",
+		"text_heavy", "preserve_subject", "max_latency_ms", "max_cost_usd", "model", routedExpr, "propensity",
+		"if(indexOf(candidate_models, routed) > 0, candidate_p[indexOf(candidate_models, routed)], 0) AS policy_p",
+		"candidate_models", "candidate_cost_usd"}, where, key)
 	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
-	q := "SELECT request_id, ts_ms, tenant, mode, tier, prompt, ref_count, edit_depth, aspect, text_heavy, preserve_subject, max_latency_ms, max_cost_usd, model, propensity, policy_p, y FROM (" + lab + ") ORDER BY ts_ms"
+	q := "SELECT request_id, ts_ms, tenant, mode, tier, prompt, ref_count, edit_depth, aspect, text_heavy, preserve_subject, max_latency_ms, max_cost_usd, routed, propensity, policy_p, " + routedY + ", candidate_models, candidate_cost_usd FROM (" + lab + ") ORDER BY ts_ms"
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("logged decisions: %w", err)
@@ -255,7 +276,7 @@ func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limi
 		var refs, depth uint16
 		var th, ps, y uint8
 		if err := rows.Scan(&l.RequestID, &ts, &l.Tenant, &l.Mode, &l.Tier, &l.Prompt, &refs, &depth, &l.Aspect, &th, &ps,
-			&l.MaxLatency, &l.MaxCost, &l.Model, &l.Propensity, &l.PolicyP, &y); err != nil {
+			&l.MaxLatency, &l.MaxCost, &l.Model, &l.Propensity, &l.PolicyP, &y, &l.CandModels, &l.CandCosts); err != nil {
 			return nil, fmt.Errorf("logged decisions: %w", err)
 		}
 		l.TS, l.RefCount, l.EditDepth, l.TextHeavy, l.Preserve, l.Y = int64(ts), int(refs), int(depth), th == 1, ps == 1, float64(y)
@@ -339,4 +360,81 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// Rows reads up to limit labelled decisions of policyVersion in the window
+// with the candidates they were chosen among, in a deterministic hash
+// sample when there are more: the rule audit and the threshold search
+// replay these.
+func (s *Store) Rows(ctx context.Context, w Window, policyVersion string, limit int) ([]Row, error) {
+	where := "policy_version = " + quote(policyVersion) + " AND propensity > 0 AND " + labelledFirst
+	key, err := s.sample(ctx, w, policyVersion, limit, false)
+	if err != nil {
+		return nil, err
+	}
+	lab := s.Labels.SampleSQL(s.DB, w, []string{"request_id", "tier", "rule", "model", routedExpr, "propensity", "candidate_models", "candidate_p",
+		"candidate_cost_usd", "candidate_eligible", "if(empty(attempt_latency_ms), toInt64(0), attempt_latency_ms[1]) AS lat",
+		fmt.Sprintf("toUInt8(cityHash64(request_id) %% %d = 0) AS holdout", HoldoutMod)}, where, key)
+	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
+	q := "SELECT request_id, tier, rule, routed, propensity, candidate_models, candidate_p, candidate_cost_usd, candidate_eligible, lat, holdout, " + routedY + " FROM (" + lab + ")"
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("decision rows: %w", err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		var tier string
+		var models []string
+		var ps, costs []float64
+		var elig []uint8
+		var lat int64
+		var hold, y uint8
+		if err := rows.Scan(&r.ID, &tier, &r.Rule, &r.Model, &r.Propensity, &models, &ps, &costs, &elig, &lat, &hold, &y); err != nil {
+			return nil, fmt.Errorf("decision rows: %w", err)
+		}
+		r.Tier, r.Y, r.LatencyMS = router.Tier(tier), float64(y), float64(lat)
+		r.HoldoutSet, r.HoldoutVal = true, hold == 1
+		for i, m := range models {
+			c := Cand{Model: m}
+			if i < len(ps) {
+				c.P = ps[i]
+			}
+			if i < len(costs) {
+				c.Cost = costs[i]
+			}
+			if i < len(elig) {
+				c.Eligible = elig[i] == 1
+			}
+			r.Cands = append(r.Cands, c)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// sample returns a condition on request_id keeping about limit of the
+// policy's decisions in the window (a cityHash64 fraction, so the sample is
+// reproducible and the joined tables can be cut by the same condition);
+// holdoutOnly keeps only the held-out fifth.
+func (s *Store) sample(ctx context.Context, w Window, policyVersion string, limit int, holdoutOnly bool) (string, error) {
+	var conds []string
+	frac := 1.0
+	if holdoutOnly {
+		conds = append(conds, fmt.Sprintf("cityHash64(request_id) %% %d = 0", HoldoutMod))
+		frac = 1.0 / HoldoutMod
+	}
+	if limit > 0 {
+		n, err := s.Count(ctx, w, policyVersion)
+		if err != nil {
+			return "", err
+		}
+		if float64(n)*frac > float64(limit) {
+			// a second, independent hash so it does not interact with the split
+			keep := uint64(float64(limit) / (float64(n) * frac) * 1e6)
+			conds = append(conds, fmt.Sprintf("cityHash64(request_id, 'sample') %% 1000000 < %d", keep))
+		}
+	}
+	return strings.Join(conds, " AND "), nil
 }

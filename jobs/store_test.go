@@ -1,0 +1,283 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/ingest/ingesttest"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+)
+
+func TestMain(m *testing.M) { os.Exit(ingesttest.Main(m)) }
+
+var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func header(id string, ts time.Time) events.Header {
+	return events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: ts.UnixMilli(), Tenant: "acme", RequestID: id}
+}
+
+// TestLabelsJoin checks the success definition, joined in ClickHouse, on
+// one hand-made request per clause.
+func TestLabelsJoin(t *testing.T) {
+	db := ingesttest.ClickHouse(t)
+	b := ingest.NewBatch()
+	dec := func(id string, qa bool) {
+		b.AddDecision(&events.Decision{Header: header(id, t0), Mode: "generate", Tier: "standard", Model: "m", PolicyVersion: "v1", Propensity: 1, Status: "ok", QAPass: qa, Images: 1})
+	}
+	tests := []struct {
+		id   string
+		want uint8
+	}{
+		{"ok", 1}, {"qa-fail", 0}, {"thumbs-down", 0}, {"regenerated", 0}, {"thumbs-up", 1},
+		{"low-review", 0}, {"good-review", 1}, {"qa-results-last-fail", 0}, {"qa-results-retry-pass", 1}, {"error", 0},
+	}
+	for _, tt := range tests {
+		if tt.id != "error" {
+			dec(tt.id, tt.id != "qa-fail")
+		}
+	}
+	b.AddDecision(&events.Decision{Header: header("error", t0), Mode: "generate", Model: "", PolicyVersion: "v1", Propensity: 1, Status: "error"})
+	sig := func(id, s string) {
+		e := events.Signal{Header: header(id+"-"+s, t0.Add(time.Minute)), Signal: s}
+		e.RequestID = id
+		b.AddSignal(&e)
+	}
+	sig("thumbs-down", "thumbs_down")
+	sig("regenerated", "regenerate")
+	sig("thumbs-up", "thumbs_up")
+	rev := func(id string, score float64) {
+		b.AddReview(&events.Review{Header: header(id, t0.Add(time.Hour)), Kind: "score", Reviewer: "r1", Scores: []events.Score{{Name: "overall", Value: score}, {Name: "text", Value: 5}}})
+	}
+	rev("low-review", 2)
+	rev("good-review", 4)
+	qa := func(id string, attempt int, pass bool) {
+		q := events.QAResult{Header: header(fmt.Sprintf("%s-qa%d", id, attempt), t0), Model: "m", Attempt: attempt, Pass: pass}
+		q.RequestID = id
+		b.AddQA(&q)
+	}
+	qa("qa-results-last-fail", 0, true)
+	qa("qa-results-last-fail", 1, false)
+	qa("qa-results-retry-pass", 0, false)
+	qa("qa-results-retry-pass", 1, true)
+	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	q := "SELECT request_id, y FROM (" + s.Labels.SQL(db.Database, jobs.Window{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}, []string{"request_id"}, "") + ")"
+	rows, err := db.Conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("labels query: %v", err)
+	}
+	got := map[string]uint8{}
+	for rows.Next() {
+		var id string
+		var y uint8
+		if err := rows.Scan(&id, &y); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = y
+	}
+	rows.Close()
+	for _, tt := range tests {
+		if g, ok := got[tt.id]; !ok || g != tt.want {
+			t.Errorf("label(%s) = %v (present %v), want %v", tt.id, g, ok, tt.want)
+		}
+	}
+}
+
+// simData is one simulated deployment: a policy trained on an exploration
+// log, then n requests served under it and written to ClickHouse with QA
+// results, some thumbs-down signals and reviews.
+type simData struct {
+	live *router.Policy
+	from time.Time
+	to   time.Time
+}
+
+var (
+	trainOnce sync.Once
+	trained   *router.Policy
+	trainErr  error
+)
+
+// trainedPolicy trains one policy per test binary on 20k exploration events.
+func trainedPolicy(t *testing.T) *router.Policy {
+	t.Helper()
+	trainOnce.Do(func() {
+		cat := datasets.MustCatalog()
+		explore, err := datasets.Policy("explore")
+		if err != nil {
+			trainErr = err
+			return
+		}
+		items, err := datasets.Generate(100, 20000)
+		if err != nil {
+			trainErr = err
+			return
+		}
+		w := sim.NewWorld(cat, 100)
+		var ex []router.Example
+		for _, it := range items {
+			d := router.Decide(it.Request, explore, nil)
+			s := w.Serve(&it.Request, it.Task, &d)
+			if d.Model != "" && s.FirstLabel {
+				req := it.Request
+				req.EditDepth = d.EditDepth
+				ex = append(ex, router.Example{Req: req, Model: d.Model, Propensity: d.Propensity, Success: s.FirstSuccess})
+			}
+		}
+		trained, trainErr = router.Train(ex, router.TrainConfig{Name: "test", Models: cat.Models, DefaultModel: cat.DefaultModel, Rules: explore.Rules, Epsilon: 0.1})
+	})
+	if trainErr != nil {
+		t.Fatalf("train: %v", trainErr)
+	}
+	return trained
+}
+
+// serve writes n requests from workload seed under p into db, 100 ms apart
+// from start; editsOnly keeps only edit requests (a traffic shift).
+func serve(t *testing.T, db *ingesttest.DB, p *router.Policy, seed uint64, n int, start time.Time, editsOnly bool) time.Time {
+	t.Helper()
+	cat := datasets.MustCatalog()
+	items, err := datasets.Generate(seed, n*4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sim.NewWorld(cat, seed)
+	b := ingest.NewBatch()
+	ts := start
+	k := 0
+	for _, it := range items {
+		if k == n {
+			break
+		}
+		if editsOnly && it.Request.Mode != router.ModeEdit {
+			continue
+		}
+		k++
+		it.Request.ID = fmt.Sprintf("s%d-%s", seed, it.Request.ID)
+		d := router.Decide(it.Request, p, nil)
+		s := w.Serve(&it.Request, it.Task, &d)
+		e := s.Event(&it.Request, &d, ts.UnixMilli())
+		b.AddDecision(&e)
+		for i, a := range s.Attempts {
+			if a.Status != "ok" {
+				continue
+			}
+			q := events.QAResult{Header: header(fmt.Sprintf("%s-qa%d", e.RequestID, i), ts), Model: a.Model, Attempt: i, Pass: e.QAPass}
+			q.RequestID = e.RequestID
+			b.AddQA(&q)
+		}
+		if k%29 == 0 && !e.QAPass {
+			sg := events.Signal{Header: header(e.RequestID+"-td", ts.Add(time.Second)), Signal: "thumbs_down"}
+			sg.RequestID = e.RequestID
+			b.AddSignal(&sg)
+		}
+		ts = ts.Add(100 * time.Millisecond)
+	}
+	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func TestJobsOnClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a policy and simulates 30k requests")
+	}
+	live := trainedPolicy(t)
+	db := ingesttest.ClickHouse(t)
+	ctx := context.Background()
+	end := serve(t, db, live, 7, 30000, t0, false)
+	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	w := jobs.Window{From: t0, To: end}
+	logf := func(f string, a ...any) { t.Logf(f, a...) }
+
+	cand, rep, err := jobs.RunRecalibrate(ctx, s, live, w, jobs.RecalibrateJob{}, logf)
+	if err != nil {
+		t.Fatalf("RunRecalibrate: %v", err)
+	}
+	t.Logf("recalibrate: rows %.0f ece %.4f -> %.4f brier %.4f -> %.4f, candidate %s", rep.Rows, rep.ECEBefore, rep.ECEAfter, rep.BrierBefore, rep.BrierAfter, rep.PolicyVersion)
+	if rep.Rows < 25000 || rep.HoldoutRows < 4000 {
+		t.Errorf("recalibrate used %.0f rows (%.0f held out), want nearly all of 30000 and a fifth held out", rep.Rows, rep.HoldoutRows)
+	}
+	if rep.PolicyVersion == "" || rep.PolicyVersion == live.Version || rep.Parent != live.Version || jobs.ParentOf(cand) != live.Version {
+		t.Errorf("candidate %q parent %q (from policy %q), want a new version with parent %q", rep.PolicyVersion, rep.Parent, jobs.ParentOf(cand), live.Version)
+	}
+	if rep.ECEBefore <= 0 || rep.ECEBefore > 0.1 || rep.ECEAfter > rep.ECEBefore+0.02 {
+		t.Errorf("ECE before %.4f after %.4f: want a small before and no real loss after on an unchanged world", rep.ECEBefore, rep.ECEAfter)
+	}
+
+	orep, err := jobs.RunOPE(ctx, s, live, live, w, jobs.OPEJob{}, logf)
+	if err != nil {
+		t.Fatalf("RunOPE: %v", err)
+	}
+	t.Logf("ope live vs itself: n %d ips %+v dr %+v ess %.0f live %.4f", orep.N, orep.IPS, orep.DR, orep.ESS, orep.LiveValue)
+	if orep.Refused || orep.N < 4000 {
+		t.Fatalf("OPE of the live policy on its own logs: refused %v (%s), n %d", orep.Refused, orep.Reason, orep.N)
+	}
+	for name, e := range map[string]struct{ v, lo, hi float64 }{"ips": {orep.IPS.Value, orep.IPS.CILow, orep.IPS.CIHigh}, "snips": {orep.SNIPS.Value, orep.SNIPS.CILow, orep.SNIPS.CIHigh}, "dr": {orep.DR.Value, orep.DR.CILow, orep.DR.CIHigh}} {
+		if !(e.lo <= orep.LiveValue && orep.LiveValue <= e.hi) {
+			t.Errorf("%s interval [%.4f, %.4f] misses the live policy's own observed value %.4f", name, e.lo, e.hi, orep.LiveValue)
+		}
+	}
+	if !orep.Pass {
+		t.Errorf("the live policy fails its own OPE gate: %s", orep.Reason)
+	}
+	crep, err := jobs.RunOPE(ctx, s, cand, live, w, jobs.OPEJob{}, logf)
+	if err != nil {
+		t.Fatalf("RunOPE(candidate): %v", err)
+	}
+	t.Logf("ope candidate: dr %.4f [%.4f, %.4f] vs live %.4f ess %.0f pass %v", crep.DR.Value, crep.DR.CILow, crep.DR.CIHigh, crep.LiveValue, crep.ESS, crep.Pass)
+
+	// drift: the second half against the first (no change), then edits only
+	half := jobs.Window{From: t0.Add(end.Sub(t0) / 2), To: end}
+	dl := *live
+	dl.TrainingWindow = &router.TrainingWindow{FromTS: t0.UnixMilli(), ToTS: half.From.UnixMilli()}
+	drep, err := jobs.Drift(ctx, s, &dl, half, jobs.DriftConfig{}, logf)
+	if err != nil {
+		t.Fatalf("Drift: %v", err)
+	}
+	if drep.Breached {
+		t.Errorf("drift on unchanged traffic breached: %v (%+v)", drep.Breaches, drep.Features)
+	}
+	for _, name := range []string{"prompt_words", "ref_count", "edit_depth", "aspect", "mode", "tier"} {
+		if _, ok := drep.Features[name]; !ok {
+			t.Errorf("drift report lacks feature %s (unsupported %v)", name, drep.Unsupported)
+		}
+	}
+	if drep.RouteShare == nil || drep.Streams["qa_fail"].Status != "ok" {
+		t.Errorf("drift report lacks route share (%v) or the qa_fail stream (%+v)", drep.RouteShare, drep.Streams["qa_fail"])
+	}
+	shiftEnd := serve(t, db, live, 8, 6000, end, true)
+	srep, err := jobs.Drift(ctx, s, &dl, jobs.Window{From: end, To: shiftEnd}, jobs.DriftConfig{}, logf)
+	if err != nil {
+		t.Fatalf("Drift(shifted): %v", err)
+	}
+	t.Logf("drift shifted: breaches %v", srep.Breaches)
+	if !srep.Breached || !srep.Features["mode"].Breached {
+		t.Errorf("drift on edits-only traffic did not breach on mode: %v", srep.Breaches)
+	}
+
+	// audit history
+	a, err := jobs.NewAudit(time.Now(), "jobs.drift", live.Version, srep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Audit(ctx, a); err != nil {
+		t.Fatalf("Audit: %v", err)
+	}
+	got, err := s.AuditRows(ctx, "jobs.", 10)
+	if err != nil || len(got) != 1 || got[0].Subject != live.Version {
+		t.Errorf("AuditRows = %+v, %v; want the drift report", got, err)
+	}
+}
