@@ -202,13 +202,23 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 			if routeFeatures[name] {
 				// the reference's route share is the logging policy's on the
 				// training data; the live policy routes differently by
-				// design, so its own decisions before the window are the
-				// baseline when there are enough of them
+				// design. Its own decisions before the window are the
+				// baseline, else the window's first part against the rest.
 				base, err := s.CountsWhere(ctx, fmt.Sprintf("policy_version = %s AND ts_ms < %d", quote(live.Version), w.From.UnixMilli()), expr)
 				if err != nil {
 					return rep, err
 				}
-				if n := sumMap(base); n >= cfg.Thresholds.MinCount {
+				if sumMap(base) < cfg.Thresholds.MinCount {
+					cut := w.From.Add(time.Duration(cfg.BaselineFrac * float64(w.To.Sub(w.From))))
+					first := Window{From: w.From, To: cut}
+					if base, err = s.Counts(ctx, first, expr); err != nil {
+						return rep, err
+					}
+					if cur, err = s.Counts(ctx, Window{From: cut, To: w.To}, expr); err != nil {
+						return rep, err
+					}
+				}
+				if n := sumMap(base); n > 0 {
 					refShare, refEvents = norm(base), int(n)
 				}
 			}

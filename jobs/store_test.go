@@ -4,16 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
-	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/jobs/jobstest"
 	"github.com/routelab/routelab/router"
 )
 
@@ -94,110 +92,14 @@ func TestLabelsJoin(t *testing.T) {
 	}
 }
 
-// simData is one simulated deployment: a policy trained on an exploration
-// log, then n requests served under it and written to ClickHouse with QA
-// results, some thumbs-down signals and reviews.
-type simData struct {
-	live *router.Policy
-	from time.Time
-	to   time.Time
-}
-
-var (
-	trainOnce sync.Once
-	trained   *router.Policy
-	trainErr  error
-)
-
-// trainedPolicy trains one policy per test binary on 20k exploration events.
-func trainedPolicy(t *testing.T) *router.Policy {
-	t.Helper()
-	trainOnce.Do(func() {
-		cat := datasets.MustCatalog()
-		explore, err := datasets.Policy("explore")
-		if err != nil {
-			trainErr = err
-			return
-		}
-		items, err := datasets.Generate(100, 20000)
-		if err != nil {
-			trainErr = err
-			return
-		}
-		w := sim.NewWorld(cat, 100)
-		var ex []router.Example
-		for _, it := range items {
-			d := router.Decide(it.Request, explore, nil)
-			s := w.Serve(&it.Request, it.Task, &d)
-			if d.Model != "" && s.FirstLabel {
-				req := it.Request
-				req.EditDepth = d.EditDepth
-				ex = append(ex, router.Example{Req: req, Model: d.Model, Propensity: d.Propensity, Success: s.FirstSuccess})
-			}
-		}
-		trained, trainErr = router.Train(ex, router.TrainConfig{Name: "test", Models: cat.Models, DefaultModel: cat.DefaultModel, Rules: explore.Rules, Epsilon: 0.1})
-	})
-	if trainErr != nil {
-		t.Fatalf("train: %v", trainErr)
-	}
-	return trained
-}
-
-// serve writes n requests from workload seed under p into db, 100 ms apart
-// from start; editsOnly keeps only edit requests (a traffic shift).
-func serve(t *testing.T, db *ingesttest.DB, p *router.Policy, seed uint64, n int, start time.Time, editsOnly bool) time.Time {
-	t.Helper()
-	cat := datasets.MustCatalog()
-	items, err := datasets.Generate(seed, n*4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := sim.NewWorld(cat, seed)
-	b := ingest.NewBatch()
-	ts := start
-	k := 0
-	for _, it := range items {
-		if k == n {
-			break
-		}
-		if editsOnly && it.Request.Mode != router.ModeEdit {
-			continue
-		}
-		k++
-		it.Request.ID = fmt.Sprintf("s%d-%s", seed, it.Request.ID)
-		d := router.Decide(it.Request, p, nil)
-		s := w.Serve(&it.Request, it.Task, &d)
-		e := s.Event(&it.Request, &d, ts.UnixMilli())
-		b.AddDecision(&e)
-		for i, a := range s.Attempts {
-			if a.Status != "ok" {
-				continue
-			}
-			q := events.QAResult{Header: header(fmt.Sprintf("%s-qa%d", e.RequestID, i), ts), Model: a.Model, Attempt: i, Pass: e.QAPass}
-			q.RequestID = e.RequestID
-			b.AddQA(&q)
-		}
-		if k%29 == 0 && !e.QAPass {
-			sg := events.Signal{Header: header(e.RequestID+"-td", ts.Add(time.Second)), Signal: "thumbs_down"}
-			sg.RequestID = e.RequestID
-			b.AddSignal(&sg)
-		}
-		ts = ts.Add(100 * time.Millisecond)
-	}
-	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	return ts
-}
-
 func TestJobsOnClickHouse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a policy and simulates 30k requests")
 	}
-	live := trainedPolicy(t)
+	live := jobstest.TrainedPolicy(t)
 	db := ingesttest.ClickHouse(t)
 	ctx := context.Background()
-	end := serve(t, db, live, 7, 30000, t0, false)
+	end := jobstest.Serve(t, db, live, 7, 30000, t0, false)
 	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	w := jobs.Window{From: t0, To: end}
 	logf := func(f string, a ...any) { t.Logf(f, a...) }
@@ -258,7 +160,7 @@ func TestJobsOnClickHouse(t *testing.T) {
 	if drep.RouteShare == nil || drep.Streams["qa_fail"].Status != "ok" {
 		t.Errorf("drift report lacks route share (%v) or the qa_fail stream (%+v)", drep.RouteShare, drep.Streams["qa_fail"])
 	}
-	shiftEnd := serve(t, db, live, 8, 6000, end, true)
+	shiftEnd := jobstest.Serve(t, db, live, 8, 6000, end, true)
 	srep, err := jobs.Drift(ctx, s, &dl, jobs.Window{From: end, To: shiftEnd}, jobs.DriftConfig{}, logf)
 	if err != nil {
 		t.Fatalf("Drift(shifted): %v", err)

@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"console":     {"serve the review UI, dashboards, experiment and policy pages", runConsole},
 		"users":       {"create and list console accounts", runUsers},
 		"lab":         {"lab scenarios: change the simulated world mid-run and run the closed loop", runLab},
+		"jobs":        {"offline jobs: recalibrate, drift, ope, pipeline (once or --every D)", runJobs},
 	}
 }
 

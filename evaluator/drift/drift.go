@@ -78,8 +78,8 @@ const (
 type Check struct {
 	Name     string  `json:"name"`
 	Kind     string  `json:"kind"` // psi | ks | chi2 | route_share
-	PSI      float64 `json:"psi,omitempty"`
-	KS       float64 `json:"ks,omitempty"`
+	PSI      float64 `json:"psi"`
+	KS       float64 `json:"ks"`
 	Chi2     float64 `json:"chi2,omitempty"`
 	CramersV float64 `json:"cramers_v,omitempty"`
 	TV       float64 `json:"tv,omitempty"`

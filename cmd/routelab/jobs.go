@@ -1,0 +1,605 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/evaluator/drift"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/experiments/ope"
+	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/router"
+)
+
+// jobsCommands are the subcommands of `routelab jobs`. Other parts add
+// their job here with one line (its run function in its own file).
+func jobsCommands() map[string]command {
+	return map[string]command{
+		"recalibrate": {"recalibrate the live policy on logged outcomes; write a candidate policy", runJobsRecalibrate},
+		"drift":       {"check live traffic and outcome rates against the live policy's reference", runJobsDrift},
+		"ope":         {"off-policy evaluation of a candidate policy on the live policy's logged decisions", runJobsOPE},
+		"pipeline":    {"recalibrate -> OPE gate -> drift check -> canary -> push, or stop with the reason", runJobsPipeline},
+	}
+}
+
+func runJobs(ctx context.Context, env Env, args []string) error {
+	subs := jobsCommands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		jobsUsage(env.Stdout, subs)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	sub, ok := subs[args[0]]
+	if !ok {
+		jobsUsage(env.Stderr, subs)
+		return fmt.Errorf("unknown jobs command %q", args[0])
+	}
+	return sub.Run(ctx, env, args[1:])
+}
+
+func jobsUsage(w io.Writer, subs map[string]command) {
+	fmt.Fprintln(w, `routelab jobs: the offline jobs. Each reads ClickHouse, writes a JSON report (and an audit
+row in ClickHouse), prints progress on stderr, and runs once or, with --every D, on a schedule.`)
+	fmt.Fprintln(w, "\nUsage: routelab jobs COMMAND [flags]   (COMMAND --help for its flags)\n\nCommands:")
+	names := make([]string, 0, len(subs))
+	for n := range subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, subs[n].Summary)
+	}
+}
+
+// jobFlags are the flags every job shares.
+type jobFlags struct {
+	fs          *pflag.FlagSet
+	dsn         string
+	dataDir     string
+	policy      string
+	adminURL    string
+	adminToken  string
+	window      time.Duration
+	from, to    string
+	every       time.Duration
+	asJSON      bool
+	reportDir   string
+	noAudit     bool
+	final       bool
+	failSignals []string
+	reviewScore string
+	minReview   float64
+	noQA        bool
+}
+
+func newJobFlags(name, description string, env Env) *jobFlags {
+	f := &jobFlags{fs: newFlagSet("jobs "+name, description)}
+	fs := f.fs
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&f.dsn, "clickhouse-dsn", "", "ClickHouse DSN, clickhouse://host:port/db (env ROUTELAB_CLICKHOUSE_DSN; default from dev.json under --data-dir, else "+ingest.DefaultDSN+")")
+	fs.StringVar(&f.dataDir, "data-dir", "./.routelab", "routelab dev data dir: dev.json is read from it, reports are written under it")
+	fs.StringVar(&f.policy, "policy", "", "live policy JSON file (default: GET /admin/policy on the admin API)")
+	fs.StringVar(&f.adminURL, "admin-url", "", "admin API base URL (env ROUTELAB_ADMIN_URL; default from dev.json)")
+	fs.StringVar(&f.adminToken, "admin-token", "", "admin token (env ROUTELAB_ADMIN_TOKEN; default from dev.json)")
+	fs.DurationVar(&f.window, "window", 24*time.Hour, "the window is the last D before --to")
+	fs.StringVar(&f.from, "from", "", "window start (RFC 3339 or Unix ms); overrides --window")
+	fs.StringVar(&f.to, "to", "", "window end (RFC 3339 or Unix ms; default now)")
+	fs.DurationVar(&f.every, "every", 0, "run again every D until interrupted (0: once)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object on stdout's last line")
+	fs.StringVar(&f.reportDir, "report-dir", "", "directory for the JSON reports (default DATA-DIR/reports)")
+	fs.BoolVar(&f.noAudit, "no-audit", false, "do not write the report into ClickHouse's audit table")
+	fs.BoolVar(&f.final, "clickhouse-final", false, "read decisions with FINAL (exact under redelivered duplicates, slower)")
+	d := jobs.DefaultLabels()
+	fs.StringSliceVar(&f.failSignals, "label-fail-signals", d.FailSignals, "user signals that make a request a failure")
+	fs.StringVar(&f.reviewScore, "label-review-score", d.ReviewScore, "rubric score a human review must reach (empty: ignore reviews)")
+	fs.Float64Var(&f.minReview, "label-min-review-score", d.MinReviewScore, "the mean review score at or above which a reviewed request counts as a success")
+	fs.BoolVar(&f.noQA, "label-ignore-qa", false, "do not require the automated QA pass")
+	return f
+}
+
+func (f *jobFlags) parse(env Env, args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	envDefault(f.fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
+	envDefault(f.fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
+	envDefault(f.fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
+	if f.reportDir == "" {
+		f.reportDir = filepath.Join(f.dataDir, "reports")
+	}
+	return nil
+}
+
+// devFile is what `routelab dev` writes.
+type devFile struct {
+	API        string `json:"api"`
+	ClickHouse string `json:"clickhouse"`
+	Database   string `json:"database"`
+	AdminToken string `json:"admin_token"`
+}
+
+func (f *jobFlags) dev() devFile {
+	var d devFile
+	if b, err := os.ReadFile(filepath.Join(f.dataDir, "dev.json")); err == nil {
+		_ = json.Unmarshal(b, &d)
+	}
+	return d
+}
+
+func (f *jobFlags) labels() jobs.Labels {
+	return jobs.Labels{RequireQA: !f.noQA, FailSignals: f.failSignals, ReviewScore: f.reviewScore, MinReviewScore: f.minReview}
+}
+
+// windowAt is the window ending at now (or --to).
+func (f *jobFlags) windowAt(now time.Time) (jobs.Window, error) {
+	to := now
+	if f.to != "" {
+		t, err := parseTime(f.to)
+		if err != nil {
+			return jobs.Window{}, fmt.Errorf("--to: %w", err)
+		}
+		to = t
+	}
+	from := to.Add(-f.window)
+	if f.from != "" {
+		t, err := parseTime(f.from)
+		if err != nil {
+			return jobs.Window{}, fmt.Errorf("--from: %w", err)
+		}
+		from = t
+	}
+	if !from.Before(to) {
+		return jobs.Window{}, fmt.Errorf("empty window: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return jobs.Window{From: from, To: to}, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// store opens ClickHouse.
+func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), error) {
+	lab := f.labels()
+	if err := lab.Validate(); err != nil {
+		return nil, nil, err
+	}
+	dsn := f.dsn
+	if dsn == "" {
+		if d := f.dev(); d.ClickHouse != "" {
+			dsn = "clickhouse://" + strings.TrimPrefix(d.ClickHouse, "clickhouse://")
+			if d.Database != "" && !strings.Contains(strings.TrimPrefix(dsn, "clickhouse://"), "/") {
+				dsn += "/" + d.Database
+			}
+		}
+	}
+	conn, db, err := ingest.Open(ctx, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(env.Stderr, "jobs: clickhouse %s database %s\n", maskDSN(dsn), db)
+	return &jobs.Store{Conn: conn, DB: db, Labels: lab, Final: f.final}, func() { conn.Close() }, nil
+}
+
+func maskDSN(dsn string) string {
+	if dsn == "" {
+		return ingest.DefaultDSN
+	}
+	if at := strings.LastIndex(dsn, "@"); at > 0 {
+		if i := strings.Index(dsn, "://"); i >= 0 && i+3 < at {
+			return dsn[:i+3] + mask(dsn[i+3:at]) + dsn[at:]
+		}
+	}
+	return dsn
+}
+
+// admin is the admin API client the jobs use for the live policy and push.
+type admin struct {
+	url, token string
+	client     *http.Client
+}
+
+func (f *jobFlags) admin() (*admin, error) {
+	u, tok := f.adminURL, f.adminToken
+	if u == "" || tok == "" {
+		d := f.dev()
+		if u == "" {
+			u = d.API
+		}
+		if tok == "" {
+			tok = d.AdminToken
+		}
+	}
+	if u == "" {
+		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), run routelab dev with --data-dir, or give --policy FILE")
+	}
+	return &admin{url: strings.TrimRight(u, "/"), token: tok, client: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+func (a *admin) do(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("admin %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return json.Unmarshal(b, out)
+}
+
+// Push makes p live through POST /admin/policy.
+func (a *admin) Push(ctx context.Context, p *router.Policy) (string, error) {
+	b, err := p.JSON()
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		Version string `json:"version"`
+	}
+	if err := a.do(ctx, http.MethodPost, "/admin/policy", b, &out); err != nil {
+		return "", err
+	}
+	return out.Version, nil
+}
+
+// livePolicy loads the live policy from --policy or the admin API.
+func (f *jobFlags) livePolicy(ctx context.Context) (*router.Policy, error) {
+	if f.policy != "" {
+		return readPolicyFile(f.policy)
+	}
+	a, err := f.admin()
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Version string          `json:"version"`
+		Policy  json.RawMessage `json:"policy"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/admin/policy", nil, &out); err != nil {
+		return nil, err
+	}
+	return router.ParsePolicy(out.Policy)
+}
+
+func readPolicyFile(path string) (*router.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := router.ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// every runs job once, or on the --every schedule until ctx ends. Each run
+// writes its report file, its audit row and (with --json) one JSON line.
+func (f *jobFlags) schedule(ctx context.Context, env Env, name string, job func(ctx context.Context, w jobs.Window) (report any, subject string, err error), audit func(ctx context.Context, a events.Audit) error) error {
+	for {
+		w, err := f.windowAt(time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "jobs %s: window %s .. %s\n", name, w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339))
+		rep, subject, err := job(ctx, w)
+		if err != nil {
+			if f.every <= 0 {
+				return fmt.Errorf("jobs %s: %w", name, err)
+			}
+			fmt.Fprintf(env.Stderr, "jobs %s: %v (will retry in %s)\n", name, err, f.every)
+		} else if err := f.emit(ctx, env, name, subject, rep, audit); err != nil {
+			return err
+		}
+		if f.every <= 0 {
+			return nil
+		}
+		t := time.NewTimer(f.every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (f *jobFlags) emit(ctx context.Context, env Env, name, subject string, rep any, audit func(ctx context.Context, a events.Audit) error) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return fmt.Errorf("encode %s report: %w", name, err)
+	}
+	if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(f.reportDir, fmt.Sprintf("%s-%s.json", name, time.Now().UTC().Format("20060102T150405.000Z")))
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "jobs %s: report written to %s\n", name, path)
+	if !f.noAudit && audit != nil {
+		a, err := jobs.NewAudit(time.Now(), "jobs."+name, subject, rep)
+		if err != nil {
+			return err
+		}
+		if err := audit(ctx, a); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		fmt.Fprintln(env.Stdout, string(b))
+	}
+	return nil
+}
+
+func runJobsRecalibrate(ctx context.Context, env Env, args []string) error {
+	f := newJobFlags("recalibrate", `Recalibrate the live policy on the window's logged outcomes: per model, an isotonic map from
+the logged calibrated P to the observed success (inverse-propensity weighted, aggregated in
+ClickHouse over every decision of the live policy), ECE and Brier before/after on the held-out
+fifth, a rule audit and the tier thresholds re-chosen on the cost/success frontier (on a hash
+sample of rows). Writes the candidate policy (parent version, window and metrics inside) to --out.
+Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "overall" >= 3).`, env)
+	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
+	rowLimit := f.fs.Int("row-limit", 200000, "rows sampled for the rule audit and the thresholds")
+	if err := f.parse(env, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join(f.dataDir, "policies", "candidate.json")
+	}
+	s, closeFn, err := f.store(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	return f.schedule(ctx, env, "recalibrate", func(ctx context.Context, w jobs.Window) (any, string, error) {
+		live, err := f.livePolicy(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		cand, rep, err := jobs.RunRecalibrate(ctx, s, live, w, jobs.RecalibrateJob{RowLimit: *rowLimit}, progress)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := cand.JSON()
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return nil, "", err
+		}
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			return nil, "", err
+		}
+		rep.Out = *out
+		progress("recalibrate: candidate %s (parent %s) written to %s; ECE %.4f -> %.4f", rep.PolicyVersion, rep.Parent, *out, rep.ECEBefore, rep.ECEAfter)
+		return rep, rep.PolicyVersion, nil
+	}, s.Audit)
+}
+
+func runJobsOPE(ctx context.Context, env Env, args []string) error {
+	f := newJobFlags("ope", `Off-policy evaluation of a candidate policy on the live policy's logged decisions in the window
+(the held-out fifth recalibration does not fit on): each logged request is replayed under the
+candidate; IPS, self-normalised IPS and doubly robust estimates (the candidate's own calibrated P
+as the reward model) of its success rate, with seeded bootstrap intervals and the effective sample
+size. Refuses, with the reason, where propensities are missing or the logged data does not
+support the candidate. The gate passes when DR >= the live policy's observed success - --margin.`, env)
+	candPath := f.fs.String("candidate", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
+	margin := f.fs.Float64("margin", 0.01, "how far below the live policy's success the candidate's DR may be")
+	boot := f.fs.Int("bootstrap", 500, "bootstrap resamples")
+	seed := f.fs.Uint64("seed", 1, "bootstrap seed")
+	limit := f.fs.Int("limit", 50000, "held-out decisions replayed at most (a hash sample)")
+	if err := f.parse(env, args); err != nil {
+		return err
+	}
+	if *candPath == "" {
+		*candPath = filepath.Join(f.dataDir, "policies", "candidate.json")
+	}
+	s, closeFn, err := f.store(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	return f.schedule(ctx, env, "ope", func(ctx context.Context, w jobs.Window) (any, string, error) {
+		live, err := f.livePolicy(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		cand, err := readPolicyFile(*candPath)
+		if err != nil {
+			return nil, "", err
+		}
+		rep, err := jobs.RunOPE(ctx, s, cand, live, w, jobs.OPEJob{Limit: *limit, OPE: jobs.OPEOptions{Margin: *margin, Options: ope.Options{Bootstrap: *boot, Seed: *seed}}}, progress)
+		if err != nil {
+			return nil, "", err
+		}
+		progress("ope: %s on %d decisions: ips %.4f snips %.4f dr %.4f [%.4f, %.4f] ess %.0f; live %.4f; pass %v %s",
+			cand.Version, rep.N, rep.IPS.Value, rep.SNIPS.Value, rep.DR.Value, rep.DR.CILow, rep.DR.CIHigh, rep.ESS, rep.LiveValue, rep.Pass, rep.Reason)
+		return rep, cand.Version, nil
+	}, s.Audit)
+}
+
+func runJobsDrift(ctx context.Context, env Env, args []string) error {
+	f := newJobFlags("drift", `Check the window against the live policy's reference distributions, with the histograms and
+counts computed in ClickHouse: PSI and binned KS on numeric features, chi-square (Cramér's V)
+on categorical ones, the route-share shift (total variation; baseline: the live policy's own
+decisions before the window), and Bernoulli CUSUMs over time buckets on the QA-fail,
+escalation, slow-latency and thumbs-down rates (baseline: the policy's training window, else
+the window's first quarter). A check breaches on an effect size over its threshold, with at
+least --drift-min-count observations per side (and, for KS/chi-square, p < --drift-alpha).
+A breach writes a jobs.drift.breach audit row (the dashboards mark it) and POSTs the report
+to --webhook.`, env)
+	var th drift.Thresholds
+	th = th.Defaults()
+	var cc drift.CUSUMConfig
+	cc = cc.Defaults()
+	f.fs.Float64Var(&th.PSI, "drift-psi", th.PSI, "PSI at which a feature breaches")
+	f.fs.Float64Var(&th.KS, "drift-ks", th.KS, "KS statistic D at which a numeric feature breaches")
+	f.fs.Float64Var(&th.CramersV, "drift-cramers-v", th.CramersV, "Cramér's V at which a categorical feature breaches")
+	f.fs.Float64Var(&th.RouteShareTV, "drift-route-tv", th.RouteShareTV, "total-variation distance of route shares at which the route share breaches")
+	f.fs.Float64Var(&th.MinCount, "drift-min-count", th.MinCount, "fewest observations per side for a check to run")
+	f.fs.Float64Var(&th.Alpha, "drift-alpha", th.Alpha, "p-value KS/chi-square must also fall below")
+	f.fs.Float64Var(&cc.H, "cusum-h", cc.H, "CUSUM alarm threshold (log-likelihood ratio)")
+	f.fs.Float64Var(&cc.Shift, "cusum-shift", cc.Shift, "relative rise of a rate the CUSUM is tuned to")
+	step := f.fs.Duration("cusum-step", time.Minute, "time bucket of the rate streams")
+	webhook := f.fs.String("webhook", "", "URL to POST the report to on a breach")
+	if err := f.parse(env, args); err != nil {
+		return err
+	}
+	s, closeFn, err := f.store(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	return f.schedule(ctx, env, "drift", func(ctx context.Context, w jobs.Window) (any, string, error) {
+		live, err := f.livePolicy(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		rep, err := jobs.Drift(ctx, s, live, w, jobs.DriftConfig{Thresholds: th, CUSUM: cc, Step: *step}, progress)
+		if err != nil {
+			return nil, "", err
+		}
+		progress("drift: %d decisions, breached %v %v (%d ms)", int(rep.Events), rep.Breached, rep.Breaches, rep.ElapsedMS)
+		if rep.Breached {
+			if !f.noAudit {
+				a, err := jobs.NewAudit(time.Now(), "jobs.drift.breach", live.Version, rep)
+				if err != nil {
+					return nil, "", err
+				}
+				if err := s.Audit(ctx, a); err != nil {
+					return nil, "", err
+				}
+			}
+			if *webhook != "" {
+				if err := postWebhook(ctx, *webhook, rep); err != nil {
+					progress("drift: webhook: %v", err)
+				}
+			}
+		}
+		return rep, live.Version, nil
+	}, s.Audit)
+}
+
+func postWebhook(ctx context.Context, url string, body any) error {
+	b, err := json.Marshal(map[string]any{"event": "routelab.drift.breach", "report": body})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
+}
+
+func runJobsPipeline(ctx context.Context, env Env, args []string) error {
+	f := newJobFlags("pipeline", `The gated push: recalibrate the live policy (or take --candidate) -> OPE gate (the candidate's
+DR must not be below the live policy's observed success by more than --margin) -> drift check
+(a breach stops the pipeline unless --drift-blocks=false) -> canary experiment with guardrails
+-> promote through the admin API (POST /admin/policy) with --push, or stop with the reason.
+Every step is recorded in the report and as a jobs.pipeline.<step> audit row.
+Note: the canary step needs a canary runner from the experiments control plane; until one is
+wired here the pipeline stops at the canary step unless --skip-canary is given.`, env)
+	candPath := f.fs.String("candidate", "", "gate this candidate policy file instead of recalibrating a new one")
+	margin := f.fs.Float64("margin", 0.01, "OPE gate margin")
+	driftBlocks := f.fs.Bool("drift-blocks", true, "stop on a drift breach")
+	skipCanary := f.fs.Bool("skip-canary", false, "promote without a canary when no canary runner exists")
+	push := f.fs.Bool("push", false, "push the candidate when every gate passes (default: dry run)")
+	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
+	if err := f.parse(env, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join(f.dataDir, "policies", "candidate.json")
+	}
+	s, closeFn, err := f.store(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	return f.schedule(ctx, env, "pipeline", func(ctx context.Context, w jobs.Window) (any, string, error) {
+		live, err := f.livePolicy(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		opt := jobs.PipelineOptions{OPE: jobs.OPEJob{OPE: jobs.OPEOptions{Margin: *margin}}, DriftBlocks: *driftBlocks, SkipCanary: *skipCanary, Push: *push}
+		if !f.noAudit {
+			opt.Audit = s.Audit
+		}
+		if *candPath != "" {
+			if opt.Candidate, err = readPolicyFile(*candPath); err != nil {
+				return nil, "", err
+			}
+		}
+		var pusher jobs.Pusher
+		if *push {
+			a, err := f.admin()
+			if err != nil {
+				return nil, "", err
+			}
+			pusher = a
+		}
+		rep, err := jobs.RunPipeline(ctx, s, live, w, nil, pusher, opt, progress)
+		if err != nil {
+			return nil, "", err
+		}
+		if opt.Candidate == nil && rep.CandidatePolicy != nil {
+			// keep the candidate the pipeline built, for inspection or a later push
+			b, err := rep.CandidatePolicy.JSON()
+			if err != nil {
+				return nil, "", err
+			}
+			if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+				return nil, "", err
+			}
+			if err := os.WriteFile(*out, b, 0o644); err != nil {
+				return nil, "", err
+			}
+			progress("pipeline: candidate %s written to %s", rep.Candidate, *out)
+		}
+		return rep, rep.Candidate, nil
+	}, nil)
+}
