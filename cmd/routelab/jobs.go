@@ -196,20 +196,12 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	fmt.Fprintf(env.Stderr, "jobs: clickhouse %s database %s\n", maskDSN(dsn), db)
+	shown := dsn
+	if shown == "" {
+		shown = ingest.DefaultDSN
+	}
+	fmt.Fprintf(env.Stderr, "jobs: clickhouse %s database %s\n", maskDSN(shown), db)
 	return &jobs.Store{Conn: conn, DB: db, Labels: lab, Final: f.final}, func() { conn.Close() }, nil
-}
-
-func maskDSN(dsn string) string {
-	if dsn == "" {
-		return ingest.DefaultDSN
-	}
-	if at := strings.LastIndex(dsn, "@"); at > 0 {
-		if i := strings.Index(dsn, "://"); i >= 0 && i+3 < at {
-			return dsn[:i+3] + mask(dsn[i+3:at]) + dsn[at:]
-		}
-	}
-	return dsn
 }
 
 // admin is the admin API client the jobs use for the live policy and push.
