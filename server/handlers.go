@@ -97,6 +97,8 @@ func (g idGen) next() string {
 const localRequestID = "routelab.request_id"
 
 func (h *handlers) requestID(c *fiber.Ctx) error {
+	h.srv.inflight.Add(1)
+	defer h.srv.inflight.Add(-1)
 	id := h.ids.next()
 	c.Locals(localRequestID, id)
 	c.Set("x-routelab-request-id", id)

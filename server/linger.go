@@ -1,25 +1,69 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Serve serves the app on ln with lingering close: when fasthttp closes a
-// connection whose request body it refused (413), the client may still be
-// sending; closing at once would reset the connection and the client
-// would see "connection reset" instead of the 413. Like nginx's
+// Serve serves the app on ln with lingering close after a 413: when
+// fasthttp closes a connection whose request body it refused, the client
+// may still be sending; closing at once would reset the connection and the
+// client would see "connection reset" instead of the 413. Like nginx's
 // lingering_close, the write side is shut first and unread input drained
-// for a bounded time and size.
+// for a bounded time and size. Other closes are immediate, so shutdown is
+// not held up by idle clients.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.App.Listener(&lingerListener{Listener: ln, slots: make(chan struct{}, 256)})
+	s.ln = &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
+	return s.App.Listener(s.ln)
+}
+
+// Shutdown drains: readiness fails and new image requests get 503 at once,
+// the listener closes, in-flight requests finish, then connections still
+// open (idle keep-alives) are closed. It returns when all are done or ctx
+// ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	done := make(chan error, 1)
+	go func() { done <- s.App.ShutdownWithContext(ctx) }()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.inflight.Load() > 0 {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if s.ln != nil {
+		s.ln.closeAll()
+	}
+	return <-done
 }
 
 type lingerListener struct {
 	net.Listener
 	slots chan struct{} // bounds connections lingering at once
+	mu    sync.Mutex
+	conns map[*lingerConn]struct{}
+}
+
+func (l *lingerListener) closeAll() {
+	l.mu.Lock()
+	cs := make([]*lingerConn, 0, len(l.conns))
+	for c := range l.conns {
+		cs = append(cs, c)
+	}
+	l.mu.Unlock()
+	for _, c := range cs {
+		_ = c.TCPConn.Close()
+	}
 }
 
 func (l *lingerListener) Accept() (net.Conn, error) {
@@ -31,13 +75,28 @@ func (l *lingerListener) Accept() (net.Conn, error) {
 	if !ok {
 		return c, nil
 	}
-	return &lingerConn{TCPConn: tc, slots: l.slots}, nil
+	lc := &lingerConn{TCPConn: tc, slots: l.slots, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
 type lingerConn struct {
 	*net.TCPConn
-	slots chan struct{}
-	once  sync.Once
+	slots  chan struct{}
+	l      *lingerListener
+	once   sync.Once
+	linger atomic.Bool // a 413 was written: the client may still be sending
+}
+
+var status413 = []byte("HTTP/1.1 413 ")
+
+func (c *lingerConn) Write(b []byte) (int, error) {
+	if bytes.HasPrefix(b, status413) {
+		c.linger.Store(true)
+	}
+	return c.TCPConn.Write(b)
 }
 
 const (
@@ -48,6 +107,13 @@ const (
 func (c *lingerConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		if !c.linger.Load() {
+			err = c.TCPConn.Close()
+			return
+		}
 		select {
 		case c.slots <- struct{}{}:
 		default:

@@ -39,6 +39,9 @@ func newMetrics(reg prometheus.Registerer, gates map[string]*gate) *metrics {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "routelab_serve_provider_in_flight", Help: "Provider calls in flight.", ConstLabels: prometheus.Labels{"provider": name},
 		}, func() float64 { return float64(g.inFlight()) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "routelab_serve_provider_queued", Help: "Provider calls waiting for a slot.", ConstLabels: prometheus.Labels{"provider": name},
+		}, func() float64 { return float64(g.waiting.Load()) }))
 	}
 	return m
 }

@@ -124,6 +124,8 @@ type Deps struct {
 type Server struct {
 	*fiber.App
 	draining atomic.Bool
+	inflight atomic.Int64
+	ln       *lingerListener
 }
 
 // Drain makes /readyz fail and new image requests get 503 while in-flight

@@ -84,7 +84,7 @@ func mustStart(t *testing.T, edit func(*server.Config, *server.Deps)) *env {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := e.srv.ShutdownWithContext(ctx); err != nil {
+		if err := e.srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		if err := <-done; err != nil {

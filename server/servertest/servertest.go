@@ -85,6 +85,7 @@ type Router struct {
 	Chain        []string
 	Version      string
 	EditDepthMax int
+	Costs        map[string]float64             // list price per image, for candidates
 	Seen         atomic.Pointer[router.Request] // last request decided
 }
 
@@ -96,9 +97,13 @@ func (r *Router) Decide(req router.Request) server.Route {
 	if req.Pin != "" {
 		m = req.Pin
 	}
+	var cands []events.Candidate
+	for _, name := range append([]string{m}, r.Chain...) {
+		cands = append(cands, events.Candidate{Model: name, CostUSD: r.Costs[name], Eligible: true})
+	}
 	reset := r.EditDepthMax > 0 && req.Mode == router.ModeEdit && req.EditDepth >= r.EditDepthMax
 	return server.Route{
-		Model: m, Chain: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1,
+		Model: m, Chain: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1, Candidates: cands,
 		Features: events.Features{PromptLen: len(req.Prompt), RefCount: req.RefCount, EditDepth: req.EditDepth},
 	}
 }
