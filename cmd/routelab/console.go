@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -76,7 +81,19 @@ else in DATA_DIR/console/users.json; create them with "routelab users create".`)
 		return err
 	}
 	defer closeAll()
-	return serveConsole(ctx, c, o)
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("console listen: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "console: listening on %s\n", consoleURL(ln, o.TLSCert != ""))
+	return serveConsole(ctx, c, ln, o)
+}
+
+func consoleURL(ln net.Listener, tls bool) string {
+	if tls {
+		return "https://" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
 }
 
 // newConsole builds the console and its collaborators, leaves first; the
@@ -141,22 +158,23 @@ func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func()
 	return c, closeAll, nil
 }
 
-// serveConsole runs the console's listener and queue refresher until ctx
+// serveConsole runs the console on ln and its queue refresher until ctx
 // ends, then drains with a deadline.
-func serveConsole(ctx context.Context, c *console.Console, o consoleOptions) error {
+func serveConsole(ctx context.Context, c *console.Console, ln net.Listener, o consoleOptions) error {
 	if o.Refresh <= 0 {
 		o.Refresh = 10 * time.Second
 	}
+	if o.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return fmt.Errorf("console tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		var err error
-		if o.TLSCert != "" {
-			err = c.App().ListenTLS(o.Addr, o.TLSCert, o.TLSKey)
-		} else {
-			err = c.App().Listen(o.Addr)
-		}
-		if err != nil {
-			return fmt.Errorf("console listen %s: %w", o.Addr, err)
+		if err := c.App().Listener(ln); err != nil {
+			return fmt.Errorf("console serve: %w", err)
 		}
 		return nil
 	})
@@ -179,4 +197,62 @@ func maskDSN(dsn string) string {
 		return dsn[:scheme+3] + user + ":" + mask(pw) + dsn[at:]
 	}
 	return dsn
+}
+
+// startDevConsole adds the console to `routelab dev`: accounts in
+// routelab.users, review events to the dev broker, data from the dev
+// ClickHouse, and a seeded admin whose password is kept in
+// DATA_DIR/console/admin-password (0600) so a restart reuses it.
+func startDevConsole(ctx context.Context, st *devStack, info *devInfo, dir, addr, dsn string, logger *slog.Logger) error {
+	o := consoleOptions{
+		Addr: addr, DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
+		Refresh: 5 * time.Second, Logger: logger.With("component", "console"),
+	}
+	if info.API != "" && info.AdminToken != "" {
+		o.AdminURL, o.AdminToken = info.API, info.AdminToken
+	}
+	c, closeAll, err := newConsole(ctx, o)
+	if err != nil {
+		return err
+	}
+	pw, err := devAdminPassword(filepath.Join(dir, "console", "admin-password"))
+	if err == nil {
+		_, err = console.EnsureUser(ctx, c.Deps().Users, "admin", console.RoleAdmin, pw)
+	}
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("seed console admin: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("console listen: %w", err)
+	}
+	info.Console = consoleURL(ln, false)
+	info.ConsoleUser, info.ConsolePassword = "admin", pw
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- serveConsole(runCtx, c, ln, o) }()
+	st.onStop("console", func(context.Context) error {
+		stop()
+		err := <-done
+		closeAll()
+		return err
+	})
+	return nil
+}
+
+func devAdminPassword(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 8 {
+		return string(b), nil
+	}
+	var r [12]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	pw := hex.EncodeToString(r[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return pw, os.WriteFile(path, []byte(pw), 0o600)
 }

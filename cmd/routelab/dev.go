@@ -46,6 +46,9 @@ type devInfo struct {
 	Database       string `json:"database"`
 	APIKey         string `json:"api_key,omitempty"`
 	AdminToken     string `json:"admin_token,omitempty"`
+	// The console's seeded admin account.
+	ConsoleUser     string `json:"console_user,omitempty"`
+	ConsolePassword string `json:"console_password,omitempty"`
 }
 
 // devStack owns the components of `routelab dev`: long-running ones run in
@@ -102,6 +105,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	chHTTPAddr := fs.String("clickhouse-http-addr", "127.0.0.1:18123", "ClickHouse HTTP listen address; port 0 picks one (env ROUTELAB_CLICKHOUSE_HTTP_ADDR)")
 	database := fs.String("clickhouse-database", ingest.DefaultDatabase, "ClickHouse database for the event tables")
 	partitions := fs.Int("kafka-partitions", 6, "partitions of each event topic when it is created")
+	consoleAddr := fs.String("console-addr", "127.0.0.1:8090", "console listen address; port 0 picks one (env ROUTELAB_CONSOLE_ADDR)")
 	iflags := addIngestFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,11 +114,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")
 	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")
 	envDefault(fs, env, "clickhouse-http-addr", "ROUTELAB_CLICKHOUSE_HTTP_ADDR")
+	envDefault(fs, env, "console-addr", "ROUTELAB_CONSOLE_ADDR")
 	iflags.applyEnv(fs, env)
 	switch *ports {
 	case "fixed":
 	case "auto":
 		*kafkaAddr, *chAddr, *chHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		*consoleAddr = "127.0.0.1:0"
 	default:
 		return fmt.Errorf("--ports %q: want fixed or auto", *ports)
 	}
@@ -144,7 +150,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	info := devInfo{Database: *database}
 	err = startDev(ctx, st, &info, devConfig{
 		dir: dir, kafkaAddr: *kafkaAddr, chPort: chPort, chHTTPPort: chHTTPPort, partitions: *partitions,
-		ingest: iflags, logger: logger,
+		ingest: iflags, logger: logger, consoleAddr: *consoleAddr,
 	})
 	if err == nil {
 		err = writeDevInfo(infoPath, info)
@@ -167,6 +173,7 @@ type devConfig struct {
 	partitions         int
 	ingest             ingestFlags
 	logger             *slog.Logger
+	consoleAddr        string
 }
 
 // startDev starts the components in dependency order, filling info. New
@@ -215,6 +222,9 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 	st.onStop("ingest", func(context.Context) error { stopIngest(); return <-ingestDone })
 
 	// serve and console start here once they exist.
+	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -236,7 +246,7 @@ func printDevSummary(w io.Writer, dir string, info devInfo) {
 		fmt.Fprintf(w, "  api              %s   (api key %s)\n", info.API, info.APIKey)
 	}
 	if info.Console != "" {
-		fmt.Fprintf(w, "  console          %s\n", info.Console)
+		fmt.Fprintf(w, "  console          %s   (user %s, password %s)\n", info.Console, info.ConsoleUser, info.ConsolePassword)
 	}
 	fmt.Fprintf(w, "  kafka            %s\n", info.Kafka)
 	fmt.Fprintf(w, "  clickhouse       %s (native), %s (http), database %s\n", info.ClickHouse, info.ClickHouseHTTP, info.Database)
