@@ -208,6 +208,60 @@ func fitLR(d *design, rows []int, y []bool, wt []float64, lambda float64) ([]flo
 	return res.X, nil
 }
 
+// aggregate merges rows with identical features and label, summing their
+// weights: the weighted log-loss is unchanged and, since workloads repeat
+// prompts and settings, each optimiser pass gets much cheaper.
+func aggregate(d *design, rows []int, y []bool, wt []float64) (design, []int, []bool, []float64) {
+	out := design{off: []int32{0}}
+	var oy []bool
+	var ow []float64
+	seen := make(map[uint64][]int, len(rows)/4)
+	for k, i := range rows {
+		r := d.row(i)
+		h := uint64(fnvOffset)
+		if y[k] {
+			h ^= 1
+		}
+		for _, j := range r {
+			h ^= uint64(j)
+			h *= fnvPrime
+		}
+		found := -1
+		for _, u := range seen[h] {
+			if oy[u] == y[k] && equalRows(out.row(u), r) {
+				found = u
+				break
+			}
+		}
+		if found >= 0 {
+			ow[found] += wt[k]
+			continue
+		}
+		seen[h] = append(seen[h], len(oy))
+		out.idx = append(out.idx, r...)
+		out.off = append(out.off, int32(len(out.idx)))
+		oy = append(oy, y[k])
+		ow = append(ow, wt[k])
+	}
+	orows := make([]int, len(oy))
+	for i := range orows {
+		orows[i] = i
+	}
+	return out, orows, oy, ow
+}
+
+func equalRows(a, b []uint16) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func floatsEqual(a, b []float64) bool {
 	for i := range a {
 		if a[i] != b[i] {
@@ -296,11 +350,12 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 				y[k], wt[k] = ex[i].Success, w(i)
 			}
 			t0 := time.Now()
-			p.weights, p.err = fitLR(&d, rows, y, wt, cfg.Lambda)
+			ad, arows, ay, awt := aggregate(&d, rows, y, wt)
+			p.weights, p.err = fitLR(&ad, arows, ay, awt, cfg.Lambda)
 			if p.err != nil {
 				return
 			}
-			cfg.Progress("train: %s fitted on %d examples in %s", cfg.Models[m].Name, len(rows), time.Since(t0).Round(time.Millisecond))
+			cfg.Progress("train: %s fitted on %d examples (%d distinct rows) in %s", cfg.Models[m].Name, len(rows), len(arows), time.Since(t0).Round(time.Millisecond))
 			scores := func(rows []int) ([]float64, []bool, []float64) {
 				z := make([]float64, len(rows))
 				y := make([]bool, len(rows))
