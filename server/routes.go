@@ -27,4 +27,5 @@ func routes(app *fiber.App, h *handlers) {
 	admin.Get("/policy", h.policyGet)
 	admin.Post("/policy", h.policyPush)
 	admin.Post("/policy/rollback", h.policyRollback)
+	experimentRoutes(admin, h)
 }

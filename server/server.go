@@ -106,18 +106,19 @@ type Model struct {
 // required; the rest may be nil (no QA, events discarded, no sampling
 // storage, no experiments, no admin policy API).
 type Deps struct {
-	Router    Router
-	Providers map[string]providers.Provider // by catalog model name
-	Catalog   []Model
-	QA        Inspector
-	Events    Producer
-	Keys      KeyStore
-	Blobs     BlobStore
-	Assigner  Assigner
-	Policy    PolicyAdmin
-	Registry  prometheus.Registerer
-	Ready     func() error // extra readiness condition (e.g. policy loaded); nil = ready
-	Now       func() time.Time
+	Router      Router
+	Providers   map[string]providers.Provider // by catalog model name
+	Catalog     []Model
+	QA          Inspector
+	Events      Producer
+	Keys        KeyStore
+	Blobs       BlobStore
+	Assigner    Assigner
+	Experiments ExperimentRegistry // experiment admin API; nil = none
+	Policy      PolicyAdmin
+	Registry    prometheus.Registerer
+	Ready       func() error // extra readiness condition (e.g. policy loaded); nil = ready
+	Now         func() time.Time
 }
 
 // Server is the fiber app plus its drain switch.

@@ -14,6 +14,15 @@ import (
 // experimentCommands are the subcommands of `routelab experiments`.
 func experimentCommands() map[string]command {
 	return map[string]command{
+		"create":   {"create an experiment from a spec file (prints its id)", runExperimentsCreate},
+		"list":     {"list experiments", runExperimentsList},
+		"show":     {"show one experiment's spec", runExperimentsShow},
+		"update":   {"replace an experiment's definition (a biasing change starts a new phase)", runExperimentsUpdate},
+		"start":    {"start an experiment", expTransition("start")},
+		"pause":    {"pause an experiment (no new assignments)", expTransition("pause")},
+		"stop":     {"stop an experiment for good", expTransition("stop")},
+		"ramp":     {"set a running experiment's traffic, or move a canary to its next step", runExperimentsRamp},
+		"results":  {"analyse an experiment from ClickHouse", runExperimentsResults},
 		"validate": {"check the statistics by simulation (A/A, peeking, known effect, SRM)", runExperimentsValidate},
 	}
 }

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/experiments"
+)
+
+// expArgs parses flags plus exactly want positional arguments.
+func expArgs(fs *pflag.FlagSet, args []string, want int, what string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != want {
+		fs.Usage()
+		return nil, fmt.Errorf("want %s", what)
+	}
+	return fs.Args(), nil
+}
+
+func printJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+func readSpecFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("-f FILE is required")
+	}
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(path)
+}
+
+func runExperimentsCreate(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments create", `Create an experiment from a spec file (see datasets/experiments/ for examples and
+docs/assignment.md for layers and traffic). The spec is validated locally and by
+the server; the experiment starts as a draft: `+"`routelab experiments start ID`"+`.
+Prints "created experiment ID" (the id is the last word).`)
+	file := fs.StringP("file", "f", "", "spec file (JSON; - for stdin)")
+	start := fs.Bool("start", false, "start the experiment right away")
+	asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
+	adm := expAdminFlags(fs)
+	if _, err := expArgs(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	b, err := readSpecFile(*file)
+	if err != nil {
+		return err
+	}
+	if _, err := experiments.ParseSpec(b); err != nil {
+		return fmt.Errorf("%s: %w", *file, err)
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	var s experiments.Spec
+	if err := c.do(ctx, "POST", "/admin/experiments", b, &s); err != nil {
+		return err
+	}
+	if *start {
+		if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(s.ID)+"/start", nil, &s); err != nil {
+			return fmt.Errorf("created %s but start failed: %w", s.ID, err)
+		}
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stderr, "layer %s buckets %d-%d, %d arms, status %s\n", s.Layer, s.Buckets.Start, s.Buckets.End, len(s.Arms), s.Status)
+	fmt.Fprintf(env.Stdout, "created experiment %s\n", s.ID)
+	return nil
+}
+
+func runExperimentsList(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments list", "List experiments, newest first.")
+	status := fs.String("status", "", "only this status (draft, running, paused, stopped)")
+	asJSON := fs.Bool("json", false, "print {\"experiments\": [...]} as one JSON object")
+	adm := expAdminFlags(fs)
+	if _, err := expArgs(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Experiments []experiments.Spec `json:"experiments"`
+	}
+	if err := c.do(ctx, "GET", "/admin/experiments?status="+url.QueryEscape(*status), nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tLAYER\tTRAFFIC\tPHASE\tARMS\tNAME")
+	for _, s := range out.Experiments {
+		st := string(s.Status)
+		if s.RolledBack {
+			st += " (rolled back)"
+		}
+		names := make([]string, len(s.Arms))
+		for i, a := range s.Arms {
+			names[i] = a.Name
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%d\t%s\t%s\n", s.ID, st, s.Layer, s.Traffic, s.Phase, strings.Join(names, ","), s.Name)
+	}
+	return tw.Flush()
+}
+
+func runExperimentsShow(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments show", "Show an experiment's stored spec (status, phase, ramp step, stop reason).\n\nUsage: routelab experiments show ID")
+	asJSON := fs.Bool("json", false, "print the spec as one JSON object on one line")
+	adm := expAdminFlags(fs)
+	pos, err := expArgs(fs, args, 1, "an experiment ID")
+	if err != nil {
+		return err
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	var s experiments.Spec
+	if err := c.do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	b, _ := json.MarshalIndent(s, "", "  ")
+	fmt.Fprintln(env.Stdout, string(b))
+	return nil
+}
+
+func runExperimentsUpdate(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments update", `Replace an experiment's definition with a spec file. Layer and layer share
+cannot change. Re-weighting, adding or dropping arms, or changing the control,
+unit or targeting of a started experiment starts a new analysis phase.
+
+Usage: routelab experiments update ID -f FILE`)
+	file := fs.StringP("file", "f", "", "spec file (JSON; - for stdin)")
+	asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
+	adm := expAdminFlags(fs)
+	pos, err := expArgs(fs, args, 1, "an experiment ID")
+	if err != nil {
+		return err
+	}
+	b, err := readSpecFile(*file)
+	if err != nil {
+		return err
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	var s experiments.Spec
+	if err := c.do(ctx, "PUT", "/admin/experiments/"+url.PathEscape(pos[0]), b, &s); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stdout, "updated experiment %s: revision %d, phase %d\n", s.ID, s.Revision, s.Phase)
+	return nil
+}
+
+func expTransition(action string) func(context.Context, Env, []string) error {
+	return func(ctx context.Context, env Env, args []string) error {
+		fs := newFlagSet("experiments "+action, fmt.Sprintf("%s an experiment. Returns once the change is applied.\n\nUsage: routelab experiments %s ID [--reason TEXT]", strings.ToUpper(action[:1])+action[1:], action))
+		reason := fs.String("reason", "", "why (kept in the audit trail)")
+		asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
+		adm := expAdminFlags(fs)
+		pos, err := expArgs(fs, args, 1, "an experiment ID")
+		if err != nil {
+			return err
+		}
+		c, err := adm.resolve(fs, env)
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]string{"reason": *reason})
+		var s experiments.Spec
+		if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(pos[0])+"/"+action, body, &s); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, s)
+		}
+		fmt.Fprintf(env.Stdout, "experiment %s is %s (traffic %g, phase %d)\n", s.ID, s.Status, s.Traffic, s.Phase)
+		return nil
+	}
+}
+
+func runExperimentsRamp(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments ramp", `Change a running experiment's traffic (the share of its layer range that
+enters it). Units already in keep their arm. Without --traffic, a canary moves
+to its next ramp step.
+
+Usage: routelab experiments ramp ID [--traffic 0.25] [--reason TEXT]`)
+	traffic := fs.Float64("traffic", 0, "new traffic in (0, 1]; omit for the canary's next step")
+	reason := fs.String("reason", "", "why (kept in the audit trail)")
+	asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
+	adm := expAdminFlags(fs)
+	pos, err := expArgs(fs, args, 1, "an experiment ID")
+	if err != nil {
+		return err
+	}
+	if fs.Changed("traffic") && !(*traffic > 0 && *traffic <= 1) {
+		return errors.New("--traffic must be in (0, 1]")
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]any{"reason": *reason, "traffic": *traffic})
+	var s experiments.Spec
+	if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(pos[0])+"/ramp", body, &s); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	step := ""
+	if s.Ramp != nil {
+		step = fmt.Sprintf(", step %d of %d", s.Ramp.Step+1, len(s.Ramp.Steps))
+	}
+	fmt.Fprintf(env.Stdout, "experiment %s traffic %g%s\n", s.ID, s.Traffic, step)
+	return nil
+}
+
+// fmtPct formats a share as a percentage.
+func fmtPct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+
+func fmtOpt(p *float64, format string) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *p)
+}
+
+func printReport(w io.Writer, r experiments.Report) {
+	fmt.Fprintf(w, "%s  %s  [%s, phase %d, traffic %g]\n", r.Experiment, r.Name, r.Status, r.Phase, r.Traffic)
+	srm := "ok"
+	if r.SRM {
+		srm = "SAMPLE RATIO MISMATCH: do not trust the deltas"
+	}
+	fmt.Fprintf(w, "units %.0f, requests %.0f, SRM p = %.3g (%s)\n\n", r.Units, r.Requests, r.SRMPValue, srm)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ARM\tUNITS\tSHARE\tEXPECTED\tREQUESTS\t%s\t95%% CI\n", strings.ToUpper(r.PrimaryMetric))
+	for _, a := range r.Arms {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t[%s, %s]\n", a.Arm, a.Units, fmtPct(a.Share), fmtPct(a.ExpectedShare), a.Requests,
+			fmtOpt(a.Value, "%.4g"), fmtOpt(a.CILow, "%.4g"), fmtOpt(a.CIHigh, "%.4g"))
+	}
+	tw.Flush()
+	for _, t := range r.Treatments {
+		fmt.Fprintf(w, "\n%s vs control\n", t.Arm)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "METRIC\tDELTA\tREL\t95% CI\tP\tHOLM P\tALWAYS-VALID P")
+		for _, m := range append([]string{r.PrimaryMetric}, metricNames(t.Metrics, r.PrimaryMetric)...) {
+			c, ok := t.Metrics[m]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%.4g\t%s\t[%s, %s]\t%s\t%s\t%s\n", m, c.Delta, fmtOpt(c.Relative, "%+.1f%%"),
+				fmtOpt(c.CILow, "%.4g"), fmtOpt(c.CIHigh, "%.4g"), fmtOpt(c.PValue, "%.3g"), fmtOpt(c.AdjustedPValue, "%.3g"), fmtOpt(c.AlwaysValidPValue, "%.3g"))
+		}
+		tw.Flush()
+		if t.CUPED != nil {
+			fmt.Fprintf(w, "CUPED (%s numerator per unit): delta %.4g [%.4g, %.4g], variance reduction %.1f%%\n", r.PrimaryMetric,
+				t.CUPED.Estimate.Delta, t.CUPED.Estimate.CILow, t.CUPED.Estimate.CIHigh, 100*t.CUPED.VarianceReduction)
+		}
+	}
+	if len(r.Guardrails) > 0 {
+		fmt.Fprintln(w, "\nguardrails")
+		for _, g := range r.Guardrails {
+			state := "ok"
+			switch {
+			case g.Breached:
+				state = "BREACHED: " + g.Reason
+			case !g.Ready:
+				state = "not enough units yet"
+			}
+			fmt.Fprintf(w, "  %s %s = %.4g (control %.4g): %s\n", g.Arm, g.Metric, g.Value, g.Control, state)
+		}
+	}
+}
+
+func metricNames(m map[string]experiments.Comparison, skip string) []string {
+	var out []string
+	for _, n := range append(experiments.RatioMetrics, "latency_p50_ms", "latency_p95_ms") {
+		if _, ok := m[n]; ok && n != skip {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// expCHFlags are the ClickHouse flags of results and jobs analyze.
+type expCHFlags struct {
+	dsn   string
+	exact bool
+}
+
+func addExpCHFlags(fs *pflag.FlagSet) *expCHFlags {
+	o := &expCHFlags{}
+	fs.StringVar(&o.dsn, "clickhouse-dsn", "", "ClickHouse DSN, clickhouse://host:port/db (env ROUTELAB_CLICKHOUSE_DSN; default from dev.json)")
+	fs.BoolVar(&o.exact, "exact", false, "read decisions with FINAL (collapse duplicate deliveries first; slower)")
+	return o
+}
+
+func (o *expCHFlags) resolveDSN(fs *pflag.FlagSet, env Env, dataDir string) (string, error) {
+	envDefault(fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
+	if o.dsn != "" {
+		return o.dsn, nil
+	}
+	d, err := readDevJSON(dataDir)
+	if err != nil || d.ClickHouse == "" {
+		return "", fmt.Errorf("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")
+	}
+	dsn := d.ClickHouse
+	if !strings.Contains(dsn, "://") {
+		dsn = "clickhouse://" + dsn
+	}
+	if d.Database != "" && !strings.Contains(strings.SplitN(dsn, "://", 2)[1], "/") {
+		dsn += "/" + d.Database
+	}
+	return dsn, nil
+}
+
+func runExperimentsResults(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("experiments results", `Analyse an experiment's current phase from ClickHouse: per arm units, requests
+and metrics (success, QA pass/fail, errors, escalation, thumbs up/down, cost per
+image, latency mean/p50/p95) with 95% intervals; the sample-ratio-mismatch test;
+per treatment the difference from control with its interval, p-value (delta
+method: units are randomized, requests are not), Holm-adjusted p-value and
+mSPRT always-valid p-value and interval; CUPED on the primary metric when the
+units have a pre-period; guardrails.
+
+Usage: routelab experiments results ID [--json]`)
+	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	alpha := fs.Float64("alpha", 0.05, "significance level")
+	adm := expAdminFlags(fs)
+	ch := addExpCHFlags(fs)
+	pos, err := expArgs(fs, args, 1, "an experiment ID")
+	if err != nil {
+		return err
+	}
+	if !(*alpha > 0 && *alpha < 0.5) {
+		return errors.New("--alpha must be in (0, 0.5)")
+	}
+	c, err := adm.resolve(fs, env)
+	if err != nil {
+		return err
+	}
+	var s experiments.Spec
+	if err := c.do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
+		return err
+	}
+	dsn, err := ch.resolveDSN(fs, env, adm.dataDir)
+	if err != nil {
+		return err
+	}
+	a, err := openExpAnalyzer(ctx, dsn, ch.exact)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start := time.Now()
+	r, err := a.Report(ctx, s, *alpha)
+	if err != nil {
+		return err
+	}
+	r.QueryMS = time.Since(start).Milliseconds()
+	fmt.Fprintf(env.Stderr, "results: %s phase %d analysed in %d ms\n", s.ID, s.Phase, r.QueryMS)
+	if *asJSON {
+		return printJSON(env.Stdout, r)
+	}
+	printReport(env.Stdout, r)
+	return nil
+}

@@ -1,0 +1,304 @@
+// Package clickhouse reads experiment aggregates from routelab's ClickHouse
+// tables (decisions, signals; see ingest/migrations) for the analysis in
+// package experiments. The heavy lifting stays in ClickHouse: one query
+// groups the phase's decision rows by unit and then by arm, so Go only sees
+// one row per arm whatever the traffic; a second one computes latency
+// quantiles per arm.
+//
+// Written for ClickHouse 18.16 as much as for current releases. Two things
+// keep it fast there: the (unit, arm) grouping key is one UInt64 (the unit's
+// cityHash64 with its low byte replaced by the arm's index; 56 bits leave
+// collisions between units negligible), because composite keys aggregate
+// several times slower; and arm names map to indices with transform(), not
+// indexOf() over a constant array, which is slow on 18.16.
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/routelab/routelab/experiments"
+)
+
+// Querier is the part of a clickhouse-go connection the reader uses.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) driver.Row
+}
+
+// Reader computes per-arm aggregates for experiments.
+type Reader struct {
+	conn Querier
+	db   string
+	// PrePeriod is how far before the phase start CUPED's covariate looks.
+	PrePeriod time.Duration
+	// Exact makes the query read decisions with FINAL, collapsing duplicate
+	// deliveries of one event before aggregating (slower on large tables).
+	Exact bool
+}
+
+// NewReader reads from database db through conn.
+func NewReader(conn Querier, db string) *Reader {
+	return &Reader{conn: conn, db: db, PrePeriod: 14 * 24 * time.Hour}
+}
+
+// per-request expressions of every counted metric numerator.
+var numerators = []struct{ metric, col, expr string }{
+	{"success_rate", "succ", "status = 'ok' AND qa_pass = 1"},
+	{"qa_pass_rate", "qap", "qa_pass = 1"},
+	{"qa_fail_rate", "qaf", "status = 'ok' AND qa_pass = 0"},
+	{"error_rate", "err", "status != 'ok'"},
+	{"escalation_rate", "esc", "escalated = 1"},
+	{"latency_ms", "lat", "latency_ms"},
+	{"thumbs_up_rate", "up", "up"},
+	{"thumbs_down_rate", "down", "down"},
+}
+
+const unitMask = "0xFFFFFFFFFFFFFF00"
+
+// quote makes a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// phaseFilter is the FROM/WHERE reading the phase's decision rows with the
+// arm index (1-based, 0 = unknown arm) as column a.
+type phaseQuery struct {
+	armIndex, from, unitCol string
+	args                    []any
+}
+
+func (r *Reader) phase(s experiments.Spec, since time.Time) phaseQuery {
+	names := make([]string, len(s.Arms))
+	idx := make([]string, len(s.Arms))
+	for i, a := range s.Arms {
+		names[i], idx[i] = quote(a.Name), strconv.Itoa(i+1)
+	}
+	final := ""
+	if r.Exact {
+		final = "FINAL"
+	}
+	unitCol := "unit"
+	switch s.Unit {
+	case experiments.UnitTenant:
+		unitCol = "tenant"
+	case experiments.UnitRequest:
+		unitCol = "request_id"
+	}
+	return phaseQuery{
+		armIndex: fmt.Sprintf("transform(arm_names[indexOf(arm_experiments, ?) AS idx], [%s], [%s], 0)", strings.Join(names, ", "), strings.Join(idx, ", ")),
+		from: fmt.Sprintf("%s.decisions %s PREWHERE has(arm_experiments, ?) WHERE ts >= toDateTime(?) AND arm_phases[idx] = ?",
+			r.db, final),
+		unitCol: unitCol,
+		args:    []any{s.ID, s.ID, since.Unix(), int32(s.Phase)},
+	}
+}
+
+// Arms returns the aggregates of every arm of s's current phase.
+func (r *Reader) Arms(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
+	since := time.UnixMilli(s.PhaseStarted).UTC()
+	if s.PhaseStarted == 0 {
+		since = time.Unix(0, 0).UTC()
+	}
+	pq := r.phase(s, since)
+	signals, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.signals WHERE ts >= toDateTime(?)", r.db), since.Unix())
+	if err != nil {
+		return nil, err
+	}
+	preExprStr, cuped := preExpr(s.PrimaryMetric)
+	cuped = cuped && s.Unit != experiments.UnitRequest && r.PrePeriod > 0
+	preStart := since.Add(-r.PrePeriod)
+	if cuped {
+		n, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?)", r.db), preStart.Unix(), since.Unix())
+		if err != nil {
+			return nil, err
+		}
+		cuped = n > 0
+	}
+
+	var inner, outer []string
+	for _, n := range numerators {
+		expr := n.expr
+		if (n.col == "up" || n.col == "down") && signals == 0 {
+			expr = "0"
+		}
+		inner = append(inner, fmt.Sprintf("toFloat64(sum(%s)) AS %s", expr, n.col))
+		outer = append(outer, fmt.Sprintf("sum(%[1]s), sum(%[1]s * %[1]s), sum(%[1]s * r)", n.col))
+	}
+	inner = append(inner, "toFloat64(sum(cost_usd)) AS cost", "toFloat64(sum(images)) AS img")
+	outer = append(outer, "sum(cost), sum(cost * cost), sum(cost * img), sum(img), sum(img * img)")
+
+	args := append([]any{}, pq.args...)
+	sigJoin := ""
+	if signals > 0 {
+		sigJoin = fmt.Sprintf(`ANY LEFT JOIN (
+			SELECT cityHash64(request_id) AS rid, countIf(signal = 'thumbs_up') AS up, countIf(signal = 'thumbs_down') AS down
+			FROM %s.signals WHERE ts >= toDateTime(?) GROUP BY rid
+		) USING rid`, r.db)
+		args = append(args, since.Unix())
+	}
+	cupedY, cupedX, preCols, preJoin := "toFloat64(0)", "toFloat64(0)", "toFloat64(0) AS pre, toUInt8(0) AS pre_n", ""
+	if cuped {
+		cupedY, cupedX, preCols = colOf(s.PrimaryMetric), "pre", "pre, pre_n"
+		preJoin = fmt.Sprintf(`ANY LEFT JOIN (
+			SELECT bitAnd(cityHash64(%s), %s) AS uh, toFloat64(sum(%s)) AS pre, toUInt8(1) AS pre_n
+			FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY uh
+		) USING uh`, pq.unitCol, unitMask, preExprStr, r.db)
+		args = append(args, preStart.Unix(), since.Unix())
+	}
+	q := fmt.Sprintf(`
+SELECT bitAnd(k, 255) AS a, count() AS units, sum(r), sum(r * r), %[1]s,
+	sum(%[2]s), sum(%[3]s), sum(%[2]s * %[2]s), sum(%[3]s * %[3]s), sum(%[2]s * %[3]s), countIf(pre_n > 0)
+FROM (
+	SELECT k, r, %[4]s, %[5]s
+	FROM (
+		SELECT k, bitAnd(k, %[6]s) AS uh, toFloat64(count()) AS r, %[7]s
+		FROM (
+			SELECT bitOr(bitAnd(cityHash64(%[8]s), %[6]s), %[9]s) AS k, cityHash64(request_id) AS rid,
+				status, qa_pass, escalated, latency_ms, cost_usd, images
+			FROM %[10]s
+		)
+		%[11]s
+		GROUP BY k
+	)
+	%[12]s
+)
+GROUP BY a
+ORDER BY a`,
+		strings.Join(outer, ", "), cupedY, cupedX, strings.Join(innerCols(), ", "), preCols,
+		unitMask, strings.Join(inner, ", "), pq.unitCol, pq.armIndex, pq.from, sigJoin, preJoin)
+	rows, err := r.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query experiment %s: %w", s.ID, err)
+	}
+	defer rows.Close()
+	var out []experiments.ArmData
+	byIndex := map[int]int{}
+	for rows.Next() {
+		d, a, err := scanArm(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan experiment %s: %w", s.ID, err)
+		}
+		if a < 1 || a > len(s.Arms) {
+			continue // an arm the spec no longer has
+		}
+		d.Arm = s.Arms[a-1].Name
+		byIndex[a] = len(out)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read experiment %s: %w", s.ID, err)
+	}
+	if err := r.latency(ctx, pq, out, byIndex); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// latency fills the latency quantile grid of every arm.
+func (r *Reader) latency(ctx context.Context, pq phaseQuery, out []experiments.ArmData, byIndex map[int]int) error {
+	levels := experiments.LatencyLevels()
+	lv := make([]string, len(levels))
+	for i, l := range levels {
+		lv[i] = strconv.FormatFloat(l, 'f', -1, 64)
+	}
+	q := fmt.Sprintf(`SELECT toUInt8(%s) AS a, quantilesTDigest(%s)(toFloat64(latency_ms)) FROM %s GROUP BY a`,
+		pq.armIndex, strings.Join(lv, ", "), pq.from)
+	rows, err := r.conn.Query(ctx, q, pq.args...)
+	if err != nil {
+		return fmt.Errorf("query latency quantiles: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a uint8
+		var qs []float64
+		if err := rows.Scan(&a, &qs); err != nil {
+			return fmt.Errorf("scan latency quantiles: %w", err)
+		}
+		i, ok := byIndex[int(a)]
+		if !ok {
+			continue
+		}
+		for k, l := range levels {
+			if k < len(qs) {
+				out[i].Latency[l] = qs[k]
+			}
+		}
+	}
+	return rows.Err()
+}
+
+func (r *Reader) count(ctx context.Context, q string, args ...any) (uint64, error) {
+	var n uint64
+	if err := r.conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	return n, nil
+}
+
+func innerCols() []string {
+	cols := make([]string, 0, len(numerators)+2)
+	for _, n := range numerators {
+		cols = append(cols, n.col)
+	}
+	return append(cols, "cost", "img")
+}
+
+func colOf(metric string) string {
+	for _, n := range numerators {
+		if n.metric == metric {
+			return n.col
+		}
+	}
+	return "cost"
+}
+
+// preExpr is the per-request expression of the metric's numerator for the
+// pre-period covariate (none for thumbs, which need the signals join).
+func preExpr(metric string) (string, bool) {
+	if metric == "cost_per_image" {
+		return "cost_usd", true
+	}
+	for _, n := range numerators {
+		if n.metric == metric && n.col != "up" && n.col != "down" {
+			return n.expr, true
+		}
+	}
+	return "", false
+}
+
+func scanArm(rows driver.Rows) (experiments.ArmData, int, error) {
+	var (
+		a                     uint64
+		units                 uint64
+		r, rr                 float64
+		sums                  = make([]float64, 3*len(numerators))
+		c, cc, ci, i, ii      float64
+		cy, cx, cyy, cxx, cxy float64
+		preN                  uint64
+	)
+	dest := []any{&a, &units, &r, &rr}
+	for k := range sums {
+		dest = append(dest, &sums[k])
+	}
+	dest = append(dest, &c, &cc, &ci, &i, &ii, &cy, &cx, &cyy, &cxx, &cxy, &preN)
+	if err := rows.Scan(dest...); err != nil {
+		return experiments.ArmData{}, 0, err
+	}
+	n := float64(units)
+	d := experiments.ArmData{Units: n, Requests: r, Ratios: map[string]experiments.RatioMoments{}, Latency: map[float64]float64{}}
+	for k, m := range numerators {
+		x, xx, xr := sums[3*k], sums[3*k+1], sums[3*k+2]
+		d.Ratios[m.metric] = experiments.RatioMoments{N: n, SumX: x, SumY: r, SumXX: xx, SumYY: rr, SumXY: xr}
+	}
+	d.Ratios["cost_per_image"] = experiments.RatioMoments{N: n, SumX: c, SumY: i, SumXX: cc, SumYY: ii, SumXY: ci}
+	if preN > 0 {
+		d.CUPED = experiments.CovMoments{N: n, SumY: cy, SumX: cx, SumYY: cyy, SumXX: cxx, SumXY: cxy}
+	}
+	return d, int(a), nil
+}
