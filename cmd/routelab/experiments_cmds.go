@@ -29,7 +29,7 @@ func expArgs(fs *pflag.FlagSet, args []string, want int, what string) ([]string,
 	return fs.Args(), nil
 }
 
-func printJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+func expPrintJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func readSpecFile(path string) ([]byte, error) {
 	if path == "" {
@@ -74,7 +74,7 @@ Prints "created experiment ID" (the id is the last word).`)
 		}
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, s)
+		return expPrintJSON(env.Stdout, s)
 	}
 	fmt.Fprintf(env.Stderr, "layer %s buckets %d-%d, %d arms, status %s\n", s.Layer, s.Buckets.Start, s.Buckets.End, len(s.Arms), s.Status)
 	fmt.Fprintf(env.Stdout, "created experiment %s\n", s.ID)
@@ -100,7 +100,7 @@ func runExperimentsList(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, out)
+		return expPrintJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tLAYER\tTRAFFIC\tPHASE\tARMS\tNAME")
@@ -135,7 +135,7 @@ func runExperimentsShow(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, s)
+		return expPrintJSON(env.Stdout, s)
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	fmt.Fprintln(env.Stdout, string(b))
@@ -168,7 +168,7 @@ Usage: routelab experiments update ID -f FILE`)
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, s)
+		return expPrintJSON(env.Stdout, s)
 	}
 	fmt.Fprintf(env.Stdout, "updated experiment %s: revision %d, phase %d\n", s.ID, s.Revision, s.Phase)
 	return nil
@@ -194,7 +194,7 @@ func expTransition(action string) func(context.Context, Env, []string) error {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, s)
+			return expPrintJSON(env.Stdout, s)
 		}
 		fmt.Fprintf(env.Stdout, "experiment %s is %s (traffic %g, phase %d)\n", s.ID, s.Status, s.Traffic, s.Phase)
 		return nil
@@ -228,7 +228,7 @@ Usage: routelab experiments ramp ID [--traffic 0.25] [--reason TEXT]`)
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, s)
+		return expPrintJSON(env.Stdout, s)
 	}
 	step := ""
 	if s.Ramp != nil {
@@ -383,7 +383,7 @@ Usage: routelab experiments results ID [--json]`)
 	r.QueryMS = time.Since(start).Milliseconds()
 	fmt.Fprintf(env.Stderr, "results: %s phase %d analysed in %d ms\n", s.ID, s.Phase, r.QueryMS)
 	if *asJSON {
-		return printJSON(env.Stdout, r)
+		return expPrintJSON(env.Stdout, r)
 	}
 	printReport(env.Stdout, r)
 	return nil
