@@ -64,8 +64,8 @@ type Thresholds struct {
 	// renders near 3; a soft real photo above 20.
 	MinStdDev float64
 	// MinSharpness is the smallest Laplacian variance of a sharp image. Default
-	// 30: a crisp render or photo measures in the hundreds to thousands, a
-	// Gaussian blur of sigma ≥ 2 working pixels brings it under 20.
+	// 30: a crisp render measures in the hundreds to thousands; a blur of
+	// sigma ≈ 1 working pixel brings the simulator's renders under 25.
 	MinSharpness float64
 	// MaxDrift is the largest pHash distance at which the subject counts as
 	// preserved. Default 16 of 64: re-encodes and mild edits stay under 10,
