@@ -47,6 +47,7 @@ func commands() map[string]command {
 		"dev":         {"run broker + ClickHouse + ingest (+ serve, console) locally; writes DATA_DIR/dev.json", runDev},
 		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},
+		"qa":          {"run serve's automated image QA (format, size, blank, sharpness, drift) on files", runQA},
 		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},
 		"sim":         {"run a workload through a policy in the simulated world, logging decisions", runSim},
 		"policy":      {"routing policies: train, eval, show, diff", runPolicy},
