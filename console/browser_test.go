@@ -118,4 +118,4 @@ func TestBrowser(t *testing.T) {
 
 // engineerPages are the pages the browser test opens as an engineer (and
 // checks a reviewer is refused).
-var engineerPages = []string{"/dashboards"}
+var engineerPages = []string{"/dashboards", "/quality"}

@@ -43,6 +43,7 @@ func (c *Console) routeTable() []route {
 		{"GET", "/pairwise", anyone, c.pairwisePage},
 		{"POST", "/pairwise/submit", anyone, c.pairwiseSubmit},
 
+		{"GET", "/quality", engineer, c.qualityPage},
 		{"GET", "/dashboards", engineer, c.dashboardsPage},
 		{"GET", "/dashboards/panel/:id", engineer, c.panelSVG},
 		{"GET", "/dashboards/grafana.json", engineer, c.grafanaJSON},

@@ -1,0 +1,82 @@
+package console
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/routelab/routelab/evaluator/review"
+)
+
+type questionAgreement struct {
+	Name              string
+	Ordinal, Interval float64
+	Items             int
+}
+
+func (c *Console) qualityPage(ctx *fiber.Ctx) error {
+	if c.deps.Data == nil {
+		return errNoData
+	}
+	since := c.deps.Now().Add(-30 * 24 * time.Hour)
+	js, err := c.deps.Data.Judgements(ctx.UserContext(), since)
+	if err != nil {
+		return err
+	}
+	byQuestion := map[string][]review.ScoreRecord{}
+	var cmps []review.Comparison
+	humanOverall := map[string][]float64{}
+	for _, j := range js {
+		switch j.Kind {
+		case "score":
+			for i, n := range j.Names {
+				if i < len(j.Values) {
+					byQuestion[n] = append(byQuestion[n], review.ScoreRecord{Reviewer: j.Reviewer, Item: j.RequestID, Value: j.Values[i], At: time.UnixMilli(int64(j.TSMS))})
+					if n == "overall" {
+						humanOverall[j.RequestID] = append(humanOverall[j.RequestID], j.Values[i])
+					}
+				}
+			}
+		case "pairwise":
+			w := map[string]string{"left": "a", "right": "b"}[j.Preference]
+			if w == "" {
+				w = "tie"
+			}
+			if j.Model != "" && j.OtherModel != "" {
+				cmps = append(cmps, review.Comparison{A: j.Model, B: j.OtherModel, Winner: w})
+			}
+		}
+	}
+	overall := review.Agree(byQuestion["overall"], review.Ordinal, 5)
+	var questions []questionAgreement
+	for _, q := range review.DefaultRubric().Scores {
+		if q.Kind != review.Numeric {
+			continue
+		}
+		ord := review.Agree(byQuestion[q.Name], review.Ordinal, 1<<30)
+		itv := review.Agree(byQuestion[q.Name], review.Interval, 1<<30)
+		questions = append(questions, questionAgreement{Name: q.Label, Ordinal: ord.Alpha, Interval: itv.Alpha, Items: ord.AlphaItems})
+	}
+	// QA versus people, on outputs both judged: human = mean overall score.
+	var qaPass []bool
+	var human []float64
+	c.mu.Lock()
+	for id, vs := range humanOverall {
+		o, ok := c.itemCache[id]
+		if !ok {
+			continue
+		}
+		s := 0.0
+		for _, v := range vs {
+			s += v
+		}
+		qaPass = append(qaPass, o.QAPass)
+		human = append(human, s/float64(len(vs)))
+	}
+	c.mu.Unlock()
+	ratings, _ := review.BradleyTerry(cmps, 1.96)
+	return c.render(ctx, "quality", "Reviewers", fiber.Map{
+		"Overall": overall, "Questions": questions, "QA": review.CompareQA(qaPass, human, 3),
+		"Ratings": ratings, "Comparisons": len(cmps), "Judgements": len(js), "Since": since.Format("2006-01-02"),
+	})
+}
