@@ -42,6 +42,8 @@ type ProducerConfig struct {
 	WriteTimeout  time.Duration // per write attempt, default 10s
 	RetryBackoff  time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
 	Encoders      int           // goroutines marshalling a large batch, default GOMAXPROCS
+	SpoolLinger   time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 20ms
+	Poll          time.Duration // how often an idle producer looks at its queue; default 1ms
 	Compression   kafka.Compression
 	Logger        *slog.Logger
 	// Registerer, when set, gets the producer's routelab_events_* metrics.
@@ -69,6 +71,12 @@ func (c *ProducerConfig) defaults() {
 	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Millisecond
+	}
+	if c.SpoolLinger <= 0 {
+		c.SpoolLinger = 20 * time.Millisecond
 	}
 	if c.Encoders <= 0 {
 		c.Encoders = runtime.GOMAXPROCS(0)
@@ -205,27 +213,25 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 }
 
 // Enqueue queues ev for topic with the given Kafka key (the request id) and
-// returns at once; it never blocks. It reports false when the event was
-// dropped (queue full, or producer closed); the drop is counted. ev must not
-// be modified after the call: it is marshalled later, on the writer goroutine.
-func (p *Producer) Enqueue(topic, key string, ev any) bool {
+// returns at once; it never blocks. When the queue is full, or the producer
+// closed, the event is dropped and counted (Stats().Dropped). ev must not be
+// modified after the call: it is marshalled later, on the producer's goroutine.
+func (p *Producer) Enqueue(topic, key string, ev any) {
 	p.inflight.Add(1)
 	if p.closed.Load() {
 		p.inflight.Add(-1)
 		p.drop(DropClosed, 1)
-		return false
+		return
 	}
 	p.pending.Add(1) // before the send, so QueueDepth never undercounts
 	select {
 	case p.queue <- item{topic: topic, key: key, ev: ev}:
 		p.inflight.Add(-1)
 		p.enqueued.Add(1)
-		return true
 	default:
 		p.pending.Add(-1)
 		p.inflight.Add(-1)
 		p.drop(DropQueueFull, 1)
-		return false
 	}
 }
 
@@ -235,9 +241,32 @@ func (p *Producer) drop(reason string, n int) {
 	}
 }
 
-// Healthy reports whether the broker took the last write. A producer that is
-// not healthy still accepts events: they go to the spool.
-func (p *Producer) Healthy() bool { return p.brokerUp.Load() }
+// BrokerUp reports whether the broker took the last write.
+func (p *Producer) BrokerUp() bool { return p.brokerUp.Load() }
+
+// Healthy returns nil while events are being delivered or safely spooled,
+// which is what /readyz wants: a broker outage alone does not make serve
+// unready. It returns an error when events are at risk: the producer is
+// closed, the broker is away and there is no spool, or the spool is over 90%
+// full.
+func (p *Producer) Healthy() error {
+	if p.closed.Load() {
+		return errors.New("event producer closed")
+	}
+	if p.brokerUp.Load() {
+		return nil
+	}
+	if p.spool == nil {
+		return errors.New("event broker unreachable and no spool: events wait in memory")
+	}
+	p.mu.Lock()
+	used := p.spoolBytes
+	p.mu.Unlock()
+	if used > p.cfg.SpoolMaxBytes/10*9 {
+		return fmt.Errorf("event broker unreachable and spool %d%% full", used*100/p.cfg.SpoolMaxBytes)
+	}
+	return nil
+}
 
 // Spooling reports whether events are waiting in the spool for the broker.
 func (p *Producer) Spooling() bool {
@@ -299,20 +328,27 @@ func (p *Producer) Close(ctx context.Context) error {
 }
 
 // encodeLoop is the first stage: it takes events off the queue in batches,
-// marshals them and hands the records to writeLoop. It marshals the next
-// batch while the writer waits on the broker. When the writer is busy (or
-// holding a batch for an absent broker without a spool) the hand-off blocks
-// and the queue fills, which is where backpressure shows up as counted drops.
+// marshals them and hands the records to writeLoop, marshalling the next
+// batch while the writer waits on the broker. It polls the queue on a short
+// tick instead of parking on it: a goroutine parked on a channel must be woken
+// by the sender, and that wake-up (a futex call when a P is idle) would land
+// on Enqueue's clock and dominate its tail latency. When the writer is busy
+// (or holding a batch for an absent broker without a spool) the hand-off
+// blocks and the queue fills, which is where backpressure shows up as
+// counted drops.
 func (p *Producer) encodeLoop() {
 	defer close(p.encoded)
+	tick := time.NewTicker(p.cfg.Poll)
+	defer tick.Stop()
 	var batch []item
 	for {
 		stopping := false
-		select {
-		case it := <-p.queue:
-			batch = append(batch, it)
-		case <-p.stop:
-			stopping = true
+		if len(p.queue) == 0 {
+			select {
+			case <-tick.C:
+			case <-p.stop:
+				stopping = true
+			}
 		}
 		for {
 			batch = p.take(batch)
@@ -401,7 +437,13 @@ func (p *Producer) writeLoop() {
 				retryC = nil
 			}
 		}
-		recs = p.gather(recs, &in)
+		var linger time.Duration
+		if p.spool != nil && retryC != nil && len(recs) > 0 {
+			// The broker is away and these go to disk: gather for a while
+			// so the spool is fsync'd in large batches, not per hand-off.
+			linger = p.cfg.SpoolLinger
+		}
+		recs = p.gather(recs, &in, linger)
 
 		if p.spool == nil {
 			held = append(held, recs...)
@@ -449,17 +491,35 @@ func openOrNil(ch chan []record, ok bool) chan []record {
 	return ch
 }
 
-// gather adds encoded batches that are already waiting, up to BatchSize records.
-func (p *Producer) gather(recs []record, in *chan []record) []record {
+// gather adds encoded batches that are ready, up to BatchSize records; with
+// linger > 0 it waits that long for more.
+func (p *Producer) gather(recs []record, in *chan []record, linger time.Duration) []record {
+	var timeout <-chan time.Time
+	if linger > 0 {
+		t := time.NewTimer(linger)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for *in != nil && len(recs) < p.cfg.BatchSize {
+		if timeout == nil {
+			select {
+			case r, ok := <-*in:
+				if !ok {
+					*in = nil
+				}
+				recs = append(recs, r...)
+				continue
+			default:
+				return recs
+			}
+		}
 		select {
 		case r, ok := <-*in:
 			if !ok {
 				*in = nil
-				return recs
 			}
 			recs = append(recs, r...)
-		default:
+		case <-timeout:
 			return recs
 		}
 	}

@@ -48,6 +48,7 @@ type spool struct {
 	rOff    int64    // read position in segs[0]
 	total   int64    // bytes of all segment files
 	pending int64    // records appended and not yet consumed
+	buf     []byte   // frame buffer reused across appends
 }
 
 var (
@@ -144,7 +145,15 @@ func (s *spool) append(recs []record) error {
 	for _, r := range recs {
 		size += r.size()
 	}
-	buf := make([]byte, frameHeader, size)
+	// Reuse one frame buffer: the spool runs while the broker is away, and
+	// garbage made here would bring GC (and its write barriers) onto the
+	// request path that is still calling Enqueue.
+	buf := slices.Grow(s.buf[:0], size)[:frameHeader]
+	defer func() {
+		if cap(buf) <= 8<<20 {
+			s.buf = buf[:0]
+		}
+	}()
 	for _, r := range recs {
 		buf = binary.AppendUvarint(buf, uint64(len(r.topic)))
 		buf = append(buf, r.topic...)
