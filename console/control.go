@@ -85,7 +85,7 @@ var _ ReviewSink = ProducerReviews{}
 
 // Emit implements ReviewSink.
 func (s ProducerReviews) Emit(_ context.Context, r events.Review) error {
-	if !s.P.Enqueue(events.TopicReviews, r.RequestID, r) {
+	if !s.P.TryEnqueue(events.TopicReviews, r.RequestID, r) {
 		return &FieldError{Code: "event_queue_full", Message: "the score could not be queued for Kafka; try again", Status: 503}
 	}
 	return nil

@@ -216,22 +216,28 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 // returns at once; it never blocks. When the queue is full, or the producer
 // closed, the event is dropped and counted (Stats().Dropped). ev must not be
 // modified after the call: it is marshalled later, on the producer's goroutine.
-func (p *Producer) Enqueue(topic, key string, ev any) {
+func (p *Producer) Enqueue(topic, key string, ev any) { p.TryEnqueue(topic, key, ev) }
+
+// TryEnqueue is Enqueue for callers that act on a drop (e.g. answer 503 to a
+// reviewer rather than lose a score): it reports whether ev was queued.
+func (p *Producer) TryEnqueue(topic, key string, ev any) bool {
 	p.inflight.Add(1)
 	if p.closed.Load() {
 		p.inflight.Add(-1)
 		p.drop(DropClosed, 1)
-		return
+		return false
 	}
 	p.pending.Add(1) // before the send, so QueueDepth never undercounts
 	select {
 	case p.queue <- item{topic: topic, key: key, ev: ev}:
 		p.inflight.Add(-1)
 		p.enqueued.Add(1)
+		return true
 	default:
 		p.pending.Add(-1)
 		p.inflight.Add(-1)
 		p.drop(DropQueueFull, 1)
+		return false
 	}
 }
 

@@ -274,12 +274,15 @@ func TestProducerQueueOverflowCounted(t *testing.T) {
 	b.Close() // nothing listens: without a spool the queue must absorb it
 
 	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, QueueSize: 100, BatchSize: 10})
+	refused := 0
 	for i := range 1000 {
-		p.Enqueue(events.TopicSignals, "r", decision(i))
+		if !p.TryEnqueue(events.TopicSignals, "r", decision(i)) {
+			refused++
+		}
 	}
 	st := p.Stats()
-	if full := st.Dropped[events.DropQueueFull]; full == 0 || st.Enqueued+full != 1000 {
-		t.Errorf("Enqueued %d, Dropped[queue_full] %d; want drops > 0 and a sum of 1000", st.Enqueued, full)
+	if full := st.Dropped[events.DropQueueFull]; refused == 0 || full != int64(refused) || st.Enqueued+full != 1000 {
+		t.Errorf("TryEnqueue refused %d; Enqueued %d, Dropped[queue_full] %d; want refusals > 0 counted as drops, sum 1000", refused, st.Enqueued, full)
 	}
 	waitFor(t, "first write to fail", func() bool { return !p.BrokerUp() })
 	if p.Healthy() == nil {
