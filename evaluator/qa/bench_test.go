@@ -6,6 +6,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"testing"
+	"time"
 
 	"github.com/routelab/routelab/evaluator/qa"
 )
@@ -69,6 +70,35 @@ func BenchmarkCheckCached(b *testing.B) {
 					b.Fatal(r.Reason)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkCheckVsDecode interleaves the baseline (png.Decode of the bytes)
+// and Check in every iteration, so a loaded machine slows both alike, and
+// reports each one's mean and their ratio.
+func BenchmarkCheckVsDecode(b *testing.B) {
+	c := qa.New(qa.Thresholds{})
+	for _, side := range []int{256, 1024} {
+		buf := MustPNG(b, scene(side, side, 1))
+		spec := qa.Spec{Width: side, Height: side}
+		b.Run(fmt.Sprintf("png-%d", side), func(b *testing.B) {
+			var dec, chk time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := png.Decode(bytes.NewReader(buf)); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if r := c.Check(buf, spec); !r.Pass {
+					b.Fatal(r.Reason)
+				}
+				dec += t1.Sub(t0)
+				chk += time.Since(t1)
+			}
+			b.ReportMetric(float64(dec.Nanoseconds())/float64(b.N), "decode-ns/op")
+			b.ReportMetric(float64(chk.Nanoseconds())/float64(b.N), "check-ns/op")
+			b.ReportMetric(float64(chk)/float64(dec), "check/decode")
 		})
 	}
 }
