@@ -45,6 +45,7 @@ type Registry struct {
 type registryState struct {
 	specs    map[string]Spec
 	assigner *Assigner
+	applied  chan struct{} // closed when the next state is stored
 }
 
 // NewRegistry makes an empty registry; feed it the log's records through
@@ -54,7 +55,7 @@ func NewRegistry(log Log, audit Auditor, now func() time.Time) *Registry {
 		now = time.Now
 	}
 	r := &Registry{log: log, audit: audit, now: now}
-	r.state.Store(&registryState{specs: map[string]Spec{}, assigner: NewAssigner(nil)})
+	r.state.Store(&registryState{specs: map[string]Spec{}, assigner: NewAssigner(nil), applied: make(chan struct{})})
 	return r
 }
 
@@ -84,7 +85,8 @@ func (r *Registry) Apply(key string, value []byte) error {
 	for _, s := range next {
 		all = append(all, s)
 	}
-	r.state.Store(&registryState{specs: next, assigner: NewAssigner(all)})
+	r.state.Store(&registryState{specs: next, assigner: NewAssigner(all), applied: make(chan struct{})})
+	close(cur.applied)
 	return nil
 }
 
@@ -248,9 +250,8 @@ func (r *Registry) write(ctx context.Context, s Spec, action, actor, reason stri
 	if err := r.log.Put(ctx, s.ID, b); err != nil {
 		return fmt.Errorf("write experiment %s: %w", s.ID, err)
 	}
-	got, err := r.Get(s.ID)
-	if err != nil || got.Revision < s.Revision {
-		return fmt.Errorf("%w: experiment %s not applied after write", ErrConflict, s.ID)
+	if err := r.WaitApplied(ctx, s.ID, s.Revision); err != nil {
+		return err
 	}
 	if r.audit != nil {
 		body := b
@@ -263,6 +264,24 @@ func (r *Registry) write(ctx context.Context, s Spec, action, actor, reason stri
 		r.audit.Audit(ctx, action, s.ID, actor, body)
 	}
 	return nil
+}
+
+// WaitApplied waits until this registry holds revision rev of id (the log
+// may tell its subscribers after Put has returned).
+func (r *Registry) WaitApplied(ctx context.Context, id string, rev int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st := r.state.Load()
+		if s, ok := st.specs[id]; ok && s.Revision >= rev {
+			return nil
+		}
+		select {
+		case <-st.applied:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: experiment %s revision %d not applied: %v", ErrConflict, id, rev, ctx.Err())
+		}
+	}
 }
 
 // MemLog is an in-process Log for tests and single-process use: Put applies
