@@ -224,6 +224,19 @@ func (c *Checker) check(b []byte, s Spec) Result {
 	return c.CheckImage(img, format, s)
 }
 
+// CheckRef is Check with the reference as image bytes: it is hashed once
+// (HashReference) and the drift check runs when preserve is set. A reference
+// that does not decode skips the drift check (the request's validation
+// rejects such references before a model is called).
+func (c *Checker) CheckRef(b, ref []byte, preserve bool, s Spec) Result {
+	if preserve && len(ref) > 0 {
+		if h, err := c.HashReference(ref); err == nil {
+			s.Reference, s.HasReference, s.PreserveSubject = h, true, true
+		}
+	}
+	return c.Check(b, s)
+}
+
 // CheckImage runs the checks on an already decoded image (format as named by Sniff).
 func (c *Checker) CheckImage(img image.Image, format string, s Spec) Result {
 	bd := img.Bounds()

@@ -301,3 +301,35 @@ func TestHashReference(t *testing.T) {
 		t.Errorf("HashReference(garbage) error = %v, want ErrUnknownFormat", err)
 	}
 }
+
+func TestCheckRef(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	ref := MustPNG(t, scene(128, 128, 1))
+	other := MustPNG(t, scene(128, 128, 77))
+	tests := []struct {
+		name      string
+		ref       []byte
+		preserve  bool
+		wantDrift string // "" no drift check, "pass", "fail"
+	}{
+		{"same subject", ref, true, "pass"},
+		{"not asked to preserve", ref, false, ""},
+		{"no reference", nil, true, ""},
+		{"reference does not decode", []byte("junk"), true, ""},
+	}
+	for _, tt := range tests {
+		got := c.CheckRef(MustJPEG(t, scene(128, 128, 1), 80), tt.ref, tt.preserve, qa.Spec{})
+		drift := ""
+		for _, ch := range got.Checks {
+			if ch.Name == "drift" {
+				drift = map[bool]string{true: "pass", false: "fail"}[ch.Pass]
+			}
+		}
+		if drift != tt.wantDrift {
+			t.Errorf("CheckRef(%s): drift %q, want %q", tt.name, drift, tt.wantDrift)
+		}
+	}
+	if r := c.CheckRef(other, ref, true, qa.Spec{}); r.Pass {
+		t.Errorf("CheckRef(another subject) passed: %+v", r.Checks)
+	}
+}

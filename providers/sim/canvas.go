@@ -201,14 +201,30 @@ func (c *canvas) washOut(contrast float64, level int) {
 	}
 }
 
-// drawScaled draws img scaled to the canvas (nearest neighbour).
+// drawScaled draws img scaled to the canvas (nearest neighbour), reading
+// RGBA and NRGBA pixels directly (what the PNG decoder returns).
 func (c *canvas) drawScaled(img image.Image) {
 	b := img.Bounds()
+	var pix []uint8
+	var stride int
+	switch m := img.(type) {
+	case *image.RGBA:
+		pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
+	case *image.NRGBA:
+		pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
+	}
 	for y := range c.h {
-		sy := b.Min.Y + y*b.Dy()/c.h
+		sy := y * b.Dy() / c.h
+		dst := c.pix[4*y*c.w : 4*(y+1)*c.w]
 		for x := range c.w {
-			r, g, bl, _ := img.At(b.Min.X+x*b.Dx()/c.w, sy).RGBA()
-			c.set(x, y, [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8)})
+			sx := x * b.Dx() / c.w
+			if pix != nil {
+				i := sy*stride + 4*sx
+				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = pix[i], pix[i+1], pix[i+2], 255
+				continue
+			}
+			r, g, bl, _ := img.At(b.Min.X+sx, b.Min.Y+sy).RGBA()
+			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), 255
 		}
 	}
 }
