@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},
 		"sim":         {"run a workload through a policy in the simulated world, logging decisions", runSim},
 		"policy":      {"routing policies: train, eval, show, diff", runPolicy},
+		"loadgen":     {"drive a running serve with a workload (requests, users, rate) and summarize", runLoadgen},
 		"experiments": {"A/B routing experiments and canaries: create, start, ramp, results, validate", runExperiments},
 		"kafka":       {"run a local single-node Kafka-protocol broker (dev)", runKafka},
 		"console":     {"serve the review UI, dashboards, experiment and policy pages", runConsole},
