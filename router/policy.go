@@ -161,6 +161,7 @@ type ModelMetrics struct {
 	Train      int     `json:"train"`
 	Holdout    int     `json:"holdout"`
 	Calibrator string  `json:"calibrator"`
+	Lambda     float64 `json:"lambda"`
 	ECEPlatt   float64 `json:"ece_platt"`
 	ECEIso     float64 `json:"ece_isotonic"`
 	Brier      float64 `json:"brier"`

@@ -33,8 +33,14 @@ type TrainConfig struct {
 	DefaultModel string
 	Rules        []Rule  // candidate rules; each is audited and kept only if the data supports it
 	Epsilon      float64 // exploration of the trained policy
-	// Lambda is the L2 penalty on the (IPS-weighted, averaged) log-loss.
-	Lambda float64
+	// Lambda is the L2 penalty on the (IPS-weighted, averaged) log-loss;
+	// 0 picks it per model from LambdaGrid by held-out log-loss.
+	Lambda     float64
+	LambdaGrid []float64
+	// SearchRows caps the training rows used to pick lambda; the pick is
+	// then scaled by the sample fraction for the full fit (the penalty on
+	// an averaged loss shrinks like 1/n).
+	SearchRows int
 	// Unweighted turns inverse-propensity weighting off (for comparison).
 	Unweighted bool
 	// MaxWeight clips inverse-propensity weights.
@@ -54,8 +60,11 @@ func (c *TrainConfig) defaults() {
 	if c.Name == "" {
 		c.Name = "trained"
 	}
-	if c.Lambda == 0 {
-		c.Lambda = 3e-4
+	if len(c.LambdaGrid) == 0 {
+		c.LambdaGrid = []float64{1e-3, 3e-3, 1e-2}
+	}
+	if c.SearchRows == 0 {
+		c.SearchRows = 40000
 	}
 	if c.MaxWeight == 0 {
 		c.MaxWeight = 50
@@ -208,6 +217,56 @@ func fitLR(d *design, rows []int, y []bool, wt []float64, lambda float64) ([]flo
 	return res.X, nil
 }
 
+// fitModel fits one model's weights. With cfg.Lambda 0 it tries each
+// lambda of the grid on (a stride sample of at most SearchRows of) the
+// training rows and keeps the one with the lowest weighted log-loss on the
+// calibration-fit rows.
+func fitModel(d *design, rows []int, y []bool, wt []float64, calRows []int, ex []Example, w func(int) float64, cfg TrainConfig) ([]float64, float64, error) {
+	if cfg.Lambda > 0 {
+		ad, ar, ay, aw := aggregate(d, rows, y, wt)
+		x, err := fitLR(&ad, ar, ay, aw, cfg.Lambda)
+		return x, cfg.Lambda, err
+	}
+	sub, sy, sw := rows, y, wt
+	if len(rows) > cfg.SearchRows {
+		stride := float64(len(rows)) / float64(cfg.SearchRows)
+		sub, sy, sw = nil, nil, nil
+		for k := 0.0; int(k) < len(rows); k += stride {
+			sub, sy, sw = append(sub, rows[int(k)]), append(sy, y[int(k)]), append(sw, wt[int(k)])
+		}
+	}
+	ad, ar, ay, aw := aggregate(d, sub, sy, sw)
+	var best []float64
+	bestLoss, bestLambda := math.Inf(1), 0.0
+	for _, l := range cfg.LambdaGrid {
+		x, err := fitLR(&ad, ar, ay, aw, l)
+		if err != nil {
+			return nil, 0, err
+		}
+		loss, tw := 0.0, 0.0
+		for _, i := range calRows {
+			z := d.z(i, x)
+			wi := w(i)
+			if ex[i].Success {
+				loss += wi * softplus(-z)
+			} else {
+				loss += wi * softplus(z)
+			}
+			tw += wi
+		}
+		if loss /= math.Max(tw, 1e-12); loss < bestLoss {
+			best, bestLoss, bestLambda = x, loss, l
+		}
+	}
+	if len(sub) == len(rows) {
+		return best, bestLambda, nil
+	}
+	lambda := bestLambda * float64(len(sub)) / float64(len(rows))
+	ad, ar, ay, aw = aggregate(d, rows, y, wt)
+	x, err := fitLR(&ad, ar, ay, aw, lambda)
+	return x, lambda, err
+}
+
 // aggregate merges rows with identical features and label, summing their
 // weights: the weighted log-loss is unchanged and, since workloads repeat
 // prompts and settings, each optimiser pass gets much cheaper.
@@ -317,6 +376,7 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 		weights []float64
 		cal     Calibrator
 		metrics ModelMetrics
+		lambda  float64
 		zs, zc  []float64
 		ys, yc  []bool
 		ws, wc  []float64
@@ -334,7 +394,7 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 		}
 	}
 
-	cfg.Progress("train: fitting %d models (IPS weighting %v, lambda %g) on %d workers", nm, !cfg.Unweighted, cfg.Lambda, cfg.Workers)
+	cfg.Progress("train: fitting %d models (IPS weighting %v) on %d workers", nm, !cfg.Unweighted, cfg.Workers)
 	sem := make(chan struct{}, cfg.Workers)
 	var wg sync.WaitGroup
 	for m := range pm {
@@ -350,12 +410,11 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 				y[k], wt[k] = ex[i].Success, w(i)
 			}
 			t0 := time.Now()
-			ad, arows, ay, awt := aggregate(&d, rows, y, wt)
-			p.weights, p.err = fitLR(&ad, arows, ay, awt, cfg.Lambda)
+			p.weights, p.lambda, p.err = fitModel(&d, rows, y, wt, p.rows[1], ex, w, cfg)
 			if p.err != nil {
 				return
 			}
-			cfg.Progress("train: %s fitted on %d examples (%d distinct rows) in %s", cfg.Models[m].Name, len(rows), len(arows), time.Since(t0).Round(time.Millisecond))
+			cfg.Progress("train: %s fitted on %d examples (lambda %g) in %s", cfg.Models[m].Name, len(rows), p.lambda, time.Since(t0).Round(time.Millisecond))
 			scores := func(rows []int) ([]float64, []bool, []float64) {
 				z := make([]float64, len(rows))
 				y := make([]bool, len(rows))
@@ -371,7 +430,7 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 			iso := FitIsotonic(p.zs, p.ys, p.ws)
 			ep, bp, _ := Calibration(applyAll(&platt, p.zc), p.yc, p.wc)
 			ei, bi, _ := Calibration(applyAll(&iso, p.zc), p.yc, p.wc)
-			p.metrics = ModelMetrics{Model: cfg.Models[m].Name, Train: len(rows), Holdout: len(p.rows[2]), ECEPlatt: ep, ECEIso: ei}
+			p.metrics = ModelMetrics{Model: cfg.Models[m].Name, Train: len(rows), Holdout: len(p.rows[2]), ECEPlatt: ep, ECEIso: ei, Lambda: p.lambda}
 			// Pick on held-out ECE, Brier breaking near-ties; ship the
 			// chosen map refitted on both calibration halves.
 			z := append(append([]float64(nil), p.zs...), p.zc...)

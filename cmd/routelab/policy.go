@@ -74,7 +74,7 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	out := fs.String("out", "", "output policy JSON")
 	name := fs.String("name", "trained", "policy name")
 	eps := fs.Float64("epsilon", 0.02, "exploration rate of the trained policy")
-	lambda := fs.Float64("l2", 3e-4, "L2 penalty")
+	lambda := fs.Float64("l2", 0, "L2 penalty; 0 picks it per model from 1e-3, 3e-3, 1e-2 by held-out log-loss")
 	unweighted := fs.Bool("unweighted", false, "turn inverse-propensity weighting off (for comparison only)")
 	rulesFrom := fs.String("rules-from", "", "policy whose rules to audit and keep (default: the shipped rules policy)")
 	workers := fs.Int("workers", 2, "parallel workers")
@@ -166,8 +166,18 @@ type evalReport struct {
 	Version     string             `json:"version"`
 	Policies    []sim.PolicyResult `json:"policies"`
 	Calibration evalCalibration    `json:"calibration"`
+	Frontier    []frontierPoint    `json:"frontier"`
 	Targets     map[string]any     `json:"targets"`
 	Seconds     float64            `json:"seconds"`
+}
+
+// frontierPoint is the evaluated policy re-run with one threshold for all
+// tiers: the realised cost/success frontier it can reach.
+type frontierPoint struct {
+	Threshold   float64 `json:"threshold"`
+	SuccessRate float64 `json:"success_rate"`
+	MeanCostUSD float64 `json:"mean_cost_usd"`
+	Regret      float64 `json:"regret"`
 }
 
 type evalCalibration struct {
@@ -190,6 +200,7 @@ policy's predicted P for the model it routed to.`)
 	seed := fs.Uint64("world-seed", 7, "seed of the simulated world's draws")
 	workers := fs.Int("workers", 2, "parallel workers")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
+	withFrontier := fs.Bool("frontier", true, "also re-run the policy at thresholds 0.5..1 (one for all tiers) to report its realised cost/success frontier")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -254,12 +265,34 @@ policy's predicted P for the model it routed to.`)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var frontier []frontierPoint
+	if p.Classifier != nil && *withFrontier {
+		thr := []float64{0.5, 0.6, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.95, 1}
+		frontier = make([]frontierPoint, len(thr))
+		for i, t := range thr {
+			q := *p
+			q.Thresholds = map[router.Tier]float64{router.TierDraft: t, router.TierStandard: t, router.TierPremium: t}
+			q.Version = fmt.Sprintf("%s@%.2f", p.Version, t)
+			if err := q.Seal(); err != nil {
+				return err
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int, q *router.Policy) {
+				defer func() { <-sem; wg.Done() }()
+				r, _ := w.Run(q.Version, jobs, sim.PolicyChooser(q), oracleP, nil)
+				frontier[i] = frontierPoint{Threshold: thr[i], SuccessRate: r.SuccessRate, MeanCostUSD: r.MeanCostUSD, Regret: r.Regret}
+			}(i, &q)
+		}
+		wg.Wait()
+		fmt.Fprintf(env.Stderr, "eval: frontier done\n")
+	}
 	oracle.Regret = 0
 	results = append(results, oracle)
-	rep := evalReport{Workload: *workload, Requests: len(jobs), WorldSeed: *seed, Policy: p.Name, Version: p.Version, Policies: results}
+	rep := evalReport{Workload: *workload, Requests: len(jobs), WorldSeed: *seed, Policy: p.Name, Version: p.Version, Policies: results, Frontier: frontier}
 	rep.Calibration.ECE, rep.Calibration.Brier, rep.Calibration.Reliability = router.Calibration(calib.P, calib.Success, nil)
 	rep.Calibration.N = len(calib.P)
-	rep.Targets = targets(results, rep.Calibration.ECE)
+	rep.Targets = targets(results, rep.Calibration.ECE, frontier)
 	rep.Seconds = time.Since(start).Seconds()
 	if !*asJSON {
 		printEval(env.Stdout, &rep)
@@ -271,7 +304,7 @@ policy's predicted P for the model it routed to.`)
 
 // targets compares the evaluated policy (first row) with the best single
 // model and rules-only, as the router issue states its targets.
-func targets(rs []sim.PolicyResult, ece float64) map[string]any {
+func targets(rs []sim.PolicyResult, ece float64, frontier []frontierPoint) map[string]any {
 	t := rs[0]
 	var best, rules sim.PolicyResult
 	for _, r := range rs {
@@ -286,7 +319,7 @@ func targets(rs []sim.PolicyResult, ece float64) map[string]any {
 	if best.MeanCostUSD > 0 {
 		ratio = t.MeanCostUSD / best.MeanCostUSD
 	}
-	return map[string]any{
+	out := map[string]any{
 		"best_single":          best.Name,
 		"success_gap_vs_best":  t.SuccessRate - best.SuccessRate,
 		"cost_ratio_vs_best":   ratio,
@@ -297,16 +330,43 @@ func targets(rs []sim.PolicyResult, ece float64) map[string]any {
 		"cost_ratio_vs_rules":  t.MeanCostUSD / math.Max(rules.MeanCostUSD, 1e-12),
 		"ece_at_most_0.03":     ece <= 0.03,
 	}
+	if at, ok := successAtCost(frontier, rules.MeanCostUSD); ok {
+		// The RouteLLM-style comparison: on the policy's own frontier, what
+		// success does rules-only's budget buy?
+		out["frontier_success_at_rules_only_cost"] = at
+		out["frontier_beats_rules_only"] = at >= rules.SuccessRate
+	}
+	return out
+}
+
+// successAtCost interpolates the realised frontier linearly in cost.
+func successAtCost(f []frontierPoint, cost float64) (float64, bool) {
+	pts := append([]frontierPoint(nil), f...)
+	sort.Slice(pts, func(i, j int) bool { return pts[i].MeanCostUSD < pts[j].MeanCostUSD })
+	for i := 1; i < len(pts); i++ {
+		a, b := pts[i-1], pts[i]
+		if cost >= a.MeanCostUSD && cost <= b.MeanCostUSD && b.MeanCostUSD > a.MeanCostUSD {
+			t := (cost - a.MeanCostUSD) / (b.MeanCostUSD - a.MeanCostUSD)
+			return a.SuccessRate + t*(b.SuccessRate-a.SuccessRate), true
+		}
+	}
+	return 0, false
 }
 
 func printEval(w io.Writer, r *evalReport) {
 	fmt.Fprintf(w, "policy %s on %s (%d requests, world seed %d)\n", r.Version, r.Workload, r.Requests, r.WorldSeed)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "router\tsuccess\tmean cost\tp50 ms\tp95 ms\tregret\t")
+	fmt.Fprintln(tw, "router\tsuccess\tmean cost\tp50 ms\tp95 ms\tregret\tsuccess w/o latency budget\t")
 	for _, p := range r.Policies {
-		fmt.Fprintf(tw, "%s\t%.4f\t$%.4f\t%.0f\t%.0f\t%.4f\t\n", p.Name, p.SuccessRate, p.MeanCostUSD, p.P50LatencyMS, p.P95LatencyMS, p.Regret)
+		fmt.Fprintf(tw, "%s\t%.4f\t$%.4f\t%.0f\t%.0f\t%.4f\t%.4f\t\n", p.Name, p.SuccessRate, p.MeanCostUSD, p.P50LatencyMS, p.P95LatencyMS, p.Regret, p.SuccessNoBudget)
 	}
 	tw.Flush()
+	if len(r.Frontier) > 0 {
+		fmt.Fprintf(w, "realised frontier of %s (one threshold for all tiers):\n", r.Policy)
+		for _, f := range r.Frontier {
+			fmt.Fprintf(w, "  threshold %.2f  success %.4f  mean cost $%.4f  regret %.4f\n", f.Threshold, f.SuccessRate, f.MeanCostUSD, f.Regret)
+		}
+	}
 	fmt.Fprintf(w, "calibration of %s: ECE %.4f  Brier %.4f  (n=%d)\n", r.Policy, r.Calibration.ECE, r.Calibration.Brier, r.Calibration.N)
 	keys := make([]string, 0, len(r.Targets))
 	for k := range r.Targets {

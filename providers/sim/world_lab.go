@@ -172,8 +172,11 @@ type PolicyResult struct {
 	// Regret is the oracle's expected success minus this router's, per
 	// request, from the true probabilities (SuccessP: quality and the
 	// latency budget; no sampling noise).
-	Regret          float64            `json:"regret"`
-	ExpectedSuccess float64            `json:"expected_success"`
+	Regret          float64 `json:"regret"`
+	ExpectedSuccess float64 `json:"expected_success"`
+	// SuccessNoBudget is the success rate on requests without a latency
+	// budget, where slow models are not cut off by deadlines.
+	SuccessNoBudget float64            `json:"success_rate_no_latency_budget"`
 	Requests        int                `json:"requests"`
 	Unserved        int                `json:"unserved"`
 	Resets          int                `json:"resets"`
@@ -194,7 +197,7 @@ func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, 
 	r := PolicyResult{Name: name, Requests: len(jobs), RouteShare: map[string]float64{}}
 	lat := make([]float64, 0, len(jobs))
 	trueP := make([]float64, len(jobs))
-	var succ, cost, exp float64
+	var succ, cost, exp, succNB, nNB float64
 	for i := range jobs {
 		j := &jobs[i]
 		d := choose(j)
@@ -207,6 +210,12 @@ func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, 
 		exp += trueP[i]
 		if s.Success {
 			succ++
+		}
+		if j.Req.Constraints.MaxLatencyMS == 0 {
+			nNB++
+			if s.Success {
+				succNB++
+			}
 		}
 		if d.Reset {
 			r.Resets++
@@ -227,6 +236,9 @@ func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, 
 		return r, trueP
 	}
 	r.SuccessRate, r.MeanCostUSD, r.ExpectedSuccess = succ/n, cost/n, exp/n
+	if nNB > 0 {
+		r.SuccessNoBudget = succNB / nNB
+	}
 	for m := range r.RouteShare {
 		r.RouteShare[m] /= n
 	}
