@@ -88,14 +88,18 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 // the keyboard alone (and the scores land in ClickHouse), a pairwise round,
 // an engineer's pages with data, a reviewer refused engineer/admin pages.
 func TestBrowser(t *testing.T) {
-	w := mustWorld(t, 16, 200)
+	w := mustWorld(t, 16, 200, true)
+	eng := newClient(t, w.base)
+	eng.login("eng")
+	spec := mustExperiment(t, eng, w.db, w.c.Deps().Control)
+	pages := append(engineerPages, "/experiments/"+spec.ID)
 	models, _ := json.Marshal([]string{"sim-lite", "sim-fast", "sim-premium", "sim-editor", "sim-typo"})
 	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "reviewer_refused_admin"}
 	if s := os.Getenv("E2E_ONLY"); s != "" {
 		scen = strings.Split(s, ",")
 	}
 	res := runBrowser(t, w.base, scen,
-		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models), "E2E_ENGINEER_PAGES="+strings.Join(engineerPages, ","))
+		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models), "E2E_ENGINEER_PAGES="+strings.Join(pages, ","))
 	var scored, answered []string
 	for _, r := range res.Results {
 		scored = append(scored, r.Scored...)
@@ -118,4 +122,4 @@ func TestBrowser(t *testing.T) {
 
 // engineerPages are the pages the browser test opens as an engineer (and
 // checks a reviewer is refused).
-var engineerPages = []string{"/dashboards", "/quality"}
+var engineerPages = []string{"/dashboards", "/quality", "/experiments", "/policy"}

@@ -201,6 +201,18 @@ func (c *Console) parseTemplates() error {
 		"f":    func(f float64, d int) string { return trimFloat(f, d) },
 		"add":  func(a, b int) int { return a + b },
 		"list": func(xs ...string) []string { return xs },
+		"fp": func(p *float64, d int) string {
+			if p == nil {
+				return "-"
+			}
+			return trimFloat(*p, d)
+		},
+		"fpct": func(p *float64) string {
+			if p == nil {
+				return "-"
+			}
+			return trimFloat(100**p, 1) + "%"
+		},
 		"seq": func(lo, hi int) []int {
 			var out []int
 			for i := lo; i <= hi; i++ {
@@ -252,7 +264,7 @@ func (c *Console) render(ctx *fiber.Ctx, name, title string, data any) error {
 		p.Nav = navFor(u.Role)
 	}
 	switch name {
-	case "review", "pairwise", "experiment":
+	case "review", "pairwise":
 		p.Script = name + ".js"
 	}
 	var buf bytes.Buffer

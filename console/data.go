@@ -140,3 +140,36 @@ ORDER BY ts_ms`, d.db)
 	}
 	return out, rows.Err()
 }
+
+// AuditRecord is one control-plane change from the audit table.
+type AuditRecord struct {
+	EventID, Action, Subject, Actor, Body string
+	TSMS                                  uint64
+}
+
+// Audit returns the newest audit records whose action starts with one of
+// prefixes (e.g. "policy."), newest first.
+func (d *Data) Audit(ctx context.Context, prefixes []string, limit int) ([]AuditRecord, error) {
+	var conds []string
+	var args []any
+	for _, p := range prefixes {
+		conds = append(conds, "startsWith(action, ?)")
+		args = append(args, p)
+	}
+	q := fmt.Sprintf(`SELECT event_id, action, subject, actor, body, ts_ms FROM %s.audit FINAL
+WHERE %s ORDER BY ts_ms DESC LIMIT %d`, d.db, strings.Join(conds, " OR "), limit)
+	rows, err := d.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRecord
+	for rows.Next() {
+		var a AuditRecord
+		if err := rows.Scan(&a.EventID, &a.Action, &a.Subject, &a.Actor, &a.Body, &a.TSMS); err != nil {
+			return nil, fmt.Errorf("scan audit: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

@@ -39,7 +39,7 @@ type world struct {
 }
 
 // mustWorld seeds ClickHouse and blobs and serves a console over them.
-func mustWorld(t testing.TB, prompts, traffic int) *world {
+func mustWorld(t testing.TB, prompts, traffic int, withAdmin bool) *world {
 	t.Helper()
 	db := ingesttest.ClickHouse(t)
 	blobs, err := blob.Open(t.TempDir())
@@ -55,6 +55,9 @@ func mustWorld(t testing.TB, prompts, traffic int) *world {
 	}
 	deps := console.Deps{Users: mustUsers(t), Data: console.NewData(db.Conn, db.Database), Blobs: blobs,
 		Reviews: writerSink{ingest.NewWriter(db.Conn, db.Database)}}
+	if withAdmin {
+		deps.Control = console.NewAdminClient(mustAdminAPI(t, db), adminToken)
+	}
 	c, base := mustConsole(t, deps)
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func answers(it nextItem, v int) string {
 }
 
 func TestReviewScoresReachClickHouse(t *testing.T) {
-	w := mustWorld(t, 6, 50)
+	w := mustWorld(t, 6, 50, false)
 	a, b := newClient(t, w.base), newClient(t, w.base)
 	a.login("rev")
 	b.login("xss")

@@ -48,6 +48,16 @@ func (c *Console) routeTable() []route {
 		{"GET", "/dashboards/panel/:id", engineer, c.panelSVG},
 		{"GET", "/dashboards/grafana.json", engineer, c.grafanaJSON},
 
+		{"GET", "/experiments", engineer, c.experimentsPage},
+		{"POST", "/experiments", engineer, c.experimentCreate},
+		{"GET", "/experiments/:id", engineer, c.experimentPage},
+		{"GET", "/experiments/:id/effect.svg", engineer, c.experimentEffectSVG},
+		{"POST", "/experiments/:id/:action", engineer, c.experimentAction},
+
+		{"GET", "/policy", engineer, c.policyPage},
+		{"POST", "/policy/push", engineer, c.policyPush},
+		{"POST", "/policy/rollback", engineer, c.policyRollback},
+
 		{"GET", "/admin", admin, c.adminPage},
 		{"POST", "/admin/users", admin, c.adminCreateUser},
 	}

@@ -1,0 +1,207 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/ingest/ingesttest"
+	"github.com/routelab/routelab/server"
+)
+
+const adminToken = "test-admin-token"
+
+// chAuditor writes audit events with ingest's writer (Kafka + ingest in
+// production).
+type chAuditor struct{ w *ingest.Writer }
+
+func (a chAuditor) Audit(ctx context.Context, action, subject, actor string, body []byte) {
+	b := ingest.NewBatch()
+	ev := events.Audit{Header: events.Header{EventID: fmt.Sprintf("au-%d", time.Now().UnixNano()), SchemaVersion: events.SchemaVersion,
+		TS: time.Now().UnixMilli(), Tenant: "routelab"}, Action: action, Subject: subject, Actor: actor, Body: string(body)}
+	b.AddAudit(&ev)
+	_ = a.w.Write(ctx, b)
+}
+
+// memPolicy is a stand-in for serve's policy control plane (not built yet):
+// versions in memory, pushes and rollbacks audited like the real one must be.
+type memPolicy struct {
+	mu       sync.Mutex
+	versions [][]byte
+	audit    chAuditor
+}
+
+func (p *memPolicy) Live() (string, []byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.versions) == 0 {
+		return "", nil, false
+	}
+	return "v" + strconv.Itoa(len(p.versions)), p.versions[len(p.versions)-1], true
+}
+
+func (p *memPolicy) Push(ctx context.Context, doc []byte) (string, error) {
+	p.mu.Lock()
+	p.versions = append(p.versions, doc)
+	v := "v" + strconv.Itoa(len(p.versions))
+	p.mu.Unlock()
+	p.audit.Audit(ctx, "policy.push", v, "admin-api", doc)
+	return v, nil
+}
+
+func (p *memPolicy) Rollback(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	if len(p.versions) < 2 {
+		p.mu.Unlock()
+		return "", fmt.Errorf("nothing to roll back to")
+	}
+	p.versions = p.versions[:len(p.versions)-1]
+	v := "v" + strconv.Itoa(len(p.versions))
+	p.mu.Unlock()
+	p.audit.Audit(ctx, "policy.rollback", v, "admin-api", nil)
+	return v, nil
+}
+
+// mustAdminAPI serves the real server's admin API (experiments registry
+// over a control log on a local kfake broker) and returns its URL.
+func mustAdminAPI(t testing.TB, db *ingesttest.DB) string {
+	t.Helper()
+	ctx := context.Background()
+	b, err := broker.Start(ctx, broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := events.EnsureTopics(ctx, []string{b.Addr()}, 1); err != nil {
+		t.Fatal(err)
+	}
+	aud := chAuditor{ingest.NewWriter(db.Conn, db.Database)}
+	log, err := control.Open(ctx, control.Config{Brokers: []string{b.Addr()}, Topic: events.TopicExperiments})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	reg := experiments.NewRegistry(log, aud, nil)
+	log.Subscribe(func(ch control.Change) { _ = reg.Apply(ch.Key, ch.Value) })
+	pol := &memPolicy{audit: aud}
+	pol.Push(ctx, []byte(`{"version":"v1","tiers":{"standard":{"threshold":0.7}},"epsilon":0.05}`))
+	pol.Push(ctx, []byte(`{"version":"v2","tiers":{"standard":{"threshold":0.75}},"epsilon":0.05}`))
+	srv := server.New(slog.New(slog.DiscardHandler), server.Config{AdminToken: adminToken}, server.Deps{Experiments: reg, Policy: pol})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Listener(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return "http://" + ln.Addr().String()
+}
+
+// seedArms writes n decisions assigned to experiment id's arms (phase),
+// treatment succeeding more often than control.
+func seedArms(t testing.TB, db *ingesttest.DB, s experiments.Spec, n int) {
+	t.Helper()
+	b := ingest.NewBatch()
+	start := time.UnixMilli(s.PhaseStarted)
+	for i := 0; i < n; i++ {
+		arm := s.Arms[i%len(s.Arms)].Name
+		ok := i%20 < 14 // control (even i): 70% succeed
+		if i%len(s.Arms) == 1 {
+			ok = i%20 < 18 // treatment (odd i): 90%
+		}
+		d := events.Decision{Header: events.Header{EventID: fmt.Sprintf("arm-%d", i), SchemaVersion: events.SchemaVersion,
+			TS: start.Add(time.Duration(i) * 30 * time.Second).UnixMilli(), Tenant: "acme", RequestID: fmt.Sprintf("arm-req-%d", i)},
+			Unit: fmt.Sprintf("u%d", i), Mode: "generate", Tier: "standard", Model: "sim-fast", Status: "ok", QAPass: ok, Images: 1,
+			LatencyMS: 1000, CostUSD: 0.02, Arms: []events.Arm{{Experiment: s.ID, Arm: arm, Layer: s.Layer, Phase: s.Phase, Unit: fmt.Sprintf("u%d", i)}}}
+		b.AddDecision(&d)
+	}
+	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustExperiment creates and starts an experiment through the console and
+// seeds decisions for its arms.
+func mustExperiment(t testing.TB, eng *client, db *ingesttest.DB, admin console.Control) experiments.Spec {
+	t.Helper()
+	var spec experiments.Spec
+	resp, body := eng.postJSON("/experiments", `{"name":"typo for text","owner":"eng","hypothesis":"h","layer":"routing","layer_share":0.5,"traffic":0.5,"unit":"user",
+		"arms":[{"name":"control","weight":0.5},{"name":"treatment","weight":0.5}],"primary_metric":"success_rate","min_sample":10}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create experiment = %d %s", resp.StatusCode, body)
+	}
+	if err := json.Unmarshal([]byte(body), &spec); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("start = %d %s", resp.StatusCode, body)
+	}
+	_, body = eng.get("/experiments/" + spec.ID) // fresh CSRF token and the started spec
+	st, raw, err := admin.Do(context.Background(), "GET", "/admin/experiments/"+spec.ID, "", nil)
+	if err != nil || st != 200 {
+		t.Fatalf("get spec = %d %v", st, err)
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	seedArms(t, db, spec, 400)
+	return spec
+}
+
+func contains(s string, subs ...string) bool {
+	for _, x := range subs {
+		if !strings.Contains(s, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExperimentAndPolicyPages(t *testing.T) {
+	w := mustWorld(t, 2, 20, true)
+	base := w.base
+	eng := newClient(t, base)
+	eng.login("eng")
+	spec := mustExperiment(t, eng, w.db, w.c.Deps().Control)
+	resp, body := eng.postJSON("/experiments", `{"name":""}`)
+	if resp.StatusCode != 400 || !strings.Contains(body, `"code"`) {
+		t.Errorf("create invalid experiment = %d %s, want 400 with the API's error", resp.StatusCode, body)
+	}
+	resp, body = eng.get("/experiments/" + spec.ID)
+	if resp.StatusCode != 200 || !contains(body, "running", "treatment", "success_rate", "id=\"treatments\"") {
+		t.Errorf("experiment page = %d, want running with results:\n%s", resp.StatusCode, body)
+	}
+	resp, svg := eng.get("/experiments/" + spec.ID + "/effect.svg")
+	if resp.StatusCode != 200 || !contains(svg, "<svg", "interval") {
+		t.Errorf("effect.svg = %d (%d bytes)", resp.StatusCode, len(svg))
+	}
+	resp, body = eng.get("/policy")
+	if resp.StatusCode != 200 || !contains(body, "v2", "policy.push", "diff with live") {
+		t.Errorf("policy page = %d, want live v2 and history:\n%s", resp.StatusCode, body)
+	}
+	// Rollback through the console moves the live version back.
+	if resp, body := eng.do("POST", "/policy/rollback", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("rollback = %d %s", resp.StatusCode, body)
+	}
+	if _, body = eng.get("/policy"); !strings.Contains(body, `<b id="live-version">v1</b>`) {
+		t.Errorf("after rollback the live version is not v1")
+	}
+	// A reviewer cannot push.
+	rev := newClient(t, base)
+	rev.login("rev")
+	if resp, _ := rev.do("POST", "/policy/push", strings.NewReader("policy={}"), "application/x-www-form-urlencoded"); resp.StatusCode != 403 {
+		t.Errorf("reviewer push = %d, want 403", resp.StatusCode)
+	}
+}
