@@ -137,7 +137,8 @@ type Producer struct {
 	encoded chan []record // encodeLoop -> writeLoop
 	pending atomic.Int64  // events accepted and not yet acknowledged, spooled or dropped
 	w       *kafka.Writer
-	spool   *spool // nil without SpoolDir
+	tr      *kafka.Transport // the writer's own: Close drops its connections
+	spool   *spool           // nil without SpoolDir
 
 	closed   atomic.Bool
 	inflight atomic.Int64 // Enqueue calls between their closed check and their send
@@ -168,6 +169,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		encoded: make(chan []record, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		tr:      &kafka.Transport{},
 		w: &kafka.Writer{
 			Addr: kafka.TCP(cfg.Brokers...),
 			// Murmur2 is Kafka's default partitioner: a request id lands on the
@@ -186,6 +188,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			Compression:     cfg.Compression,
 		},
 	}
+	p.w.Transport = p.tr
 	p.dropped = make(map[string]*atomic.Int64, len(dropReasons))
 	for _, r := range dropReasons {
 		p.dropped[r] = new(atomic.Int64)
@@ -322,6 +325,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	close(p.stop)
 	<-p.done
 	werr := p.w.Close()
+	p.tr.CloseIdleConnections()
 	var serr error
 	if p.spool != nil {
 		left := p.spool.pending

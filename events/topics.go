@@ -51,15 +51,32 @@ func EnsureTopics(ctx context.Context, addrs []string, partitions int) error {
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 		})
 	}
-	client := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for name, terr := range resp.Errors {
-		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, terr)
+	// A transport of our own: kafka-go's shared default may hold pooled
+	// connections to a broker that has since restarted on the same address.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second, Transport: tr}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("create topics: %w (last error: %v)", ctx.Err(), err)
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
 		}
+		var resp *kafka.CreateTopicsResponse
+		resp, err = client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+		if err != nil {
+			err = fmt.Errorf("create topics: %w", err)
+			continue // a broker still starting, or a stale connection
+		}
+		for name, terr := range resp.Errors {
+			if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+				return fmt.Errorf("create topic %s: %w", name, terr)
+			}
+		}
+		return nil
 	}
-	return nil
+	return err
 }

@@ -43,6 +43,7 @@ type Log struct {
 	topic  string
 	log    *slog.Logger
 	client *kafka.Client
+	tr     *kafka.Transport
 	reader *kafka.Reader
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -72,14 +73,17 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Log{
-		topic:   cfg.Topic,
-		log:     logger.With("component", "control", "topic", cfg.Topic),
-		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
+		topic: cfg.Topic,
+		log:   logger.With("component", "control", "topic", cfg.Topic),
+		// Its own transport, so Close can drop its connections and no pooled
+		// connection is shared with other clients in the process.
+		tr:      &kafka.Transport{},
 		done:    make(chan struct{}),
 		state:   map[string][]byte{},
 		changed: make(chan struct{}),
 		subs:    map[int]func(Change){},
 	}
+	l.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: l.tr}
 	end, err := l.endOffset(ctx)
 	if err != nil {
 		return nil, err
@@ -243,18 +247,38 @@ func (l *Log) Put(ctx context.Context, key string, value []byte) error {
 		return ErrClosed
 	default:
 	}
-	rec := kafka.Record{Key: kafka.NewBytes([]byte(key))}
-	if len(value) > 0 {
-		rec.Value = kafka.NewBytes(value)
-	}
-	resp, err := l.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        l.topic,
-		Partition:    0,
-		RequiredAcks: kafka.RequireAll,
-		Records:      kafka.NewRecordReader(rec),
-	})
-	if err == nil {
-		err = resp.Error
+	var (
+		resp *kafka.ProduceResponse
+		err  error
+	)
+	// Retry network failures (a broker restart leaves a dead pooled
+	// connection behind); a broker error is final. A retry after a lost
+	// acknowledgement writes the same value twice, which a last-value-wins
+	// log absorbs.
+	for attempt := 0; ; attempt++ {
+		// Built per attempt: kafka.Bytes are readers, consumed by a send.
+		rec := kafka.Record{Key: kafka.NewBytes([]byte(key))}
+		if len(value) > 0 {
+			rec.Value = kafka.NewBytes(value)
+		}
+		resp, err = l.client.Produce(ctx, &kafka.ProduceRequest{
+			Topic:        l.topic,
+			Partition:    0,
+			RequiredAcks: kafka.RequireAll,
+			Records:      kafka.NewRecordReader(rec),
+		})
+		if err == nil {
+			err = resp.Error
+			break
+		}
+		var kerr kafka.Error
+		if errors.As(err, &kerr) || attempt == 4 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("control %s: put %q: %w", l.topic, key, err)
@@ -272,5 +296,7 @@ func (l *Log) Delete(ctx context.Context, key string) error { return l.Put(ctx, 
 func (l *Log) Close() error {
 	l.cancel()
 	<-l.done
-	return l.reader.Close()
+	err := l.reader.Close()
+	l.tr.CloseIdleConnections()
+	return err
 }

@@ -192,3 +192,37 @@ func countRecords(t *testing.T, addr string) int {
 		}
 	}
 }
+
+// TestFollowsAcrossBrokerRestart: a long-lived Log (a serve replica) keeps
+// following when the broker restarts under it, and a write made after the
+// restart reaches it.
+func TestFollowsAcrossBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := mustBroker(t, broker.Config{DataDir: dir})
+	addr := b.Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	follower := mustOpen(t, addr)
+	if err := follower.Put(ctx, "k", []byte("before")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	b.Close()
+	b = mustBroker(t, broker.Config{DataDir: dir, Addr: addr})
+	defer b.Close()
+
+	writer := mustOpen(t, addr)
+	if err := writer.Put(ctx, "k", []byte("after")); err != nil {
+		t.Fatalf("Put after restart: %v", err)
+	}
+	awaitOffset(t, follower, writer.Offset())
+	if v, _ := follower.Get("k"); string(v) != "after" {
+		t.Errorf("follower Get(k) = %q after the broker restart, want after", v)
+	}
+	// And the follower can still write (read-your-writes) after the restart.
+	if err := follower.Put(ctx, "k2", []byte("x")); err != nil {
+		t.Fatalf("follower Put after restart: %v", err)
+	}
+	if v, ok := follower.Get("k2"); !ok || string(v) != "x" {
+		t.Errorf("follower Get(k2) = %q, %v; want x", v, ok)
+	}
+}
