@@ -148,7 +148,7 @@ func TestLabelsValidate(t *testing.T) {
 		t.Errorf("Validate(default) = %v", err)
 	}
 	sql := jobs.DefaultLabels().SQL("routelab", jobs.Window{}, []string{"model", "1 / propensity AS w"}, "")
-	for _, want := range []string{"signal IN ('thumbs_down', 'regenerate')", "review_mean >= 3", "argMax(pass, attempt)", "1 / propensity AS w"} {
+	for _, want := range []string{"signal IN ('thumbs_down', 'regenerate')", "HAVING avg(v) < 3", "argMax(pass, attempt) = 0", "1 / propensity AS w"} {
 		if !strings.Contains(sql, want) {
 			t.Errorf("labels SQL lacks %q", want)
 		}

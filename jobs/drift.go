@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/routelab/routelab/evaluator/drift"
@@ -15,7 +16,8 @@ import (
 // to ClickHouse expressions over the decisions table. A reference feature
 // missing here is reported as "unsupported" rather than silently skipped.
 var FeatureExprs = map[string]string{
-	"prompt_words":     "length(arrayFilter(x -> x != '', splitByChar(' ', prompt)))",
+	// words as spaces + 1: a string scan, not a split into arrays
+	"prompt_words":     "if(prompt = '', 0, length(prompt) - length(replaceAll(prompt, ' ', '')) + 1)",
 	"prompt_len":       "prompt_len",
 	"ref_count":        "ref_count",
 	"refs":             "ref_count",
@@ -163,8 +165,10 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 		return rep, err
 	}
 	rep.Events = float64(n)
-	progress("drift: %d decisions in window", n)
+	progress("drift: %d decisions in window (%s)", n, time.Since(start).Round(time.Millisecond))
 	if ref := live.Reference; ref != nil {
+		var names, exprs []string
+		var edges [][]float64
 		for _, name := range sortedKeys(ref.Hist) {
 			expr, ok := FeatureExprs[name]
 			if !ok {
@@ -176,22 +180,50 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				// the live policy's limit (its raw depth is at least that)
 				expr = fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
 			}
-			inner, refCounts := RefCounts(ref.Hist[name], ref.Events)
-			cur, err := s.Histogram(ctx, w, expr, inner)
-			if err != nil {
-				return rep, err
-			}
+			inner, _ := RefCounts(ref.Hist[name], ref.Events)
+			names, exprs, edges = append(names, name), append(exprs, expr), append(edges, inner)
+		}
+		curs, err := s.Histograms(ctx, w, exprs, edges)
+		if err != nil {
+			return rep, err
+		}
+		for i, name := range names {
+			_, refCounts := RefCounts(ref.Hist[name], ref.Events)
+			cur := curs[i]
 			if (name == "edit_depth" || name == "depth") && live.EditDepthLimit > 0 {
 				refCounts = foldFrom(ref.Hist[name].Edges, refCounts, float64(live.EditDepthLimit))
 				cur = foldFrom(ref.Hist[name].Edges, cur, float64(live.EditDepthLimit))
 			}
 			rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, cur)
-			progress("drift: %s psi=%.4f ks=%.4f", name, rep.Features[name].PSI, rep.Features[name].KS)
+			progress("drift: %s psi=%.4f ks=%.4f (%s)", name, rep.Features[name].PSI, rep.Features[name].KS, time.Since(start).Round(time.Millisecond))
+		}
+		// categorical features but keywords (arrayJoin) and the route share
+		// are counted in one pass
+		var catNames, catExprs []string
+		for _, name := range sortedKeys(ref.Share) {
+			expr, ok := FeatureExprs[name]
+			switch {
+			case !ok:
+				rep.Unsupported = append(rep.Unsupported, name)
+			case routeFeatures[name] || strings.Contains(expr, "arrayJoin"):
+			default:
+				catNames, catExprs = append(catNames, name), append(catExprs, expr)
+			}
+		}
+		cats, err := s.CountsMulti(ctx, w, catExprs)
+		if err != nil {
+			return rep, err
+		}
+		for i, name := range catNames {
+			_, r, c := alignShares(ref.Share[name], ref.Events, cats[i])
+			chk := cfg.Thresholds.Categorical(name, r, c)
+			chk.KS = drift.KSBinned(r, c).D
+			rep.Features[name] = chk
+			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
 		}
 		for _, name := range sortedKeys(ref.Share) {
 			expr, ok := FeatureExprs[name]
-			if !ok {
-				rep.Unsupported = append(rep.Unsupported, name)
+			if !ok || !(routeFeatures[name] || strings.Contains(expr, "arrayJoin")) {
 				continue
 			}
 			cur, err := s.Counts(ctx, w, expr)
@@ -227,13 +259,13 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				chk := cfg.Thresholds.RouteShare(r, c)
 				chk.Name = name
 				rep.RouteShare = &chk
-				progress("drift: route share tv=%.4f", chk.TV)
+				progress("drift: route share tv=%.4f (%s)", chk.TV, time.Since(start).Round(time.Millisecond))
 				continue
 			}
 			chk := cfg.Thresholds.Categorical(name, r, c)
 			chk.KS = drift.KSBinned(r, c).D
 			rep.Features[name] = chk
-			progress("drift: %s psi=%.4f v=%.4f", name, chk.PSI, chk.CramersV)
+			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
 		}
 	}
 	streams, err := driftStreams(ctx, s, live, w, cfg)

@@ -10,9 +10,9 @@ import (
 // Labels is the one definition of success the jobs train, calibrate and
 // evaluate against. A served request is a success when
 //
-//	its returned image passed automated QA (the last QA result of the
-//	  request in qa_results, else the decision's own qa_pass), and the
-//	  request was served (status ok), when RequireQA;
+//	it was served (status ok) and its returned image passed automated QA
+//	  (the decision's qa_pass, unless the request's last QA result in
+//	  qa_results failed), when RequireQA;
 //	no user signal in FailSignals came back for it (default thumbs_down,
 //	  regenerate); and
 //	where a human scored it, the mean of the reviewers' ReviewScore
@@ -60,18 +60,22 @@ func (w Window) where(col string) string {
 // the window: the expressions in cols (evaluated on the decisions table; an
 // expression is referred to by its alias, "expr AS name"), plus y (UInt8,
 // 1 = success) and the parts it was built from: qa_ok, bad_signals,
-// review_n, review_mean. Signals and reviews are joined from the window's
-// start onwards with no end, since they arrive after the request they judge.
+// reviewed, review_low. Signals and reviews count from the window's start
+// onwards with no end, since they arrive after the request they judge.
 //
-// 18.16 allows one JOIN per SELECT, so the joins nest; JOIN ... USING keeps
-// it portable to current ClickHouse.
+// The other tables are not joined row to row: each contributes a set of
+// request keys (cityHash64(request_id)) that the single scan of decisions
+// tests with IN: requests with a failing signal, requests whose mean review
+// is low, requests whose last QA result failed (grouped only over requests
+// with any failed QA result). A set lookup is far cheaper than a hash join
+// with per-request aggregation, and it runs on 18.16 and current releases.
 func (l Labels) SQL(db string, w Window, cols []string, extraWhere string) string {
 	return l.SampleSQL(db, w, cols, extraWhere, "")
 }
 
 // SampleSQL is SQL with keyWhere, a condition on request_id alone (a hash
-// sample), applied to the decisions and to every joined table, so a sample
-// never pays for joining the whole window.
+// sample), applied to the decisions and to every other table, so a sample
+// never pays for the whole window.
 func (l Labels) SampleSQL(db string, w Window, cols []string, extraWhere, keyWhere string) string {
 	inner, names := columns(cols, "request_id", "status", "qa_pass")
 	where := w.where("ts_ms")
@@ -83,43 +87,35 @@ func (l Labels) SampleSQL(db string, w Window, cols []string, extraWhere, keyWhe
 		where += " AND (" + keyWhere + ")"
 		since += " AND (" + keyWhere + ")"
 	}
-	var fail []string
-	for _, s := range l.FailSignals {
-		fail = append(fail, "'"+s+"'")
-	}
-	failIn := "0"
-	if len(fail) > 0 {
-		failIn = "signal IN (" + strings.Join(fail, ", ") + ")"
-	}
-	qa := "1"
+	qa := "toUInt8(1)"
 	if l.RequireQA {
-		qa = "(status = 'ok' AND if(qa_n > 0, qa_last, qa_pass) = 1)"
+		qa = fmt.Sprintf(`toUInt8(status = 'ok' AND qa_pass = 1 AND NOT (cityHash64(request_id) IN (
+      SELECT rk FROM (
+        SELECT cityHash64(request_id) AS rk, pass, attempt FROM %[1]s.qa_results
+        WHERE %[2]s AND cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %[1]s.qa_results WHERE %[2]s AND pass = 0)
+      ) GROUP BY rk HAVING argMax(pass, attempt) = 0)))`, db, since)
 	}
-	review := "1"
+	bad := "toUInt8(0)"
+	if len(l.FailSignals) > 0 {
+		var fail []string
+		for _, s := range l.FailSignals {
+			fail = append(fail, "'"+s+"'")
+		}
+		bad = fmt.Sprintf("toUInt8(cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %s.signals WHERE %s AND signal IN (%s)))", db, since, strings.Join(fail, ", "))
+	}
+	reviewed, low := "toUInt8(0)", "toUInt8(0)"
 	if l.ReviewScore != "" {
-		review = fmt.Sprintf("(review_n = 0 OR review_mean >= %v)", l.MinReviewScore)
+		rv := fmt.Sprintf("%s.reviews WHERE %s AND kind = 'score' AND has(score_names, '%s')", db, since, l.ReviewScore)
+		reviewed = fmt.Sprintf("toUInt8(cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %s))", rv)
+		low = fmt.Sprintf("toUInt8(cityHash64(request_id) IN (SELECT rk FROM (SELECT cityHash64(request_id) AS rk, score_values[indexOf(score_names, '%s')] AS v FROM %s) GROUP BY rk HAVING avg(v) < %v))",
+			l.ReviewScore, rv, l.MinReviewScore)
 	}
-	return fmt.Sprintf(`SELECT %[1]s, qa_ok, bad_signals, review_n, review_mean,
-  toUInt8(qa_ok = 1 AND bad_signals = 0 AND %[2]s) AS y
+	return fmt.Sprintf(`SELECT %[1]s, qa_ok, bad_signals, reviewed, review_low,
+  toUInt8(qa_ok = 1 AND bad_signals = 0 AND review_low = 0) AS y
 FROM (
-  SELECT %[1]s, toUInt8(%[3]s) AS qa_ok, bad_signals
-  FROM (
-    SELECT %[1]s, qa_last, qa_n
-    FROM (SELECT %[9]s FROM %[4]s.decisions WHERE %[5]s)
-    ANY LEFT JOIN (
-      SELECT request_id, argMax(pass, attempt) AS qa_last, count() AS qa_n
-      FROM %[4]s.qa_results WHERE %[6]s GROUP BY request_id
-    ) USING request_id
-  )
-  ANY LEFT JOIN (
-    SELECT request_id, countIf(%[7]s) AS bad_signals
-    FROM %[4]s.signals WHERE %[6]s GROUP BY request_id
-  ) USING request_id
-)
-ANY LEFT JOIN (
-  SELECT request_id, count() AS review_n, avg(score_values[indexOf(score_names, '%[8]s')]) AS review_mean
-  FROM %[4]s.reviews WHERE %[6]s AND kind = 'score' AND has(score_names, '%[8]s') GROUP BY request_id
-) USING request_id`, strings.Join(names, ", "), review, qa, db, where, since, failIn, l.ReviewScore, strings.Join(inner, ", "))
+  SELECT %[2]s, %[3]s AS qa_ok, %[4]s AS bad_signals, %[5]s AS reviewed, %[6]s AS review_low
+  FROM %[7]s.decisions WHERE %[8]s
+)`, strings.Join(names, ", "), strings.Join(inner, ", "), qa, bad, reviewed, low, db, where)
 }
 
 // columns returns the select list for the innermost query (the expressions

@@ -116,6 +116,51 @@ func (s *Store) Span(ctx context.Context) (Window, uint64, error) {
 	return Window{From: time.UnixMilli(int64(lo)), To: time.UnixMilli(int64(hi) + 1)}, n, nil
 }
 
+// Histograms counts several numeric expressions into their bins in one
+// pass over the window: one GROUP BY over the tuple of bin indices (a few
+// thousand groups at most), marginalised here.
+func (s *Store) Histograms(ctx context.Context, w Window, exprs []string, edges [][]float64) ([][]float64, error) {
+	if len(exprs) == 0 {
+		return nil, nil
+	}
+	sel := make([]string, len(exprs))
+	for i, e := range exprs {
+		sel[i] = BinExpr(e, edges[i]) + fmt.Sprintf(" AS b%d", i)
+	}
+	group := make([]string, len(exprs))
+	for i := range exprs {
+		group[i] = fmt.Sprintf("b%d", i)
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + ", count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY " + strings.Join(group, ", ")
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("histograms: %w", err)
+	}
+	defer rows.Close()
+	out := make([][]float64, len(exprs))
+	for i := range out {
+		out[i] = make([]float64, len(edges[i])+1)
+	}
+	bins := make([]uint64, len(exprs))
+	dest := make([]any, len(exprs)+1)
+	for i := range bins {
+		dest[i] = &bins[i]
+	}
+	var n uint64
+	dest[len(exprs)] = &n
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("histograms: %w", err)
+		}
+		for i, b := range bins {
+			if int(b) < len(out[i]) {
+				out[i][b] += float64(n)
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
 // Histogram counts the expression expr over the window into the bins the
 // edges define: bin i holds edges[i-1] <= v < edges[i] (bin 0 everything
 // below edges[0]... see BinExpr), computed in ClickHouse.
@@ -161,6 +206,46 @@ func (s *Store) Counts(ctx context.Context, w Window, expr string) (map[string]f
 	return s.CountsWhere(ctx, w.where("ts_ms"), expr)
 }
 
+// CountsMulti counts the values of several categorical expressions over the
+// window in one pass (GROUP BY their tuple), marginalised here.
+func (s *Store) CountsMulti(ctx context.Context, w Window, exprs []string) ([]map[string]float64, error) {
+	if len(exprs) == 0 {
+		return nil, nil
+	}
+	sel := make([]string, len(exprs))
+	group := make([]string, len(exprs))
+	for i, e := range exprs {
+		sel[i] = fmt.Sprintf("toString(%s) AS c%d", e, i)
+		group[i] = fmt.Sprintf("c%d", i)
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + ", count() FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY " + strings.Join(group, ", ")
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("counts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]map[string]float64, len(exprs))
+	for i := range out {
+		out[i] = map[string]float64{}
+	}
+	vals := make([]string, len(exprs))
+	dest := make([]any, len(exprs)+1)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	var n uint64
+	dest[len(exprs)] = &n
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("counts: %w", err)
+		}
+		for i, v := range vals {
+			out[i][v] += float64(n)
+		}
+	}
+	return out, rows.Err()
+}
+
 // CountsWhere counts the values of a categorical expression over the
 // decisions matching where.
 func (s *Store) CountsWhere(ctx context.Context, where, expr string) (map[string]float64, error) {
@@ -199,17 +284,13 @@ type RateBucket struct {
 // regenerate signals (by the signal's request's decision time).
 func (s *Store) Rates(ctx context.Context, w Window, step time.Duration, slowMS int64) ([]RateBucket, error) {
 	stepMS := max(step.Milliseconds(), 1)
+	sig := func(name string) string {
+		return fmt.Sprintf("cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %s.signals WHERE ts_ms >= %d AND signal = '%s')", s.DB, w.From.UnixMilli(), name)
+	}
 	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, count(), sum(qa_pass = 0), sum(escalated), sum(latency_ms > %[2]d),
-  sum(td), sum(rg)
-FROM (
-  SELECT ts_ms, qa_pass, escalated, latency_ms, td, rg
-  FROM (SELECT request_id, ts_ms, qa_pass, escalated, latency_ms FROM %[3]s WHERE %[4]s)
-  ANY LEFT JOIN (
-    SELECT request_id, countIf(signal = 'thumbs_down') > 0 AS td, countIf(signal = 'regenerate') > 0 AS rg
-    FROM %[5]s.signals WHERE ts_ms >= %[6]d GROUP BY request_id
-  ) USING request_id
-)
-GROUP BY b ORDER BY b`, stepMS, slowMS, s.decisions(), w.where("ts_ms"), s.DB, w.From.UnixMilli())
+  sum(%[5]s), sum(%[6]s)
+FROM %[3]s WHERE %[4]s
+GROUP BY b ORDER BY b`, stepMS, slowMS, s.decisions(), w.where("ts_ms"), sig("thumbs_down"), sig("regenerate"))
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("rates: %w", err)

@@ -361,7 +361,7 @@ fifth, a rule audit and the tier thresholds re-chosen on the cost/success fronti
 sample of rows). Writes the candidate policy (parent version, window and metrics inside) to --out.
 Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "overall" >= 3).`, env)
 	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
-	rowLimit := f.fs.Int("row-limit", 200000, "rows sampled for the rule audit and the thresholds")
+	rowLimit := f.fs.Int("row-limit", 50000, "rows sampled for the rule audit and the thresholds")
 	if err := f.parse(env, args); err != nil {
 		return err
 	}

@@ -112,3 +112,61 @@ func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int
 	}
 	return ts
 }
+
+// Generate inserts n synthetic decisions of policyVersion into db, made by
+// ClickHouse itself (INSERT ... SELECT FROM numbers), 10 ms apart from
+// start, for the performance runs: six models with candidate arrays and
+// calibrated P, a label correlated with the routed model's P, one QA result
+// per decision, thumbs-down signals on 5% and a human review on 1%.
+// Models are the simulated catalog's, so a policy trained on it applies.
+func Generate(ctx context.Context, db *ingesttest.DB, policyVersion string, n int, start time.Time) error {
+	t0 := start.UnixMilli()
+	// h(k) is a uniform in [0,1) per row and stream k
+	h := func(k int) string { return fmt.Sprintf("(cityHash64(number, %d) %% 1000000) / 1000000", k) }
+	models := "['sim-lite','sim-fast','sim-premium','sim-editor','sim-typo','sim-hero']"
+	q := fmt.Sprintf(`INSERT INTO %[1]s.decisions (event_id, schema_version, request_id, tenant, ts, ts_ms, unit, mode, tier, prompt,
+  model, provider, policy_version, rule, propensity, explored, status, qa_pass, latency_ms, cost_usd, images,
+  prompt_len, ref_count, edit_depth, aspect, text_heavy, keywords,
+  candidate_models, candidate_p, candidate_cost_usd, candidate_eligible,
+  attempt_models, attempt_providers, attempt_statuses, attempt_latency_ms, attempt_cost_usd)
+SELECT concat('e', toString(number)) AS eid, 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(ts_ms, 1000)), ts_ms,
+  concat('u', toString(number %% 5000)), mode, tier, 'a poster that says hello',
+  m, 'sim', %[2]s, '', prop, toUInt8(prop < 0.5), 'ok', toUInt8(%[3]s < cp[mi] * 0.95), latency, cost[mi], 1,
+  toUInt32(20 + number %% 80), toUInt16(if(mode = 'edit', 1, 0)), toUInt16(if(mode = 'edit', number %% 7, 0)),
+  [1., 1.5, 0.6667][number %% 3 + 1], toUInt8(number %% 11 = 0), if(number %% 5 = 0, ['text'], ['photo']),
+  %[4]s, cp, cost, [1,1,1,1,1,1],
+  [m], ['sim'], [if(%[3]s < cp[mi] * 0.95, 'ok', 'qa_fail')], [latency], [cost[mi]]
+FROM (
+  SELECT number, toUInt64(%[5]d + number * 10) AS ts_ms,
+    if(number %% 10 < 2, 'edit', 'generate') AS mode, ['draft','standard','premium'][number %% 3 + 1] AS tier,
+    toUInt8(cityHash64(number, 9) %% 6 + 1) AS mi, %[4]s[mi] AS m,
+    [%[6]s, %[7]s, %[8]s, %[9]s, %[10]s, %[11]s] AS cp,
+    [0.003, 0.02, 0.042, 0.04, 0.03, 0.06] AS cost,
+    if(cityHash64(number, 8) %% 10 = 0, 0.1 / 6, 0.9 + 0.1 / 6) AS prop,
+    toInt64(1000 + cityHash64(number, 7) %% 12000) AS latency
+  FROM numbers(%[12]d)
+)`, db.Database, "'"+policyVersion+"'", h(3), models, t0,
+		"0.5 + 0.5 * "+h(11), "0.5 + 0.5 * "+h(12), "0.5 + 0.5 * "+h(13), "0.5 + 0.5 * "+h(14), "0.5 + 0.5 * "+h(15), "0.5 + 0.5 * "+h(16), n)
+	if err := db.Conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("generate decisions: %w", err)
+	}
+	qa := fmt.Sprintf(`INSERT INTO %[1]s.qa_results (event_id, schema_version, request_id, tenant, ts, ts_ms, model, attempt, pass, score)
+SELECT concat('q', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10, 1000)), toUInt64(%[2]d + number * 10),
+  'sim', 0, toUInt8(%[3]s < 0.85), 0.5 FROM numbers(%[4]d)`, db.Database, t0, h(3), n)
+	if err := db.Conn.Exec(ctx, qa); err != nil {
+		return fmt.Errorf("generate qa results: %w", err)
+	}
+	sig := fmt.Sprintf(`INSERT INTO %[1]s.signals (event_id, schema_version, request_id, tenant, ts, ts_ms, signal, value)
+SELECT concat('s', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10 + 5000, 1000)), toUInt64(%[2]d + number * 10 + 5000),
+  'thumbs_down', 1 FROM numbers(%[3]d) WHERE number %% 20 = 0`, db.Database, t0, n)
+	if err := db.Conn.Exec(ctx, sig); err != nil {
+		return fmt.Errorf("generate signals: %w", err)
+	}
+	rev := fmt.Sprintf(`INSERT INTO %[1]s.reviews (event_id, schema_version, request_id, tenant, ts, ts_ms, kind, reviewer, score_names, score_values)
+SELECT concat('v', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10 + 60000, 1000)), toUInt64(%[2]d + number * 10 + 60000),
+  'score', 'r1', ['overall'], [toFloat64(1 + number %% 5)] FROM numbers(%[3]d) WHERE number %% 100 = 7`, db.Database, t0, n)
+	if err := db.Conn.Exec(ctx, rev); err != nil {
+		return fmt.Errorf("generate reviews: %w", err)
+	}
+	return nil
+}
