@@ -106,6 +106,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	database := fs.String("clickhouse-database", ingest.DefaultDatabase, "ClickHouse database for the event tables")
 	partitions := fs.Int("kafka-partitions", 6, "partitions of each event topic when it is created")
 	consoleAddr := fs.String("console-addr", "127.0.0.1:8090", "console listen address; port 0 picks one (env ROUTELAB_CONSOLE_ADDR)")
+	sf := addDevServeFlags(fs)
 	iflags := addIngestFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -121,6 +122,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	case "auto":
 		*kafkaAddr, *chAddr, *chHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		*consoleAddr = "127.0.0.1:0"
+		*sf.addr = "127.0.0.1:0"
 	default:
 		return fmt.Errorf("--ports %q: want fixed or auto", *ports)
 	}
@@ -150,7 +152,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	info := devInfo{Database: *database}
 	err = startDev(ctx, st, &info, devConfig{
 		dir: dir, kafkaAddr: *kafkaAddr, chPort: chPort, chHTTPPort: chHTTPPort, partitions: *partitions,
-		ingest: iflags, logger: logger, consoleAddr: *consoleAddr,
+		ingest: iflags, logger: logger, consoleAddr: *consoleAddr, serve: sf,
 	})
 	if err == nil {
 		err = writeDevInfo(infoPath, info)
@@ -174,6 +176,7 @@ type devConfig struct {
 	ingest             ingestFlags
 	logger             *slog.Logger
 	consoleAddr        string
+	serve              devServeFlags
 }
 
 // startDev starts the components in dependency order, filling info. New
@@ -221,7 +224,9 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 	go func() { ingestDone <- consumer.Run(ingestCtx) }()
 	st.onStop("ingest", func(context.Context) error { stopIngest(); return <-ingestDone })
 
-	// serve and console start here once they exist.
+	if err := startDevServe(ctx, st, info, cfg); err != nil {
+		return err
+	}
 	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
 		return err
 	}

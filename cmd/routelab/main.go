@@ -57,6 +57,8 @@ func commands() map[string]command {
 		"console":     {"serve the review UI, dashboards, experiment and policy pages", runConsole},
 		"users":       {"create and list console accounts", runUsers},
 		"lab":         {"lab scenarios: change the simulated world mid-run and run the closed loop", runLab},
+		"serve":       {"serve the image API (native and OpenAI shape), admin API, metrics", runServe},
+		"keys":        {"tenant API keys: create, list, revoke (admin API)", runKeys},
 		"jobs":        {"offline jobs: recalibrate, drift, ope, pipeline (once or --every D)", runJobs},
 	}
 }

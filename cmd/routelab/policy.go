@@ -22,10 +22,12 @@ import (
 // (push and rollback live in their own file).
 func policySubcommands() map[string]command {
 	return map[string]command{
-		"train": {"train a policy from logged decisions", runPolicyTrain},
-		"eval":  {"evaluate a policy against baselines in the simulated world", runPolicyEval},
-		"show":  {"print a policy's summary", runPolicyShow},
-		"diff":  {"compare two policies", runPolicyDiff},
+		"train":    {"train a policy from logged decisions", runPolicyTrain},
+		"eval":     {"evaluate a policy against baselines in the simulated world", runPolicyEval},
+		"show":     {"print a policy's summary", runPolicyShow},
+		"diff":     {"compare two policies", runPolicyDiff},
+		"push":     {"publish a policy file; live on every serve replica", runPolicyPush},
+		"rollback": {"make the previous policy version live again", runPolicyRollback},
 	}
 }
 

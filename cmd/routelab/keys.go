@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// adminFlags are the flags of admin CLI commands: the admin API comes from
+// --admin-url/--admin-token, then ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN,
+// then dev.json under --data-dir.
+type adminFlags struct {
+	url, token, dataDir *string
+	jsonOut             *bool
+}
+
+func addAdminFlags(fs *pflag.FlagSet) adminFlags {
+	return adminFlags{
+		url:     fs.String("admin-url", "", "serve's base URL (env ROUTELAB_ADMIN_URL; default from DATA_DIR/dev.json)"),
+		token:   fs.String("admin-token", "", "admin token (env ROUTELAB_ADMIN_TOKEN; default from DATA_DIR/dev.json)"),
+		dataDir: fs.String("data-dir", "./.routelab", "where routelab dev wrote dev.json (env ROUTELAB_DATA_DIR)"),
+		jsonOut: fs.Bool("json", false, "print one JSON object on the last line of stdout"),
+	}
+}
+
+func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
+	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
+	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
+	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
+	u, tok := *a.url, *a.token
+	if u == "" || tok == "" {
+		var d devInfo
+		if b, err := os.ReadFile(filepath.Join(*a.dataDir, "dev.json")); err == nil {
+			_ = json.Unmarshal(b, &d)
+		}
+		if u == "" {
+			u = d.API
+		}
+		if tok == "" {
+			tok = d.AdminToken
+		}
+	}
+	if u == "" {
+		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir")
+	}
+	return &admin{url: strings.TrimRight(u, "/"), token: tok, client: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+func keysSubcommands() map[string]command {
+	return map[string]command{
+		"create": {"create an API key for a tenant; prints the secret once", runKeysCreate},
+		"list":   {"list API keys (ids, tenants, revoked; never secrets)", runKeysList},
+		"revoke": {"revoke an API key by id; it answers 401 from then on", runKeysRevoke},
+	}
+}
+
+func runKeys(ctx context.Context, env Env, args []string) error {
+	subs := keysSubcommands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(env.Stdout, "Usage: routelab keys SUBCOMMAND [flags]\n\nManage tenant API keys through serve's admin API. Only hashes are stored.\n\nSubcommands:")
+		names := make([]string, 0, len(subs))
+		for n := range subs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(env.Stdout, "  %-8s %s\n", n, subs[n].Summary)
+		}
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	c, ok := subs[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown keys subcommand %q", args[0])
+	}
+	return c.Run(ctx, env, args[1:])
+}
+
+type apiKey struct {
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Name    string `json:"name,omitempty"`
+	Created int64  `json:"created"`
+	Revoked bool   `json:"revoked"`
+	Secret  string `json:"secret,omitempty"`
+}
+
+func runKeysCreate(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("keys create", "Create an API key for --tenant. The secret is printed once; only its SHA-256 is stored.")
+	tenant := fs.String("tenant", "", "tenant the key belongs to (required)")
+	name := fs.String("name", "", "a label for the key")
+	af := addAdminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return errors.New("--tenant is required")
+	}
+	a, err := af.client(fs, env)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"tenant": *tenant, "name": *name})
+	var k apiKey
+	if err := a.do(ctx, http.MethodPost, "/admin/keys", body, &k); err != nil {
+		return err
+	}
+	if *af.jsonOut {
+		return printJSON(env.Stdout, k)
+	}
+	fmt.Fprintf(env.Stderr, "created key %s for tenant %s; the secret is shown only now:\n", k.ID, k.Tenant)
+	fmt.Fprintln(env.Stdout, k.Secret)
+	return nil
+}
+
+func runKeysList(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("keys list", "List API keys: id, tenant, name, created, revoked. Secrets are never shown.")
+	af := addAdminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := af.client(fs, env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Keys []apiKey `json:"keys"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/admin/keys", nil, &out); err != nil {
+		return err
+	}
+	if *af.jsonOut {
+		return printJSON(env.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tCREATED\tREVOKED")
+	for _, k := range out.Keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", k.ID, k.Tenant, k.Name, time.Unix(k.Created, 0).UTC().Format(time.RFC3339), k.Revoked)
+	}
+	return tw.Flush()
+}
+
+func runKeysRevoke(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("keys revoke", "Revoke the API key with the given id (routelab keys revoke KEY_ID).")
+	af := addAdminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: routelab keys revoke KEY_ID")
+	}
+	a, err := af.client(fs, env)
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := a.do(ctx, http.MethodDelete, "/admin/keys/"+fs.Arg(0), nil, &out); err != nil {
+		return err
+	}
+	if *af.jsonOut {
+		return printJSON(env.Stdout, out)
+	}
+	fmt.Fprintf(env.Stdout, "revoked %s\n", fs.Arg(0))
+	return nil
+}

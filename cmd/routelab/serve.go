@@ -1,0 +1,438 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/blob"
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/providers/registry"
+	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+	"github.com/routelab/routelab/server"
+)
+
+const serveHelp = `Serve the image API: POST /v1/images (native), /v1/images/generations and
+/v1/images/edits (OpenAI Images API shape; model "auto" routes), /v1/feedback,
+GET /v1/models, signed image links, the admin API (/admin/keys, /admin/policy),
+/healthz, /readyz and /metrics.
+
+Requests are routed by the live policy, served by the providers of the model
+catalog (simulated unless a vendor API key is set: OPENAI_API_KEY, GEMINI_API_KEY,
+IDEOGRAM_API_KEY), checked by automated QA and escalated when QA fails. Decision, QA
+and signal events go to Kafka (--kafka-brokers) without ever blocking a request.
+With Kafka, API keys and the live policy live in the compacted routelab.keys and
+routelab.policies topics, so every replica converges; without it they live in this
+process only. SIGTERM/Ctrl-C drains: readiness fails, in-flight requests finish,
+events are flushed.
+
+Limits (rate per key, daily cap per tenant, provider concurrency) are per replica.`
+
+// serveOptions is what startServe needs; the serve, dev and bench commands fill it.
+type serveOptions struct {
+	addr       string
+	brokers    []string
+	dataDir    string
+	policy     string // file or shipped policy name, used when no policy is live yet
+	catalog    string // catalog file; "" = the shipped catalog
+	adminToken string
+	urlSecret  string
+	publicURL  string
+	simLatency float64 // sim.Options.LatencyScale
+	seedKey    string  // a key secret inserted for seedTenant at start (dev)
+	seedTenant string
+	cfg        server.Config
+	logger     *slog.Logger
+	registry   *prometheus.Registry
+}
+
+// serveStack is a running serve: the app, its listener and what it owns.
+type serveStack struct {
+	srv      *server.Server
+	url      string
+	producer *events.Producer
+	logs     []*control.Log
+	done     chan error
+}
+
+func runServe(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("serve", serveHelp)
+	o := serveOptions{}
+	addr := fs.String("http-addr", "127.0.0.1:8080", "listen address (env ROUTELAB_HTTP_ADDR)")
+	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated; empty discards events (env ROUTELAB_KAFKA_BROKERS)")
+	dataDir := fs.String("data-dir", "./.routelab", "data dir: blobs/ for sampled images, spool/ for events while Kafka is away (env ROUTELAB_DATA_DIR)")
+	policy := fs.String("policy", "rules", "policy used when none is live yet: a file or a shipped name (rules, explore)")
+	catalog := fs.String("catalog", "", "model catalog file (default: the shipped catalog)")
+	adminToken := fs.String("admin-token", "", "token for /admin/*; empty disables the admin API (env ROUTELAB_ADMIN_TOKEN)")
+	urlSecret := fs.String("url-secret", "", "secret signing image links (response_format=url); default random per process (env ROUTELAB_URL_SECRET)")
+	publicURL := fs.String("public-url", "", "base URL of image links (default from the request)")
+	simLatency := fs.Float64("sim-latency-scale", 1, "simulated model latency multiplier: 1 real time, 0 none")
+	bodyLimit := fs.Int("http-body-limit", 32<<20, "request body limit in bytes (413 past it)")
+	rate := fs.Float64("limit-rate", 50, "requests per second per API key (token bucket refill; per replica)")
+	burst := fs.Int("limit-burst", 100, "token bucket size per API key")
+	dailyCap := fs.Int("limit-daily-images", 0, "images per tenant per UTC day; 0 = unlimited (per replica)")
+	conc := fs.Int("limit-provider-concurrency", 64, "provider calls in flight per provider (per replica)")
+	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
+	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
+	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests and the event flush")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	envDefault(fs, env, "http-addr", "ROUTELAB_HTTP_ADDR")
+	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
+	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
+	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
+	envDefault(fs, env, "url-secret", "ROUTELAB_URL_SECRET")
+	o.addr, o.dataDir, o.policy, o.catalog = *addr, *dataDir, *policy, *catalog
+	o.brokers = splitList(*brokers)
+	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
+	o.cfg = server.Config{
+		BodyLimit: *bodyLimit, RatePerSec: *rate, RateBurst: *burst, DailyCap: *dailyCap,
+		ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample,
+	}
+	if *sample == 0 {
+		o.cfg.SampleRate = -1
+	}
+	for _, c := range splitList(*refAllow) {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return fmt.Errorf("--ref-allow %q: %w", c, err)
+		}
+		o.cfg.RefAllow = append(o.cfg.RefAllow, p)
+	}
+	fmt.Fprintf(env.Stderr, "serve: http-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g\n",
+		o.addr, *brokers, o.dataDir, o.policy, mask(o.adminToken), mask(o.urlSecret), o.simLatency, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample)
+	o.logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "serve")
+	s, err := startServe(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "serve: listening on %s\n", s.url)
+	select {
+	case <-ctx.Done():
+	case err := <-s.done:
+		return errors.Join(err, s.stop(context.Background(), *drain))
+	}
+	fmt.Fprintln(env.Stderr, "serve: draining")
+	return s.stop(context.Background(), *drain)
+}
+
+// startServe builds serve's dependency graph, leaves first, and starts
+// listening.
+func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) {
+	s := &serveStack{done: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = s.stop(context.Background(), 5*time.Second)
+		}
+	}()
+	if o.registry == nil {
+		o.registry = prometheus.NewRegistry()
+		o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	cat, err := loadCatalog(o.catalog)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registry.Build(cat, registry.Config{
+		Vendors:         registry.VendorsFromEnv(os.Getenv),
+		SimulateMissing: true,
+		Sim:             sim.Options{LatencyScale: o.simLatency},
+		OnBreakerChange: func(name string, from, to resilience.State) {
+			o.logger.Warn("circuit breaker", "model", name, "from", from.String(), "to", to.String())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.registry.MustRegister(resilience.NewCollector(reg.Breakers))
+	live := server.NewLivePolicy(nil, reg.Breakers)
+	keys := server.NewMemKeys()
+	var policyLog server.ControlLog = server.NewMemLog()
+	var producer server.Producer
+	if len(o.brokers) > 0 {
+		if err := events.EnsureTopics(ctx, o.brokers, 0); err != nil {
+			return nil, err
+		}
+		p, err := events.NewProducer(events.ProducerConfig{
+			Brokers: o.brokers, SpoolDir: filepath.Join(o.dataDir, "spool", "serve"),
+			Logger: o.logger.With("component", "producer"), Registerer: o.registry,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.producer = p
+		producer = producerAdapter{p}
+		pl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
+		if err != nil {
+			return nil, err
+		}
+		s.logs = append(s.logs, pl)
+		policyLog = pl
+		kl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger})
+		if err != nil {
+			return nil, err
+		}
+		s.logs = append(s.logs, kl)
+		keys.Persist = func(ctx context.Context, k server.Key) error {
+			b, err := json.Marshal(k)
+			if err != nil {
+				return err
+			}
+			return kl.Put(ctx, "key/"+k.ID, b)
+		}
+		kl.Subscribe(func(c control.Change) {
+			var k server.Key
+			if c.Deleted || json.Unmarshal(c.Value, &k) != nil || k.ID == "" {
+				return
+			}
+			keys.Apply(k)
+		})
+	} else {
+		o.logger.Warn("no --kafka-brokers: events are discarded, keys and policy live in this process only")
+	}
+	policies := server.NewPolicyStore(live, policyLog)
+	if pl, ok := policyLog.(*control.Log); ok {
+		pl.Subscribe(func(control.Change) {
+			if err := policies.Changed(); err != nil {
+				o.logger.Error("policy update refused", "err", err)
+			}
+		})
+	}
+	seed, err := loadPolicyDoc(o.policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := policies.Seed(ctx, seed); err != nil {
+		return nil, fmt.Errorf("seed policy: %w", err)
+	}
+	if _, ok := keys.Lookup(server.HashSecret(o.seedKey)); o.seedKey != "" && !ok {
+		if _, err := keys.Insert(ctx, o.seedTenant, "dev", o.seedKey); err != nil {
+			return nil, fmt.Errorf("seed key: %w", err)
+		}
+	}
+	blobs, err := blob.Open(filepath.Join(o.dataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(o.urlSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	}
+	cfg := o.cfg
+	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.adminToken, secret, o.publicURL
+	var catalog []server.Model
+	for _, m := range cat.Models {
+		if _, ok := reg.Providers[m.Name]; ok {
+			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider})
+		}
+	}
+	checker := qa.New(qa.DefaultThresholds()).WithCache(4096)
+	s.srv = server.New(o.logger, cfg, server.Deps{
+		Router:    live,
+		Providers: reg.Providers,
+		Catalog:   catalog,
+		QA:        qaAdapter{checker},
+		Events:    producer,
+		Keys:      keys,
+		Blobs:     blobs,
+		Policy:    policies,
+		Registry:  o.registry,
+		Ready: func() error {
+			if live.Policy() == nil {
+				return errors.New("no policy loaded")
+			}
+			return nil
+		},
+	})
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + ln.Addr().String()
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// stop drains the server, then flushes events and closes the control logs.
+func (s *serveStack) stop(ctx context.Context, drain time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, drain)
+	defer cancel()
+	var errs []error
+	if s.srv != nil && s.url != "" {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain http: %w", err))
+		}
+		if err := <-s.done; err != nil {
+			errs = append(errs, err)
+		}
+		s.url = ""
+	}
+	if s.producer != nil {
+		if err := s.producer.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush events: %w", err))
+		}
+		s.producer = nil
+	}
+	for _, l := range s.logs {
+		_ = l.Close()
+	}
+	s.logs = nil
+	return errors.Join(errs...)
+}
+
+func loadCatalog(path string) (router.Catalog, error) {
+	if path == "" {
+		return datasets.Catalog()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return router.Catalog{}, err
+	}
+	return datasets.ParseCatalog(b)
+}
+
+// loadPolicyDoc reads a policy file, or a shipped policy by name.
+func loadPolicyDoc(nameOrPath string) ([]byte, error) {
+	if b, err := os.ReadFile(nameOrPath); err == nil {
+		return b, nil
+	}
+	b, err := datasets.PolicyFile(nameOrPath)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q is neither a file nor a shipped policy", nameOrPath)
+	}
+	return b, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// producerAdapter makes events.Producer a server.Producer.
+type producerAdapter struct{ p *events.Producer }
+
+func (a producerAdapter) Enqueue(topic, key string, ev any) { a.p.Enqueue(topic, key, ev) }
+
+// Healthy: ready while the broker takes events or the spool holds them.
+func (a producerAdapter) Healthy() error {
+	if a.p.Healthy() || a.p.Spooling() {
+		return nil
+	}
+	return errors.New("event producer can neither deliver nor spool")
+}
+
+// qaAdapter makes the qa.Checker a server.Inspector.
+type qaAdapter struct{ c *qa.Checker }
+
+func (a qaAdapter) Inspect(img []byte, spec server.QASpec) server.QAVerdict {
+	s := qa.Spec{Width: spec.Width, Height: spec.Height, Format: spec.Format, PreserveSubject: spec.PreserveSubject}
+	if spec.PreserveSubject && spec.Reference != nil {
+		if h, err := a.c.HashReference(spec.Reference); err == nil {
+			s.Reference, s.HasReference = h, true
+		}
+	}
+	r := a.c.Check(img, s)
+	return server.QAVerdict{Pass: r.Pass, Score: r.Score, Checks: r.Checks, Reason: r.Reason}
+}
+
+// devServeFlags are the serve flags of `routelab dev`.
+type devServeFlags struct {
+	addr       *string
+	simLatency *float64
+	policy     *string
+	sample     *float64
+}
+
+func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
+	return devServeFlags{
+		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
+		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
+		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
+		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
+	}
+}
+
+// startDevServe starts serve against the dev broker, seeding an API key
+// for tenant "dev" and an admin token (kept under DATA_DIR/serve so a
+// restart prints the same ones).
+func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) error {
+	dir := filepath.Join(cfg.dir, "serve")
+	key, err := devSecret(filepath.Join(dir, "api-key"), "rl_dev_")
+	if err != nil {
+		return err
+	}
+	token, err := devSecret(filepath.Join(dir, "admin-token"), "adm_")
+	if err != nil {
+		return err
+	}
+	urlSecret, err := devSecret(filepath.Join(dir, "url-secret"), "")
+	if err != nil {
+		return err
+	}
+	s, err := startServe(ctx, serveOptions{
+		addr: *cfg.serve.addr, brokers: []string{info.Kafka}, dataDir: cfg.dir, policy: *cfg.serve.policy,
+		adminToken: token, urlSecret: urlSecret, simLatency: *cfg.serve.simLatency,
+		seedKey: key, seedTenant: "dev", cfg: server.Config{SampleRate: *cfg.serve.sample},
+		logger: cfg.logger.With("component", "serve"),
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	st.onStop("serve", func(ctx context.Context) error { return s.stop(ctx, 30*time.Second) })
+	st.run("serve", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-s.done:
+			s.done <- err // for stop
+			return fmt.Errorf("serve stopped: %w", err)
+		}
+	})
+	info.API, info.APIKey, info.AdminToken = s.url, key, token
+	return nil
+}
+
+// devSecret reads a secret kept in path, or makes and keeps one.
+func devSecret(path, prefix string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) > len(prefix)+8 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	s := randomToken(prefix)
+	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
