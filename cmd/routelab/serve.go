@@ -71,6 +71,7 @@ type serveStack struct {
 	url      string
 	producer *events.Producer
 	logs     []*control.Log
+	closers  []func() error
 	done     chan error
 }
 
@@ -182,7 +183,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			return nil, err
 		}
 		s.producer = p
-		producer = producerAdapter{p}
+		producer = p
 		pl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
 		if err != nil {
 			return nil, err
@@ -231,6 +232,11 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			return nil, fmt.Errorf("seed key: %w", err)
 		}
 	}
+	exp, err := wireExperiments(ctx, o.brokers, o.logger, producer, live, policyLog.Get, reg.Breakers)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, exp.Close)
 	blobs, err := blob.Open(filepath.Join(o.dataDir, "blobs"))
 	if err != nil {
 		return nil, err
@@ -250,15 +256,17 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	}
 	checker := qa.New(qa.DefaultThresholds()).WithCache(4096)
 	s.srv = server.New(o.logger, cfg, server.Deps{
-		Router:    live,
-		Providers: reg.Providers,
-		Catalog:   catalog,
-		QA:        qaAdapter{checker},
-		Events:    producer,
-		Keys:      keys,
-		Blobs:     blobs,
-		Policy:    policies,
-		Registry:  o.registry,
+		Router:      live,
+		Providers:   reg.Providers,
+		Catalog:     catalog,
+		QA:          qaAdapter{checker},
+		Events:      producer,
+		Keys:        keys,
+		Blobs:       blobs,
+		Assigner:    exp.Assigner,
+		Experiments: exp.Registry,
+		Policy:      policies,
+		Registry:    o.registry,
 		Ready: func() error {
 			if live.Policy() == nil {
 				return errors.New("no policy loaded")
@@ -298,7 +306,10 @@ func (s *serveStack) stop(ctx context.Context, drain time.Duration) error {
 	for _, l := range s.logs {
 		_ = l.Close()
 	}
-	s.logs = nil
+	for _, c := range s.closers {
+		_ = c()
+	}
+	s.logs, s.closers = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -339,19 +350,6 @@ func randomToken(prefix string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
-}
-
-// producerAdapter makes events.Producer a server.Producer.
-type producerAdapter struct{ p *events.Producer }
-
-func (a producerAdapter) Enqueue(topic, key string, ev any) { a.p.Enqueue(topic, key, ev) }
-
-// Healthy: ready while the broker takes events or the spool holds them.
-func (a producerAdapter) Healthy() error {
-	if a.p.Healthy() || a.p.Spooling() {
-		return nil
-	}
-	return errors.New("event producer can neither deliver nor spool")
 }
 
 // qaAdapter makes the qa.Checker a server.Inspector.
