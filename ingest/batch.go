@@ -87,7 +87,7 @@ func (b *Batch) AddReview(r *events.Review) { b.reviews.add(r); b.tsMS = append(
 // AddAudit adds a decoded audit record.
 func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a); b.tsMS = append(b.tsMS, a.TS) }
 
-// Add decodes one message from topic with events.Decode and adds it. A
+// Add decodes one message from topic (as events.Decode does) and adds it. A
 // message that cannot be ingested returns the *events.DecodeError (an unknown
 // topic is events.ReasonUnknownKind) and leaves the batch unchanged.
 func (b *Batch) Add(topic string, value []byte) error {
@@ -95,7 +95,7 @@ func (b *Batch) Add(topic string, value []byte) error {
 	if !ok {
 		return &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: "no table for topic " + topic}
 	}
-	ev, err := events.Decode(kind, value)
+	ev, err := decodeEvent(kind, value)
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,9 @@ type Stats struct {
 	InsertErrors  int64 // failed insert attempts (each retried)
 	CommitErrors  int64 // failed commit attempts (each retried)
 	DeadLetterErr int64 // failed dead-letter writes (each retried)
+	// Time spent filling rounds (waiting on the broker), inserting, and
+	// committing, summed over workers.
+	FetchTime, InsertTime, CommitTime time.Duration
 }
 
 // Consumer reads the event topics as a consumer group and writes them to
@@ -114,6 +117,7 @@ type Consumer struct {
 
 	consumed, inserted, deadLettered, rounds atomic.Int64
 	insertErrs, commitErrs, dlqErrs          atomic.Int64
+	fetchNS, insertNS, commitNS              atomic.Int64
 }
 
 // NewConsumer returns a consumer writing through w. Call Run to start it.
@@ -139,6 +143,8 @@ func (c *Consumer) Stats() Stats {
 		Consumed: c.consumed.Load(), Inserted: c.inserted.Load(), DeadLettered: c.deadLettered.Load(),
 		Rounds: c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
 		DeadLetterErr: c.dlqErrs.Load(),
+		FetchTime:     time.Duration(c.fetchNS.Load()), InsertTime: time.Duration(c.insertNS.Load()),
+		CommitTime: time.Duration(c.commitNS.Load()),
 	}
 }
 
@@ -183,56 +189,99 @@ type round struct {
 	dead  []kafka.Message
 }
 
+// work is one group member: a fetcher goroutine fills and decodes the next
+// round while an inserter inserts and commits the previous one, in order.
+// Two rounds circulate between them, so memory stays bounded while
+// ClickHouse is down (the fetcher waits for a free round).
 func (c *Consumer) work(ctx context.Context, id int) error {
 	log := c.cfg.Logger.With("worker", id)
 	r := c.newReader()
 	defer r.Close()
-	rd := &round{batch: NewBatch()}
-	for {
-		if err := c.fetch(ctx, r, rd); err != nil {
-			return nil // ctx ended with nothing in hand
+	free := make(chan *round, 2)
+	free <- &round{batch: NewBatch()}
+	free <- &round{batch: NewBatch()}
+	full := make(chan *round)
+	inserterDone := make(chan struct{})
+	go func() {
+		defer close(inserterDone)
+		for rd := range full {
+			// After ctx ends, rounds in hand still get inserted and
+			// committed, each within InsertTimeout.
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if ctx.Err() != nil {
+				wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
+			}
+			err := c.finish(wctx, log, r, rd)
+			cancel()
+			if err != nil {
+				log.Warn("round left uncommitted; it will be redelivered", "messages", len(rd.msgs), "err", err)
+				return
+			}
+			free <- rd
 		}
-		// After ctx ends, the round in hand still gets inserted and
-		// committed, within InsertTimeout.
-		wctx := ctx
-		if ctx.Err() != nil {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
-			defer cancel()
-		}
-		if err := c.finish(wctx, log, r, rd); err != nil {
-			log.Warn("round left uncommitted; it will be redelivered", "messages", len(rd.msgs), "err", err)
+	}()
+	defer func() { close(full); <-inserterDone }()
+	for ctx.Err() == nil {
+		var rd *round
+		select {
+		case rd = <-free:
+		case <-inserterDone:
 			return nil
 		}
-		if ctx.Err() != nil {
+		if !c.fill(ctx, r, rd, full, inserterDone) {
 			return nil
 		}
 	}
+	return nil
 }
 
-// fetch fills rd with up to BatchSize messages: it waits for the first
-// message as long as needed, then at most BatchWait for the rest. It
-// returns an error only when ctx ended before any message arrived.
-func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, rd *round) error {
+// fill gathers a round and hands it to the inserter. It waits as long as
+// needed for the first message, then at least BatchWait for more; after
+// that it hands the round over as soon as the inserter is free, and keeps
+// adding messages while the inserter is still busy (up to BatchSize). So
+// rounds grow when ClickHouse is the bottleneck: fewer, larger inserts,
+// which is what MergeTree wants. It reports false when the worker should
+// stop (ctx ended with nothing in hand, or the inserter gave up).
+func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full chan<- *round, inserterDone <-chan struct{}) bool {
 	rd.msgs = rd.msgs[:0]
 	rd.dead = rd.dead[:0]
 	rd.batch.Reset()
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
-		return err
+		return false
 	}
+	began := time.Now()
 	c.add(rd, m)
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
-	defer cancel()
-	for len(rd.msgs) < c.cfg.BatchSize {
-		m, err := r.FetchMessage(wctx)
-		if err != nil {
-			break
+	deadline := began.Add(c.cfg.BatchWait)
+	for len(rd.msgs) < c.cfg.BatchSize && ctx.Err() == nil {
+		if !time.Now().Before(deadline) {
+			select {
+			case full <- rd:
+				c.account(rd, began)
+				return true
+			default: // inserter busy: keep filling
+			}
+			deadline = time.Now().Add(min(c.cfg.BatchWait, 20*time.Millisecond))
 		}
-		c.add(rd, m)
+		fctx, cancel := context.WithDeadline(ctx, deadline)
+		m, err := r.FetchMessage(fctx)
+		cancel()
+		if err == nil {
+			c.add(rd, m)
+		}
 	}
+	c.account(rd, began)
+	select {
+	case full <- rd:
+		return true
+	case <-inserterDone:
+		return false
+	}
+}
+
+func (c *Consumer) account(rd *round, began time.Time) {
+	c.fetchNS.Add(int64(time.Since(began)))
 	c.consumed.Add(int64(len(rd.msgs)))
-	return nil
 }
 
 func (c *Consumer) add(rd *round, m kafka.Message) {
@@ -246,6 +295,7 @@ func (c *Consumer) add(rd *round, m kafka.Message) {
 // backoff until it succeeds or ctx ends.
 func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader, rd *round) error {
 	var inserted time.Time
+	began := time.Now()
 	err := c.retry(ctx, log, "insert", &c.insertErrs, func(ctx context.Context) error {
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
 		defer cancel()
@@ -258,6 +308,7 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader
 	if err != nil {
 		return err
 	}
+	c.insertNS.Add(int64(time.Since(began)))
 	if len(rd.dead) > 0 {
 		err := c.retry(ctx, log, "dead-letter", &c.dlqErrs, func(ctx context.Context) error {
 			return c.dlq.WriteMessages(ctx, rd.dead...)
@@ -269,12 +320,14 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader
 			log.Warn("dead-lettered", "topic", header(m, HeaderSourceTopic), "offset", header(m, HeaderSourceOffset), "reason", header(m, HeaderReason))
 		}
 	}
+	began = time.Now()
 	err = c.retry(ctx, log, "commit", &c.commitErrs, func(ctx context.Context) error {
 		return r.CommitMessages(ctx, rd.msgs...)
 	})
 	if err != nil {
 		return err
 	}
+	c.commitNS.Add(int64(time.Since(began)))
 	c.inserted.Add(int64(rd.batch.Len()))
 	c.deadLettered.Add(int64(len(rd.dead)))
 	c.rounds.Add(1)

@@ -44,6 +44,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
+		"bench":       {"benchmarks with same-run baselines: bench ingest (bench MODE --help)", runBench},
 		"dev":         {"run broker + ClickHouse + ingest (+ serve, console) locally; writes DATA_DIR/dev.json", runDev},
 		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},

@@ -1,0 +1,4 @@
+package ingest
+
+// DecodeEvent exposes decodeEvent to the external tests.
+var DecodeEvent = decodeEvent
