@@ -7,8 +7,9 @@
 //
 //	format     the bytes are PNG, JPEG or WebP by their magic bytes, the header
 //	           declares at most MaxPixels pixels (checked before decoding, against
-//	           decompression bombs), the body decodes, and the format is the one
-//	           asked for. Value 1 or 0. Nothing else runs when it fails.
+//	           decompression bombs) and the body decodes. Value 1, or 0 on failure
+//	           (nothing else runs then), or 0.5 when it is valid but not the format
+//	           asked for: not a model failure, the server transcodes.
 //	size       min(width/wantW, height/wantH): the image is at least the requested
 //	           size, less SizeTolerance (a larger image can be downscaled).
 //	aspect     |ln(aspect / wanted aspect)|, at most AspectTolerance.
@@ -117,7 +118,7 @@ func (t Thresholds) withDefaults() Thresholds {
 // Spec is what the request asked for.
 type Spec struct {
 	Width, Height int    // requested size; 0 skips the size and aspect checks
-	Format        string // png | jpeg | webp; "" accepts any
+	Format        string // png | jpeg | webp asked for; another valid format passes with value 0.5 (transcode it)
 	// Reference is the pHash of the image to preserve (HashBytes); the drift
 	// check runs when PreserveSubject and HasReference are both set.
 	Reference       Hash
@@ -251,8 +252,13 @@ func (c *Checker) CheckImage(img image.Image, format string, s Spec) Result {
 		}
 	}
 
-	formatOK := s.Format == "" || strings.EqualFold(s.Format, format) || (s.Format == "jpg" && format == FormatJPEG)
-	add(CheckFormat, formatOK, b2f(formatOK), b2f(formatOK), fmt.Sprintf("got %s, want %s", format, s.Format))
+	// A valid image in another format than asked is not a model failure (the
+	// server transcodes), so it passes with value 0.5 rather than escalating.
+	formatValue := 1.0
+	if s.Format != "" && !strings.EqualFold(s.Format, format) && (s.Format != "jpg" || format != FormatJPEG) {
+		formatValue = 0.5
+	}
+	add(CheckFormat, true, formatValue, formatValue, "")
 
 	if s.Width > 0 && s.Height > 0 {
 		ratio := math.Min(float64(r.Width)/float64(s.Width), float64(r.Height)/float64(s.Height))

@@ -159,7 +159,7 @@ func TestCheck(t *testing.T) {
 		{"larger same aspect", MustPNG(t, scene(512, 512, 1)), sq, true, nil},
 		{"no size asked", MustPNG(t, scene(300, 200, 2)), qa.Spec{}, true, nil},
 		{"format asked matches", sharpPNG, qa.Spec{Format: "png"}, true, nil},
-		{"format asked differs", sharpPNG, qa.Spec{Format: "webp"}, false, []string{"format"}},
+		{"format asked differs: passes, to transcode", sharpPNG, qa.Spec{Format: "webp"}, true, nil},
 		{"webp decodes", MustRead(t, "video-001.lossy.webp"), qa.Spec{Width: 150, Height: 103, Format: "webp"}, true, nil},
 		{"not an image", []byte("<html>rate limited</html>"), sq, false, []string{"format"}},
 		{"truncated png", sharpPNG[:len(sharpPNG)/2], sq, false, []string{"format"}},
@@ -331,5 +331,19 @@ func TestCheckRef(t *testing.T) {
 	}
 	if r := c.CheckRef(other, ref, true, qa.Spec{}); r.Pass {
 		t.Errorf("CheckRef(another subject) passed: %+v", r.Checks)
+	}
+}
+
+func TestFormatMismatchValue(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	b := MustJPEG(t, scene(64, 64, 1), 90)
+	for _, tt := range []struct {
+		give string
+		want float64
+	}{{"", 1}, {"jpeg", 1}, {"jpg", 1}, {"JPEG", 1}, {"png", 0.5}, {"webp", 0.5}} {
+		r := c.Check(b, qa.Spec{Format: tt.give})
+		if r.Checks[0].Name != "format" || !r.Checks[0].Pass || r.Checks[0].Value != tt.want {
+			t.Errorf("Check(jpeg, Format %q) format check = %+v, want pass with value %v", tt.give, r.Checks[0], tt.want)
+		}
 	}
 }

@@ -108,6 +108,7 @@ type renderKey struct {
 	qualityQ int // renderQuality(quality) in steps of 1/qualitySteps
 	seed     uint64
 	ref      uint64 // hash of the reference for edits, 0 for generation
+	jpeg     bool   // encoded as JPEG (output_format jpeg); PNG otherwise
 }
 
 // qualitySteps quantises quality so that renders can be cached; Render of the
@@ -162,7 +163,10 @@ func (p *Provider) Name() string { return p.opt.Name }
 // Generate asks the oracle for the outcome, waits its latency (scaled), and
 // returns the rendered images, or a *providers.Error of the outcome's kind
 // (KindTimeout when ctx ends first, KindBadRequest when an edit's reference
-// does not decode). Returned bytes may be shared with later calls: read only.
+// does not decode). Images are PNG, or JPEG when req.OutputFormat asks for it
+// (there is no WebP encoder: WebP requests get PNG, which QA passes with a
+// format value of 0.5 for the server to transcode). Returned bytes may be
+// shared with later calls: read only.
 func (p *Provider) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
 	v := p.oracle.Outcome(ctx, req, p.budget(ctx))
 	wait := time.Duration(float64(v.Latency) * p.opt.LatencyScale)
@@ -196,8 +200,13 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 	res := providers.Result{Images: make([]providers.Image, n), CostUSD: v.CostUSD, Latency: v.Latency}
 	for i := range n {
 		variant := (req.Seed + uint64(i)) % uint64(p.opt.Variants)
-		k := renderKey{prompt: req.Prompt, w: w, h: h, qualityQ: renderQuality(v.Quality), seed: seed + variant, ref: refKey}
-		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: "image/png"}
+		k := renderKey{prompt: req.Prompt, w: w, h: h, qualityQ: renderQuality(v.Quality), seed: seed + variant, ref: refKey,
+			jpeg: req.OutputFormat == "jpeg" || req.OutputFormat == "jpg"}
+		mime := "image/png"
+		if k.jpeg {
+			mime = "image/jpeg"
+		}
+		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: mime}
 	}
 	return res, nil
 }
@@ -225,11 +234,17 @@ func (p *Provider) render(k renderKey, ref image.Image) []byte {
 		}
 	}
 	q := float64(k.qualityQ) / qualitySteps
-	var b []byte
+	var c *canvas
 	if ref != nil {
-		b = Edit(ref, k.prompt, k.w, k.h, q, k.seed)
+		c = edit(ref, k.prompt, k.w, k.h, q, k.seed)
 	} else {
-		b = Render(k.prompt, k.w, k.h, q, k.seed)
+		c = draw(k.prompt, k.w, k.h, q, k.seed)
+	}
+	var b []byte
+	if k.jpeg {
+		b = encodeJPEG(c)
+	} else {
+		b = encode(c)
 	}
 	if p.images != nil {
 		if prev, ok, _ := p.images.PeekOrAdd(k, b); ok {

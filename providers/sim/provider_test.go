@@ -188,3 +188,14 @@ func TestVariantsAndCacheBound(t *testing.T) {
 		t.Error("quality 0.81 and 1 rendered differently")
 	}
 }
+
+func TestGenerateJPEG(t *testing.T) {
+	p := sim.New(fixed(sim.Outcome{Success: true, Quality: 1}), sim.Options{})
+	res, err := p.Generate(context.Background(), providers.Request{Prompt: "x", OutputFormat: "jpeg", Width: 64, Height: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Images[0].Bytes; res.Images[0].MIME != "image/jpeg" || len(b) < 3 || b[0] != 0xff || b[1] != 0xd8 {
+		t.Errorf("output_format jpeg gave %s starting % x", res.Images[0].MIME, b[:min(len(b), 4)])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -38,6 +39,10 @@ func Render(prompt string, w, h int, quality float64, seed uint64) []byte {
 // blended with a fresh render, so the perceptual hash moves) and the same
 // degradation as Render applies.
 func Edit(ref image.Image, prompt string, w, h int, quality float64, seed uint64) []byte {
+	return encode(edit(ref, prompt, w, h, quality, seed))
+}
+
+func edit(ref image.Image, prompt string, w, h int, quality float64, seed uint64) *canvas {
 	q := clamp01(quality)
 	c := newCanvas(w, h)
 	c.drawScaled(ref)
@@ -51,7 +56,7 @@ func Edit(ref image.Image, prompt string, w, h int, quality float64, seed uint64
 		c.blend(fresh, drift)
 	}
 	degrade(c, q, r)
-	return encode(c)
+	return c
 }
 
 // draw renders the clean scene and degrades it.
@@ -230,6 +235,16 @@ func (b *bufferPool) Get() *png.EncoderBuffer {
 	return e
 }
 func (b *bufferPool) Put(e *png.EncoderBuffer) { b.p.Put(e) }
+
+// encodeJPEG writes c as a JPEG (quality 90), for requests that ask for it.
+func encodeJPEG(c *canvas) []byte {
+	var buf bytes.Buffer
+	img := &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		panic("sim: jpeg encode to memory: " + err.Error()) // cannot fail for an in-memory image
+	}
+	return buf.Bytes()
+}
 
 func encode(c *canvas) []byte {
 	var buf bytes.Buffer
