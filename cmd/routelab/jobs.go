@@ -32,6 +32,7 @@ func jobsCommands() map[string]command {
 		"recalibrate": {"recalibrate the live policy on logged outcomes; write a candidate policy", runJobsRecalibrate},
 		"drift":       {"check live traffic and outcome rates against the live policy's reference", runJobsDrift},
 		"ope":         {"off-policy evaluation of a candidate policy on the live policy's logged decisions", runJobsOPE},
+		"analyze":     {"analyse running experiments; guardrail monitor: advance canary ramps, roll back on breach", runJobsAnalyze},
 		"pipeline":    {"recalibrate -> OPE gate -> drift check -> canary -> push, or stop with the reason", runJobsPipeline},
 	}
 }
