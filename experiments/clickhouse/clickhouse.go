@@ -99,8 +99,29 @@ func (r *Reader) phase(s experiments.Spec, since time.Time) phaseQuery {
 	}
 }
 
-// Arms returns the aggregates of every arm of s's current phase.
+// Arms returns the aggregates of every arm of s's current phase: from the
+// per-unit aggregate tables (migration 0050) when they exist, else (or with
+// Exact) from the decisions themselves.
 func (r *Reader) Arms(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
+	if !r.Exact {
+		ok, err := r.hasAggregates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return r.armsAggregated(ctx, s)
+		}
+	}
+	return r.armsRaw(ctx, s)
+}
+
+func (r *Reader) hasAggregates(ctx context.Context) (bool, error) {
+	n, err := r.count(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('experiment_units', 'experiment_latency')", r.db)
+	return n == 2, err
+}
+
+// armsRaw aggregates the phase's decision rows.
+func (r *Reader) armsRaw(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
 	since := time.UnixMilli(s.PhaseStarted).UTC()
 	if s.PhaseStarted == 0 {
 		since = time.Unix(0, 0).UTC()
@@ -301,4 +322,169 @@ func scanArm(rows driver.Rows) (experiments.ArmData, int, error) {
 		d.CUPED = experiments.CovMoments{N: n, SumY: cy, SumX: cx, SumYY: cyy, SumXX: cxx, SumXY: cxy}
 	}
 	return d, int(a), nil
+}
+
+// armIndexExpr maps an arm-name column to the arm's 1-based index in s.
+func armIndexExpr(col string, s experiments.Spec) string {
+	names := make([]string, len(s.Arms))
+	idx := make([]string, len(s.Arms))
+	for i, a := range s.Arms {
+		names[i], idx[i] = quote(a.Name), strconv.Itoa(i+1)
+	}
+	return fmt.Sprintf("transform(%s, [%s], [%s], 0)", col, strings.Join(names, ", "), strings.Join(idx, ", "))
+}
+
+// aggCols are experiment_units' summed columns, in numerators order, with
+// cost and images last.
+var aggCols = map[string]string{
+	"succ": "succ", "qap": "qap", "qaf": "qaf", "err": "err", "esc": "esc", "lat": "latency_ms",
+}
+
+// armsAggregated reads experiment_units and experiment_latency; thumbs
+// come from the signals joined to the phase's decisions that have one.
+func (r *Reader) armsAggregated(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
+	since := time.UnixMilli(s.PhaseStarted).UTC()
+	if s.PhaseStarted == 0 {
+		since = time.Unix(0, 0).UTC()
+	}
+	signals, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.signals WHERE ts >= toDateTime(?)", r.db), since.Unix())
+	if err != nil {
+		return nil, err
+	}
+	preExprStr, cuped := preExpr(s.PrimaryMetric)
+	cuped = cuped && s.Unit != experiments.UnitRequest && r.PrePeriod > 0
+	preStart := since.Add(-r.PrePeriod)
+	if cuped {
+		n, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?)", r.db), preStart.Unix(), since.Unix())
+		if err != nil {
+			return nil, err
+		}
+		cuped = n > 0
+	}
+	var inner, outer []string
+	for _, n := range numerators {
+		switch n.col {
+		case "up", "down":
+			if signals == 0 {
+				inner = append(inner, "toFloat64(0) AS "+n.col)
+			}
+		default:
+			inner = append(inner, fmt.Sprintf("toFloat64(sum(%s)) AS %s", aggCols[n.col], n.col))
+		}
+		outer = append(outer, fmt.Sprintf("sum(%[1]s), sum(%[1]s * %[1]s), sum(%[1]s * r)", n.col))
+	}
+	inner = append(inner, "toFloat64(sum(cost_usd)) AS cost", "toFloat64(sum(images)) AS img")
+	outer = append(outer, "sum(cost), sum(cost * cost), sum(cost * img), sum(img), sum(img * img)")
+
+	args := []any{s.ID, int32(s.Phase)}
+	sigJoin := ""
+	if signals > 0 {
+		// per-unit thumbs: the signals' requests, found among the phase's
+		// decisions by request id (a small set), keyed like the units
+		sigJoin = fmt.Sprintf(`ANY LEFT JOIN (
+			SELECT k, toFloat64(sum(up)) AS up, toFloat64(sum(down)) AS down
+			FROM (
+				SELECT bitOr(bitAnd(cityHash64(arm_units[idx]), %[1]s), %[2]s) AS k, request_id
+				FROM %[3]s.decisions PREWHERE request_id IN (SELECT request_id FROM %[3]s.signals WHERE ts >= toDateTime(?))
+				WHERE has(arm_experiments, ?) AND ts >= toDateTime(?) AND arm_phases[indexOf(arm_experiments, ?) AS idx] = ?
+			) ALL INNER JOIN (
+				SELECT request_id, countIf(signal = 'thumbs_up') AS up, countIf(signal = 'thumbs_down') AS down
+				FROM %[3]s.signals WHERE ts >= toDateTime(?) GROUP BY request_id
+			) USING request_id
+			GROUP BY k
+		) USING k`, unitMask, armIndexExpr("arm_names[idx]", s), r.db)
+		args = append(args, since.Unix(), s.ID, since.Unix(), s.ID, int32(s.Phase), since.Unix())
+	}
+	cupedY, cupedX, preCols, preJoin := "toFloat64(0)", "toFloat64(0)", "toFloat64(0) AS pre, toUInt8(0) AS pre_n", ""
+	if cuped {
+		cupedY, cupedX, preCols = colOf(s.PrimaryMetric), "pre", "pre, pre_n"
+		unitCol := "unit"
+		if s.Unit == experiments.UnitTenant {
+			unitCol = "tenant"
+		}
+		preJoin = fmt.Sprintf(`ANY LEFT JOIN (
+			SELECT bitAnd(cityHash64(%s), %s) AS uh, toFloat64(sum(%s)) AS pre, toUInt8(1) AS pre_n
+			FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY uh
+		) USING uh`, unitCol, unitMask, preExprStr, r.db)
+		args = append(args, preStart.Unix(), since.Unix())
+	}
+	q := fmt.Sprintf(`
+SELECT bitAnd(k, 255) AS a, count() AS units, sum(r), sum(r * r), %[1]s,
+	sum(%[2]s), sum(%[3]s), sum(%[2]s * %[2]s), sum(%[3]s * %[3]s), sum(%[2]s * %[3]s), countIf(pre_n > 0)
+FROM (
+	SELECT k, r, %[5]s, %[6]s
+	FROM (
+		SELECT k, bitAnd(k, %[4]s) AS uh, r, %[5]s
+		FROM (
+			SELECT k, toFloat64(sum(requests)) AS r, %[7]s
+			FROM (
+				SELECT bitOr(bitAnd(unit_hash, %[4]s), %[8]s) AS k, requests, succ, qap, qaf, err, esc, latency_ms, cost_usd, images
+				FROM %[9]s.experiment_units
+				WHERE experiment = ? AND phase = ?
+			)
+			GROUP BY k
+		)
+		%[10]s
+	)
+	%[11]s
+)
+GROUP BY a
+ORDER BY a`,
+		strings.Join(outer, ", "), cupedY, cupedX, unitMask, strings.Join(innerCols(), ", "), preCols,
+		strings.Join(inner, ", "), armIndexExpr("arm", s), r.db, sigJoin, preJoin)
+	rows, err := r.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query experiment %s: %w", s.ID, err)
+	}
+	defer rows.Close()
+	var out []experiments.ArmData
+	byIndex := map[int]int{}
+	for rows.Next() {
+		d, a, err := scanArm(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan experiment %s: %w", s.ID, err)
+		}
+		if a < 1 || a > len(s.Arms) {
+			continue
+		}
+		d.Arm = s.Arms[a-1].Name
+		byIndex[a] = len(out)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read experiment %s: %w", s.ID, err)
+	}
+	return out, r.latencyAggregated(ctx, s, out, byIndex)
+}
+
+func (r *Reader) latencyAggregated(ctx context.Context, s experiments.Spec, out []experiments.ArmData, byIndex map[int]int) error {
+	levels := experiments.LatencyLevels()
+	lv := make([]string, len(levels))
+	for i, l := range levels {
+		lv[i] = strconv.FormatFloat(l, 'f', -1, 64)
+	}
+	q := fmt.Sprintf(`SELECT toUInt8(%s) AS a, quantilesTDigestMerge(%s)(q) FROM %s.experiment_latency WHERE experiment = ? AND phase = ? GROUP BY a`,
+		armIndexExpr("arm", s), strings.Join(lv, ", "), r.db)
+	rows, err := r.conn.Query(ctx, q, s.ID, int32(s.Phase))
+	if err != nil {
+		return fmt.Errorf("query latency quantiles: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a uint8
+		var qs []float64
+		if err := rows.Scan(&a, &qs); err != nil {
+			return fmt.Errorf("scan latency quantiles: %w", err)
+		}
+		i, ok := byIndex[int(a)]
+		if !ok {
+			continue
+		}
+		for k, l := range levels {
+			if k < len(qs) {
+				out[i].Latency[l] = qs[k]
+			}
+		}
+	}
+	return rows.Err()
 }
