@@ -32,7 +32,7 @@ func BenchmarkEnqueue(b *testing.B) {
 
 // BenchmarkEnqueueBrokerDown measures Enqueue latency per call with the
 // broker up (baseline) and with the broker stopped, so that every batch goes
-// to the fsync'd spool, in the same run: four rounds of up then down (the
+// to the fsync'd spool, in the same run: eight rounds of up then down (the
 // broker restarted from its data dir and the spool replayed, untimed, between
 // rounds) so load drifting on a shared machine hits both alike. The target is
 // p99 down / p99 up within 1.10. Events go in bursts of 1000 and the queue is
@@ -45,7 +45,7 @@ func BenchmarkEnqueueBrokerDown(b *testing.B) {
 	p := mustProducer(b, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: b.TempDir(), QueueSize: 1 << 16, RetryBackoff: 20 * time.Millisecond})
 	d := decision(0)
 
-	const burst, rounds = 1000, 4
+	const burst, rounds = 1000, 8
 	var up, down []time.Duration
 	phase := func(lat *[]time.Duration, n int) {
 		for i := 0; i < n; {
