@@ -724,6 +724,12 @@ func (p *Producer) replayOnce() bool {
 		return false
 	}
 	if len(recs) == 0 {
+		// Events are counted as spooled but no frame can be read: the
+		// files were damaged under us. Count them lost rather than spin.
+		n := p.spool.discard()
+		p.drop(DropSpoolIO, int(n))
+		p.log.Error("spool unreadable; dropped what it held", "events", n, "dir", p.cfg.SpoolDir)
+		p.syncSpoolGauges()
 		return true
 	}
 	acked, left, _ := p.write(recs)

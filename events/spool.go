@@ -353,6 +353,18 @@ func (s *spool) dropOldest() error {
 	return nil
 }
 
+// discard deletes every segment and returns how many records were pending.
+func (s *spool) discard() int64 {
+	n := s.pending
+	for len(s.segs) > 0 {
+		if err := s.dropOldest(); err != nil {
+			s.segs = s.segs[1:] // cannot remove it; forget it rather than loop
+		}
+	}
+	s.pending, s.total = 0, 0
+	return n
+}
+
 func (s *spool) close() error {
 	if s.r != nil {
 		s.r.Close()

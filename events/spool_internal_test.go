@@ -68,3 +68,25 @@ func TestSpoolTornTailAndReclaim(t *testing.T) {
 		t.Errorf("append after reclaim: %v, pending %d", err, s.pending)
 	}
 }
+
+func TestSpoolDiscardWhenUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openSpool(dir, 1<<20, 1<<20)
+	if err != nil {
+		t.Fatalf("openSpool: %v", err)
+	}
+	if err := s.append([]record{{topic: "t", key: "k", value: []byte("{}")}}); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	// Damage the frame after it was counted.
+	path := s.path(s.segs[0])
+	b, _ := os.ReadFile(path)
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(path, b, 0o644)
+	if recs, _, err := s.peek(10); err != nil || len(recs) != 0 {
+		t.Fatalf("peek on a damaged frame = %d records, %v; want 0, nil", len(recs), err)
+	}
+	if n := s.discard(); n != 1 || !s.empty() || s.bytes() != 0 {
+		t.Errorf("discard() = %d, empty %v, bytes %d; want 1, true, 0", n, s.empty(), s.bytes())
+	}
+}
