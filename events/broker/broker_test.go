@@ -130,3 +130,68 @@ func TestRestartKeepsRecordsAndOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerGroupSplitsPartitions: two kafka-go group members (two ingest
+// replicas) share the partitions between them and together read everything.
+// Records keep coming until both members have received some, so the test
+// does not depend on when the second member's join lands.
+func TestConsumerGroupSplitsPartitions(t *testing.T) {
+	b := mustStart(t, broker.Config{})
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	type got struct {
+		member int
+		key    string
+	}
+	ch := make(chan got, 1024)
+	for i := range 2 {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: []string{b.Addr()}, GroupID: "ingest", Topic: events.TopicQA,
+			StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond, RebalanceTimeout: 2 * time.Second,
+		})
+		defer r.Close()
+		go func() {
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return
+				}
+				// A commit can fail across a rebalance; the record is then
+				// read again by the new owner (at-least-once), which is fine.
+				_ = r.CommitMessages(ctx, m)
+				ch <- got{i, string(m.Key)}
+			}
+		}()
+	}
+
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: events.TopicQA, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	seen := map[string]bool{}
+	var per [2]int
+	for batch := 0; per[0] == 0 || per[1] == 0; batch++ {
+		if batch == 200 {
+			t.Fatalf("after %d batches one member still read nothing: %v", batch, per)
+		}
+		msgs := make([]kafka.Message, 60)
+		for i := range msgs {
+			msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "b%d-%d", batch, i), Value: []byte("{}")}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatalf("WriteMessages: %v", err)
+		}
+		want := len(seen) + len(msgs)
+		for len(seen) < want {
+			select {
+			case g := <-ch:
+				seen[g.key] = true
+				per[g.member]++
+			case <-ctx.Done():
+				t.Fatalf("read %d of %d records", len(seen), want)
+			}
+		}
+	}
+	t.Logf("records read: member 0 %d, member 1 %d", per[0], per[1])
+}
