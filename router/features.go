@@ -125,7 +125,7 @@ func (f *Features) add(i int) {
 
 // keywords maps lower-case words and two-word phrases to keyword groups.
 // Read-only after package initialisation.
-var keywords = markPhraseStarts(map[string]uint16{
+var keywords = map[string]uint16{
 	"text": 1 << KWText, "says": 1 << KWText, "saying": 1 << KWText, "written": 1 << KWText, "word": 1 << KWText,
 	"words": 1 << KWText, "letters": 1 << KWText, "lettering": 1 << KWText, "sign": 1 << KWText, "poster": 1 << KWText,
 	"banner": 1 << KWText, "logo": 1 << KWText, "headline": 1 << KWText, "typography": 1 << KWText, "label": 1 << KWText,
@@ -151,21 +151,36 @@ var keywords = markPhraseStarts(map[string]uint16{
 	"packshot": 1 << KWProduct, "perfume": 1 << KWProduct, "headphones": 1 << KWProduct,
 	"landscape": 1 << KWScene, "city": 1 << KWScene, "street": 1 << KWScene, "forest": 1 << KWScene,
 	"beach": 1 << KWScene, "room": 1 << KWScene, "mountain": 1 << KWScene, "sky": 1 << KWScene,
-})
+}
 
 // phraseStart marks, in keywords, a word that begins a two-word phrase, so
 // the pair is looked up only after such words.
 const phraseStart = 1 << 15
 
-// markPhraseStarts sets phraseStart on the first word of every phrase.
-func markPhraseStarts(m map[string]uint16) map[string]uint16 {
-	for k := range m {
+// keywordHashes re-keys the keyword table by the FNV-1a hash of the
+// lower-cased word or phrase, which scanPrompt computes anyway for the
+// n-gram buckets; the first word of every phrase gets phraseStart.
+func keywordHashes(m map[string]uint16) map[uint64]uint16 {
+	out := make(map[uint64]uint16, len(m))
+	for k, v := range m {
+		out[fnv(k)] |= v
 		if first, _, ok := strings.Cut(k, " "); ok {
-			m[first] |= phraseStart
+			out[fnv(first)] |= phraseStart
 		}
 	}
-	return m
+	return out
 }
+
+func fnv(s string) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+var keywordHash = keywordHashes(keywords)
 
 const (
 	fnvOffset = 14695981039346656037
@@ -258,11 +273,10 @@ func depthFeature(d int) int {
 // buffer, looked up as keywords (alone and with the previous word) and hashed
 // into uni- and bigram buckets.
 func scanPrompt(p string, f *Features) {
-	var cur, prev [24]byte
-	var pair [49]byte
-	nc, np := 0, 0
+	var cur [24]byte
+	nc := 0
 	var prevHash uint64
-	prevStart := false
+	havePrev, prevStart := false, false
 	words, quoted := 0, 0
 	inQuote := false
 	flush := func() {
@@ -274,27 +288,29 @@ func scanPrompt(p string, f *Features) {
 			quoted++
 		}
 		w := cur[:nc]
-		kw := keywords[string(w)]
-		f.Keywords |= kw &^ phraseStart
 		h := uint64(fnvOffset)
 		for _, c := range w {
 			h ^= uint64(c)
 			h *= fnvPrime
 		}
+		kw := keywordHash[h]
+		f.Keywords |= kw &^ phraseStart
 		f.addGram(h)
-		if np > 0 {
+		if havePrev {
 			if prevStart {
-				n := copy(pair[:], prev[:np])
-				pair[n] = ' '
-				n++
-				n += copy(pair[n:], w)
-				f.Keywords |= keywords[string(pair[:n])]
+				// FNV-1a of "prev cur", continued from prev's hash.
+				ph := (prevHash ^ ' ') * fnvPrime
+				for _, c := range w {
+					ph ^= uint64(c)
+					ph *= fnvPrime
+				}
+				f.Keywords |= keywordHash[ph] &^ phraseStart
 			}
 			b := (prevHash*31 + h) ^ 0x9e3779b97f4a7c15
 			b ^= b >> 29
 			f.addGram(b)
 		}
-		prev, np, prevHash, prevStart = cur, nc, h, kw&phraseStart != 0
+		prevHash, havePrev, prevStart = h, true, kw&phraseStart != 0
 		nc = 0
 	}
 	for i := 0; i < len(p); i++ {
