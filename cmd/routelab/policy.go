@@ -139,7 +139,15 @@ func printFrontier(w io.Writer, p *router.Policy) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "tier\tthreshold\texp. success\tmean cost\t")
 	for _, t := range []router.Tier{router.TierDraft, router.TierStandard, router.TierPremium} {
-		for _, fp := range p.Metrics.Frontier[t] {
+		last := -1.0
+		pts := p.Metrics.Frontier[t]
+		for i, fp := range pts {
+			// Print the frontier in steps of half a point of success,
+			// plus its ends and the chosen threshold.
+			if !fp.Chosen && i != 0 && i != len(pts)-1 && fp.Success-last < 0.005 {
+				continue
+			}
+			last = fp.Success
 			mark := ""
 			if fp.Chosen {
 				mark = "<- chosen"
