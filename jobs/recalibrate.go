@@ -3,7 +3,6 @@ package jobs
 import (
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/routelab/routelab/router"
@@ -309,33 +308,4 @@ func pick(r Choice, t float64) int {
 	return top
 }
 
-// Seal finalises a candidate: seals it (version from the content when
-// none was given) and returns its version.
-func Seal(p *router.Policy) (string, error) {
-	if err := p.Seal(); err != nil {
-		return "", err
-	}
-	return p.Version, nil
-}
-
 func since(t time.Time) int64 { return time.Since(t).Milliseconds() }
-
-// sortTiers returns tiers in draft, standard, premium order.
-func sortTiers(m map[router.Tier]float64) []router.Tier {
-	ts := make([]router.Tier, 0, len(m))
-	for t := range m {
-		ts = append(ts, t)
-	}
-	sort.Slice(ts, func(i, j int) bool { return tierRank(ts[i]) < tierRank(ts[j]) })
-	return ts
-}
-
-func tierRank(t router.Tier) int {
-	switch t {
-	case router.TierDraft:
-		return 0
-	case router.TierStandard:
-		return 1
-	}
-	return 2
-}

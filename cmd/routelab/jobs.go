@@ -42,7 +42,7 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		jobsUsage(env.Stdout, subs)
 		if len(args) == 0 {
-			return errUsage
+			return errors.New("jobs: no subcommand given")
 		}
 		return nil
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,7 +25,7 @@ Scenarios:`)
 			fmt.Fprintf(env.Stdout, "  %-20s %s\n", s.Name, s.Description)
 		}
 		if len(args) == 0 {
-			return errUsage
+			return errors.New("lab: no subcommand given")
 		}
 		return nil
 	}
@@ -43,8 +44,9 @@ func runLabScenario(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("lab scenario NAME", `Run one lab scenario in the simulated world, in process (no servers needed):
 train a first policy on an exploration log, serve traffic, change the world's truth,
 and let the loop detect the change (CUSUM on outcome rates, drift checks on the
-traffic), gather a window, build a candidate (recalibration, rule audit, thresholds),
-gate it (off-policy evaluation, drift check, canary with a guardrail) and push it.
+traffic), gather a window, build candidates (recalibration with a rule audit and
+thresholds, and a refit), pick one by off-policy evaluation on held-out rows,
+gate it (OPE margin, drift check, canary with a guardrail) and push it.
 Reports detected_after_events, success_before/during/after and the pushed version.
 
 Scenarios: `+strings.Join(names, ", "))
