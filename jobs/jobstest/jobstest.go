@@ -120,7 +120,20 @@ func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int
 // per decision, thumbs-down signals on 5% and a human review on 1%.
 // Models are the simulated catalog's, so a policy trained on it applies.
 func Generate(ctx context.Context, db *ingesttest.DB, policyVersion string, n int, start time.Time) error {
+	// chunks of a million rows keep each INSERT well inside the client's
+	// read timeout on a loaded machine
+	const chunk = 1000000
+	for off := 0; off < n; off += chunk {
+		if err := generate(ctx, db, policyVersion, off, min(chunk, n-off), start); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func generate(ctx context.Context, db *ingesttest.DB, policyVersion string, off, n int, start time.Time) error {
 	t0 := start.UnixMilli()
+	nums := fmt.Sprintf("(SELECT number + %d AS number FROM system.numbers LIMIT %d)", off, n)
 	// h(k) is a uniform in [0,1) per row and stream k
 	h := func(k int) string { return fmt.Sprintf("(cityHash64(number, %d) %% 1000000) / 1000000", k) }
 	models := "['sim-lite','sim-fast','sim-premium','sim-editor','sim-typo','sim-hero']"
@@ -144,27 +157,27 @@ FROM (
     [0.003, 0.02, 0.042, 0.04, 0.03, 0.06] AS cost,
     if(cityHash64(number, 8) %% 10 = 0, 0.1 / 6, 0.9 + 0.1 / 6) AS prop,
     toInt64(1000 + cityHash64(number, 7) %% 12000) AS latency
-  FROM numbers(%[12]d)
+  FROM %[12]s
 )`, db.Database, "'"+policyVersion+"'", h(3), models, t0,
-		"0.5 + 0.5 * "+h(11), "0.5 + 0.5 * "+h(12), "0.5 + 0.5 * "+h(13), "0.5 + 0.5 * "+h(14), "0.5 + 0.5 * "+h(15), "0.5 + 0.5 * "+h(16), n)
+		"0.5 + 0.5 * "+h(11), "0.5 + 0.5 * "+h(12), "0.5 + 0.5 * "+h(13), "0.5 + 0.5 * "+h(14), "0.5 + 0.5 * "+h(15), "0.5 + 0.5 * "+h(16), nums)
 	if err := db.Conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("generate decisions: %w", err)
 	}
 	qa := fmt.Sprintf(`INSERT INTO %[1]s.qa_results (event_id, schema_version, request_id, tenant, ts, ts_ms, model, attempt, pass, score)
 SELECT concat('q', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10, 1000)), toUInt64(%[2]d + number * 10),
-  'sim', 0, toUInt8(%[3]s < 0.85), 0.5 FROM numbers(%[4]d)`, db.Database, t0, h(3), n)
+  'sim', 0, toUInt8(%[3]s < 0.85), 0.5 FROM %[4]s`, db.Database, t0, h(3), nums)
 	if err := db.Conn.Exec(ctx, qa); err != nil {
 		return fmt.Errorf("generate qa results: %w", err)
 	}
 	sig := fmt.Sprintf(`INSERT INTO %[1]s.signals (event_id, schema_version, request_id, tenant, ts, ts_ms, signal, value)
 SELECT concat('s', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10 + 5000, 1000)), toUInt64(%[2]d + number * 10 + 5000),
-  'thumbs_down', 1 FROM numbers(%[3]d) WHERE number %% 20 = 0`, db.Database, t0, n)
+  'thumbs_down', 1 FROM %[3]s WHERE number %% 20 = 0`, db.Database, t0, nums)
 	if err := db.Conn.Exec(ctx, sig); err != nil {
 		return fmt.Errorf("generate signals: %w", err)
 	}
 	rev := fmt.Sprintf(`INSERT INTO %[1]s.reviews (event_id, schema_version, request_id, tenant, ts, ts_ms, kind, reviewer, score_names, score_values)
 SELECT concat('v', toString(number)), 1, concat('r', toString(number)), 'acme', toDateTime(intDiv(%[2]d + number * 10 + 60000, 1000)), toUInt64(%[2]d + number * 10 + 60000),
-  'score', 'r1', ['overall'], [toFloat64(1 + number %% 5)] FROM numbers(%[3]d) WHERE number %% 100 = 7`, db.Database, t0, n)
+  'score', 'r1', ['overall'], [toFloat64(1 + number %% 5)] FROM %[3]s WHERE number %% 100 = 7`, db.Database, t0, nums)
 	if err := db.Conn.Exec(ctx, rev); err != nil {
 		return fmt.Errorf("generate reviews: %w", err)
 	}
