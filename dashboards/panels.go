@@ -21,22 +21,29 @@ const (
 	Bars       Kind = "bars"       // rows (category, series, value)
 )
 
-// Panel is one chart. SQL uses three placeholders filled per target:
+// Panel is one chart. SQL uses placeholders filled per target:
 //
-//	$DB      the database
-//	$BUCKET  the time bucket of column ts (a DateTime)
-//	$WHERE   the time range plus tenant/experiment filters on a decisions-
-//	         shaped table ($WHERE_SIMPLE: time and tenant only, for tables
-//	         without experiment arms)
+//	$DB       the database
+//	$BUCKET   the time bucket of the panel's time column
+//	$WHERE    time range, tenant and experiment filters
 //
 // and must return columns (x, series, value) with x a DateTime for time
-// series or a String for bars.
+// series or a String for bars. Rollup panels read the hourly rollups that
+// ingest's migration 0002 maintains (decisions_hourly, attempts_hourly;
+// time column hour, experiments a comma-joined string) and merge their
+// states, so a page costs the same with 10M decisions as with 10k; the
+// others read small tables (signals, reviews) directly.
 type Panel struct {
 	ID    string
 	Title string
 	Kind  Kind
 	Unit  string // axis label
 	SQL   string
+	// Rollup: the panel reads an hourly rollup (time column hour, hourly
+	// resolution at best); else the table's ts and tenant columns, and no
+	// experiment filter (ExpFilter false) unless it has arm_experiments.
+	Rollup    bool
+	ExpFilter bool
 	// Normalize divides each value by the sum at its x (counts -> shares);
 	// Grafana shows the same with percent stacking.
 	Normalize bool
@@ -44,35 +51,34 @@ type Panel struct {
 
 // Panels are the console's dashboard, in display order.
 var Panels = []Panel{
-	{ID: "route_share", Title: "Route share over time", Kind: TimeSeries, Unit: "share of requests", Normalize: true, SQL: `
-SELECT $BUCKET AS t, model, count() AS c FROM $DB.decisions WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
-	{ID: "latency", Title: "Latency p50 / p95 by model", Kind: Bars, Unit: "ms", SQL: `
-SELECT model, 'p50' AS s, quantileTDigest(0.5)(latency_ms) AS v FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY model
-UNION ALL
-SELECT model, 'p95' AS s, quantileTDigest(0.95)(latency_ms) AS v FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY model`},
-	{ID: "cost", Title: "Cost per image by model", Kind: Bars, Unit: "USD per image", SQL: `
-SELECT model, 'cost per image' AS s, sum(cost_usd) / greatest(sum(images), 1) AS v
-FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY model ORDER BY model`},
-	{ID: "rates", Title: "Retry, escalation and fallback rates", Kind: TimeSeries, Unit: "share of requests", SQL: `
+	{ID: "route_share", Title: "Route share over time", Kind: TimeSeries, Unit: "share of requests", Normalize: true, Rollup: true, SQL: `
+SELECT $BUCKET AS t, model, countMerge(requests) AS c FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
+	{ID: "latency", Title: "Latency p50 / p95 by model", Kind: Bars, Unit: "ms", Rollup: true, SQL: `
+SELECT model, s, v FROM (
+  SELECT model, quantilesTDigestMerge(0.5, 0.95)(latency) AS q FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY model
+) ARRAY JOIN ['p50', 'p95'] AS s, q AS v ORDER BY model, s`},
+	{ID: "cost", Title: "Cost per image by model", Kind: Bars, Unit: "USD per image", Rollup: true, SQL: `
+SELECT model, 'cost per image' AS s, sumMerge(cost) / greatest(sumMerge(images), 1) AS v
+FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY model ORDER BY model`},
+	{ID: "rates", Title: "Retry, escalation and fallback rates", Kind: TimeSeries, Unit: "share of requests", Rollup: true, SQL: `
 SELECT t, s, v FROM (
-  SELECT $BUCKET AS t, avg(length(attempt_models) > 1) AS retry, avg(escalated) AS escalation, avg(fallback) AS fb
-  FROM $DB.decisions WHERE $WHERE GROUP BY t
+  SELECT $BUCKET AS t, countMerge(requests) AS n, sumMerge(retried) / n AS retry, sumMerge(escalated) / n AS escalation, sumMerge(fallback) / n AS fb
+  FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t
 ) ARRAY JOIN ['retry', 'escalation', 'fallback'] AS s, [retry, escalation, fb] AS v ORDER BY t, s`},
-	{ID: "qa_fail", Title: "QA fail rate by model", Kind: TimeSeries, Unit: "share failing QA", SQL: `
-SELECT $BUCKET AS t, model, 1 - avg(qa_pass) AS v
-FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
+	{ID: "qa_fail", Title: "QA fail rate by model", Kind: TimeSeries, Unit: "share failing QA", Rollup: true, SQL: `
+SELECT $BUCKET AS t, model, sumMerge(qa_fail) / countMerge(requests) AS v
+FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
 	{ID: "satisfaction", Title: "User satisfaction (thumbs up share of thumbs)", Kind: TimeSeries, Unit: "thumbs up / (up + down)", SQL: `
 SELECT $BUCKET AS t, 'satisfaction' AS s, countIf(signal = 'thumbs_up') / greatest(countIf(signal IN ('thumbs_up', 'thumbs_down')), 1) AS v
-FROM $DB.signals WHERE $WHERE_SIMPLE GROUP BY t ORDER BY t`},
+FROM $DB.signals WHERE $WHERE GROUP BY t ORDER BY t`},
 	{ID: "review_scores", Title: "Human review scores by model (mean, 1-5)", Kind: Bars, Unit: "mean score", SQL: `
 SELECT model, n AS s, avg(sv) AS v FROM $DB.reviews
 ARRAY JOIN score_names AS n, score_values AS sv
-WHERE $WHERE_SIMPLE AND kind = 'score' AND n IN ('overall', 'adherence', 'legibility', 'subject')
+WHERE $WHERE AND kind = 'score' AND n IN ('overall', 'adherence', 'legibility', 'subject')
 GROUP BY model, n ORDER BY model, n`},
-	{ID: "provider_errors", Title: "Provider error rate", Kind: TimeSeries, Unit: "share of attempts not ok", SQL: `
-SELECT $BUCKET AS t, p AS s, avg(st != 'ok') AS v FROM $DB.decisions
-ARRAY JOIN attempt_providers AS p, attempt_statuses AS st
-WHERE $WHERE GROUP BY t, s ORDER BY t, s`},
+	{ID: "provider_errors", Title: "Provider error rate", Kind: TimeSeries, Unit: "share of attempts not ok", Rollup: true, SQL: `
+SELECT $BUCKET AS t, provider AS s, sumMerge(failed) / countMerge(attempts) AS v
+FROM $DB.attempts_hourly WHERE $WHERE GROUP BY t, s ORDER BY t, s`},
 }
 
 // PanelByID finds a panel.
@@ -117,10 +123,14 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-// Step picks a bucket width giving at most ~120 points over the range.
-func (f Filter) Step() time.Duration {
+// Step picks a bucket width giving at most ~120 points over the range;
+// rollup panels never go below an hour.
+func (f Filter) Step(rollup bool) time.Duration {
 	span := f.To.Sub(f.From)
 	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		if rollup && s < time.Hour {
+			continue
+		}
 		if span/s <= 120 {
 			return s
 		}
@@ -128,22 +138,37 @@ func (f Filter) Step() time.Duration {
 	return 7 * 24 * time.Hour
 }
 
-// SQL is the panel's query for the console: concrete time range and
+func (p Panel) timeCol() string {
+	if p.Rollup {
+		return "hour"
+	}
+	return "ts"
+}
+
+// SQLFor is the panel's query for the console: concrete time range and
 // filters. The filter must have passed Validate.
 func (p Panel) SQLFor(db string, f Filter) string {
-	step := int64(f.Step() / time.Second)
-	simple := fmt.Sprintf("ts >= toDateTime(%d) AND ts < toDateTime(%d)", f.From.Unix(), f.To.Unix())
-	if f.Tenant != "" {
-		simple += " AND tenant = '" + f.Tenant + "'"
+	step := int64(f.Step(p.Rollup) / time.Second)
+	col := p.timeCol()
+	from := f.From
+	if p.Rollup {
+		from = from.Truncate(time.Hour) // the hour holding From
 	}
-	where := simple
+	where := fmt.Sprintf("%s >= toDateTime(%d) AND %s < toDateTime(%d)", col, from.Unix(), col, f.To.Unix())
+	if f.Tenant != "" {
+		where += " AND tenant = '" + f.Tenant + "'"
+	}
 	if f.Experiment != "" {
-		where += " AND has(arm_experiments, '" + f.Experiment + "')"
+		switch {
+		case p.Rollup:
+			where += " AND has(splitByChar(',', experiments), '" + f.Experiment + "')"
+		case p.ExpFilter:
+			where += " AND has(arm_experiments, '" + f.Experiment + "')"
+		}
 	}
 	return strings.NewReplacer(
 		"$DB", db,
-		"$BUCKET", fmt.Sprintf("toDateTime(intDiv(toUInt32(ts), %d) * %d)", step, step),
-		"$WHERE_SIMPLE", simple,
+		"$BUCKET", fmt.Sprintf("toDateTime(intDiv(toUInt32(%s), %d) * %d)", col, step, step),
 		"$WHERE", where,
 	).Replace(p.SQL)
 }
@@ -151,12 +176,17 @@ func (p Panel) SQLFor(db string, f Filter) string {
 // GrafanaSQL is the panel's query with the Grafana ClickHouse data source's
 // macros and the dashboard's tenant/experiment variables.
 func (p Panel) GrafanaSQL(db string) string {
-	simple := "$__timeFilter(ts) AND ('${tenant}' = 'All' OR tenant = '${tenant}')"
-	where := simple + " AND ('${experiment}' = 'All' OR has(arm_experiments, '${experiment}'))"
+	col := p.timeCol()
+	where := "$__timeFilter(" + col + ") AND ('${tenant}' = 'All' OR tenant = '${tenant}')"
+	switch {
+	case p.Rollup:
+		where += " AND ('${experiment}' = 'All' OR has(splitByChar(',', experiments), '${experiment}'))"
+	case p.ExpFilter:
+		where += " AND ('${experiment}' = 'All' OR has(arm_experiments, '${experiment}'))"
+	}
 	return strings.NewReplacer(
 		"$DB", db,
-		"$BUCKET", "$__timeInterval(ts)",
-		"$WHERE_SIMPLE", simple,
+		"$BUCKET", "$__timeInterval("+col+")",
 		"$WHERE", where,
 	).Replace(p.SQL)
 }
