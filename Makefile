@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test bench deps clickhouse gomod browser clean
+.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean
 
 all: build
 
@@ -17,7 +17,7 @@ build: gomod
 deps: clickhouse gomod
 
 clickhouse:
-	@command -v clickhouse-server >/dev/null 2>&1 || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
+	@command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
 
 # browser: what the console's Playwright tests need (console/e2e): Debian's
 # chromium and playwright-core from npm; never a downloaded browser build.
@@ -32,12 +32,19 @@ gomod:
 run: deps build
 	./$(BIN) dev --data-dir $(DATA)
 
-test: deps browser
+# One clickhouse-server for the whole suite (scripts/with-clickhouse exports
+# ROUTELAB_TEST_CLICKHOUSE; ingest/ingesttest gives each test its own database).
+test: deps browser build
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	scripts/with-clickhouse $(GO) test -race -count=1 -timeout 20m ./...
 
-bench: deps build
+bench: deps build bench-ingest
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Pipeline throughput vs direct ClickHouse inserts, measured in the same run.
+EVENTS ?= 200000
+bench-ingest: deps build
+	./$(BIN) bench ingest --events $(EVENTS) --json
 
 clean:
 	rm -rf bin

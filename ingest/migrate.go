@@ -3,12 +3,14 @@ package ingest
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -107,7 +109,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]int, error) {
 			continue
 		}
 		for _, stmt := range m.Statements(db) {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := conn.Exec(ctx, stmt); err != nil && !alreadyDone(err) {
 				return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 			}
 		}
@@ -131,4 +133,19 @@ func record(ctx context.Context, conn driver.Conn, db string, m Migration) error
 		return err
 	}
 	return b.Send()
+}
+
+// alreadyDone reports errors that mean a statement's effect is already
+// there: 18.16 has no ADD COLUMN IF NOT EXISTS, so a migration that adds a
+// column and crashed before its record must be able to run again.
+func alreadyDone(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	switch ex.Code {
+	case 15, 57: // DUPLICATE_COLUMN, TABLE_ALREADY_EXISTS
+		return true
+	}
+	return false
 }

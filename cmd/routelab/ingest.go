@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/ingest"
 )
 
@@ -32,9 +33,11 @@ func clickhouseFlag(fs *pflag.FlagSet) *string {
 	return fs.String("clickhouse", ingest.DefaultDSN, "ClickHouse DSN clickhouse://[user:pass@]host:port/database, or host:port (env ROUTELAB_CLICKHOUSE)")
 }
 
-// clickhouseDSN applies ROUTELAB_CLICKHOUSE when --clickhouse was not given.
+// clickhouseDSN applies ROUTELAB_CLICKHOUSE (or ROUTELAB_CLICKHOUSE_DSN,
+// which console reads) when --clickhouse was not given.
 func clickhouseDSN(fs *pflag.FlagSet, env Env, v *string) string {
 	envDefault(fs, env, "clickhouse", "ROUTELAB_CLICKHOUSE")
+	envDefault(fs, env, "clickhouse", "ROUTELAB_CLICKHOUSE_DSN")
 	return *v
 }
 
@@ -90,6 +93,9 @@ func runIngest(ctx context.Context, env Env, args []string) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "ingest")
 	fmt.Fprintf(env.Stderr, "ingest: kafka=%v clickhouse=%s %s\n", brokers, maskDSN(dsn), flags)
 
+	if err := events.EnsureTopics(ctx, brokers, 0); err != nil {
+		return err
+	}
 	conn, db, err := ingest.Open(ctx, dsn)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"bench":       {"benchmarks with same-run baselines: bench ingest (bench MODE --help)", runBench},
+		"clickhouse":  {"run a local clickhouse-server (dev, tests) with its data under DATA_DIR/clickhouse", runClickHouse},
 		"dev":         {"run broker + ClickHouse + ingest (+ serve, console) locally; writes DATA_DIR/dev.json", runDev},
 		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},
