@@ -227,6 +227,7 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 	if err := startDevServe(ctx, st, info, cfg); err != nil {
 		return err
 	}
+	startDevExperimentMonitor(st, conn, db, info.API, info.AdminToken, 15*time.Second, cfg.logger)
 	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
 		return err
 	}

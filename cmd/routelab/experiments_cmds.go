@@ -238,6 +238,14 @@ Usage: routelab experiments ramp ID [--traffic 0.25] [--reason TEXT]`)
 	return nil
 }
 
+func pct(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := 100 * *p
+	return &v
+}
+
 // fmtPct formats a share as a percentage.
 func fmtPct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 
@@ -271,7 +279,7 @@ func printReport(w io.Writer, r experiments.Report) {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%.4g\t%s\t[%s, %s]\t%s\t%s\t%s\n", m, c.Delta, fmtOpt(c.Relative, "%+.1f%%"),
+			fmt.Fprintf(tw, "%s\t%.4g\t%s\t[%s, %s]\t%s\t%s\t%s\n", m, c.Delta, fmtOpt(pct(c.Relative), "%+.1f%%"),
 				fmtOpt(c.CILow, "%.4g"), fmtOpt(c.CIHigh, "%.4g"), fmtOpt(c.PValue, "%.3g"), fmtOpt(c.AdjustedPValue, "%.3g"), fmtOpt(c.AlwaysValidPValue, "%.3g"))
 		}
 		tw.Flush()
