@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean
+.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean kafka
 
 all: build
 
@@ -31,6 +31,11 @@ gomod:
 
 run: deps build
 	./$(BIN) dev --data-dir $(DATA)
+
+# kafka runs only the local Kafka-protocol broker (log under $(DATA)/kafka, the
+# same one `make run` uses), e.g. to point a separately started serve at it.
+kafka: build
+	./$(BIN) kafka --data-dir $(DATA)
 
 # One clickhouse-server for the whole suite (scripts/with-clickhouse exports
 # ROUTELAB_TEST_CLICKHOUSE; ingest/ingesttest gives each test its own database).
