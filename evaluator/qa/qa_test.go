@@ -68,31 +68,35 @@ func uniform(w, h int, c color.RGBA, noise int, seed uint64) *image.RGBA {
 
 func clamp(v int) uint8 { return uint8(max(0, min(255, v))) }
 
-// boxBlur blurs img with a (2r+1)² box, passes times.
+// boxBlur blurs img with a (2r+1)-wide box, horizontally then vertically,
+// passes times (edges clamp).
 func boxBlur(src *image.RGBA, r, passes int) *image.RGBA {
 	b := src.Bounds()
-	cur := src
-	for range passes {
-		dst := image.NewRGBA(b)
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
+	w, h := b.Dx(), b.Dy()
+	cur := append([]uint8(nil), src.Pix...)
+	tmp := make([]uint8, len(cur))
+	blur1 := func(dst, in []uint8, n, step, lineStep, lines int) {
+		for l := range lines {
+			base := l * lineStep
+			for i := range n {
 				var s [3]int
-				n := 0
-				for dy := -r; dy <= r; dy++ {
-					for dx := -r; dx <= r; dx++ {
-						p := cur.RGBAAt(min(max(x+dx, 0), b.Max.X-1), min(max(y+dy, 0), b.Max.Y-1))
-						s[0] += int(p.R)
-						s[1] += int(p.G)
-						s[2] += int(p.B)
-						n++
-					}
+				for d := -r; d <= r; d++ {
+					j := base + min(max(i+d, 0), n-1)*step
+					s[0] += int(in[j])
+					s[1] += int(in[j+1])
+					s[2] += int(in[j+2])
 				}
-				dst.SetRGBA(x, y, color.RGBA{uint8(s[0] / n), uint8(s[1] / n), uint8(s[2] / n), 255})
+				o := base + i*step
+				k := 2*r + 1
+				dst[o], dst[o+1], dst[o+2], dst[o+3] = uint8(s[0]/k), uint8(s[1]/k), uint8(s[2]/k), 255
 			}
 		}
-		cur = dst
 	}
-	return cur
+	for range passes {
+		blur1(tmp, cur, w, 4, 4*w, h) // rows
+		blur1(cur, tmp, h, 4*w, 4, w) // columns
+	}
+	return &image.RGBA{Pix: cur, Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
 }
 
 func MustPNG(t testing.TB, img image.Image) []byte {

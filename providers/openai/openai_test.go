@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +26,10 @@ var png = sim.Render("a test image", 16, 16, 1, 1)
 type fakeOpenAI struct {
 	*httptest.Server
 	handle func(w http.ResponseWriter, r *http.Request)
-	last   *http.Request
-	body   []byte
+	// What the last request carried, copied inside the handler.
+	path, contentType string
+	body              []byte
+	form              *multipart.Form // multipart requests
 }
 
 func newFake(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) *fakeOpenAI {
@@ -39,8 +43,13 @@ func newFake(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) 
 			return
 		}
 		f.body, _ = io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(f.body))
-		f.last = r
+		f.path, f.contentType, f.form = r.URL.Path, r.Header.Get("Content-Type"), nil
+		if strings.HasPrefix(f.contentType, "multipart/") {
+			r.Body = io.NopCloser(bytes.NewReader(f.body))
+			if err := r.ParseMultipartForm(1 << 20); err == nil {
+				f.form = r.MultipartForm
+			}
+		}
 		f.handle(w, r)
 	}))
 	t.Cleanup(f.Close)
@@ -72,8 +81,8 @@ func TestGenerate(t *testing.T) {
 	if len(res.Images) != 2 || !bytes.Equal(res.Images[0].Bytes, png) || res.Images[0].MIME != "image/png" || res.CostUSD != 0.08 {
 		t.Fatalf("Generate = %d images, MIME %q, cost %v; want 2 PNGs costing 0.08", len(res.Images), res.Images[0].MIME, res.CostUSD)
 	}
-	if f.last.URL.Path != "/v1/images/generations" || f.last.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("request %s %s", f.last.URL.Path, f.last.Header.Get("Content-Type"))
+	if f.path != "/v1/images/generations" || f.contentType != "application/json" {
+		t.Errorf("request %s %s", f.path, f.contentType)
 	}
 	var got map[string]any
 	if err := json.Unmarshal(f.body, &got); err != nil {
@@ -127,19 +136,24 @@ func TestEdit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Generate(edit): %v", err)
 	}
-	r := f.last
-	if r.URL.Path != "/v1/images/edits" {
-		t.Fatalf("edit went to %s", r.URL.Path)
+	if f.path != "/v1/images/edits" {
+		t.Fatalf("edit went to %s", f.path)
 	}
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
-		t.Fatalf("edit body is not multipart: %v", err)
+	if f.form == nil {
+		t.Fatalf("edit body is not multipart (%s)", f.contentType)
 	}
-	if r.FormValue("model") != "gpt-image-1" || r.FormValue("prompt") != "add a hat" || r.FormValue("quality") != "low" || r.FormValue("size") != "1024x1024" {
-		t.Errorf("edit fields %v", r.MultipartForm.Value)
+	value := func(k string) string {
+		if v := f.form.Value[k]; len(v) == 1 {
+			return v[0]
+		}
+		return ""
 	}
-	imgs := r.MultipartForm.File["image[]"]
-	if len(imgs) != 2 || len(r.MultipartForm.File["mask"]) != 1 {
-		t.Fatalf("edit files: %d image[], %d mask; want 2 and 1", len(imgs), len(r.MultipartForm.File["mask"]))
+	if value("model") != "gpt-image-1" || value("prompt") != "add a hat" || value("quality") != "low" || value("size") != "1024x1024" {
+		t.Errorf("edit fields %v", f.form.Value)
+	}
+	imgs := f.form.File["image[]"]
+	if len(imgs) != 2 || len(f.form.File["mask"]) != 1 {
+		t.Fatalf("edit files: %d image[], %d mask; want 2 and 1", len(imgs), len(f.form.File["mask"]))
 	}
 	fh, _ := imgs[0].Open()
 	got, _ := io.ReadAll(fh)
