@@ -2,10 +2,10 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/routelab/routelab/events"
+	"github.com/segmentio/kafka-go"
 )
 
 // Table names in the routelab database, one per event type.
@@ -91,14 +91,27 @@ func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a); b.tsMS = append(b.ts
 // message that cannot be ingested returns the *events.DecodeError (an unknown
 // topic is events.ReasonUnknownKind) and leaves the batch unchanged.
 func (b *Batch) Add(topic string, value []byte) error {
-	kind, ok := events.KindOfTopic(topic)
-	if !ok {
-		return &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: "no table for topic " + topic}
-	}
-	ev, err := decodeEvent(kind, value)
+	ev, err := decodeTopic(topic, value)
 	if err != nil {
 		return err
 	}
+	b.addEvent(ev)
+	return nil
+}
+
+// decodeTopic decodes a message of one of the event topics.
+func decodeTopic(topic string, value []byte) (any, error) {
+	kind, ok := events.KindOfTopic(topic)
+	if !ok {
+		return nil, &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: "no table for topic " + topic}
+	}
+	return decodeEvent(kind, value)
+}
+
+func decodeMessage(m kafka.Message) (any, error) { return decodeTopic(m.Topic, m.Value) }
+
+// addEvent adds a decoded event (as returned by decodeEvent).
+func (b *Batch) addEvent(ev any) {
 	switch e := ev.(type) {
 	case *events.Decision:
 		b.AddDecision(e)
@@ -110,10 +123,7 @@ func (b *Batch) Add(topic string, value []byte) error {
 		b.AddReview(e)
 	case *events.Audit:
 		b.AddAudit(e)
-	default:
-		return &events.DecodeError{Reason: events.ReasonUnknownKind, Detail: fmt.Sprintf("%T", ev)}
 	}
-	return nil
 }
 
 // Writer inserts batches into the routelab tables of one database.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -184,9 +186,12 @@ func (c *Consumer) newReader() *kafka.Reader {
 
 // round is one batch of fetched messages on its way to ClickHouse.
 type round struct {
-	msgs  []kafka.Message
-	batch *Batch
-	dead  []kafka.Message
+	msgs    []kafka.Message
+	decoded int // msgs[:decoded] are in batch or dead
+	batch   *Batch
+	dead    []kafka.Message
+	evs     []any   // decode scratch
+	errs    []error // decode scratch
 }
 
 // work is one group member: a fetcher goroutine fills and decodes the next
@@ -243,7 +248,7 @@ func (c *Consumer) work(ctx context.Context, id int) error {
 // which is what MergeTree wants. It reports false when the worker should
 // stop (ctx ended with nothing in hand, or the inserter gave up).
 func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full chan<- *round, inserterDone <-chan struct{}) bool {
-	rd.msgs = rd.msgs[:0]
+	rd.msgs, rd.decoded = rd.msgs[:0], 0
 	rd.dead = rd.dead[:0]
 	rd.batch.Reset()
 	m, err := r.FetchMessage(ctx)
@@ -255,6 +260,7 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 	deadline := began.Add(c.cfg.BatchWait)
 	for len(rd.msgs) < c.cfg.BatchSize && ctx.Err() == nil {
 		if !time.Now().Before(deadline) {
+			c.decodePending(rd)
 			select {
 			case full <- rd:
 				c.account(rd, began)
@@ -270,6 +276,7 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 			c.add(rd, m)
 		}
 	}
+	c.decodePending(rd)
 	c.account(rd, began)
 	select {
 	case full <- rd:
@@ -284,11 +291,53 @@ func (c *Consumer) account(rd *round, began time.Time) {
 	c.consumed.Add(int64(len(rd.msgs)))
 }
 
+// add takes m into rd; decoding happens in chunks, in parallel.
 func (c *Consumer) add(rd *round, m kafka.Message) {
 	rd.msgs = append(rd.msgs, m)
-	if err := rd.batch.Add(m.Topic, m.Value); err != nil {
-		rd.dead = append(rd.dead, deadLetter(m, err))
+	if len(rd.msgs)-rd.decoded >= decodeChunk {
+		c.decodePending(rd)
 	}
+}
+
+// decodeChunk is how many fetched messages are decoded together.
+const decodeChunk = 1024
+
+// decodePending decodes the messages of rd not decoded yet, spread over
+// up to GOMAXPROCS goroutines, then adds them to the batch (or the dead
+// letters) in fetch order. Decoding is the fetcher's main cost; spreading
+// it keeps one core from limiting a worker.
+func (c *Consumer) decodePending(rd *round) {
+	pending := rd.msgs[rd.decoded:]
+	n := len(pending)
+	if n == 0 {
+		return
+	}
+	rd.evs = slices.Grow(rd.evs[:0], n)[:n]
+	rd.errs = slices.Grow(rd.errs[:0], n)[:n]
+	decodeRange := func(i, j int) {
+		for k := i; k < j; k++ {
+			rd.evs[k], rd.errs[k] = decodeMessage(pending[k])
+		}
+	}
+	if p := min(runtime.GOMAXPROCS(0), n/128); p <= 1 {
+		decodeRange(0, n)
+	} else {
+		var wg sync.WaitGroup
+		size := (n + p - 1) / p
+		for i := 0; i < n; i += size {
+			wg.Go(func() { decodeRange(i, min(i+size, n)) })
+		}
+		wg.Wait()
+	}
+	for k := range n {
+		if rd.errs[k] != nil {
+			rd.dead = append(rd.dead, deadLetter(pending[k], rd.errs[k]))
+		} else {
+			rd.batch.addEvent(rd.evs[k])
+		}
+		rd.evs[k], rd.errs[k] = nil, nil
+	}
+	rd.decoded = len(rd.msgs)
 }
 
 // finish inserts, dead-letters and commits rd, retrying each step with
