@@ -88,7 +88,7 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 // the keyboard alone (and the scores land in ClickHouse), a pairwise round,
 // an engineer's pages with data, a reviewer refused engineer/admin pages.
 func TestBrowser(t *testing.T) {
-	w := mustWorld(t, 16, 200, true)
+	w := mustWorld(t, 16, 200, true, true) // scores through Kafka and ingest
 	eng := newClient(t, w.base)
 	eng.login("eng")
 	spec := mustExperiment(t, eng, w.db, w.c.Deps().Control)
@@ -112,12 +112,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("browser scored %d items, want 10", len(scored))
 	}
 	in := "'" + strings.Join(scored, "','") + "'"
-	if got := w.db.Query(t, "SELECT uniqExact(request_id) FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'score' AND request_id IN ("+in+")"); got != "10" {
-		t.Errorf("ClickHouse has %s of the 10 keyboard scores", got)
-	}
-	if got := w.db.Query(t, "SELECT count() FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'pairwise' AND preference IN ('left','right','tie') AND model != other_model"); got != "3" {
-		t.Errorf("ClickHouse has %s pairwise answers from rev, want 3", got)
-	}
+	w.waitRows(t, "SELECT uniqExact(request_id) FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'score' AND request_id IN ("+in+")", "10")
+	w.waitRows(t, "SELECT count() FROM reviews FINAL WHERE reviewer = 'rev' AND kind = 'pairwise' AND preference IN ('left','right','tie') AND model != other_model", "3")
 }
 
 // engineerPages are the pages the browser test opens as an engineer (and

@@ -10,6 +10,7 @@ import (
 	"github.com/routelab/routelab/console"
 	"github.com/routelab/routelab/console/consoletest"
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 )
@@ -36,10 +37,76 @@ type world struct {
 	info consoletest.Info
 	c    *console.Console
 	base string
+	// committed gets a value after each ingest round when scores travel
+	// through Kafka (withKafka); nil when they are written directly.
+	committed chan struct{}
+}
+
+// waitRows waits until query (a count) returns want, re-checking after
+// every ingest commit; with direct writes it checks once.
+func (w *world) waitRows(t testing.TB, query, want string) {
+	t.Helper()
+	deadline := time.After(90 * time.Second)
+	for {
+		got := w.db.Query(t, query)
+		if got == want || w.committed == nil {
+			if got != want {
+				t.Errorf("%s = %s, want %s", query, got, want)
+			}
+			return
+		}
+		select {
+		case <-w.committed:
+		case <-deadline:
+			t.Errorf("%s = %s after 90 s, want %s", query, got, want)
+			return
+		}
+	}
+}
+
+// withKafka wires the production event path into deps: a local
+// Kafka-protocol broker, events.Producer for scores, ingest's consumer
+// group into ClickHouse.
+func withKafka(t testing.TB, db *ingesttest.DB, deps *console.Deps) chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := broker.Start(ctx, broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := []string{b.Addr()}
+	if err := events.EnsureTopics(ctx, brokers, 2); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan struct{}, 1)
+	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, BatchWait: 20 * time.Millisecond,
+		OnCommit: func([]int64, time.Time) {
+			select {
+			case committed <- struct{}{}:
+			default:
+			}
+		}}, ingest.NewWriter(db.Conn, db.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- consumer.Run(ctx) }()
+	p, err := events.NewProducer(events.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close(context.Background())
+		cancel()
+		<-done
+		b.Close()
+	})
+	deps.Reviews = console.ProducerReviews{P: p}
+	return committed
 }
 
 // mustWorld seeds ClickHouse and blobs and serves a console over them.
-func mustWorld(t testing.TB, prompts, traffic int, withAdmin bool) *world {
+func mustWorld(t testing.TB, prompts, traffic int, withAdmin bool, kafka ...bool) *world {
 	t.Helper()
 	db := ingesttest.ClickHouse(t)
 	blobs, err := blob.Open(t.TempDir())
@@ -58,9 +125,13 @@ func mustWorld(t testing.TB, prompts, traffic int, withAdmin bool) *world {
 	if withAdmin {
 		deps.Control = console.NewAdminClient(mustAdminAPI(t, db), adminToken)
 	}
+	var committed chan struct{}
+	if len(kafka) > 0 && kafka[0] {
+		committed = withKafka(t, db, &deps)
+	}
 	c, base := mustConsole(t, deps)
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &world{db: db, info: info, c: c, base: base}
+	return &world{db: db, info: info, c: c, base: base, committed: committed}
 }

@@ -154,6 +154,21 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("generated count, sampled, models, tenants = %q, want 50000 500 5 20", got)
 	}
 	f := dashboards.Filter{From: end.Add(-25 * time.Hour), To: end.Add(time.Minute)}
+	// Generated latencies are uniform on [400, 9400) ms: p50 4900, p95 8950;
+	// the log histogram reads them within ~5%.
+	lp, _ := dashboards.PanelByID("latency")
+	lat, err := dashboards.Run(context.Background(), db.Conn, db.Database, lp, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range lat.Series {
+		want := map[string]float64{"p50": 4900, "p95": 8950}[s.Name]
+		for _, pt := range s.Points {
+			if pt.V < want*0.93 || pt.V > want*1.07 {
+				t.Errorf("latency %s of %s = %.0f ms, want %.0f within 7%%", s.Name, pt.Label, pt.V, want)
+			}
+		}
+	}
 	for _, p := range dashboards.Panels {
 		fr, err := dashboards.Run(context.Background(), db.Conn, db.Database, p, f)
 		if err != nil {

@@ -44,7 +44,7 @@ func Generate(ctx context.Context, conn driver.Conn, db string, g GenConfig) err
 		n := min(g.Chunk, g.Rows-off)
 		q := fmt.Sprintf(`INSERT INTO %[1]s.decisions (event_id, schema_version, request_id, tenant, ts, ts_ms, unit, mode, tier, prompt,
   model, provider, policy_version, status, qa_pass, latency_ms, cost_usd, images, sampled, blob_key, escalated, fallback, text_heavy,
-  arm_experiments, arm_names, arm_phases, attempt_models, attempt_providers, attempt_statuses, attempt_latency_ms)
+  arm_experiments, arm_names, arm_phases, arm_layers, arm_units, arm_buckets, attempt_models, attempt_providers, attempt_statuses, attempt_latency_ms)
 SELECT concat('gen-', toString(k)) AS event_id, 1, concat('req-', toString(k)),
   concat('tenant-', toString(h %% 20)) AS tenant,
   toDateTime(%[2]d + intDiv(k * %[3]d, %[4]d)) AS ts, toUInt64(%[2]d + intDiv(k * %[3]d, %[4]d)) * 1000 + (h %% 1000),
@@ -58,6 +58,9 @@ SELECT concat('gen-', toString(k)) AS event_id, 1, concat('req-', toString(k)),
   if(intDiv(h, 31) %% 10 < 3, ['exp-bench'], emptyArrayString()),
   if(intDiv(h, 31) %% 10 < 3, [if(h %% 2 = 0, 'control', 'treatment')], emptyArrayString()),
   if(intDiv(h, 31) %% 10 < 3, [toInt32(1)], emptyArrayInt32()),
+  if(intDiv(h, 31) %% 10 < 3, ['routing'], emptyArrayString()),
+  if(intDiv(h, 31) %% 10 < 3, [concat('user-', toString(h %% 50000))], emptyArrayString()),
+  if(intDiv(h, 31) %% 10 < 3, [toInt32(h %% 10000)], emptyArrayInt32()),
   if(intDiv(h, 37) %% 100 < 5, [model, model], [model]),
   if(intDiv(h, 37) %% 100 < 5, ['sim', 'sim'], ['sim']),
   if(intDiv(h, 37) %% 100 < 5, ['error', status], [status]),
