@@ -20,7 +20,7 @@ restart. On start it creates the routelab topics: the event topics with
 experiments, keys, users) with one partition. Runs until Ctrl-C.
 
 In production run Apache Kafka or Redpanda instead and point every routelab process
-at it with --kafka host:port,... (or ROUTELAB_KAFKA).`
+at it with --kafka-brokers host:port,... (or ROUTELAB_KAFKA_BROKERS).`
 
 func runKafka(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("kafka", kafkaHelp)
@@ -58,15 +58,22 @@ func runKafka(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// kafkaFlag adds the shared --kafka flag (the brokers a process produces to and
-// consumes from) to a subcommand's flag set. Read it with kafkaBrokers after Parse.
+// kafkaFlag adds the shared broker-list flag to a subcommand's flag set:
+// --kafka-brokers (the name serve, console and users use) with --kafka as an
+// alias (the issue's spelling). Read it with kafkaBrokers after Parse.
 func kafkaFlag(fs *pflag.FlagSet, def string) *string {
-	return fs.String("kafka", def, "Kafka bootstrap brokers host:port,... (env ROUTELAB_KAFKA)")
+	v := fs.String("kafka-brokers", def, "Kafka bootstrap brokers host:port,... (env ROUTELAB_KAFKA_BROKERS or ROUTELAB_KAFKA)")
+	fs.StringVar(v, "kafka", def, "alias of --kafka-brokers")
+	return v
 }
 
-// kafkaBrokers applies ROUTELAB_KAFKA when --kafka was not given and splits the list.
+// kafkaBrokers applies ROUTELAB_KAFKA_BROKERS (then ROUTELAB_KAFKA) when no
+// flag was given and splits the list.
 func kafkaBrokers(fs *pflag.FlagSet, env Env, v *string) []string {
-	envDefault(fs, env, "kafka", "ROUTELAB_KAFKA")
+	if !fs.Changed("kafka") {
+		envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
+		envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA")
+	}
 	var out []string
 	for _, s := range strings.Split(*v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,33 @@ func TestKafkaCommandKeepsDataAcrossRestart(t *testing.T) {
 	}
 	if string(m.Key) != "req-1" {
 		t.Errorf("record after restart has key %q, want req-1", m.Key)
+	}
+}
+
+func TestKafkaBrokersFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"default", nil, nil, "127.0.0.1:9092"},
+		{"flag", []string{"--kafka-brokers", "a:1,b:2"}, nil, "a:1 b:2"},
+		{"alias", []string{"--kafka", "a:1"}, map[string]string{"ROUTELAB_KAFKA_BROKERS": "x:9"}, "a:1"},
+		{"env", nil, map[string]string{"ROUTELAB_KAFKA_BROKERS": "x:9, y:9"}, "x:9 y:9"},
+		{"issue env", nil, map[string]string{"ROUTELAB_KAFKA": "z:9"}, "z:9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFlagSet("t", "")
+			v := kafkaFlag(fs, "127.0.0.1:9092")
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			env := Env{Getenv: func(k string) string { return tt.env[k] }}
+			if got := strings.Join(kafkaBrokers(fs, env, v), " "); got != tt.want {
+				t.Errorf("kafkaBrokers(%v, %v) = %q, want %q", tt.args, tt.env, got, tt.want)
+			}
+		})
 	}
 }
