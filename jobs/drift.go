@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -226,9 +225,11 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 			if !ok || !(routeFeatures[name] || strings.Contains(expr, "arrayJoin")) {
 				continue
 			}
-			cur, err := s.Counts(ctx, w, expr)
-			if err != nil {
-				return rep, err
+			var cur map[string]float64
+			if !routeFeatures[name] {
+				if cur, err = s.Counts(ctx, w, expr); err != nil {
+					return rep, err
+				}
 			}
 			refShare, refEvents := ref.Share[name], ref.Events
 			if routeFeatures[name] {
@@ -242,13 +243,11 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				}
 				if sumMap(base) < cfg.Thresholds.MinCount {
 					cut := w.From.Add(time.Duration(cfg.BaselineFrac * float64(w.To.Sub(w.From))))
-					first := Window{From: w.From, To: cut}
-					if base, err = s.Counts(ctx, first, expr); err != nil {
+					if base, cur, err = s.CountsSplit(ctx, w, cut, expr); err != nil {
 						return rep, err
 					}
-					if cur, err = s.Counts(ctx, Window{From: cut, To: w.To}, expr); err != nil {
-						return rep, err
-					}
+				} else if cur, err = s.Counts(ctx, w, expr); err != nil {
+					return rep, err
 				}
 				if n := sumMap(base); n > 0 {
 					refShare, refEvents = norm(base), int(n)
@@ -313,34 +312,17 @@ func driftStreams(ctx context.Context, s *Store, live *router.Policy, w Window, 
 	var base []RateBucket
 	if tw := live.TrainingWindow; tw != nil && tw.ToTS > tw.FromTS && tw.ToTS <= w.From.UnixMilli() {
 		bw := Window{From: time.UnixMilli(tw.FromTS), To: time.UnixMilli(tw.ToTS)}
-		p90, err := s.LatencyQuantile(ctx, bw, 0.9)
+		b, err := s.Rates(ctx, bw, bw.To.Sub(bw.From)+time.Millisecond)
 		if err != nil {
 			return nil, err
 		}
-		if p90 > 0 {
-			b, err := s.Rates(ctx, bw, bw.To.Sub(bw.From)+time.Millisecond, int64(p90))
-			if err != nil {
-				return nil, err
-			}
-			base = b
-		}
+		base = b
 	}
-	baseFromWindow := total(base).N < float64(cfg.CUSUM.MinRef)
-	var slow float64
-	var err error
-	if baseFromWindow {
-		slow, err = s.LatencyQuantile(ctx, w, 0.9)
-	} else {
-		slow, err = s.LatencyQuantile(ctx, Window{From: time.UnixMilli(live.TrainingWindow.FromTS), To: time.UnixMilli(live.TrainingWindow.ToTS)}, 0.9)
-	}
+	buckets, err := s.Rates(ctx, w, cfg.Step)
 	if err != nil {
 		return nil, err
 	}
-	buckets, err := s.Rates(ctx, w, cfg.Step, int64(math.Ceil(slow)))
-	if err != nil {
-		return nil, err
-	}
-	if baseFromWindow {
+	if total(base).N < float64(cfg.CUSUM.MinRef) {
 		all := total(buckets)
 		cut, acc := 0, 0.0
 		for cut < len(buckets) && acc < cfg.BaselineFrac*all.N {
@@ -349,6 +331,10 @@ func driftStreams(ctx context.Context, s *Store, live *router.Policy, w Window, 
 		}
 		base, buckets = buckets[:cut], buckets[cut:]
 	}
+	// slow: at or above the baseline's p90 latency bin
+	from := P90Bin(base)
+	SlowFrom(base, from)
+	SlowFrom(buckets, from)
 	b := total(base)
 	for _, st := range streamNames {
 		r := StreamResult{Name: st.name, H: cfg.CUSUM.H}
@@ -394,19 +380,4 @@ func total(bs []RateBucket) RateBucket {
 		t.Regenerated += b.Regenerated
 	}
 	return t
-}
-
-// LatencyQuantile is the q-quantile of latency_ms over the window
-// (quantileTDigest, 18.16-safe), 0 when the window is empty.
-func (s *Store) LatencyQuantile(ctx context.Context, w Window, q float64) (float64, error) {
-	var v float64
-	var n uint64
-	err := s.Conn.QueryRow(ctx, fmt.Sprintf("SELECT toFloat64(quantileTDigest(%v)(latency_ms)), count() FROM %s WHERE %s", q, s.decisions(), w.where("ts_ms"))).Scan(&v, &n)
-	if err != nil {
-		return 0, fmt.Errorf("latency quantile: %w", err)
-	}
-	if n == 0 || math.IsNaN(v) {
-		return 0, nil
-	}
-	return v, nil
 }

@@ -2,11 +2,15 @@ package jobs_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/jobstest"
@@ -25,19 +29,75 @@ func TestPerf(t *testing.T) {
 		t.Skip("set ROUTELAB_JOBS_PERF=N to generate N decisions and time the jobs")
 	}
 	live := jobstest.TrainedPolicy(t)
-	db := ingesttest.ClickHouse(t)
 	ctx := context.Background()
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	t0 := time.Now()
-	if err := jobstest.Generate(ctx, db, live.Version, n, start); err != nil {
+	var db *ingesttest.DB
+	if addr := os.Getenv("ROUTELAB_JOBS_PERF_ADDR"); addr != "" {
+		// a kept database on a running server: generated once, measured often
+		conn, name, err := ingest.Open(ctx, "clickhouse://"+addr+"/jobsperf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db = &ingesttest.DB{Addr: addr, Database: name, Conn: conn}
+	} else {
+		db = ingesttest.ClickHouse(t)
+	}
+	var have uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM "+db.Database+".decisions").Scan(&have); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("generated %d decisions (+ QA results, signals, reviews) in %s", n, time.Since(t0).Round(time.Millisecond))
+	if have < uint64(n) {
+		t0 := time.Now()
+		if err := jobstest.Generate(ctx, db, live.Version, n, start); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("generated %d decisions (+ QA results, signals, reviews) in %s", n, time.Since(t0).Round(time.Millisecond))
+	}
 	w := jobs.Window{From: start, To: start.Add(time.Duration(n) * 10 * time.Millisecond)}
 	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	logf := func(f string, a ...any) { t.Logf(f, a...) }
 
-	t0 = time.Now()
+	// CPU accounting: the server's own counters (user+system time, and
+	// time its threads waited for a CPU) and this process's rusage, so the
+	// figures say how much work a job is, whatever else the machine runs
+	type usage struct{ server, wait, client time.Duration }
+	cpu := func() usage {
+		var u usage
+		rows, err := db.Conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds', 'OSCPUWaitMicroseconds')")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var e string
+			var v uint64
+			if err := rows.Scan(&e, &v); err != nil {
+				t.Fatal(err)
+			}
+			if e == "OSCPUWaitMicroseconds" {
+				u.wait += time.Duration(v) * time.Microsecond
+			} else {
+				u.server += time.Duration(v) * time.Microsecond
+			}
+		}
+		rows.Close()
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		u.client = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		return u
+	}
+	diff := func(a, b usage) string {
+		return fmt.Sprintf("server CPU %s, client CPU %s, server waited for a CPU %s",
+			(b.server - a.server).Round(time.Millisecond), (b.client - a.client).Round(time.Millisecond), (b.wait - a.wait).Round(time.Millisecond))
+	}
+	var load [3]float64
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscanf(string(b), "%f %f %f", &load[0], &load[1], &load[2])
+	}
+	t.Logf("load average %v on %d CPUs", load, runtime.NumCPU())
+
+	t0 := time.Now()
 	var sum float64
 	if err := db.Conn.QueryRow(ctx, "SELECT sum(propensity) FROM "+db.Database+".decisions").Scan(&sum); err != nil {
 		t.Fatal(err)
@@ -45,11 +105,14 @@ func TestPerf(t *testing.T) {
 	scan := time.Since(t0)
 
 	t0 = time.Now()
+	u0 := cpu()
 	_, rep, err := jobs.RunRecalibrate(ctx, s, live, w, jobs.RecalibrateJob{}, logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	recal := time.Since(t0)
+	u1 := cpu()
+	t.Logf("recalibrate: wall %s; %s", recal.Round(time.Millisecond), diff(u0, u1))
 
 	t0 = time.Now()
 	drep, err := jobs.Drift(ctx, s, live, w, jobs.DriftConfig{}, logf)
@@ -57,6 +120,8 @@ func TestPerf(t *testing.T) {
 		t.Fatal(err)
 	}
 	dr := time.Since(t0)
+	u2 := cpu()
+	t.Logf("drift: wall %s; %s", dr.Round(time.Millisecond), diff(u1, u2))
 	t.Logf("baseline full scan %s; recalibrate %s (%.1fx scan, %.0f rows, ece %.4f -> %.4f); drift %s (%.1fx scan, %d checks)",
 		scan.Round(time.Millisecond), recal.Round(time.Millisecond), recal.Seconds()/scan.Seconds(), rep.Rows, rep.ECEBefore, rep.ECEAfter,
 		dr.Round(time.Millisecond), dr.Seconds()/scan.Seconds(), len(drep.Features)+len(drep.Streams))

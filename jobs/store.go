@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -246,6 +247,32 @@ func (s *Store) CountsMulti(ctx context.Context, w Window, exprs []string) ([]ma
 	return out, rows.Err()
 }
 
+// CountsSplit counts a categorical expression over the window in one pass,
+// split into the part before cut and the rest.
+func (s *Store) CountsSplit(ctx context.Context, w Window, cut time.Time, expr string) (early, late map[string]float64, err error) {
+	q := fmt.Sprintf("SELECT toString(%s) AS v, ts_ms < %d AS e, count() FROM %s WHERE %s GROUP BY v, e", expr, cut.UnixMilli(), s.decisions(), w.where("ts_ms"))
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("counts %s: %w", expr, err)
+	}
+	defer rows.Close()
+	early, late = map[string]float64{}, map[string]float64{}
+	for rows.Next() {
+		var v string
+		var e uint8
+		var n uint64
+		if err := rows.Scan(&v, &e, &n); err != nil {
+			return nil, nil, fmt.Errorf("counts %s: %w", expr, err)
+		}
+		if e == 1 {
+			early[v] += float64(n)
+		} else {
+			late[v] += float64(n)
+		}
+	}
+	return early, late, rows.Err()
+}
+
 // CountsWhere counts the values of a categorical expression over the
 // decisions matching where.
 func (s *Store) CountsWhere(ctx context.Context, where, expr string) (map[string]float64, error) {
@@ -277,20 +304,30 @@ type RateBucket struct {
 	SlowOver    float64 // latency above the slow threshold
 	ThumbsDown  float64
 	Regenerated float64
+	Lat         []float64 // events per latency bin (LatBins)
 }
 
+// LatBins is the number of latency bins in a RateBucket: quarter octaves
+// of milliseconds (bin = floor(4 log2(ms + 1)), about 19% wide), capped.
+const LatBins = 80
+
+// LatBinLow is the lowest latency (ms) of bin b.
+func LatBinLow(b int) float64 { return math.Exp2(float64(b)/4) - 1 }
+
 // Rates aggregates the window into buckets of step, in time order: counts
-// of QA failures, escalations, latencies over slowMS, and thumbs-down and
-// regenerate signals (by the signal's request's decision time).
-func (s *Store) Rates(ctx context.Context, w Window, step time.Duration, slowMS int64) ([]RateBucket, error) {
+// of QA failures, escalations, thumbs-down and regenerate signals (by the
+// request's decision time) and a latency histogram, in one pass. The
+// latency histogram lets the caller pick the slowness threshold from a
+// baseline without a second scan.
+func (s *Store) Rates(ctx context.Context, w Window, step time.Duration) ([]RateBucket, error) {
 	stepMS := max(step.Milliseconds(), 1)
 	sig := func(name string) string {
 		return fmt.Sprintf("cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %s.signals WHERE ts_ms >= %d AND signal = '%s')", s.DB, w.From.UnixMilli(), name)
 	}
-	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, count(), sum(qa_pass = 0), sum(escalated), sum(latency_ms > %[2]d),
-  sum(%[5]s), sum(%[6]s)
-FROM %[3]s WHERE %[4]s
-GROUP BY b ORDER BY b`, stepMS, slowMS, s.decisions(), w.where("ts_ms"), sig("thumbs_down"), sig("regenerate"))
+	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, toUInt8(least(floor(4 * log2(toFloat64(greatest(latency_ms, 0)) + 1)), %[6]d)) AS lb,
+  count(), sum(qa_pass = 0), sum(escalated), sum(%[4]s), sum(%[5]s)
+FROM %[2]s WHERE %[3]s
+GROUP BY b, lb ORDER BY b`, stepMS, s.decisions(), w.where("ts_ms"), sig("thumbs_down"), sig("regenerate"), LatBins-1)
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("rates: %w", err)
@@ -298,14 +335,56 @@ GROUP BY b ORDER BY b`, stepMS, slowMS, s.decisions(), w.where("ts_ms"), sig("th
 	defer rows.Close()
 	var out []RateBucket
 	for rows.Next() {
-		var b, n, qf, esc, slow, td, rg uint64
-		if err := rows.Scan(&b, &n, &qf, &esc, &slow, &td, &rg); err != nil {
+		var b, n, qf, esc, td, rg uint64
+		var lb uint8
+		if err := rows.Scan(&b, &lb, &n, &qf, &esc, &td, &rg); err != nil {
 			return nil, fmt.Errorf("rates: %w", err)
 		}
-		out = append(out, RateBucket{Start: time.UnixMilli(int64(b) * stepMS), N: float64(n), QAFail: float64(qf),
-			Escalated: float64(esc), SlowOver: float64(slow), ThumbsDown: float64(td), Regenerated: float64(rg)})
+		start := time.UnixMilli(int64(b) * stepMS)
+		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			out = append(out, RateBucket{Start: start, Lat: make([]float64, LatBins)})
+		}
+		r := &out[len(out)-1]
+		r.N += float64(n)
+		r.QAFail += float64(qf)
+		r.Escalated += float64(esc)
+		r.ThumbsDown += float64(td)
+		r.Regenerated += float64(rg)
+		r.Lat[min(int(lb), LatBins-1)] += float64(n)
 	}
 	return out, rows.Err()
+}
+
+// SlowFrom sets SlowOver of every bucket to its events in latency bins
+// at or above bin from.
+func SlowFrom(bs []RateBucket, from int) {
+	for i := range bs {
+		bs[i].SlowOver = 0
+		for b := from; b < len(bs[i].Lat); b++ {
+			bs[i].SlowOver += bs[i].Lat[b]
+		}
+	}
+}
+
+// P90Bin is the first latency bin above the 90th percentile of the
+// buckets' events: at most 10% of them fall at or above it.
+func P90Bin(bs []RateBucket) int {
+	lat := make([]float64, LatBins)
+	var n float64
+	for _, b := range bs {
+		for i, c := range b.Lat {
+			lat[i] += c
+			n += c
+		}
+	}
+	acc := 0.0
+	for i, c := range lat {
+		acc += c
+		if acc >= 0.9*n {
+			return i + 1
+		}
+	}
+	return LatBins
 }
 
 // Logged is one labelled decision, as OPE replays it.
