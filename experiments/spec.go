@@ -241,6 +241,9 @@ var (
 // ParseSpec decodes a spec strictly (unknown fields are an error) and
 // validates it.
 func ParseSpec(b []byte) (Spec, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return Spec{}, invalid("invalid_json", "", "empty spec")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var s Spec
