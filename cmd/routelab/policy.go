@@ -97,7 +97,7 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	if err != nil {
 		return err
 	}
-	readTime := time.Since(start)
+	readTime, readCPU := time.Since(start), cpuTime()
 	fmt.Fprintf(env.Stderr, "train: %d lines, %d labelled examples, read in %s\n", lines, len(ex), readTime.Round(time.Millisecond))
 	base, err := rulesPolicy(*rulesFrom)
 	if err != nil {
@@ -112,7 +112,7 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	if err != nil {
 		return err
 	}
-	trainTime := time.Since(t0)
+	trainTime, trainCPU := time.Since(t0), cpuTime()-readCPU
 	b, err := p.JSON()
 	if err != nil {
 		return err
@@ -120,10 +120,12 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "train: wrote %s (%s) in %s total\n", *out, p.Version, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.Stderr, "train: wrote %s (%s) in %s total (%s CPU: %s reading, %s training)\n", *out, p.Version,
+		time.Since(start).Round(time.Millisecond), cpuTime().Round(time.Millisecond), readCPU.Round(time.Millisecond), trainCPU.Round(time.Millisecond))
 	summary := map[string]any{
 		"version": p.Version, "checksum": p.Checksum, "examples": len(ex), "lines": lines,
 		"read_seconds": readTime.Seconds(), "train_seconds": trainTime.Seconds(), "total_seconds": time.Since(start).Seconds(),
+		"read_cpu_seconds": readCPU.Seconds(), "train_cpu_seconds": trainCPU.Seconds(), "cpu_seconds": cpuTime().Seconds(),
 		"ece": p.Metrics.ECE, "brier": p.Metrics.Brier, "thresholds": p.Thresholds, "edit_depth_limit": p.EditDepthLimit,
 		"rules_kept": len(p.Rules), "per_model": p.Metrics.PerModel, "frontier": p.Metrics.Frontier,
 	}
