@@ -214,6 +214,9 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 	if j.width, j.height, err = parseSize(r.Size, r.AspectRatio); err != nil {
 		return nil, err
 	}
+	if err := h.fitSize(j, r); err != nil {
+		return nil, err
+	}
 	if j.tier, err = parseQuality(r.Quality); err != nil {
 		return nil, err
 	}
@@ -304,4 +307,35 @@ func parseQuality(q string) (router.Tier, error) {
 		return router.TierPremium, nil
 	}
 	return "", errField(CodeInvalidQuality, "quality", "quality must be draft, standard or premium")
+}
+
+// fitSize checks an explicit size against the sizes the catalog offers, and
+// maps an aspect ratio (or "auto") to the offered size closest in shape.
+func (h *handlers) fitSize(j *job, r *imageRequest) error {
+	if len(h.sizes) == 0 {
+		return nil
+	}
+	explicit := r.Size != "" && !strings.EqualFold(strings.TrimSpace(r.Size), "auto")
+	if explicit {
+		for _, s := range h.sizes {
+			if s[0] == j.width && s[1] == j.height {
+				return nil
+			}
+		}
+		names := make([]string, len(h.sizes))
+		for i, s := range h.sizes {
+			names[i] = strconv.Itoa(s[0]) + "x" + strconv.Itoa(s[1])
+		}
+		return errField(CodeInvalidSize, "size", "no model offers "+r.Size+"; sizes: "+strings.Join(names, ", ")+" or auto")
+	}
+	want := float64(j.width) / float64(j.height)
+	best, bestD := h.sizes[0], math.Inf(1)
+	for _, s := range h.sizes {
+		d := math.Abs(math.Log(float64(s[0])/float64(s[1])/want)) + 1e-9*math.Abs(float64(s[0]*s[1]-j.width*j.height))
+		if d < bestD {
+			best, bestD = s, d
+		}
+	}
+	j.width, j.height = best[0], best[1]
+	return nil
 }

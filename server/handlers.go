@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -22,6 +24,7 @@ type handlers struct {
 	srv     *Server
 	m       *metrics
 	catalog map[string]Model
+	sizes   [][2]int // every size some catalog model offers; empty = any
 	rates   *buckets
 	caps    *dailyCaps
 	gates   map[string]*gate // by provider name
@@ -48,6 +51,12 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 	}
 	for _, m := range deps.Catalog {
 		h.catalog[m.Name] = m
+		for _, sz := range m.Sizes {
+			var w, hh int
+			if _, err := fmt.Sscanf(sz, "%dx%d", &w, &hh); err == nil && !slices.Contains(h.sizes, [2]int{w, hh}) {
+				h.sizes = append(h.sizes, [2]int{w, hh})
+			}
+		}
 	}
 	for name := range deps.Providers {
 		if _, ok := h.catalog[name]; !ok {

@@ -30,30 +30,25 @@ type imagesResponse struct {
 	Attempts      []events.Attempt `json:"attempts"`
 	LatencyMS     int64            `json:"latency_ms"`
 	CostUSD       float64          `json:"cost_usd"`
-	Images        []imageOut       `json:"images"`
+	// images are appended by sendImages, base64 written straight into
+	// the response buffer.
 }
 
 type imageOut struct {
-	B64JSON  []byte `json:"b64_json,omitempty"` // base64 in JSON
-	URL      string `json:"url,omitempty"`
-	MIMEType string `json:"mime_type"`
-	Width    int    `json:"width"`
-	Height   int    `json:"height"`
+	raw      []byte // inline image, sent as b64_json
+	URL      string
+	MIMEType string
+	Width    int
+	Height   int
 }
 
 // openaiImagesResponse is OpenAI's ImagesResponse.
 type openaiImagesResponse struct {
-	Created      int64         `json:"created"`
-	Data         []openaiImage `json:"data"`
+	Created int64 `json:"created"`
+	// data is appended by sendImages.
 	OutputFormat string        `json:"output_format,omitempty"`
 	Size         string        `json:"size,omitempty"`
 	Quality      string        `json:"quality,omitempty"`
-}
-
-type openaiImage struct {
-	B64JSON       []byte `json:"b64_json,omitempty"`
-	URL           string `json:"url,omitempty"`
-	RevisedPrompt string `json:"revised_prompt,omitempty"`
 }
 
 // openaiGenerateRequest is OpenAI's image generation body; fields routelab
@@ -279,11 +274,11 @@ func (h *handlers) respondNative(c *fiber.Ctx, j *job, o *outcome) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(imagesResponse{
+	return sendImages(c, imagesResponse{
 		ID: o.id, Created: o.created.Unix(), Model: o.model, Provider: o.provider, PolicyVersion: o.policy,
 		Experiments: o.arms, Escalated: o.escalated, Fallback: o.fallback, Reset: o.reset, QAPass: o.qaPass,
-		Attempts: o.attempts, LatencyMS: o.latency.Milliseconds(), CostUSD: o.cost, Images: imgs,
-	})
+		Attempts: o.attempts, LatencyMS: o.latency.Milliseconds(), CostUSD: o.cost,
+	}, "images", imgs, false)
 }
 
 func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *outcome) error {
@@ -291,11 +286,8 @@ func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *outcome) error {
 	if err != nil {
 		return err
 	}
-	resp := openaiImagesResponse{Created: o.created.Unix(), Data: make([]openaiImage, len(imgs)), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
-	for i, im := range imgs {
-		resp.Data[i] = openaiImage{B64JSON: im.B64JSON, URL: im.URL}
-	}
-	return c.JSON(resp)
+	resp := openaiImagesResponse{Created: o.created.Unix(), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
+	return sendImages(c, resp, "data", imgs, true)
 }
 
 func openaiQuality(tier string) string {
@@ -319,7 +311,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *outcome) ([]imageOut, error) 
 	for i, im := range o.images {
 		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
 		if j.responseFormat != "url" {
-			out[i].B64JSON = im.Bytes
+			out[i].raw = im.Bytes
 			continue
 		}
 		if h.deps.Blobs == nil {

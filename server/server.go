@@ -100,6 +100,7 @@ func (c Config) withDefaults() Config {
 type Model struct {
 	Name     string
 	Provider string
+	Sizes    []string // "WxH" the model offers; empty = any
 }
 
 // Deps are the parts the server calls. Router, Providers and Keys are

@@ -9,6 +9,8 @@ import (
 	"mime/multipart"
 	"strings"
 	"testing"
+
+	"github.com/routelab/routelab/server"
 )
 
 // bombPNG is a valid PNG header claiming w x h pixels with no pixel data:
@@ -166,5 +168,39 @@ func TestBadMultipart(t *testing.T) {
 				t.Errorf("POST %s = %d %s, want %d %s: %.200s", tt.path, r.status, r.errorCode(), tt.wantHTTP, tt.wantCode, r.body)
 			}
 		})
+	}
+}
+
+func TestCatalogSizes(t *testing.T) {
+	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
+		d.Catalog = []server.Model{{Name: "fast", Sizes: []string{"1024x1024", "1536x1024"}}, {Name: "strong", Sizes: []string{"1024x1536"}}}
+	})
+	tests := []struct {
+		give       string
+		wantStatus int
+		wantSize   string
+	}{
+		{`{"prompt":"x","size":"512x512"}`, 400, ""},
+		{`{"prompt":"x","size":"1024x1536"}`, 200, "1024x1536"},
+		{`{"prompt":"x"}`, 200, "1024x1024"},
+		{`{"prompt":"x","aspect_ratio":"16:9"}`, 200, "1536x1024"},
+		{`{"prompt":"x","aspect_ratio":"9:16","size":"auto"}`, 200, "1024x1536"},
+	}
+	for _, tt := range tests {
+		r := e.post(t, "/v1/images", tt.give)
+		if r.status != tt.wantStatus {
+			t.Errorf("POST %s = %d, want %d: %s", tt.give, r.status, tt.wantStatus, r.body)
+			continue
+		}
+		if tt.wantStatus != 200 {
+			if r.errorCode() != "invalid_size" {
+				t.Errorf("POST %s code = %s, want invalid_size", tt.give, r.errorCode())
+			}
+			continue
+		}
+		seen := e.router.Seen.Load()
+		if got := fmt.Sprintf("%dx%d", seen.Width, seen.Height); got != tt.wantSize {
+			t.Errorf("POST %s routed at %s, want %s", tt.give, got, tt.wantSize)
+		}
 	}
 }

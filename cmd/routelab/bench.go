@@ -21,6 +21,7 @@ Run "routelab bench MODE --help" for a mode's flags.`
 // benchModes lists the bench sub-modes; add one line per mode.
 func benchModes() map[string]command {
 	return map[string]command{
+		"serve":  {"bare fiber vs the full routelab path (zero-latency sim): throughput ratio, added p99", runBenchServe},
 		"ingest": {"events producer -> broker -> ingest -> ClickHouse vs direct clickhouse-go inserts", runBenchIngest},
 	}
 }

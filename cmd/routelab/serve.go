@@ -52,13 +52,15 @@ type serveOptions struct {
 	addr       string
 	brokers    []string
 	dataDir    string
-	policy     string // file or shipped policy name, used when no policy is live yet
-	catalog    string // catalog file; "" = the shipped catalog
+	policy     string                // file or shipped policy name, used when no policy is live yet
+	catalog    string                // catalog file; "" = the shipped catalog
+	catalogFix func(*router.Catalog) // adjusts the loaded catalog (bench)
 	adminToken string
 	urlSecret  string
 	publicURL  string
 	simLatency float64 // sim.Options.LatencyScale
-	seedKey    string  // a key secret inserted for seedTenant at start (dev)
+	simOptions sim.Options
+	seedKey    string // a key secret inserted for seedTenant at start (dev)
 	seedTenant string
 	cfg        server.Config
 	logger     *slog.Logger
@@ -155,10 +157,13 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	if err != nil {
 		return nil, err
 	}
+	if o.catalogFix != nil {
+		o.catalogFix(&cat)
+	}
 	reg, err := registry.Build(cat, registry.Config{
 		Vendors:         registry.VendorsFromEnv(os.Getenv),
 		SimulateMissing: true,
-		Sim:             sim.Options{LatencyScale: o.simLatency},
+		Sim:             simOptions(o),
 		OnBreakerChange: func(name string, from, to resilience.State) {
 			o.logger.Warn("circuit breaker", "model", name, "from", from.String(), "to", to.String())
 		},
@@ -251,7 +256,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	var catalog []server.Model
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
-			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider})
+			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
 		}
 	}
 	checker := qa.New(qa.DefaultThresholds()).WithCache(4096)
@@ -433,4 +438,10 @@ func devSecret(path, prefix string) (string, error) {
 	}
 	s := randomToken(prefix)
 	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
+
+func simOptions(o serveOptions) sim.Options {
+	opt := o.simOptions
+	opt.LatencyScale = o.simLatency
+	return opt
 }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+	"github.com/routelab/routelab/server"
+)
+
+const benchServeHelp = `Measure what routelab's serving path costs on top of the model call.
+
+In one run, on 127.0.0.1: a bare fiber handler that returns the bytes of a routelab
+response, and the full routelab path (auth, validation, routing with the live
+policy, a zero-latency simulated provider, automated QA, review sampling, decision
+and QA events through the producer to a local broker). The simulated models
+answer at once and never fail, so what is measured is routelab itself. Both are driven by the same
+vegeta load generator: closed loop (--workers concurrent clients, as fast as
+answered) for throughput, then open loop at --rate requests/s for latency. Rounds
+alternate bare/routelab so machine noise hits both; each side reports its best
+round. Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
+added_p99_ms (and the producer's counters, heap growth); --json prints one JSON
+object on stdout's last line.`
+
+type benchServeResult struct {
+	BareRPS        float64 `json:"bare_rps"`
+	RoutelabRPS    float64 `json:"routelab_rps"`
+	Ratio          float64 `json:"ratio"`
+	BareP99MS      float64 `json:"bare_p99_ms"`
+	RoutelabP99MS  float64 `json:"routelab_p99_ms"`
+	AddedP99MS     float64 `json:"added_p99_ms"`
+	BareP50MS      float64 `json:"bare_p50_ms"`
+	RoutelabP50MS  float64 `json:"routelab_p50_ms"`
+	Rate           int     `json:"open_loop_rate"`
+	Workers        int     `json:"workers"`
+	Rounds         int     `json:"rounds"`
+	ResponseBytes  int     `json:"response_bytes"`
+	Requests       uint64  `json:"routelab_requests"`
+	Errors         uint64  `json:"routelab_errors"`
+	EventsProduced int64   `json:"events_produced"`
+	EventsDropped  int64   `json:"events_dropped"`
+	HeapStartMB    float64 `json:"heap_start_mb"`
+	HeapEndMB      float64 `json:"heap_end_mb"`
+	GOMAXPROCS     int     `json:"gomaxprocs"`
+}
+
+func runBenchServe(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("bench serve", benchServeHelp)
+	closed := fs.Duration("closed-duration", 4*time.Second, "length of each closed-loop round")
+	open := fs.Duration("open-duration", 4*time.Second, "length of each open-loop round")
+	rate := fs.Int("rate", 1000, "open-loop request rate per second")
+	workers := fs.Int("workers", 16, "closed-loop concurrent clients")
+	rounds := fs.Int("rounds", 3, "rounds per side (alternating)")
+	size := fs.String("size", "1024x1024", "image size requested (a catalog size)")
+	warmMax := fs.Int("warmup-max", 60, "most 1 s warm-up rounds (warm-up ends when throughput stops rising)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout's last line")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the run to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	if *rounds < 1 || *rate < 1 || *workers < 1 {
+		return errors.New("--rounds, --rate and --workers must be positive")
+	}
+	tmp, err := os.MkdirTemp("", "routelab-bench-serve-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	b, err := broker.Start(ctx, broker.Config{DataDir: tmp + "/kafka"})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	key := randomToken("rl_bench_")
+	rl, err := startServe(ctx, serveOptions{
+		addr: "127.0.0.1:0", brokers: []string{b.Addr()}, dataDir: tmp, policy: "rules",
+		simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key,
+		// Zero latency and no upstream errors: what is left is routelab.
+		catalogFix: func(c *router.Catalog) {
+			for i := range c.Models {
+				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
+			}
+		}, seedTenant: "bench", logger: logger,
+		cfg: server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
+	})
+	if err != nil {
+		return err
+	}
+	defer rl.stop(context.Background(), 10*time.Second)
+
+	body := []byte(`{"prompt":"a red fox in snow at dawn","size":"` + *size + `","response_format":"b64_json"}`)
+	hdr := http.Header{"Authorization": {"Bearer " + key}, "Content-Type": {"application/json"}}
+	if _, err := fetchOnce(ctx, rl.url+"/v1/images", hdr, body); err != nil {
+		return fmt.Errorf("routelab sample request: %w", err)
+	}
+	rlTarget := vegeta.Target{Method: "POST", URL: rl.url + "/v1/images", Body: body, Header: hdr}
+	// Warm up until routelab's throughput stops rising: the simulated
+	// provider's render cache and QA's result cache fill (a fixed prompt has
+	// a bounded set of outputs: variants x quality steps x models), so the
+	// rounds measure the steady state of the serving path.
+	var top float64
+	for i, flat := 0, 0; i < *warmMax && (i < 5 || flat < 3) && ctx.Err() == nil; i++ {
+		m := attack(ctx, rlTarget, 0, *workers, time.Second)
+		fmt.Fprintf(env.Stderr, "bench serve: warm-up %2d routelab %8.0f req/s\n", i+1, m.Throughput)
+		if m.Throughput > top*1.05 {
+			top, flat = m.Throughput, 0
+		} else {
+			flat++
+		}
+	}
+	// The baseline: fiber with one handler that returns the bytes of a
+	// routelab response of median size, taken after the warm-up.
+	sample, err := medianResponse(ctx, rl.url+"/v1/images", hdr, body, 9)
+	if err != nil {
+		return fmt.Errorf("routelab sample request: %w", err)
+	}
+	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
+	bare.Post("/v1/images", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(sample)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = bare.Listener(ln) }()
+	defer bare.ShutdownWithTimeout(2 * time.Second) // idle load-generator connections would hold Shutdown
+	bareURL := "http://" + ln.Addr().String()
+	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: len(sample), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	res.HeapStartMB = heapMB()
+	targets := map[string]vegeta.Target{
+		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: body, Header: hdr},
+		"routelab": rlTarget,
+	}
+	attack(ctx, targets["bare"], 0, *workers, time.Second)
+	if *cpuProfile != "" { // the measured rounds only, not the warm-up
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	var best = map[string]*vegeta.Metrics{}
+	var lat = map[string]*vegeta.Metrics{}
+	for r := 0; r < *rounds; r++ {
+		for _, name := range []string{"bare", "routelab"} {
+			m := attack(ctx, targets[name], 0, *workers, *closed)
+			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f)\n", r+1, name, m.Throughput, m.Success)
+			if best[name] == nil || m.Throughput > best[name].Throughput {
+				best[name] = m
+			}
+			if name == "routelab" {
+				res.Requests += m.Requests
+				res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
+			}
+		}
+		for _, name := range []string{"bare", "routelab"} {
+			m := attack(ctx, targets[name], *rate, *workers, *open)
+			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
+			if lat[name] == nil || m.Latencies.P99 < lat[name].Latencies.P99 {
+				lat[name] = m
+			}
+			if name == "routelab" {
+				res.Requests += m.Requests
+				res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	res.BareRPS, res.RoutelabRPS = round1(best["bare"].Throughput), round1(best["routelab"].Throughput)
+	res.Ratio = round3(best["routelab"].Throughput / best["bare"].Throughput)
+	res.BareP99MS, res.RoutelabP99MS = round3(ms(lat["bare"].Latencies.P99)), round3(ms(lat["routelab"].Latencies.P99))
+	res.BareP50MS, res.RoutelabP50MS = round3(ms(lat["bare"].Latencies.P50)), round3(ms(lat["routelab"].Latencies.P50))
+	res.AddedP99MS = round3(res.RoutelabP99MS - res.BareP99MS)
+	runtime.GC()
+	res.HeapEndMB = heapMB()
+	if rl.producer != nil {
+		st := rl.producer.Stats()
+		res.EventsProduced, res.EventsDropped = st.Produced, st.DroppedTotal()
+	}
+	if res.Errors > 0 {
+		fmt.Fprintf(env.Stderr, "bench serve: %d routelab requests failed\n", res.Errors)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, res)
+	}
+	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms\n",
+		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS)
+	return nil
+}
+
+// attack runs one vegeta attack: closed loop (rate 0: workers send as fast
+// as answered) or open loop at rate per second.
+func attack(ctx context.Context, t vegeta.Target, rate, workers int, d time.Duration) *vegeta.Metrics {
+	opts := []func(*vegeta.Attacker){vegeta.KeepAlive(true), vegeta.Timeout(10 * time.Second), vegeta.Connections(workers * 4)}
+	pacer := vegeta.Rate{Freq: rate, Per: time.Second}
+	if rate == 0 {
+		opts = append(opts, vegeta.Workers(uint64(workers)), vegeta.MaxWorkers(uint64(workers)))
+		pacer = vegeta.Rate{Freq: 0}
+	} else {
+		opts = append(opts, vegeta.Workers(uint64(workers)))
+	}
+	a := vegeta.NewAttacker(opts...)
+	var m vegeta.Metrics
+	for r := range a.Attack(vegeta.NewStaticTargeter(t), pacer, d, "bench") {
+		m.Add(r)
+		if ctx.Err() != nil {
+			a.Stop()
+		}
+	}
+	m.Close()
+	return &m
+}
+
+func fetchOnce(ctx context.Context, url string, hdr http.Header, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = hdr.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	var probe struct {
+		Images []json.RawMessage `json:"images"`
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Images) == 0 {
+		return nil, fmt.Errorf("no images in %.200s", b)
+	}
+	return b, nil
+}
+
+// medianResponse returns the routelab response of median size among n.
+func medianResponse(ctx context.Context, url string, hdr http.Header, body []byte, n int) ([]byte, error) {
+	var all [][]byte
+	for range n {
+		b, err := fetchOnce(ctx, url, hdr, body)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, b)
+	}
+	slices.SortFunc(all, func(a, b []byte) int { return len(a) - len(b) })
+	return all[n/2], nil
+}
+
+func heapMB() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return round1(float64(ms.HeapAlloc) / (1 << 20))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+func round3(x float64) float64 {
+	if x < 0 {
+		return -round3(-x)
+	}
+	return float64(int64(x*1000+0.5)) / 1000
+}

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// bufs recycles response buffers: an image response is hundreds of
+// kilobytes of base64, and allocating it per request is most of the GC
+// work of the serving path.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
+
+const maxPooledBuf = 8 << 20
+
+// sendImages writes meta as a JSON object with one more member, key, holding
+// the images: base64 is encoded straight into the response buffer instead of
+// through encoding/json's reflection and intermediate copies. openai leaves
+// out the members OpenAI's image objects do not have.
+func sendImages(c *fiber.Ctx, meta any, key string, imgs []imageOut, openai bool) error {
+	m, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	bp := bufs.Get().(*[]byte)
+	buf := append((*bp)[:0], m[:len(m)-1]...) // drop the closing brace
+	if len(m) > 2 {
+		buf = append(buf, ',')
+	}
+	buf = append(buf, '"')
+	buf = append(buf, key...)
+	buf = append(buf, `":[`...)
+	for i, im := range imgs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '{')
+		if im.raw != nil {
+			buf = append(buf, `"b64_json":"`...)
+			buf = base64.StdEncoding.AppendEncode(buf, im.raw)
+			buf = append(buf, '"')
+		} else {
+			buf = append(buf, `"url":`...)
+			buf = strconv.AppendQuote(buf, im.URL) // URLs we build are ASCII: Go and JSON quoting agree
+		}
+		if !openai {
+			buf = append(buf, `,"mime_type":`...)
+			buf = strconv.AppendQuote(buf, im.MIMEType)
+			buf = append(buf, `,"width":`...)
+			buf = strconv.AppendInt(buf, int64(im.Width), 10)
+			buf = append(buf, `,"height":`...)
+			buf = strconv.AppendInt(buf, int64(im.Height), 10)
+		}
+		buf = append(buf, '}')
+	}
+	buf = append(buf, "]}"...)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	err = c.Send(buf) // copies into fasthttp's response buffer
+	if cap(buf) <= maxPooledBuf {
+		*bp = buf
+		bufs.Put(bp)
+	}
+	return err
+}
