@@ -46,9 +46,9 @@ type imageOut struct {
 type openaiImagesResponse struct {
 	Created int64 `json:"created"`
 	// data is appended by sendImages.
-	OutputFormat string        `json:"output_format,omitempty"`
-	Size         string        `json:"size,omitempty"`
-	Quality      string        `json:"quality,omitempty"`
+	OutputFormat string `json:"output_format,omitempty"`
+	Size         string `json:"size,omitempty"`
+	Quality      string `json:"quality,omitempty"`
 }
 
 // openaiGenerateRequest is OpenAI's image generation body; fields routelab

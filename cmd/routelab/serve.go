@@ -264,7 +264,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		Router:      live,
 		Providers:   reg.Providers,
 		Catalog:     catalog,
-		QA:          qaAdapter{checker},
+		QA:          server.NewQA(checker),
 		Events:      producer,
 		Keys:        keys,
 		Blobs:       blobs,
@@ -355,20 +355,6 @@ func randomToken(prefix string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
-}
-
-// qaAdapter makes the qa.Checker a server.Inspector.
-type qaAdapter struct{ c *qa.Checker }
-
-func (a qaAdapter) Inspect(img []byte, spec server.QASpec) server.QAVerdict {
-	s := qa.Spec{Width: spec.Width, Height: spec.Height, Format: spec.Format, PreserveSubject: spec.PreserveSubject}
-	if spec.PreserveSubject && spec.Reference != nil {
-		if h, err := a.c.HashReference(spec.Reference); err == nil {
-			s.Reference, s.HasReference = h, true
-		}
-	}
-	r := a.c.Check(img, s)
-	return server.QAVerdict{Pass: r.Pass, Score: r.Score, Checks: r.Checks, Reason: r.Reason}
 }
 
 // devServeFlags are the serve flags of `routelab dev`.
