@@ -219,8 +219,9 @@ func (l *Log) Offset() int64 {
 // Subscribe calls fn once for every key in the current view (sorted by key,
 // Offset -1), then for every change applied afterwards, in log order, with no
 // change missed or reordered in between. fn runs on the Log's follow goroutine
-// and must return quickly; it must not call Subscribe or the returned cancel.
-// Get and All are safe to call from fn.
+// and must return quickly; it must not call Subscribe, the returned cancel, Put
+// or Delete (those wait for the goroutine fn is holding up). Get, All and
+// Offset are safe to call from fn.
 func (l *Log) Subscribe(fn func(Change)) (cancel func()) {
 	l.subMu.Lock()
 	defer l.subMu.Unlock()
