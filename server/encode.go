@@ -58,10 +58,12 @@ func sendImages(c *fiber.Ctx, meta any, key string, imgs []imageOut, openai bool
 	}
 	buf = append(buf, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	err = c.Send(buf) // copies into fasthttp's response buffer
+	// SetBody copies into fasthttp's own (pooled) response buffer, so buf
+	// can go back to the pool; fiber's c.Send would keep a reference.
+	c.Response().SetBody(buf)
 	if cap(buf) <= maxPooledBuf {
 		*bp = buf
 		bufs.Put(bp)
 	}
-	return err
+	return nil
 }
