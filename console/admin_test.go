@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/events/control"
@@ -36,48 +35,10 @@ func (a chAuditor) Audit(ctx context.Context, action, subject, actor string, bod
 	_ = a.w.Write(ctx, b)
 }
 
-// memPolicy is a stand-in for serve's policy control plane (not built yet):
-// versions in memory, pushes and rollbacks audited like the real one must be.
-type memPolicy struct {
-	mu       sync.Mutex
-	versions [][]byte
-	audit    chAuditor
-}
-
-func (p *memPolicy) Live() (string, []byte, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.versions) == 0 {
-		return "", nil, false
-	}
-	return "v" + strconv.Itoa(len(p.versions)), p.versions[len(p.versions)-1], true
-}
-
-func (p *memPolicy) Push(ctx context.Context, doc []byte) (string, error) {
-	p.mu.Lock()
-	p.versions = append(p.versions, doc)
-	v := "v" + strconv.Itoa(len(p.versions))
-	p.mu.Unlock()
-	p.audit.Audit(ctx, "policy.push", v, "admin-api", doc)
-	return v, nil
-}
-
-func (p *memPolicy) Rollback(ctx context.Context) (string, error) {
-	p.mu.Lock()
-	if len(p.versions) < 2 {
-		p.mu.Unlock()
-		return "", fmt.Errorf("nothing to roll back to")
-	}
-	p.versions = p.versions[:len(p.versions)-1]
-	v := "v" + strconv.Itoa(len(p.versions))
-	p.mu.Unlock()
-	p.audit.Audit(ctx, "policy.rollback", v, "admin-api", nil)
-	return v, nil
-}
-
-// mustAdminAPI serves the real server's admin API (experiments registry
-// over a control log on a local kfake broker) and returns its URL.
-func mustAdminAPI(t testing.TB, db *ingesttest.DB) string {
+// mustAdminAPI serves the real server's admin API (experiments registry and
+// policy store over control logs on a local kfake broker) and returns its
+// URL and the broker.
+func mustAdminAPI(t testing.TB, db *ingesttest.DB) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
 	b, err := broker.Start(ctx, broker.Config{})
@@ -96,9 +57,22 @@ func mustAdminAPI(t testing.TB, db *ingesttest.DB) string {
 	t.Cleanup(func() { log.Close() })
 	reg := experiments.NewRegistry(log, aud, nil)
 	log.Subscribe(func(ch control.Change) { _ = reg.Apply(ch.Key, ch.Value) })
-	pol := &memPolicy{audit: aud}
-	pol.Push(ctx, []byte(`{"version":"v1","tiers":{"standard":{"threshold":0.7}},"epsilon":0.05}`))
-	pol.Push(ctx, []byte(`{"version":"v2","tiers":{"standard":{"threshold":0.75}},"epsilon":0.05}`))
+	plog, err := control.Open(ctx, control.Config{Brokers: []string{b.Addr()}, Topic: events.TopicPolicies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plog.Close() })
+	pol := server.NewPolicyStore(server.NewLivePolicy(nil, nil), plog)
+	plog.Subscribe(func(control.Change) { _ = pol.Changed() })
+	for _, name := range []string{"rules", "explore"} {
+		doc, err := datasets.PolicyFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pol.Push(ctx, doc); err != nil {
+			t.Fatalf("push %s: %v", name, err)
+		}
+	}
 	srv := server.New(slog.New(slog.DiscardHandler), server.Config{AdminToken: adminToken}, server.Deps{Experiments: reg, Policy: pol})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,7 +80,7 @@ func mustAdminAPI(t testing.TB, db *ingesttest.DB) string {
 	}
 	go srv.Listener(ln)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), []string{b.Addr()}
 }
 
 // seedArms writes n decisions assigned to experiment id's arms (phase),
@@ -188,15 +162,18 @@ func TestExperimentAndPolicyPages(t *testing.T) {
 		t.Errorf("effect.svg = %d (%d bytes)", resp.StatusCode, len(svg))
 	}
 	resp, body = eng.get("/policy")
-	if resp.StatusCode != 200 || !contains(body, "v2", "policy.push", "diff with live") {
-		t.Errorf("policy page = %d, want live v2 and history:\n%s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || !contains(body, `<b id="live-version">explore-1</b>`, "rules-1", "previously live (1 back)", "/policy?version=rules-1") {
+		t.Errorf("policy page = %d, want live explore-1 and rules-1 before it:\n%s", resp.StatusCode, body)
+	}
+	if resp, body = eng.get("/policy?version=rules-1"); resp.StatusCode != 200 || !contains(body, `id="diff"`, `<span class="del">-   &#34;version&#34;: &#34;rules-1&#34;`, `<span class="add">+   &#34;version&#34;: &#34;explore-1&#34;`) {
+		t.Errorf("diff rules-1 -> live = %d:\n%s", resp.StatusCode, body)
 	}
 	// Rollback through the console moves the live version back.
 	if resp, body := eng.do("POST", "/policy/rollback", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
 		t.Fatalf("rollback = %d %s", resp.StatusCode, body)
 	}
-	if _, body = eng.get("/policy"); !strings.Contains(body, `<b id="live-version">v1</b>`) {
-		t.Errorf("after rollback the live version is not v1")
+	if _, body = eng.get("/policy"); !strings.Contains(body, `<b id="live-version">rules-1</b>`) {
+		t.Errorf("after rollback the live version is not rules-1")
 	}
 	// A reviewer cannot push.
 	rev := newClient(t, base)

@@ -72,13 +72,14 @@ type Blobs interface {
 // Deps are the console's collaborators; nil ones turn their pages into a
 // clear "not configured" message.
 type Deps struct {
-	Logger  *slog.Logger
-	Users   UserStore
-	Data    *Data // ClickHouse reads
-	Reviews ReviewSink
-	Blobs   Blobs
-	Control Control // experiments and policies through serve's admin API
-	Now     func() time.Time
+	Logger   *slog.Logger
+	Users    UserStore
+	Data     *Data // ClickHouse reads
+	Reviews  ReviewSink
+	Blobs    Blobs
+	Control  Control        // experiments and policies through serve's admin API
+	Policies PolicyVersions // policy versions for history and diff (routelab.policies)
+	Now      func() time.Time
 }
 
 // Console is the app plus its in-memory review state.

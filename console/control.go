@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
@@ -89,4 +90,61 @@ func (s ProducerReviews) Emit(_ context.Context, r events.Review) error {
 		return &FieldError{Code: "event_queue_full", Message: "the score could not be queued for Kafka; try again", Status: 503}
 	}
 	return nil
+}
+
+// PolicyVersions reads every pushed policy version and the live chain.
+type PolicyVersions interface {
+	// Live is the live version and the versions live before it, newest last.
+	Live() (version string, history []string)
+	Doc(version string) ([]byte, bool)
+	Versions() []string
+}
+
+// ControlPolicies reads the compacted routelab.policies topic in the layout
+// server.PolicyStore writes: "policy/VERSION" holds each pushed document,
+// "live" holds {"version", "history"}. The console only reads it; pushes
+// and rollbacks go through the admin API.
+type ControlPolicies struct {
+	log *control.Log
+}
+
+var _ PolicyVersions = (*ControlPolicies)(nil)
+
+// OpenControlPolicies follows routelab.policies on brokers.
+func OpenControlPolicies(ctx context.Context, brokers []string) (*ControlPolicies, error) {
+	l, err := control.Open(ctx, control.Config{Brokers: brokers, Topic: events.TopicPolicies})
+	if err != nil {
+		return nil, err
+	}
+	return &ControlPolicies{log: l}, nil
+}
+
+// Close stops following the topic.
+func (p *ControlPolicies) Close() error { return p.log.Close() }
+
+// Live implements PolicyVersions.
+func (p *ControlPolicies) Live() (string, []string) {
+	var rec struct {
+		Version string   `json:"version"`
+		History []string `json:"history"`
+	}
+	if b, ok := p.log.Get("live"); ok {
+		_ = json.Unmarshal(b, &rec)
+	}
+	return rec.Version, rec.History
+}
+
+// Doc implements PolicyVersions.
+func (p *ControlPolicies) Doc(version string) ([]byte, bool) { return p.log.Get("policy/" + version) }
+
+// Versions implements PolicyVersions.
+func (p *ControlPolicies) Versions() []string {
+	var out []string
+	for k := range p.log.All() {
+		if v, ok := strings.CutPrefix(k, "policy/"); ok {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

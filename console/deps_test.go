@@ -123,7 +123,14 @@ func mustWorld(t testing.TB, prompts, traffic int, withAdmin bool, kafka ...bool
 	deps := console.Deps{Users: mustUsers(t), Data: console.NewData(db.Conn, db.Database), Blobs: blobs,
 		Reviews: writerSink{ingest.NewWriter(db.Conn, db.Database)}}
 	if withAdmin {
-		deps.Control = console.NewAdminClient(mustAdminAPI(t, db), adminToken)
+		url, brokers := mustAdminAPI(t, db)
+		deps.Control = console.NewAdminClient(url, adminToken)
+		pols, err := console.OpenControlPolicies(ctx, brokers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pols.Close() })
+		deps.Policies = pols
 	}
 	var committed chan struct{}
 	if len(kafka) > 0 && kafka[0] {

@@ -3,6 +3,8 @@ package console
 import (
 	"bytes"
 	"encoding/json"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,12 @@ type historyRow struct {
 	AuditRecord
 	When    string
 	HasBody bool
+}
+
+// versionRow is one pushed policy version from the policies topic.
+type versionRow struct {
+	Version string
+	State   string // live, previously live (n back), pushed
 }
 
 // DiffLine is one line of a unified line diff: Op is ' ', '+' or '-'.
@@ -37,7 +45,7 @@ func (c *Console) policyPage(ctx *fiber.Ctx) error {
 	}
 	var hist []historyRow
 	if c.deps.Data != nil {
-		recs, err := c.deps.Data.Audit(ctx.UserContext(), []string{"policy.", "canary.", "jobs.recalibrate"}, 50)
+		recs, err := c.deps.Data.Audit(ctx.UserContext(), []string{"policy.", "canary.", "jobs.recalibrate", "jobs.pipeline"}, 50)
 		if err != nil {
 			c.log.Warn("policy history", "err", err)
 			data["HistoryError"] = "history query failed: see the console log"
@@ -47,6 +55,33 @@ func (c *Console) policyPage(ctx *fiber.Ctx) error {
 		}
 	}
 	data["History"] = hist
+	var versions []versionRow
+	if p := c.deps.Policies; p != nil {
+		liveV, prev := p.Live()
+		state := map[string]string{liveV: "live"}
+		for i := len(prev) - 1; i >= 0; i-- {
+			if _, ok := state[prev[i]]; !ok {
+				state[prev[i]] = "previously live (" + strconv.Itoa(len(prev)-i) + " back)"
+			}
+		}
+		for _, v := range p.Versions() {
+			st := state[v]
+			if st == "" {
+				st = "pushed, never live"
+			}
+			versions = append(versions, versionRow{Version: v, State: st})
+		}
+		sort.SliceStable(versions, func(i, j int) bool { return rank(versions[i].State) < rank(versions[j].State) })
+		if v := ctx.Query("version"); v != "" {
+			doc, ok := p.Doc(v)
+			if !ok {
+				return &FieldError{Code: "unknown_version", Field: "version", Message: "no such policy version", Status: fiber.StatusNotFound}
+			}
+			data["DiffAgainst"] = historyRow{AuditRecord: AuditRecord{Subject: v}}
+			data["Diff"] = diffLines(pretty(doc), pretty(live.Policy))
+		}
+	}
+	data["Versions"] = versions
 	if against := ctx.Query("against"); against != "" {
 		for _, h := range hist {
 			if h.EventID == against && h.HasBody {
@@ -78,6 +113,16 @@ func (c *Console) policyRollback(ctx *fiber.Ctx) error {
 		return err
 	}
 	return ctx.Redirect("/policy", fiber.StatusSeeOther)
+}
+
+func rank(state string) int {
+	switch {
+	case state == "live":
+		return 0
+	case strings.HasPrefix(state, "previously"):
+		return 1
+	}
+	return 2
 }
 
 func pretty(raw json.RawMessage) string {

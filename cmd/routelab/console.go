@@ -135,6 +135,12 @@ func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func()
 		}
 		closers = append(closers, func() { users.Close() })
 		deps.Users = users
+		pols, err := console.OpenControlPolicies(ctx, o.Brokers)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() { pols.Close() })
+		deps.Policies = pols
 		p, err := events.NewProducer(events.ProducerConfig{Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "console", "spool"), Logger: o.Logger})
 		if err != nil {
 			return fail(err)

@@ -193,7 +193,7 @@ const scenarios = {
       const broken = await page.$$eval("img", (imgs) => imgs.filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.src));
       check(broken.length === 0, `${p}: images did not load: ${broken.join(", ")}`);
       const nodata = await page.$$eval(".nodata", (e) => e.length);
-      check(nodata === 0, `${p}: ${nodata} panels without data`);
+      check(nodata <= +(process.env.E2E_ALLOW_EMPTY || 0), `${p}: ${nodata} panels without data`);
       await shot(page, "engineer" + p.replace(/[^a-z0-9]+/gi, "-"));
     }
     check(problems.length === 0, problems.join("; "));
