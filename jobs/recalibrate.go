@@ -46,7 +46,11 @@ type ModelRecal struct {
 
 // RecalReport is the outcome of jobs recalibrate.
 type RecalReport struct {
-	Job           string                                 `json:"job"`
+	Job string `json:"job"`
+	// Mode is "recalibrate" (new calibration maps on the live classifier)
+	// or "refit" (a new classifier trained on the window: the live policy
+	// has no classifier, or --refit).
+	Mode          string                                 `json:"mode"`
 	Parent        string                                 `json:"parent_version"`
 	PolicyVersion string                                 `json:"policy_version"`
 	Window        Window                                 `json:"window"`
@@ -74,7 +78,7 @@ var ErrNoClassifier = fmt.Errorf("live policy has no classifier to recalibrate")
 // recorded in it. Thresholds are re-chosen separately (ChooseThresholds).
 func Recalibrate(live *router.Policy, bins []CalBin, w Window, opt RecalibrateOptions) (*router.Policy, RecalReport, error) {
 	opt = opt.defaults()
-	rep := RecalReport{Job: "recalibrate", Parent: live.Version, Window: w}
+	rep := RecalReport{Job: "recalibrate", Mode: "recalibrate", Parent: live.Version, Window: w}
 	if live.Classifier == nil {
 		return nil, rep, ErrNoClassifier
 	}

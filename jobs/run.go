@@ -11,6 +11,14 @@ import (
 // RecalibrateJob configures jobs recalibrate against ClickHouse.
 type RecalibrateJob struct {
 	Candidate CandidateOptions
+	// Refit trains a new classifier (router.Train, inverse-propensity
+	// weighted) on the window instead of recalibrating the live one; it is
+	// what happens anyway when the live policy has no classifier.
+	Refit bool
+	// RefitLimit bounds the decisions read for a refit; default 200,000.
+	RefitLimit int
+	// Epsilon of a refitted candidate; default the live policy's, else 0.1.
+	Epsilon float64
 	// RowLimit bounds the decision rows (with candidates) sampled for the
 	// rule audit and the threshold search; default 50,000 (the frontier of
 	// a tier moves by well under a point between 50k and 200k rows, and
@@ -25,6 +33,9 @@ func RunRecalibrate(ctx context.Context, s *Store, live *router.Policy, w Window
 	start := time.Now()
 	if job.RowLimit <= 0 {
 		job.RowLimit = 50000
+	}
+	if job.Refit || live.Classifier == nil {
+		return runRefit(ctx, s, live, w, job, progress)
 	}
 	bins, err := s.CalibrationBins(ctx, w, live.Version)
 	if err != nil {
@@ -71,4 +82,75 @@ func RunOPE(ctx context.Context, s *Store, cand, live *router.Policy, w Window, 
 	rep := EvaluateCandidate(logged, cand, live, w, job.OPE)
 	rep.ElapsedMS = since(start)
 	return rep, nil
+}
+
+// runRefit trains a candidate with router.Train on the window's labelled
+// decisions (the fit four fifths), and measures ECE/Brier of the live
+// policy's logged P and of the candidate's P for the routed model on the
+// held-out fifth (a policy without a classifier logs P = 0, so its "before"
+// is the plain success rate: it predicts nothing).
+func runRefit(ctx context.Context, s *Store, live *router.Policy, w Window, job RecalibrateJob, progress func(string, ...any)) (*router.Policy, CandidateReport, error) {
+	start := time.Now()
+	if job.RefitLimit <= 0 {
+		job.RefitLimit = 200000
+	}
+	rep := CandidateReport{RecalReport: RecalReport{Job: "recalibrate", Mode: "refit", Parent: live.Version, Window: w}, DroppedRules: []string{}}
+	logged, err := s.Logged(ctx, w, live.Version, job.RefitLimit, false)
+	if err != nil {
+		return nil, rep, err
+	}
+	progress("recalibrate (refit): %d labelled decisions of %s read in %s", len(logged), live.Version, time.Since(start).Round(time.Millisecond))
+	var ex []router.Example
+	var hold []Logged
+	for _, l := range logged {
+		if l.Holdout {
+			hold = append(hold, l)
+			continue
+		}
+		ex = append(ex, router.Example{Req: l.Replay(live), Model: l.Model, Propensity: l.Propensity, Success: l.Y == 1, TS: l.TS})
+	}
+	eps := job.Epsilon
+	if eps <= 0 {
+		eps = live.Epsilon
+	}
+	if eps <= 0 || eps > 0.3 {
+		eps = 0.1
+	}
+	cand, err := router.Train(ex, router.TrainConfig{Name: live.Name, Models: live.Models, DefaultModel: live.DefaultModel, Rules: live.Rules,
+		Epsilon: eps, Source: "recalibrate:" + live.Version, Progress: progress})
+	if err != nil {
+		return nil, rep, fmt.Errorf("refit on %d examples: %w", len(ex), err)
+	}
+	cand.TrainingWindow = &router.TrainingWindow{FromTS: w.From.UnixMilli(), ToTS: w.To.UnixMilli(), Events: len(ex), Source: "recalibrate:" + live.Version}
+	cand.Version, cand.Checksum = "", ""
+	if err := cand.Seal(); err != nil {
+		return nil, rep, err
+	}
+	var before, after []Row
+	for _, l := range hold {
+		d := router.Decide(l.Replay(live), cand, nil)
+		var p float64
+		for _, c := range d.Candidates {
+			if c.Model == l.Model {
+				p = c.P
+			}
+		}
+		before = append(before, Row{ID: l.RequestID, Model: l.Model, Propensity: l.Propensity, Y: l.Y, Cands: []Cand{{Model: l.Model, P: l.PolicyP}}, HoldoutSet: true, HoldoutVal: true})
+		after = append(after, Row{ID: l.RequestID, Model: l.Model, Propensity: l.Propensity, Y: l.Y, Cands: []Cand{{Model: l.Model, P: p}}, HoldoutSet: true, HoldoutVal: true})
+	}
+	b, a := Evaluate(BinsFromRows(before), nil), Evaluate(BinsFromRows(after), nil)
+	rep.Rows, rep.HoldoutRows = float64(len(logged)), float64(len(hold))
+	rep.ECEBefore, rep.BrierBefore, rep.ECEAfter, rep.BrierAfter = b.ECE, b.Brier, a.ECE, a.Brier
+	rep.PolicyVersion, rep.Thresholds = cand.Version, cand.Thresholds
+	if cand.Metrics != nil {
+		rep.Rules = cand.Metrics.RuleAudit
+		rep.Frontier = cand.Metrics.Frontier
+	}
+	for _, r := range rep.Rules {
+		if !r.Kept {
+			rep.DroppedRules = append(rep.DroppedRules, r.Rule)
+		}
+	}
+	rep.ElapsedMS = since(start)
+	return cand, rep, nil
 }

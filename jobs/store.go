@@ -408,6 +408,7 @@ type Logged struct {
 	Y          float64
 	CandModels []string  // the logged candidates, for replaying the request's size
 	CandCosts  []float64 // their logged prices
+	Holdout    bool      // in the held-out fifth
 }
 
 // Logged reads up to limit labelled decisions of policyVersion in the
@@ -421,9 +422,9 @@ func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limi
 	lab := s.Labels.SampleSQL(s.DB, w, []string{"request_id", "ts_ms", "tenant", "mode", "tier", "prompt", "ref_count", "edit_depth", "aspect",
 		"text_heavy", "preserve_subject", "max_latency_ms", "max_cost_usd", "model", routedExpr, "propensity",
 		"if(indexOf(candidate_models, routed) > 0, candidate_p[indexOf(candidate_models, routed)], 0) AS policy_p",
-		"candidate_models", "candidate_cost_usd"}, where, key)
+		"candidate_models", "candidate_cost_usd", fmt.Sprintf("toUInt8(cityHash64(request_id) %% %d = 0) AS holdout", HoldoutMod)}, where, key)
 	lab = strings.Replace(lab, "FROM "+s.DB+".decisions WHERE", "FROM "+s.decisions()+" WHERE", 1)
-	q := "SELECT request_id, ts_ms, tenant, mode, tier, prompt, ref_count, edit_depth, aspect, text_heavy, preserve_subject, max_latency_ms, max_cost_usd, routed, propensity, policy_p, " + routedY + ", candidate_models, candidate_cost_usd FROM (" + lab + ") ORDER BY ts_ms"
+	q := "SELECT request_id, ts_ms, tenant, mode, tier, prompt, ref_count, edit_depth, aspect, text_heavy, preserve_subject, max_latency_ms, max_cost_usd, routed, propensity, policy_p, " + routedY + ", candidate_models, candidate_cost_usd, holdout FROM (" + lab + ") ORDER BY ts_ms"
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("logged decisions: %w", err)
@@ -434,12 +435,13 @@ func (s *Store) Logged(ctx context.Context, w Window, policyVersion string, limi
 		var l Logged
 		var ts uint64
 		var refs, depth uint16
-		var th, ps, y uint8
+		var th, ps, y, hold uint8
 		if err := rows.Scan(&l.RequestID, &ts, &l.Tenant, &l.Mode, &l.Tier, &l.Prompt, &refs, &depth, &l.Aspect, &th, &ps,
-			&l.MaxLatency, &l.MaxCost, &l.Model, &l.Propensity, &l.PolicyP, &y, &l.CandModels, &l.CandCosts); err != nil {
+			&l.MaxLatency, &l.MaxCost, &l.Model, &l.Propensity, &l.PolicyP, &y, &l.CandModels, &l.CandCosts, &hold); err != nil {
 			return nil, fmt.Errorf("logged decisions: %w", err)
 		}
 		l.TS, l.RefCount, l.EditDepth, l.TextHeavy, l.Preserve, l.Y = int64(ts), int(refs), int(depth), th == 1, ps == 1, float64(y)
+		l.Holdout = hold == 1
 		out = append(out, l)
 	}
 	return out, rows.Err()

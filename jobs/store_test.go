@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
@@ -181,5 +182,32 @@ func TestJobsOnClickHouse(t *testing.T) {
 	got, err := s.AuditRows(ctx, "jobs.", 10)
 	if err != nil || len(got) != 1 || got[0].Subject != live.Version {
 		t.Errorf("AuditRows = %+v, %v; want the drift report", got, err)
+	}
+}
+
+// TestRefitRulesOnlyPolicy: a live policy without a classifier (what
+// routelab dev starts with) is refitted from the window, not recalibrated.
+func TestRefitRulesOnlyPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates 20k requests and trains")
+	}
+	explore, err := datasets.Policy("explore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := ingesttest.ClickHouse(t)
+	start := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)
+	end := jobstest.Serve(t, db, explore, 31, 20000, start, false)
+	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	cand, rep, err := jobs.RunRecalibrate(context.Background(), s, explore, jobs.Window{From: start, To: end}, jobs.RecalibrateJob{}, func(string, ...any) {})
+	if err != nil {
+		t.Fatalf("RunRecalibrate: %v", err)
+	}
+	t.Logf("refit: rows %.0f held out %.0f, ece %.4f -> %.4f, brier %.4f -> %.4f, %s", rep.Rows, rep.HoldoutRows, rep.ECEBefore, rep.ECEAfter, rep.BrierBefore, rep.BrierAfter, rep.PolicyVersion)
+	if rep.Mode != "refit" || cand.Classifier == nil || jobs.ParentOf(cand) != explore.Version {
+		t.Fatalf("mode %q, classifier %v, parent %q: want a refit with a classifier and parent %s", rep.Mode, cand.Classifier != nil, jobs.ParentOf(cand), explore.Version)
+	}
+	if !(rep.ECEBefore > 0.5 && rep.ECEAfter < 0.05) {
+		t.Errorf("ECE %.4f -> %.4f: want the no-prediction policy's large error, then a calibrated one", rep.ECEBefore, rep.ECEAfter)
 	}
 }

@@ -362,6 +362,7 @@ fifth, a rule audit and the tier thresholds re-chosen on the cost/success fronti
 sample of rows). Writes the candidate policy (parent version, window and metrics inside) to --out.
 Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "overall" >= 3).`, env)
 	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
+	refit := f.fs.Bool("refit", false, "train a new classifier on the window (router training, inverse-propensity weighted) instead of recalibrating the live one; automatic when the live policy has none")
 	rowLimit := f.fs.Int("row-limit", 50000, "rows sampled for the rule audit and the thresholds")
 	if err := f.parse(env, args); err != nil {
 		return err
@@ -380,7 +381,7 @@ Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "
 		if err != nil {
 			return nil, "", err
 		}
-		cand, rep, err := jobs.RunRecalibrate(ctx, s, live, w, jobs.RecalibrateJob{RowLimit: *rowLimit}, progress)
+		cand, rep, err := jobs.RunRecalibrate(ctx, s, live, w, jobs.RecalibrateJob{RowLimit: *rowLimit, Refit: *refit}, progress)
 		if err != nil {
 			return nil, "", err
 		}
