@@ -40,9 +40,11 @@ type ConsumerConfig struct {
 	DeadLetterTopic string
 	// BatchSize bounds the messages per insert round; default 20000.
 	BatchSize int
-	// BatchWait bounds how long a round waits to fill after its first
-	// message; default 200ms.
-	BatchWait time.Duration
+	// BatchWait is how long a round keeps filling after its first message
+	// before it may be inserted; default 200ms. BatchMaxWait bounds how long
+	// a round keeps filling while messages keep coming (the consumer is
+	// behind) and the inserter is free; default 5s.
+	BatchWait, BatchMaxWait time.Duration
 	// Workers is the number of group members this process runs; each
 	// owns its share of partitions and inserts independently. Default 1.
 	Workers int
@@ -75,6 +77,9 @@ func (c *ConsumerConfig) defaults() {
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 200 * time.Millisecond
+	}
+	if c.BatchMaxWait < c.BatchWait {
+		c.BatchMaxWait = max(c.BatchWait, 5*time.Second)
 	}
 	if c.Workers <= 0 {
 		c.Workers = 1
@@ -206,10 +211,19 @@ func (c *Consumer) work(ctx context.Context, id int) error {
 	free <- &round{batch: NewBatch()}
 	free <- &round{batch: NewBatch()}
 	full := make(chan *round)
+	idle := make(chan struct{}, 1)
 	inserterDone := make(chan struct{})
 	go func() {
 		defer close(inserterDone)
-		for rd := range full {
+		for {
+			select { // tell the fetcher we are waiting for a round
+			case idle <- struct{}{}:
+			default:
+			}
+			rd, ok := <-full
+			if !ok {
+				return
+			}
 			// After ctx ends, rounds in hand still get inserted and
 			// committed, each within InsertTimeout.
 			wctx, cancel := ctx, context.CancelFunc(func() {})
@@ -233,7 +247,7 @@ func (c *Consumer) work(ctx context.Context, id int) error {
 		case <-inserterDone:
 			return nil
 		}
-		if !c.fill(ctx, r, rd, full, inserterDone) {
+		if !c.fill(ctx, r, rd, full, idle, inserterDone) {
 			return nil
 		}
 	}
@@ -241,13 +255,15 @@ func (c *Consumer) work(ctx context.Context, id int) error {
 }
 
 // fill gathers a round and hands it to the inserter. It waits as long as
-// needed for the first message, then at least BatchWait for more; after
-// that it hands the round over as soon as the inserter is free, and keeps
-// adding messages while the inserter is still busy (up to BatchSize). So
-// rounds grow when ClickHouse is the bottleneck: fewer, larger inserts,
-// which is what MergeTree wants. It reports false when the worker should
-// stop (ctx ended with nothing in hand, or the inserter gave up).
-func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full chan<- *round, inserterDone <-chan struct{}) bool {
+// needed for the first message and at least BatchWait for more. After that
+// it hands the round over as soon as the inserter is idle and the broker
+// has nothing more right now (a short poll comes back empty), or, while
+// messages keep coming (a backlog), once BatchMaxWait has passed. So a
+// consumer that keeps up inserts every BatchWait, and one that is behind
+// inserts fewer, larger rounds (up to BatchSize), which is what MergeTree
+// wants. It reports false when the worker should stop (ctx ended with
+// nothing in hand, or the inserter gave up).
+func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full chan<- *round, idle <-chan struct{}, inserterDone <-chan struct{}) bool {
 	rd.msgs, rd.decoded = rd.msgs[:0], 0
 	rd.dead = rd.dead[:0]
 	rd.batch.Reset()
@@ -257,34 +273,56 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 	}
 	began := time.Now()
 	c.add(rd, m)
-	deadline := began.Add(c.cfg.BatchWait)
-	for len(rd.msgs) < c.cfg.BatchSize && ctx.Err() == nil {
-		if !time.Now().Before(deadline) {
+	minDone, maxDone := began.Add(c.cfg.BatchWait), began.Add(c.cfg.BatchMaxWait)
+	tryHandoff := func() bool {
+		select {
+		case <-idle: // the inserter is waiting on full
 			c.decodePending(rd)
-			select {
-			case full <- rd:
-				c.account(rd, began)
-				return true
-			default: // inserter busy: keep filling
-			}
-			deadline = time.Now().Add(min(c.cfg.BatchWait, 20*time.Millisecond))
+			c.account(rd, began)
+			full <- rd
+			return true
+		default:
+			return false
 		}
-		fctx, cancel := context.WithDeadline(ctx, deadline)
+	}
+	for len(rd.msgs) < c.cfg.BatchSize && ctx.Err() == nil {
+		now := time.Now()
+		poll := now.Add(idlePoll)
+		if now.Before(minDone) {
+			poll = minDone
+		}
+		fctx, cancel := context.WithDeadline(ctx, poll)
 		m, err := r.FetchMessage(fctx)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			c.add(rd, m)
+			if !time.Now().Before(maxDone) && tryHandoff() {
+				return true
+			}
+		case !time.Now().Before(minDone): // caught up
+			if tryHandoff() {
+				return true
+			}
 		}
 	}
 	c.decodePending(rd)
 	c.account(rd, began)
 	select {
 	case full <- rd:
+		select { // the inserter's idle signal for this round is stale now
+		case <-idle:
+		default:
+		}
 		return true
 	case <-inserterDone:
 		return false
 	}
 }
+
+// idlePoll is how long fill waits for a next message before it takes the
+// broker to have nothing more for now.
+const idlePoll = 20 * time.Millisecond
 
 func (c *Consumer) account(rd *round, began time.Time) {
 	c.fetchNS.Add(int64(time.Since(began)))

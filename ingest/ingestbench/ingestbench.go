@@ -72,6 +72,7 @@ type Result struct {
 	Workers                int     `json:"workers"`
 	Partitions             int     `json:"partitions"`
 	ClickHouseStartMS      float64 `json:"clickhouse_start_ms,omitempty"`
+	ConsumerReadyMS        float64 `json:"consumer_ready_ms"` // group join + first event, excluded from the pipeline time
 }
 
 // Run performs one benchmark run.
@@ -209,6 +210,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 		lastAt    time.Time
 		allIn     = make(chan struct{})
 		closeOnce sync.Once
+		warming   = true
 	)
 	ccfg := cfg.Consumer
 	ccfg.Brokers = []string{brokerAddr}
@@ -216,10 +218,18 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	if ccfg.Logger == nil {
 		ccfg.Logger = slog.New(slog.NewTextHandler(cfg.Progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	warm := make(chan struct{})
+	var warmOnce sync.Once
 	ccfg.OnCommit = func(ts []int64, at time.Time) {
 		atMS := at.UnixMilli()
 		mu.Lock()
 		defer mu.Unlock()
+		if warming {
+			// The warm-up event: the group has joined and owns the partitions.
+			warming = false
+			warmOnce.Do(func() { close(warm) })
+			return
+		}
 		for _, t := range ts {
 			latencies = append(latencies, float64(atMS-t))
 		}
@@ -245,6 +255,21 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	if err != nil {
 		return err
 	}
+	// Warm up: one event through the whole path, so the group join (a
+	// one-time start-up cost) is not counted as pipeline time.
+	readyStart := time.Now()
+	warmEv := Decision(cfg.Seed, -1, time.Now().UnixMilli())
+	warmEv.EventID = warmupID
+	p.Enqueue(events.TopicDecisions, warmEv.RequestID, &warmEv)
+	select {
+	case <-warm:
+	case <-time.After(2 * time.Minute):
+		return errors.New("ingest consumer did not take the warm-up event within 2 minutes")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	res.ConsumerReadyMS = ms(time.Since(readyStart))
+	fmt.Fprintf(cfg.Progress, "consumer group ready after %v\n", time.Since(readyStart).Round(time.Millisecond))
 	fmt.Fprintf(cfg.Progress, "pipeline: producing %d decisions -> broker (%d partitions) -> ingest (%d worker(s)) -> ClickHouse ...\n", cfg.Events, cfg.Partitions, res.Workers)
 	began := time.Now()
 	queueCap := p.Stats().QueueCapacity
@@ -269,7 +294,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	err = p.Close(closeCtx)
 	cancel()
 	ps := p.Stats()
-	res.Produced, res.ProducerDropped = ps.Produced, ps.DroppedTotal()
+	res.Produced, res.ProducerDropped = ps.Produced-1, ps.DroppedTotal() // minus the warm-up event
 	if err != nil {
 		return fmt.Errorf("close producer: %w", err)
 	}
@@ -289,7 +314,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	}
 	var distinct, finalRows uint64
 	for {
-		if err := db.conn.QueryRow(ctx, "SELECT uniqExact(event_id), count() FROM "+db.name+".decisions FINAL").Scan(&distinct, &finalRows); err != nil {
+		if err := db.conn.QueryRow(ctx, "SELECT uniqExact(event_id), count() FROM "+db.name+".decisions FINAL WHERE event_id != '"+warmupID+"'").Scan(&distinct, &finalRows); err != nil {
 			return fmt.Errorf("count ingested: %w", err)
 		}
 		if int64(distinct) >= res.Produced {
@@ -316,7 +341,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	res.Ingested = distinct
 	res.Lost = res.Produced - int64(distinct)
 	res.Duplicates = int64(finalRows) - int64(distinct)
-	res.Redelivered = st.Inserted - int64(distinct)
+	res.Redelivered = st.Inserted - 1 - int64(distinct)
 	res.DeadLettered = st.DeadLettered
 	elapsed := lastAt.Sub(began)
 	res.PipelineSeconds = elapsed.Seconds()
@@ -333,6 +358,9 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	fmt.Fprintf(cfg.Progress, "pipeline: %.2fs, %.0f events/s, e2e p50 %.0f ms p99 %.0f ms\n", res.PipelineSeconds, res.EventsPerS, res.E2EP50MS, res.E2EP99MS)
 	return nil
 }
+
+// warmupID is the event id of the warm-up event (not counted).
+const warmupID = "bench-warmup"
 
 // quantile of sorted values (nearest rank).
 func quantile(sorted []float64, q float64) float64 {
