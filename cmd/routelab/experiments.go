@@ -23,6 +23,7 @@ func experimentCommands() map[string]command {
 		"stop":     {"stop an experiment for good", expTransition("stop")},
 		"ramp":     {"set a running experiment's traffic, or move a canary to its next step", runExperimentsRamp},
 		"results":  {"analyse an experiment from ClickHouse", runExperimentsResults},
+		"power":    {"power and sample-size calculator (proportions or means)", runExperimentsPower},
 		"validate": {"check the statistics by simulation (A/A, peeking, known effect, SRM)", runExperimentsValidate},
 	}
 }
