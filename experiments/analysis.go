@@ -289,8 +289,9 @@ func compare(s Spec, ctl, trt ArmData, alpha float64) TreatmentResult {
 // report. To keep noise from rolling a canary back, a limit counts as
 // breached only when the data exclude staying within it: the lower end of
 // the arm's interval is above Max, or the lower end of the difference's
-// interval is above MaxIncrease (point values where there is no interval,
-// as for latency percentiles' differences).
+// interval is above MaxIncrease (for latency percentiles, which have no
+// interval for the difference, the treatment's interval low minus the
+// control's interval high).
 func CheckGuardrails(s Spec, r Report) []GuardrailResult {
 	var ctl *ArmResult
 	for i := range r.Arms {
@@ -328,8 +329,13 @@ func CheckGuardrails(s Spec, r Report) []GuardrailResult {
 			}
 			if d, ok := cmp[a.Arm][g.Metric]; ok && g.MaxIncrease != nil && okC && !gr.Breached {
 				dlow := d.Delta
-				if d.CILow != nil {
+				switch {
+				case d.CILow != nil:
 					dlow = *d.CILow
+				case v.CILow != nil && c.CIHigh != nil:
+					// no interval for the difference (percentiles): the
+					// arms' own intervals must be apart by more than the limit
+					dlow = *v.CILow - *c.CIHigh
 				}
 				if dlow > *g.MaxIncrease {
 					gr.Breached, gr.Reason = true, fmtReason("%s in arm %s is %.4g over control (%.4g vs %.4g, interval low %.4g), above max_increase %.4g", g.Metric, a.Arm, d.Delta, v.Value, c.Value, dlow, *g.MaxIncrease)

@@ -106,3 +106,25 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+func TestGuardrailPercentileNeedsSeparatedIntervals(t *testing.T) {
+	s := MustSpec(t, "p", "l", 1, 1, 1, 1)
+	s.Guardrails = []experiments.Guardrail{{Metric: "latency_p95_ms", MaxIncrease: ptr(100)}}
+	mk := func(name string, n, shift float64) experiments.ArmData {
+		d := experiments.ArmData{Arm: name, Units: n, Requests: n, Latency: map[float64]float64{}}
+		for _, l := range experiments.LatencyLevels() {
+			d.Latency[l] = 1000*l + shift // quantiles rise 10 ms per level point
+		}
+		return d
+	}
+	// p95 differs by 150 (> 100) but with 100 requests the intervals overlap
+	few := experiments.Analyze(s, []experiments.ArmData{mk("arm0", 100, 0), mk("arm1", 100, 150)}, 0.05)
+	if few.Guardrails[0].Breached {
+		t.Errorf("breached on overlapping intervals: %+v", few.Guardrails[0])
+	}
+	// a shift of 500 with 100k requests: intervals apart by more than 100
+	many := experiments.Analyze(s, []experiments.ArmData{mk("arm0", 1e5, 0), mk("arm1", 1e5, 500)}, 0.05)
+	if !many.Guardrails[0].Breached {
+		t.Errorf("not breached: %+v", many.Guardrails[0])
+	}
+}
