@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -19,7 +21,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
@@ -34,8 +35,8 @@ and QA events through the producer to a local broker). The simulated models
 answer at once and never fail, so what is measured is routelab itself. Both are driven by the same
 vegeta load generator: closed loop (--workers concurrent clients, as fast as
 answered) for throughput, then open loop at --rate requests/s for latency. Rounds
-alternate bare/routelab so machine noise hits both; each side reports its best
-round. Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
+are pairs run back to back in ABBA order so load from outside hits both sides
+alike; ratio and added_p99_ms are the medians of the per-pair figures. Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
 added_p99_ms (and the producer's counters, heap growth); --json prints one JSON
 object on stdout's last line.`
 
@@ -63,11 +64,11 @@ type benchServeResult struct {
 
 func runBenchServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("bench serve", benchServeHelp)
-	closed := fs.Duration("closed-duration", 4*time.Second, "length of each closed-loop round")
-	open := fs.Duration("open-duration", 4*time.Second, "length of each open-loop round")
+	closed := fs.Duration("closed-duration", 2*time.Second, "length of each closed-loop round")
+	open := fs.Duration("open-duration", 3*time.Second, "length of each open-loop round")
 	rate := fs.Int("rate", 1000, "open-loop request rate per second")
 	workers := fs.Int("workers", 16, "closed-loop concurrent clients")
-	rounds := fs.Int("rounds", 3, "rounds per side (alternating)")
+	rounds := fs.Int("rounds", 5, "measured round pairs (bare and routelab back to back, ABBA order)")
 	size := fs.String("size", "1024x1024", "image size requested (a catalog size)")
 	warmMax := fs.Int("warmup-max", 60, "most 1 s warm-up rounds (warm-up ends when throughput stops rising)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout's last line")
@@ -86,14 +87,16 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	defer os.RemoveAll(tmp)
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	b, err := broker.Start(ctx, broker.Config{DataDir: tmp + "/kafka"})
+	// The broker runs in its own process (routelab kafka), as Kafka would:
+	// its log must not sit in the measured server's heap.
+	kafkaAddr, stopKafka, err := startBrokerProcess(ctx, tmp)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer stopKafka()
 	key := randomToken("rl_bench_")
 	rl, err := startServe(ctx, serveOptions{
-		addr: "127.0.0.1:0", brokers: []string{b.Addr()}, dataDir: tmp, policy: "rules",
+		addr: "127.0.0.1:0", brokers: []string{kafkaAddr}, dataDir: tmp, policy: "rules",
 		simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key,
 		// Zero latency and no upstream errors: what is left is routelab.
 		catalogFix: func(c *router.Catalog) {
@@ -163,40 +166,51 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	var best = map[string]*vegeta.Metrics{}
-	var lat = map[string]*vegeta.Metrics{}
-	for r := 0; r < *rounds; r++ {
-		for _, name := range []string{"bare", "routelab"} {
-			m := attack(ctx, targets[name], 0, *workers, *closed)
-			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f)\n", r+1, name, m.Throughput, m.Success)
-			if best[name] == nil || m.Throughput > best[name].Throughput {
-				best[name] = m
-			}
-			if name == "routelab" {
-				res.Requests += m.Requests
-				res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
-			}
-		}
-		for _, name := range []string{"bare", "routelab"} {
-			m := attack(ctx, targets[name], *rate, *workers, *open)
-			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
-			if lat[name] == nil || m.Latencies.P99 < lat[name].Latencies.P99 {
-				lat[name] = m
-			}
-			if name == "routelab" {
-				res.Requests += m.Requests
-				res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+	// Rounds are pairs run back to back in ABBA order (bare, routelab,
+	// routelab, bare, ...), so load from outside the benchmark hits both
+	// sides alike; each pair gives a ratio and a p99 difference, and the
+	// result is their median over the pairs.
+	var rps = map[string][]float64{}
+	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
+	var ratios, added []float64
+	count := func(name string, m *vegeta.Metrics) {
+		if name == "routelab" {
+			res.Requests += m.Requests
+			res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
 		}
 	}
-	res.BareRPS, res.RoutelabRPS = round1(best["bare"].Throughput), round1(best["routelab"].Throughput)
-	res.Ratio = round3(best["routelab"].Throughput / best["bare"].Throughput)
-	res.BareP99MS, res.RoutelabP99MS = round3(ms(lat["bare"].Latencies.P99)), round3(ms(lat["routelab"].Latencies.P99))
-	res.BareP50MS, res.RoutelabP50MS = round3(ms(lat["bare"].Latencies.P50)), round3(ms(lat["routelab"].Latencies.P50))
-	res.AddedP99MS = round3(res.RoutelabP99MS - res.BareP99MS)
+	for r := 0; r < *rounds && ctx.Err() == nil; r++ {
+		order := []string{"bare", "routelab"}
+		if r%2 == 1 {
+			order = []string{"routelab", "bare"}
+		}
+		got := map[string]*vegeta.Metrics{}
+		for _, name := range order {
+			m := attack(ctx, targets[name], 0, *workers, *closed)
+			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f)\n", r+1, name, m.Throughput, m.Success)
+			got[name] = m
+			rps[name] = append(rps[name], m.Throughput)
+			count(name, m)
+		}
+		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
+		for _, name := range order {
+			m := attack(ctx, targets[name], *rate, *workers, *open)
+			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
+			got[name] = m
+			p50s[name] = append(p50s[name], ms(m.Latencies.P50))
+			p99s[name] = append(p99s[name], ms(m.Latencies.P99))
+			count(name, m)
+		}
+		added = append(added, ms(got["routelab"].Latencies.P99)-ms(got["bare"].Latencies.P99))
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res.BareRPS, res.RoutelabRPS = round1(median(rps["bare"])), round1(median(rps["routelab"]))
+	res.Ratio = round3(median(ratios))
+	res.BareP99MS, res.RoutelabP99MS = round3(median(p99s["bare"])), round3(median(p99s["routelab"]))
+	res.BareP50MS, res.RoutelabP50MS = round3(median(p50s["bare"])), round3(median(p50s["routelab"]))
+	res.AddedP99MS = round3(median(added))
 	runtime.GC()
 	res.HeapEndMB = heapMB()
 	if rl.producer != nil {
@@ -278,6 +292,16 @@ func medianResponse(ctx context.Context, url string, hdr http.Header, body []byt
 	return all[n/2], nil
 }
 
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
 func heapMB() float64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -293,4 +317,44 @@ func round3(x float64) float64 {
 		return -round3(-x)
 	}
 	return float64(int64(x*1000+0.5)) / 1000
+}
+
+// startBrokerProcess runs `routelab kafka --json` as a child process with its
+// data under dir and returns its address and how to stop it.
+func startBrokerProcess(ctx context.Context, dir string) (string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(exe, "kafka", "--json", "--kafka-addr", "127.0.0.1:0", "--data-dir", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	var info struct {
+		Kafka string `json:"kafka"`
+	}
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &info)
+	}
+	if err != nil || info.Kafka == "" {
+		stop()
+		return "", nil, fmt.Errorf("routelab kafka did not report its address: %v", err)
+	}
+	return info.Kafka, stop, nil
 }
