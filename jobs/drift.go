@@ -86,6 +86,7 @@ type DriftReport struct {
 	PolicyVersion string                  `json:"policy_version"`
 	Window        Window                  `json:"window"`
 	Events        float64                 `json:"events"`
+	Reference     string                  `json:"reference"` // what the features were compared with
 	Features      map[string]drift.Check  `json:"features"`
 	RouteShare    *drift.Check            `json:"route_share,omitempty"`
 	Streams       map[string]StreamResult `json:"streams"`
@@ -165,7 +166,27 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 	}
 	rep.Events = float64(n)
 	progress("drift: %d decisions in window (%s)", n, time.Since(start).Round(time.Millisecond))
-	if ref := live.Reference; ref != nil {
+	ref, fw := live.Reference, w
+	if ref == nil || len(ref.Hist)+len(ref.Share) == 0 {
+		// no reference distributions in the policy (a hand-written or
+		// shipped one): the window's first part is the reference for
+		// the rest
+		cut, err := s.eventCut(ctx, w, cfg.BaselineFrac)
+		if err != nil {
+			return rep, err
+		}
+		early := Window{From: w.From, To: cut}
+		r, err := s.referenceFrom(ctx, early, live)
+		if err != nil {
+			return rep, err
+		}
+		ref, fw = r, Window{From: cut, To: w.To}
+		rep.Reference = fmt.Sprintf("window baseline %s .. %s (%d decisions): the policy carries no reference distributions", early.From.UTC().Format(time.RFC3339), cut.UTC().Format(time.RFC3339), r.Events)
+		progress("drift: %s", rep.Reference)
+	} else {
+		rep.Reference = "policy " + live.Version
+	}
+	if ref != nil {
 		var names, exprs []string
 		var edges [][]float64
 		for _, name := range sortedKeys(ref.Hist) {
@@ -182,7 +203,7 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 			inner, _ := RefCounts(ref.Hist[name], ref.Events)
 			names, exprs, edges = append(names, name), append(exprs, expr), append(edges, inner)
 		}
-		curs, err := s.Histograms(ctx, w, exprs, edges)
+		curs, err := s.Histograms(ctx, fw, exprs, edges)
 		if err != nil {
 			return rep, err
 		}
@@ -209,14 +230,16 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				catNames, catExprs = append(catNames, name), append(catExprs, expr)
 			}
 		}
-		cats, err := s.CountsMulti(ctx, w, catExprs)
+		cats, err := s.CountsMulti(ctx, fw, catExprs)
 		if err != nil {
 			return rep, err
 		}
 		for i, name := range catNames {
 			_, r, c := alignShares(ref.Share[name], ref.Events, cats[i])
 			chk := cfg.Thresholds.Categorical(name, r, c)
-			chk.KS = drift.KSBinned(r, c).D
+			if chk.Status != drift.StatusInsufficient {
+				chk.KS = drift.KSBinned(r, c).D
+			}
 			rep.Features[name] = chk
 			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
 		}
@@ -227,7 +250,7 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 			}
 			var cur map[string]float64
 			if !routeFeatures[name] {
-				if cur, err = s.Counts(ctx, w, expr); err != nil {
+				if cur, err = s.Counts(ctx, fw, expr); err != nil {
 					return rep, err
 				}
 			}
@@ -242,7 +265,10 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 					return rep, err
 				}
 				if sumMap(base) < cfg.Thresholds.MinCount {
-					cut := w.From.Add(time.Duration(cfg.BaselineFrac * float64(w.To.Sub(w.From))))
+					cut, err := s.eventCut(ctx, w, cfg.BaselineFrac)
+					if err != nil {
+						return rep, err
+					}
 					if base, cur, err = s.CountsSplit(ctx, w, cut, expr); err != nil {
 						return rep, err
 					}
@@ -262,7 +288,9 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				continue
 			}
 			chk := cfg.Thresholds.Categorical(name, r, c)
-			chk.KS = drift.KSBinned(r, c).D
+			if chk.Status != drift.StatusInsufficient {
+				chk.KS = drift.KSBinned(r, c).D
+			}
 			rep.Features[name] = chk
 			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
 		}
@@ -380,4 +408,83 @@ func total(bs []RateBucket) RateBucket {
 		t.Regenerated += b.Regenerated
 	}
 	return t
+}
+
+// DefaultEdges are the bins of the numeric features when the reference is
+// built from the window (the router's training uses the same).
+var DefaultEdges = map[string][]float64{
+	"prompt_words": {0, 5, 13, 26, 51},
+	"ref_count":    {0, 1, 2, 3, 4},
+	"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
+	"aspect":       {0, 0.87, 1.15},
+}
+
+// referenceFrom builds reference distributions from a window in ClickHouse,
+// in the shape a trained policy carries them.
+func (s *Store) referenceFrom(ctx context.Context, w Window, live *router.Policy) (*router.Reference, error) {
+	ref := &router.Reference{Hist: map[string]router.Histogram{}, Share: map[string]map[string]float64{}}
+	names := sortedKeys(DefaultEdges)
+	exprs := make([]string, len(names))
+	edges := make([][]float64, len(names))
+	for i, n := range names {
+		exprs[i] = FeatureExprs[n]
+		if n == "edit_depth" {
+			exprs[i] = fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
+		}
+		edges[i] = DefaultEdges[n][1:]
+	}
+	hs, err := s.Histograms(ctx, w, exprs, edges)
+	if err != nil {
+		return nil, err
+	}
+	total := 0.0
+	for i, n := range names {
+		t := 0.0
+		for _, c := range hs[i] {
+			t += c
+		}
+		total = t
+		frac := make([]float64, len(hs[i]))
+		for k, c := range hs[i] {
+			if t > 0 {
+				frac[k] = c / t
+			}
+		}
+		ref.Hist[n] = router.Histogram{Edges: DefaultEdges[n], Frac: frac}
+	}
+	ref.Events = int(total)
+	cats := []string{"mode", "tier", "route"}
+	cexprs := []string{FeatureExprs["mode"], FeatureExprs["tier"], FeatureExprs["route"]}
+	cs, err := s.CountsMulti(ctx, w, cexprs)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range cats {
+		ref.Share[n] = norm(cs[i])
+	}
+	kw, err := s.Counts(ctx, w, FeatureExprs["keyword"])
+	if err != nil {
+		return nil, err
+	}
+	ref.Share["keyword"] = map[string]float64{}
+	for k, v := range kw {
+		if total > 0 {
+			ref.Share["keyword"][k] = v / total
+		}
+	}
+	return ref, nil
+}
+
+// eventCut is the time before which the first frac of the window's
+// decisions fall (so a baseline holds events even when traffic is bursty).
+func (s *Store) eventCut(ctx context.Context, w Window, frac float64) (time.Time, error) {
+	var q float64
+	var n uint64
+	if err := s.Conn.QueryRow(ctx, fmt.Sprintf("SELECT toFloat64(quantile(%v)(ts_ms)), count() FROM %s WHERE %s", frac, s.decisions(), w.where("ts_ms"))).Scan(&q, &n); err != nil {
+		return time.Time{}, fmt.Errorf("window cut: %w", err)
+	}
+	if n == 0 || q != q {
+		return w.From.Add(time.Duration(frac * float64(w.To.Sub(w.From)))), nil
+	}
+	return time.UnixMilli(int64(q)), nil
 }
