@@ -42,7 +42,12 @@ func BenchmarkConsole(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d decision rows in %v", rows, time.Since(t0).Round(time.Millisecond))
-	c, base := mustConsole(b, console.Deps{Users: mustUsers(b), Data: console.NewData(db.Conn, db.Database), Blobs: blobs, Reviews: nopSink{}})
+	deps := console.Deps{Users: mustUsers(b), Data: console.NewData(db.Conn, db.Database), Blobs: blobs, Reviews: nopSink{}}
+	// Cold: the panel cache is off, every view queries ClickHouse.
+	c, base := mustConsole(b, deps, console.Config{Seed: 1, PanelCacheTTL: -1})
+	_, cachedBase := mustConsole(b, deps, console.Config{Seed: 1})
+	cached := newClient(b, cachedBase)
+	cached.login("eng")
 	t0 = time.Now()
 	if err := c.Refresh(ctx); err != nil {
 		b.Fatal(err)
@@ -85,6 +90,14 @@ func BenchmarkConsole(b *testing.B) {
 			report(b)
 		})
 	}
+	b.Run("dashboards_168h_cached", func(b *testing.B) {
+		get(cached, "/dashboards?range=168h")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			get(cached, "/dashboards?range=168h")
+		}
+		report(b)
+	})
 	b.Run("review_next", func(b *testing.B) {
 		get(rev, "/review/next.json") // builds the reviewer's order
 		b.ResetTimer()

@@ -25,7 +25,10 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/csrf"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/session"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/routelab/routelab/evaluator/review"
+
+	"github.com/routelab/routelab/dashboards"
 	"github.com/routelab/routelab/events"
 )
 
@@ -56,6 +59,10 @@ type Config struct {
 	Seed uint64
 	// Tenant is written on review events when the item carries none.
 	Tenant string
+	// PanelCacheTTL keeps a dashboard panel's result for repeated views of
+	// the same filter (time range rounded to the minute); default 30s,
+	// negative disables the cache.
+	PanelCacheTTL time.Duration
 }
 
 // ReviewSink takes review events on their way to Kafka; Emit must not block
@@ -98,6 +105,8 @@ type Console struct {
 	pairCache map[string]Pair       // pair id -> pair
 	revealed  map[string]PairReveal // reviewer -> last pairwise answer, to show names
 	loadedAt  time.Time
+
+	panels *expirable.LRU[string, dashboards.Frame] // nil: no cache
 }
 
 // New builds the console app. Call Refresh (or Run) to load review items.
@@ -114,6 +123,9 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	if cfg.Tenant == "" {
 		cfg.Tenant = "console"
 	}
+	if cfg.PanelCacheTTL == 0 {
+		cfg.PanelCacheTTL = 30 * time.Second
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +141,9 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	c.scores = review.NewQueue(qc)
 	qc.Seed++
 	c.pairs = review.NewQueue(qc)
+	if cfg.PanelCacheTTL > 0 {
+		c.panels = expirable.NewLRU[string, dashboards.Frame](512, nil, cfg.PanelCacheTTL)
+	}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}

@@ -41,12 +41,16 @@ func mustServe(t testing.TB, c *console.Console) string {
 	return "http://" + ln.Addr().String()
 }
 
-func mustConsole(t testing.TB, deps console.Deps) (*console.Console, string) {
+func mustConsole(t testing.TB, deps console.Deps, cfg ...console.Config) (*console.Console, string) {
 	t.Helper()
 	if deps.Users == nil {
 		deps.Users = mustUsers(t)
 	}
-	c, err := console.New(console.Config{Seed: 1}, deps)
+	conf := console.Config{Seed: 1}
+	if len(cfg) > 0 {
+		conf = cfg[0]
+	}
+	c, err := console.New(conf, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/base64"
 	"html/template"
 	"strings"
@@ -28,7 +29,8 @@ type dashFilterView struct {
 
 // parseFilter reads ?range=24h (or from/to as RFC 3339), tenant, experiment.
 func (c *Console) parseFilter(ctx *fiber.Ctx) (dashboards.Filter, dashFilterView, error) {
-	now := c.deps.Now().UTC()
+	// Rounded to the minute so repeated views share cached panel results.
+	now := c.deps.Now().UTC().Truncate(time.Minute).Add(time.Minute)
 	f := dashboards.Filter{To: now, From: now.Add(-24 * time.Hour), Tenant: strings.TrimSpace(ctx.Query("tenant")), Experiment: strings.TrimSpace(ctx.Query("experiment"))}
 	v := dashFilterView{Tenant: f.Tenant, Experiment: f.Experiment, Range: ctx.Query("range", "24h")}
 	if from, to := ctx.Query("from"), ctx.Query("to"); from != "" || to != "" {
@@ -69,7 +71,7 @@ func (c *Console) dashboardsPage(ctx *fiber.Ctx) error {
 	for i, p := range dashboards.Panels {
 		g.Go(func() error {
 			v := panelView{ID: p.ID, Title: p.Title}
-			fr, err := dashboards.Run(gctx, c.deps.Data.Conn(), c.deps.Data.Database(), p, f)
+			fr, err := c.runPanel(gctx, p, f)
 			if err != nil {
 				c.log.Warn("dashboard panel", "panel", p.ID, "err", err)
 				v.Err = "query failed: see the console log"
@@ -107,7 +109,7 @@ func (c *Console) panelSVG(ctx *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	fr, err := dashboards.Run(ctx.UserContext(), c.deps.Data.Conn(), c.deps.Data.Database(), p, f)
+	fr, err := c.runPanel(ctx.UserContext(), p, f)
 	if err != nil {
 		return err
 	}
@@ -132,4 +134,19 @@ func (c *Console) grafanaJSON(ctx *fiber.Ctx) error {
 	ctx.Set("Content-Type", "application/json")
 	ctx.Set("Content-Disposition", `attachment; filename="routelab-grafana.json"`)
 	return ctx.Send(b)
+}
+
+// runPanel runs a panel, through the result cache when it is on.
+func (c *Console) runPanel(ctx context.Context, p dashboards.Panel, f dashboards.Filter) (dashboards.Frame, error) {
+	key := p.ID + "\x00" + p.SQLFor(c.deps.Data.Database(), f)
+	if c.panels != nil {
+		if fr, ok := c.panels.Get(key); ok {
+			return fr, nil
+		}
+	}
+	fr, err := dashboards.Run(ctx, c.deps.Data.Conn(), c.deps.Data.Database(), p, f)
+	if err == nil && c.panels != nil {
+		c.panels.Add(key, fr)
+	}
+	return fr, err
 }
