@@ -149,7 +149,8 @@ func TestIdempotency(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	t.Run("rate", func(t *testing.T) {
-		e := mustStart(t, func(c *server.Config, _ *server.Deps) { c.RatePerSec, c.RateBurst = 0.5, 2 })
+		// Refill is slow enough that no token comes back within the test.
+		e := mustStart(t, func(c *server.Config, _ *server.Deps) { c.RatePerSec, c.RateBurst = 0.001, 2 })
 		for i := range 2 {
 			if r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64"}`); r.status != 200 {
 				t.Fatalf("request %d = %d", i, r.status)

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeEndToEnd runs routelab dev and sends a product request with the
+// seeded key: it is served, and its decision and QA rows reach ClickHouse
+// through the producer, the broker and ingest. Keys made through the admin
+// API work at once and stop working when revoked.
+func TestServeEndToEnd(t *testing.T) {
+	info, _ := startDevForTest(t, t.TempDir())
+	if info.API == "" || info.APIKey == "" || info.AdminToken == "" {
+		t.Fatalf("dev.json = %+v, want api, api_key and admin_token", info)
+	}
+	post := func(key, path, body string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, info.API+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, body := post(info.APIKey, "/v1/images", `{"prompt":"a poster that says \"GRAND OPENING\"","quality":"premium"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/images = %d: %.300s", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("x-routelab-request-id")
+	var got struct {
+		Model  string `json:"model"`
+		Images []struct {
+			B64 []byte `json:"b64_json"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil || len(got.Images) != 1 || !bytes.HasPrefix(got.Images[0].B64, []byte("\x89PNG")) {
+		t.Fatalf("response: %v, %d images", err, len(got.Images))
+	}
+	if resp.Header.Get("x-routelab-model") != got.Model || resp.Header.Get("x-routelab-policy") == "" {
+		t.Errorf("headers model %q policy %q, body model %q", resp.Header.Get("x-routelab-model"), resp.Header.Get("x-routelab-policy"), got.Model)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for chQuery(t, info.ClickHouseHTTP, "SELECT count() FROM routelab.decisions FINAL WHERE request_id = '"+id+"' AND model = '"+got.Model+"'") != "1" ||
+		chQuery(t, info.ClickHouseHTTP, "SELECT count() > 0 FROM routelab.qa_results FINAL WHERE request_id = '"+id+"'") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no decision and QA rows for %s in ClickHouse after a minute", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A key created through the admin API serves, then 401 once revoked.
+	resp, body = post(info.AdminToken, "/admin/keys", `{"tenant":"globex"}`)
+	var k struct{ ID, Secret string }
+	if resp.StatusCode != 201 || json.Unmarshal(body, &k) != nil || k.Secret == "" {
+		t.Fatalf("create key = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := post(k.Secret, "/v1/images", `{"prompt":"x"}`); resp.StatusCode != 200 {
+		t.Errorf("new key = %d, want 200", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, info.API+"/admin/keys/"+k.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+info.AdminToken)
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", err, r)
+	}
+	if resp, _ := post(k.Secret, "/v1/images", `{"prompt":"x"}`); resp.StatusCode != 401 {
+		t.Errorf("revoked key = %d, want 401", resp.StatusCode)
+	}
+}
