@@ -197,6 +197,25 @@ type round struct {
 	dead    []kafka.Message
 	evs     []any   // decode scratch
 	errs    []error // decode scratch
+	// lag is, per partition seen in this round, how many messages the
+	// broker held beyond the last one fetched (high watermark - offset - 1).
+	lag map[topicPartition]int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// behind reports whether the broker had more messages for any partition of
+// the round when its last message was fetched.
+func (rd *round) behind() bool {
+	for _, l := range rd.lag {
+		if l > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // work is one group member: a fetcher goroutine fills and decodes the next
@@ -267,6 +286,10 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 	rd.msgs, rd.decoded = rd.msgs[:0], 0
 	rd.dead = rd.dead[:0]
 	rd.batch.Reset()
+	if rd.lag == nil {
+		rd.lag = map[topicPartition]int64{}
+	}
+	clear(rd.lag)
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
 		return false
@@ -300,7 +323,9 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 			if !time.Now().Before(maxDone) && tryHandoff() {
 				return true
 			}
-		case !time.Now().Before(minDone): // caught up
+		case !time.Now().Before(minDone) && (!rd.behind() || !time.Now().Before(maxDone)):
+			// Caught up (a stall in the fetch pipeline while the broker
+			// holds more does not count), or waited long enough.
 			if tryHandoff() {
 				return true
 			}
@@ -332,6 +357,9 @@ func (c *Consumer) account(rd *round, began time.Time) {
 // add takes m into rd; decoding happens in chunks, in parallel.
 func (c *Consumer) add(rd *round, m kafka.Message) {
 	rd.msgs = append(rd.msgs, m)
+	if m.HighWaterMark > 0 {
+		rd.lag[topicPartition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1
+	}
 	if len(rd.msgs)-rd.decoded >= decodeChunk {
 		c.decodePending(rd)
 	}

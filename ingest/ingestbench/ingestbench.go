@@ -35,11 +35,14 @@ type Config struct {
 	// created there and dropped afterwards); empty starts a local
 	// clickhouse-server under a temporary dir.
 	ClickHouseDSN string
-	// The broker is always a fresh local one (events/broker) under a
-	// temporary dir, so the group reads nothing but this run's events.
-	Partitions int // of the decisions topic; default events.DefaultPartitions
-	Consumer   ingest.ConsumerConfig
-	Seed       uint64
+	// The broker is always a fresh local one (events/broker), so the group
+	// reads nothing but this run's events. BrokerOnDisk keeps its log in a
+	// temporary dir (kfake writes and re-reads segment files, which a real
+	// Kafka serves from the page cache); by default it is in memory.
+	BrokerOnDisk bool
+	Partitions   int // of the decisions topic; default events.DefaultPartitions
+	Consumer     ingest.ConsumerConfig
+	Seed         uint64
 	// Progress receives human-readable progress; nil discards it.
 	Progress io.Writer
 	// Keep leaves the bench databases in place.
@@ -139,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.DirectInsertEventsPerS = float64(cfg.Events) / d.Seconds()
 	fmt.Fprintf(cfg.Progress, "direct insert: %.2fs, %.0f events/s\n", d.Seconds(), res.DirectInsertEventsPerS)
 
-	b, err := broker.Start(ctx, broker.Config{DataDir: tmp + "/kafka", Partitions: cfg.Partitions})
+	b, err := broker.Start(ctx, broker.Config{DataDir: cfg.BrokerDir(tmp), Partitions: cfg.Partitions})
 	if err != nil {
 		return res, err
 	}
@@ -151,6 +154,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Ratio = round3(res.EventsPerS / res.DirectInsertEventsPerS)
 	}
 	return res, nil
+}
+
+// BrokerDir is the broker's data dir under tmp, or "" (in memory).
+func (cfg Config) BrokerDir(tmp string) string {
+	if !cfg.BrokerOnDisk {
+		return ""
+	}
+	return tmp + "/kafka"
 }
 
 type benchDB struct {
