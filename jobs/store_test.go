@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +210,21 @@ func TestRefitRulesOnlyPolicy(t *testing.T) {
 	}
 	if !(rep.ECEBefore > 0.5 && rep.ECEAfter < 0.05) {
 		t.Errorf("ECE %.4f -> %.4f: want the no-prediction policy's large error, then a calibrated one", rep.ECEBefore, rep.ECEAfter)
+	}
+
+	// drift for a policy without reference distributions: the window's
+	// first quarter is the reference, every feature is checked, nothing
+	// breaches on unchanged traffic
+	drep, err := jobs.Drift(context.Background(), s, explore, jobs.Window{From: start, To: end}, jobs.DriftConfig{}, func(string, ...any) {})
+	if err != nil {
+		t.Fatalf("Drift: %v", err)
+	}
+	if !strings.HasPrefix(drep.Reference, "window baseline") || len(drep.Features) < 6 || drep.Breached {
+		t.Errorf("drift without a reference: %q, %d features, breached %v %v", drep.Reference, len(drep.Features), drep.Breached, drep.Breaches)
+	}
+	for name, c := range drep.Features {
+		if c.Status != "ok" {
+			t.Errorf("feature %s status %s (n_ref %.0f n_cur %.0f), want ok", name, c.Status, c.NRef, c.NCur)
+		}
 	}
 }
