@@ -38,7 +38,8 @@ func TestPolicyHotSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	rulesV := live.Policy().Version
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
+	e := mustStart(t, func(c *server.Config, d *server.Deps) {
+		c.RatePerSec, c.RateBurst = 1e9, 1<<30 // load, not the rate limit, is under test
 		d.Router, d.Policy, d.QA = live, store, nil
 		d.Providers = map[string]providers.Provider{}
 		d.Catalog = nil
