@@ -246,15 +246,7 @@ func encodeJPEG(c *canvas) []byte {
 	return buf.Bytes()
 }
 
-func encode(c *canvas) []byte {
-	var buf bytes.Buffer
-	buf.Grow(c.w * c.h)
-	img := &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
-	if err := encoder.Encode(&buf, img); err != nil {
-		panic("sim: png encode to memory: " + err.Error()) // cannot fail for an in-memory NRGBA
-	}
-	return buf.Bytes()
-}
+func encode(c *canvas) []byte { return encodePNG(c) }
 
 // glyph returns the 6×13 mask of an ASCII rune from the 7x13 bitmap font.
 func glyph(ch rune) (mask [13][6]bool) {
