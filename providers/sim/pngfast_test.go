@@ -44,17 +44,26 @@ func TestEncodePNGRoundTrips(t *testing.T) {
 }
 
 // BenchmarkEncodePNG: the fixed-filter encoder against image/png (BestSpeed)
-// on the same 1024 px render, in the same run.
+// on the same 1024 px render, in the same run: encoding alone, and encoding
+// plus the image/png decode QA does on the serving path.
 func BenchmarkEncodePNG(b *testing.B) {
 	c := draw(`a red fox in a snowy forest, "HELLO"`, 1024, 1024, 1, 1)
-	b.Run("baseline-image-png", func(b *testing.B) {
-		for b.Loop() {
-			b.SetBytes(int64(len(encodeStd(c))))
-		}
-	})
-	b.Run("fixed-sub-filter", func(b *testing.B) {
-		for b.Loop() {
-			b.SetBytes(int64(len(encodePNG(c))))
-		}
-	})
+	for _, enc := range []struct {
+		name string
+		f    func(*canvas) []byte
+	}{{"baseline-image-png", encodeStd}, {"fixed-sub-filter", encodePNG}} {
+		b.Run("encode/"+enc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.SetBytes(int64(len(enc.f(c))))
+			}
+		})
+		b.Run("encode+decode/"+enc.name, func(b *testing.B) {
+			for b.Loop() {
+				bs := enc.f(c)
+				if _, err := png.Decode(bytes.NewReader(bs)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
