@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -66,7 +67,9 @@ func commands() map[string]command {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	env := Env{Getenv: getenv, Stdout: stdout, Stderr: stderr}
+	// Subcommands report progress from worker goroutines; lock the writers
+	// once here so no subcommand has to.
+	env := Env{Getenv: getenv, Stdout: &lockedWriter{w: stdout}, Stderr: &lockedWriter{w: stderr}}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout, cmds)
@@ -103,4 +106,16 @@ func exitCode(err error) int {
 		return 0
 	}
 	return 1
+}
+
+// lockedWriter serialises writes from concurrent goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
