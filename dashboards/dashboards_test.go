@@ -121,9 +121,13 @@ func TestGrafanaExport(t *testing.T) {
 	var d struct {
 		Panels []struct {
 			Title   string
-			Targets []struct{ RawSQL string `json:"rawSql"` } `json:"targets"`
+			Targets []struct {
+				RawSQL string `json:"rawSql"`
+			} `json:"targets"`
 		}
-		Inputs []struct{ PluginID string `json:"pluginId"` } `json:"__inputs"`
+		Inputs []struct {
+			PluginID string `json:"pluginId"`
+		} `json:"__inputs"`
 	}
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
