@@ -284,6 +284,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	fmt.Fprintf(cfg.Progress, "pipeline: producing %d decisions -> broker (%d partitions) -> ingest (%d worker(s)) -> ClickHouse ...\n", cfg.Events, cfg.Partitions, res.Workers)
 	began := time.Now()
 	queueCap := p.Stats().QueueCapacity
+	lastProgress := time.Now()
 	for i := 0; i < cfg.Events; i++ {
 		if i%1024 == 0 {
 			// Enqueue never blocks and drops (counted) when the queue is
@@ -291,7 +292,8 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 			for p.Stats().QueueDepth > queueCap-2048 {
 				time.Sleep(200 * time.Microsecond)
 			}
-			if i%(cfg.Events/10+1) == 0 && i > 0 {
+			if time.Since(lastProgress) >= 5*time.Second {
+				lastProgress = time.Now()
 				mu.Lock()
 				fmt.Fprintf(cfg.Progress, "  enqueued %d, ingested %d\n", i, inserted)
 				mu.Unlock()
