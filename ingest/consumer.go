@@ -175,19 +175,36 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) newReader() *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.cfg.Brokers,
-		GroupID:        c.cfg.GroupID,
-		GroupTopics:    c.cfg.Topics,
-		StartOffset:    kafka.FirstOffset,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        100 * time.Millisecond,
+		Brokers:     c.cfg.Brokers,
+		GroupID:     c.cfg.GroupID,
+		GroupTopics: c.cfg.Topics,
+		StartOffset: kafka.FirstOffset,
+		MinBytes:    1,
+		MaxBytes:    16 << 20,
+		// kafka-go uses MaxWait as the read deadline of the whole fetch
+		// round trip (the broker is told to wait 1 s less, or a quarter less
+		// below 1 s). At 100 ms a broker that answered late (a loaded
+		// machine; in routelab dev the broker shares a process with serve)
+		// timed every fetch out, every partition reader reconnected at once,
+		// and ingest stopped. With MinBytes 1 the broker answers as soon as
+		// there is data, so a long wait only holds idle partitions.
+		MaxWait:        fetchMaxWait,
 		QueueCapacity:  c.cfg.BatchSize,
 		CommitInterval: 0, // CommitMessages is synchronous
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
+		// kafka-go retries fetch and group errors on its own; without a
+		// logger they are silent, and a partition that keeps failing just
+		// looks like a consumer that stopped.
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.cfg.Logger.Warn("kafka reader: " + fmt.Sprintf(msg, args...))
+		}),
 	})
 }
+
+// fetchMaxWait is the reader's MaxWait: the broker long-polls an idle
+// partition for 1 s and has 1 s more to answer before the fetch times out.
+const fetchMaxWait = 2 * time.Second
 
 // round is one batch of fetched messages on its way to ClickHouse.
 type round struct {
