@@ -368,14 +368,14 @@ Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "
 		return err
 	}
 	if *out == "" {
-		*out = filepath.Join(f.dataDir, "policies", "candidate.json")
+		*out = f.candidatePath()
 	}
 	s, closeFn, err := f.store(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	progress := stderrProgress(env)
 	return f.schedule(ctx, env, "recalibrate", func(ctx context.Context, w jobs.Window) (any, string, error) {
 		live, err := f.livePolicy(ctx)
 		if err != nil {
@@ -417,14 +417,14 @@ support the candidate. The gate passes when DR >= the live policy's observed suc
 		return err
 	}
 	if *candPath == "" {
-		*candPath = filepath.Join(f.dataDir, "policies", "candidate.json")
+		*candPath = f.candidatePath()
 	}
 	s, closeFn, err := f.store(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	progress := stderrProgress(env)
 	return f.schedule(ctx, env, "ope", func(ctx context.Context, w jobs.Window) (any, string, error) {
 		live, err := f.livePolicy(ctx)
 		if err != nil {
@@ -476,7 +476,7 @@ to --webhook.`, env)
 		return err
 	}
 	defer closeFn()
-	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	progress := stderrProgress(env)
 	return f.schedule(ctx, env, "drift", func(ctx context.Context, w jobs.Window) (any, string, error) {
 		live, err := f.livePolicy(ctx)
 		if err != nil {
@@ -546,14 +546,14 @@ wired here the pipeline stops at the canary step unless --skip-canary is given.`
 		return err
 	}
 	if *out == "" {
-		*out = filepath.Join(f.dataDir, "policies", "candidate.json")
+		*out = f.candidatePath()
 	}
 	s, closeFn, err := f.store(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	progress := stderrProgress(env)
 	return f.schedule(ctx, env, "pipeline", func(ctx context.Context, w jobs.Window) (any, string, error) {
 		live, err := f.livePolicy(ctx)
 		if err != nil {
@@ -596,4 +596,14 @@ wired here the pipeline stops at the canary step unless --skip-canary is given.`
 		}
 		return rep, rep.Candidate, nil
 	}, nil)
+}
+
+// candidatePath is where jobs write and read the candidate policy by default.
+func (f *jobFlags) candidatePath() string {
+	return filepath.Join(f.dataDir, "policies", "candidate.json")
+}
+
+// stderrProgress reports a job's progress lines on stderr.
+func stderrProgress(env Env) func(format string, a ...any) {
+	return func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
 }

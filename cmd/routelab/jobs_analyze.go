@@ -59,7 +59,7 @@ phase.`, env)
 	defer closeFn()
 	reader := chexp.NewReader(s.Conn, s.DB)
 	reader.Exact = f.final
-	progress := func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
+	progress := stderrProgress(env)
 	return f.schedule(ctx, env, "analyze", func(ctx context.Context, _ jobs.Window) (any, string, error) {
 		start := time.Now()
 		var specs []experiments.Spec
