@@ -34,18 +34,22 @@ type ProducerConfig struct {
 	// means no spool: the producer then retries the failed batch in memory
 	// and the queue absorbs the outage until it fills (drops are counted).
 	SpoolDir      string
-	SpoolMaxBytes int64         // default 1 GiB
-	SegmentBytes  int64         // spool segment size, default 16 MiB
-	QueueSize     int           // events held in memory, default 65536
-	BatchSize     int           // max events per write, default 4096
-	BatchTimeout  time.Duration // how long kafka-go waits to fill a partition batch, default 2ms
-	WriteTimeout  time.Duration // per write attempt, default 10s
-	RetryBackoff  time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
-	Encoders      int           // goroutines marshalling a large batch, default GOMAXPROCS
-	SpoolLinger   time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 20ms
-	Poll          time.Duration // how often an idle producer looks at its queue; default 1ms
-	Compression   kafka.Compression
-	Logger        *slog.Logger
+	SpoolMaxBytes int64 // default 1 GiB
+	SegmentBytes  int64 // spool segment size, default 16 MiB
+	QueueSize     int   // events held in memory, default 65536
+	BatchSize     int   // max events per write, default 4096
+	// PartitionBatch caps kafka-go's per-partition batch. kafka-go allocates
+	// a batch's full capacity up front, so at BatchSize a write of a few
+	// events to 12 partitions allocated and zeroed ~8 MB; default 128.
+	PartitionBatch int
+	BatchTimeout   time.Duration // how long kafka-go waits to fill a partition batch, default 2ms
+	WriteTimeout   time.Duration // per write attempt, default 10s
+	RetryBackoff   time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
+	Encoders       int           // goroutines marshalling a large batch, default GOMAXPROCS
+	SpoolLinger    time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 20ms
+	Poll           time.Duration // how often an idle producer looks at its queue; default 1ms
+	Compression    kafka.Compression
+	Logger         *slog.Logger
 	// Registerer, when set, gets the producer's routelab_events_* metrics.
 	Registerer prometheus.Registerer
 }
@@ -63,8 +67,11 @@ func (c *ProducerConfig) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 4096
 	}
+	if c.PartitionBatch <= 0 {
+		c.PartitionBatch = min(128, c.BatchSize)
+	}
 	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 2 * time.Millisecond
+		c.BatchTimeout = 5 * time.Millisecond
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -176,7 +183,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			// same partition whichever client wrote it.
 			Balancer:     &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll, // the zero value is acks=0
-			BatchSize:    cfg.BatchSize,
+			BatchSize:    cfg.PartitionBatch,
 			BatchBytes:   maxRecordBytes,
 			BatchTimeout: cfg.BatchTimeout,
 			WriteTimeout: cfg.WriteTimeout,

@@ -66,11 +66,12 @@ func sendImages(c *fiber.Ctx, meta any, key string, imgs []imageOut, openai bool
 	}
 	buf = append(buf, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	// SetBody copies into fasthttp's own (pooled) response buffer, so buf
-	// can go back to the pool; fiber's c.Send would keep a reference.
-	c.Response().SetBody(buf)
-	if cap(buf) <= maxPooledBuf {
-		*bp = buf
+	// SwapBody hands buf to fasthttp, which returns it to its own pool when
+	// the response is written, and gives back its previous body buffer: no
+	// copy of the image, and the buffers circulate between the two pools.
+	old := c.Response().SwapBody(buf)
+	if cap(old) >= 64<<10 && cap(old) <= maxPooledBuf {
+		*bp = old[:0]
 		bufs.Put(bp)
 	}
 	return nil

@@ -37,7 +37,8 @@ vegeta load generator: closed loop (--workers concurrent clients, as fast as
 answered) for throughput, then open loop at --rate requests/s for latency. Rounds
 are pairs run back to back in ABBA order so load from outside hits both sides
 alike; ratio and added_p99_ms are the medians of the per-pair figures. Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
-added_p99_ms (and the producer's counters, heap growth); --json prints one JSON
+added_p99_ms, CPU per request on each side (robust to other load; the
+throughput ratio assumes an otherwise idle machine), the producer's counters and heap growth; --json prints one JSON
 object on stdout's last line.`
 
 type benchServeResult struct {
@@ -60,6 +61,12 @@ type benchServeResult struct {
 	HeapStartMB    float64 `json:"heap_start_mb"`
 	HeapEndMB      float64 `json:"heap_end_mb"`
 	GOMAXPROCS     int     `json:"gomaxprocs"`
+	// CPU per closed-loop request, load generator included (it runs in
+	// this process): unlike throughput it hardly moves with other load on
+	// the machine, so it is the figure to compare between runs.
+	BareCPUMicros     float64 `json:"bare_cpu_us_per_request"`
+	RoutelabCPUMicros float64 `json:"routelab_cpu_us_per_request"`
+	CPURatio          float64 `json:"cpu_ratio"`
 }
 
 func runBenchServe(ctx context.Context, env Env, args []string) error {
@@ -173,6 +180,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	var rps = map[string][]float64{}
 	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	var ratios, added []float64
+	var cpuPer = map[string][]float64{}
 	count := func(name string, m *vegeta.Metrics) {
 		if name == "routelab" {
 			res.Requests += m.Requests
@@ -186,7 +194,11 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		}
 		got := map[string]*vegeta.Metrics{}
 		for _, name := range order {
+			c0 := cpuTime()
 			m := attack(ctx, targets[name], 0, *workers, *closed)
+			if m.Requests > 0 {
+				cpuPer[name] = append(cpuPer[name], float64((cpuTime()-c0).Microseconds())/float64(m.Requests))
+			}
 			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f)\n", r+1, name, m.Throughput, m.Success)
 			got[name] = m
 			rps[name] = append(rps[name], m.Throughput)
@@ -211,6 +223,10 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	res.BareP99MS, res.RoutelabP99MS = round3(median(p99s["bare"])), round3(median(p99s["routelab"]))
 	res.BareP50MS, res.RoutelabP50MS = round3(median(p50s["bare"])), round3(median(p50s["routelab"]))
 	res.AddedP99MS = round3(median(added))
+	res.BareCPUMicros, res.RoutelabCPUMicros = round1(median(cpuPer["bare"])), round1(median(cpuPer["routelab"]))
+	if res.RoutelabCPUMicros > 0 {
+		res.CPURatio = round3(res.BareCPUMicros / res.RoutelabCPUMicros)
+	}
 	runtime.GC()
 	res.HeapEndMB = heapMB()
 	if rl.producer != nil {
@@ -223,8 +239,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	if *asJSON {
 		return printJSON(env.Stdout, res)
 	}
-	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms\n",
-		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS)
+	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms; CPU per request: bare %.0f µs, routelab %.0f µs\n",
+		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS, res.BareCPUMicros, res.RoutelabCPUMicros)
 	return nil
 }
 
