@@ -36,10 +36,17 @@ answer at once and never fail, so what is measured is routelab itself. Both are 
 vegeta load generator: closed loop (--workers concurrent clients, as fast as
 answered) for throughput, then open loop at --rate requests/s for latency. Rounds
 are pairs run back to back in ABBA order so load from outside hits both sides
-alike; ratio and added_p99_ms are the medians of the per-pair figures. Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
-added_p99_ms, CPU per request on each side (robust to other load; the
-throughput ratio assumes an otherwise idle machine), the producer's counters and heap growth; --json prints one JSON
-object on stdout's last line.`
+alike; ratio and added_p99_ms are the medians of the per-pair figures.
+
+Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
+added_p99_ms, the CPU per request on each side (it hardly moves with other
+load on the machine; the throughput ratio assumes an otherwise idle one),
+the producer's counters and the heap; --json prints one JSON object on
+stdout's last line.
+
+--soak 5m then drives routelab alone at --rate for five minutes and samples
+its live heap every --soak-every (after a GC): soak_heap_mb is the series,
+soak_heap_growth_mb the mean of its last third minus its first third.`
 
 type benchServeResult struct {
 	BareRPS        float64 `json:"bare_rps"`
@@ -67,6 +74,15 @@ type benchServeResult struct {
 	BareCPUMicros     float64 `json:"bare_cpu_us_per_request"`
 	RoutelabCPUMicros float64 `json:"routelab_cpu_us_per_request"`
 	CPURatio          float64 `json:"cpu_ratio"`
+	// --soak: an open-loop run at --rate against routelab alone, the live
+	// heap (after a GC) sampled every --soak-every. Steady memory means the
+	// last samples sit where the first ones did.
+	SoakSeconds    float64   `json:"soak_seconds,omitempty"`
+	SoakRequests   uint64    `json:"soak_requests,omitempty"`
+	SoakErrors     uint64    `json:"soak_errors,omitempty"`
+	SoakP99MS      float64   `json:"soak_p99_ms,omitempty"`
+	SoakHeapMB     []float64 `json:"soak_heap_mb,omitempty"`
+	SoakHeapGrowMB float64   `json:"soak_heap_growth_mb,omitempty"`
 }
 
 func runBenchServe(ctx context.Context, env Env, args []string) error {
@@ -80,6 +96,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	warmMax := fs.Int("warmup-max", 60, "most 1 s warm-up rounds (warm-up ends when throughput stops rising)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout's last line")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("mem-profile", "", "write a heap profile at the end of the run to this file")
+	soak := fs.Duration("soak", 0, "after the rounds, drive routelab alone at --rate for this long (e.g. 5m) and sample its live heap: is memory steady?")
+	soakEvery := fs.Duration("soak-every", 30*time.Second, "heap sampling interval during --soak")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -227,8 +246,19 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	if res.RoutelabCPUMicros > 0 {
 		res.CPURatio = round3(res.BareCPUMicros / res.RoutelabCPUMicros)
 	}
+	if *soak > 0 {
+		soakRun(ctx, env, &res, rlTarget, *rate, *workers, *soak, *soakEvery)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	runtime.GC()
 	res.HeapEndMB = heapMB()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
 	if rl.producer != nil {
 		st := rl.producer.Stats()
 		res.EventsProduced, res.EventsDropped = st.Produced, st.DroppedTotal()
@@ -242,6 +272,52 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms; CPU per request: bare %.0f µs, routelab %.0f µs\n",
 		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS, res.BareCPUMicros, res.RoutelabCPUMicros)
 	return nil
+}
+
+// soakRun drives target at rate for d in slices of every, sampling the
+// live heap after each slice, and reports whether it stayed level: the
+// growth is the mean of the last third of the samples minus the first
+// third's.
+func soakRun(ctx context.Context, env Env, res *benchServeResult, target vegeta.Target, rate, workers int, d, every time.Duration) {
+	every = min(max(every, time.Second), d)
+	start := time.Now()
+	runtime.GC()
+	res.SoakHeapMB = append(res.SoakHeapMB, heapMB())
+	for time.Since(start) < d && ctx.Err() == nil {
+		m := attack(ctx, target, rate, workers, min(every, d-time.Since(start)))
+		res.SoakRequests += m.Requests
+		res.SoakErrors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
+		res.SoakP99MS = max(res.SoakP99MS, ms(m.Latencies.P99))
+		runtime.GC()
+		res.SoakHeapMB = append(res.SoakHeapMB, heapMB())
+		fmt.Fprintf(env.Stderr, "bench serve: soak %5.0fs/%.0fs  %d req  p99 %.3f ms  live heap %.1f MB\n",
+			time.Since(start).Seconds(), d.Seconds(), m.Requests, ms(m.Latencies.P99), res.SoakHeapMB[len(res.SoakHeapMB)-1])
+	}
+	res.SoakSeconds = round1(time.Since(start).Seconds())
+	if n := len(res.SoakHeapMB) / 3; n > 0 {
+		first, last := res.SoakHeapMB[:n], res.SoakHeapMB[len(res.SoakHeapMB)-n:]
+		res.SoakHeapGrowMB = round1(mean(last) - mean(first))
+	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 // attack runs one vegeta attack: closed loop (rate 0: workers send as fast
