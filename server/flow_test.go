@@ -174,6 +174,34 @@ func TestLimits(t *testing.T) {
 			t.Errorf("within cap = %d, want 200", r.status)
 		}
 	})
+	t.Run("per-tenant daily cap", func(t *testing.T) {
+		cases := []struct {
+			name      string
+			def, acme int
+			allowed   int // images of n=1 requests served before the cap
+		}{
+			{"override below default", 10, 1, 1},
+			{"override lifts the default", 1, 3, 3},
+			{"zero override is unlimited", 1, 0, 5},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				e := mustStart(t, func(c *server.Config, _ *server.Deps) {
+					c.DailyCap, c.DailyCaps = tc.def, map[string]int{"acme": tc.acme}
+				})
+				for i := range 5 {
+					r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64"}`)
+					want := 200
+					if i >= tc.allowed {
+						want = 429
+					}
+					if r.status != want {
+						t.Fatalf("request %d = %d %s, want %d", i+1, r.status, r.errorCode(), want)
+					}
+				}
+			})
+		}
+	})
 	t.Run("shed", func(t *testing.T) {
 		block := make(chan struct{})
 		e := mustStart(t, func(c *server.Config, _ *server.Deps) {

@@ -42,7 +42,7 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		srv:     srv,
 		catalog: map[string]Model{},
 		rates:   newBuckets(cfg.RatePerSec, cfg.RateBurst),
-		caps:    newDailyCaps(cfg.DailyCap),
+		caps:    newDailyCaps(cfg.DailyCap, cfg.DailyCaps),
 		gates:   map[string]*gate{},
 		refs:    newRefLoader(cfg),
 		idem:    newIdempotency(cfg.IdempotencySize),

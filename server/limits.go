@@ -51,11 +51,13 @@ func (b *buckets) take(key string, now time.Time) (bool, time.Duration) {
 	return false, max(wait, time.Millisecond)
 }
 
-// dailyCaps counts images per tenant per UTC day.
+// dailyCaps counts images per tenant per UTC day against the tenant's cap
+// (its override, else the default; 0 is unlimited).
 type dailyCaps struct {
-	limit int64
-	mu    sync.Mutex
-	m     map[string]*dayCount
+	limit     int64
+	overrides map[string]int64
+	mu        sync.Mutex
+	m         map[string]*dayCount
 }
 
 type dayCount struct {
@@ -63,14 +65,26 @@ type dayCount struct {
 	n   int64
 }
 
-func newDailyCaps(limit int) *dailyCaps {
-	return &dailyCaps{limit: int64(limit), m: make(map[string]*dayCount)}
+func newDailyCaps(limit int, overrides map[string]int) *dailyCaps {
+	d := &dailyCaps{limit: int64(limit), overrides: make(map[string]int64, len(overrides)), m: make(map[string]*dayCount)}
+	for t, n := range overrides {
+		d.overrides[t] = int64(n)
+	}
+	return d
+}
+
+func (d *dailyCaps) limitOf(tenant string) int64 {
+	if n, ok := d.overrides[tenant]; ok {
+		return n
+	}
+	return d.limit
 }
 
 // reserve books n images for tenant today, or says how long until the cap
 // resets. Call release when the images were not delivered.
 func (d *dailyCaps) reserve(tenant string, n int, now time.Time) (bool, time.Duration) {
-	if d.limit <= 0 {
+	limit := d.limitOf(tenant)
+	if limit <= 0 {
 		return true, 0
 	}
 	day := now.UTC().Unix() / 86400
@@ -81,7 +95,7 @@ func (d *dailyCaps) reserve(tenant string, n int, now time.Time) (bool, time.Dur
 		c = &dayCount{day: day}
 		d.m[tenant] = c
 	}
-	if c.n+int64(n) > d.limit {
+	if c.n+int64(n) > limit {
 		reset := time.Unix((day+1)*86400, 0).Sub(now)
 		return false, reset
 	}
@@ -90,7 +104,7 @@ func (d *dailyCaps) reserve(tenant string, n int, now time.Time) (bool, time.Dur
 }
 
 func (d *dailyCaps) release(tenant string, n int, now time.Time) {
-	if d.limit <= 0 {
+	if d.limitOf(tenant) <= 0 {
 		return
 	}
 	day := now.UTC().Unix() / 86400

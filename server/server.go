@@ -29,9 +29,10 @@ type Config struct {
 	RefAllow        []netip.Prefix // networks reference URLs may reach despite being private/loopback
 	RefCacheSize    int            // normalised references kept by content hash; default 256
 
-	RatePerSec float64 // per API key, token bucket refill; default 50
-	RateBurst  int     // per API key bucket size; default 100
-	DailyCap   int     // images per tenant per UTC day; 0 = unlimited
+	RatePerSec float64        // per API key, token bucket refill; default 50
+	RateBurst  int            // per API key bucket size; default 100
+	DailyCap   int            // images per tenant per UTC day; 0 = unlimited
+	DailyCaps  map[string]int // per-tenant caps overriding DailyCap (0 = unlimited for that tenant)
 
 	ProviderConcurrency int           // in-flight calls per provider; default 64
 	ProviderQueue       int           // waiting calls per provider before shedding; default 64

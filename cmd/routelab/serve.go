@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	rate := fs.Float64("limit-rate", 50, "requests per second per API key (token bucket refill; per replica)")
 	burst := fs.Int("limit-burst", 100, "token bucket size per API key")
 	dailyCap := fs.Int("limit-daily-images", 0, "images per tenant per UTC day; 0 = unlimited (per replica)")
+	tenantCaps := fs.String("limit-daily-images-tenant", "", "per-tenant daily image caps overriding --limit-daily-images, e.g. acme=5000,trial=50 (0 = unlimited; per replica)")
 	conc := fs.Int("limit-provider-concurrency", 64, "provider calls in flight per provider (per replica)")
 	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
@@ -116,6 +118,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if *sample == 0 {
 		o.cfg.SampleRate = -1
 	}
+	caps, err := parseTenantCaps(*tenantCaps)
+	if err != nil {
+		return err
+	}
+	o.cfg.DailyCaps = caps
 	for _, c := range splitList(*refAllow) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -424,6 +431,20 @@ func devSecret(path, prefix string) (string, error) {
 	}
 	s := randomToken(prefix)
 	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
+
+// parseTenantCaps reads "tenant=n,tenant=n".
+func parseTenantCaps(s string) (map[string]int, error) {
+	caps := map[string]int{}
+	for _, kv := range splitList(s) {
+		t, n, ok := strings.Cut(kv, "=")
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || strings.TrimSpace(t) == "" || err != nil || v < 0 {
+			return nil, fmt.Errorf("--limit-daily-images-tenant: %q is not tenant=images (images >= 0)", kv)
+		}
+		caps[strings.TrimSpace(t)] = v
+	}
+	return caps, nil
 }
 
 func simOptions(o serveOptions) sim.Options {
