@@ -156,6 +156,11 @@ func RunPipeline(ctx context.Context, s *Store, live *router.Policy, w Window, c
 	// 4. canary
 	t = time.Now()
 	switch {
+	case !opt.Push:
+		// a canary routes live traffic: it is part of the push
+		if err := record(Step{Name: "canary", Status: "skipped", Reason: "dry run (--push not given): no canary on live traffic"}); err != nil {
+			return rep, err
+		}
 	case canary != nil:
 		res, err := canary.Run(ctx, cand, live)
 		if err != nil {

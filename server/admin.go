@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -96,4 +97,32 @@ func (h *handlers) policyRollback(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"version": v, "status": "live"})
+}
+
+// PolicyStager is a PolicyAdmin that can also publish a policy version
+// without making it live, so an experiment arm can route with it by version
+// (a canary of a candidate policy).
+type PolicyStager interface {
+	Stage(ctx context.Context, doc []byte) (version string, err error) // returns once applied locally
+}
+
+// policyStage publishes a policy document without making it live.
+func (h *handlers) policyStage(c *fiber.Ctx) error {
+	st, ok := h.deps.Policy.(PolicyStager)
+	if !ok {
+		return errNoPolicyAdmin
+	}
+	if !isJSON(c) {
+		return &Error{Status: fiber.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Message: "Content-Type must be application/json"}
+	}
+	doc := append([]byte(nil), c.Body()...)
+	if !json.Valid(doc) {
+		return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidJSON, Message: "policy is not valid JSON"}
+	}
+	v, err := st.Stage(c.UserContext(), doc)
+	if err != nil {
+		return err
+	}
+	live, _, _ := h.deps.Policy.Live()
+	return c.JSON(fiber.Map{"version": v, "status": "staged", "live": live})
 }

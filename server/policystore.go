@@ -131,6 +131,25 @@ func (s *PolicyStore) Push(ctx context.Context, doc []byte) (string, error) {
 	return p.Version, s.putLive(ctx, rec)
 }
 
+// Stage validates doc as Push does and publishes it without making it
+// live: experiment arms find it by version (a canary of a candidate). It
+// returns once the document is committed and applied here.
+func (s *PolicyStore) Stage(ctx context.Context, doc []byte) (string, error) {
+	p, err := router.ParsePolicy(doc)
+	if err != nil {
+		return "", &Error{Status: fiber.StatusBadRequest, Code: "invalid_policy", Message: err.Error()}
+	}
+	canon, err := p.JSON()
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.Version, s.log.Put(ctx, policyKeyPrefix+p.Version, canon)
+}
+
+var _ PolicyStager = (*PolicyStore)(nil)
+
 // Seed pushes doc when the topic has no live policy yet (first start).
 func (s *PolicyStore) Seed(ctx context.Context, doc []byte) error {
 	if _, ok := s.log.Get(policyLiveKey); ok {

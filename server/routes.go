@@ -27,5 +27,6 @@ func routes(app *fiber.App, h *handlers) {
 	admin.Get("/policy", h.policyGet)
 	admin.Post("/policy", h.policyPush)
 	admin.Post("/policy/rollback", h.policyRollback)
+	admin.Post("/policy/stage", h.policyStage)
 	experimentRoutes(admin, h)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/events"
+	chexp "github.com/routelab/routelab/experiments/clickhouse"
 	"github.com/routelab/routelab/experiments/ope"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/jobs"
@@ -534,15 +535,25 @@ DR must not be below the live policy's observed success by more than --margin) -
 (a breach stops the pipeline unless --drift-blocks=false) -> canary experiment with guardrails
 -> promote through the admin API (POST /admin/policy) with --push, or stop with the reason.
 Every step is recorded in the report and as a jobs.pipeline.<step> audit row.
-Note: the canary step needs a canary runner from the experiments control plane; until one is
-wired here the pipeline stops at the canary step unless --skip-canary is given.`, env)
+The canary (with --push): the candidate is staged in the policies topic without becoming live
+(POST /admin/policy/stage), an experiment in layer --canary-layer splits the ramp's share of
+requests between a "live" arm and a "candidate" arm routed by the candidate's version, and the
+guardrails (default: error rate +0.05, QA fail rate +0.10, cost per image +$0.05, p95 latency
++3000 ms over the live arm; or --canary-spec) are read from ClickHouse every --canary-poll. Each
+step holds --canary-step-duration with --canary-min-units units per arm before the next; a breach
+rolls the experiment back and the pipeline stops; a canary that has not passed within
+--canary-timeout is stopped and the pipeline stops. Without --push the canary is skipped.`, env)
 	candPath := f.fs.String("candidate", "", "gate this candidate policy file instead of recalibrating a new one")
 	margin := f.fs.Float64("margin", 0.01, "OPE gate margin")
 	driftBlocks := f.fs.Bool("drift-blocks", true, "stop on a drift breach")
-	skipCanary := f.fs.Bool("skip-canary", false, "promote without a canary when no canary runner exists")
+	skipCanary := f.fs.Bool("skip-canary", false, "promote without a canary experiment")
 	push := f.fs.Bool("push", false, "push the candidate when every gate passes (default: dry run)")
 	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
+	ccfg := addCanaryFlags(f.fs)
 	if err := f.parse(env, args); err != nil {
+		return err
+	}
+	if err := ccfg.validate(); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -569,14 +580,20 @@ wired here the pipeline stops at the canary step unless --skip-canary is given.`
 			}
 		}
 		var pusher jobs.Pusher
+		var canary jobs.Canary
 		if *push {
 			a, err := f.admin()
 			if err != nil {
 				return nil, "", err
 			}
 			pusher = a
+			if !*skipCanary {
+				reader := chexp.NewReader(s.Conn, s.DB)
+				reader.Exact = f.final
+				canary = &canaryRunner{adm: a, reader: reader, conn: s.Conn, db: s.DB, cfg: *ccfg, progress: progress, now: time.Now}
+			}
 		}
-		rep, err := jobs.RunPipeline(ctx, s, live, w, nil, pusher, opt, progress)
+		rep, err := jobs.RunPipeline(ctx, s, live, w, canary, pusher, opt, progress)
 		if err != nil {
 			return nil, "", err
 		}
