@@ -6,13 +6,17 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/console"
 	"github.com/routelab/routelab/dashboards"
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 )
 
@@ -22,12 +26,20 @@ import (
 // one in 200 sampled for review), through real HTTP against a real
 // ClickHouse. The baseline is GET /healthz on the same console in the same
 // run; each result is also reported as a ratio to it.
+//
+// ROUTELAB_BENCH_DB=NAME keeps the generated rows in database NAME on the
+// ClickHouse named by ROUTELAB_TEST_CLICKHOUSE and reuses them in later runs
+// (generating 10M rows once, then benchmarking many times):
+//
+//	routelab clickhouse --data-dir /tmp/chbench --ports auto --json &   # note its addresses
+//	ROUTELAB_TEST_CLICKHOUSE=127.0.0.1:PORT,http://127.0.0.1:HTTPPORT ROUTELAB_BENCH_DB=bench10m \
+//	  ROUTELAB_BENCH_ROWS=10000000 go test -run '^$' -bench BenchmarkConsole -benchtime 10x ./console/
 func BenchmarkConsole(b *testing.B) {
 	rows := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("ROUTELAB_BENCH_ROWS")); err == nil && v > 0 {
 		rows = v
 	}
-	db := ingesttest.ClickHouse(b)
+	ctx := context.Background()
 	blobs, err := blob.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -36,19 +48,14 @@ func BenchmarkConsole(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	t0 := time.Now()
-	if err := dashboards.Generate(ctx, db.Conn, db.Database, dashboards.GenConfig{Rows: rows, SampledEvery: 200, BlobKey: key}); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("generated %d decision rows in %v", rows, time.Since(t0).Round(time.Millisecond))
-	deps := console.Deps{Users: mustUsers(b), Data: console.NewData(db.Conn, db.Database), Blobs: blobs, Reviews: nopSink{}}
+	conn, database := benchDatabase(b, rows, key)
+	deps := console.Deps{Users: mustUsers(b), Data: console.NewData(conn, database), Blobs: blobs, Reviews: nopSink{}}
 	// Cold: the panel cache is off, every view queries ClickHouse.
 	c, base := mustConsole(b, deps, console.Config{Seed: 1, PanelCacheTTL: -1})
 	_, cachedBase := mustConsole(b, deps, console.Config{Seed: 1})
 	cached := newClient(b, cachedBase)
 	cached.login("eng")
-	t0 = time.Now()
+	t0 := time.Now()
 	if err := c.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -119,6 +126,59 @@ func BenchmarkConsole(b *testing.B) {
 		}
 		report(b)
 	})
+}
+
+// benchDatabase returns a database holding rows generated decisions whose
+// sampled rows point at blob key: a fresh one per run, or the one named by
+// ROUTELAB_BENCH_DB, generated on first use and reused while it holds
+// exactly rows decisions.
+func benchDatabase(b *testing.B, rows int, key string) (driver.Conn, string) {
+	ctx := context.Background()
+	name := os.Getenv("ROUTELAB_BENCH_DB")
+	if name == "" {
+		db := ingesttest.ClickHouse(b)
+		t0 := time.Now()
+		if err := dashboards.Generate(ctx, db.Conn, db.Database, dashboards.GenConfig{Rows: rows, SampledEvery: 200, BlobKey: key}); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("generated %d decision rows in %v", rows, time.Since(t0).Round(time.Millisecond))
+		return db.Conn, db.Database
+	}
+	addr, _, _ := strings.Cut(os.Getenv(ingesttest.EnvAddr), ",")
+	if addr == "" || !regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`).MatchString(name) {
+		b.Fatalf("ROUTELAB_BENCH_DB=%q needs %s set and a lower-case name", name, ingesttest.EnvAddr)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: "default", Username: "default"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+name); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ingest.Migrate(ctx, conn, name); err != nil {
+		b.Fatalf("migrate %s: %v", name, err)
+	}
+	var have uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+name+".decisions").Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	// The blob store is content-addressed: the same bytes get the same key
+	// in every run's blob dir, so reused sampled rows still resolve.
+	switch have {
+	case uint64(rows):
+		b.Logf("reusing %d decision rows in %s", rows, name)
+		return conn, name
+	case 0:
+	default:
+		b.Fatalf("%s holds %d decisions, not %d: DROP DATABASE %s first", name, have, rows, name)
+	}
+	t0 := time.Now()
+	if err := dashboards.Generate(ctx, conn, name, dashboards.GenConfig{Rows: rows, SampledEvery: 200, BlobKey: key}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d decision rows into %s in %v", rows, name, time.Since(t0).Round(time.Millisecond))
+	return conn, name
 }
 
 var panelTimes = regexp.MustCompile(`id="panel-([a-z_]+)">\s*<img[^>]*><p class="muted">(\d+) rows · (\d+) ms`)

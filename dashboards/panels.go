@@ -29,7 +29,8 @@ const (
 //
 // and must return columns (x, series, value) with x a DateTime for time
 // series or a String for bars. Rollup panels read the hourly rollups that
-// ingest's migration 0002 maintains (decisions_hourly, attempts_hourly;
+// ingest's migrations 0002 and 0004 maintain (decisions_hourly, attempts_hourly,
+// latency_timing;
 // time column hour, experiments a comma-joined string) and merge their
 // states, so a page costs the same with 10M decisions as with 10k; the
 // others read small tables (signals, reviews) directly.
@@ -53,15 +54,14 @@ type Panel struct {
 var Panels = []Panel{
 	{ID: "route_share", Title: "Route share over time", Kind: TimeSeries, Unit: "share of requests", Normalize: true, Rollup: true, SQL: `
 SELECT $BUCKET AS t, model, countMerge(requests) AS c FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
-	// Percentiles from latency_hourly's log histogram (buckets of 2^(1/8),
-	// read at the bucket's geometric middle: within ~4.5%).
+	// Percentiles from latency_timing's quantileTiming states (ingest
+	// migration 0004): exact below 1 s, 16 ms steps up to 30 s, 30 s or more
+	// reads as 30000.
 	{ID: "latency", Title: "Latency p50 / p95 by model", Kind: Bars, Unit: "ms", Rollup: true, SQL: `
 SELECT model, s, v FROM (
-  SELECT model, sumMapMerge(hist) AS h, arrayCumSum(tupleElement(h, 2)) AS c, arraySum(tupleElement(h, 2)) AS tot,
-    pow(2, (tupleElement(h, 1)[arrayFirstIndex(x -> x >= tot * 0.5, c)] + 0.5) / 8) AS p50,
-    pow(2, (tupleElement(h, 1)[arrayFirstIndex(x -> x >= tot * 0.95, c)] + 0.5) / 8) AS p95
-  FROM $DB.latency_hourly WHERE $WHERE AND status = 'ok' GROUP BY model
-) ARRAY JOIN ['p50', 'p95'] AS s, [p50, p95] AS v ORDER BY model, s`},
+  SELECT model, quantilesTimingMerge(0.5, 0.95)(latency) AS q
+  FROM $DB.latency_timing WHERE $WHERE AND status = 'ok' GROUP BY model
+) ARRAY JOIN ['p50', 'p95'] AS s, q AS v ORDER BY model, s`},
 	{ID: "cost", Title: "Cost per image by model", Kind: Bars, Unit: "USD per image", Rollup: true, SQL: `
 SELECT model, 'cost per image' AS s, sumMerge(cost) / greatest(sumMerge(images), 1) AS v
 FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY model ORDER BY model`},
