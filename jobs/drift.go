@@ -166,29 +166,58 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 	}
 	rep.Events = float64(n)
 	progress("drift: %d decisions in window (%s)", n, time.Since(start).Round(time.Millisecond))
-	ref, fw := live.Reference, w
-	if ref == nil || len(ref.Hist)+len(ref.Share) == 0 {
-		// no reference distributions in the policy (a hand-written or
-		// shipped one): the window's first part is the reference for
-		// the rest
-		cut, err := s.eventCut(ctx, w, cfg.BaselineFrac)
-		if err != nil {
-			return rep, err
-		}
-		early := Window{From: w.From, To: cut}
-		r, err := s.referenceFrom(ctx, early, live)
-		if err != nil {
-			return rep, err
-		}
-		ref, fw = r, Window{From: cut, To: w.To}
-		rep.Reference = fmt.Sprintf("window baseline %s .. %s (%d decisions): the policy carries no reference distributions", early.From.UTC().Format(time.RFC3339), cut.UTC().Format(time.RFC3339), r.Events)
-		progress("drift: %s", rep.Reference)
+	ref := live.Reference
+	noRef := ref == nil || len(ref.Hist)+len(ref.Share) == 0
+	routeName := ""
+	if noRef {
+		routeName = "route"
 	} else {
-		rep.Reference = "policy " + live.Version
+		for _, name := range sortedKeys(ref.Share) {
+			if _, ok := FeatureExprs[name]; ok && routeFeatures[name] {
+				routeName = name
+			}
+		}
 	}
-	if ref != nil {
-		var names, exprs []string
-		var edges [][]float64
+	// The route share's baseline is the live policy's own decisions before
+	// the window (the reference's route share is the logging policy's on
+	// the training data; the live policy routes differently by design),
+	// else the window's first part against the rest.
+	var base map[string]float64
+	splitRoute := false
+	if routeName != "" {
+		b, err := s.CountsWhere(ctx, fmt.Sprintf("policy_version = %s AND ts_ms < %d", quote(live.Version), w.From.UnixMilli()), FeatureExprs[routeName])
+		if err != nil {
+			return rep, err
+		}
+		base, splitRoute = b, sumMap(b) < cfg.Thresholds.MinCount
+	}
+	var cut time.Time
+	if noRef || splitRoute {
+		c, err := s.eventCut(ctx, w, cfg.BaselineFrac)
+		if err != nil {
+			return rep, err
+		}
+		cut = c
+	}
+
+	// numeric features, binned; categorical ones but keywords (arrayJoin)
+	// and the route, counted; all in one pass over the window, split at
+	// cut when there is one
+	var numNames, numExprs, catNames, catExprs []string
+	var edges [][]float64
+	depthExpr := fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
+	if noRef {
+		// a reset request is logged at the reset depth; count it at the
+		// live policy's limit (its raw depth is at least that)
+		for _, name := range sortedKeys(DefaultEdges) {
+			expr := FeatureExprs[name]
+			if name == "edit_depth" {
+				expr = depthExpr
+			}
+			numNames, numExprs, edges = append(numNames, name), append(numExprs, expr), append(edges, DefaultEdges[name][1:])
+		}
+		catNames, catExprs = []string{"mode", "tier"}, []string{FeatureExprs["mode"], FeatureExprs["tier"]}
+	} else {
 		for _, name := range sortedKeys(ref.Hist) {
 			expr, ok := FeatureExprs[name]
 			if !ok {
@@ -196,30 +225,11 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				continue
 			}
 			if name == "edit_depth" || name == "depth" {
-				// a reset request is logged at the reset depth; count it at
-				// the live policy's limit (its raw depth is at least that)
-				expr = fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
+				expr = depthExpr
 			}
 			inner, _ := RefCounts(ref.Hist[name], ref.Events)
-			names, exprs, edges = append(names, name), append(exprs, expr), append(edges, inner)
+			numNames, numExprs, edges = append(numNames, name), append(numExprs, expr), append(edges, inner)
 		}
-		curs, err := s.Histograms(ctx, fw, exprs, edges)
-		if err != nil {
-			return rep, err
-		}
-		for i, name := range names {
-			_, refCounts := RefCounts(ref.Hist[name], ref.Events)
-			cur := curs[i]
-			if (name == "edit_depth" || name == "depth") && live.EditDepthLimit > 0 {
-				refCounts = foldFrom(ref.Hist[name].Edges, refCounts, float64(live.EditDepthLimit))
-				cur = foldFrom(ref.Hist[name].Edges, cur, float64(live.EditDepthLimit))
-			}
-			rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, cur)
-			progress("drift: %s psi=%.4f ks=%.4f (%s)", name, rep.Features[name].PSI, rep.Features[name].KS, time.Since(start).Round(time.Millisecond))
-		}
-		// categorical features but keywords (arrayJoin) and the route share
-		// are counted in one pass
-		var catNames, catExprs []string
 		for _, name := range sortedKeys(ref.Share) {
 			expr, ok := FeatureExprs[name]
 			switch {
@@ -230,70 +240,97 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 				catNames, catExprs = append(catNames, name), append(catExprs, expr)
 			}
 		}
-		cats, err := s.CountsMulti(ctx, fw, catExprs)
+	}
+	cats := catExprs
+	if routeName != "" {
+		cats = append(cats[:len(cats):len(cats)], FeatureExprs[routeName])
+	}
+	early, late, err := s.Profile(ctx, w, numExprs, edges, cats, cut)
+	if err != nil {
+		return rep, err
+	}
+	// the keyword shares: one more pass (arrayJoin multiplies rows)
+	kwName := ""
+	if noRef {
+		kwName = "keyword"
+	} else {
+		for _, name := range sortedKeys(ref.Share) {
+			if expr, ok := FeatureExprs[name]; ok && strings.Contains(expr, "arrayJoin") && !routeFeatures[name] {
+				kwName = name
+			}
+		}
+	}
+	var kwEarly, kwLate map[string]float64
+	if kwName != "" {
+		if cut.IsZero() {
+			kwLate, err = s.Counts(ctx, w, FeatureExprs[kwName])
+		} else {
+			kwEarly, kwLate, err = s.CountsSplit(ctx, w, cut, FeatureExprs[kwName])
+		}
 		if err != nil {
 			return rep, err
 		}
-		for i, name := range catNames {
-			_, r, c := alignShares(ref.Share[name], ref.Events, cats[i])
-			chk := cfg.Thresholds.Categorical(name, r, c)
-			if chk.Status != drift.StatusInsufficient {
-				chk.KS = drift.KSBinned(r, c).D
+	}
+	progress("drift: histograms and counts in %s", time.Since(start).Round(time.Millisecond))
+
+	// the current side of the features: after the cut when the window's
+	// first part is the reference, else the whole window
+	cur := late
+	if !noRef {
+		cur = late.plus(early)
+	}
+	if noRef {
+		ref = early.reference(numNames, catNames, routeName, kwName, kwEarly)
+		rep.Reference = fmt.Sprintf("window baseline %s .. %s (%d decisions): the policy carries no reference distributions", w.From.UTC().Format(time.RFC3339), cut.UTC().Format(time.RFC3339), ref.Events)
+		progress("drift: %s", rep.Reference)
+	} else {
+		rep.Reference = "policy " + live.Version
+		if kwLate != nil && kwEarly != nil {
+			for k, v := range kwEarly {
+				kwLate[k] += v
 			}
-			rep.Features[name] = chk
-			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
 		}
-		for _, name := range sortedKeys(ref.Share) {
-			expr, ok := FeatureExprs[name]
-			if !ok || !(routeFeatures[name] || strings.Contains(expr, "arrayJoin")) {
-				continue
-			}
-			var cur map[string]float64
-			if !routeFeatures[name] {
-				if cur, err = s.Counts(ctx, fw, expr); err != nil {
-					return rep, err
-				}
-			}
-			refShare, refEvents := ref.Share[name], ref.Events
-			if routeFeatures[name] {
-				// the reference's route share is the logging policy's on the
-				// training data; the live policy routes differently by
-				// design. Its own decisions before the window are the
-				// baseline, else the window's first part against the rest.
-				base, err := s.CountsWhere(ctx, fmt.Sprintf("policy_version = %s AND ts_ms < %d", quote(live.Version), w.From.UnixMilli()), expr)
-				if err != nil {
-					return rep, err
-				}
-				if sumMap(base) < cfg.Thresholds.MinCount {
-					cut, err := s.eventCut(ctx, w, cfg.BaselineFrac)
-					if err != nil {
-						return rep, err
-					}
-					if base, cur, err = s.CountsSplit(ctx, w, cut, expr); err != nil {
-						return rep, err
-					}
-				} else if cur, err = s.Counts(ctx, w, expr); err != nil {
-					return rep, err
-				}
-				if n := sumMap(base); n > 0 {
-					refShare, refEvents = norm(base), int(n)
-				}
-			}
-			_, r, c := alignShares(refShare, refEvents, cur)
-			if routeFeatures[name] {
-				chk := cfg.Thresholds.RouteShare(r, c)
-				chk.Name = name
-				rep.RouteShare = &chk
-				progress("drift: route share tv=%.4f (%s)", chk.TV, time.Since(start).Round(time.Millisecond))
-				continue
-			}
-			chk := cfg.Thresholds.Categorical(name, r, c)
-			if chk.Status != drift.StatusInsufficient {
-				chk.KS = drift.KSBinned(r, c).D
-			}
-			rep.Features[name] = chk
-			progress("drift: %s psi=%.4f v=%.4f (%s)", name, chk.PSI, chk.CramersV, time.Since(start).Round(time.Millisecond))
+	}
+	for i, name := range numNames {
+		_, refCounts := RefCounts(ref.Hist[name], ref.Events)
+		c := cur.hist[i]
+		if (name == "edit_depth" || name == "depth") && live.EditDepthLimit > 0 {
+			refCounts = foldFrom(ref.Hist[name].Edges, refCounts, float64(live.EditDepthLimit))
+			c = foldFrom(ref.Hist[name].Edges, c, float64(live.EditDepthLimit))
 		}
+		rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, c)
+		progress("drift: %s psi=%.4f ks=%.4f", name, rep.Features[name].PSI, rep.Features[name].KS)
+	}
+	categorical := func(name string, c map[string]float64) {
+		_, r, cc := alignShares(ref.Share[name], ref.Events, c)
+		chk := cfg.Thresholds.Categorical(name, r, cc)
+		if chk.Status != drift.StatusInsufficient {
+			chk.KS = drift.KSBinned(r, cc).D
+		}
+		rep.Features[name] = chk
+		progress("drift: %s psi=%.4f v=%.4f", name, chk.PSI, chk.CramersV)
+	}
+	for i, name := range catNames {
+		categorical(name, cur.cats[i])
+	}
+	if kwName != "" {
+		categorical(kwName, kwLate)
+	}
+	if routeName != "" {
+		ri := len(catNames)
+		refShare, refEvents := ref.Share[routeName], ref.Events
+		routeCur := late.plus(early).cats[ri]
+		if splitRoute {
+			base, routeCur = early.cats[ri], late.cats[ri]
+		}
+		if n := sumMap(base); n > 0 {
+			refShare, refEvents = norm(base), int(n)
+		}
+		_, r, c := alignShares(refShare, refEvents, routeCur)
+		chk := cfg.Thresholds.RouteShare(r, c)
+		chk.Name = routeName
+		rep.RouteShare = &chk
+		progress("drift: route share tv=%.4f", chk.TV)
 	}
 	streams, err := driftStreams(ctx, s, live, w, cfg)
 	if err != nil {
@@ -417,62 +454,6 @@ var DefaultEdges = map[string][]float64{
 	"ref_count":    {0, 1, 2, 3, 4},
 	"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
 	"aspect":       {0, 0.87, 1.15},
-}
-
-// referenceFrom builds reference distributions from a window in ClickHouse,
-// in the shape a trained policy carries them.
-func (s *Store) referenceFrom(ctx context.Context, w Window, live *router.Policy) (*router.Reference, error) {
-	ref := &router.Reference{Hist: map[string]router.Histogram{}, Share: map[string]map[string]float64{}}
-	names := sortedKeys(DefaultEdges)
-	exprs := make([]string, len(names))
-	edges := make([][]float64, len(names))
-	for i, n := range names {
-		exprs[i] = FeatureExprs[n]
-		if n == "edit_depth" {
-			exprs[i] = fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
-		}
-		edges[i] = DefaultEdges[n][1:]
-	}
-	hs, err := s.Histograms(ctx, w, exprs, edges)
-	if err != nil {
-		return nil, err
-	}
-	total := 0.0
-	for i, n := range names {
-		t := 0.0
-		for _, c := range hs[i] {
-			t += c
-		}
-		total = t
-		frac := make([]float64, len(hs[i]))
-		for k, c := range hs[i] {
-			if t > 0 {
-				frac[k] = c / t
-			}
-		}
-		ref.Hist[n] = router.Histogram{Edges: DefaultEdges[n], Frac: frac}
-	}
-	ref.Events = int(total)
-	cats := []string{"mode", "tier", "route"}
-	cexprs := []string{FeatureExprs["mode"], FeatureExprs["tier"], FeatureExprs["route"]}
-	cs, err := s.CountsMulti(ctx, w, cexprs)
-	if err != nil {
-		return nil, err
-	}
-	for i, n := range cats {
-		ref.Share[n] = norm(cs[i])
-	}
-	kw, err := s.Counts(ctx, w, FeatureExprs["keyword"])
-	if err != nil {
-		return nil, err
-	}
-	ref.Share["keyword"] = map[string]float64{}
-	for k, v := range kw {
-		if total > 0 {
-			ref.Share["keyword"][k] = v / total
-		}
-	}
-	return ref, nil
 }
 
 // eventCut is the time before which the first frac of the window's

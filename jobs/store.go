@@ -315,44 +315,68 @@ const LatBins = 80
 func LatBinLow(b int) float64 { return math.Exp2(float64(b)/4) - 1 }
 
 // Rates aggregates the window into buckets of step, in time order: counts
-// of QA failures, escalations, thumbs-down and regenerate signals (by the
-// request's decision time) and a latency histogram, in one pass. The
+// of QA failures and escalations and a latency histogram from one pass over
+// the decisions, and the thumbs-down and regenerate signals received in
+// each bucket from the (much smaller) signals table. Signals are bucketed by
+// their own time, not joined to their request: the join hashed every
+// decision's request id, the costliest part of the drift job at 10M
+// decisions, and a feedback signal trails its request by seconds. The
 // latency histogram lets the caller pick the slowness threshold from a
 // baseline without a second scan.
 func (s *Store) Rates(ctx context.Context, w Window, step time.Duration) ([]RateBucket, error) {
 	stepMS := max(step.Milliseconds(), 1)
-	sig := func(name string) string {
-		return fmt.Sprintf("cityHash64(request_id) IN (SELECT cityHash64(request_id) FROM %s.signals WHERE ts_ms >= %d AND signal = '%s')", s.DB, w.From.UnixMilli(), name)
-	}
-	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, toUInt8(least(floor(4 * log2(toFloat64(greatest(latency_ms, 0)) + 1)), %[6]d)) AS lb,
-  count(), sum(qa_pass = 0), sum(escalated), sum(%[4]s), sum(%[5]s)
+	q := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, toUInt8(least(floor(4 * log2(toFloat64(greatest(latency_ms, 0)) + 1)), %[4]d)) AS lb,
+  count(), sum(qa_pass = 0), sum(escalated)
 FROM %[2]s WHERE %[3]s
-GROUP BY b, lb ORDER BY b`, stepMS, s.decisions(), w.where("ts_ms"), sig("thumbs_down"), sig("regenerate"), LatBins-1)
+GROUP BY b, lb ORDER BY b`, stepMS, s.decisions(), w.where("ts_ms"), LatBins-1)
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("rates: %w", err)
 	}
 	defer rows.Close()
 	var out []RateBucket
+	at := map[uint64]int{}
 	for rows.Next() {
-		var b, n, qf, esc, td, rg uint64
+		var b, n, qf, esc uint64
 		var lb uint8
-		if err := rows.Scan(&b, &lb, &n, &qf, &esc, &td, &rg); err != nil {
+		if err := rows.Scan(&b, &lb, &n, &qf, &esc); err != nil {
 			return nil, fmt.Errorf("rates: %w", err)
 		}
 		start := time.UnixMilli(int64(b) * stepMS)
 		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			at[b] = len(out)
 			out = append(out, RateBucket{Start: start, Lat: make([]float64, LatBins)})
 		}
 		r := &out[len(out)-1]
 		r.N += float64(n)
 		r.QAFail += float64(qf)
 		r.Escalated += float64(esc)
-		r.ThumbsDown += float64(td)
-		r.Regenerated += float64(rg)
 		r.Lat[min(int(lb), LatBins-1)] += float64(n)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rates: %w", err)
+	}
+	rows.Close()
+	sq := fmt.Sprintf(`SELECT intDiv(ts_ms, %[1]d) AS b, countIf(signal = 'thumbs_down'), countIf(signal = 'regenerate')
+FROM %[2]s.signals WHERE %[3]s AND signal IN ('thumbs_down', 'regenerate') GROUP BY b`, stepMS, s.DB, w.where("ts_ms"))
+	srows, err := s.Conn.Query(ctx, sq)
+	if err != nil {
+		return nil, fmt.Errorf("rates: signals: %w", err)
+	}
+	defer srows.Close()
+	for srows.Next() {
+		var b, td, rg uint64
+		if err := srows.Scan(&b, &td, &rg); err != nil {
+			return nil, fmt.Errorf("rates: signals: %w", err)
+		}
+		// a bucket without decisions has no rate to add its signals to
+		if i, ok := at[b]; ok {
+			// a rate is at most one per decision
+			out[i].ThumbsDown = min(out[i].ThumbsDown+float64(td), out[i].N)
+			out[i].Regenerated = min(out[i].Regenerated+float64(rg), out[i].N)
+		}
+	}
+	return out, srows.Err()
 }
 
 // SlowFrom sets SlowOver of every bucket to its events in latency bins
@@ -599,4 +623,137 @@ func (s *Store) sample(ctx context.Context, w Window, policyVersion string, limi
 		}
 	}
 	return strings.Join(conds, " AND "), nil
+}
+
+// ProfileCounts is one side of a Profile: per numeric expression its bin
+// counts, per categorical expression its value counts, and the events.
+type ProfileCounts struct {
+	hist [][]float64
+	cats []map[string]float64
+	n    float64
+}
+
+func newProfileCounts(edges [][]float64, ncat int) ProfileCounts {
+	p := ProfileCounts{hist: make([][]float64, len(edges)), cats: make([]map[string]float64, ncat)}
+	for i := range edges {
+		p.hist[i] = make([]float64, len(edges[i])+1)
+	}
+	for i := range p.cats {
+		p.cats[i] = map[string]float64{}
+	}
+	return p
+}
+
+// plus is the sum of two sides of one profile.
+func (p ProfileCounts) plus(o ProfileCounts) ProfileCounts {
+	out := ProfileCounts{hist: make([][]float64, len(p.hist)), cats: make([]map[string]float64, len(p.cats)), n: p.n + o.n}
+	for i := range p.hist {
+		out.hist[i] = make([]float64, len(p.hist[i]))
+		for k := range p.hist[i] {
+			out.hist[i][k] = p.hist[i][k] + o.hist[i][k]
+		}
+	}
+	for i := range p.cats {
+		out.cats[i] = map[string]float64{}
+		for k, v := range p.cats[i] {
+			out.cats[i][k] += v
+		}
+		for k, v := range o.cats[i] {
+			out.cats[i][k] += v
+		}
+	}
+	return out
+}
+
+// reference turns a side binned with DefaultEdges into reference
+// distributions in the shape a trained policy carries them; the route is
+// the categorical expression after cats, kw the keyword counts.
+func (p ProfileCounts) reference(num, cats []string, route, kwName string, kw map[string]float64) *router.Reference {
+	ref := &router.Reference{Hist: map[string]router.Histogram{}, Share: map[string]map[string]float64{}, Events: int(p.n)}
+	frac := func(c float64) float64 {
+		if p.n > 0 {
+			return c / p.n
+		}
+		return 0
+	}
+	for i, name := range num {
+		f := make([]float64, len(p.hist[i]))
+		for k, c := range p.hist[i] {
+			f[k] = frac(c)
+		}
+		ref.Hist[name] = router.Histogram{Edges: DefaultEdges[name], Frac: f}
+	}
+	for i, name := range cats {
+		ref.Share[name] = norm(p.cats[i])
+	}
+	if route != "" {
+		ref.Share[route] = norm(p.cats[len(cats)])
+	}
+	if kwName != "" {
+		ref.Share[kwName] = map[string]float64{}
+		for k, v := range kw {
+			ref.Share[kwName][k] = frac(v)
+		}
+	}
+	return ref
+}
+
+// Profile bins the numeric expressions (BinExpr with edges) and counts the
+// values of the categorical ones over the window in one pass (GROUP BY
+// their tuple, marginalised here), split into the decisions before cut and
+// the rest; with a zero cut everything is in late.
+func (s *Store) Profile(ctx context.Context, w Window, num []string, edges [][]float64, cats []string, cut time.Time) (early, late ProfileCounts, err error) {
+	var sel, group []string
+	for i, e := range num {
+		sel = append(sel, BinExpr(e, edges[i])+fmt.Sprintf(" AS b%d", i))
+		group = append(group, fmt.Sprintf("b%d", i))
+	}
+	for i, e := range cats {
+		sel = append(sel, fmt.Sprintf("toString(%s) AS c%d", e, i))
+		group = append(group, fmt.Sprintf("c%d", i))
+	}
+	split := "toUInt8(0)"
+	if !cut.IsZero() {
+		split = fmt.Sprintf("toUInt8(ts_ms < %d)", cut.UnixMilli())
+	}
+	sel = append(sel, split+" AS e", "count()")
+	group = append(group, "e")
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY " + strings.Join(group, ", ")
+	rows, err := s.Conn.Query(ctx, q)
+	if err != nil {
+		return early, late, fmt.Errorf("profile: %w", err)
+	}
+	defer rows.Close()
+	early, late = newProfileCounts(edges, len(cats)), newProfileCounts(edges, len(cats))
+	bins := make([]uint64, len(num))
+	vals := make([]string, len(cats))
+	var e uint8
+	var n uint64
+	dest := make([]any, 0, len(num)+len(cats)+2)
+	for i := range bins {
+		dest = append(dest, &bins[i])
+	}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	dest = append(dest, &e, &n)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return early, late, fmt.Errorf("profile: %w", err)
+		}
+		side := &late
+		if e == 1 {
+			side = &early
+		}
+		side.n += float64(n)
+		for i, b := range bins {
+			if int(b) < len(side.hist[i]) {
+				side.hist[i][b] += float64(n)
+			}
+		}
+		for i, v := range vals {
+			side.cats[i][v] += float64(n)
+		}
+	}
+	return early, late, rows.Err()
 }
