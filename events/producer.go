@@ -71,7 +71,7 @@ func (c *ProducerConfig) defaults() {
 		c.PartitionBatch = min(128, c.BatchSize)
 	}
 	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 5 * time.Millisecond
+		c.BatchTimeout = 20 * time.Millisecond
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
