@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,26 @@ func (a chAuditor) Audit(ctx context.Context, action, subject, actor string, bod
 		TS: time.Now().UnixMilli(), Tenant: "routelab"}, Action: action, Subject: subject, Actor: actor, Body: string(body)}
 	b.AddAudit(&ev)
 	_ = a.w.Write(ctx, b)
+}
+
+// chProducer is serve's event producer in these tests: audit events go
+// straight into ClickHouse with ingest's writer (Kafka + ingest in
+// production), before the admin call returns.
+type chProducer struct {
+	t testing.TB
+	w *ingest.Writer
+}
+
+func (p chProducer) Enqueue(topic, key string, ev any) {
+	a, ok := ev.(*events.Audit)
+	if !ok {
+		return
+	}
+	b := ingest.NewBatch()
+	b.AddAudit(a)
+	if err := p.w.Write(context.Background(), b); err != nil {
+		p.t.Errorf("write audit %s: %v", a.Action, err)
+	}
 }
 
 // mustAdminAPI serves the real server's admin API (experiments registry and
@@ -73,7 +95,7 @@ func mustAdminAPI(t testing.TB, db *ingesttest.DB) (string, []string) {
 			t.Fatalf("push %s: %v", name, err)
 		}
 	}
-	srv := server.New(slog.New(slog.DiscardHandler), server.Config{AdminToken: adminToken}, server.Deps{Experiments: reg, Policy: pol})
+	srv := server.New(slog.New(slog.DiscardHandler), server.Config{AdminToken: adminToken}, server.Deps{Experiments: reg, Policy: pol, Events: chProducer{t, ingest.NewWriter(db.Conn, db.Database)}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +196,26 @@ func TestExperimentAndPolicyPages(t *testing.T) {
 	}
 	if _, body = eng.get("/policy"); !strings.Contains(body, `<b id="live-version">rules-1</b>`) {
 		t.Errorf("after rollback the live version is not rules-1")
+	}
+	// Serve audited the rollback into ClickHouse; the history shows it, by
+	// whom, and diffs the version it made live against live.
+	m := regexp.MustCompile(`<td>policy\.rollback</td><td>rules-1</td><td>console:eng</td><td><a href="/policy\?against=([^"]+)">diff with live</a>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("history after rollback has no policy.rollback of rules-1 by console:eng:\n%s", body)
+	}
+	if resp, body := eng.get("/policy?against=" + m[1]); resp.StatusCode != 200 || !contains(body, `id="diff"`, "Diff: rules-1") || strings.Contains(body, `class="add"`) {
+		t.Errorf("diff of the rolled-back-to version with live = %d, want no changes:\n%s", resp.StatusCode, body)
+	}
+	// A push through the console's form is audited too.
+	explore, err := datasets.PolicyFile("explore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := eng.do("POST", "/policy/push", strings.NewReader("policy="+url.QueryEscape(string(explore))), "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("push = %d %s", resp.StatusCode, body)
+	}
+	if _, body = eng.get("/policy"); !contains(body, `<b id="live-version">explore-1</b>`, `<td>policy.push</td><td>explore-1</td><td>console:eng</td>`) {
+		t.Errorf("after a push the page does not show explore-1 live and its audit row:\n%s", body)
 	}
 	// A reviewer cannot push.
 	rev := newClient(t, base)

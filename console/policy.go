@@ -51,7 +51,7 @@ func (c *Console) policyPage(ctx *fiber.Ctx) error {
 			data["HistoryError"] = "history query failed: see the console log"
 		}
 		for _, r := range recs {
-			hist = append(hist, historyRow{AuditRecord: r, When: time.UnixMilli(int64(r.TSMS)).UTC().Format("2006-01-02 15:04:05"), HasBody: json.Valid([]byte(r.Body))})
+			hist = append(hist, historyRow{AuditRecord: r, When: time.UnixMilli(int64(r.TSMS)).UTC().Format("2006-01-02 15:04:05"), HasBody: auditPolicyDoc(r.Body) != nil})
 		}
 	}
 	data["History"] = hist
@@ -85,7 +85,7 @@ func (c *Console) policyPage(ctx *fiber.Ctx) error {
 	if against := ctx.Query("against"); against != "" {
 		for _, h := range hist {
 			if h.EventID == against && h.HasBody {
-				old := pretty(json.RawMessage(h.Body))
+				old := pretty(auditPolicyDoc(h.Body))
 				data["DiffAgainst"] = h
 				data["Diff"] = diffLines(old, pretty(live.Policy))
 			}
@@ -113,6 +113,29 @@ func (c *Console) policyRollback(ctx *fiber.Ctx) error {
 		return err
 	}
 	return ctx.Redirect("/policy", fiber.StatusSeeOther)
+}
+
+// auditPolicyDoc is the policy document an audit body carries: the body
+// itself (serve's policy.push and policy.stage) or its "policy" member
+// (policy.rollback: {"from", "policy"}); nil when the body is no policy
+// (a job's report), so the page offers no diff for it.
+func auditPolicyDoc(body string) json.RawMessage {
+	doc := json.RawMessage(body)
+	var m map[string]json.RawMessage
+	if json.Unmarshal(doc, &m) != nil {
+		return nil
+	}
+	if p := m["policy"]; len(p) > 0 && p[0] == '{' {
+		doc = p
+		if json.Unmarshal(doc, &m) != nil {
+			return nil
+		}
+	}
+	var v string
+	if json.Unmarshal(m["version"], &v) != nil || v == "" {
+		return nil
+	}
+	return doc
 }
 
 func rank(state string) int {

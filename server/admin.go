@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/routelab/routelab/events"
 )
 
 type keyCreateRequest struct {
@@ -85,6 +87,7 @@ func (h *handlers) policyPush(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	h.auditPolicy(c, "policy.push", v, doc)
 	return c.JSON(fiber.Map{"version": v, "status": "live"})
 }
 
@@ -92,11 +95,38 @@ func (h *handlers) policyRollback(c *fiber.Ctx) error {
 	if h.deps.Policy == nil {
 		return errNoPolicyAdmin
 	}
+	from, _, _ := h.deps.Policy.Live()
 	v, err := h.deps.Policy.Rollback(c.UserContext())
 	if err != nil {
 		return err
 	}
+	rb := struct {
+		From   string          `json:"from"`
+		Policy json.RawMessage `json:"policy,omitempty"`
+	}{From: from}
+	if lv, doc, ok := h.deps.Policy.Live(); ok && lv == v && json.Valid(doc) {
+		rb.Policy = doc
+	}
+	body, _ := json.Marshal(rb)
+	h.auditPolicy(c, "policy.rollback", v, body)
 	return c.JSON(fiber.Map{"version": v, "status": "live"})
+}
+
+// auditPolicy records a change of the policies topic as an events.Audit
+// (routelab.audit, ingested into ClickHouse's audit table, shown as the
+// history on the console's policy page). Subject is the version the change
+// made live or staged; body a JSON document (the policy, or for a rollback
+// {"from", "policy"}).
+func (h *handlers) auditPolicy(c *fiber.Ctx, action, version string, body []byte) {
+	if h.deps.Events == nil {
+		return
+	}
+	if !json.Valid(body) {
+		body = []byte("{}")
+	}
+	h.deps.Events.Enqueue(events.TopicAudit, "policy/"+version, &events.Audit{
+		Header: events.NewHeader("_system", ""), Action: action, Subject: version, Actor: actor(c), Body: string(body),
+	})
 }
 
 // PolicyStager is a PolicyAdmin that can also publish a policy version
@@ -123,6 +153,7 @@ func (h *handlers) policyStage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	h.auditPolicy(c, "policy.stage", v, doc)
 	live, _, _ := h.deps.Policy.Live()
 	return c.JSON(fiber.Map{"version": v, "status": "staged", "live": live})
 }
