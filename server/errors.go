@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -93,6 +94,16 @@ func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
 	}
 }
 
+// withoutRequestDump cuts the copy of the raw request that fasthttp appends
+// to its parse errors ("... Buffer size=N, contents: ..."): it would echo
+// the request's headers, API key included, into the response and the logs.
+func withoutRequestDump(msg string) string {
+	if i := strings.Index(msg, "Buffer size="); i >= 0 {
+		msg = strings.TrimRight(msg[:i], " .")
+	}
+	return msg
+}
+
 func toError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -115,7 +126,7 @@ func toError(err error) *Error {
 			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: fe.Message}
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
-			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: fe.Message}
+			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: withoutRequestDump(fe.Message)}
 		}
 	}
 	return &Error{Status: fiber.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}

@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"mime/multipart"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -202,5 +206,32 @@ func TestCatalogSizes(t *testing.T) {
 		if got := fmt.Sprintf("%dx%d", seen.Width, seen.Height); got != tt.wantSize {
 			t.Errorf("POST %s routed at %s, want %s", tt.give, got, tt.wantSize)
 		}
+	}
+}
+
+// A request whose headers do not parse gets 400 invalid_request without the
+// raw request (and so the API key) copied into the body.
+func TestMalformedHeadersNotEchoed(t *testing.T) {
+	e := mustStart(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// An API key pasted with its JSON around it: the next line is not a header.
+	raw := "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rl_do_not_echo\r\n  \"secret\": 1\r\nContent-Length: 2\r\n\r\n{}"
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"code":"invalid_request"`) {
+		t.Fatalf("= %d %s, want 400 invalid_request", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "rl_do_not_echo") {
+		t.Errorf("the error body echoes the request headers: %s", body)
 	}
 }
