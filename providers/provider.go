@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"time"
 )
 
@@ -36,6 +37,11 @@ type Request struct {
 type Image struct {
 	Bytes []byte
 	MIME  string
+	// Decoded is the image Bytes losslessly encode, when the provider drew
+	// it in this process (the simulator's fresh PNG renders): automated QA
+	// may measure it instead of decoding Bytes again. Adapters of remote
+	// APIs never set it; their bytes are always decoded. Read only.
+	Decoded image.Image
 }
 
 // Result is a successful call.

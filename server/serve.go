@@ -244,7 +244,12 @@ func (h *handlers) inspect(res providers.Result, spec QASpec, j *job, model stri
 		v.Score, v.Reason = 0, "no images returned"
 	}
 	for _, img := range res.Images {
-		iv := h.deps.QA.Inspect(img.Bytes, spec)
+		var iv QAVerdict
+		if ii, ok := h.deps.QA.(ImageInspector); ok && img.Decoded != nil {
+			iv = ii.InspectImage(img, spec)
+		} else {
+			iv = h.deps.QA.Inspect(img.Bytes, spec)
+		}
 		v.Checks = append(v.Checks, iv.Checks...)
 		if !iv.Pass {
 			v.Pass = false

@@ -213,6 +213,38 @@ func (c *Checker) Check(b []byte, s Spec) Result {
 	return r
 }
 
+// CheckDecoded is Check for bytes that come with the image they encode
+// losslessly (providers.Image.Decoded: a PNG drawn in this process). The
+// format check still reads the bytes' header, which must declare img's
+// size; the pixel checks measure img instead of decoding the body again.
+// Bytes whose header disagrees with img, or that are not PNG, are decoded
+// as Check does. Results are cached as Check's.
+func (c *Checker) CheckDecoded(b []byte, img image.Image, s Spec) Result {
+	if img == nil {
+		return c.Check(b, s)
+	}
+	if c.cache == nil {
+		return c.checkDecoded(b, img, s)
+	}
+	k := cacheKey{sum: maphash.Bytes(c.seed, b), size: len(b), spec: s}
+	if r, ok := c.cache.Get(k); ok {
+		r.Checks = append([]events.QACheck(nil), r.Checks...)
+		return r
+	}
+	r := c.checkDecoded(b, img, s)
+	c.cache.Add(k, r)
+	r.Checks = append([]events.QACheck(nil), r.Checks...)
+	return r
+}
+
+func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
+	cfg, format, err := DecodeConfig(b, c.t.MaxPixels)
+	if err != nil || format != FormatPNG || cfg.Width != img.Bounds().Dx() || cfg.Height != img.Bounds().Dy() {
+		return c.check(b, s)
+	}
+	return c.CheckImage(img, format, s)
+}
+
 func (c *Checker) check(b []byte, s Spec) Result {
 	img, format, err := Decode(b, c.t.MaxPixels)
 	if err != nil {

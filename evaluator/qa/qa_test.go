@@ -351,3 +351,20 @@ func TestFormatMismatchValue(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckDecodedDecodesWhenTheHeaderDisagrees: an image whose size is not
+// the one the bytes declare is not trusted; the bytes are decoded.
+func TestCheckDecodedDecodesWhenTheHeaderDisagrees(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	b := MustPNG(t, scene(64, 64, 1))
+	flat := image.NewNRGBA(image.Rect(0, 0, 32, 32)) // blank, and the wrong size
+	spec := qa.Spec{Width: 64, Height: 64, Format: "png"}
+	want := c.Check(b, spec)
+	got := c.CheckDecoded(b, flat, spec)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CheckDecoded with a mismatched image differs from Check (-want +got):\n%s", diff)
+	}
+	if got := c.CheckDecoded([]byte("not an image"), flat, spec); got.Pass {
+		t.Errorf("CheckDecoded(garbage bytes) passed: %+v", got)
+	}
+}

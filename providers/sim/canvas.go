@@ -17,6 +17,12 @@ func newCanvas(w, h int) *canvas {
 	return &canvas{w: w, h: h, pix: make([]uint8, 4*w*h)}
 }
 
+// image returns the canvas as an image sharing its pixels (opaque, so
+// NRGBA and RGBA agree).
+func (c *canvas) image() *image.NRGBA {
+	return &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
+}
+
 func (c *canvas) set(x, y int, col [3]uint8) {
 	i := 4 * (y*c.w + x)
 	c.pix[i], c.pix[i+1], c.pix[i+2], c.pix[i+3] = col[0], col[1], col[2], 255
@@ -141,52 +147,72 @@ func (c *canvas) noise(amp float64, state uint64) {
 	}
 }
 
-// blur is a separable box blur of the given radius (twice ≈ Gaussian):
-// running sums along rows, then running column sums down the image.
-func (c *canvas) blur(radius int) {
-	tmp := make([]int, 3*c.w)
-	n := 2*radius + 1
-	for y := range c.h {
-		c.blurLine(c.pix[4*y*c.w:4*(y+1)*c.w], 4, c.w, radius, n, tmp)
-	}
+// blur is a separable box blur of the given radius, edges repeating the
+// border pixel: running sums along each row, then running column sums down
+// the image. Two passes (blur2) approximate a Gaussian. Sums are divided by
+// multiplying with a 32-bit reciprocal, exact for these sums (s·n < 2^32).
+func (c *canvas) blur(radius int) { c.blurPasses(radius, 1) }
+
+func (c *canvas) blurPasses(radius, passes int) {
+	n := uint32(2*radius + 1)
+	inv := uint64(1<<32/uint64(n)) + 1
 	stride := 4 * c.w
-	row := func(y int) []uint8 { y = min(max(y, 0), c.h-1); return c.pix[y*stride : (y+1)*stride] }
-	sums := make([]int, stride)
-	for y := -radius; y <= radius; y++ {
-		for i, v := range row(y) {
-			sums[i] += int(v)
+	scratch := make([]uint8, len(c.pix))
+	sums := make([]uint32, stride)
+	for range passes {
+		for y := range c.h {
+			blurRow(c.pix[y*stride:(y+1)*stride], scratch[y*stride:(y+1)*stride], c.w, radius, inv)
 		}
+		blurColumns(scratch, c.pix, stride, c.h, radius, inv, sums)
 	}
-	out := make([]uint8, len(c.pix))
-	for y := range c.h {
-		dst := out[y*stride : (y+1)*stride]
-		for i := range dst {
-			dst[i] = uint8(sums[i] / n)
-		}
-		add, sub := row(y+radius+1), row(y-radius)
-		for i := range sums {
-			sums[i] += int(add[i]) - int(sub[i])
-		}
-	}
-	c.pix = out
 }
 
-// blurLine box-blurs the RGB of length pixels of line (stride bytes apart)
-// with a running sum; edges repeat the border pixel.
-func (c *canvas) blurLine(line []uint8, stride, length, radius, n int, tmp []int) {
-	at := func(i, k int) int { return int(line[stride*min(max(i, 0), length-1)+k]) }
+// blurRow writes the box blur of src's RGB (4 bytes a pixel, length pixels)
+// into dst, alpha 255.
+func blurRow(src, dst []uint8, length, radius int, inv uint64) {
+	last := length - 1
 	for k := range 3 {
-		s := 0
-		for i := -radius; i <= radius; i++ {
-			s += at(i, k)
+		s := uint32(src[k]) * uint32(radius+1)
+		for i := 1; i <= radius; i++ {
+			s += uint32(src[4*min(i, last)+k])
 		}
 		for i := range length {
-			tmp[3*i+k] = s / n
-			s += at(i+radius+1, k) - at(i-radius, k)
+			dst[4*i+k] = uint8(uint64(s) * inv >> 32)
+			add, sub := i+radius+1, i-radius
+			if add > last {
+				add = last
+			}
+			if sub < 0 {
+				sub = 0
+			}
+			s += uint32(src[4*add+k]) - uint32(src[4*sub+k])
 		}
 	}
-	for i := range length {
-		line[stride*i], line[stride*i+1], line[stride*i+2] = uint8(tmp[3*i]), uint8(tmp[3*i+1]), uint8(tmp[3*i+2])
+	for i := 3; i < len(dst); i += 4 {
+		dst[i] = 255
+	}
+}
+
+// blurColumns writes the vertical box blur of src (h rows of stride bytes)
+// into dst.
+func blurColumns(src, dst []uint8, stride, h, radius int, inv uint64, sums []uint32) {
+	row := func(y int) []uint8 { y = min(max(y, 0), h-1); return src[y*stride : (y+1)*stride] }
+	clear(sums)
+	for y := -radius; y <= radius; y++ {
+		r := row(y)
+		for i, v := range r {
+			sums[i] += uint32(v)
+		}
+	}
+	for y := range h {
+		d := dst[y*stride : (y+1)*stride]
+		add, sub := row(y+radius+1), row(y-radius)
+		s := sums[:len(d)]
+		add, sub = add[:len(d)], sub[:len(d)]
+		for i := range d {
+			d[i] = uint8(uint64(s[i]) * inv >> 32)
+			s[i] += uint32(add[i]) - uint32(sub[i])
+		}
 	}
 }
 
@@ -227,6 +253,32 @@ func (c *canvas) drawScaled(img image.Image) {
 			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), 255
 		}
 	}
+}
+
+// upscale returns c scaled to w×h (each no smaller than c's) by repeating
+// pixels (nearest neighbour); repeated rows are copies of the row above.
+func (c *canvas) upscale(w, h int) *canvas {
+	out := newCanvas(w, h)
+	sx := make([]int, w)
+	for x := range sx {
+		sx[x] = 4 * (x * c.w / w)
+	}
+	stride := 4 * w
+	prev := -1
+	for y := range h {
+		dst := out.pix[y*stride : (y+1)*stride]
+		sy := y * c.h / h
+		if sy == prev {
+			copy(dst, out.pix[(y-1)*stride:y*stride])
+			continue
+		}
+		prev = sy
+		src := c.pix[sy*4*c.w : (sy+1)*4*c.w]
+		for x, i := range sx {
+			copy(dst[4*x:4*x+4], src[i:i+4])
+		}
+	}
+	return out
 }
 
 // blend mixes o into c with weight t in [0,1].

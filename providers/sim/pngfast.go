@@ -10,7 +10,8 @@ import (
 )
 
 // encodePNG writes an opaque canvas as an 8-bit RGB PNG with the Sub filter
-// on every row and zlib at BestSpeed. image/png picks a filter per row by
+// on every row (Up, all zeros, on a row that repeats the one above: the
+// simulator's upscaled renders) and zlib at BestSpeed. image/png picks a filter per row by
 // trying all five (its largest cost on the serving path, with the Paeth
 // rows it makes the QA decoder undo); one fixed filter keeps the file a
 // plain, valid PNG at a fraction of the CPU. A canvas with any transparent
@@ -28,9 +29,20 @@ func encodePNG(c *canvas) []byte {
 		z.row = make([]byte, rowLen)
 	}
 	row := z.row[:rowLen]
-	row[0] = 1 // Sub: each byte minus the same channel of the pixel to its left
+	if cap(z.zero) < rowLen {
+		z.zero = make([]byte, rowLen)
+	}
+	up := z.zero[:rowLen]
+	up[0] = 2 // Up: each byte minus the byte above; a repeated row is all zeros
+	var prev []uint8
 	for y := range c.h {
 		src := c.pix[4*c.w*y : 4*c.w*(y+1)]
+		if prev != nil && bytes.Equal(src, prev) {
+			z.w.Write(up)
+			continue
+		}
+		prev = src
+		row[0] = 1 // Sub: each byte minus the same channel of the pixel to its left
 		var pr, pg, pb byte
 		for x := range c.w {
 			r, g, b := src[4*x], src[4*x+1], src[4*x+2]
@@ -70,9 +82,10 @@ func opaque(pix []uint8) bool {
 }
 
 type zstate struct {
-	buf bytes.Buffer
-	w   *zlib.Writer
-	row []byte
+	buf  bytes.Buffer
+	w    *zlib.Writer
+	row  []byte
+	zero []byte // an Up-filtered row of zeros
 }
 
 var zpool = sync.Pool{New: func() any {

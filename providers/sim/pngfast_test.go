@@ -15,6 +15,8 @@ func TestEncodePNGRoundTrips(t *testing.T) {
 		draw(`a sign that says "OPEN" in a red forest`, 257, 131, 1, 7),
 		draw("a blurred grey thing", 64, 200, 0.1, 3),
 		draw("x", 1, 1, 0.5, 1),
+		renderCanvas(nil, "an upscaled render with repeated rows", 1024, 1024, 0.9, 2),
+		renderCanvas(nil, "upscaled by three, rows repeated unevenly", 1536, 1024, 0.3, 5),
 	}
 	tr := newCanvas(5, 4)
 	tr.pix[3] = 255

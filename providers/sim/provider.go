@@ -206,7 +206,8 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 		if k.jpeg {
 			mime = "image/jpeg"
 		}
-		res.Images[i] = providers.Image{Bytes: p.render(k, ref), MIME: mime}
+		b, decoded := p.render(k, ref)
+		res.Images[i] = providers.Image{Bytes: b, MIME: mime, Decoded: decoded}
 	}
 	return res, nil
 }
@@ -227,35 +228,34 @@ func (p *Provider) budget(ctx context.Context) time.Duration {
 	return left
 }
 
-func (p *Provider) render(k renderKey, ref image.Image) []byte {
+// render returns the bytes for k, from the cache or freshly drawn; a fresh
+// PNG also comes with the image it encodes (losslessly), for QA to measure
+// without decoding the bytes again.
+func (p *Provider) render(k renderKey, ref image.Image) ([]byte, image.Image) {
 	if p.images != nil {
 		if b, ok := p.images.Get(k); ok {
-			return b
+			return b, nil
 		}
 	}
 	q := float64(k.qualityQ) / qualitySteps
-	var c *canvas
-	if ref != nil {
-		c = edit(ref, k.prompt, k.w, k.h, q, k.seed)
-	} else {
-		c = draw(k.prompt, k.w, k.h, q, k.seed)
-	}
+	c := renderCanvas(ref, k.prompt, k.w, k.h, q, k.seed)
 	var b []byte
+	var decoded image.Image
 	if k.jpeg {
-		b = encodeJPEG(c)
+		b = encodeJPEG(c) // lossy: QA must decode what the client gets
 	} else {
-		b = encode(c)
+		b, decoded = encode(c), c.image()
 	}
 	if p.images != nil {
 		if prev, ok, _ := p.images.PeekOrAdd(k, b); ok {
-			return prev // rendered meanwhile by another call
+			return prev, nil // rendered meanwhile by another call
 		}
 		p.cached.Add(int64(len(b)))
 		for p.cached.Load() > p.opt.CacheBytes && p.images.Len() > 1 {
 			p.images.RemoveOldest()
 		}
 	}
-	return b
+	return b, decoded
 }
 
 // reference decodes an edit's reference (at most 40 Mpx), cached by content.

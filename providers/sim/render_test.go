@@ -101,3 +101,23 @@ func TestEditDriftFollowsQuality(t *testing.T) {
 		}
 	}
 }
+
+// TestUpscaledRenderMeasuresAsItsDetailSize: an output larger than
+// DetailSide is drawn at the detail size and scaled up by repeating pixels,
+// so QA (which averages down to the same bound) measures on a 1024 px
+// render exactly the luma statistics of the 512 px render of the scene.
+func TestUpscaledRenderMeasuresAsItsDetailSize(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	for _, q := range []float64{1, 0.5, 0.3, 0.1} {
+		big := c.Check(sim.Render("a red fox in a snowy forest", 2*sim.DetailSide, 2*sim.DetailSide, q, 3), qa.Spec{})
+		small := c.Check(sim.Render("a red fox in a snowy forest", sim.DetailSide, sim.DetailSide, q, 3), qa.Spec{})
+		if big.Width != 2*sim.DetailSide || big.Pass != small.Pass {
+			t.Fatalf("q%.1f: 1024 px render is %dx%d pass %v, 512 px pass %v", q, big.Width, big.Height, big.Pass, small.Pass)
+		}
+		for i, ch := range big.Checks {
+			if ch != small.Checks[i] {
+				t.Errorf("q%.1f: check %s on 1024 px = %+v, on 512 px = %+v", q, ch.Name, ch, small.Checks[i])
+			}
+		}
+	}
+}
