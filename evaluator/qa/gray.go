@@ -44,9 +44,32 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		}
 		return out
 	}
-	row := make([]uint8, w)
 	acc := make([]uint32, ow)
 	area := uint32(f * f)
+	if pix, stride, ok := rgbaPix(img); ok {
+		// the same sums as the general path below, fused for 4-byte pixels
+		for oy := 0; oy < oh; oy++ {
+			clear(acc)
+			for dy := 0; dy < f; dy++ {
+				p := pix[(oy*f+dy)*stride:]
+				p = p[:4*ow*f]
+				for ox := range acc {
+					q := p[4*ox*f : 4*(ox+1)*f]
+					var s uint32
+					for k := 0; k+3 < len(q); k += 4 {
+						s += uint32(luma(uint32(q[k]), uint32(q[k+1]), uint32(q[k+2])))
+					}
+					acc[ox] += s
+				}
+			}
+			dst := out.pix[oy*ow : (oy+1)*ow]
+			for ox := range dst {
+				dst[ox] = uint8((acc[ox] + area/2) / area)
+			}
+		}
+		return out
+	}
+	row := make([]uint8, w)
 	for oy := 0; oy < oh; oy++ {
 		clear(acc)
 		for dy := 0; dy < f; dy++ {
@@ -64,6 +87,19 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		}
 	}
 	return out
+}
+
+// rgbaPix returns the pixels of an RGBA or NRGBA image from its top-left
+// corner (their luma is computed alike: QA ignores alpha).
+func rgbaPix(img image.Image) ([]uint8, int, bool) {
+	b := img.Bounds()
+	switch m := img.(type) {
+	case *image.RGBA:
+		return m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, true
+	case *image.NRGBA:
+		return m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, true
+	}
+	return nil, 0, false
 }
 
 // lumaRow writes the luma of row y of img into row. Fast paths cover what the

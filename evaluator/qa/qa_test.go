@@ -368,3 +368,23 @@ func TestCheckDecodedDecodesWhenTheHeaderDisagrees(t *testing.T) {
 		t.Errorf("CheckDecoded(garbage bytes) passed: %+v", got)
 	}
 }
+
+// anyImage hides an image's concrete type, so QA reads it through At: the
+// general path its fast paths must agree with.
+type anyImage struct{ image.Image }
+
+func TestFastPathsMatchTheGeneralPath(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	for _, side := range []int{100, 513, 1024, 1536} {
+		rgba := scene(side, side*2/3, uint64(side))
+		nrgba := image.NewNRGBA(rgba.Rect)
+		copy(nrgba.Pix, rgba.Pix) // scene is opaque: the same colours
+		for _, img := range []image.Image{rgba, nrgba} {
+			want := c.CheckImage(anyImage{img}, qa.FormatPNG, qa.Spec{})
+			got := c.CheckImage(img, qa.FormatPNG, qa.Spec{})
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%d px %T: CheckImage differs from the general path (-general +fast):\n%s", side, img, diff)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/binary"
 	"image"
 	"math/rand/v2"
 )
@@ -275,7 +276,7 @@ func (c *canvas) upscale(w, h int) *canvas {
 		prev = sy
 		src := c.pix[sy*4*c.w : (sy+1)*4*c.w]
 		for x, i := range sx {
-			copy(dst[4*x:4*x+4], src[i:i+4])
+			binary.LittleEndian.PutUint32(dst[4*x:], binary.LittleEndian.Uint32(src[i:]))
 		}
 	}
 	return out
