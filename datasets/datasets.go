@@ -8,6 +8,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/routelab/routelab/router"
 )
@@ -58,14 +59,28 @@ func MustCatalog() router.Catalog {
 }
 
 // Policy returns a shipped policy by name: "explore" (rules plus 80%
-// uniform exploration, for collecting training data) or "rules" (the
-// hand-written rules alone).
+// uniform exploration, for collecting training data), "rules" (the
+// hand-written rules alone) or "canary-flaky" (the rules plus the pin-only
+// sim-flaky model, for the canary arm of datasets/experiments/canary.json
+// that pins it).
 func Policy(name string) (*router.Policy, error) {
 	b, err := files.ReadFile("policies/" + name + ".json")
 	if err != nil {
 		return nil, fmt.Errorf("no shipped policy %q", name)
 	}
 	return router.ParsePolicy(b)
+}
+
+// PolicyNames lists the shipped policies, sorted.
+func PolicyNames() []string {
+	ents, _ := files.ReadDir("policies") // embedded: cannot fail
+	var out []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // PolicyFile returns the raw bytes of a shipped policy.

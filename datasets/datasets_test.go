@@ -11,8 +11,14 @@ func TestCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Models) != 6 {
-		t.Errorf("default catalog has %d models, want 6", len(c.Models))
+	pinOnly := 0
+	for _, m := range c.Models {
+		if m.PinOnly {
+			pinOnly++
+		}
+	}
+	if len(c.Models) != 7 || pinOnly != 1 {
+		t.Errorf("default catalog has %d models (%d pin-only), want 7 (6 routable, sim-flaky pin-only)", len(c.Models), pinOnly)
 	}
 	for _, m := range c.Models {
 		if !m.Simulated || m.Source == "" {
@@ -24,7 +30,7 @@ func TestCatalog(t *testing.T) {
 // Shipped policies carry a checksum that matches their content (a policy
 // with an empty checksum would be sealed on load, hiding an edit).
 func TestShippedPoliciesSealed(t *testing.T) {
-	for _, name := range []string{"explore", "rules"} {
+	for _, name := range []string{"explore", "rules", "canary-flaky"} {
 		p, err := datasets.Policy(name)
 		if err != nil {
 			t.Fatalf("Policy(%s) = %v", name, err)

@@ -24,8 +24,16 @@ type Model struct {
 	LatencySigma  float64                     `json:"latency_sigma"` // log-normal sigma
 	ErrorRate     float64                     `json:"error_rate"`
 	RateLimitRate float64                     `json:"rate_limit_rate"`
-	Description   string                      `json:"description,omitempty"`
-	Source        string                      `json:"source,omitempty"` // public figures the entry is shaped after
+	// RefusalRate is the share of calls the upstream's safety system
+	// refuses (content_policy: final, the request fails without fallback).
+	RefusalRate float64 `json:"refusal_rate,omitempty"`
+	// PinOnly keeps the model out of trained policies: it is reached only
+	// through a policy that lists it and an explicit pin (a request's
+	// model, an experiment arm's model override), e.g. a new model under
+	// canary before any traffic has been logged for it.
+	PinOnly     bool   `json:"pin_only,omitempty"`
+	Description string `json:"description,omitempty"`
+	Source      string `json:"source,omitempty"` // public figures the entry is shaped after
 }
 
 // Catalog is the set of models a deployment routes between.
@@ -104,8 +112,8 @@ func (m *Model) Validate() error {
 	if m.LatencyP50MS <= 0 || m.LatencySigma < 0 {
 		return fmt.Errorf("model %q: latency_p50_ms must be > 0 and latency_sigma >= 0", m.Name)
 	}
-	if m.ErrorRate < 0 || m.RateLimitRate < 0 || m.ErrorRate+m.RateLimitRate >= 1 {
-		return fmt.Errorf("model %q: error and rate-limit rates must be in [0,1)", m.Name)
+	if m.ErrorRate < 0 || m.RateLimitRate < 0 || m.RefusalRate < 0 || m.ErrorRate+m.RateLimitRate+m.RefusalRate >= 1 {
+		return fmt.Errorf("model %q: error, rate-limit and refusal rates must be in [0,1) together", m.Name)
 	}
 	return nil
 }

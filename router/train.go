@@ -341,6 +341,13 @@ var ErrNoData = errors.New("not enough logged data")
 func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 	cfg.defaults()
 	start := time.Now()
+	routable := cfg.Models[:0:0]
+	for _, m := range cfg.Models {
+		if !m.PinOnly {
+			routable = append(routable, m)
+		}
+	}
+	cfg.Models = routable
 	cat := Catalog{DefaultModel: cfg.DefaultModel, Models: cfg.Models}
 	if err := cat.Validate(); err != nil {
 		return nil, err

@@ -106,6 +106,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	database := fs.String("clickhouse-database", ingest.DefaultDatabase, "ClickHouse database for the event tables")
 	partitions := fs.Int("kafka-partitions", 6, "partitions of each event topic when it is created")
 	consoleAddr := fs.String("console-addr", "127.0.0.1:8090", "console listen address; port 0 picks one (env ROUTELAB_CONSOLE_ADDR)")
+	monitorEvery := fs.Duration("experiments-monitor-every", 15*time.Second, "how often the guardrail monitor judges running experiments (advance a canary's ramp, roll back on a breach); 0 turns it off")
 	sf := addDevServeFlags(fs)
 	iflags := addIngestFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -152,7 +153,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	info := devInfo{Database: *database}
 	err = startDev(ctx, st, &info, devConfig{
 		dir: dir, kafkaAddr: *kafkaAddr, chPort: chPort, chHTTPPort: chHTTPPort, partitions: *partitions,
-		ingest: iflags, logger: logger, consoleAddr: *consoleAddr, serve: sf,
+		ingest: iflags, logger: logger, consoleAddr: *consoleAddr, serve: sf, monitorEvery: *monitorEvery,
 	})
 	if err == nil {
 		err = writeDevInfo(infoPath, info)
@@ -177,6 +178,7 @@ type devConfig struct {
 	logger             *slog.Logger
 	consoleAddr        string
 	serve              devServeFlags
+	monitorEvery       time.Duration // experiments guardrail monitor; 0: off
 }
 
 // startDev starts the components in dependency order, filling info. New
@@ -227,7 +229,7 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 	if err := startDevServe(ctx, st, info, cfg); err != nil {
 		return err
 	}
-	startDevExperimentMonitor(st, conn, db, info.API, info.AdminToken, 15*time.Second, cfg.logger)
+	startDevExperimentMonitor(st, conn, db, info.API, info.AdminToken, cfg.monitorEvery, cfg.logger)
 	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
 		return err
 	}

@@ -18,12 +18,13 @@ import (
 
 // startDevForTest runs `routelab dev --ports auto` until the returned stop is
 // called, and returns the dev.json it wrote.
-func startDevForTest(t *testing.T, dir string) (devInfo, func()) {
+func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	args := append([]string{"dev", "--data-dir", dir, "--ports", "auto"}, extra...)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data-dir", dir, "--ports", "auto"}, func(string) string { return "" }, io.Discard, io.Discard)
+		done <- run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	path := filepath.Join(dir, "dev.json")
 	deadline := time.Now().Add(2 * time.Minute)

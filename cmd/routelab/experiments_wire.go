@@ -90,7 +90,7 @@ func policyLookup(doc func(key string) ([]byte, bool)) func(version string) (*ro
 			}
 		}
 		if p == nil {
-			for _, name := range []string{"rules", "explore"} {
+			for _, name := range datasets.PolicyNames() {
 				if sp, err := datasets.Policy(name); err == nil && sp.Version == version {
 					p = sp
 				}

@@ -153,6 +153,10 @@ func (w *World) Call(c Call) Outcome {
 		out.ErrKind = providers.KindRateLimited
 		out.Latency = ms(30 + 40*uQ2)
 		return out
+	case uErr < m.ErrorRate+m.RateLimitRate+m.RefusalRate:
+		out.ErrKind = providers.KindContentPolicy
+		out.Latency = ms(latMS * 0.3) // the safety filter runs after part of the work
+		return out
 	}
 	if c.DeadlineMS > 0 && latMS > float64(c.DeadlineMS) {
 		out.ErrKind = providers.KindTimeout

@@ -49,6 +49,13 @@ var truths = map[string]truthSpec{
 		TaskTextRender: 0.95, TaskTextLayout: 0.79, TaskPhotoreal: 0.60, TaskSubjectEdit: 0.40,
 		TaskStyleEdit: 0.70, TaskAbstract: 0.86, TaskAvatar: 0.76, TaskIllustration: 0.80,
 	}, half: 6, scale: 0.8},
+	// An experimental cheap model: mediocre images, and its safety filter
+	// refuses benign prompts often (refusal_rate in the catalog). Pin-only:
+	// the canary example in datasets/experiments ramps it and rolls back.
+	"sim-flaky": {p: map[string]float64{
+		TaskTextRender: 0.15, TaskTextLayout: 0.10, TaskPhotoreal: 0.50, TaskSubjectEdit: 0.30,
+		TaskStyleEdit: 0.60, TaskAbstract: 0.85, TaskAvatar: 0.65, TaskIllustration: 0.60,
+	}, half: 5, scale: 0.8},
 	"sim-hero": {p: map[string]float64{
 		TaskTextRender: 0.45, TaskTextLayout: 0.32, TaskPhotoreal: 0.95, TaskSubjectEdit: 0.0,
 		TaskStyleEdit: 0.0, TaskAbstract: 0.96, TaskAvatar: 0.93, TaskIllustration: 0.90,
