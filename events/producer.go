@@ -42,11 +42,11 @@ type ProducerConfig struct {
 	// a batch's full capacity up front, so at BatchSize a write of a few
 	// events to 12 partitions allocated and zeroed ~8 MB; default 128.
 	PartitionBatch int
-	BatchTimeout   time.Duration // how long kafka-go waits to fill a partition batch, default 2ms
+	BatchTimeout   time.Duration // how long kafka-go waits to fill a partition batch, default 50ms (events are not on the request path; fuller batches are fewer produce requests)
 	WriteTimeout   time.Duration // per write attempt, default 10s
 	RetryBackoff   time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
 	Encoders       int           // goroutines marshalling a large batch, default GOMAXPROCS
-	SpoolLinger    time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 20ms
+	SpoolLinger    time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 50ms
 	Poll           time.Duration // how often an idle producer looks at its queue; default 1ms
 	Compression    kafka.Compression
 	Logger         *slog.Logger
@@ -71,7 +71,7 @@ func (c *ProducerConfig) defaults() {
 		c.PartitionBatch = min(128, c.BatchSize)
 	}
 	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 20 * time.Millisecond
+		c.BatchTimeout = 50 * time.Millisecond
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
