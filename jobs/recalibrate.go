@@ -65,6 +65,8 @@ type RecalReport struct {
 	Frontier      map[router.Tier][]router.FrontierPoint `json:"frontier,omitempty"`
 	Out           string                                 `json:"out,omitempty"`
 	ElapsedMS     int64                                  `json:"elapsed_ms"`
+	// Note says how to read the figures when "before" is not a classifier's.
+	Note string `json:"note,omitempty"`
 }
 
 // ErrNoClassifier: a rules-only policy has no calibrated P to recalibrate.

@@ -141,6 +141,9 @@ func runRefit(ctx context.Context, s *Store, live *router.Policy, w Window, job 
 	b, a := Evaluate(BinsFromRows(before), nil), Evaluate(BinsFromRows(after), nil)
 	rep.Rows, rep.HoldoutRows = float64(len(logged)), float64(len(hold))
 	rep.ECEBefore, rep.BrierBefore, rep.ECEAfter, rep.BrierAfter = b.ECE, b.Brier, a.ECE, a.Brier
+	if live.Classifier == nil {
+		rep.Note = live.Version + " has no classifier: it logs P = 0, so ece_before and brier_before are those of predicting 0 (the held-out success rate)"
+	}
 	rep.PolicyVersion, rep.Thresholds = cand.Version, cand.Thresholds
 	if cand.Metrics != nil {
 		rep.Rules = cand.Metrics.RuleAudit
