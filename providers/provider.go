@@ -42,6 +42,11 @@ type Image struct {
 	// may measure it instead of decoding Bytes again. Adapters of remote
 	// APIs never set it; their bytes are always decoded. Read only.
 	Decoded image.Image
+	// Digest is a 64-bit hash of Bytes the provider computed when it made
+	// them (the simulator, once per cached render): caches keyed by content,
+	// like automated QA's, may use it instead of hashing Bytes again. Zero
+	// when the provider has none; then Bytes are hashed.
+	Digest uint64
 }
 
 // Result is a successful call.

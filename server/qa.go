@@ -8,9 +8,10 @@ import (
 // NewQA makes the automated QA checker an Inspector.
 func NewQA(c *qa.Checker) Inspector { return qaInspector{c} }
 
-// ImageInspector is an Inspector that can take the decoded image an
-// in-process provider returned with the bytes (providers.Image.Decoded)
-// instead of decoding the bytes again.
+// ImageInspector is an Inspector that can use what the provider knows of
+// its bytes: the decoded image of an in-process provider
+// (providers.Image.Decoded) instead of decoding the bytes again, its digest
+// (providers.Image.Digest) instead of hashing them for the result cache.
 type ImageInspector interface {
 	InspectImage(img providers.Image, spec QASpec) QAVerdict
 }
@@ -23,10 +24,11 @@ func (a qaInspector) Inspect(img []byte, spec QASpec) QAVerdict {
 	return verdict(a.c.Check(img, a.spec(spec)))
 }
 
-// InspectImage measures the provider's decoded image when it has one
-// (qa.Checker.CheckDecoded), else decodes the bytes.
+// InspectImage measures the provider's decoded image when it has one, else
+// decodes the bytes; results are cached by the provider's digest when it
+// gave one (qa.Checker.CheckDecoded).
 func (a qaInspector) InspectImage(img providers.Image, spec QASpec) QAVerdict {
-	return verdict(a.c.CheckDecoded(img.Bytes, img.Decoded, a.spec(spec)))
+	return verdict(a.c.CheckDecoded(img.Bytes, img.Decoded, img.Digest, a.spec(spec)))
 }
 
 func (a qaInspector) spec(spec QASpec) qa.Spec {

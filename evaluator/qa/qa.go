@@ -202,7 +202,7 @@ func (c *Checker) Check(b []byte, s Spec) Result {
 	if c.cache == nil {
 		return c.check(b, s)
 	}
-	k := cacheKey{sum: maphash.Bytes(c.seed, b), size: len(b), spec: s}
+	k := c.key(b, 0, s)
 	if r, ok := c.cache.Get(k); ok {
 		r.Checks = append([]events.QACheck(nil), r.Checks...) // callers may modify theirs
 		return r
@@ -213,20 +213,23 @@ func (c *Checker) Check(b []byte, s Spec) Result {
 	return r
 }
 
-// CheckDecoded is Check for bytes that come with the image they encode
-// losslessly (providers.Image.Decoded: a PNG drawn in this process). The
-// format check still reads the bytes' header, which must declare img's
-// size; the pixel checks measure img instead of decoding the body again.
-// Bytes whose header disagrees with img, or that are not PNG, are decoded
-// as Check does. Results are cached as Check's.
-func (c *Checker) CheckDecoded(b []byte, img image.Image, s Spec) Result {
-	if img == nil {
+// CheckDecoded is Check for bytes that come with what their provider knows
+// of them (providers.Image). img, when not nil, is the image b encodes
+// losslessly (a PNG drawn in this process): the format check still reads
+// the bytes' header, which must declare img's size, and the pixel checks
+// measure img instead of decoding the body again; bytes whose header
+// disagrees with img, or that are not PNG, are decoded as Check does.
+// digest, when not zero, is the provider's hash of b (providers.Image.Digest)
+// and keys the result cache instead of hashing b. Results are cached as
+// Check's.
+func (c *Checker) CheckDecoded(b []byte, img image.Image, digest uint64, s Spec) Result {
+	if img == nil && digest == 0 {
 		return c.Check(b, s)
 	}
 	if c.cache == nil {
 		return c.checkDecoded(b, img, s)
 	}
-	k := cacheKey{sum: maphash.Bytes(c.seed, b), size: len(b), spec: s}
+	k := c.key(b, digest, s)
 	if r, ok := c.cache.Get(k); ok {
 		r.Checks = append([]events.QACheck(nil), r.Checks...)
 		return r
@@ -237,7 +240,21 @@ func (c *Checker) CheckDecoded(b []byte, img image.Image, s Spec) Result {
 	return r
 }
 
+// key is the result cache's key: the provider's digest of b when it gave
+// one, else a hash of b. The two cannot be told apart, which is fine: a
+// collision between 64-bit hashes of different bytes of the same length is
+// as unlikely as one between two maphash sums.
+func (c *Checker) key(b []byte, digest uint64, s Spec) cacheKey {
+	if digest == 0 {
+		digest = maphash.Bytes(c.seed, b)
+	}
+	return cacheKey{sum: digest, size: len(b), spec: s}
+}
+
 func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
+	if img == nil {
+		return c.check(b, s)
+	}
 	cfg, format, err := DecodeConfig(b, c.t.MaxPixels)
 	if err != nil || format != FormatPNG || cfg.Width != img.Bounds().Dx() || cfg.Height != img.Bounds().Dy() {
 		return c.check(b, s)

@@ -360,11 +360,11 @@ func TestCheckDecodedDecodesWhenTheHeaderDisagrees(t *testing.T) {
 	flat := image.NewNRGBA(image.Rect(0, 0, 32, 32)) // blank, and the wrong size
 	spec := qa.Spec{Width: 64, Height: 64, Format: "png"}
 	want := c.Check(b, spec)
-	got := c.CheckDecoded(b, flat, spec)
+	got := c.CheckDecoded(b, flat, 0, spec)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("CheckDecoded with a mismatched image differs from Check (-want +got):\n%s", diff)
 	}
-	if got := c.CheckDecoded([]byte("not an image"), flat, spec); got.Pass {
+	if got := c.CheckDecoded([]byte("not an image"), flat, 0, spec); got.Pass {
 		t.Errorf("CheckDecoded(garbage bytes) passed: %+v", got)
 	}
 }
@@ -386,5 +386,30 @@ func TestFastPathsMatchTheGeneralPath(t *testing.T) {
 				t.Errorf("%d px %T: CheckImage differs from the general path (-general +fast):\n%s", side, img, diff)
 			}
 		}
+	}
+}
+
+// TestCheckDecodedDigestKeysTheCache: a provider's digest stands for the
+// bytes in the result cache (no hashing of the body), and without one the
+// bytes themselves are the key.
+func TestCheckDecodedDigestKeysTheCache(t *testing.T) {
+	c := qa.New(qa.Thresholds{}).WithCache(16)
+	spec := qa.Spec{Width: 64, Height: 64, Format: "png"}
+	good := MustPNG(t, scene(64, 64, 1))
+	broken := append([]byte(nil), good...)
+	for i := len(broken) / 3; i < len(broken)/2; i++ {
+		broken[i] ^= 0xff // same length, no longer decodes
+	}
+	if r := c.CheckDecoded(good, nil, 42, spec); !r.Pass {
+		t.Fatalf("good image failed: %+v", r)
+	}
+	if r := c.CheckDecoded(broken, nil, 42, spec); !r.Pass {
+		t.Errorf("same digest: got a fresh check (%s), want the cached pass", r.Reason)
+	}
+	if r := c.CheckDecoded(broken, nil, 0, spec); r.Pass {
+		t.Errorf("no digest: the broken bytes passed, want them checked")
+	}
+	if r := c.CheckDecoded(broken, nil, 43, spec); r.Pass {
+		t.Errorf("another digest: the broken bytes passed, want them checked")
 	}
 }

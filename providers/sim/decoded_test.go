@@ -46,7 +46,7 @@ func TestDecodedIsWhatTheBytesEncode(t *testing.T) {
 			}
 			spec := qa.Spec{Width: 640, Height: 384, Format: "png"}
 			want := qa.New(qa.Thresholds{}).Check(img.Bytes, spec)
-			got := qa.New(qa.Thresholds{}).CheckDecoded(img.Bytes, img.Decoded, spec)
+			got := qa.New(qa.Thresholds{}).CheckDecoded(img.Bytes, img.Decoded, img.Digest, spec)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("CheckDecoded differs from Check (-bytes +decoded):\n%s", diff)
 			}
@@ -66,5 +66,30 @@ func TestDecodedIsWhatTheBytesEncode(t *testing.T) {
 				t.Error("JPEG render came with a Decoded image")
 			}
 		})
+	}
+}
+
+// TestDigestFollowsTheBytes: a render's digest is set, the same for the
+// same bytes (cache hits included) and different for different bytes.
+func TestDigestFollowsTheBytes(t *testing.T) {
+	p := sim.New(sim.OracleFunc(func(context.Context, providers.Request, time.Duration) sim.Outcome {
+		return sim.Outcome{Success: true, Quality: 1}
+	}), sim.Options{Variants: 1})
+	gen := func(prompt string) providers.Image {
+		res, err := p.Generate(context.Background(), providers.Request{Model: "m", Prompt: prompt, Width: 128, Height: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Images[0]
+	}
+	a, again, b := gen("a red fox"), gen("a red fox"), gen("a blue whale")
+	if a.Digest == 0 {
+		t.Fatal("render has no digest")
+	}
+	if again.Digest != a.Digest || string(again.Bytes) != string(a.Bytes) {
+		t.Errorf("cached render: digest %x, first %x (bytes equal %v)", again.Digest, a.Digest, string(again.Bytes) == string(a.Bytes))
+	}
+	if b.Digest == a.Digest {
+		t.Errorf("different renders share digest %x", a.Digest)
 	}
 }

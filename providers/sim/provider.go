@@ -95,7 +95,7 @@ type Provider struct {
 	oracle Oracle
 	opt    Options
 	seed   maphash.Seed
-	images *lru.Cache[renderKey, []byte]
+	images *lru.Cache[renderKey, rendered]
 	cached atomic.Int64 // bytes held by images
 	refs   *lru.Cache[uint64, image.Image]
 }
@@ -151,7 +151,7 @@ func New(o Oracle, opt Options) *Provider {
 	}
 	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
 	if opt.CacheBytes > 0 {
-		p.images, _ = lru.NewWithEvict[renderKey, []byte](maxCacheEntries, func(_ renderKey, b []byte) { p.cached.Add(-int64(len(b))) })
+		p.images, _ = lru.NewWithEvict[renderKey, rendered](maxCacheEntries, func(_ renderKey, r rendered) { p.cached.Add(-int64(len(r.b))) })
 		p.refs, _ = lru.New[uint64, image.Image](32)
 	}
 	return p
@@ -206,8 +206,8 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 		if k.jpeg {
 			mime = "image/jpeg"
 		}
-		b, decoded := p.render(k, ref)
-		res.Images[i] = providers.Image{Bytes: b, MIME: mime, Decoded: decoded}
+		r, decoded := p.render(k, ref)
+		res.Images[i] = providers.Image{Bytes: r.b, MIME: mime, Decoded: decoded, Digest: r.digest}
 	}
 	return res, nil
 }
@@ -231,10 +231,17 @@ func (p *Provider) budget(ctx context.Context) time.Duration {
 // render returns the bytes for k, from the cache or freshly drawn; a fresh
 // PNG also comes with the image it encodes (losslessly), for QA to measure
 // without decoding the bytes again.
-func (p *Provider) render(k renderKey, ref image.Image) ([]byte, image.Image) {
+// rendered is an encoded render and its digest (providers.Image.Digest),
+// hashed once when it is made.
+type rendered struct {
+	b      []byte
+	digest uint64
+}
+
+func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) {
 	if p.images != nil {
-		if b, ok := p.images.Get(k); ok {
-			return b, nil
+		if r, ok := p.images.Get(k); ok {
+			return r, nil
 		}
 	}
 	q := float64(k.qualityQ) / qualitySteps
@@ -246,8 +253,9 @@ func (p *Provider) render(k renderKey, ref image.Image) ([]byte, image.Image) {
 	} else {
 		b, decoded = encode(c), c.image()
 	}
+	r := rendered{b: b, digest: maphash.Bytes(p.seed, b)}
 	if p.images != nil {
-		if prev, ok, _ := p.images.PeekOrAdd(k, b); ok {
+		if prev, ok, _ := p.images.PeekOrAdd(k, r); ok {
 			return prev, nil // rendered meanwhile by another call
 		}
 		p.cached.Add(int64(len(b)))
@@ -255,7 +263,7 @@ func (p *Provider) render(k renderKey, ref image.Image) ([]byte, image.Image) {
 			p.images.RemoveOldest()
 		}
 	}
-	return b, decoded
+	return r, decoded
 }
 
 // reference decodes an edit's reference (at most 40 Mpx), cached by content.

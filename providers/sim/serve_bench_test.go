@@ -40,7 +40,7 @@ func BenchmarkGenerateQA(b *testing.B) {
 				}
 				img := res.Images[0]
 				if tc.decoded {
-					chk.CheckDecoded(img.Bytes, img.Decoded, spec)
+					chk.CheckDecoded(img.Bytes, img.Decoded, img.Digest, spec)
 				} else {
 					chk.Check(img.Bytes, spec)
 				}
