@@ -38,7 +38,8 @@ type Output struct {
 	Model     string
 	Provider  string
 	BlobKey   string
-	Arms      string // "experiment:arm,..." or "-"
+	RefKeys   []string // blob keys of the references the model got (edits)
+	Arms      string   // "experiment:arm,..." or "-"
 	TextHeavy bool
 	Preserve  bool
 	RefCount  int
@@ -55,7 +56,7 @@ func (o Output) Stratum() string { return o.Model + "|" + o.Tier + "|" + o.Arms 
 func (d *Data) SampledSince(ctx context.Context, sinceMS uint64, limit int) ([]Output, error) {
 	q := fmt.Sprintf(`SELECT request_id, any(tenant), max(ts_ms), any(mode), any(tier), any(prompt), any(parent_id),
 	any(model), any(provider), any(blob_key), any(arm_experiments), any(arm_names),
-	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass)
+	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass), any(ref_keys)
 FROM %s.decisions
 PREWHERE sampled = 1
 WHERE blob_key != '' AND ts_ms >= ?
@@ -74,7 +75,7 @@ LIMIT %d`, d.db, limit)
 		var th, ps, qa uint8
 		var refs, depth uint16
 		if err := rows.Scan(&o.RequestID, &o.Tenant, &o.TSMS, &o.Mode, &o.Tier, &o.Prompt, &o.ParentID,
-			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa); err != nil {
+			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa, &o.RefKeys); err != nil {
 			return nil, fmt.Errorf("scan sampled output: %w", err)
 		}
 		o.TextHeavy, o.Preserve, o.QAPass = th == 1, ps == 1, qa == 1

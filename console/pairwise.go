@@ -11,7 +11,8 @@ import (
 type pairView struct {
 	ID          string
 	Prompt      string
-	Left, Right string // image URLs; model names stay hidden
+	Left, Right string    // image URLs; model names stay hidden
+	Refs        []refView // the references both outputs were made from (edits)
 	Progress    review.Progress
 	Done        bool
 	Last        *PairReveal
@@ -42,6 +43,7 @@ func (c *Console) pairwisePage(ctx *fiber.Ctx) error {
 			left, right = right, left
 		}
 		v.ID, v.Prompt, v.Left, v.Right = p.ID, p.A.Prompt, "/blob/"+left.BlobKey, "/blob/"+right.BlobKey
+		v.Refs = refViews(p.A) // pairs share their references (formPairs' key)
 	}
 	v.Progress = c.pairs.Progress(reviewer)
 	return c.render(ctx, "pairwise", "Pairwise", v)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,6 +19,7 @@ type reviewView struct {
 	Tier      string             `json:"tier"`
 	Image     string             `json:"image"`
 	Parent    string             `json:"parent,omitempty"` // parent output image, for edits
+	Refs      []refView          `json:"refs,omitempty"`   // the references the model got, when stored
 	RefCount  int                `json:"ref_count"`
 	EditDepth int                `json:"edit_depth"`
 	Questions []review.ScoreDef  `json:"questions"`
@@ -46,10 +48,31 @@ func (c *Console) nextItem(reviewer string) (reviewView, error) {
 		Questions: review.DefaultRubric().For(o.TextHeavy, o.Mode == "edit" || o.Preserve),
 		Progress:  c.scores.Progress(reviewer), Expires: l.Expires.UnixMilli(),
 	}
-	if hasParent && o.ParentID != "" {
+	v.Refs = refViews(o)
+	if hasParent && o.ParentID != "" && len(v.Refs) == 0 {
 		v.Parent = "/blob/" + parent.BlobKey
 	}
 	return v, nil
+}
+
+// refView is one reference image shown next to the output.
+type refView struct {
+	URL     string `json:"url"`
+	Caption string `json:"caption"`
+}
+
+// refViews are the stored references of a sampled output (serve stores
+// them with the sample): a chained edit's base image first.
+func refViews(o Output) []refView {
+	out := make([]refView, 0, len(o.RefKeys))
+	for i, k := range o.RefKeys {
+		c := "reference " + strconv.Itoa(i+1)
+		if i == 0 && o.ParentID != "" {
+			c = "image edited (earlier output)"
+		}
+		out = append(out, refView{URL: "/blob/" + k, Caption: c})
+	}
+	return out
 }
 
 func (c *Console) reviewPage(ctx *fiber.Ctx) error {

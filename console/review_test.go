@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,10 @@ type nextItem struct {
 		Name string `json:"name"`
 		Kind string `json:"kind"`
 	} `json:"questions"`
-	Progress struct{ Done, Remaining int } `json:"progress"`
+	Progress struct{ Done, Remaining int }   `json:"progress"`
+	Mode     string                          `json:"mode"`
+	RefCount int                             `json:"ref_count"`
+	Refs     []struct{ URL, Caption string } `json:"refs"`
 }
 
 func (c *client) next() nextItem {
@@ -106,5 +110,57 @@ func TestReviewScoresReachClickHouse(t *testing.T) {
 			t.Fatalf("after restart rev got %s again", it.ID)
 		}
 		a2.postJSON("/review/skip", `{"id":"`+it.ID+`"}`)
+	}
+}
+
+// TestReviewShowsReferences: a sampled edit's stored reference is shown
+// next to the output on the review page and over both sides of a pair.
+func TestReviewShowsReferences(t *testing.T) {
+	w := mustWorld(t, 8, 0, false) // prompts 3 and 7 are edits of a reference
+	rev := newClient(t, w.base)
+	rev.login("rev")
+	edits := 0
+	for i := 0; i < 16; i++ {
+		it := rev.next()
+		if it.Done {
+			break
+		}
+		if it.Mode == "edit" {
+			edits++
+			if it.RefCount != 1 || len(it.Refs) != 1 || !strings.HasPrefix(it.Refs[0].URL, "/blob/") {
+				t.Fatalf("edit item %s: ref_count %d refs %+v, want its one stored reference", it.ID, it.RefCount, it.Refs)
+			}
+			resp, img := rev.get(it.Refs[0].URL)
+			if resp.StatusCode != 200 || !strings.HasPrefix(img, "\x89PNG") {
+				t.Errorf("GET %s = %d (%d bytes), want the PNG", it.Refs[0].URL, resp.StatusCode, len(img))
+			}
+			if _, page := rev.get("/review"); !strings.Contains(page, `<figure class="ref"><img src="`+it.Refs[0].URL+`"`) {
+				t.Errorf("review page of edit %s does not show its reference", it.ID)
+			}
+		} else if len(it.Refs) != 0 {
+			t.Errorf("generate item %s has refs %+v", it.ID, it.Refs)
+		}
+		rev.postJSON("/review/skip", `{"id":"`+it.ID+`"}`)
+	}
+	if edits == 0 { // seeded earlier reviews take some items off rev's queue
+		t.Errorf("saw no edit item")
+	}
+	withRefs := 0
+	for i := 0; i < 8; i++ {
+		_, page := rev.get("/pairwise")
+		if strings.Contains(page, "No pairs left") {
+			break
+		}
+		if strings.Contains(page, `id="refs"`) {
+			withRefs++
+		}
+		id := regexp.MustCompile(`data-id="([^"]+)"`).FindStringSubmatch(page)
+		if id == nil {
+			t.Fatalf("pairwise page without a pair:\n%s", page)
+		}
+		rev.postJSON("/pairwise/submit", `{"id":"`+id[1]+`","choice":"skip"}`)
+	}
+	if withRefs != 2 {
+		t.Errorf("pairs showing a shared reference = %d, want 2 (the two edit prompts)", withRefs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/routelab/routelab/evaluator/review"
@@ -58,7 +59,9 @@ func (c *Console) Refresh(ctx context.Context) error {
 	}
 	c.scores.Add(items...)
 	for _, o := range c.itemCache {
-		k := o.Mode + "\x00" + o.Prompt
+		// Edits pair only with edits of the same references: comparing
+		// two edits of different images says nothing about the models.
+		k := o.Mode + "\x00" + o.Prompt + "\x00" + strings.Join(o.RefKeys, ",")
 		byPrompt[k] = append(byPrompt[k], o)
 	}
 	var pairs []review.Item

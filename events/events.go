@@ -119,6 +119,10 @@ type Decision struct {
 	Images        int         `json:"images"`
 	Sampled       bool        `json:"sampled"`            // marked for human review
 	BlobKey       string      `json:"blob_key,omitempty"` // content address of the sampled image
+	// RefKeys are the content addresses of the reference images the model
+	// was given (an edit's base image first), stored with a sampled output
+	// so reviewers see what it was edited from.
+	RefKeys []string `json:"ref_keys,omitempty"`
 }
 
 // QACheck is one automated check on returned image bytes.

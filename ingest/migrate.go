@@ -146,6 +146,8 @@ func alreadyDone(err error) bool {
 	switch ex.Code {
 	case 15, 57: // DUPLICATE_COLUMN, TABLE_ALREADY_EXISTS
 		return true
+	case 44: // ILLEGAL_COLUMN: 18.16's answer to ADD COLUMN of an existing one
+		return strings.Contains(ex.Message, "already exists")
 	}
 	return false
 }

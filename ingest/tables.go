@@ -46,6 +46,7 @@ func decisionColumns() []column[events.Decision] {
 		mk("images", func(d *D) uint16 { return uint16(d.Images) }),
 		mk("sampled", func(d *D) uint8 { return b2u(d.Sampled) }),
 		mk("blob_key", func(d *D) string { return d.BlobKey }),
+		mk("ref_keys", func(d *D) []string { return nonNil(d.RefKeys) }),
 		mk("prompt_len", func(d *D) uint32 { return uint32(d.Features.PromptLen) }),
 		mk("ref_count", func(d *D) uint16 { return uint16(d.Features.RefCount) }),
 		mk("edit_depth", func(d *D) uint16 { return uint16(d.Features.EditDepth) }),

@@ -46,9 +46,11 @@ func (h *handlers) sampleRate(s string) float64 {
 }
 
 // sample marks the output for human review at its stratum's rate and stores
-// its first image in the blob store. The draw hashes the request id, so
-// it is deterministic and needs no shared random source.
-func (h *handlers) sample(o *outcome, j *job, dec *events.Decision) {
+// its first image in the blob store, with the reference images the model
+// was given (normalised; an edit's base image first) so reviewers see the
+// reference next to the output. The draw hashes the request id, so it is
+// deterministic and needs no shared random source.
+func (h *handlers) sample(o *outcome, j *job, dec *events.Decision, refs [][]byte) {
 	rate := h.sampleRate(stratum(o.model, string(j.tier), o.arms))
 	if rate <= 0 || h.deps.Blobs == nil {
 		return
@@ -63,8 +65,19 @@ func (h *handlers) sample(o *outcome, j *job, dec *events.Decision) {
 		h.log.Warn("store sampled image", "request_id", j.id, "err", err)
 		return
 	}
+	var refKeys []string
+	for _, r := range refs {
+		k, err := h.deps.Blobs.Put(r)
+		if err != nil {
+			// The output is still worth reviewing; the UI says a
+			// reference is missing (ref_count > len(ref_keys)).
+			h.log.Warn("store sampled reference", "request_id", j.id, "err", err)
+			continue
+		}
+		refKeys = append(refKeys, k)
+	}
 	o.sampled, o.blobKey = true, key
-	dec.Sampled, dec.BlobKey = true, key
+	dec.Sampled, dec.BlobKey, dec.RefKeys = true, key, refKeys
 	h.m.sampled.Inc()
 }
 

@@ -138,7 +138,7 @@ func (h *handlers) serve(ctx context.Context, j *job) (*outcome, error) {
 	dec.Model, dec.Provider, dec.QAPass, dec.Images, dec.Status = o.model, o.provider, o.qaPass, len(res.Images), "ok"
 	if len(res.Images) > 0 {
 		h.chains.add(&chainNode{id: j.id, tenant: j.tenant, parent: parent, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.score, root: o.reset})
-		h.sample(o, j, dec)
+		h.sample(o, j, dec, refs)
 	}
 	return o, nil
 }

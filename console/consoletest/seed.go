@@ -102,6 +102,20 @@ func Seed(ctx context.Context, conn driver.Conn, db string, blobs BlobPutter, cf
 		if m2 == m1 {
 			m2 = Models[(i+2)%len(Models)]
 		}
+		// Every fourth prompt is an edit of one reference image, stored as
+		// serve stores a sampled edit's references; both outputs share it.
+		var refKeys []string
+		if i%4 == 3 {
+			ref, err := picture(i, 7, "reference")
+			if err != nil {
+				return info, err
+			}
+			key, err := blobs.Put(ref)
+			if err != nil {
+				return info, err
+			}
+			refKeys = []string{key}
+		}
 		for k, m := range []string{m1, m2} {
 			ts := cfg.Now.Add(-time.Duration(rng.IntN(cfg.Hours*3600)) * time.Second)
 			d := newDecision(ts, m)
@@ -111,6 +125,7 @@ func Seed(ctx context.Context, conn driver.Conn, db string, blobs BlobPutter, cf
 				d.Mode = "edit"
 				d.Features.Preserve = true
 				d.Features.RefCount = 1
+				d.RefKeys = refKeys
 			}
 			img, err := picture(i, k, m)
 			if err != nil {
