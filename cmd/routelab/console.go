@@ -43,7 +43,18 @@ func runConsole(ctx context.Context, env Env, args []string) error {
 experiments and policy pages for engineers, accounts for admins. Reads
 ClickHouse, writes review events to Kafka, shows sampled images from the blob
 store. Accounts live in the routelab.users topic when Kafka is configured,
-else in DATA_DIR/console/users.json; create them with "routelab users create".`)
+else in DATA_DIR/console/users.json; create them with "routelab users create".
+
+State kept in this process's memory only (per replica; lost on restart):
+login sessions and their CSRF tokens (a restart logs everyone out), review
+and pairwise leases, each reviewer's item order, skips, undo and the last
+pairwise reveal, and the 30 s dashboard panel cache. Shared by every
+replica: accounts (routelab.users), scores (routelab.reviews, then
+ClickHouse: every replica stops offering an item once it is scored, at its
+next --refresh-every), policies and experiments (serve's admin API).
+Run one console, or several behind a load balancer with sticky sessions on
+the routelab_session cookie; two replicas may then lease the same item to
+two reviewers (an extra score, never a lost one).`)
 	addr := fs.String("http-addr", "127.0.0.1:8090", "listen address (env ROUTELAB_CONSOLE_ADDR)")
 	dataDir := fs.String("data-dir", "./.routelab", "routelab data dir: console/ and blobs/ (env ROUTELAB_DATA_DIR)")
 	chDSN := fs.String("clickhouse-dsn", ingest.DefaultDSN, `ClickHouse DSN; "none" runs without data pages (env ROUTELAB_CLICKHOUSE_DSN)`)
