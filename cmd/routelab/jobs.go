@@ -95,7 +95,7 @@ func newJobFlags(name, description string, env Env) *jobFlags {
 	fs := f.fs
 	fs.SetOutput(env.Stderr)
 	fs.StringVar(&f.dsn, "clickhouse-dsn", "", "ClickHouse DSN, clickhouse://host:port/db (env ROUTELAB_CLICKHOUSE_DSN; default from dev.json under --data-dir, else "+ingest.DefaultDSN+")")
-	fs.StringVar(&f.dataDir, "data-dir", "./.routelab", "routelab dev data dir: dev.json is read from it, reports are written under it")
+	fs.StringVar(&f.dataDir, "data-dir", "./.routelab", "routelab dev data dir: dev.json is read from it, reports are written under it (env ROUTELAB_DATA_DIR)")
 	fs.StringVar(&f.policy, "policy", "", "live policy JSON file (default: GET /admin/policy on the admin API)")
 	fs.StringVar(&f.adminURL, "admin-url", "", "admin API base URL (env ROUTELAB_ADMIN_URL; default from dev.json)")
 	fs.StringVar(&f.adminToken, "admin-token", "", "admin token (env ROUTELAB_ADMIN_TOKEN; default from dev.json)")
@@ -119,6 +119,7 @@ func (f *jobFlags) parse(env Env, args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
+	envDefault(f.fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(f.fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
 	envDefault(f.fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(f.fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
@@ -432,6 +433,9 @@ support the candidate. The gate passes when DR >= the live policy's observed suc
 			return nil, "", err
 		}
 		cand, err := readPolicyFile(*candPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("no candidate policy at %s: run `routelab jobs recalibrate` first (it writes one there) or pass --candidate FILE", *candPath)
+		}
 		if err != nil {
 			return nil, "", err
 		}
