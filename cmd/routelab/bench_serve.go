@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"time"
@@ -68,6 +69,7 @@ type benchServeResult struct {
 	HeapStartMB    float64 `json:"heap_start_mb"`
 	HeapEndMB      float64 `json:"heap_end_mb"`
 	GOMAXPROCS     int     `json:"gomaxprocs"`
+	GCPercent      int     `json:"gc_percent"`
 	// CPU per closed-loop request, load generator included (it runs in
 	// this process): unlike throughput it hardly moves with other load on
 	// the machine, so it is the figure to compare between runs.
@@ -95,6 +97,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	size := fs.String("size", "1024x1024", "image size requested (a catalog size)")
 	warmMax := fs.Int("warmup-max", 60, "most 1 s warm-up rounds (warm-up ends when throughput stops rising)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout's last line")
+	gcPercent := gcPercentFlag(fs)
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("mem-profile", "", "write a heap profile at the end of the run to this file")
 	soak := fs.Duration("soak", 0, "after the rounds, drive routelab alone at --rate for this long (e.g. 5m) and sample its live heap: is memory steady?")
@@ -106,6 +109,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	if *rounds < 1 || *rate < 1 || *workers < 1 {
 		return errors.New("--rounds, --rate and --workers must be positive")
 	}
+	// Both servers and the load generator share this process and so its
+	// collector: it runs with serve's GC target, as a serve replica does.
+	applyGCPercent(fs, env, *gcPercent, nil)
 	tmp, err := os.MkdirTemp("", "routelab-bench-serve-")
 	if err != nil {
 		return err
@@ -121,16 +127,22 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	}
 	defer stopKafka()
 	key := randomToken("rl_bench_")
-	rl, err := startServe(ctx, serveOptions{
-		addr: "127.0.0.1:0", brokers: []string{kafkaAddr}, dataDir: tmp, policy: "rules",
-		simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key,
-		// Zero latency and no upstream errors: what is left is routelab.
-		catalogFix: func(c *router.Catalog) {
-			for i := range c.Models {
-				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
-			}
-		}, seedTenant: "bench", logger: logger,
-		cfg: server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
+	// Goroutines inherit profiler labels: everything either server starts
+	// (fasthttp workers, the producer, kafka-go) is tagged with its side,
+	// so --cpu-profile can be read per side (pprof -tagfocus side=routelab).
+	var rl *serveStack
+	pprof.Do(ctx, pprof.Labels("side", "routelab"), func(ctx context.Context) {
+		rl, err = startServe(ctx, serveOptions{
+			addr: "127.0.0.1:0", brokers: []string{kafkaAddr}, dataDir: tmp, policy: "rules",
+			simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key,
+			// Zero latency and no upstream errors: what is left is routelab.
+			catalogFix: func(c *router.Catalog) {
+				for i := range c.Models {
+					c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
+				}
+			}, seedTenant: "bench", logger: logger,
+			cfg: server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
+		})
 	})
 	if err != nil {
 		return err
@@ -172,10 +184,10 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	go func() { _ = bare.Listener(ln) }()
+	go pprof.Do(ctx, pprof.Labels("side", "bare"), func(context.Context) { _ = bare.Listener(ln) })
 	defer bare.ShutdownWithTimeout(2 * time.Second) // idle load-generator connections would hold Shutdown
 	bareURL := "http://" + ln.Addr().String()
-	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: len(sample), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: len(sample), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
 	res.HeapStartMB = heapMB()
 	targets := map[string]vegeta.Target{
 		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: body, Header: hdr},
@@ -298,6 +310,13 @@ func soakRun(ctx context.Context, env Env, res *benchServeResult, target vegeta.
 		first, last := res.SoakHeapMB[:n], res.SoakHeapMB[len(res.SoakHeapMB)-n:]
 		res.SoakHeapGrowMB = round1(mean(last) - mean(first))
 	}
+}
+
+// currentGCPercent reads the collector's target without changing it.
+func currentGCPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
 func writeHeapProfile(path string) error {

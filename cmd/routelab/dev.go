@@ -109,9 +109,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	monitorEvery := fs.Duration("experiments-monitor-every", 15*time.Second, "how often the guardrail monitor judges running experiments (advance a canary's ramp, roll back on a breach); 0 turns it off")
 	sf := addDevServeFlags(fs)
 	iflags := addIngestFlags(fs)
+	gcPercent := gcPercentFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	applyGCPercent(fs, env, *gcPercent, nil) // dev serves in this process
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")
 	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")
