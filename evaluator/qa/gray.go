@@ -38,6 +38,16 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		buf = make([]uint8, n)
 	}
 	out := gray{w: ow, h: oh, pix: buf[:n]}
+	if r, ok := img.(PixelRepeated); ok && f > 1 && b.Min == (image.Point{}) {
+		// Each f×f block repeats one pixel of the small image: the block's
+		// mean luma is that pixel's luma, exactly.
+		if small, rf := r.Repeated(); rf == f && small.Bounds().Min == (image.Point{}) && small.Bounds().Dx() >= ow && small.Bounds().Dy() >= oh {
+			for y := range oh {
+				lumaRow(small, y, out.pix[y*ow:(y+1)*ow])
+			}
+			return out
+		}
+	}
 	if f == 1 {
 		for y := range oh {
 			lumaRow(img, b.Min.Y+y, out.pix[y*ow:(y+1)*ow])
@@ -87,6 +97,16 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		}
 	}
 	return out
+}
+
+// PixelRepeated is an image made by repeating every pixel of a smaller one
+// f×f times (cropped to its bounds; both anchored at 0,0), as a renderer that
+// draws small and scales up by nearest neighbour makes. When f is the factor
+// QA averages blocks by, its work plane is the smaller image's luma, read
+// without visiting the repeats: the same plane, exactly.
+type PixelRepeated interface {
+	image.Image
+	Repeated() (small image.Image, f int)
 }
 
 // rgbaPix returns the pixels of an RGBA or NRGBA image from its top-left

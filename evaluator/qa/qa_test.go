@@ -413,3 +413,30 @@ func TestCheckDecodedDigestKeysTheCache(t *testing.T) {
 		t.Errorf("another digest: the broken bytes passed, want them checked")
 	}
 }
+
+// repeated is a qa.PixelRepeated test image.
+type repeated struct {
+	small *image.RGBA
+	f     int
+	rect  image.Rectangle
+}
+
+func (m repeated) ColorModel() color.Model      { return color.RGBAModel }
+func (m repeated) Bounds() image.Rectangle      { return m.rect }
+func (m repeated) At(x, y int) color.Color      { return m.small.At(x/m.f, y/m.f) }
+func (m repeated) Repeated() (image.Image, int) { return m.small, m.f }
+
+// The pixel-repeated fast path measures exactly what reading every pixel
+// does, at QA's own factor and (falling back) at another.
+func TestPixelRepeatedMatchesTheGeneralPath(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	for _, tc := range []struct{ w, h, f int }{{1024, 1024, 2}, {1536, 1024, 3}, {1024, 1536, 3}, {2048, 2048, 4}, {1030, 700, 3}, {1024, 1024, 4}} {
+		small := scene((tc.w+tc.f-1)/tc.f, (tc.h+tc.f-1)/tc.f, uint64(tc.w))
+		img := repeated{small: small, f: tc.f, rect: image.Rect(0, 0, tc.w, tc.h)}
+		want := c.CheckImage(anyImage{img}, qa.FormatPNG, qa.Spec{Width: tc.w, Height: tc.h})
+		got := c.CheckImage(img, qa.FormatPNG, qa.Spec{Width: tc.w, Height: tc.h})
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%dx%d repeated %d: CheckImage differs from the general path (-general +fast):\n%s", tc.w, tc.h, tc.f, diff)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package sim
 import (
 	"encoding/binary"
 	"image"
+	"image/color"
 	"math/rand/v2"
+
+	"github.com/routelab/routelab/evaluator/qa"
 )
 
 // canvas is an opaque RGBA raster (alpha always 255) with the few drawing
@@ -11,17 +14,85 @@ import (
 type canvas struct {
 	w, h int
 	pix  []uint8
+	// rep > 1 makes the canvas stand for a larger picture, outW×outH, whose
+	// pixel (x, y) is pix's (x/rep, y/rep): the drawn detail scaled up by
+	// repeating pixels, never materialised (see repeated).
+	rep        int
+	outW, outH int
 }
+
+// size is the size of the picture c stands for.
+func (c *canvas) size() (int, int) {
+	if c.rep > 1 {
+		return c.outW, c.outH
+	}
+	return c.w, c.h
+}
+
+// repeated returns c standing for the w×h picture that repeats each of its
+// pixels f×f times (w <= f·c.w, h <= f·c.h).
+func (c *canvas) repeated(f, w, h int) *canvas {
+	return &canvas{w: c.w, h: c.h, pix: c.pix, rep: f, outW: w, outH: h}
+}
+
+// flat returns the picture c stands for as a plain canvas.
+func (c *canvas) flat() *canvas {
+	if c.rep <= 1 {
+		return c
+	}
+	out := newCanvas(c.outW, c.outH)
+	stride := 4 * c.outW
+	for y := range c.outH {
+		dst := out.pix[y*stride : (y+1)*stride]
+		if y%c.rep != 0 {
+			copy(dst, out.pix[(y-1)*stride:y*stride])
+			continue
+		}
+		src := c.pix[(y/c.rep)*4*c.w:]
+		for x := range c.outW {
+			i := 4 * (x / c.rep)
+			binary.LittleEndian.PutUint32(dst[4*x:], binary.LittleEndian.Uint32(src[i:]))
+		}
+	}
+	return out
+}
+
+// image returns the picture c stands for, sharing its pixels: an NRGBA
+// (opaque, so NRGBA and RGBA agree) or, for a repeated canvas, an image QA
+// recognises as pixel-repeated (qa.PixelRepeated).
+func (c *canvas) image() image.Image {
+	small := &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
+	if c.rep <= 1 {
+		return small
+	}
+	return &repeatedImage{small: small, f: c.rep, rect: image.Rect(0, 0, c.outW, c.outH)}
+}
+
+// repeatedImage is a picture drawn small and scaled up by repeating each
+// pixel f×f times.
+type repeatedImage struct {
+	small *image.NRGBA
+	f     int
+	rect  image.Rectangle
+}
+
+var _ qa.PixelRepeated = (*repeatedImage)(nil)
+
+func (m *repeatedImage) ColorModel() color.Model { return color.NRGBAModel }
+func (m *repeatedImage) Bounds() image.Rectangle { return m.rect }
+func (m *repeatedImage) At(x, y int) color.Color {
+	if !(image.Point{x, y}.In(m.rect)) {
+		return color.NRGBA{}
+	}
+	return m.small.NRGBAAt(x/m.f, y/m.f)
+}
+
+// Repeated implements qa.PixelRepeated.
+func (m *repeatedImage) Repeated() (image.Image, int) { return m.small, m.f }
 
 func newCanvas(w, h int) *canvas {
 	w, h = max(w, 1), max(h, 1)
 	return &canvas{w: w, h: h, pix: make([]uint8, 4*w*h)}
-}
-
-// image returns the canvas as an image sharing its pixels (opaque, so
-// NRGBA and RGBA agree).
-func (c *canvas) image() *image.NRGBA {
-	return &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
 }
 
 func (c *canvas) set(x, y int, col [3]uint8) {
@@ -254,32 +325,6 @@ func (c *canvas) drawScaled(img image.Image) {
 			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), 255
 		}
 	}
-}
-
-// upscale returns c scaled to w×h (each no smaller than c's) by repeating
-// pixels (nearest neighbour); repeated rows are copies of the row above.
-func (c *canvas) upscale(w, h int) *canvas {
-	out := newCanvas(w, h)
-	sx := make([]int, w)
-	for x := range sx {
-		sx[x] = 4 * (x * c.w / w)
-	}
-	stride := 4 * w
-	prev := -1
-	for y := range h {
-		dst := out.pix[y*stride : (y+1)*stride]
-		sy := y * c.h / h
-		if sy == prev {
-			copy(dst, out.pix[(y-1)*stride:y*stride])
-			continue
-		}
-		prev = sy
-		src := c.pix[sy*4*c.w : (sy+1)*4*c.w]
-		for x, i := range sx {
-			binary.LittleEndian.PutUint32(dst[4*x:], binary.LittleEndian.Uint32(src[i:]))
-		}
-	}
-	return out
 }
 
 // blend mixes o into c with weight t in [0,1].

@@ -37,39 +37,39 @@ func Render(prompt string, w, h int, quality float64, seed uint64) []byte {
 }
 
 // DetailSide bounds the resolution the simulator draws at: a larger output
-// is drawn at most DetailSide pixels on its longer side (divided by the
-// smallest integer that fits) and scaled up to the requested size by
-// repeating pixels, as models that generate small and upsample do. Automated
-// QA measures on a plane of the same bound (evaluator/qa's default WorkSide,
-// averaging f×f blocks), so at sizes that are multiples of the drawn one it
-// measures exactly what a full-resolution draw of the same scene would show
-// it, at a quarter of the cost for 1024 px and less above. The PNG encoder
-// turns every repeated row into a run of zeros.
+// is drawn at most DetailSide pixels on its longer side (the output divided
+// by the smallest integer f that fits, rounded up) and scaled up to the
+// requested size by repeating each pixel f×f times, as models that generate
+// small and upsample do. Automated QA measures on a plane of the same bound
+// (evaluator/qa's default WorkSide, averaging f×f blocks), so it measures
+// exactly what it would on the detail-size render, at a fraction of the cost
+// (the repeated picture is never materialised: the PNG encoder writes a
+// repeated row as Up-filtered zeros, QA reads the small image).
 const DetailSide = 512
 
-// detailSize is the size a w×h output is drawn at.
-func detailSize(w, h int) (int, int) {
-	f := 1
+// detailSize is the size a w×h output is drawn at and its repeat factor.
+func detailSize(w, h int) (dw, dh, f int) {
+	f = 1
 	for max(w, h)/f > DetailSide {
 		f++
 	}
-	return max(w/f, 1), max(h/f, 1)
+	return max((w+f-1)/f, 1), max((h+f-1)/f, 1), f
 }
 
-// renderCanvas draws (ref == nil) or edits ref at the detail size and
-// scales the result up to w×h.
+// renderCanvas draws (ref == nil) or edits ref at the detail size, standing
+// for the w×h picture.
 func renderCanvas(ref image.Image, prompt string, w, h int, quality float64, seed uint64) *canvas {
-	dw, dh := detailSize(w, h)
+	dw, dh, f := detailSize(w, h)
 	var c *canvas
 	if ref != nil {
 		c = edit(ref, prompt, dw, dh, quality, seed)
 	} else {
 		c = draw(prompt, dw, dh, quality, seed)
 	}
-	if dw == w && dh == h {
+	if f == 1 {
 		return c
 	}
-	return c.upscale(w, h)
+	return c.repeated(f, w, h)
 }
 
 // Edit renders an edit of ref (any decoded image): ref scaled to w×h with a
@@ -278,6 +278,7 @@ func (b *bufferPool) Put(e *png.EncoderBuffer) { b.p.Put(e) }
 // encodeJPEG writes c as a JPEG (quality 90), for requests that ask for it.
 func encodeJPEG(c *canvas) []byte {
 	var buf bytes.Buffer
+	c = c.flat()
 	img := &image.NRGBA{Pix: c.pix, Stride: 4 * c.w, Rect: image.Rect(0, 0, c.w, c.h)}
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
 		panic("sim: jpeg encode to memory: " + err.Error()) // cannot fail for an in-memory image
