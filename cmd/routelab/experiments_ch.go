@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -40,12 +41,25 @@ func openExpAnalyzer(ctx context.Context, dsn string, exact bool) (*expAnalyzer,
 	return &expAnalyzer{conn: conn, reader: r}, nil
 }
 
+// Report analyses s's current phase. Each call is a look: its always-valid
+// results are recorded in ClickHouse, and the ones reported are running
+// over every look at the phase so far (experiments.Report.ApplyLooks).
 func (a *expAnalyzer) Report(ctx context.Context, s experiments.Spec, alpha float64) (experiments.Report, error) {
 	data, err := a.reader.Arms(ctx, s)
 	if err != nil {
 		return experiments.Report{}, err
 	}
-	return experiments.Analyze(s, data, alpha), nil
+	r := experiments.Analyze(s, data, alpha)
+	prior, err := a.reader.PriorLooks(ctx, s, alpha)
+	if err != nil {
+		return experiments.Report{}, err
+	}
+	look := r.Looks()
+	r.ApplyLooks(prior)
+	if err := a.reader.RecordLook(ctx, s, alpha, look, time.Now()); err != nil {
+		return experiments.Report{}, err
+	}
+	return r, nil
 }
 
 func (a *expAnalyzer) Close() error { return a.conn.Close() }

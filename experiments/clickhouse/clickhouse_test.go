@@ -163,3 +163,39 @@ func TestReaderMatchesRawEvents(t *testing.T) {
 }
 
 func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b)) }
+
+// Looks recorded at a phase fold into a running result: the smallest
+// p-value and the intersection of the intervals; another phase or alpha is
+// kept apart.
+func TestLooksAreRunning(t *testing.T) {
+	db := ingesttest.ClickHouse(t)
+	r := chexp.NewReader(db.Conn, db.Database)
+	ctx := context.Background()
+	s := experiments.Spec{ID: "exp-looks", Phase: 1}
+	k := experiments.LookKey{Arm: "treatment", Metric: "success_rate"}
+	prior, err := r.PriorLooks(ctx, s, 0.05)
+	if err != nil || len(prior) != 0 {
+		t.Fatalf("PriorLooks before any look = %v, %v; want none", prior, err)
+	}
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for i, l := range []experiments.Look{{PValue: 0.3, CILow: -0.02, CIHigh: 0.06}, {PValue: 0.02, CILow: 0.004, CIHigh: 0.05}, {PValue: 0.4, CILow: -0.01, CIHigh: 0.045}} {
+		if err := r.RecordLook(ctx, s, 0.05, map[experiments.LookKey]experiments.Look{k: l}, at.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := s
+	other.Phase = 2
+	if err := r.RecordLook(ctx, other, 0.05, map[experiments.LookKey]experiments.Look{k: {PValue: 0.0001, CILow: 0.1, CIHigh: 0.2}}, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecordLook(ctx, s, 0.01, map[experiments.LookKey]experiments.Look{k: {PValue: 0.0001, CILow: 0.1, CIHigh: 0.2}}, at); err != nil {
+		t.Fatal(err)
+	}
+	prior, err = r.PriorLooks(ctx, s, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := prior[k], (experiments.Look{PValue: 0.02, CILow: 0.004, CIHigh: 0.045}); len(prior) != 1 || got != want {
+		t.Errorf("PriorLooks = %v, want {%v: %+v}", prior, k, want)
+	}
+}
