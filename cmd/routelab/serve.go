@@ -373,10 +373,14 @@ type devServeFlags struct {
 	simLatency *float64
 	policy     *string
 	sample     *float64
+	rate       *float64
 }
 
 func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
 	return devServeFlags{
+		// serve's default (50/s per key) would cap `routelab loadgen` against
+		// dev's one seeded key below what the machine serves
+		rate:       fs.Float64("limit-rate", 1000, "requests per second per API key (token bucket refill)"),
 		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
 		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
 		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
@@ -404,7 +408,7 @@ func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConf
 	s, err := startServe(ctx, serveOptions{
 		addr: *cfg.serve.addr, brokers: []string{info.Kafka}, dataDir: cfg.dir, policy: *cfg.serve.policy,
 		adminToken: token, urlSecret: urlSecret, simLatency: *cfg.serve.simLatency,
-		seedKey: key, seedTenant: "dev", cfg: server.Config{SampleRate: *cfg.serve.sample},
+		seedKey: key, seedTenant: "dev", cfg: server.Config{SampleRate: *cfg.serve.sample, RatePerSec: *cfg.serve.rate, RateBurst: max(100, int(*cfg.serve.rate))},
 		logger: cfg.logger.With("component", "serve"),
 	})
 	if err != nil {
