@@ -169,7 +169,7 @@ func RunPipeline(ctx context.Context, s *Store, live *router.Policy, w Window, c
 		if !res.Passed {
 			return stop(Step{Name: "canary", Reason: "rolled back: " + res.Reason, DurationMS: since(t), Report: res})
 		}
-		if err := record(Step{Name: "canary", Status: "ok", DurationMS: since(t), Report: res}); err != nil {
+		if err := record(Step{Name: "canary", Status: "ok", Reason: res.Experiment + ": " + res.Reason, DurationMS: since(t), Report: res}); err != nil {
 			return rep, err
 		}
 	case opt.SkipCanary:
