@@ -114,12 +114,13 @@ func TestCanaryAgainstDev(t *testing.T) {
 	defer conn.Close()
 
 	// guardrails for a test: cost per image (the live explore policy
-	// averages ~$0.05, all-premium ~$0.2) and an error-rate ceiling; the default point-estimate
+	// averages $0.03-0.06 over a few dozen requests, all-premium $0.167)
+	// and an error-rate ceiling; the default point-estimate
 	// guardrails are tuned for hundreds of units per arm
 	spec := filepath.Join(dir, "canary-spec.json")
 	if err := os.WriteFile(spec, []byte(`{"name":"t","owner":"test","layer":"x","unit":"request","primary_metric":"success_rate",
 		"arms":[{"name":"a","weight":1},{"name":"b","weight":1}],
-		"guardrails":[{"metric":"cost_per_image","max_increase":0.05,"min_units":30},{"metric":"error_rate","max":0.5,"min_units":30}]}`), 0o644); err != nil {
+		"guardrails":[{"metric":"cost_per_image","max_increase":0.08,"min_units":30},{"metric":"error_rate","max":0.5,"min_units":30}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := canaryConfig{Steps: []float64{0.5, 1}, StepDuration: 2 * time.Second, MinUnits: 30, Timeout: 4 * time.Minute,
