@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,8 +30,8 @@ import (
 
 const benchServeHelp = `Measure what routelab's serving path costs on top of the model call.
 
-In one run, on 127.0.0.1: a bare fiber handler that returns the bytes of a routelab
-response, and the full routelab path (auth, validation, routing with the live
+In one run, on 127.0.0.1: a bare fiber handler that returns the bytes of routelab
+responses (64 taken after the warm-up, served in turn), and the full routelab path (auth, validation, routing with the live
 policy, a zero-latency simulated provider, automated QA, review sampling, decision
 and QA events through the producer to a local broker). The simulated models
 answer at once and never fail, so what is measured is routelab itself. Both are driven by the same
@@ -169,16 +170,19 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			flat++
 		}
 	}
-	// The baseline: fiber with one handler that returns the bytes of a
-	// routelab response of median size, taken after the warm-up.
-	sample, err := medianResponse(ctx, rl.url+"/v1/images", hdr, body, 9)
+	// The baseline: fiber with one handler that returns the bytes of
+	// routelab responses taken after the warm-up, in turn: the same bytes,
+	// in the same mix of sizes (a render's size follows its quality, so one
+	// response of median size would be lighter than routelab's mean).
+	samples, err := sampleResponses(ctx, rl.url+"/v1/images", hdr, body, 64)
 	if err != nil {
 		return fmt.Errorf("routelab sample request: %w", err)
 	}
+	var next atomic.Uint64
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
 	bare.Post("/v1/images", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(sample)
+		return c.Send(samples[next.Add(1)%uint64(len(samples))])
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,7 +191,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	go pprof.Do(ctx, pprof.Labels("side", "bare"), func(context.Context) { _ = bare.Listener(ln) })
 	defer bare.ShutdownWithTimeout(2 * time.Second) // idle load-generator connections would hold Shutdown
 	bareURL := "http://" + ln.Addr().String()
-	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: len(sample), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
+	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: meanLen(samples), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
 	res.HeapStartMB = heapMB()
 	targets := map[string]vegeta.Target{
 		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: body, Header: hdr},
@@ -226,7 +230,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		got := map[string]*vegeta.Metrics{}
 		for _, name := range order {
 			c0 := cpuTime()
-			m := attack(ctx, targets[name], 0, *workers, *closed)
+			m := labelledAttack(ctx, name, "closed", targets[name], 0, *workers, *closed)
 			if m.Requests > 0 {
 				cpuPer[name] = append(cpuPer[name], float64((cpuTime()-c0).Microseconds())/float64(m.Requests))
 			}
@@ -237,7 +241,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		}
 		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
 		for _, name := range order {
-			m := attack(ctx, targets[name], *rate, *workers, *open)
+			m := labelledAttack(ctx, name, "open", targets[name], *rate, *workers, *open)
 			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
 			got[name] = m
 			p50s[name] = append(p50s[name], ms(m.Latencies.P50))
@@ -339,6 +343,15 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
+// labelledAttack is attack with its load generator's goroutines labelled
+// client=side and loop=closed|open in CPU profiles.
+func labelledAttack(ctx context.Context, side, loop string, t vegeta.Target, rate, workers int, d time.Duration) (m *vegeta.Metrics) {
+	pprof.Do(ctx, pprof.Labels("client", side, "loop", loop), func(ctx context.Context) {
+		m = attack(ctx, t, rate, workers, d)
+	})
+	return m
+}
+
 // attack runs one vegeta attack: closed loop (rate 0: workers send as fast
 // as answered) or open loop at rate per second.
 func attack(ctx context.Context, t vegeta.Target, rate, workers int, d time.Duration) *vegeta.Metrics {
@@ -389,9 +402,9 @@ func fetchOnce(ctx context.Context, url string, hdr http.Header, body []byte) ([
 	return b, nil
 }
 
-// medianResponse returns the routelab response of median size among n.
-func medianResponse(ctx context.Context, url string, hdr http.Header, body []byte, n int) ([]byte, error) {
-	var all [][]byte
+// sampleResponses returns n routelab responses.
+func sampleResponses(ctx context.Context, url string, hdr http.Header, body []byte, n int) ([][]byte, error) {
+	all := make([][]byte, 0, n)
 	for range n {
 		b, err := fetchOnce(ctx, url, hdr, body)
 		if err != nil {
@@ -399,8 +412,15 @@ func medianResponse(ctx context.Context, url string, hdr http.Header, body []byt
 		}
 		all = append(all, b)
 	}
-	slices.SortFunc(all, func(a, b []byte) int { return len(a) - len(b) })
-	return all[n/2], nil
+	return all, nil
+}
+
+func meanLen(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n / max(len(bs), 1)
 }
 
 func median(xs []float64) float64 {
