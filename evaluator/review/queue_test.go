@@ -230,3 +230,54 @@ func BenchmarkQueueNext(b *testing.B) {
 		q.Submit("r", l.Item.ID)
 	}
 }
+
+// TestQueueProgressRemaining counts what alice can still be given: not
+// an item she skipped or scored, not items others finished or hold under a
+// live lease; yes untouched items, an item whose other lease expired, an
+// overlap item with a slot left and the item she holds.
+func TestQueueProgressRemaining(t *testing.T) {
+	q, c := mustQueue(t, 0)
+	for _, id := range []string{"u1", "u2", "u3", "u4", "scored", "bob-done", "carol-live", "bob-expired"} {
+		q.Add(review.Item{ID: id})
+	}
+	q.Add(review.Item{ID: "overlap", Overlap: true})
+	q.Record("alice", "scored")
+	q.Record("bob", "bob-done")
+	q.Record("bob", "overlap") // one of its two slots taken
+	// leaseFor walks r's (random) order, skipping, until r holds want;
+	// r's skips do not change what alice may get.
+	leaseFor := func(r, want string) {
+		t.Helper()
+		for {
+			l, err := q.Next(r)
+			if err != nil {
+				t.Fatalf("%s never got %s: %v", r, want, err)
+			}
+			if l.Item.ID == want {
+				return
+			}
+			if err := q.Skip(r, l.Item.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	leaseFor("bob", "bob-expired")
+	c.t = c.t.Add(2 * time.Minute) // bob's lease expires
+	leaseFor("carol", "carol-live")
+	// Free for alice: u1-u4, bob-expired, overlap (6). She skips one and
+	// holds another: 5 remain, her held item included.
+	first, err := q.Next("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Skip("alice", first.Item.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Next("alice"); err != nil {
+		t.Fatal(err)
+	}
+	want := review.Progress{Done: 1, Remaining: 5, Skipped: 1}
+	if got := q.Progress("alice"); got != want {
+		t.Errorf("Progress(alice) = %+v, want %+v", got, want)
+	}
+}
