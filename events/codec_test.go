@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"encoding/json"
 	"errors"
 	"regexp"
 	"testing"
@@ -104,5 +105,46 @@ func BenchmarkEncodeDecision(b *testing.B) {
 		if _, err := events.Encode(&d); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEncodeMatchesEncodingJSON: Encode uses a faster encoder, which must
+// write byte for byte what encoding/json writes (HTML escaping, float
+// formatting, omitempty, embedded headers, odd strings) for every event.
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	h := events.NewHeader("acme <&>", "req-\u2028-1")
+	odd := "quote \" backslash \\ tab \t nl \n <b>&amp;</b> \u2029 é 日本 \x01 \xff"
+	cases := map[string]any{
+		"decision": &events.Decision{Header: h, Unit: "u1", Mode: "edit", Tier: "premium", Prompt: odd, ParentID: "req-0",
+			Model: "m", Provider: "sim", PolicyVersion: "p-7", Rule: "text_heavy", Propensity: 0.1 + 0.2, Explored: true,
+			Candidates: []events.Candidate{{Model: "a", P: 1e-7, CostUSD: 0.04}, {Model: "b", P: 0.3333333333333333, CostUSD: 123456789.125}},
+			Features: events.Features{PromptLen: 42, RefCount: 2, EditDepth: 3, Aspect: 1.7777777777777777, TextHeavy: true,
+				Keywords: []string{"poster", "<text>"}, MaxLatency: 8000, MaxCostUSD: 0.5, HashedGrams: []uint32{0, 7, 4294967295}},
+			Arms:      []events.Arm{{Experiment: "exp-1", Arm: "treatment", Layer: "routing"}},
+			Attempts:  []events.Attempt{{Model: "a", Provider: "sim", Status: "qa_fail", LatencyMS: 12, CostUSD: 0.02}},
+			Escalated: true, Status: "ok", QAPass: true, LatencyMS: 1234, CostUSD: 1e21, Images: 2, Sampled: true,
+			BlobKey: "ab12", RefKeys: []string{"cd34"}},
+		"empty decision": &events.Decision{},
+		"qa": &events.QAResult{Header: h, Model: "m", Attempt: 1, Pass: false, Score: -0.0,
+			Checks: []events.QACheck{{Name: "sharpness", Pass: false, Value: 2.5e-5}}, Reason: odd},
+		"signal": &events.Signal{Header: h, Signal: "thumbs_down", Value: -1},
+		"review": &events.Review{Header: h, Kind: "pairwise", Reviewer: "r@x"},
+		"audit":  &events.Audit{Header: h, Action: "policy.push", Subject: "p-8", Actor: "cli", Body: `{"version":"p-8","x":"<>"}`},
+		"map":    map[string]any{"z": 1, "a": []int{3}, "m": map[string]float64{"b": 2, "a": 1}},
+	}
+	for name, ev := range cases {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := events.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("Encode differs from encoding/json:\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
