@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+
 	"errors"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"math"
 	"mime"
 	"strconv"
@@ -44,10 +46,16 @@ func unmarshal(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidJSON, Message: "empty body"}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	// goccy/go-json decodes as encoding/json does, in a fraction of the
+	// time; its type errors are its own type, with the same fields.
+	if err := gojson.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidJSON, Field: te.Field, Message: fmt.Sprintf("%s must be %s", te.Field, te.Type)}
+		}
+		var gte *gojson.UnmarshalTypeError
+		if errors.As(err, &gte) {
+			return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidJSON, Field: gte.Field, Message: fmt.Sprintf("%s must be %s", gte.Field, gte.Type)}
 		}
 		var fe *fieldError
 		if errors.As(err, &fe) {
