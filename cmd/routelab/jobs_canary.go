@@ -152,6 +152,10 @@ func (c *canaryRunner) Run(ctx context.Context, cand, live *router.Policy) (jobs
 		var sp experiments.Spec
 		if err := c.adm.do(ctx, http.MethodGet, "/admin/experiments/"+url.PathEscape(created.ID), nil, &sp); err != nil {
 			c.progress("canary: %s: read experiment: %v", created.ID, err)
+			if c.now().After(deadline) {
+				c.stop(created.ID, "canary timed out: "+err.Error())
+				return finish(false, fmt.Sprintf("not passed within %s (admin API: %v)", c.cfg.Timeout, err))
+			}
 			continue
 		}
 		rep.Spec = sp
@@ -249,7 +253,9 @@ func (c *canaryRunner) judge(ctx context.Context, sp experiments.Spec, rep *cana
 	}
 	rep.Routed, rep.RoutedCand = total, byCand
 	if total == 0 || float64(byCand) < c.cfg.MinRouted*float64(total) {
-		return true, false, fmt.Sprintf("the candidate arm's decisions were routed by the candidate %d of %d times: the replicas did not find the staged policy", byCand, total)
+		reason := fmt.Sprintf("the candidate arm's decisions were routed by the candidate %d of %d times: the replicas did not find the staged policy", byCand, total)
+		c.stop(sp.ID, reason)
+		return true, false, reason
 	}
 	return true, true, fmt.Sprintf("held %d steps up to traffic %g with every guardrail within limits (%s)", len(sp.Ramp.Steps), sp.Traffic, guardrailSummary(r.Guardrails))
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/routelab/routelab/experiments"
 	chexp "github.com/routelab/routelab/experiments/clickhouse"
 	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/jobstest"
 	"github.com/routelab/routelab/router"
 )
 
@@ -170,18 +172,11 @@ func TestCanaryAgainstDev(t *testing.T) {
 	})
 
 	t.Run("pipeline promotes a candidate that holds", func(t *testing.T) {
-		// OPE replays the held-out fifth of the live policy's decisions
-		// and needs 100 of them
-		for {
-			var n uint64
-			if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".decisions WHERE policy_version = ?", live.Version).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n >= 700 {
-				break
-			}
-			time.Sleep(time.Second)
-		}
+		// OPE replays the held-out fifth of the live policy's logged
+		// decisions and needs 100 of them: 1,000 simulated requests of the
+		// live policy, logged two hours ago (the canary's own traffic
+		// would take minutes to reach that, longer under -race)
+		jobstest.Serve(t, &ingesttest.DB{Conn: conn, Database: db}, live, 3, 1000, time.Now().Add(-2*time.Hour), false)
 		good := variant(t, live, "same-routes", nil)
 		candFile := filepath.Join(dir, "good.json")
 		b, err := good.JSON()
