@@ -120,26 +120,10 @@ func runExperimentsList(ctx context.Context, env Env, args []string) error {
 
 func runExperimentsShow(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("experiments show", "Show an experiment's stored spec (status, phase, ramp step, stop reason).\n\nUsage: routelab experiments show ID")
-	asJSON := fs.Bool("json", false, "print the spec as one JSON object on one line")
-	adm := expAdminFlags(fs)
-	pos, err := expArgs(fs, args, 1, "an experiment ID")
-	if err != nil {
-		return err
-	}
-	c, err := adm.resolve(fs, env)
-	if err != nil {
-		return err
-	}
-	var s experiments.Spec
-	if err := c.do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
-		return err
-	}
-	if *asJSON {
-		return expPrintJSON(env.Stdout, s)
-	}
-	b, _ := json.MarshalIndent(s, "", "  ")
-	fmt.Fprintln(env.Stdout, string(b))
-	return nil
+	return expSpecCommand(ctx, env, args, fs, "GET", "", nil, func(s experiments.Spec) string {
+		b, _ := json.MarshalIndent(s, "", "  ")
+		return string(b)
+	})
 }
 
 func runExperimentsUpdate(ctx context.Context, env Env, args []string) error {
@@ -149,55 +133,19 @@ unit or targeting of a started experiment starts a new analysis phase.
 
 Usage: routelab experiments update ID -f FILE`)
 	file := fs.StringP("file", "f", "", "spec file (JSON; - for stdin)")
-	asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
-	adm := expAdminFlags(fs)
-	pos, err := expArgs(fs, args, 1, "an experiment ID")
-	if err != nil {
-		return err
-	}
-	b, err := readSpecFile(*file)
-	if err != nil {
-		return err
-	}
-	c, err := adm.resolve(fs, env)
-	if err != nil {
-		return err
-	}
-	var s experiments.Spec
-	if err := c.do(ctx, "PUT", "/admin/experiments/"+url.PathEscape(pos[0]), b, &s); err != nil {
-		return err
-	}
-	if *asJSON {
-		return expPrintJSON(env.Stdout, s)
-	}
-	fmt.Fprintf(env.Stdout, "updated experiment %s: revision %d, phase %d\n", s.ID, s.Revision, s.Phase)
-	return nil
+	return expSpecCommand(ctx, env, args, fs, "PUT", "", func() ([]byte, error) { return readSpecFile(*file) }, func(s experiments.Spec) string {
+		return fmt.Sprintf("updated experiment %s: revision %d, phase %d", s.ID, s.Revision, s.Phase)
+	})
 }
 
 func expTransition(action string) func(context.Context, Env, []string) error {
 	return func(ctx context.Context, env Env, args []string) error {
 		fs := newFlagSet("experiments "+action, fmt.Sprintf("%s an experiment. Returns once the change is applied.\n\nUsage: routelab experiments %s ID [--reason TEXT]", strings.ToUpper(action[:1])+action[1:], action))
 		reason := fs.String("reason", "", "why (kept in the audit trail)")
-		asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
-		adm := expAdminFlags(fs)
-		pos, err := expArgs(fs, args, 1, "an experiment ID")
-		if err != nil {
-			return err
-		}
-		c, err := adm.resolve(fs, env)
-		if err != nil {
-			return err
-		}
-		body, _ := json.Marshal(map[string]string{"reason": *reason})
-		var s experiments.Spec
-		if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(pos[0])+"/"+action, body, &s); err != nil {
-			return err
-		}
-		if *asJSON {
-			return expPrintJSON(env.Stdout, s)
-		}
-		fmt.Fprintf(env.Stdout, "experiment %s is %s (traffic %g, phase %d)\n", s.ID, s.Status, s.Traffic, s.Phase)
-		return nil
+		body := func() ([]byte, error) { return json.Marshal(map[string]string{"reason": *reason}) }
+		return expSpecCommand(ctx, env, args, fs, "POST", "/"+action, body, func(s experiments.Spec) string {
+			return fmt.Sprintf("experiment %s is %s (traffic %g, phase %d)", s.ID, s.Status, s.Traffic, s.Phase)
+		})
 	}
 }
 
@@ -209,32 +157,53 @@ to its next ramp step.
 Usage: routelab experiments ramp ID [--traffic 0.25] [--reason TEXT]`)
 	traffic := fs.Float64("traffic", 0, "new traffic in (0, 1]; omit for the canary's next step")
 	reason := fs.String("reason", "", "why (kept in the audit trail)")
+	body := func() ([]byte, error) {
+		if fs.Changed("traffic") && !(*traffic > 0 && *traffic <= 1) {
+			return nil, errors.New("--traffic must be in (0, 1]")
+		}
+		return json.Marshal(map[string]any{"reason": *reason, "traffic": *traffic})
+	}
+	return expSpecCommand(ctx, env, args, fs, "POST", "/ramp", body, func(s experiments.Spec) string {
+		step := ""
+		if s.Ramp != nil {
+			step = fmt.Sprintf(", step %d of %d", s.Ramp.Step+1, len(s.Ramp.Steps))
+		}
+		return fmt.Sprintf("experiment %s traffic %g%s", s.ID, s.Traffic, step)
+	})
+}
+
+// expSpecCommand is the shape of the commands that act on one experiment
+// and print the stored spec they get back (show, update, start, pause,
+// stop, ramp): fs's own flags plus --json and the admin flags; the
+// experiment ID as the one argument; body (nil: none; its error before the
+// admin API is resolved) sent with method to /admin/experiments/ID+suffix;
+// text formats the spec without --json.
+func expSpecCommand(ctx context.Context, env Env, args []string, fs *pflag.FlagSet, method, suffix string,
+	body func() ([]byte, error), text func(experiments.Spec) string) error {
 	asJSON := fs.Bool("json", false, "print the stored spec as one JSON object")
 	adm := expAdminFlags(fs)
 	pos, err := expArgs(fs, args, 1, "an experiment ID")
 	if err != nil {
 		return err
 	}
-	if fs.Changed("traffic") && !(*traffic > 0 && *traffic <= 1) {
-		return errors.New("--traffic must be in (0, 1]")
+	var b []byte
+	if body != nil {
+		if b, err = body(); err != nil {
+			return err
+		}
 	}
 	c, err := adm.resolve(fs, env)
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]any{"reason": *reason, "traffic": *traffic})
 	var s experiments.Spec
-	if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(pos[0])+"/ramp", body, &s); err != nil {
+	if err := c.do(ctx, method, "/admin/experiments/"+url.PathEscape(pos[0])+suffix, b, &s); err != nil {
 		return err
 	}
 	if *asJSON {
 		return expPrintJSON(env.Stdout, s)
 	}
-	step := ""
-	if s.Ramp != nil {
-		step = fmt.Sprintf(", step %d of %d", s.Ramp.Step+1, len(s.Ramp.Steps))
-	}
-	fmt.Fprintf(env.Stdout, "experiment %s traffic %g%s\n", s.ID, s.Traffic, step)
+	fmt.Fprintln(env.Stdout, text(s))
 	return nil
 }
 

@@ -74,11 +74,6 @@ type phaseQuery struct {
 }
 
 func (r *Reader) phase(s experiments.Spec, since time.Time) phaseQuery {
-	names := make([]string, len(s.Arms))
-	idx := make([]string, len(s.Arms))
-	for i, a := range s.Arms {
-		names[i], idx[i] = quote(a.Name), strconv.Itoa(i+1)
-	}
 	final := ""
 	if r.Exact {
 		final = "FINAL"
@@ -91,7 +86,7 @@ func (r *Reader) phase(s experiments.Spec, since time.Time) phaseQuery {
 		unitCol = "request_id"
 	}
 	return phaseQuery{
-		armIndex: fmt.Sprintf("transform(arm_names[indexOf(arm_experiments, ?) AS idx], [%s], [%s], 0)", strings.Join(names, ", "), strings.Join(idx, ", ")),
+		armIndex: armIndexExpr("arm_names[indexOf(arm_experiments, ?) AS idx]", s),
 		from: fmt.Sprintf("%s.decisions %s PREWHERE has(arm_experiments, ?) WHERE ts >= toDateTime(?) AND arm_phases[idx] = ?",
 			r.db, final),
 		unitCol: unitCol,
@@ -122,25 +117,12 @@ func (r *Reader) hasAggregates(ctx context.Context) (bool, error) {
 
 // armsRaw aggregates the phase's decision rows.
 func (r *Reader) armsRaw(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
-	since := time.UnixMilli(s.PhaseStarted).UTC()
-	if s.PhaseStarted == 0 {
-		since = time.Unix(0, 0).UTC()
-	}
-	pq := r.phase(s, since)
-	signals, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.signals WHERE ts >= toDateTime(?)", r.db), since.Unix())
+	ps, err := r.setup(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	preExprStr, cuped := preExpr(s.PrimaryMetric)
-	cuped = cuped && s.Unit != experiments.UnitRequest && r.PrePeriod > 0
-	preStart := since.Add(-r.PrePeriod)
-	if cuped {
-		n, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?)", r.db), preStart.Unix(), since.Unix())
-		if err != nil {
-			return nil, err
-		}
-		cuped = n > 0
-	}
+	since, signals, cuped, preStart, preExprStr := ps.since, ps.signals, ps.cuped, ps.preStart, ps.preExpr
+	pq := r.phase(s, since)
 
 	var inner, outer []string
 	for _, n := range numerators {
@@ -193,65 +175,19 @@ GROUP BY a
 ORDER BY a`,
 		strings.Join(outer, ", "), cupedY, cupedX, strings.Join(innerCols(), ", "), preCols,
 		unitMask, strings.Join(inner, ", "), pq.unitCol, pq.armIndex, pq.from, sigJoin, preJoin)
-	rows, err := r.conn.Query(ctx, q, args...)
+	out, byIndex, err := r.queryArms(ctx, s, q, args)
 	if err != nil {
-		return nil, fmt.Errorf("query experiment %s: %w", s.ID, err)
-	}
-	defer rows.Close()
-	var out []experiments.ArmData
-	byIndex := map[int]int{}
-	for rows.Next() {
-		d, a, err := scanArm(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan experiment %s: %w", s.ID, err)
-		}
-		if a < 1 || a > len(s.Arms) {
-			continue // an arm the spec no longer has
-		}
-		d.Arm = s.Arms[a-1].Name
-		byIndex[a] = len(out)
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read experiment %s: %w", s.ID, err)
-	}
-	if err := r.latency(ctx, pq, out, byIndex); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return out, r.latency(ctx, pq, out, byIndex)
 }
 
 // latency fills the latency quantile grid of every arm.
 func (r *Reader) latency(ctx context.Context, pq phaseQuery, out []experiments.ArmData, byIndex map[int]int) error {
-	levels := experiments.LatencyLevels()
-	lv := make([]string, len(levels))
-	for i, l := range levels {
-		lv[i] = strconv.FormatFloat(l, 'f', -1, 64)
-	}
+	levels, lv := latencyLevels()
 	q := fmt.Sprintf(`SELECT toUInt8(%s) AS a, quantilesTDigest(%s)(toFloat64(latency_ms)) FROM %s GROUP BY a`,
-		pq.armIndex, strings.Join(lv, ", "), pq.from)
-	rows, err := r.conn.Query(ctx, q, pq.args...)
-	if err != nil {
-		return fmt.Errorf("query latency quantiles: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var a uint8
-		var qs []float64
-		if err := rows.Scan(&a, &qs); err != nil {
-			return fmt.Errorf("scan latency quantiles: %w", err)
-		}
-		i, ok := byIndex[int(a)]
-		if !ok {
-			continue
-		}
-		for k, l := range levels {
-			if k < len(qs) {
-				out[i].Latency[l] = qs[k]
-			}
-		}
-	}
-	return rows.Err()
+		pq.armIndex, lv, pq.from)
+	return r.queryLatency(ctx, q, pq.args, levels, out, byIndex)
 }
 
 func (r *Reader) count(ctx context.Context, q string, args ...any) (uint64, error) {
@@ -343,24 +279,11 @@ var aggCols = map[string]string{
 // armsAggregated reads experiment_units and experiment_latency; thumbs
 // come from the signals joined to the phase's decisions that have one.
 func (r *Reader) armsAggregated(ctx context.Context, s experiments.Spec) ([]experiments.ArmData, error) {
-	since := time.UnixMilli(s.PhaseStarted).UTC()
-	if s.PhaseStarted == 0 {
-		since = time.Unix(0, 0).UTC()
-	}
-	signals, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.signals WHERE ts >= toDateTime(?)", r.db), since.Unix())
+	ps, err := r.setup(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	preExprStr, cuped := preExpr(s.PrimaryMetric)
-	cuped = cuped && s.Unit != experiments.UnitRequest && r.PrePeriod > 0
-	preStart := since.Add(-r.PrePeriod)
-	if cuped {
-		n, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?)", r.db), preStart.Unix(), since.Unix())
-		if err != nil {
-			return nil, err
-		}
-		cuped = n > 0
-	}
+	since, signals, cuped, preStart, preExprStr := ps.since, ps.signals, ps.cuped, ps.preStart, ps.preExpr
 	var inner, outer []string
 	for _, n := range numerators {
 		switch n.col {
@@ -432,9 +355,70 @@ GROUP BY a
 ORDER BY a`,
 		strings.Join(outer, ", "), cupedY, cupedX, unitMask, strings.Join(innerCols(), ", "), preCols,
 		strings.Join(inner, ", "), armIndexExpr("arm", s), r.db, sigJoin, preJoin)
+	out, byIndex, err := r.queryArms(ctx, s, q, args)
+	if err != nil {
+		return nil, err
+	}
+	return out, r.latencyAggregated(ctx, s, out, byIndex)
+}
+
+func (r *Reader) latencyAggregated(ctx context.Context, s experiments.Spec, out []experiments.ArmData, byIndex map[int]int) error {
+	levels, lv := latencyLevels()
+	q := fmt.Sprintf(`SELECT toUInt8(%s) AS a, quantilesTDigestMerge(%s)(q) FROM %s.experiment_latency WHERE experiment = ? AND phase = ? GROUP BY a`,
+		armIndexExpr("arm", s), lv, r.db)
+	return r.queryLatency(ctx, q, []any{s.ID, int32(s.Phase)}, levels, out, byIndex)
+}
+
+// latencyLevels returns the quantile levels of the latency grid and their
+// list as a ClickHouse argument list.
+func latencyLevels() ([]float64, string) {
+	levels := experiments.LatencyLevels()
+	lv := make([]string, len(levels))
+	for i, l := range levels {
+		lv[i] = strconv.FormatFloat(l, 'f', -1, 64)
+	}
+	return levels, strings.Join(lv, ", ")
+}
+
+// phaseSetup is what both arm queries need to know first: where the phase
+// starts, whether there are signals to join, and whether CUPED has a
+// pre-period to read.
+type phaseSetup struct {
+	since, preStart time.Time
+	signals         uint64
+	cuped           bool
+	preExpr         string
+}
+
+func (r *Reader) setup(ctx context.Context, s experiments.Spec) (phaseSetup, error) {
+	ps := phaseSetup{since: time.UnixMilli(s.PhaseStarted).UTC()}
+	if s.PhaseStarted == 0 {
+		ps.since = time.Unix(0, 0).UTC()
+	}
+	var err error
+	if ps.signals, err = r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.signals WHERE ts >= toDateTime(?)", r.db), ps.since.Unix()); err != nil {
+		return ps, err
+	}
+	ps.preExpr, ps.cuped = preExpr(s.PrimaryMetric)
+	ps.cuped = ps.cuped && s.Unit != experiments.UnitRequest && r.PrePeriod > 0
+	ps.preStart = ps.since.Add(-r.PrePeriod)
+	if ps.cuped {
+		n, err := r.count(ctx, fmt.Sprintf("SELECT count() FROM %s.decisions WHERE ts >= toDateTime(?) AND ts < toDateTime(?)", r.db), ps.preStart.Unix(), ps.since.Unix())
+		if err != nil {
+			return ps, err
+		}
+		ps.cuped = n > 0
+	}
+	return ps, nil
+}
+
+// queryArms runs an arm query (rows as scanArm reads them) and names the
+// arms; byIndex maps an arm's 1-based index to its place in out. Rows of
+// arms the spec no longer has are skipped.
+func (r *Reader) queryArms(ctx context.Context, s experiments.Spec, q string, args []any) ([]experiments.ArmData, map[int]int, error) {
 	rows, err := r.conn.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query experiment %s: %w", s.ID, err)
+		return nil, nil, fmt.Errorf("query experiment %s: %w", s.ID, err)
 	}
 	defer rows.Close()
 	var out []experiments.ArmData
@@ -442,7 +426,7 @@ ORDER BY a`,
 	for rows.Next() {
 		d, a, err := scanArm(rows)
 		if err != nil {
-			return nil, fmt.Errorf("scan experiment %s: %w", s.ID, err)
+			return nil, nil, fmt.Errorf("scan experiment %s: %w", s.ID, err)
 		}
 		if a < 1 || a > len(s.Arms) {
 			continue
@@ -452,20 +436,15 @@ ORDER BY a`,
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read experiment %s: %w", s.ID, err)
+		return nil, nil, fmt.Errorf("read experiment %s: %w", s.ID, err)
 	}
-	return out, r.latencyAggregated(ctx, s, out, byIndex)
+	return out, byIndex, nil
 }
 
-func (r *Reader) latencyAggregated(ctx context.Context, s experiments.Spec, out []experiments.ArmData, byIndex map[int]int) error {
-	levels := experiments.LatencyLevels()
-	lv := make([]string, len(levels))
-	for i, l := range levels {
-		lv[i] = strconv.FormatFloat(l, 'f', -1, 64)
-	}
-	q := fmt.Sprintf(`SELECT toUInt8(%s) AS a, quantilesTDigestMerge(%s)(q) FROM %s.experiment_latency WHERE experiment = ? AND phase = ? GROUP BY a`,
-		armIndexExpr("arm", s), strings.Join(lv, ", "), r.db)
-	rows, err := r.conn.Query(ctx, q, s.ID, int32(s.Phase))
+// queryLatency runs a latency query (arm index, quantiles at levels) and
+// fills the arms' quantile grids.
+func (r *Reader) queryLatency(ctx context.Context, q string, args []any, levels []float64, out []experiments.ArmData, byIndex map[int]int) error {
+	rows, err := r.conn.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("query latency quantiles: %w", err)
 	}
