@@ -158,17 +158,24 @@ type cacheKey struct {
 	spec Spec
 }
 
+// refHashes is how many reference hashes a Checker remembers, by content:
+// 16 bytes of key and hash each, enough to span the minutes between one
+// edit of a chain and the next under load.
+const refHashes = 1 << 14
+
 // New returns a Checker with t (zero fields take the defaults).
 func New(t Thresholds) *Checker {
-	refs, _ := lru.New[uint64, Hash](256)
+	refs, _ := lru.New[uint64, Hash](refHashes)
 	return &Checker{t: t.withDefaults(), seed: maphash.MakeSeed(), refs: refs}
 }
 
 // HashReference returns the pHash of a reference image (for Spec.Reference),
-// remembering the last 256 by content: an edit chain sends the same
-// reference with every attempt and every escalation. Errors as Decode.
+// remembering the last refHashes by content: an edit chain sends the same
+// reference with every attempt and every escalation, and the last output
+// (whose hash Check remembered) as the next edit's reference. Errors as
+// Decode.
 func (c *Checker) HashReference(b []byte) (Hash, error) {
-	k := maphash.Bytes(c.seed, b) ^ uint64(len(b))
+	k := refKey(c.seed, b)
 	if h, ok := c.refs.Get(k); ok {
 		return h, nil
 	}
@@ -259,7 +266,9 @@ func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
 	if err != nil || format != FormatPNG || cfg.Width != img.Bounds().Dx() || cfg.Height != img.Bounds().Dy() {
 		return c.check(b, s)
 	}
-	return c.CheckImage(img, format, s)
+	r := c.CheckImage(img, format, s)
+	c.rememberHash(b, r.Hash)
+	return r
 }
 
 func (c *Checker) check(b []byte, s Spec) Result {
@@ -271,8 +280,22 @@ func (c *Checker) check(b []byte, s Spec) Result {
 			Reason: "format: " + err.Error(),
 		}
 	}
-	return c.CheckImage(img, format, s)
+	r := c.CheckImage(img, format, s)
+	c.rememberHash(b, r.Hash)
+	return r
 }
+
+// rememberHash files the pHash of bytes that were just checked as their
+// reference hash: an edit chain sends an output back as the next edit's
+// reference, and HashReference then finds it instead of decoding the bytes
+// again. Only at the default work side, where the two hashes are the same.
+func (c *Checker) rememberHash(b []byte, h Hash) {
+	if c.t.WorkSide == defaultWorkSide {
+		c.refs.Add(refKey(c.seed, b), h)
+	}
+}
+
+func refKey(seed maphash.Seed, b []byte) uint64 { return maphash.Bytes(seed, b) ^ uint64(len(b)) }
 
 // CheckRef is Check with the reference as image bytes: it is hashed once
 // (HashReference) and the drift check runs when preserve is set. A reference

@@ -440,3 +440,33 @@ func TestPixelRepeatedMatchesTheGeneralPath(t *testing.T) {
 		}
 	}
 }
+
+// An output that comes back as the next edit's reference: HashReference
+// gives the hash decoding the bytes gives, whether Check, CheckDecoded or
+// nothing saw them first.
+func TestHashReferenceOfCheckedOutputs(t *testing.T) {
+	img := scene(640, 480, 9)
+	pngB, jpgB := MustPNG(t, img), MustJPEG(t, img, 80)
+	for _, tc := range []struct {
+		name  string
+		b     []byte
+		check func(c *qa.Checker, b []byte)
+	}{
+		{"png/unchecked", pngB, func(*qa.Checker, []byte) {}},
+		{"png/Check", pngB, func(c *qa.Checker, b []byte) { c.Check(b, qa.Spec{}) }},
+		{"png/CheckDecoded", pngB, func(c *qa.Checker, b []byte) { c.CheckDecoded(b, img, 0, qa.Spec{}) }},
+		{"jpeg/Check", jpgB, func(c *qa.Checker, b []byte) { c.Check(b, qa.Spec{}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := qa.HashBytes(tc.b, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := qa.New(qa.Thresholds{}).WithCache(8)
+			tc.check(c, tc.b)
+			if got, err := c.HashReference(tc.b); err != nil || got != want {
+				t.Errorf("HashReference = %v, %v; want %v (HashBytes)", got, err, want)
+			}
+		})
+	}
+}

@@ -7,15 +7,16 @@ import (
 	"image"
 	"sync"
 
-	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/flate"
 )
 
 // encodePNG writes an opaque canvas as an 8-bit RGB PNG with the Sub filter
 // on every row (Up, all zeros, on a row that repeats the one above: the
-// simulator's upscaled renders) and zlib at BestSpeed, from
+// simulator's upscaled renders) and zlib at BestSpeed: deflate from
 // github.com/klauspost/compress (already in the module graph through
-// kafka-go): its level 1 deflates these rows about twice as fast as
-// compress/zlib's for about the same size (BenchmarkEncodePNG). image/png picks a filter per row by
+// kafka-go), whose level 1 deflates these rows faster than compress/flate
+// for about the same size (BenchmarkEncodePNG), and the zlib wrapper written
+// here so that the Adler-32 of a zero row costs nothing (adler.zeros). image/png picks a filter per row by
 // trying all five (its largest cost on the serving path, with the Paeth
 // rows it makes the QA decoder undo); one fixed filter keeps the file a
 // plain, valid PNG at a fraction of the CPU. A canvas with any transparent
@@ -29,7 +30,9 @@ func encodePNG(c *canvas) []byte {
 	z := zpool.Get().(*zstate)
 	defer zpool.Put(z)
 	z.buf.Reset()
+	z.buf.Write([]byte{0x78, 0x01}) // zlib header: deflate, 32 KiB window, fastest
 	z.w.Reset(&z.buf)
+	sum := adler{s1: 1}
 	rowLen := 1 + 3*w
 	if cap(z.row) < rowLen {
 		z.row = make([]byte, rowLen)
@@ -45,6 +48,8 @@ func encodePNG(c *canvas) []byte {
 		src := c.pix[4*c.w*(y/f) : 4*c.w*(y/f+1)]
 		if (f > 1 && y%f != 0) || (f == 1 && prev != nil && bytes.Equal(src, prev)) {
 			z.w.Write(up)
+			sum.write(up[:1])
+			sum.zeros(rowLen - 1)
 			continue
 		}
 		prev = src
@@ -62,8 +67,10 @@ func encodePNG(c *canvas) []byte {
 			pr, pg, pb = r, g, b
 		}
 		z.w.Write(row) // writes to a bytes.Buffer cannot fail
+		sum.write(row)
 	}
 	z.w.Close()
+	z.buf.Write(binary.BigEndian.AppendUint32(nil, sum.s2<<16|sum.s1))
 
 	out := make([]byte, 0, 8+25+12+z.buf.Len()+12)
 	out = append(out, "\x89PNG\r\n\x1a\n"...)
@@ -95,16 +102,55 @@ func opaque(pix []uint8) bool {
 
 type zstate struct {
 	buf  bytes.Buffer
-	w    *zlib.Writer
+	w    *flate.Writer
 	row  []byte
 	zero []byte // an Up-filtered row of zeros
 }
 
 var zpool = sync.Pool{New: func() any {
 	z := &zstate{}
-	z.w, _ = zlib.NewWriterLevel(&z.buf, zlib.BestSpeed) // BestSpeed is a valid level
+	z.w, _ = flate.NewWriter(&z.buf, flate.BestSpeed) // BestSpeed is a valid level
 	return z
 }}
+
+// adler is a running Adler-32 (RFC 1950), the zlib stream's checksum.
+type adler struct{ s1, s2 uint32 }
+
+const (
+	adlerMod  = 65521
+	adlerNMax = 5552 // bytes before s2 could overflow 32 bits
+)
+
+func (a *adler) write(p []byte) {
+	s1, s2 := a.s1, a.s2
+	for len(p) > 0 {
+		q := p[:min(len(p), adlerNMax)]
+		p = p[len(q):]
+		for len(q) >= 4 {
+			s1 += uint32(q[0])
+			s2 += s1
+			s1 += uint32(q[1])
+			s2 += s1
+			s1 += uint32(q[2])
+			s2 += s1
+			s1 += uint32(q[3])
+			s2 += s1
+			q = q[4:]
+		}
+		for _, x := range q {
+			s1 += uint32(x)
+			s2 += s1
+		}
+		s1 %= adlerMod
+		s2 %= adlerMod
+	}
+	a.s1, a.s2 = s1, s2
+}
+
+// zeros folds in n zero bytes: s1 stays, s2 grows by n·s1.
+func (a *adler) zeros(n int) {
+	a.s2 = uint32((uint64(a.s2) + uint64(n)%adlerMod*uint64(a.s1)) % adlerMod)
+}
 
 // encodeStd is image/png at BestSpeed, for canvases with transparency.
 func encodeStd(c *canvas) []byte {
