@@ -95,8 +95,8 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	if *asJSON {
 		return expPrintJSON(env.Stdout, sum)
 	}
-	fmt.Fprintf(env.Stdout, "%d requests in %.1f s (%.1f/s): %d ok, %d errors; latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %d feedback signals\n",
-		sum.Requests, sum.Seconds, sum.RPS, sum.OK, sum.Errors, sum.LatencyP50MS, sum.LatencyP95MS, sum.LatencyP99MS, sum.Feedback)
+	fmt.Fprintf(env.Stdout, "%d requests in %.1f s (%.1f/s): %d ok, %d errors; latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %d feedback signals; %d edit chains restarted\n",
+		sum.Requests, sum.Seconds, sum.RPS, sum.OK, sum.Errors, sum.LatencyP50MS, sum.LatencyP95MS, sum.LatencyP99MS, sum.Feedback, sum.ChainRestarts)
 	for _, k := range sortedKeysOf(sum.Models) {
 		fmt.Fprintf(env.Stdout, "  model %-14s %d\n", k, sum.Models[k])
 	}
@@ -143,20 +143,23 @@ func loadgenWorkload(path string, seed uint64, n int) ([]datasets.WorkItem, erro
 
 // LoadSummary is what a loadgen run measured.
 type LoadSummary struct {
-	Requests     int            `json:"requests"`
-	OK           int            `json:"ok"`
-	Errors       int            `json:"errors"`
-	Users        int            `json:"users"`
-	UsersSeen    int            `json:"users_seen"`
-	Seconds      float64        `json:"seconds"`
-	RPS          float64        `json:"rps"`
-	LatencyP50MS float64        `json:"latency_p50_ms"`
-	LatencyP95MS float64        `json:"latency_p95_ms"`
-	LatencyP99MS float64        `json:"latency_p99_ms"`
-	Feedback     int            `json:"feedback"`
-	Models       map[string]int `json:"models"`
-	Arms         map[string]int `json:"arms"`
-	ErrorCodes   map[string]int `json:"error_codes"`
+	Requests     int     `json:"requests"`
+	OK           int     `json:"ok"`
+	Errors       int     `json:"errors"`
+	Users        int     `json:"users"`
+	UsersSeen    int     `json:"users_seen"`
+	Seconds      float64 `json:"seconds"`
+	RPS          float64 `json:"rps"`
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP95MS float64 `json:"latency_p95_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
+	Feedback     int     `json:"feedback"`
+	// ChainRestarts counts edits whose parent serve no longer had
+	// (parent_not_found), resent as the first edit of a new chain.
+	ChainRestarts int            `json:"chain_restarts"`
+	Models        map[string]int `json:"models"`
+	Arms          map[string]int `json:"arms"`
+	ErrorCodes    map[string]int `json:"error_codes"`
 }
 
 type loadgen struct {
@@ -288,13 +291,21 @@ func (lg *loadgen) one(ctx context.Context, job int, rng *rand.Rand) {
 	lg.mu.Lock()
 	parent := lg.lastID[u]
 	lg.mu.Unlock()
-	body := requestBody(item.Request, user, parent)
-	res := lg.post(ctx, body)
+	res := lg.post(ctx, requestBody(item.Request, user, parent))
+	restarted := false
+	if res.code == "parent_not_found" && parent != "" {
+		// serve keeps recent chains only (per replica): start a new chain
+		// from the reference image, as a client would
+		res, restarted = lg.post(ctx, requestBody(item.Request, user, "")), true
+	}
 	if ctx.Err() != nil && res.status == 0 {
 		return // stopped by --duration
 	}
 	lg.mu.Lock()
 	lg.sum.Requests++
+	if restarted {
+		lg.sum.ChainRestarts++
+	}
 	lg.usersSeen[u] = true
 	lg.lat = append(lg.lat, float64(res.latency.Microseconds())/1000)
 	if res.status == http.StatusOK {

@@ -27,6 +27,11 @@ import (
 // client and the recording producer.
 func mustServe(t *testing.T) (string, *expAdminClient, *servertest.Producer) {
 	t.Helper()
+	return mustServeWith(t, server.Config{AdminToken: "adm", SampleRate: -1})
+}
+
+func mustServeWith(t *testing.T, cfg server.Config) (string, *expAdminClient, *servertest.Producer) {
+	t.Helper()
 	keys := server.NewMemKeys()
 	if _, err := keys.Insert(context.Background(), "acme", "test", "rl_loadgen"); err != nil {
 		t.Fatal(err)
@@ -36,7 +41,7 @@ func mustServe(t *testing.T) (string, *expAdminClient, *servertest.Producer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{AdminToken: "adm", SampleRate: -1}, server.Deps{
+	srv := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, server.Deps{
 		Router:      &servertest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
 		Providers:   map[string]providers.Provider{"fast": &servertest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}}, "strong": &servertest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}}},
 		Catalog:     []server.Model{{Name: "fast"}, {Name: "strong"}},
@@ -129,6 +134,25 @@ func TestLoadgenWithExperiment(t *testing.T) {
 		t.Errorf("audit events for %s = %d, want 2", id, audits)
 	}
 	_ = experiments.StatusRunning
+}
+
+// Edit chains outlive serve's chain memory in a long run; loadgen restarts
+// a chain whose parent serve forgot instead of counting an error.
+func TestLoadgenRestartsForgottenChains(t *testing.T) {
+	url, _, _ := mustServeWith(t, server.Config{AdminToken: "adm", SampleRate: -1, ChainSize: 2})
+	var out bytes.Buffer
+	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--requests", "300", "--users", "20", "--concurrency", "4", "--json"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var sum LoadSummary
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("summary %q: %v", out.String(), err)
+	}
+	if sum.Requests != 300 || sum.Errors != 0 || sum.ChainRestarts == 0 {
+		t.Fatalf("summary = %+v, want 300 requests, no errors, some chains restarted", sum)
+	}
 }
 
 func TestLoadgenBadFlags(t *testing.T) {
