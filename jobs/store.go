@@ -699,25 +699,38 @@ func (p ProfileCounts) reference(num, cats []string, route, kwName string, kw ma
 }
 
 // Profile bins the numeric expressions (BinExpr with edges) and counts the
-// values of the categorical ones over the window in one pass (GROUP BY
-// their tuple, marginalised here), split into the decisions before cut and
-// the rest; with a zero cut everything is in late.
+// values of the categorical ones over the window in one pass, split into
+// the decisions before cut and the rest (with a zero cut everything is in
+// late), marginalised here. The group key is two integers, cheap to hash at
+// 10M rows: the bins and the split packed into one (mixed radix), and a
+// 64-bit hash of the categorical values, whose strings come back through
+// any() (a collision between the handful of distinct value tuples is
+// negligible).
 func (s *Store) Profile(ctx context.Context, w Window, num []string, edges [][]float64, cats []string, cut time.Time) (early, late ProfileCounts, err error) {
-	var sel, group []string
+	key := make([]string, 0, len(num)+1)
+	stride := uint64(1)
+	strides := make([]uint64, len(num))
 	for i, e := range num {
-		sel = append(sel, BinExpr(e, edges[i])+fmt.Sprintf(" AS b%d", i))
-		group = append(group, fmt.Sprintf("b%d", i))
+		strides[i] = stride
+		key = append(key, fmt.Sprintf("%d * %s", stride, BinExpr(e, edges[i])))
+		stride *= uint64(len(edges[i]) + 1)
 	}
-	for i, e := range cats {
-		sel = append(sel, fmt.Sprintf("toString(%s) AS c%d", e, i))
-		group = append(group, fmt.Sprintf("c%d", i))
-	}
-	split := "toUInt8(0)"
 	if !cut.IsZero() {
-		split = fmt.Sprintf("toUInt8(ts_ms < %d)", cut.UnixMilli())
+		key = append(key, fmt.Sprintf("%d * toUInt64(ts_ms < %d)", stride, cut.UnixMilli()))
 	}
-	sel = append(sel, split+" AS e", "count()")
-	group = append(group, "e")
+	if len(key) == 0 {
+		key = append(key, "toUInt64(0)")
+	}
+	sel := []string{"toUInt64(" + strings.Join(key, " + ") + ") AS k"}
+	group := []string{"k"}
+	if len(cats) > 0 {
+		sel = append(sel, "cityHash64("+strings.Join(cats, ", ")+") AS h")
+		group = append(group, "h")
+		for _, e := range cats {
+			sel = append(sel, fmt.Sprintf("any(toString(%s))", e))
+		}
+	}
+	sel = append(sel, "count()")
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + s.decisions() + " WHERE " + w.where("ts_ms") + " GROUP BY " + strings.Join(group, ", ")
 	rows, err := s.Conn.Query(ctx, q)
 	if err != nil {
@@ -725,31 +738,28 @@ func (s *Store) Profile(ctx context.Context, w Window, num []string, edges [][]f
 	}
 	defer rows.Close()
 	early, late = newProfileCounts(edges, len(cats)), newProfileCounts(edges, len(cats))
-	bins := make([]uint64, len(num))
+	var k, h, n uint64
 	vals := make([]string, len(cats))
-	var e uint8
-	var n uint64
-	dest := make([]any, 0, len(num)+len(cats)+2)
-	for i := range bins {
-		dest = append(dest, &bins[i])
+	dest := []any{&k}
+	if len(cats) > 0 {
+		dest = append(dest, &h)
 	}
 	for i := range vals {
 		dest = append(dest, &vals[i])
 	}
-	dest = append(dest, &e, &n)
+	dest = append(dest, &n)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return early, late, fmt.Errorf("profile: %w", err)
 		}
 		side := &late
-		if e == 1 {
+		if !cut.IsZero() && k/stride == 1 {
 			side = &early
 		}
 		side.n += float64(n)
-		for i, b := range bins {
-			if int(b) < len(side.hist[i]) {
-				side.hist[i][b] += float64(n)
-			}
+		for i := range num {
+			b := (k / strides[i]) % uint64(len(edges[i])+1)
+			side.hist[i][b] += float64(n)
 		}
 		for i, v := range vals {
 			side.cats[i][v] += float64(n)
