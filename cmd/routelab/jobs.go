@@ -197,6 +197,9 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), err
 	}
 	conn, db, err := ingest.Open(ctx, dsn)
 	if err != nil {
+		if dsn == "" {
+			return nil, nil, fmt.Errorf("%w (no dev.json under --data-dir %s: pass --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or point --data-dir / ROUTELAB_DATA_DIR at a routelab dev data dir)", err, f.dataDir)
+		}
 		return nil, nil, err
 	}
 	shown := dsn

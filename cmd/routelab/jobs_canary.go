@@ -365,6 +365,13 @@ func (c *canaryConfig) validate() error {
 	if len(c.Steps) == 0 {
 		return errors.New("--canary-steps: at least one step")
 	}
+	prev := 0.0
+	for _, st := range c.Steps {
+		if !(st > prev && st <= 1) {
+			return fmt.Errorf("--canary-steps %v: steps must increase within (0, 1]", c.Steps)
+		}
+		prev = st
+	}
 	if c.Poll <= 0 || c.Timeout <= 0 || c.StepDuration < 0 || c.MinUnits < 1 {
 		return errors.New("--canary-poll and --canary-timeout must be > 0, --canary-step-duration >= 0, --canary-min-units >= 1")
 	}
