@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -21,7 +20,7 @@ func startDevExperimentMonitor(st *devStack, conn driver.Conn, db, adminURL, adm
 	if every <= 0 || adminURL == "" {
 		return
 	}
-	adm := &admin{url: strings.TrimRight(adminURL, "/"), token: adminToken, client: &http.Client{Timeout: 30 * time.Second}}
+	adm := newAdmin(adminURL, adminToken, "experiments-monitor")
 	reader := chexp.NewReader(conn, db)
 	log := logger.With("component", "experiments-monitor")
 	st.run("experiments monitor", func(ctx context.Context) error {

@@ -213,7 +213,20 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), err
 // admin is the admin API client the jobs use for the live policy and push.
 type admin struct {
 	url, token string
+	actor      string // x-routelab-actor: who the audit log names
 	client     *http.Client
+}
+
+func newAdmin(url, token, actor string) *admin {
+	return &admin{url: strings.TrimRight(url, "/"), token: token, actor: actor, client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// cliActor names the person running a CLI command in audit events.
+func cliActor(env Env, tool string) string {
+	if u := env.Getenv("USER"); u != "" {
+		return tool + ":" + u
+	}
+	return tool
 }
 
 func (f *jobFlags) admin() (*admin, error) {
@@ -230,7 +243,7 @@ func (f *jobFlags) admin() (*admin, error) {
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), run routelab dev with --data-dir, or give --policy FILE")
 	}
-	return &admin{url: strings.TrimRight(u, "/"), token: tok, client: &http.Client{Timeout: 30 * time.Second}}, nil
+	return newAdmin(u, tok, "jobs"), nil
 }
 
 func (a *admin) do(ctx context.Context, method, path string, body []byte, out any) error {
@@ -241,6 +254,9 @@ func (a *admin) do(ctx context.Context, method, path string, body []byte, out an
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.actor != "" {
+		req.Header.Set("x-routelab-actor", a.actor)
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {

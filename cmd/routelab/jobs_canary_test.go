@@ -103,7 +103,7 @@ func TestCanaryAgainstDev(t *testing.T) {
 	dir := t.TempDir()
 	info, _ := startDevForTest(t, dir)
 	ctx := context.Background()
-	adm := &admin{url: info.API, token: info.AdminToken, client: &http.Client{Timeout: 30 * time.Second}}
+	adm := newAdmin(info.API, info.AdminToken, "test")
 	f := &jobFlags{dataDir: dir}
 	live, err := f.livePolicy(ctx)
 	if err != nil {

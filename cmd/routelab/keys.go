@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,7 +52,7 @@ func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir")
 	}
-	return &admin{url: strings.TrimRight(u, "/"), token: tok, client: &http.Client{Timeout: 30 * time.Second}}, nil
+	return newAdmin(u, tok, cliActor(env, "cli")), nil
 }
 
 func keysSubcommands() map[string]command {
