@@ -26,18 +26,23 @@ schema migrations. Scale out by running more replicas with the same --ingest-gro
 topics' partitions are split between them. Runs until Ctrl-C, then finishes the round
 in hand.`
 
-// clickhouseFlag adds the shared --clickhouse flag: a clickhouse-go DSN
+// clickhouseFlag adds --clickhouse-dsn (the name the other commands use;
+// --clickhouse is an alias): a clickhouse-go DSN
 // (clickhouse://user:pass@host:9000/routelab?dial_timeout=5s) or host:port.
 // Read it with clickhouseDSN after Parse.
 func clickhouseFlag(fs *pflag.FlagSet) *string {
-	return fs.String("clickhouse", ingest.DefaultDSN, "ClickHouse DSN clickhouse://[user:pass@]host:port/database, or host:port (env ROUTELAB_CLICKHOUSE)")
+	v := fs.String("clickhouse-dsn", ingest.DefaultDSN, "ClickHouse DSN clickhouse://[user:pass@]host:port/database, or host:port (env ROUTELAB_CLICKHOUSE_DSN or ROUTELAB_CLICKHOUSE)")
+	fs.StringVar(v, "clickhouse", ingest.DefaultDSN, "alias of --clickhouse-dsn")
+	return v
 }
 
-// clickhouseDSN applies ROUTELAB_CLICKHOUSE (or ROUTELAB_CLICKHOUSE_DSN,
-// which console reads) when --clickhouse was not given.
+// clickhouseDSN applies ROUTELAB_CLICKHOUSE_DSN (then ROUTELAB_CLICKHOUSE)
+// when neither flag name was given.
 func clickhouseDSN(fs *pflag.FlagSet, env Env, v *string) string {
-	envDefault(fs, env, "clickhouse", "ROUTELAB_CLICKHOUSE")
-	envDefault(fs, env, "clickhouse", "ROUTELAB_CLICKHOUSE_DSN")
+	if !fs.Changed("clickhouse") {
+		envDefault(fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE_DSN")
+		envDefault(fs, env, "clickhouse-dsn", "ROUTELAB_CLICKHOUSE")
+	}
 	return *v
 }
 
