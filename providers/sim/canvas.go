@@ -240,28 +240,21 @@ func (c *canvas) blurPasses(radius, passes int) {
 }
 
 // blurRow writes the box blur of src's RGB (4 bytes a pixel, length pixels)
-// into dst, alpha 255.
+// into dst, alpha 255: one running sum per channel, all three in one pass.
 func blurRow(src, dst []uint8, length, radius int, inv uint64) {
 	last := length - 1
-	for k := range 3 {
-		s := uint32(src[k]) * uint32(radius+1)
-		for i := 1; i <= radius; i++ {
-			s += uint32(src[4*min(i, last)+k])
-		}
-		for i := range length {
-			dst[4*i+k] = uint8(uint64(s) * inv >> 32)
-			add, sub := i+radius+1, i-radius
-			if add > last {
-				add = last
-			}
-			if sub < 0 {
-				sub = 0
-			}
-			s += uint32(src[4*add+k]) - uint32(src[4*sub+k])
-		}
+	r, g, b := uint32(src[0])*uint32(radius+1), uint32(src[1])*uint32(radius+1), uint32(src[2])*uint32(radius+1)
+	for i := 1; i <= radius; i++ {
+		j := 4 * min(i, last)
+		r, g, b = r+uint32(src[j]), g+uint32(src[j+1]), b+uint32(src[j+2])
 	}
-	for i := 3; i < len(dst); i += 4 {
-		dst[i] = 255
+	for i := range length {
+		d := dst[4*i : 4*i+4]
+		d[0], d[1], d[2], d[3] = uint8(uint64(r)*inv>>32), uint8(uint64(g)*inv>>32), uint8(uint64(b)*inv>>32), 255
+		add, sub := 4*min(i+radius+1, last), 4*max(i-radius, 0)
+		r += uint32(src[add]) - uint32(src[sub])
+		g += uint32(src[add+1]) - uint32(src[sub+1])
+		b += uint32(src[add+2]) - uint32(src[sub+2])
 	}
 }
 
@@ -352,13 +345,17 @@ func (c *canvas) grain(cell, amp int, state uint64) {
 			t[y][x] = int(state%span) - amp
 		}
 	}
+	col := make([]uint8, c.w) // tile column of each x
+	for x := range col {
+		col[x] = uint8((x / cell) % tile)
+	}
 	for y := range c.h {
 		trow := &t[(y/cell)%tile]
 		p := c.pix[4*y*c.w : 4*(y+1)*c.w]
-		for x := range c.w {
-			d := trow[(x/cell)%tile]
-			i := 4 * x
-			p[i], p[i+1], p[i+2] = clampByte(int(p[i])+d), clampByte(int(p[i+1])+d), clampByte(int(p[i+2])+d)
+		for x, tc := range col {
+			d := trow[tc&(tile-1)]
+			q := p[4*x : 4*x+3]
+			q[0], q[1], q[2] = clampByte(int(q[0])+d), clampByte(int(q[1])+d), clampByte(int(q[2])+d)
 		}
 	}
 }

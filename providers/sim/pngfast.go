@@ -38,6 +38,7 @@ func encodePNG(c *canvas) []byte {
 		z.row = make([]byte, rowLen)
 	}
 	row := z.row[:rowLen]
+	clear(row) // the repeats' bytes stay zero; only each drawn pixel's are written
 	if cap(z.zero) < rowLen {
 		z.zero = make([]byte, rowLen)
 	}
@@ -53,21 +54,8 @@ func encodePNG(c *canvas) []byte {
 			continue
 		}
 		prev = src
-		row[0] = 1 // Sub: each byte minus the same channel of the pixel to its left
-		var pr, pg, pb byte
-		o := 1
-		for x := 0; o < rowLen; x++ {
-			r, g, b := src[4*x], src[4*x+1], src[4*x+2]
-			row[o], row[o+1], row[o+2] = r-pr, g-pg, b-pb
-			o += 3
-			for k := 1; k < f && o < rowLen; k++ { // repeats: no change from the left
-				row[o], row[o+1], row[o+2] = 0, 0, 0
-				o += 3
-			}
-			pr, pg, pb = r, g, b
-		}
+		subRow(row, src, f, &sum)
 		z.w.Write(row) // writes to a bytes.Buffer cannot fail
-		sum.write(row)
 	}
 	z.w.Close()
 	z.buf.Write(binary.BigEndian.AppendUint32(nil, sum.s2<<16|sum.s1))
@@ -112,6 +100,44 @@ var zpool = sync.Pool{New: func() any {
 	z.w, _ = flate.NewWriter(&z.buf, flate.BestSpeed) // BestSpeed is a valid level
 	return z
 }}
+
+// subRow fills row (filter byte, then 3 bytes a pixel, its repeats already
+// zero) with the Sub filter of src's pixels each repeated f times: each
+// byte minus the same channel of the pixel to its left, so a repeat is
+// zeros. The Adler-32 of the row is folded into sum on the way (uint64
+// sums cannot overflow within a row).
+func subRow(row, src []uint8, f int, sum *adler) {
+	row[0] = 1
+	s1, s2 := uint64(sum.s1)+1, uint64(sum.s2)
+	s2 += s1
+	zeros := uint64(3 * (f - 1))
+	var pr, pg, pb byte
+	o, x := 1, 0
+	for ; o+3*f <= len(row); o, x = o+3*f, x+4 {
+		p := src[x : x+3]
+		dr, dg, db := p[0]-pr, p[1]-pg, p[2]-pb
+		row[o], row[o+1], row[o+2] = dr, dg, db
+		s1 += uint64(dr)
+		s2 += s1
+		s1 += uint64(dg)
+		s2 += s1
+		s1 += uint64(db)
+		s2 += s1 + zeros*s1 // each zero of the repeats adds s1
+		pr, pg, pb = p[0], p[1], p[2]
+	}
+	if o < len(row) { // a last pixel cut short by the picture's edge
+		p := src[x : x+3]
+		dr, dg, db := p[0]-pr, p[1]-pg, p[2]-pb
+		row[o], row[o+1], row[o+2] = dr, dg, db
+		s1 += uint64(dr)
+		s2 += s1
+		s1 += uint64(dg)
+		s2 += s1
+		s1 += uint64(db)
+		s2 += s1 + uint64(len(row)-o-3)*s1
+	}
+	sum.s1, sum.s2 = uint32(s1%adlerMod), uint32(s2%adlerMod)
+}
 
 // adler is a running Adler-32 (RFC 1950), the zlib stream's checksum.
 type adler struct{ s1, s2 uint32 }

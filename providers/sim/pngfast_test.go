@@ -7,6 +7,7 @@ import (
 	"hash/adler32"
 	"image"
 	"image/png"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -21,6 +22,7 @@ func TestEncodePNGRoundTrips(t *testing.T) {
 		draw("x", 1, 1, 0.5, 1),
 		renderCanvas(nil, "an upscaled render with repeated rows", 1024, 1024, 0.9, 2),
 		renderCanvas(nil, "upscaled by three, rows repeated unevenly", 1536, 1024, 0.3, 5),
+		renderCanvas(nil, "repeats cut short at the right and bottom edges", 1030, 700, 0.6, 6),
 	}
 	tr := newCanvas(5, 4)
 	tr.pix[3] = 255
@@ -28,6 +30,9 @@ func TestEncodePNGRoundTrips(t *testing.T) {
 	cases = append(cases, tr)
 	for _, c := range cases {
 		b := encode(c)
+		if err := zlibChecksumOK(b); err != nil {
+			t.Fatalf("%dx%d: %v", c.w, c.h, err)
+		}
 		c = c.flat() // the picture a repeated canvas stands for
 		img, err := png.Decode(bytes.NewReader(b))
 		if err != nil {
@@ -137,4 +142,23 @@ func TestAdlerMatchesTheStandardLibrary(t *testing.T) {
 	if got, want := a.s2<<16|a.s1, adler32.Checksum(all); got != want {
 		t.Errorf("adler over %d bytes = %08x, want %08x", len(all), got, want)
 	}
+}
+
+// zlibChecksumOK reads the zlib stream of a PNG's IDAT chunks to its end,
+// where compress/zlib checks the Adler-32.
+func zlibChecksumOK(png []byte) error {
+	var idat []byte
+	for p := png[8:]; len(p) >= 12; {
+		n := int(binary.BigEndian.Uint32(p))
+		if string(p[4:8]) == "IDAT" {
+			idat = append(idat, p[8:8+n]...)
+		}
+		p = p[12+n:]
+	}
+	r, err := zlib.NewReader(bytes.NewReader(idat))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
