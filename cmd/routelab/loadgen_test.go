@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -30,8 +31,12 @@ func mustServe(t *testing.T) (string, *expAdminClient, *servertest.Producer) {
 	return mustServeWith(t, server.Config{AdminToken: "adm", SampleRate: -1})
 }
 
+// mustServeWith serves cfg without per-key rate limiting (loadgen sends as
+// fast as the server answers).
+
 func mustServeWith(t *testing.T, cfg server.Config) (string, *expAdminClient, *servertest.Producer) {
 	t.Helper()
+	cfg.RatePerSec, cfg.RateBurst = math.Inf(1), 1<<30
 	keys := server.NewMemKeys()
 	if _, err := keys.Insert(context.Background(), "acme", "test", "rl_loadgen"); err != nil {
 		t.Fatal(err)
