@@ -36,8 +36,9 @@ policy, a zero-latency simulated provider, automated QA, review sampling, decisi
 and QA events through the producer to a local broker). The simulated models
 answer at once and never fail, so what is measured is routelab itself. Both are driven by the same
 vegeta load generator: closed loop (--workers concurrent clients, as fast as
-answered) for throughput, then open loop at --rate requests/s for latency. Rounds
-are pairs run back to back in ABBA order so load from outside hits both sides
+answered) for throughput, --rounds pairs of --closed-duration each, then open
+loop at --rate requests/s for latency, --open-rounds pairs of --open-duration.
+Pairs run back to back in ABBA order so load from outside hits both sides
 alike; ratio and added_p99_ms are the medians of the per-pair figures.
 
 Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
@@ -62,6 +63,7 @@ type benchServeResult struct {
 	Rate           int     `json:"open_loop_rate"`
 	Workers        int     `json:"workers"`
 	Rounds         int     `json:"rounds"`
+	OpenRounds     int     `json:"open_rounds"`
 	ResponseBytes  int     `json:"response_bytes"`
 	Requests       uint64  `json:"routelab_requests"`
 	Errors         uint64  `json:"routelab_errors"`
@@ -90,11 +92,12 @@ type benchServeResult struct {
 
 func runBenchServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("bench serve", benchServeHelp)
-	closed := fs.Duration("closed-duration", 2*time.Second, "length of each closed-loop round")
+	closed := fs.Duration("closed-duration", time.Second, "length of each closed-loop round")
 	open := fs.Duration("open-duration", 3*time.Second, "length of each open-loop round")
 	rate := fs.Int("rate", 1000, "open-loop request rate per second")
 	workers := fs.Int("workers", 16, "closed-loop concurrent clients")
-	rounds := fs.Int("rounds", 5, "measured round pairs (bare and routelab back to back, ABBA order)")
+	rounds := fs.Int("rounds", 12, "closed-loop round pairs (bare and routelab back to back, ABBA order)")
+	openRounds := fs.Int("open-rounds", 5, "open-loop round pairs (ABBA order)")
 	size := fs.String("size", "1024x1024", "image size requested (a catalog size)")
 	warmMax := fs.Int("warmup-max", 60, "most 1 s warm-up rounds (warm-up ends when throughput stops rising)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout's last line")
@@ -107,8 +110,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	if *rounds < 1 || *rate < 1 || *workers < 1 {
-		return errors.New("--rounds, --rate and --workers must be positive")
+	if *rounds < 1 || *openRounds < 1 || *rate < 1 || *workers < 1 {
+		return errors.New("--rounds, --open-rounds, --rate and --workers must be positive")
 	}
 	// Both servers and the load generator share this process and so its
 	// collector: it runs with serve's GC target, as a serve replica does.
@@ -191,7 +194,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	go pprof.Do(ctx, pprof.Labels("side", "bare"), func(context.Context) { _ = bare.Listener(ln) })
 	defer bare.ShutdownWithTimeout(2 * time.Second) // idle load-generator connections would hold Shutdown
 	bareURL := "http://" + ln.Addr().String()
-	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, ResponseBytes: meanLen(samples), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
+	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, OpenRounds: *openRounds, ResponseBytes: meanLen(samples), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
 	res.HeapStartMB = heapMB()
 	targets := map[string]vegeta.Target{
 		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: body, Header: hdr},
@@ -210,8 +213,11 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	}
 	// Rounds are pairs run back to back in ABBA order (bare, routelab,
 	// routelab, bare, ...), so load from outside the benchmark hits both
-	// sides alike; each pair gives a ratio and a p99 difference, and the
-	// result is their median over the pairs.
+	// sides alike; each pair gives a ratio (closed loop) or a p99
+	// difference (open loop), and the result is their median over the
+	// pairs. Closed-loop rounds are short and many: the machine's speed
+	// drifts by tens of percent within seconds, and more pairs make the
+	// median steadier.
 	var rps = map[string][]float64{}
 	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	var ratios, added []float64
@@ -240,6 +246,13 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			count(name, m)
 		}
 		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
+	}
+	for r := 0; r < *openRounds && ctx.Err() == nil; r++ {
+		order := []string{"bare", "routelab"}
+		if r%2 == 1 {
+			order = []string{"routelab", "bare"}
+		}
+		got := map[string]*vegeta.Metrics{}
 		for _, name := range order {
 			m := labelledAttack(ctx, name, "open", targets[name], *rate, *workers, *open)
 			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
