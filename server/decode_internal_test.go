@@ -2,8 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -45,5 +47,17 @@ func TestUnmarshalAgreesWithEncodingJSON(t *testing.T) {
 				t.Errorf("decoded differently (-encoding/json +unmarshal):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNetworkReadErrorIsNotInternal: fiber turns a connection that fails
+// mid-request into ErrBadGateway; that is the client's doing and must not be
+// logged as an internal error.
+func TestNetworkReadErrorIsNotInternal(t *testing.T) {
+	if e := toError(fiber.ErrBadGateway); e.Code == CodeInternal || e.Status >= 500 {
+		t.Errorf("toError(ErrBadGateway) = %d %s, want a 4xx client error", e.Status, e.Code)
+	}
+	if e := toError(errors.New("boom")); e.Code != CodeInternal {
+		t.Errorf("toError(plain error) = %s, want internal", e.Code)
 	}
 }

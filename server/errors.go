@@ -124,6 +124,11 @@ func toError(err error) *Error {
 			return &Error{Status: fe.Code, Code: CodeTimeout, Message: fe.Message}
 		case fiber.StatusRequestHeaderFieldsTooLarge:
 			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: fe.Message}
+		case fiber.StatusBadGateway:
+			// fiber's answer to a network error while reading a request (the
+			// client reset or closed mid-request): the client's doing, not an
+			// internal error to log. Our own upstream failures are *Error.
+			return &Error{Status: fiber.StatusBadRequest, Code: CodeInvalidRequest, Message: "the connection failed while the request was read"}
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			return &Error{Status: fe.Code, Code: CodeInvalidRequest, Message: withoutRequestDump(fe.Message)}
