@@ -105,6 +105,21 @@ func monitorOne(ctx context.Context, reader *chexp.Reader, adm *admin, sp experi
 	}
 	e.Report = experiments.Analyze(sp, data, alpha)
 	e.Report.QueryMS = time.Since(t).Milliseconds()
+	// Each judgement is a look at the data: its always-valid results join
+	// the running ones experiments results reports (a dry run records
+	// nothing). Judge does not read them, so a failure here only loses the
+	// look.
+	if prior, err := reader.PriorLooks(ctx, sp, alpha); err != nil {
+		progress("analyze: %s: earlier looks: %v", sp.ID, err)
+	} else {
+		look := e.Report.Looks()
+		e.Report.ApplyLooks(prior)
+		if !dryRun {
+			if err := reader.RecordLook(ctx, sp, alpha, look, time.Now()); err != nil {
+				progress("analyze: %s: record look: %v", sp.ID, err)
+			}
+		}
+	}
 	e.Verdict = experiments.Judge(sp, e.Report, time.Now())
 	progress("analyze: %s: %.0f units, srm p %.3g: %s (%s)", sp.ID, e.Report.Units, e.Report.SRMPValue, e.Verdict.Action, e.Verdict.Reason)
 	if dryRun || e.Verdict.Action == experiments.ActionHold {

@@ -137,4 +137,8 @@ func TestJobsAnalyzeAdvancesHealthyCanary(t *testing.T) {
 	if e.Verdict.Action != experiments.ActionAdvance || !e.Applied || e.Verdict.Next != 0.05 {
 		t.Fatalf("analyze = %+v", e.Verdict)
 	}
+	// the judgement was a look: recorded for the running always-valid results
+	if got := db.Query(t, "SELECT count() > 0 FROM experiment_looks WHERE experiment = '"+s.ID+"'"); got != "1" {
+		t.Errorf("the monitor's look was not recorded in experiment_looks")
+	}
 }
