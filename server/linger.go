@@ -18,8 +18,9 @@ import (
 // for a bounded time and size. Other closes are immediate, so shutdown is
 // not held up by idle clients.
 func (s *Server) Serve(ln net.Listener) error {
-	s.ln = &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
-	return s.App.Listener(s.ln)
+	l := &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
+	s.ln.Store(l) // Shutdown may run on another goroutine at any time
+	return s.App.Listener(l)
 }
 
 // Shutdown drains: readiness fails and new image requests get 503 at once,
@@ -41,8 +42,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	if s.ln != nil {
-		s.ln.closeAll()
+	if l := s.ln.Load(); l != nil {
+		l.closeAll()
 	}
 	return <-done
 }

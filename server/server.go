@@ -128,7 +128,7 @@ type Server struct {
 	*fiber.App
 	draining atomic.Bool
 	inflight atomic.Int64
-	ln       *lingerListener
+	ln       atomic.Pointer[lingerListener]
 }
 
 // Drain makes /readyz fail and new image requests get 503 while in-flight
