@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/server"
 )
@@ -18,14 +17,7 @@ import (
 // the version, the actor header and the policy document; a refused push is
 // not audited.
 func TestPolicyChangesAreAudited(t *testing.T) {
-	rules, err := datasets.PolicyFile("rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	explore, err := datasets.PolicyFile("explore")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules, explore := shippedPolicies(t)
 	live := server.NewLivePolicy(nil, nil)
 	store := server.NewPolicyStore(live, server.NewMemLog())
 	if err := store.Seed(context.Background(), rules); err != nil {

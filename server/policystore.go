@@ -105,36 +105,37 @@ func (s *PolicyStore) Live() (string, []byte, bool) {
 // Push validates doc (router.ParsePolicy: checksum, catalog, rules),
 // publishes it and makes it live; it returns once it is live here.
 func (s *PolicyStore) Push(ctx context.Context, doc []byte) (string, error) {
-	p, err := router.ParsePolicy(doc)
-	if err != nil {
-		return "", &Error{Status: fiber.StatusBadRequest, Code: "invalid_policy", Message: err.Error()}
-	}
-	canon, err := p.JSON()
-	if err != nil {
-		return "", err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.log.Put(ctx, policyKeyPrefix+p.Version, canon); err != nil {
+	version, err := s.publish(ctx, doc)
+	if err != nil {
 		return "", err
 	}
 	rec := s.current()
-	if rec.Version != p.Version {
+	if rec.Version != version {
 		if rec.Version != "" {
 			rec.History = append(rec.History, rec.Version)
 		}
 		if len(rec.History) > policyHistory {
 			rec.History = rec.History[len(rec.History)-policyHistory:]
 		}
-		rec.Version = p.Version
+		rec.Version = version
 	}
-	return p.Version, s.putLive(ctx, rec)
+	return version, s.putLive(ctx, rec)
 }
 
 // Stage validates doc as Push does and publishes it without making it
 // live: experiment arms find it by version (a canary of a candidate). It
 // returns once the document is committed and applied here.
 func (s *PolicyStore) Stage(ctx context.Context, doc []byte) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.publish(ctx, doc)
+}
+
+// publish validates doc and writes its canonical form under its version.
+// The caller holds s.mu.
+func (s *PolicyStore) publish(ctx context.Context, doc []byte) (string, error) {
 	p, err := router.ParsePolicy(doc)
 	if err != nil {
 		return "", &Error{Status: fiber.StatusBadRequest, Code: "invalid_policy", Message: err.Error()}
@@ -143,9 +144,10 @@ func (s *PolicyStore) Stage(ctx context.Context, doc []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return p.Version, s.log.Put(ctx, policyKeyPrefix+p.Version, canon)
+	if err := s.log.Put(ctx, policyKeyPrefix+p.Version, canon); err != nil {
+		return "", err
+	}
+	return p.Version, nil
 }
 
 var _ PolicyStager = (*PolicyStore)(nil)

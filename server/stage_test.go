@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/server"
 )
 
@@ -14,14 +13,7 @@ import (
 // document is in the control log under its version (where experiment arms
 // find it), and the live policy does not change.
 func TestPolicyStageIsNotLive(t *testing.T) {
-	rules, err := datasets.PolicyFile("rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	explore, err := datasets.PolicyFile("explore")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules, explore := shippedPolicies(t)
 	live := server.NewLivePolicy(nil, nil)
 	log := server.NewMemLog()
 	store := server.NewPolicyStore(live, log)

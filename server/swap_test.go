@@ -23,14 +23,7 @@ import (
 // (its header and its decision event agree), and a push is visible to the
 // next request (read-your-writes).
 func TestPolicyHotSwap(t *testing.T) {
-	rules, err := datasets.PolicyFile("rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	explore, err := datasets.PolicyFile("explore")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules, explore := shippedPolicies(t)
 	cat := datasets.MustCatalog()
 	live := server.NewLivePolicy(nil, nil)
 	store := server.NewPolicyStore(live, server.NewMemLog())
@@ -178,4 +171,17 @@ func TestDrain(t *testing.T) {
 	if err := <-shut; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown = %v", err)
 	}
+}
+
+// shippedPolicies returns the rules and explore policy documents datasets ships.
+func shippedPolicies(t *testing.T) (rules, explore []byte) {
+	t.Helper()
+	var err error
+	if rules, err = datasets.PolicyFile("rules"); err != nil {
+		t.Fatal(err)
+	}
+	if explore, err = datasets.PolicyFile("explore"); err != nil {
+		t.Fatal(err)
+	}
+	return rules, explore
 }
