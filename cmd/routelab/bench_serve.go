@@ -136,17 +136,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	// so --cpu-profile can be read per side (pprof -tagfocus side=routelab).
 	var rl *serveStack
 	pprof.Do(ctx, pprof.Labels("side", "routelab"), func(ctx context.Context) {
-		rl, err = startServe(ctx, serveOptions{
-			addr: "127.0.0.1:0", brokers: []string{kafkaAddr}, dataDir: tmp, policy: "rules",
-			simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key,
-			// Zero latency and no upstream errors: what is left is routelab.
-			catalogFix: func(c *router.Catalog) {
-				for i := range c.Models {
-					c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
-				}
-			}, seedTenant: "bench", logger: logger,
-			cfg: server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
-		})
+		rl, err = startServe(ctx, benchServeOptions(kafkaAddr, tmp, key, logger))
 	})
 	if err != nil {
 		return err
@@ -301,6 +291,23 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms; CPU per request: bare %.0f µs, routelab %.0f µs\n",
 		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS, res.BareCPUMicros, res.RoutelabCPUMicros)
 	return nil
+}
+
+// benchServeOptions is the serving stack bench serve measures (and
+// BenchmarkServeHandler): simulated models with zero latency and no upstream
+// errors, so what is left is routelab; limits out of the way.
+func benchServeOptions(broker, dir, key string, logger *slog.Logger) serveOptions {
+	return serveOptions{
+		addr: "127.0.0.1:0", brokers: []string{broker}, dataDir: dir, policy: "rules",
+		simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key, seedTenant: "bench",
+		catalogFix: func(c *router.Catalog) {
+			for i := range c.Models {
+				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
+			}
+		},
+		logger: logger,
+		cfg:    server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
+	}
 }
 
 // soakRun drives target at rate for d in slices of every, sampling the

@@ -10,9 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/routelab/routelab/events/broker"
-	"github.com/routelab/routelab/providers/sim"
-	"github.com/routelab/routelab/router"
-	"github.com/routelab/routelab/server"
 )
 
 // BenchmarkServeHandler is bench serve without the network and the load
@@ -29,17 +26,7 @@ func BenchmarkServeHandler(b *testing.B) {
 	}
 	defer br.Close()
 	key := "rl_bench_handler"
-	rl, err := startServe(ctx, serveOptions{
-		addr: "127.0.0.1:0", brokers: []string{br.Addr()}, dataDir: tmp, policy: "rules",
-		simOptions: sim.Options{Variants: 1, CacheBytes: 1 << 30}, seedKey: key, seedTenant: "bench",
-		catalogFix: func(c *router.Catalog) {
-			for i := range c.Models {
-				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
-			}
-		},
-		logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		cfg:    server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
-	})
+	rl, err := startServe(ctx, benchServeOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
