@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -124,8 +125,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// The broker runs in its own process (routelab kafka), as Kafka would:
-	// its log must not sit in the measured server's heap.
-	kafkaAddr, stopKafka, err := startBrokerProcess(ctx, tmp)
+	// its log must not sit in the measured server's heap. It shares the
+	// cores, so it gets the same GC target as this process.
+	kafkaAddr, stopKafka, err := startBrokerProcess(ctx, tmp, currentGCPercent())
 	if err != nil {
 		return err
 	}
@@ -472,12 +474,12 @@ func round3(x float64) float64 {
 
 // startBrokerProcess runs `routelab kafka --json` as a child process with its
 // data under dir and returns its address and how to stop it.
-func startBrokerProcess(ctx context.Context, dir string) (string, func(), error) {
+func startBrokerProcess(ctx context.Context, dir string, gcPercent int) (string, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(exe, "kafka", "--json", "--kafka-addr", "127.0.0.1:0", "--data-dir", dir)
+	cmd := exec.Command(exe, "kafka", "--json", "--kafka-addr", "127.0.0.1:0", "--data-dir", dir, "--gc-percent", strconv.Itoa(gcPercent))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err

@@ -31,9 +31,15 @@ func runKafka(ctx context.Context, env Env, args []string) error {
 	parts := fs.Int("kafka-partitions", 6, "partitions of each event topic when it is created (env ROUTELAB_KAFKA_PARTITIONS)")
 	syncWrites := fs.Bool("kafka-sync-writes", false, "fsync every produced batch before acknowledging it (slower; survives a machine crash)")
 	asJSON := fs.Bool("json", false, `print {"kafka": ADDR, "data_dir": DIR} on stdout once the broker accepts connections`)
+	// The broker keeps its log in memory as well as on disk, so its heap
+	// grows with every record and collections at Go's default target get
+	// dearer as it fills; the same target as serve and dev (where the
+	// broker runs in-process).
+	gcPercent := gcPercentFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	applyGCPercent(fs, env, *gcPercent, nil)
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	if !fs.Changed("addr") {
 		envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")
