@@ -47,6 +47,12 @@ type Image struct {
 	// like automated QA's, may use it instead of hashing Bytes again. Zero
 	// when the provider has none; then Bytes are hashed.
 	Digest uint64
+	// Base64 is Bytes in standard base64 with padding, as the vendor sent
+	// them (OpenAI's b64_json, Gemini's inline data) or as the simulator
+	// keeps them with a cached render: a b64_json response passes it through
+	// instead of encoding the image again. Empty when there is none; whoever
+	// changes Bytes must clear it.
+	Base64 string
 }
 
 // Result is a successful call.

@@ -46,9 +46,13 @@ func sendImages(c *fiber.Ctx, meta any, key string, imgs []imageOut, openai bool
 		if im.raw != nil {
 			buf = append(buf, `"b64_json":"`...)
 			n := base64.StdEncoding.EncodedLen(len(im.raw))
-			buf = slices.Grow(buf, n)
-			base64.StdEncoding.Encode(buf[len(buf):len(buf)+n], im.raw)
-			buf = buf[:len(buf)+n]
+			if len(im.b64) == n {
+				buf = append(buf, im.b64...) // as the provider sent it
+			} else {
+				buf = slices.Grow(buf, n)
+				base64.StdEncoding.Encode(buf[len(buf):len(buf)+n], im.raw)
+				buf = buf[:len(buf)+n]
+			}
 			buf = append(buf, '"')
 		} else {
 			buf = append(buf, `"url":`...)

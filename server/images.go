@@ -36,6 +36,7 @@ type imagesResponse struct {
 
 type imageOut struct {
 	raw      []byte // inline image, sent as b64_json
+	b64      string // raw in base64 when the provider had it (Image.Base64)
 	URL      string
 	MIMEType string
 	Width    int
@@ -311,7 +312,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *outcome) ([]imageOut, error) 
 	for i, im := range o.images {
 		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
 		if j.responseFormat != "url" {
-			out[i].raw = im.Bytes
+			out[i].raw, out[i].b64 = im.Bytes, im.Base64
 			continue
 		}
 		if h.deps.Blobs == nil {

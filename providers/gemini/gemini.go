@@ -195,11 +195,11 @@ func (c *Client) generateContent(ctx context.Context, req providers.Request) (pr
 		finish = cand.FinishReason
 		for _, p := range cand.Content.Parts {
 			if p.InlineData != nil && strings.HasPrefix(p.InlineData.MimeType, "image/") {
-				b, err := base64.StdEncoding.DecodeString(p.InlineData.Data)
+				im, err := upstream.DecodeImage(p.InlineData.Data)
 				if err != nil {
 					return providers.Result{}, c.bad("decode inlineData: " + err.Error())
 				}
-				res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
+				res.Images = append(res.Images, im)
 			}
 			text += p.Text
 		}
@@ -241,11 +241,11 @@ func (c *Client) predict(ctx context.Context, req providers.Request) (providers.
 			filtered = p.RAIFilteredReason
 			continue
 		}
-		b, err := base64.StdEncoding.DecodeString(p.BytesBase64Encoded)
+		im, err := upstream.DecodeImage(p.BytesBase64Encoded)
 		if err != nil {
 			return providers.Result{}, c.bad("decode bytesBase64Encoded: " + err.Error())
 		}
-		res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
+		res.Images = append(res.Images, im)
 	}
 	if len(res.Images) == 0 {
 		// Imagen drops filtered images from predictions; none left means the

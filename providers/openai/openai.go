@@ -6,7 +6,6 @@ package openai
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -126,20 +125,20 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
 	for _, d := range out.Data {
-		var b []byte
 		switch {
 		case d.B64JSON != "":
-			if b, err = base64.StdEncoding.DecodeString(d.B64JSON); err != nil {
+			im, err := upstream.DecodeImage(d.B64JSON)
+			if err != nil {
 				return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode b64_json: " + err.Error()}
 			}
+			res.Images = append(res.Images, im)
 		case d.URL != "":
-			if b, err = upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), d.URL); err != nil {
+			b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), d.URL)
+			if err != nil {
 				return providers.Result{}, err
 			}
-		default:
-			continue
+			res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
 		}
-		res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
 	}
 	if len(res.Images) == 0 {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}

@@ -81,6 +81,9 @@ func TestGenerate(t *testing.T) {
 	if len(res.Images) != 2 || !bytes.Equal(res.Images[0].Bytes, png) || res.Images[0].MIME != "image/png" || res.CostUSD != 0.08 {
 		t.Fatalf("Generate = %d images, MIME %q, cost %v; want 2 PNGs costing 0.08", len(res.Images), res.Images[0].MIME, res.CostUSD)
 	}
+	if res.Images[0].Base64 != base64.StdEncoding.EncodeToString(png) {
+		t.Errorf("Base64 = %.20q..., want b64_json as sent, for the server to pass through", res.Images[0].Base64)
+	}
 	if f.path != "/v1/images/generations" || f.contentType != "application/json" {
 		t.Errorf("request %s %s", f.path, f.contentType)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"hash/maphash"
 	"image"
@@ -73,8 +74,9 @@ type Options struct {
 	// small so that zero-latency benchmarks measure routelab, not the renderer.
 	Width, Height int
 	// CacheBytes bounds the rendered images kept, keyed by everything the
-	// rendering depends on (see renderKey). Default 64 MiB (a 1024 px render
-	// is 50-300 kB, a 256 px one 15-50 kB); negative disables the cache.
+	// rendering depends on (see renderKey), counting each with its base64.
+	// Default 64 MiB (a 1024 px render is 50-300 kB, a 256 px one 15-50 kB);
+	// negative disables the cache.
 	CacheBytes int64
 	// Variants is how many different pictures one (model, prompt, quality)
 	// can come out as: the request's seed picks one. Default 4. Few variants
@@ -151,7 +153,7 @@ func New(o Oracle, opt Options) *Provider {
 	}
 	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
 	if opt.CacheBytes > 0 {
-		p.images, _ = lru.NewWithEvict[renderKey, rendered](maxCacheEntries, func(_ renderKey, r rendered) { p.cached.Add(-int64(len(r.b))) })
+		p.images, _ = lru.NewWithEvict[renderKey, rendered](maxCacheEntries, func(_ renderKey, r rendered) { p.cached.Add(-r.size()) })
 		p.refs, _ = lru.New[uint64, image.Image](32)
 	}
 	return p
@@ -207,7 +209,7 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 			mime = "image/jpeg"
 		}
 		r, decoded := p.render(k, ref)
-		res.Images[i] = providers.Image{Bytes: r.b, MIME: mime, Decoded: decoded, Digest: r.digest}
+		res.Images[i] = providers.Image{Bytes: r.b, MIME: mime, Decoded: decoded, Digest: r.digest, Base64: r.b64}
 	}
 	return res, nil
 }
@@ -228,16 +230,20 @@ func (p *Provider) budget(ctx context.Context) time.Duration {
 	return left
 }
 
-// render returns the bytes for k, from the cache or freshly drawn; a fresh
-// PNG also comes with the image it encodes (losslessly), for QA to measure
-// without decoding the bytes again.
-// rendered is an encoded render and its digest (providers.Image.Digest),
-// hashed once when it is made.
+// rendered is an encoded render with its digest (providers.Image.Digest)
+// and its base64 (providers.Image.Base64, the form a vendor's JSON answer
+// carries), both made once when it is drawn.
 type rendered struct {
 	b      []byte
 	digest uint64
+	b64    string
 }
 
+func (r rendered) size() int64 { return int64(len(r.b) + len(r.b64)) }
+
+// render returns the bytes for k, from the cache or freshly drawn; a fresh
+// PNG also comes with the image it encodes (losslessly), for QA to measure
+// without decoding the bytes again.
 func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) {
 	if p.images != nil {
 		if r, ok := p.images.Get(k); ok {
@@ -253,12 +259,12 @@ func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) 
 	} else {
 		b, decoded = encode(c), c.image()
 	}
-	r := rendered{b: b, digest: maphash.Bytes(p.seed, b)}
+	r := rendered{b: b, digest: maphash.Bytes(p.seed, b), b64: base64.StdEncoding.EncodeToString(b)}
 	if p.images != nil {
 		if prev, ok, _ := p.images.PeekOrAdd(k, r); ok {
 			return prev, nil // rendered meanwhile by another call
 		}
-		p.cached.Add(int64(len(b)))
+		p.cached.Add(r.size())
 		for p.cached.Load() > p.opt.CacheBytes && p.images.Len() > 1 {
 			p.images.RemoveOldest()
 		}

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ func TestGenerateSuccess(t *testing.T) {
 	for _, im := range res.Images {
 		if got := MustDecode(t, im.Bytes).Bounds().Size(); got.X != 320 || got.Y != 200 || im.MIME != "image/png" {
 			t.Errorf("image %v %s, want 320x200 image/png", got, im.MIME)
+		}
+		if im.Base64 != base64.StdEncoding.EncodeToString(im.Bytes) {
+			t.Errorf("Base64 is not the image's base64 (%d chars for %d bytes)", len(im.Base64), len(im.Bytes))
 		}
 	}
 	if bytes.Equal(res.Images[0].Bytes, res.Images[1].Bytes) {

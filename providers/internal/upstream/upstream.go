@@ -6,6 +6,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -199,6 +200,22 @@ func Aspect(w, h int, choices []string, fallback string) string {
 		}
 	}
 	return best
+}
+
+// DecodeImage decodes an image a vendor sent in standard base64. The text is
+// kept as Image.Base64 only when it is exactly the canonical encoding's
+// length: base64 with line breaks or other whitespace decodes too, but must
+// not be copied into a JSON string.
+func DecodeImage(s string) (providers.Image, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return providers.Image{}, err
+	}
+	im := providers.Image{Bytes: b, MIME: MIME(b)}
+	if len(s) == base64.StdEncoding.EncodedLen(len(b)) {
+		im.Base64 = s
+	}
+	return im, nil
 }
 
 // MIME names the content type of image bytes by their magic bytes.

@@ -1,7 +1,10 @@
 package upstream_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +70,33 @@ func TestAspect(t *testing.T) {
 	}
 	if got := upstream.Aspect(1536, 1024, []string{"1x1", "3x2"}, "1x1"); got != "3x2" {
 		t.Errorf("Aspect with WxH choices = %s, want 3x2", got)
+	}
+}
+
+func TestDecodeImage(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n0123456789a") // 19 bytes: padded
+	canonical := base64.StdEncoding.EncodeToString(png)
+	for _, tc := range []struct {
+		name, in   string
+		wantErr    bool
+		wantBase64 string // kept for pass-through
+	}{
+		{"canonical is kept", canonical, false, canonical},
+		{"with a line break decodes but is not kept", canonical[:8] + "\n" + canonical[8:], false, ""},
+		{"not base64", "%%%%", true, ""},
+		{"unpadded", strings.TrimRight(canonical, "="), true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im, err := upstream.DecodeImage(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if !bytes.Equal(im.Bytes, png) || im.MIME != "image/png" || im.Base64 != tc.wantBase64 {
+				t.Errorf("DecodeImage = %q %s base64 %q; want the PNG, image/png, base64 %q", im.Bytes, im.MIME, im.Base64, tc.wantBase64)
+			}
+		})
 	}
 }
