@@ -73,11 +73,32 @@ func (f *fieldError) Error() string { return f.err.Error() }
 
 func mediaType(c *fiber.Ctx) string {
 	ct := c.Get(fiber.HeaderContentType)
+	if plainMediaType(ct) {
+		return ct // what ParseMediaType returns, without its allocations
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
 	}
 	return mt
+}
+
+// plainMediaType reports whether ct is a lower-case type/subtype with no
+// parameters, the common "application/json", which needs no parsing.
+func plainMediaType(ct string) bool {
+	slash := strings.IndexByte(ct, '/')
+	if slash <= 0 || slash == len(ct)-1 {
+		return false
+	}
+	for i := 0; i < len(ct); i++ {
+		switch b := ct[i]; {
+		case b >= 'a' && b <= 'z', b >= '0' && b <= '9', b == '.', b == '+', b == '-':
+		case b == '/' && i == slash:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func isJSON(c *fiber.Ctx) bool {

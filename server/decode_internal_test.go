@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -59,5 +60,26 @@ func TestNetworkReadErrorIsNotInternal(t *testing.T) {
 	}
 	if e := toError(errors.New("boom")); e.Code != CodeInternal {
 		t.Errorf("toError(plain error) = %s, want internal", e.Code)
+	}
+}
+
+// TestPlainMediaTypeAgreesWithParseMediaType: the fast path may only take
+// what mime.ParseMediaType would return unchanged.
+func TestPlainMediaTypeAgreesWithParseMediaType(t *testing.T) {
+	for _, ct := range []string{
+		"application/json", "multipart/form-data", "application/vnd.api+json", "image/svg+xml",
+		"Application/JSON", "application/json; charset=utf-8", "application/json ", " application/json",
+		"application/", "/json", "application", "", "a/b/c", "application/json;", "text/plain\x00",
+	} {
+		want, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			want = ""
+		}
+		if plainMediaType(ct) && ct != want {
+			t.Errorf("plainMediaType(%q) takes it as is, ParseMediaType gives %q", ct, want)
+		}
+	}
+	if !plainMediaType("application/json") || !plainMediaType("multipart/form-data") {
+		t.Error("the common types miss the fast path")
 	}
 }
