@@ -20,6 +20,14 @@ import (
 func (s *Server) Serve(ln net.Listener) error {
 	l := &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
 	s.ln.Store(l) // Shutdown may run on another goroutine at any time
+	if s.closed.Load() {
+		// Shutdown came first; fasthttp would forget it (its stop flag is
+		// reset when it returns) and serve until the process ends.
+		return l.Close()
+	}
+	// A Shutdown from here on finds l and closes it, so fasthttp's accept
+	// loop ends (returning nil) even if its own shutdown ran before it
+	// registered the listener.
 	return s.App.Listener(l)
 }
 
@@ -29,6 +37,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
+	s.closed.Store(true)
+	if l := s.ln.Load(); l != nil {
+		_ = l.Close()
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.App.ShutdownWithContext(ctx) }()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -50,9 +62,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 type lingerListener struct {
 	net.Listener
-	slots chan struct{} // bounds connections lingering at once
-	mu    sync.Mutex
-	conns map[*lingerConn]struct{}
+	slots     chan struct{} // bounds connections lingering at once
+	mu        sync.Mutex
+	conns     map[*lingerConn]struct{}
+	closeOnce sync.Once
+}
+
+// Close closes the listener once; later calls (fasthttp's shutdown after
+// ours) return nil, as fasthttp treats a close error as a failed shutdown.
+func (l *lingerListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() { err = l.Listener.Close() })
+	return err
 }
 
 func (l *lingerListener) closeAll() {

@@ -129,6 +129,7 @@ type Server struct {
 	draining atomic.Bool
 	inflight atomic.Int64
 	ln       atomic.Pointer[lingerListener]
+	closed   atomic.Bool // Shutdown was called: a later Serve returns at once
 }
 
 // Drain makes /readyz fail and new image requests get 503 while in-flight
