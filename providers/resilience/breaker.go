@@ -227,6 +227,19 @@ type Status struct {
 	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
+// Usable reports whether the breaker admits calls now: Status().Usable
+// without the rolling-window sums, for the router's check of every
+// candidate on every request.
+func (b *Breaker) Usable() bool {
+	b.mu.Lock()
+	from := b.advance()
+	ok := b.state == Closed || (b.state == HalfOpen && b.inFlight < b.cfg.Probes)
+	to := b.state
+	b.mu.Unlock()
+	b.notify(from, to)
+	return ok
+}
+
 // Status reports the breaker's current state.
 func (b *Breaker) Status() Status {
 	b.mu.Lock()

@@ -53,11 +53,11 @@ func TestBreakerLifecycle(t *testing.T) {
 	for range 9 {
 		call(t, b, fail)
 	}
-	if s := b.Status(); s.State != "closed" || s.Requests != 19 || s.Failures != 9 {
+	if s := statusOf(t, b); s.State != "closed" || s.Requests != 19 || s.Failures != 9 {
 		t.Fatalf("after 10 ok and 9 failures: %+v, want closed 19/9", s)
 	}
 	call(t, b, fail) // 10 of 20: rate 0.5 reaches the threshold
-	if s := b.Status(); s.State != "open" || s.Usable || !s.RetryAt.Equal(clk.Now().Add(5*time.Second)) {
+	if s := statusOf(t, b); s.State != "open" || s.Usable || !s.RetryAt.Equal(clk.Now().Add(5*time.Second)) {
 		t.Fatalf("after 10 of 20 failures: %+v, want open until +5s", s)
 	}
 	if _, err := b.Allow(); !errors.Is(err, resilience.ErrOpen) {
@@ -65,17 +65,20 @@ func TestBreakerLifecycle(t *testing.T) {
 	}
 
 	clk.Advance(5 * time.Second)
+	if s := statusOf(t, b); s.State != "half_open" || !s.Usable {
+		t.Fatalf("open time over: %+v, want half_open and usable (probes free)", s)
+	}
 	probes := []func(error){MustAllow(t, b), MustAllow(t, b), MustAllow(t, b)}
 	if _, err := b.Allow(); !errors.Is(err, resilience.ErrOpen) {
 		t.Fatalf("4th Allow() while half-open = %v, want ErrOpen (3 probes)", err)
 	}
-	if s := b.Status(); s.State != "half_open" || s.Usable {
+	if s := statusOf(t, b); s.State != "half_open" || s.Usable {
 		t.Fatalf("with all probes in flight: %+v, want half_open, not usable", s)
 	}
 	probes[0](nil)
 	probes[1](fail) // one probe fails: open again
 	probes[2](nil)  // late success of a probe does not close it
-	if s := b.Status(); s.State != "open" {
+	if s := statusOf(t, b); s.State != "open" {
 		t.Fatalf("after a failed probe: %+v, want open", s)
 	}
 
@@ -83,7 +86,7 @@ func TestBreakerLifecycle(t *testing.T) {
 	for range 3 {
 		call(t, b, nil)
 	}
-	if s := b.Status(); s.State != "closed" || s.Requests != 0 {
+	if s := statusOf(t, b); s.State != "closed" || s.Requests != 0 {
 		t.Fatalf("after 3 good probes: %+v, want closed with a fresh window", s)
 	}
 	want := []string{
@@ -93,6 +96,18 @@ func TestBreakerLifecycle(t *testing.T) {
 	if diff := cmp.Diff(want, tr.got); diff != "" {
 		t.Errorf("transitions (-want +got):\n%s", diff)
 	}
+}
+
+// statusOf is b.Status(), checking that b.Usable (the router's cheap
+// check) agrees with it.
+func statusOf(t *testing.T, b *resilience.Breaker) resilience.Status {
+	t.Helper()
+	u := b.Usable()
+	s := b.Status()
+	if u != s.Usable {
+		t.Errorf("Usable() = %v, Status().Usable = %v in state %s", u, s.Usable, s.State)
+	}
+	return s
 }
 
 func TestBreakerCounts(t *testing.T) {

@@ -55,7 +55,7 @@ func (s *Breakers) Usable(provider, model string) bool {
 	bm, okm := s.m[model]
 	bp, okp := s.m[provider]
 	s.mu.RUnlock()
-	return (!okm || bm.Status().Usable) && (!okp || bp.Status().Usable)
+	return (!okm || bm.Usable()) && (!okp || bp.Usable())
 }
 
 // Snapshot lists every breaker's status, by name.
