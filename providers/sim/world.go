@@ -10,16 +10,27 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/router"
 )
 
 // World is the hidden truth of the simulated world. It is immutable after
-// NewWorld and every draw is a pure function of (seed, call), so it is safe
-// for concurrent use and replays reproduce.
+// NewWorld (but for a cache of pure results) and every draw is a pure
+// function of (seed, call), so it is safe for concurrent use and replays
+// reproduce.
 type World struct {
 	seed   uint64
 	models map[string]*modelTruth
+	// tasks remembers InferTask per (mode, prompt, refs): a pure function,
+	// and about a thirty-substring scan that every call would repeat.
+	tasks *lru.Cache[taskKey, string]
+}
+
+type taskKey struct {
+	mode, prompt string
+	refs         int
 }
 
 type modelTruth struct {
@@ -69,7 +80,8 @@ const SuccessQuality = 0.7
 // NewWorld builds the world for a catalog. Models the world has no truth for
 // get a flat 0.5 success probability.
 func NewWorld(cat router.Catalog, seed uint64) *World {
-	w := &World{seed: seed, models: map[string]*modelTruth{}}
+	tasks, _ := lru.New[taskKey, string](4096)
+	w := &World{seed: seed, models: map[string]*modelTruth{}, tasks: tasks}
 	for _, m := range cat.Models {
 		t, ok := truths[m.Name]
 		if !ok {
@@ -123,12 +135,23 @@ func decay(d, half, scale float64) float64 {
 	return 1 / (1 + math.Exp((d-half)/scale))
 }
 
+// inferTask is InferTask, remembered.
+func (w *World) inferTask(mode, prompt string, refs int) string {
+	k := taskKey{mode, prompt, refs}
+	if t, ok := w.tasks.Get(k); ok {
+		return t
+	}
+	t := InferTask(mode, prompt, refs)
+	w.tasks.Add(k, t)
+	return t
+}
+
 // Call simulates one provider call.
 func (w *World) Call(c Call) Outcome {
 	t, ok := w.models[c.Model]
 	task := c.Task
 	if task == "" {
-		task = InferTask(c.Mode, c.Prompt, c.RefCount)
+		task = w.inferTask(c.Mode, c.Prompt, c.RefCount)
 	}
 	out := Outcome{Task: task}
 	if !ok {
