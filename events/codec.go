@@ -3,11 +3,11 @@ package events
 import (
 	"encoding/hex"
 	"encoding/json"
-
 	"fmt"
-	gojson "github.com/goccy/go-json"
 	"math/rand/v2"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Reasons a message cannot be decoded. They are stable strings: ingest puts
@@ -79,8 +79,9 @@ func Encode(ev any) ([]byte, error) {
 	case json.RawMessage:
 		return v, nil
 	}
-	// goccy/go-json writes what encoding/json writes, in about a third
-	// of the time: serve encodes two or three events per request.
+	// goccy/go-json writes what encoding/json writes (tested), faster: a
+	// decision event in 2.2-3.4 us against 4.5-7.1 us (go test -bench, a
+	// noisy 2-core machine); serve encodes two or three events per request.
 	b, err := gojson.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", ev, err)

@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-
 	"errors"
 	"fmt"
-	gojson "github.com/goccy/go-json"
 	"math"
 	"mime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/routelab/routelab/router"
