@@ -26,7 +26,7 @@ func (a qaInspector) Inspect(img []byte, spec QASpec) QAVerdict {
 
 // InspectImage measures the provider's decoded image when it has one, else
 // decodes the bytes; results are cached by the provider's digest when it
-// gave one (qa.Checker.CheckDecoded).
+// gave one, else by a hash of the bytes (qa.Checker.CheckDecoded).
 func (a qaInspector) InspectImage(img providers.Image, spec QASpec) QAVerdict {
 	return verdict(a.c.CheckDecoded(img.Bytes, img.Decoded, img.Digest, a.spec(spec)))
 }

@@ -245,7 +245,7 @@ func (h *handlers) inspect(res providers.Result, spec QASpec, j *job, model stri
 	}
 	for _, img := range res.Images {
 		var iv QAVerdict
-		if ii, ok := h.deps.QA.(ImageInspector); ok && (img.Decoded != nil || img.Digest != 0) {
+		if ii, ok := h.deps.QA.(ImageInspector); ok {
 			iv = ii.InspectImage(img, spec)
 		} else {
 			iv = h.deps.QA.Inspect(img.Bytes, spec)

@@ -205,20 +205,7 @@ func (c *Checker) WithCache(n int) *Checker {
 func (c *Checker) Thresholds() Thresholds { return c.t }
 
 // Check runs every applicable check on b.
-func (c *Checker) Check(b []byte, s Spec) Result {
-	if c.cache == nil {
-		return c.check(b, s)
-	}
-	k := c.key(b, 0, s)
-	if r, ok := c.cache.Get(k); ok {
-		r.Checks = append([]events.QACheck(nil), r.Checks...) // callers may modify theirs
-		return r
-	}
-	r := c.check(b, s)
-	c.cache.Add(k, r)
-	r.Checks = append([]events.QACheck(nil), r.Checks...)
-	return r
-}
+func (c *Checker) Check(b []byte, s Spec) Result { return c.CheckDecoded(b, nil, 0, s) }
 
 // CheckDecoded is Check for bytes that come with what their provider knows
 // of them (providers.Image). img, when not nil, is the image b encodes
@@ -230,15 +217,12 @@ func (c *Checker) Check(b []byte, s Spec) Result {
 // and keys the result cache instead of hashing b. Results are cached as
 // Check's.
 func (c *Checker) CheckDecoded(b []byte, img image.Image, digest uint64, s Spec) Result {
-	if img == nil && digest == 0 {
-		return c.Check(b, s)
-	}
 	if c.cache == nil {
 		return c.checkDecoded(b, img, s)
 	}
 	k := c.key(b, digest, s)
 	if r, ok := c.cache.Get(k); ok {
-		r.Checks = append([]events.QACheck(nil), r.Checks...)
+		r.Checks = append([]events.QACheck(nil), r.Checks...) // callers may modify theirs
 		return r
 	}
 	r := c.checkDecoded(b, img, s)
