@@ -110,22 +110,12 @@ func BenchmarkBlur(b *testing.B) {
 
 // grainRef is grain as first written (tile column computed per pixel).
 func (c *canvas) grainRef(cell, amp int, state uint64) {
-	const tile = 16
-	span := uint64(2*amp + 1)
-	var t [tile][tile]int
-	for y := range tile {
-		for x := range tile {
-			state ^= state << 13
-			state ^= state >> 7
-			state ^= state << 17
-			t[y][x] = int(state%span) - amp
-		}
-	}
+	t := grainTile(amp, state)
 	for y := range c.h {
-		trow := &t[(y/cell)%tile]
+		trow := &t[(y/cell)%grainTileSide]
 		p := c.pix[4*y*c.w : 4*(y+1)*c.w]
 		for x := range c.w {
-			d := trow[(x/cell)%tile]
+			d := trow[(x/cell)%grainTileSide]
 			i := 4 * x
 			p[i], p[i+1], p[i+2] = clampByte(int(p[i])+d), clampByte(int(p[i+1])+d), clampByte(int(p[i+2])+d)
 		}

@@ -330,30 +330,37 @@ func (c *canvas) blend(o *canvas, t float64) {
 
 func clampByte(v int) uint8 { return uint8(max(0, min(255, v))) }
 
-// grain adds ±amp to the luma of every cell×cell block: the fine texture
-// real images have, which blur removes. The values repeat in a 16×16-cell
-// tile so that PNG's deflate finds the repeats and the bytes stay small.
-func (c *canvas) grain(cell, amp int, state uint64) {
-	const tile = 16
+const grainTileSide = 16 // cells
+
+// grainTile draws grain's tile of offsets in [-amp, amp] (xorshift from state).
+func grainTile(amp int, state uint64) *[grainTileSide][grainTileSide]int {
 	span := uint64(2*amp + 1)
-	var t [tile][tile]int
-	for y := range tile {
-		for x := range tile {
+	var t [grainTileSide][grainTileSide]int
+	for y := range grainTileSide {
+		for x := range grainTileSide {
 			state ^= state << 13
 			state ^= state >> 7
 			state ^= state << 17
 			t[y][x] = int(state%span) - amp
 		}
 	}
+	return &t
+}
+
+// grain adds ±amp to the luma of every cell×cell block: the fine texture
+// real images have, which blur removes. The values repeat in a 16×16-cell
+// tile so that PNG's deflate finds the repeats and the bytes stay small.
+func (c *canvas) grain(cell, amp int, state uint64) {
+	t := grainTile(amp, state)
 	col := make([]uint8, c.w) // tile column of each x
 	for x := range col {
-		col[x] = uint8((x / cell) % tile)
+		col[x] = uint8((x / cell) % grainTileSide)
 	}
 	for y := range c.h {
-		trow := &t[(y/cell)%tile]
+		trow := &t[(y/cell)%grainTileSide]
 		p := c.pix[4*y*c.w : 4*(y+1)*c.w]
 		for x, tc := range col {
-			d := trow[tc&(tile-1)]
+			d := trow[tc&(grainTileSide-1)]
 			q := p[4*x : 4*x+3]
 			q[0], q[1], q[2] = clampByte(int(q[0])+d), clampByte(int(q[1])+d), clampByte(int(q[2])+d)
 		}

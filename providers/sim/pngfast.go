@@ -110,10 +110,8 @@ func subRow(row, src []uint8, f int, sum *adler) {
 	row[0] = 1
 	s1, s2 := uint64(sum.s1)+1, uint64(sum.s2)
 	s2 += s1
-	zeros := uint64(3 * (f - 1))
 	var pr, pg, pb byte
-	o, x := 1, 0
-	for ; o+3*f <= len(row); o, x = o+3*f, x+4 {
+	for o, x := 1, 0; o < len(row); o, x = o+3*f, x+4 {
 		p := src[x : x+3]
 		dr, dg, db := p[0]-pr, p[1]-pg, p[2]-pb
 		row[o], row[o+1], row[o+2] = dr, dg, db
@@ -122,19 +120,11 @@ func subRow(row, src []uint8, f int, sum *adler) {
 		s1 += uint64(dg)
 		s2 += s1
 		s1 += uint64(db)
-		s2 += s1 + zeros*s1 // each zero of the repeats adds s1
+		// each zero of the repeats adds s1; the last pixel may be cut
+		// short by the picture's edge
+		zeros := uint64(min(3*f, len(row)-o) - 3)
+		s2 += s1 + zeros*s1
 		pr, pg, pb = p[0], p[1], p[2]
-	}
-	if o < len(row) { // a last pixel cut short by the picture's edge
-		p := src[x : x+3]
-		dr, dg, db := p[0]-pr, p[1]-pg, p[2]-pb
-		row[o], row[o+1], row[o+2] = dr, dg, db
-		s1 += uint64(dr)
-		s2 += s1
-		s1 += uint64(dg)
-		s2 += s1
-		s1 += uint64(db)
-		s2 += s1 + uint64(len(row)-o-3)*s1
 	}
 	sum.s1, sum.s2 = uint32(s1%adlerMod), uint32(s2%adlerMod)
 }
