@@ -22,13 +22,20 @@ func (r Report) Looks() map[LookKey]Look {
 	out := map[LookKey]Look{}
 	for _, t := range r.Treatments {
 		for m, c := range t.Metrics {
-			if c.AlwaysValidPValue == nil || c.AlwaysValidCILow == nil || c.AlwaysValidCIHigh == nil {
-				continue
+			if l, ok := lookOf(c); ok {
+				out[LookKey{t.Arm, m}] = l
 			}
-			out[LookKey{t.Arm, m}] = Look{PValue: *c.AlwaysValidPValue, CILow: *c.AlwaysValidCILow, CIHigh: *c.AlwaysValidCIHigh}
 		}
 	}
 	return out
+}
+
+// lookOf is c's always-valid result, when it has one.
+func lookOf(c Comparison) (Look, bool) {
+	if c.AlwaysValidPValue == nil || c.AlwaysValidCILow == nil || c.AlwaysValidCIHigh == nil {
+		return Look{}, false
+	}
+	return Look{PValue: *c.AlwaysValidPValue, CILow: *c.AlwaysValidCILow, CIHigh: *c.AlwaysValidCIHigh}, true
 }
 
 // Combine folds another look into a running result: the smaller p-value
@@ -49,10 +56,10 @@ func (r *Report) ApplyLooks(prior map[LookKey]Look) {
 		t := &r.Treatments[i]
 		for m, c := range t.Metrics {
 			p, ok := prior[LookKey{t.Arm, m}]
-			if !ok || c.AlwaysValidPValue == nil || c.AlwaysValidCILow == nil || c.AlwaysValidCIHigh == nil {
+			cur, has := lookOf(c)
+			if !ok || !has {
 				continue
 			}
-			cur := Look{PValue: *c.AlwaysValidPValue, CILow: *c.AlwaysValidCILow, CIHigh: *c.AlwaysValidCIHigh}
 			run := cur.Combine(p)
 			if run.CILow > run.CIHigh {
 				run.CILow, run.CIHigh = cur.CILow, cur.CIHigh

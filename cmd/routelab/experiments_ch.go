@@ -50,13 +50,7 @@ func (a *expAnalyzer) Report(ctx context.Context, s experiments.Spec, alpha floa
 		return experiments.Report{}, err
 	}
 	r := experiments.Analyze(s, data, alpha)
-	prior, err := a.reader.PriorLooks(ctx, s, alpha)
-	if err != nil {
-		return experiments.Report{}, err
-	}
-	look := r.Looks()
-	r.ApplyLooks(prior)
-	if err := a.reader.RecordLook(ctx, s, alpha, look, time.Now()); err != nil {
+	if err := a.reader.Look(ctx, s, alpha, &r, true, time.Now()); err != nil {
 		return experiments.Report{}, err
 	}
 	return r, nil

@@ -109,16 +109,8 @@ func monitorOne(ctx context.Context, reader *chexp.Reader, adm *admin, sp experi
 	// the running ones experiments results reports (a dry run records
 	// nothing). Judge does not read them, so a failure here only loses the
 	// look.
-	if prior, err := reader.PriorLooks(ctx, sp, alpha); err != nil {
-		progress("analyze: %s: earlier looks: %v", sp.ID, err)
-	} else {
-		look := e.Report.Looks()
-		e.Report.ApplyLooks(prior)
-		if !dryRun {
-			if err := reader.RecordLook(ctx, sp, alpha, look, time.Now()); err != nil {
-				progress("analyze: %s: record look: %v", sp.ID, err)
-			}
-		}
+	if err := reader.Look(ctx, sp, alpha, &e.Report, !dryRun, time.Now()); err != nil {
+		progress("analyze: %s: looks: %v", sp.ID, err)
 	}
 	e.Verdict = experiments.Judge(sp, e.Report, time.Now())
 	progress("analyze: %s: %.0f units, srm p %.3g: %s (%s)", sp.ID, e.Report.Units, e.Report.SRMPValue, e.Verdict.Action, e.Verdict.Reason)

@@ -68,6 +68,23 @@ func (r *Reader) RecordLook(ctx context.Context, s experiments.Spec, alpha float
 	return nil
 }
 
+// Look makes rep (this look's analysis of s) report running always-valid
+// results over the looks recorded so far at s's phase, and with record
+// also records this look: what every judgement of an experiment does
+// (experiments results, the guardrail monitor; a dry run does not record).
+func (r *Reader) Look(ctx context.Context, s experiments.Spec, alpha float64, rep *experiments.Report, record bool, at time.Time) error {
+	prior, err := r.PriorLooks(ctx, s, alpha)
+	if err != nil {
+		return err
+	}
+	look := rep.Looks()
+	rep.ApplyLooks(prior)
+	if !record {
+		return nil
+	}
+	return r.RecordLook(ctx, s, alpha, look, at)
+}
+
 func (r *Reader) hasLooks(ctx context.Context) (bool, error) {
 	n, err := r.count(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'experiment_looks'", r.db)
 	return n == 1, err
