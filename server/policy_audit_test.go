@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -18,11 +17,7 @@ import (
 // not audited.
 func TestPolicyChangesAreAudited(t *testing.T) {
 	rules, explore := shippedPolicies(t)
-	live := server.NewLivePolicy(nil, nil)
-	store := server.NewPolicyStore(live, server.NewMemLog())
-	if err := store.Seed(context.Background(), rules); err != nil {
-		t.Fatal(err)
-	}
+	live, _, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
 	e := mustStart(t, func(c *server.Config, d *server.Deps) { d.Policy = store })
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json", "X-Routelab-Actor": "console:eng"}

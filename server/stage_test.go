@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -14,12 +13,7 @@ import (
 // find it), and the live policy does not change.
 func TestPolicyStageIsNotLive(t *testing.T) {
 	rules, explore := shippedPolicies(t)
-	live := server.NewLivePolicy(nil, nil)
-	log := server.NewMemLog()
-	store := server.NewPolicyStore(live, log)
-	if err := store.Seed(context.Background(), rules); err != nil {
-		t.Fatal(err)
-	}
+	live, log, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
 	e := mustStart(t, func(c *server.Config, d *server.Deps) { d.Policy = store })
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}

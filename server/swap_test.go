@@ -29,11 +29,7 @@ import (
 func TestPolicyHotSwap(t *testing.T) {
 	rules, explore := shippedPolicies(t)
 	cat := datasets.MustCatalog()
-	live := server.NewLivePolicy(nil, nil)
-	store := server.NewPolicyStore(live, server.NewMemLog())
-	if err := store.Seed(context.Background(), rules); err != nil {
-		t.Fatal(err)
-	}
+	live, _, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
 	e := mustStart(t, func(c *server.Config, d *server.Deps) {
 		c.RatePerSec, c.RateBurst = 1e9, 1<<30 // load, not the rate limit, is under test
@@ -188,6 +184,18 @@ func shippedPolicies(t *testing.T) (rules, explore []byte) {
 		t.Fatal(err)
 	}
 	return rules, explore
+}
+
+// seededPolicyStore is a policy store on an in-memory log with the shipped
+// rules policy live, as serve seeds it on first start.
+func seededPolicyStore(t *testing.T, rules []byte) (*server.LivePolicy, *server.MemLog, *server.PolicyStore) {
+	t.Helper()
+	live, log := server.NewLivePolicy(nil, nil), server.NewMemLog()
+	store := server.NewPolicyStore(live, log)
+	if err := store.Seed(context.Background(), rules); err != nil {
+		t.Fatal(err)
+	}
+	return live, log, store
 }
 
 // TestShutdownBeforeServe: Shutdown before Serve, or racing with it, still
