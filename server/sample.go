@@ -26,13 +26,15 @@ func stratum(model, tier string, arms []events.Arm) string {
 	return model + "|" + tier + "|" + arm
 }
 
-// sampleRate is the most specific configured rate for a stratum: the full
-// "model|tier|arm", then "model|tier", then "model", then the default.
-func (h *handlers) sampleRate(s string) float64 {
+// sampleRate is the most specific configured rate for the stratum of
+// (model, tier, arms): the full "model|tier|arm", then "model|tier", then
+// "model", then the default. Without per-stratum rates the stratum is not
+// built at all (it is a string per request).
+func (h *handlers) sampleRate(model, tier string, arms []events.Arm) float64 {
 	if len(h.cfg.SampleRates) == 0 {
 		return h.cfg.SampleRate
 	}
-	for k := s; k != ""; {
+	for k := stratum(model, tier, arms); k != ""; {
 		if r, ok := h.cfg.SampleRates[k]; ok {
 			return r
 		}
@@ -51,7 +53,7 @@ func (h *handlers) sampleRate(s string) float64 {
 // reference next to the output. The draw hashes the request id, so it is
 // deterministic and needs no shared random source.
 func (h *handlers) sample(o *outcome, j *job, dec *events.Decision, refs [][]byte) {
-	rate := h.sampleRate(stratum(o.model, string(j.tier), o.arms))
+	rate := h.sampleRate(o.model, string(j.tier), o.arms)
 	if rate <= 0 || h.deps.Blobs == nil {
 		return
 	}

@@ -116,7 +116,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	}
 	// Both servers and the load generator share this process and so its
 	// collector: it runs with serve's GC target, as a serve replica does.
-	applyGCPercent(fs, env, *gcPercent, nil)
+	applyGCPercent(fs, env, *gcPercent)
 	tmp, err := os.MkdirTemp("", "routelab-bench-serve-")
 	if err != nil {
 		return err

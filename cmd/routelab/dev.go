@@ -113,7 +113,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	applyGCPercent(fs, env, *gcPercent, nil) // dev serves in this process
+	applyGCPercent(fs, env, *gcPercent) // dev serves in this process
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")
 	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")

@@ -39,7 +39,7 @@ func runKafka(ctx context.Context, env Env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	applyGCPercent(fs, env, *gcPercent, nil)
+	applyGCPercent(fs, env, *gcPercent)
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	if !fs.Changed("addr") {
 		envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")

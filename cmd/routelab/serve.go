@@ -135,7 +135,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stderr, "serve: http-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g\n",
 		o.addr, *brokers, o.dataDir, o.policy, mask(o.adminToken), mask(o.urlSecret), o.simLatency, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample)
 	o.logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "serve")
-	applyGCPercent(fs, env, *gcPercent, o.logger)
+	applyGCPercent(fs, env, *gcPercent)
 	s, err := startServe(ctx, o)
 	if err != nil {
 		return err
@@ -454,14 +454,11 @@ func gcPercentFlag(fs *pflag.FlagSet) *int {
 
 // applyGCPercent sets the collector's target unless GOGC was given in the
 // environment and the flag was not.
-func applyGCPercent(fs *pflag.FlagSet, env Env, percent int, log *slog.Logger) {
+func applyGCPercent(fs *pflag.FlagSet, env Env, percent int) {
 	if env.Getenv("GOGC") != "" && !fs.Changed("gc-percent") {
 		return
 	}
 	debug.SetGCPercent(percent)
-	if log != nil {
-		log.Debug("gc target", "gc_percent", percent)
-	}
 }
 
 // parseTenantCaps reads "tenant=n,tenant=n".
