@@ -46,11 +46,17 @@ type ProducerConfig struct {
 	// between them at half the up-front allocation (512 x 152-byte
 	// kafka.Message = 78 kB a batch).
 	PartitionBatch int
-	BatchTimeout   time.Duration // how long kafka-go waits to fill a partition batch, default 50ms (events are not on the request path; fuller batches are fewer produce requests)
+	// Linger is how long the writer gathers encoded events before one
+	// write (Kafka's linger.ms), unless BatchSize comes first; default
+	// 200ms. Events are not on the request path, and fuller writes cost
+	// the broker and kafka-go less per event: in bench serve, writes of
+	// ~950 events (~80 per partition) cost the broker 3.4-4.0 us per
+	// event, writes of ~3,800 1.9-2.4 us. While the broker is away it is
+	// also how long one spool frame (one fsync) gathers.
+	Linger time.Duration
 	WriteTimeout   time.Duration // per write attempt, default 10s
 	RetryBackoff   time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
 	Encoders       int           // goroutines marshalling a large batch, default GOMAXPROCS
-	SpoolLinger    time.Duration // while the broker is away, gather this long per spool frame (one fsync); default 50ms
 	Poll           time.Duration // how often an idle producer looks at its queue; default 1ms
 	Compression    kafka.Compression
 	Logger         *slog.Logger
@@ -74,8 +80,8 @@ func (c *ProducerConfig) defaults() {
 	if c.PartitionBatch <= 0 {
 		c.PartitionBatch = min(512, c.BatchSize)
 	}
-	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 50 * time.Millisecond
+	if c.Linger <= 0 {
+		c.Linger = 200 * time.Millisecond
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -86,9 +92,6 @@ func (c *ProducerConfig) defaults() {
 	if c.Poll <= 0 {
 		c.Poll = time.Millisecond
 	}
-	if c.SpoolLinger <= 0 {
-		c.SpoolLinger = 20 * time.Millisecond
-	}
 	if c.Encoders <= 0 {
 		c.Encoders = runtime.GOMAXPROCS(0)
 	}
@@ -96,6 +99,12 @@ func (c *ProducerConfig) defaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// writerBatchTimeout is kafka-go's own batch timer. The write loop has
+// already gathered (Linger) and hands kafka-go all of a write's events at
+// once, each partition's share under one lock, so the timer only has to
+// outlast that hand-off: longer would hold every write for nothing.
+const writerBatchTimeout = time.Millisecond
 
 // maxRecordBytes is kafka-go's default per-partition batch limit, just under
 // the broker's default message.max.bytes; one record must fit in it.
@@ -189,7 +198,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			RequiredAcks: kafka.RequireAll, // the zero value is acks=0
 			BatchSize:    cfg.PartitionBatch,
 			BatchBytes:   maxRecordBytes,
-			BatchTimeout: cfg.BatchTimeout,
+			BatchTimeout: writerBatchTimeout,
 			WriteTimeout: cfg.WriteTimeout,
 			ReadTimeout:  cfg.WriteTimeout,
 			// Fail fast and let the spool take the batch; we retry ourselves.
@@ -459,10 +468,12 @@ func (p *Producer) writeLoop() {
 			}
 		}
 		var linger time.Duration
-		if p.spool != nil && retryC != nil && len(recs) > 0 {
-			// The broker is away and these go to disk: gather for a while
-			// so the spool is fsync'd in large batches, not per hand-off.
-			linger = p.cfg.SpoolLinger
+		if len(recs) > 0 && (p.spool == nil || p.spool.empty() || retryC != nil) {
+			// Gather for a while: one write of many events costs the
+			// broker far less per event than many small ones, and while
+			// the broker is away the spool is fsync'd in large frames.
+			// A replay that is due does not wait.
+			linger = p.cfg.Linger
 		}
 		recs = p.gather(recs, &in, linger)
 
