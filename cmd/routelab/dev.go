@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -236,6 +237,53 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 		return err
 	}
 	return nil
+}
+
+// readDevInfo reads DATA_DIR/dev.json, where CLI commands find a running
+// `routelab dev` when no flag or environment variable names a service.
+func readDevInfo(dir string) (devInfo, error) {
+	var d devInfo
+	path := filepath.Join(dir, "dev.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+// clickHouseDSN is the DSN of dev's ClickHouse and database ("" when dev.json
+// names none).
+func (d devInfo) clickHouseDSN() string {
+	if d.ClickHouse == "" {
+		return ""
+	}
+	dsn := "clickhouse://" + strings.TrimPrefix(d.ClickHouse, "clickhouse://")
+	if d.Database != "" && !strings.Contains(strings.TrimPrefix(dsn, "clickhouse://"), "/") {
+		dsn += "/" + d.Database
+	}
+	return dsn
+}
+
+// resolveAdmin completes the admin API's URL and token, as given by flags
+// or environment, from dev.json under dataDir. The URL is "" when neither
+// names one.
+func resolveAdmin(url, token, dataDir string) (string, string) {
+	if url == "" || token == "" {
+		d, _ := readDevInfo(dataDir) // absent: no dev running, flags only
+		if url == "" {
+			url = d.API
+		}
+		if token == "" {
+			token = d.AdminToken
+		}
+	}
+	if url != "" && !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	return url, token
 }
 
 func writeDevInfo(path string, info devInfo) error {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,54 +30,13 @@ func expAdminFlags(fs *pflag.FlagSet) *expAdminOpts {
 	return o
 }
 
-// devJSON is the part of `routelab dev`'s dev.json the CLI reads.
-type devJSON struct {
-	API            string `json:"api"`
-	Admin          string `json:"admin"`
-	AdminToken     string `json:"admin_token"`
-	APIKey         string `json:"api_key"`
-	ClickHouse     string `json:"clickhouse"`
-	ClickHouseHTTP string `json:"clickhouse_http"`
-	Database       string `json:"database"`
-	Kafka          string `json:"kafka"`
-}
-
-func readDevJSON(dir string) (devJSON, error) {
-	var d devJSON
-	b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-	if err != nil {
-		return d, err
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("%s: %w", filepath.Join(dir, "dev.json"), err)
-	}
-	return d, nil
-}
-
 func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*expAdminClient, error) {
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
+	o.url, o.token = resolveAdmin(o.url, o.token, o.dataDir)
 	if o.url == "" || o.token == "" {
-		d, err := readDevJSON(o.dataDir)
-		if err != nil && (o.url == "" || o.token == "") {
-			return nil, fmt.Errorf("no admin API: give --admin-url and --admin-token, set ROUTELAB_ADMIN_URL and ROUTELAB_ADMIN_TOKEN, or run next to `routelab dev` (%v)", err)
-		}
-		if o.url == "" {
-			o.url = d.Admin
-			if o.url == "" {
-				o.url = d.API
-			}
-		}
-		if o.token == "" {
-			o.token = d.AdminToken
-		}
-	}
-	if o.url == "" || o.token == "" {
-		return nil, errors.New("no admin API URL or token (flags, env or dev.json)")
-	}
-	if !strings.Contains(o.url, "://") {
-		o.url = "http://" + o.url
+		return nil, errors.New("no admin API: give --admin-url and --admin-token, set ROUTELAB_ADMIN_URL and ROUTELAB_ADMIN_TOKEN, or run next to `routelab dev` (its dev.json under --data-dir)")
 	}
 	return &expAdminClient{base: strings.TrimRight(o.url, "/"), token: o.token, actor: env.Getenv("USER"), http: &http.Client{Timeout: 30 * time.Second}}, nil
 }

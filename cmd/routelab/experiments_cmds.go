@@ -300,18 +300,11 @@ func (o *expCHFlags) resolveDSN(fs *pflag.FlagSet, env Env, dataDir string) (str
 	if o.dsn != "" {
 		return o.dsn, nil
 	}
-	d, err := readDevJSON(dataDir)
-	if err != nil || d.ClickHouse == "" {
-		return "", fmt.Errorf("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")
+	d, _ := readDevInfo(dataDir)
+	if dsn := d.clickHouseDSN(); dsn != "" {
+		return dsn, nil
 	}
-	dsn := d.ClickHouse
-	if !strings.Contains(dsn, "://") {
-		dsn = "clickhouse://" + dsn
-	}
-	if d.Database != "" && !strings.Contains(strings.SplitN(dsn, "://", 2)[1], "/") {
-		dsn += "/" + d.Database
-	}
-	return dsn, nil
+	return "", fmt.Errorf("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")
 }
 
 func runExperimentsResults(ctx context.Context, env Env, args []string) error {

@@ -129,22 +129,6 @@ func (f *jobFlags) parse(env Env, args []string) error {
 	return nil
 }
 
-// devFile is what `routelab dev` writes.
-type devFile struct {
-	API        string `json:"api"`
-	ClickHouse string `json:"clickhouse"`
-	Database   string `json:"database"`
-	AdminToken string `json:"admin_token"`
-}
-
-func (f *jobFlags) dev() devFile {
-	var d devFile
-	if b, err := os.ReadFile(filepath.Join(f.dataDir, "dev.json")); err == nil {
-		_ = json.Unmarshal(b, &d)
-	}
-	return d
-}
-
 func (f *jobFlags) labels() jobs.Labels {
 	return jobs.Labels{RequireQA: !f.noQA, FailSignals: f.failSignals, ReviewScore: f.reviewScore, MinReviewScore: f.minReview}
 }
@@ -188,12 +172,8 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), err
 	}
 	dsn := f.dsn
 	if dsn == "" {
-		if d := f.dev(); d.ClickHouse != "" {
-			dsn = "clickhouse://" + strings.TrimPrefix(d.ClickHouse, "clickhouse://")
-			if d.Database != "" && !strings.Contains(strings.TrimPrefix(dsn, "clickhouse://"), "/") {
-				dsn += "/" + d.Database
-			}
-		}
+		d, _ := readDevInfo(f.dataDir) // absent: ingest.Open's default
+		dsn = d.clickHouseDSN()
 	}
 	conn, db, err := ingest.Open(ctx, dsn)
 	if err != nil {
@@ -230,16 +210,7 @@ func cliActor(env Env, tool string) string {
 }
 
 func (f *jobFlags) admin() (*admin, error) {
-	u, tok := f.adminURL, f.adminToken
-	if u == "" || tok == "" {
-		d := f.dev()
-		if u == "" {
-			u = d.API
-		}
-		if tok == "" {
-			tok = d.AdminToken
-		}
-	}
+	u, tok := resolveAdmin(f.adminURL, f.adminToken, f.dataDir)
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), run routelab dev with --data-dir, or give --policy FILE")
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -36,19 +34,7 @@ func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
-	u, tok := *a.url, *a.token
-	if u == "" || tok == "" {
-		var d devInfo
-		if b, err := os.ReadFile(filepath.Join(*a.dataDir, "dev.json")); err == nil {
-			_ = json.Unmarshal(b, &d)
-		}
-		if u == "" {
-			u = d.API
-		}
-		if tok == "" {
-			tok = d.AdminToken
-		}
-	}
+	u, tok := resolveAdmin(*a.url, *a.token, *a.dataDir)
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir")
 	}

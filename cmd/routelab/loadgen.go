@@ -56,7 +56,7 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	envDefault(fs, env, "api-key", "ROUTELAB_API_KEY")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	if *target == "" || *apiKey == "" {
-		if d, err := readDevJSON(*dataDir); err == nil {
+		if d, err := readDevInfo(*dataDir); err == nil {
 			if *target == "" {
 				*target = d.API
 			}
