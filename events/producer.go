@@ -53,13 +53,13 @@ type ProducerConfig struct {
 	// ~950 events (~80 per partition) cost the broker 3.1-4.0 us per
 	// event, writes of ~3,800 1.9-2.3 us. While the broker is away it is
 	// also how long one spool frame (one fsync) gathers.
-	Linger time.Duration
-	WriteTimeout   time.Duration // per write attempt, default 10s
-	RetryBackoff   time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
-	Encoders       int           // goroutines marshalling a large batch, default GOMAXPROCS
-	Poll           time.Duration // how often an idle producer looks at its queue; default 1ms
-	Compression    kafka.Compression
-	Logger         *slog.Logger
+	Linger       time.Duration
+	WriteTimeout time.Duration // per write attempt, default 10s
+	RetryBackoff time.Duration // first wait before retrying the broker, doubles up to 5s; default 100ms
+	Encoders     int           // goroutines marshalling a large batch, default GOMAXPROCS
+	Poll         time.Duration // how often an idle producer looks at its queue; default 1ms
+	Compression  kafka.Compression
+	Logger       *slog.Logger
 	// Registerer, when set, gets the producer's routelab_events_* metrics.
 	Registerer prometheus.Registerer
 }
