@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type producerCollector struct {
 	p                                                         *Producer
 	enqueued, produced, spooled, replayed, dropped, writeErrs *prometheus.Desc
+	writes                                                    *prometheus.Desc
 	queueDepth, queueCap, spoolEvents, spoolBytes, brokerUp   *prometheus.Desc
 }
 
@@ -23,6 +24,7 @@ func registerProducerMetrics(reg prometheus.Registerer, p *Producer) error {
 		replayed:    d("replayed_total", "Events replayed from the spool and acknowledged by the broker."),
 		dropped:     d("dropped_total", "Events given up on, by reason.", "reason"),
 		writeErrs:   d("write_errors_total", "Failed write attempts to the broker."),
+		writes:      d("writes_total", "Successful writes to the broker; produced_total / writes_total is the events per write."),
 		queueDepth:  d("queue_depth", "Events waiting in the in-memory queue."),
 		queueCap:    d("queue_capacity", "Capacity of the in-memory queue."),
 		spoolEvents: d("spool_events", "Events in the spool not yet replayed."),
@@ -32,7 +34,7 @@ func registerProducerMetrics(reg prometheus.Registerer, p *Producer) error {
 }
 
 func (c *producerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.enqueued, c.produced, c.spooled, c.replayed, c.dropped, c.writeErrs,
+	for _, d := range []*prometheus.Desc{c.enqueued, c.produced, c.spooled, c.replayed, c.dropped, c.writeErrs, c.writes,
 		c.queueDepth, c.queueCap, c.spoolEvents, c.spoolBytes, c.brokerUp} {
 		ch <- d
 	}
@@ -51,6 +53,7 @@ func (c *producerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.spooled, s.Spooled)
 	counter(c.replayed, s.Replayed)
 	counter(c.writeErrs, s.WriteErrors)
+	counter(c.writes, s.Writes)
 	for _, r := range dropReasons {
 		counter(c.dropped, s.Dropped[r], r)
 	}

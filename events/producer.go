@@ -120,6 +120,7 @@ type ProducerStats struct {
 	Replayed      int64            `json:"replayed"`       // acknowledged by the broker from the spool
 	Dropped       map[string]int64 `json:"dropped"`        // by reason (Drop* constants)
 	WriteErrors   int64            `json:"write_errors"`   // failed write attempts
+	Writes        int64            `json:"writes"`         // successful writes; Produced/Writes is how full they are (Linger, BatchSize)
 	QueueDepth    int              `json:"queue_depth"`    // events in memory: queued, or taken and not yet acknowledged, spooled or dropped
 	QueueCapacity int              `json:"queue_capacity"` //
 	SpoolEvents   int64            `json:"spool_events"`   // events in the spool not yet replayed
@@ -166,9 +167,9 @@ type Producer struct {
 	done     chan struct{}
 	closeCtx context.Context // set before stop is closed; bounds the final flush
 
-	enqueued, produced, spooled, replayed, writeErrors atomic.Int64
-	dropped                                            map[string]*atomic.Int64 // fixed keys, built once
-	brokerUp                                           atomic.Bool
+	enqueued, produced, spooled, replayed, writeErrors, writes atomic.Int64
+	dropped                                                    map[string]*atomic.Int64 // fixed keys, built once
+	brokerUp                                                   atomic.Bool
 
 	mu          sync.Mutex // guards the spool gauges read by Stats
 	spoolEvents int64
@@ -312,6 +313,7 @@ func (p *Producer) Stats() ProducerStats {
 		Spooled:       p.spooled.Load(),
 		Replayed:      p.replayed.Load(),
 		WriteErrors:   p.writeErrors.Load(),
+		Writes:        p.writes.Load(),
 		Dropped:       make(map[string]int64, len(dropReasons)),
 		QueueDepth:    int(p.pending.Load()),
 		QueueCapacity: cap(p.queue),
@@ -684,6 +686,7 @@ func (p *Producer) write(recs []record) (acked int, left []record, err error) {
 	err = p.w.WriteMessages(ctx, msgs...)
 	cancel()
 	if err == nil {
+		p.writes.Add(1)
 		return len(recs), nil, nil
 	}
 	p.writeErrors.Add(1)

@@ -144,6 +144,31 @@ func TestProducerExactCounts(t *testing.T) {
 	}
 }
 
+// TestProducerLinger: the writer holds events for Linger unless BatchSize
+// comes first, and Close sends what it holds without waiting the linger out.
+func TestProducerLinger(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	const batch, n = 100, 250
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Hour, BatchSize: batch})
+	for i := range n {
+		d := decision(i)
+		p.Enqueue(events.TopicDecisions, d.RequestID, d)
+	}
+	waitFor(t, "a full batch written before the hour's linger", func() bool { return p.Stats().Produced >= batch })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Gathering to BatchSize means at most one write per full batch and
+	// one for the rest at Close; without it each encoded hand-off (the
+	// encoder polls every millisecond) could be its own write.
+	if st := p.Stats(); st.Produced != n || st.Writes < 1 || st.Writes > n/batch+1 {
+		t.Errorf("Stats() produced %d in %d writes, want %d in 1-%d", st.Produced, st.Writes, n, n/batch+1)
+	}
+}
+
 // counterValue reads one unlabelled counter from reg the way a scrape would.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
