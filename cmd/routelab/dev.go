@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -269,10 +270,13 @@ func (d devInfo) clickHouseDSN() string {
 
 // resolveAdmin completes the admin API's URL and token, as given by flags
 // or environment, from dev.json under dataDir. The URL is "" when neither
-// names one.
-func resolveAdmin(url, token, dataDir string) (string, string) {
+// names one; a dev.json that exists but cannot be read is an error.
+func resolveAdmin(url, token, dataDir string) (string, string, error) {
 	if url == "" || token == "" {
-		d, _ := readDevInfo(dataDir) // absent: no dev running, flags only
+		d, err := readDevInfo(dataDir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", "", err
+		}
 		if url == "" {
 			url = d.API
 		}
@@ -283,7 +287,7 @@ func resolveAdmin(url, token, dataDir string) (string, string) {
 	if url != "" && !strings.Contains(url, "://") {
 		url = "http://" + url
 	}
-	return url, token
+	return url, token, nil
 }
 
 func writeDevInfo(path string, info devInfo) error {

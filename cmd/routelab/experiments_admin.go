@@ -34,7 +34,10 @@ func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*expAdminClient, err
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
-	o.url, o.token = resolveAdmin(o.url, o.token, o.dataDir)
+	var err error
+	if o.url, o.token, err = resolveAdmin(o.url, o.token, o.dataDir); err != nil {
+		return nil, err
+	}
 	if o.url == "" || o.token == "" {
 		return nil, errors.New("no admin API: give --admin-url and --admin-token, set ROUTELAB_ADMIN_URL and ROUTELAB_ADMIN_TOKEN, or run next to `routelab dev` (its dev.json under --data-dir)")
 	}

@@ -210,7 +210,10 @@ func cliActor(env Env, tool string) string {
 }
 
 func (f *jobFlags) admin() (*admin, error) {
-	u, tok := resolveAdmin(f.adminURL, f.adminToken, f.dataDir)
+	u, tok, err := resolveAdmin(f.adminURL, f.adminToken, f.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), run routelab dev with --data-dir, or give --policy FILE")
 	}

@@ -34,7 +34,10 @@ func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
-	u, tok := resolveAdmin(*a.url, *a.token, *a.dataDir)
+	u, tok, err := resolveAdmin(*a.url, *a.token, *a.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	if u == "" {
 		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir")
 	}
