@@ -233,11 +233,16 @@ type Status struct {
 func (b *Breaker) Usable() bool {
 	b.mu.Lock()
 	from := b.advance()
-	ok := b.state == Closed || (b.state == HalfOpen && b.inFlight < b.cfg.Probes)
+	ok := b.usable()
 	to := b.state
 	b.mu.Unlock()
 	b.notify(from, to)
 	return ok
+}
+
+// usable: closed, or half-open with a probe slot free. b.mu is held.
+func (b *Breaker) usable() bool {
+	return b.state == Closed || (b.state == HalfOpen && b.inFlight < b.cfg.Probes)
 }
 
 // Status reports the breaker's current state.
@@ -249,12 +254,8 @@ func (b *Breaker) Status() Status {
 	if s.Requests > 0 {
 		s.FailureRate = float64(s.Failures) / float64(s.Requests)
 	}
-	switch b.state {
-	case Closed:
-		s.Usable = true
-	case HalfOpen:
-		s.Usable = b.inFlight < b.cfg.Probes
-	case Open:
+	s.Usable = b.usable()
+	if b.state == Open {
 		s.RetryAt = b.openedAt.Add(b.cfg.OpenFor)
 	}
 	to := b.state
