@@ -268,6 +268,9 @@ func (d devInfo) clickHouseDSN() string {
 	return dsn
 }
 
+// noAdminHelp says where CLI commands look for the admin API.
+const noAdminHelp = "no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir"
+
 // resolveAdmin completes the admin API's URL and token, as given by flags
 // or environment, from dev.json under dataDir. The URL is "" when neither
 // names one; a dev.json that exists but cannot be read is an error.

@@ -39,7 +39,7 @@ func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*expAdminClient, err
 		return nil, err
 	}
 	if o.url == "" || o.token == "" {
-		return nil, errors.New("no admin API: give --admin-url and --admin-token, set ROUTELAB_ADMIN_URL and ROUTELAB_ADMIN_TOKEN, or run next to `routelab dev` (its dev.json under --data-dir)")
+		return nil, errors.New(noAdminHelp)
 	}
 	return &expAdminClient{base: strings.TrimRight(o.url, "/"), token: o.token, actor: env.Getenv("USER"), http: &http.Client{Timeout: 30 * time.Second}}, nil
 }

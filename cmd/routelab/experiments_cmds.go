@@ -304,7 +304,7 @@ func (o *expCHFlags) resolveDSN(fs *pflag.FlagSet, env Env, dataDir string) (str
 	if dsn := d.clickHouseDSN(); dsn != "" {
 		return dsn, nil
 	}
-	return "", fmt.Errorf("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")
+	return "", errors.New("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")
 }
 
 func runExperimentsResults(ctx context.Context, env Env, args []string) error {

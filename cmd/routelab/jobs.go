@@ -215,7 +215,7 @@ func (f *jobFlags) admin() (*admin, error) {
 		return nil, err
 	}
 	if u == "" {
-		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), run routelab dev with --data-dir, or give --policy FILE")
+		return nil, errors.New(noAdminHelp + ", or give --policy FILE")
 	}
 	return newAdmin(u, tok, "jobs"), nil
 }

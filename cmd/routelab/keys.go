@@ -39,7 +39,7 @@ func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
 		return nil, err
 	}
 	if u == "" {
-		return nil, errors.New("no admin API: pass --admin-url and --admin-token (or ROUTELAB_ADMIN_URL/ROUTELAB_ADMIN_TOKEN), or run routelab dev with --data-dir")
+		return nil, errors.New(noAdminHelp)
 	}
 	return newAdmin(u, tok, cliActor(env, "cli")), nil
 }
