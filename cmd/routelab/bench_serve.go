@@ -70,6 +70,7 @@ type benchServeResult struct {
 	Errors         uint64  `json:"routelab_errors"`
 	EventsProduced int64   `json:"events_produced"`
 	EventsDropped  int64   `json:"events_dropped"`
+	EventsWrites   int64   `json:"events_writes"` // broker writes: events_produced / events_writes is how full they are
 	HeapStartMB    float64 `json:"heap_start_mb"`
 	HeapEndMB      float64 `json:"heap_end_mb"`
 	GOMAXPROCS     int     `json:"gomaxprocs"`
@@ -282,7 +283,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	}
 	if rl.producer != nil {
 		st := rl.producer.Stats()
-		res.EventsProduced, res.EventsDropped = st.Produced, st.DroppedTotal()
+		res.EventsProduced, res.EventsDropped, res.EventsWrites = st.Produced, st.DroppedTotal(), st.Writes
 	}
 	if res.Errors > 0 {
 		fmt.Fprintf(env.Stderr, "bench serve: %d routelab requests failed\n", res.Errors)
