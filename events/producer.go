@@ -38,13 +38,11 @@ type ProducerConfig struct {
 	SegmentBytes  int64 // spool segment size, default 16 MiB
 	QueueSize     int   // events held in memory, default 65536
 	BatchSize     int   // max events per write, default 4096
-	// PartitionBatch caps kafka-go's per-partition batch. kafka-go allocates
-	// a batch's full capacity up front, so at BatchSize a write of a few
-	// events to 12 partitions allocated and zeroed ~8 MB. Default 512: in
-	// bench serve, 1024 instead of 128 cut the broker's CPU per event from
-	// 3.7-4.3 to 3.1-3.2 us (two runs each); 512, not measured alone, sits
-	// between them at half the up-front allocation (512 x 152-byte
-	// kafka.Message = 78 kB a batch).
+	// PartitionBatch caps the records in one produce request (one
+	// partition's share of a write); default 512. Larger batches cost the
+	// broker less per event: in bench serve, 1024 instead of 128 cut its CPU
+	// per event from 3.7-4.3 to 3.1-3.2 us (two runs each, with kafka-go's
+	// Writer).
 	PartitionBatch int
 	// Linger is how long the writer gathers encoded events before one
 	// write (Kafka's linger.ms), unless BatchSize comes first; default
@@ -100,14 +98,9 @@ func (c *ProducerConfig) defaults() {
 	}
 }
 
-// writerBatchTimeout is kafka-go's own batch timer. The write loop has
-// already gathered (Linger) and hands kafka-go all of a write's events at
-// once, each partition's share under one lock, so the timer only has to
-// outlast that hand-off: longer would hold every write for nothing.
-const writerBatchTimeout = time.Millisecond
-
-// maxRecordBytes is kafka-go's default per-partition batch limit, just under
-// the broker's default message.max.bytes; one record must fit in it.
+// maxRecordBytes caps one produce request's records (kafka-go's default
+// per-partition batch limit), just under the broker's default
+// message.max.bytes; one record must fit in it.
 const maxRecordBytes = 1 << 20
 
 // ProducerStats is a snapshot of a producer's counters. Over its lifetime
@@ -144,9 +137,9 @@ type item struct {
 
 // Producer sends events to Kafka without ever making the caller wait: Enqueue
 // puts the event on a bounded in-memory queue; one background goroutine
-// marshals batches of them while a second writes the previous batch with a
-// kafka-go Writer (synchronously, so it knows exactly which records the
-// broker acknowledged). Batches the broker
+// marshals batches of them while a second writes the previous batch with
+// kafka-go produce requests (synchronously, so it knows exactly which records
+// the broker acknowledged). Batches the broker
 // does not take go to the spool, and new batches follow them there so order is
 // kept; once the broker answers again the spool is replayed oldest first
 // before direct writes resume. Delivery is at-least-once: a batch whose
@@ -157,7 +150,7 @@ type Producer struct {
 	queue   chan item
 	encoded chan []record // encodeLoop -> writeLoop
 	pending atomic.Int64  // events accepted and not yet acknowledged, spooled or dropped
-	w       *kafka.Writer
+	w       *partitioner
 	tr      *kafka.Transport // the writer's own: Close drops its connections
 	spool   *spool           // nil without SpoolDir
 
@@ -191,25 +184,12 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		tr:      &kafka.Transport{},
-		w: &kafka.Writer{
-			Addr: kafka.TCP(cfg.Brokers...),
-			// Murmur2 is Kafka's default partitioner: a request id lands on the
-			// same partition whichever client wrote it.
-			Balancer:     &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, // the zero value is acks=0
-			BatchSize:    cfg.PartitionBatch,
-			BatchBytes:   maxRecordBytes,
-			BatchTimeout: writerBatchTimeout,
-			WriteTimeout: cfg.WriteTimeout,
-			ReadTimeout:  cfg.WriteTimeout,
-			// Fail fast and let the spool take the batch; we retry ourselves.
-			MaxAttempts:     2,
-			WriteBackoffMin: 10 * time.Millisecond,
-			WriteBackoffMax: 50 * time.Millisecond,
-			Compression:     cfg.Compression,
-		},
 	}
-	p.w.Transport = p.tr
+	p.w = &partitioner{
+		client:         &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: p.tr},
+		compression:    cfg.Compression,
+		partitionBatch: cfg.PartitionBatch,
+	}
 	p.dropped = make(map[string]*atomic.Int64, len(dropReasons))
 	for _, r := range dropReasons {
 		p.dropped[r] = new(atomic.Int64)
@@ -346,7 +326,6 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.closeCtx = ctx
 	close(p.stop)
 	<-p.done
-	werr := p.w.Close()
 	p.tr.CloseIdleConnections()
 	var serr error
 	if p.spool != nil {
@@ -356,7 +335,7 @@ func (p *Producer) Close(ctx context.Context) error {
 			serr = errors.Join(serr, fmt.Errorf("producer closed with %d events in spool %s (replayed on next start)", left, p.cfg.SpoolDir))
 		}
 	}
-	return errors.Join(werr, serr)
+	return serr
 }
 
 // encodeLoop is the first stage: it takes events off the queue in batches,
@@ -674,30 +653,30 @@ func (p *Producer) send(recs []record) []record {
 	return left
 }
 
-// write sends recs in one synchronous WriteMessages call. It returns how many
-// the broker acknowledged and the records worth retrying; records refused with
-// a non-retriable error are dropped as rejected.
+// write sends recs (one produce request per partition batch, all in
+// flight at once) and returns how many the broker acknowledged and the
+// records worth retrying; records refused with a non-retriable error are
+// dropped as rejected. Records that failed for a passing reason are tried
+// once more after a short pause, as kafka-go's Writer did, so a leader
+// moving does not send the producer to its spool.
 func (p *Producer) write(recs []record) (acked int, left []record, err error) {
-	msgs := make([]kafka.Message, len(recs))
-	for i, r := range recs {
-		msgs[i] = kafka.Message{Topic: r.topic, Key: []byte(r.key), Value: r.value}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
-	err = p.w.WriteMessages(ctx, msgs...)
-	cancel()
-	if err == nil {
-		p.writes.Add(1)
-		return len(recs), nil, nil
+	defer cancel()
+	errs := p.w.produce(ctx, recs)
+	if retry := retriable(recs, errs); len(retry) > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryPause):
+			again := make([]record, len(retry))
+			for j, i := range retry {
+				again[j] = recs[i]
+			}
+			for j, e := range p.w.produce(ctx, again) {
+				errs[retry[j]] = e
+			}
+		}
 	}
-	p.writeErrors.Add(1)
-	if p.brokerUp.Load() {
-		p.log.Warn("broker write failed; spooling until it answers", "err", err)
-	}
-	var werrs kafka.WriteErrors
-	if !errors.As(err, &werrs) || len(werrs) != len(recs) {
-		return 0, recs, err
-	}
-	for i, e := range werrs {
+	for i, e := range errs {
 		switch {
 		case e == nil:
 			acked++
@@ -706,9 +685,35 @@ func (p *Producer) write(recs []record) (acked int, left []record, err error) {
 			p.log.Error("broker rejected event", "topic", recs[i].topic, "err", e)
 		default:
 			left = append(left, recs[i])
+			if err == nil {
+				err = e
+			}
 		}
 	}
+	if acked == len(recs) {
+		p.writes.Add(1)
+		return acked, nil, nil
+	}
+	p.writeErrors.Add(1)
+	if err != nil && p.brokerUp.Load() {
+		p.log.Warn("broker write failed; spooling until it answers", "err", err)
+	}
 	return acked, left, err
+}
+
+// retryPause is the wait before a write's one retry (kafka-go's Writer
+// waited 10-50 ms with the settings this producer gave it).
+const retryPause = 20 * time.Millisecond
+
+// retriable returns the indexes of records that failed for a passing reason.
+func retriable(recs []record, errs []error) []int {
+	var out []int
+	for i, e := range errs {
+		if e != nil && !isPermanent(e) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func isPermanent(err error) bool {

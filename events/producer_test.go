@@ -364,3 +364,89 @@ func TestProducerEncodeErrorCounted(t *testing.T) {
 		t.Errorf("Dropped[encode] = %d, want 1", got)
 	}
 }
+
+// TestProducerPartitionsLikeWriter checks that events land where kafka-go's
+// Writer (Murmur2, Kafka's default partitioner) puts the same keys, so the
+// producer agrees with other Kafka clients and with earlier builds, and that
+// a partition's records keep their order when its share of a write is split
+// into several produce requests (PartitionBatch 7).
+func TestProducerPartitionsLikeWriter(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	const n = 300
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, PartitionBatch: 7, Linger: time.Hour})
+	for i := range n {
+		p.Enqueue(events.TopicDecisions, fmt.Sprintf("req-%d", i), decision(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Stats().Produced; got != n {
+		t.Fatalf("produced %d, want %d", got, n)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: events.TopicQA, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll}
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "req-%d", i), Value: []byte("{}")}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	ours, theirs := keyPartitions(t, b.Addr(), events.TopicDecisions, true), keyPartitions(t, b.Addr(), events.TopicQA, false)
+	if len(ours) != n || len(theirs) != n {
+		t.Fatalf("read %d and %d keys, want %d each", len(ours), len(theirs), n)
+	}
+	for k, part := range ours {
+		if theirs[k] != part {
+			t.Fatalf("key %s: partition %d, kafka-go's Writer chose %d", k, part, theirs[k])
+		}
+	}
+}
+
+// keyPartitions reads topic and returns each record key's partition; with
+// ordered, it also fails unless each partition holds its keys (req-N) in
+// increasing N.
+func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := (&kafka.Client{Addr: kafka.TCP(addr)}).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, part := range md.Topics[0].Partitions {
+		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, part.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: part.ID, MaxWait: 100 * time.Millisecond})
+		prev := -1
+		for off := int64(0); off < last; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var i int
+			if _, err := fmt.Sscanf(string(m.Key), "req-%d", &i); err != nil {
+				t.Fatalf("key %q: %v", m.Key, err)
+			}
+			if ordered && i <= prev {
+				t.Fatalf("partition %d: req-%d after req-%d", part.ID, i, prev)
+			}
+			prev = i
+			out[string(m.Key)] = part.ID
+		}
+		r.Close()
+	}
+	return out
+}
