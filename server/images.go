@@ -89,8 +89,8 @@ func (h *handlers) imageEndpoint(c *fiber.Ctx, route string, parse func(*fiber.C
 		if err != nil {
 			status = toError(err).Status
 		}
-		h.m.requests.WithLabelValues(route, model, strconv.Itoa(status)).Inc()
-		h.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		h.m.requests.of(requestLabels{route, model, status}).Inc()
+		h.m.latency.of(route).Observe(time.Since(start).Seconds())
 	}()
 	r, err := parse(c)
 	if err != nil {

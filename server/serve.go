@@ -179,7 +179,7 @@ func (h *handlers) attempt(ctx context.Context, o *outcome, route Route, preq pr
 		att := events.Attempt{Model: model, Provider: p.Name(), LatencyMS: h.deps.Now().Sub(t0).Milliseconds()}
 		if err != nil {
 			att.Status, att.Error = attemptStatus(err), err.Error()
-			h.m.attempts.WithLabelValues(model, att.Status).Inc()
+			h.m.attempts.of([2]string{model, att.Status}).Inc()
 			o.attempts = append(o.attempts, att)
 			lastErr = err
 			if final(err) {
@@ -193,13 +193,13 @@ func (h *handlers) attempt(ctx context.Context, o *outcome, route Route, preq pr
 		v := h.inspect(res, spec, j, model, len(o.attempts))
 		if v.Pass {
 			att.Status = "ok"
-			h.m.attempts.WithLabelValues(model, att.Status).Inc()
+			h.m.attempts.of([2]string{model, att.Status}).Inc()
 			o.attempts = append(o.attempts, att)
 			o.model, o.provider, o.qaPass, o.score = model, p.Name(), true, v.Score
 			return res, nil
 		}
 		att.Status = "qa_fail"
-		h.m.attempts.WithLabelValues(model, att.Status).Inc()
+		h.m.attempts.of([2]string{model, att.Status}).Inc()
 		o.attempts = append(o.attempts, att)
 		if v.Score > bestScore {
 			best, bestModel, bestProv, bestScore = res, model, p.Name(), v.Score
