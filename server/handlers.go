@@ -46,7 +46,7 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		gates:   map[string]*gate{},
 		refs:    newRefLoader(cfg),
 		idem:    newIdempotency(cfg.IdempotencySize),
-		chains:  newChains(cfg.ChainSize),
+		chains:  newChains(cfg.ChainSize, cfg.ChainBytes),
 		ids:     newIDGen(),
 	}
 	for _, m := range deps.Catalog {
