@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -32,7 +33,9 @@ import (
 const benchServeHelp = `Measure what routelab's serving path costs on top of the model call.
 
 In one run, on 127.0.0.1: a bare fiber handler that returns the bytes of routelab
-responses (64 taken after the warm-up, served in turn), and the full routelab path (auth, validation, routing with the live
+responses (512 drawn at random from its latest closed- or open-loop round,
+so in the mix routelab serves under load, served in turn), and the full
+routelab path (auth, validation, routing with the live
 policy, a zero-latency simulated provider, automated QA, review sampling, decision
 and QA events through the producer to a local broker). The simulated models
 answer at once and never fail, so what is measured is routelab itself. Both are driven by the same
@@ -43,7 +46,8 @@ Pairs run back to back in ABBA order so load from outside hits both sides
 alike; ratio and added_p99_ms are the medians of the per-pair figures.
 
 Prints bare_rps, routelab_rps, ratio, bare_p99_ms, routelab_p99_ms,
-added_p99_ms, the CPU per request on each side (it hardly moves with other
+added_p99_ms, the mean response size each side served in the closed loop
+(they should match), the CPU per request on each side (it hardly moves with other
 load on the machine; the throughput ratio assumes an otherwise idle one),
 the producer's counters and the heap; --json prints one JSON object on
 stdout's last line.
@@ -53,28 +57,32 @@ its live heap every --soak-every (after a GC): soak_heap_mb is the series,
 soak_heap_growth_mb the mean of its last third minus its first third.`
 
 type benchServeResult struct {
-	BareRPS        float64 `json:"bare_rps"`
-	RoutelabRPS    float64 `json:"routelab_rps"`
-	Ratio          float64 `json:"ratio"`
-	BareP99MS      float64 `json:"bare_p99_ms"`
-	RoutelabP99MS  float64 `json:"routelab_p99_ms"`
-	AddedP99MS     float64 `json:"added_p99_ms"`
-	BareP50MS      float64 `json:"bare_p50_ms"`
-	RoutelabP50MS  float64 `json:"routelab_p50_ms"`
-	Rate           int     `json:"open_loop_rate"`
-	Workers        int     `json:"workers"`
-	Rounds         int     `json:"rounds"`
-	OpenRounds     int     `json:"open_rounds"`
-	ResponseBytes  int     `json:"response_bytes"`
-	Requests       uint64  `json:"routelab_requests"`
-	Errors         uint64  `json:"routelab_errors"`
-	EventsProduced int64   `json:"events_produced"`
-	EventsDropped  int64   `json:"events_dropped"`
-	EventsWrites   int64   `json:"events_writes"` // broker writes: events_produced / events_writes is how full they are
-	HeapStartMB    float64 `json:"heap_start_mb"`
-	HeapEndMB      float64 `json:"heap_end_mb"`
-	GOMAXPROCS     int     `json:"gomaxprocs"`
-	GCPercent      int     `json:"gc_percent"`
+	BareRPS       float64 `json:"bare_rps"`
+	RoutelabRPS   float64 `json:"routelab_rps"`
+	Ratio         float64 `json:"ratio"`
+	BareP99MS     float64 `json:"bare_p99_ms"`
+	RoutelabP99MS float64 `json:"routelab_p99_ms"`
+	AddedP99MS    float64 `json:"added_p99_ms"`
+	BareP50MS     float64 `json:"bare_p50_ms"`
+	RoutelabP50MS float64 `json:"routelab_p50_ms"`
+	Rate          int     `json:"open_loop_rate"`
+	Workers       int     `json:"workers"`
+	Rounds        int     `json:"rounds"`
+	OpenRounds    int     `json:"open_rounds"`
+	ResponseBytes int     `json:"response_bytes"` // mean size of the bare side's first samples
+	// Mean response size each side served over the closed-loop rounds: the
+	// bare side stands for routelab only if they match.
+	BareServedBytes     float64 `json:"bare_served_bytes"`
+	RoutelabServedBytes float64 `json:"routelab_served_bytes"`
+	Requests            uint64  `json:"routelab_requests"`
+	Errors              uint64  `json:"routelab_errors"`
+	EventsProduced      int64   `json:"events_produced"`
+	EventsDropped       int64   `json:"events_dropped"`
+	EventsWrites        int64   `json:"events_writes"` // broker writes: events_produced / events_writes is how full they are
+	HeapStartMB         float64 `json:"heap_start_mb"`
+	HeapEndMB           float64 `json:"heap_end_mb"`
+	GOMAXPROCS          int     `json:"gomaxprocs"`
+	GCPercent           int     `json:"gc_percent"`
 	// CPU per closed-loop request, load generator included (it runs in
 	// this process): unlike throughput it hardly moves with other load on
 	// the machine, so it is the figure to compare between runs.
@@ -158,7 +166,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	// rounds measure the steady state of the serving path.
 	var top float64
 	for i, flat := 0, 0; i < *warmMax && (i < 5 || flat < 3) && ctx.Err() == nil; i++ {
-		m := attack(ctx, rlTarget, 0, *workers, time.Second)
+		m := attack(ctx, rlTarget, 0, *workers, time.Second, nil)
 		fmt.Fprintf(env.Stderr, "bench serve: warm-up %2d routelab %8.0f req/s\n", i+1, m.Throughput)
 		if m.Throughput > top*1.05 {
 			top, flat = m.Throughput, 0
@@ -167,18 +175,27 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	// The baseline: fiber with one handler that returns the bytes of
-	// routelab responses taken after the warm-up, in turn: the same bytes,
-	// in the same mix of sizes (a render's size follows its quality, so one
-	// response of median size would be lighter than routelab's mean).
-	samples, err := sampleResponses(ctx, rl.url+"/v1/images", hdr, body, 64)
-	if err != nil {
-		return fmt.Errorf("routelab sample request: %w", err)
+	// routelab responses, in turn: the same bytes, in the same mix of sizes.
+	// A render's size follows its quality, and a rare escalation answers
+	// with a picture three times larger, so the samples are many, drawn at
+	// random from a routelab round under load, and replaced after each
+	// routelab round: 64 requests made one at a time after the warm-up
+	// averaged 70 kB where routelab then served 76-78 kB, and 512 drawn from
+	// one round after the warm-up 74.9 kB against 77.0 kB served in the
+	// rounds, so the bare side had less to send than routelab.
+	first := newReservoir(sampleSize)
+	attack(ctx, rlTarget, 0, *workers, time.Second, first)
+	if len(first.out) < sampleSize {
+		return fmt.Errorf("routelab sample: %d successful responses in one second, want %d", len(first.out), sampleSize)
 	}
+	var samples atomic.Pointer[[][]byte]
+	samples.Store(&first.out)
 	var next atomic.Uint64
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
 	bare.Post("/v1/images", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(samples[next.Add(1)%uint64(len(samples))])
+		s := *samples.Load()
+		return c.Send(s[next.Add(1)%uint64(len(s))])
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,13 +204,13 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	go pprof.Do(ctx, pprof.Labels("side", "bare"), func(context.Context) { _ = bare.Listener(ln) })
 	defer bare.ShutdownWithTimeout(2 * time.Second) // idle load-generator connections would hold Shutdown
 	bareURL := "http://" + ln.Addr().String()
-	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, OpenRounds: *openRounds, ResponseBytes: meanLen(samples), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
+	res := benchServeResult{Rate: *rate, Workers: *workers, Rounds: *rounds, OpenRounds: *openRounds, ResponseBytes: meanLen(first.out), GOMAXPROCS: runtime.GOMAXPROCS(0), GCPercent: currentGCPercent()}
 	res.HeapStartMB = heapMB()
 	targets := map[string]vegeta.Target{
 		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: body, Header: hdr},
 		"routelab": rlTarget,
 	}
-	attack(ctx, targets["bare"], 0, *workers, time.Second)
+	attack(ctx, targets["bare"], 0, *workers, time.Second, nil)
 	if *cpuProfile != "" { // the measured rounds only, not the warm-up
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -215,6 +232,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	var ratios, added []float64
 	var cpuPer = map[string][]float64{}
+	var served = map[string][2]float64{} // bytes, responses
+	// Each routelab round's responses replace the bare side's samples.
+	keep := map[string]*atomic.Pointer[[][]byte]{"routelab": &samples}
 	count := func(name string, m *vegeta.Metrics) {
 		if name == "routelab" {
 			res.Requests += m.Requests
@@ -229,13 +249,14 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		got := map[string]*vegeta.Metrics{}
 		for _, name := range order {
 			c0 := cpuTime()
-			m := labelledAttack(ctx, name, "closed", targets[name], 0, *workers, *closed)
+			m := labelledAttack(ctx, name, "closed", targets[name], 0, *workers, *closed, keep[name])
 			if m.Requests > 0 {
 				cpuPer[name] = append(cpuPer[name], float64((cpuTime()-c0).Microseconds())/float64(m.Requests))
 			}
-			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f)\n", r+1, name, m.Throughput, m.Success)
+			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f, %.0f bytes a response)\n", r+1, name, m.Throughput, m.Success, m.BytesIn.Mean)
 			got[name] = m
 			rps[name] = append(rps[name], m.Throughput)
+			served[name] = [2]float64{served[name][0] + float64(m.BytesIn.Total), served[name][1] + float64(m.Requests)}
 			count(name, m)
 		}
 		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
@@ -247,7 +268,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		}
 		got := map[string]*vegeta.Metrics{}
 		for _, name := range order {
-			m := labelledAttack(ctx, name, "open", targets[name], *rate, *workers, *open)
+			m := labelledAttack(ctx, name, "open", targets[name], *rate, *workers, *open, keep[name])
 			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, *rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
 			got[name] = m
 			p50s[name] = append(p50s[name], ms(m.Latencies.P50))
@@ -265,6 +286,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	res.BareP50MS, res.RoutelabP50MS = round3(median(p50s["bare"])), round3(median(p50s["routelab"]))
 	res.AddedP99MS = round3(median(added))
 	res.BareCPUMicros, res.RoutelabCPUMicros = round1(median(cpuPer["bare"])), round1(median(cpuPer["routelab"]))
+	res.BareServedBytes = round1(served["bare"][0] / max(served["bare"][1], 1))
+	res.RoutelabServedBytes = round1(served["routelab"][0] / max(served["routelab"][1], 1))
 	if res.RoutelabCPUMicros > 0 {
 		res.CPURatio = round3(res.BareCPUMicros / res.RoutelabCPUMicros)
 	}
@@ -323,7 +346,7 @@ func soakRun(ctx context.Context, env Env, res *benchServeResult, target vegeta.
 	runtime.GC()
 	res.SoakHeapMB = append(res.SoakHeapMB, heapMB())
 	for time.Since(start) < d && ctx.Err() == nil {
-		m := attack(ctx, target, rate, workers, min(every, d-time.Since(start)))
+		m := attack(ctx, target, rate, workers, min(every, d-time.Since(start)), nil)
 		res.SoakRequests += m.Requests
 		res.SoakErrors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
 		res.SoakP99MS = max(res.SoakP99MS, ms(m.Latencies.P99))
@@ -367,17 +390,51 @@ func mean(xs []float64) float64 {
 }
 
 // labelledAttack is attack with its load generator's goroutines labelled
-// client=side and loop=closed|open in CPU profiles.
-func labelledAttack(ctx context.Context, side, loop string, t vegeta.Target, rate, workers int, d time.Duration) (m *vegeta.Metrics) {
+// client=side and loop=closed|open in CPU profiles. keep, when not nil,
+// gets a fresh draw of the round's response bodies (see newReservoir).
+func labelledAttack(ctx context.Context, side, loop string, t vegeta.Target, rate, workers int, d time.Duration, keep *atomic.Pointer[[][]byte]) (m *vegeta.Metrics) {
+	var r *reservoir
+	if keep != nil {
+		r = newReservoir(sampleSize)
+	}
 	pprof.Do(ctx, pprof.Labels("client", side, "loop", loop), func(ctx context.Context) {
-		m = attack(ctx, t, rate, workers, d)
+		m = attack(ctx, t, rate, workers, d, r)
 	})
+	if r != nil && len(r.out) == sampleSize {
+		keep.Store(&r.out)
+	}
 	return m
 }
 
+// sampleSize is how many routelab responses the bare side serves in turn.
+const sampleSize = 512
+
+// reservoir keeps n of the bodies offered to it, drawn uniformly at random
+// (reservoir sampling), so a whole round can be sampled in bounded memory.
+type reservoir struct {
+	n, seen int
+	rng     *rand.Rand
+	out     [][]byte
+}
+
+func newReservoir(n int) *reservoir {
+	return &reservoir{n: n, rng: rand.New(rand.NewPCG(1, 2)), out: make([][]byte, 0, n)}
+}
+
+func (r *reservoir) offer(b []byte) {
+	r.seen++
+	switch {
+	case len(r.out) < r.n:
+		r.out = append(r.out, b)
+	case r.rng.IntN(r.seen) < r.n:
+		r.out[r.rng.IntN(r.n)] = b
+	}
+}
+
 // attack runs one vegeta attack: closed loop (rate 0: workers send as fast
-// as answered) or open loop at rate per second.
-func attack(ctx context.Context, t vegeta.Target, rate, workers int, d time.Duration) *vegeta.Metrics {
+// as answered) or open loop at rate per second. keep, when not nil, is
+// offered every successful response's body.
+func attack(ctx context.Context, t vegeta.Target, rate, workers int, d time.Duration, keep *reservoir) *vegeta.Metrics {
 	opts := []func(*vegeta.Attacker){vegeta.KeepAlive(true), vegeta.Timeout(10 * time.Second), vegeta.Connections(workers * 4)}
 	pacer := vegeta.Rate{Freq: rate, Per: time.Second}
 	if rate == 0 {
@@ -390,6 +447,9 @@ func attack(ctx context.Context, t vegeta.Target, rate, workers int, d time.Dura
 	var m vegeta.Metrics
 	for r := range a.Attack(vegeta.NewStaticTargeter(t), pacer, d, "bench") {
 		m.Add(r)
+		if keep != nil && r.Code == http.StatusOK {
+			keep.offer(r.Body)
+		}
 		if ctx.Err() != nil {
 			a.Stop()
 		}
@@ -423,19 +483,6 @@ func fetchOnce(ctx context.Context, url string, hdr http.Header, body []byte) ([
 		return nil, fmt.Errorf("no images in %.200s", b)
 	}
 	return b, nil
-}
-
-// sampleResponses returns n routelab responses.
-func sampleResponses(ctx context.Context, url string, hdr http.Header, body []byte, n int) ([][]byte, error) {
-	all := make([][]byte, 0, n)
-	for range n {
-		b, err := fetchOnce(ctx, url, hdr, body)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, b)
-	}
-	return all, nil
 }
 
 func meanLen(bs [][]byte) int {
