@@ -15,9 +15,9 @@ import (
 // partition batch, through a kafka-go Client. It is what kafka-go's Writer
 // does, minus the Writer's per-message metadata lookup: Writer.WriteMessages
 // asks the transport for the topic's partitions once per message (a request
-// object and a filtered copy of the cached metadata, nine allocations), which
-// in bench serve was 2.1 us of CPU per request, the largest part of the
-// producer's own cost. Here the partition counts are looked up once per topic
+// object and a filtered copy of the cached metadata), which in bench serve
+// was 2.1 us of CPU per request, the largest part of the producer's own
+// cost. Here the partition counts are looked up once per topic
 // and kept until a write fails.
 type partitioner struct {
 	client         *kafka.Client

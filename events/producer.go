@@ -653,8 +653,8 @@ func (p *Producer) send(recs []record) []record {
 	return left
 }
 
-// write sends recs (one produce request per partition batch, all in
-// flight at once) and returns how many the broker acknowledged and the
+// write sends recs (produce requests of up to PartitionBatch records, all
+// partitions at once) and returns how many the broker acknowledged and the
 // records worth retrying; records refused with a non-retriable error are
 // dropped as rejected. Records that failed for a passing reason are tried
 // once more after a short pause, as kafka-go's Writer did, so a leader
@@ -663,7 +663,7 @@ func (p *Producer) write(recs []record) (acked int, left []record, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
 	defer cancel()
 	errs := p.w.produce(ctx, recs)
-	if retry := retriable(recs, errs); len(retry) > 0 && ctx.Err() == nil {
+	if retry := retriable(errs); len(retry) > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-time.After(retryPause):
@@ -706,7 +706,7 @@ func (p *Producer) write(recs []record) (acked int, left []record, err error) {
 const retryPause = 20 * time.Millisecond
 
 // retriable returns the indexes of records that failed for a passing reason.
-func retriable(recs []record, errs []error) []int {
+func retriable(errs []error) []int {
 	var out []int
 	for i, e := range errs {
 		if e != nil && !isPermanent(e) {
