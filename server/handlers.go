@@ -45,7 +45,7 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		caps:    newDailyCaps(cfg.DailyCap, cfg.DailyCaps),
 		gates:   map[string]*gate{},
 		refs:    newRefLoader(cfg),
-		idem:    newIdempotency(cfg.IdempotencySize),
+		idem:    newIdempotency(cfg.IdempotencySize, cfg.IdempotencyBytes),
 		chains:  newChains(cfg.ChainSize, cfg.ChainBytes),
 		ids:     newIDGen(),
 	}

@@ -9,16 +9,22 @@ import (
 
 // idempotency remembers responses by (tenant, Idempotency-Key) so a retried
 // request gets the first response without a second model call. A second
-// request with the same key waits for the first to finish. Per replica.
+// request with the same key waits for the first to finish. Per replica,
+// bounded by count and by the bytes of the responses kept: a response
+// carries its images, megabytes each from a vendor, so 10,000 of them
+// could take tens of gigabytes.
 type idempotency struct {
-	c  *lru.Cache[string, *idemEntry]
-	mu sync.Mutex
+	mu       sync.Mutex // guards the cache, bytes and entries' size
+	c        *lru.Cache[string, *idemEntry]
+	bytes    int64 // sizes of the finished entries in c
+	maxBytes int64
 }
 
 type idemEntry struct {
 	body [32]byte // hash of the request (route and body)
 	done chan struct{}
 	resp *savedResponse // nil when the first request failed: it is not stored
+	size int64          // counted in idempotency.bytes once finished
 }
 
 type savedResponse struct {
@@ -28,9 +34,12 @@ type savedResponse struct {
 	body    []byte
 }
 
-func newIdempotency(size int) *idempotency {
-	c, _ := lru.New[string, *idemEntry](size)
-	return &idempotency{c: c}
+func newIdempotency(size int, maxBytes int64) *idempotency {
+	i := &idempotency{maxBytes: maxBytes}
+	// Evictions happen inside calls made under mu, so the callback may
+	// update bytes.
+	i.c, _ = lru.NewWithEvict(size, func(_ string, e *idemEntry) { i.bytes -= e.size })
+	return i
 }
 
 // begin claims key for a request body. It returns the entry and whether
@@ -57,12 +66,26 @@ func (i *idempotency) begin(key string, route string, body []byte) (*idemEntry, 
 // again) and wakes waiters.
 func (i *idempotency) finish(key string, e *idemEntry, resp *savedResponse) {
 	e.resp = resp
-	if resp == nil {
-		i.mu.Lock()
-		if cur, ok := i.c.Peek(key); ok && cur == e {
+	i.mu.Lock()
+	if cur, ok := i.c.Peek(key); ok && cur == e {
+		if resp == nil {
 			i.c.Remove(key)
+		} else {
+			e.size = resp.size()
+			i.bytes += e.size
+			for i.bytes > i.maxBytes && i.c.Len() > 1 {
+				i.c.RemoveOldest()
+			}
 		}
-		i.mu.Unlock()
 	}
+	i.mu.Unlock()
 	close(e.done)
+}
+
+func (r *savedResponse) size() int64 {
+	n := len(r.body) + len(r.ctype)
+	for _, h := range r.headers {
+		n += len(h[0]) + len(h[1])
+	}
+	return int64(n)
 }

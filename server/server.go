@@ -47,9 +47,10 @@ type Config struct {
 	SampleRate  float64            // default review sampling rate per stratum; default 0.05
 	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
 
-	IdempotencySize int   // remembered Idempotency-Keys; default 10000
-	ChainSize       int   // remembered edit-chain nodes; default 4096
-	ChainBytes      int64 // image bytes those nodes may hold; default 256 MiB
+	IdempotencySize  int   // remembered Idempotency-Keys; default 10000
+	IdempotencyBytes int64 // response bytes they may hold; default 256 MiB
+	ChainSize        int   // remembered edit-chain nodes; default 4096
+	ChainBytes       int64 // image bytes those nodes may hold; default 256 MiB
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +72,9 @@ func (c Config) withDefaults() Config {
 	def(&c.ProviderQueue, 64)
 	def(&c.IdempotencySize, 10000)
 	def(&c.ChainSize, 4096)
+	if c.IdempotencyBytes <= 0 {
+		c.IdempotencyBytes = 256 << 20
+	}
 	if c.ChainBytes <= 0 {
 		c.ChainBytes = 256 << 20
 	}
