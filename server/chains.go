@@ -1,11 +1,5 @@
 package server
 
-import (
-	"sync/atomic"
-
-	lru "github.com/hashicorp/golang-lru/v2"
-)
-
 // chains remembers recent outputs so an edit can name its parent_id. It is
 // per replica and bounded by count and by the image bytes it holds (a
 // vendor's PNG is megabytes: 4,096 of them would be gigabytes); a parent
@@ -13,9 +7,7 @@ import (
 // client sends the image as a reference. A node's ancestors stay reachable
 // from it (cleanest walks back through them) while it is kept.
 type chains struct {
-	c        *lru.Cache[string, *chainNode]
-	bytes    atomic.Int64 // image bytes of the nodes in c
-	maxBytes int64
+	c *boundedLRU[string, *chainNode]
 }
 
 type chainNode struct {
@@ -29,20 +21,11 @@ type chainNode struct {
 }
 
 func newChains(size int, maxBytes int64) *chains {
-	c := &chains{maxBytes: maxBytes}
-	c.c, _ = lru.NewWithEvict(size, func(_ string, n *chainNode) { c.bytes.Add(-int64(len(n.image))) })
-	return c
+	return &chains{c: newBoundedLRU[string](size, maxBytes, func(n *chainNode) int64 { return int64(len(n.image)) })}
 }
 
-// add remembers n (ids are unique: request ids), then drops the oldest
-// nodes while the images held pass maxBytes; n itself is always kept.
-func (c *chains) add(n *chainNode) {
-	c.bytes.Add(int64(len(n.image)))
-	c.c.Add(n.id, n)
-	for c.bytes.Load() > c.maxBytes && c.c.Len() > 1 {
-		c.c.RemoveOldest()
-	}
-}
+// add remembers n (ids are unique: request ids).
+func (c *chains) add(n *chainNode) { c.c.add(n.id, n) }
 
 func (c *chains) get(id string) (*chainNode, bool) { return c.c.Get(id) }
 

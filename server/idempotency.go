@@ -3,8 +3,6 @@ package server
 import (
 	"crypto/sha256"
 	"sync"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // idempotency remembers responses by (tenant, Idempotency-Key) so a retried
@@ -14,17 +12,15 @@ import (
 // carries its images, megabytes each from a vendor, so 10,000 of them
 // could take tens of gigabytes.
 type idempotency struct {
-	mu       sync.Mutex // guards the cache, bytes and entries' size
-	c        *lru.Cache[string, *idemEntry]
-	bytes    int64 // sizes of the finished entries in c
-	maxBytes int64
+	mu sync.Mutex // guards the cache and entries' size
+	c  *boundedLRU[string, *idemEntry]
 }
 
 type idemEntry struct {
 	body [32]byte // hash of the request (route and body)
 	done chan struct{}
 	resp *savedResponse // nil when the first request failed: it is not stored
-	size int64          // counted in idempotency.bytes once finished
+	size int64          // bytes of resp, set once finished
 }
 
 type savedResponse struct {
@@ -35,11 +31,8 @@ type savedResponse struct {
 }
 
 func newIdempotency(size int, maxBytes int64) *idempotency {
-	i := &idempotency{maxBytes: maxBytes}
-	// Evictions happen inside calls made under mu, so the callback may
-	// update bytes.
-	i.c, _ = lru.NewWithEvict(size, func(_ string, e *idemEntry) { i.bytes -= e.size })
-	return i
+	// An entry's size is read on eviction and set in finish, both under mu.
+	return &idempotency{c: newBoundedLRU[string](size, maxBytes, func(e *idemEntry) int64 { return e.size })}
 }
 
 // begin claims key for a request body. It returns the entry and whether
@@ -58,7 +51,7 @@ func (i *idempotency) begin(key string, route string, body []byte) (*idemEntry, 
 		return e, sum, false
 	}
 	e := &idemEntry{body: sum, done: make(chan struct{})}
-	i.c.Add(key, e)
+	i.c.add(key, e) // in flight: no bytes yet
 	return e, sum, true
 }
 
@@ -72,10 +65,7 @@ func (i *idempotency) finish(key string, e *idemEntry, resp *savedResponse) {
 			i.c.Remove(key)
 		} else {
 			e.size = resp.size()
-			i.bytes += e.size
-			for i.bytes > i.maxBytes && i.c.Len() > 1 {
-				i.c.RemoveOldest()
-			}
+			i.c.grew(e.size)
 		}
 	}
 	i.mu.Unlock()
