@@ -47,24 +47,40 @@ func decision(i int) *events.Decision {
 // over the wire with kafka-go, and counts each event id.
 func consumeIDs(t *testing.T, addr, topic string) map[string]int {
 	t.Helper()
+	ids := map[string]int{}
+	eachRecord(t, addr, topic, func(_ int, m kafka.Message) {
+		var h events.Header
+		if err := json.Unmarshal(m.Value, &h); err != nil {
+			t.Fatalf("record is not an event: %v", err)
+		}
+		if string(m.Key) != h.RequestID {
+			t.Fatalf("record key %q, want request id %q", m.Key, h.RequestID)
+		}
+		ids[h.EventID]++
+	})
+	return ids
+}
+
+// eachRecord calls fn with every record of topic, from the start to the
+// current end, partition by partition in offset order.
+func eachRecord(t *testing.T, addr, topic string, fn func(partition int, m kafka.Message)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(addr)}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	md, err := (&kafka.Client{Addr: kafka.TCP(addr)}).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		t.Fatalf("Metadata: %v", err)
 	}
-	ids := map[string]int{}
 	for _, part := range md.Topics[0].Partitions {
 		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, part.ID)
 		if err != nil {
 			t.Fatalf("DialLeader: %v", err)
 		}
 		last, err := conn.ReadLastOffset()
+		conn.Close()
 		if err != nil {
 			t.Fatalf("ReadLastOffset: %v", err)
 		}
-		conn.Close()
 		if last == 0 {
 			continue
 		}
@@ -77,21 +93,13 @@ func consumeIDs(t *testing.T, addr, topic string) map[string]int {
 			if err != nil {
 				t.Fatalf("ReadMessage %s/%d: %v", topic, part.ID, err)
 			}
-			var h events.Header
-			if err := json.Unmarshal(m.Value, &h); err != nil {
-				t.Fatalf("record is not an event: %v", err)
-			}
-			if string(m.Key) != h.RequestID {
-				t.Fatalf("record key %q, want request id %q", m.Key, h.RequestID)
-			}
-			ids[h.EventID]++
-			if m.Offset == last-1 {
+			fn(part.ID, m)
+			if m.Offset >= last-1 {
 				break
 			}
 		}
 		r.Close()
 	}
-	return ids
 }
 
 // waitFor polls cond (a condition on the producer's own counters, not a
@@ -412,41 +420,18 @@ func TestProducerPartitionsLikeWriter(t *testing.T) {
 // increasing N.
 func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	md, err := (&kafka.Client{Addr: kafka.TCP(addr)}).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, part := range md.Topics[0].Partitions {
-		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, part.ID)
-		if err != nil {
-			t.Fatal(err)
+	prev := map[int]int{} // partition -> last N
+	eachRecord(t, addr, topic, func(part int, m kafka.Message) {
+		var i int
+		if _, err := fmt.Sscanf(string(m.Key), "req-%d", &i); err != nil {
+			t.Fatalf("key %q: %v", m.Key, err)
 		}
-		last, err := conn.ReadLastOffset()
-		conn.Close()
-		if err != nil {
-			t.Fatal(err)
+		if p, ok := prev[part]; ordered && ok && i <= p {
+			t.Fatalf("partition %d: req-%d after req-%d", part, i, p)
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: part.ID, MaxWait: 100 * time.Millisecond})
-		prev := -1
-		for off := int64(0); off < last; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var i int
-			if _, err := fmt.Sscanf(string(m.Key), "req-%d", &i); err != nil {
-				t.Fatalf("key %q: %v", m.Key, err)
-			}
-			if ordered && i <= prev {
-				t.Fatalf("partition %d: req-%d after req-%d", part.ID, i, prev)
-			}
-			prev = i
-			out[string(m.Key)] = part.ID
-		}
-		r.Close()
-	}
+		prev[part] = i
+		out[string(m.Key)] = part
+	})
 	return out
 }
