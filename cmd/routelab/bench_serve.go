@@ -232,7 +232,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	var ratios, added []float64
 	var cpuPer = map[string][]float64{}
-	var served = map[string][2]float64{} // bytes, responses
+	type bytesServed struct{ bytes, responses uint64 }
+	served := map[string]*bytesServed{"bare": {}, "routelab": {}} // closed loop
 	// Each routelab round's responses replace the bare side's samples.
 	keep := map[string]*atomic.Pointer[[][]byte]{"routelab": &samples}
 	count := func(name string, m *vegeta.Metrics) {
@@ -256,7 +257,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(env.Stderr, "bench serve: round %d %-8s closed loop %8.0f req/s (success %.3f, %.0f bytes a response)\n", r+1, name, m.Throughput, m.Success, m.BytesIn.Mean)
 			got[name] = m
 			rps[name] = append(rps[name], m.Throughput)
-			served[name] = [2]float64{served[name][0] + float64(m.BytesIn.Total), served[name][1] + float64(m.Requests)}
+			served[name].bytes += m.BytesIn.Total
+			served[name].responses += m.Requests
 			count(name, m)
 		}
 		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
@@ -286,8 +288,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	res.BareP50MS, res.RoutelabP50MS = round3(median(p50s["bare"])), round3(median(p50s["routelab"]))
 	res.AddedP99MS = round3(median(added))
 	res.BareCPUMicros, res.RoutelabCPUMicros = round1(median(cpuPer["bare"])), round1(median(cpuPer["routelab"]))
-	res.BareServedBytes = round1(served["bare"][0] / max(served["bare"][1], 1))
-	res.RoutelabServedBytes = round1(served["routelab"][0] / max(served["routelab"][1], 1))
+	perResponse := func(s *bytesServed) float64 { return round1(float64(s.bytes) / float64(max(s.responses, 1))) }
+	res.BareServedBytes, res.RoutelabServedBytes = perResponse(served["bare"]), perResponse(served["routelab"])
 	if res.RoutelabCPUMicros > 0 {
 		res.CPURatio = round3(res.BareCPUMicros / res.RoutelabCPUMicros)
 	}
