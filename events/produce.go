@@ -17,15 +17,11 @@ import (
 // asks the transport for the topic's partitions once per message (a request
 // object and a filtered copy of the cached metadata), which in bench serve
 // was 2.1 us of CPU per request, the largest part of the producer's own
-// cost. Here the partition counts are looked up once per topic
-// and kept until a write fails.
+// cost. Here they are looked up once per topic per write.
 type partitioner struct {
 	client         *kafka.Client
 	compression    kafka.Compression
 	partitionBatch int // records per produce request at most
-
-	mu    sync.Mutex
-	parts map[string][]int // topic -> partition ids 0..n-1, as the Writer passes them to its balancer
 }
 
 // Murmur2 is Kafka's default partitioner: a request id lands on the same
@@ -79,11 +75,6 @@ func (w *partitioner) produce(ctx context.Context, recs []record) []error {
 		}
 	}
 	wg.Wait()
-	for _, t := range topics {
-		if t.err != nil || t.failed(errs) {
-			w.forget(t.topic) // partitions may have moved or grown
-		}
-	}
 	return errs
 }
 
@@ -93,17 +84,6 @@ type topicRecords struct {
 	parts       []int   // partition ids, as the balancer takes them
 	byPartition [][]int // indexes into the write's records
 	err         error   // the topic's partitions could not be learned
-}
-
-func (t *topicRecords) failed(errs []error) bool {
-	for _, idx := range t.byPartition {
-		for _, i := range idx {
-			if errs[i] != nil {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // batchLen is how many of idx's records go in one request: at most
@@ -172,14 +152,13 @@ type bytesBytes struct{ bytes.Reader }
 
 func (*bytesBytes) Close() error { return nil }
 
-// partitions returns topic's partition ids, asking the broker the first time.
+// partitions returns topic's partition ids (0..n-1, as the Writer passes
+// them to its balancer). kafka-go's transport answers from the metadata it
+// refreshes every MetadataTTL (6 s by default) and routes produce requests
+// by the same metadata, so a topic that gains partitions gets events on
+// them within that time, and never on a partition the transport cannot
+// route to yet.
 func (w *partitioner) partitions(ctx context.Context, topic string) ([]int, error) {
-	w.mu.Lock()
-	parts, ok := w.parts[topic]
-	w.mu.Unlock()
-	if ok {
-		return parts, nil
-	}
 	md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
@@ -194,21 +173,9 @@ func (w *partitioner) partitions(ctx context.Context, topic string) ([]int, erro
 	if len(t.Partitions) == 0 {
 		return nil, fmt.Errorf("partitions of %s: %w", topic, kafka.UnknownTopicOrPartition)
 	}
-	parts = make([]int, len(t.Partitions))
+	parts := make([]int, len(t.Partitions))
 	for i := range parts {
 		parts[i] = i
 	}
-	w.mu.Lock()
-	if w.parts == nil {
-		w.parts = map[string][]int{}
-	}
-	w.parts[topic] = parts
-	w.mu.Unlock()
 	return parts, nil
-}
-
-func (w *partitioner) forget(topic string) {
-	w.mu.Lock()
-	delete(w.parts, topic)
-	w.mu.Unlock()
 }
