@@ -435,3 +435,28 @@ func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]in
 	})
 	return out
 }
+
+// TestProducerWakesAfterIdle: a producer that found its queue empty sleeps
+// on the queue instead of polling it; each event after such a pause must
+// still go out at once, with no Close to flush it.
+func TestProducerWakesAfterIdle(t *testing.T) {
+	b := mustBroker(t, broker.Config{})
+	defer b.Close()
+	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Millisecond})
+	defer p.Close(context.Background())
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "idle-test", Topic: events.TopicDecisions,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		p.Enqueue(events.TopicDecisions, fmt.Sprintf("req-%d", i), decision(i))
+		m, err := r.ReadMessage(ctx) // once read, the producer has gone idle again
+		if err != nil {
+			t.Fatalf("event %d never arrived: %v", i, err)
+		}
+		if want := fmt.Sprintf("req-%d", i); string(m.Key) != want {
+			t.Fatalf("read %s, want %s", m.Key, want)
+		}
+	}
+}
