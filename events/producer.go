@@ -340,10 +340,13 @@ func (p *Producer) Close(ctx context.Context) error {
 
 // encodeLoop is the first stage: it takes events off the queue in batches,
 // marshals them and hands the records to writeLoop, marshalling the next
-// batch while the writer waits on the broker. It polls the queue on a short
-// tick instead of parking on it: a goroutine parked on a channel must be woken
-// by the sender, and that wake-up (a futex call when a P is idle) would land
-// on Enqueue's clock and dominate its tail latency. When the writer is busy
+// batch while the writer waits on the broker. While events come it polls the
+// queue on a short tick instead of parking on it: a goroutine parked on a
+// channel must be woken by the sender, and that wake-up (a futex call when a P
+// is idle) would land on Enqueue's clock and dominate its tail latency. Once a
+// look finds the queue empty it parks on the queue, so an idle replica sleeps
+// (polling cost an idle routelab dev 6% of a core) and only the first event
+// after a pause pays the wake-up. When the writer is busy
 // (or holding a batch for an absent broker without a spool) the hand-off
 // blocks and the queue fills, which is where backpressure shows up as
 // counted drops.
@@ -356,11 +359,6 @@ func (p *Producer) encodeLoop() {
 	for {
 		stopping := false
 		if len(p.queue) == 0 {
-			// Under load, look every Poll: one wake-up takes many events,
-			// and Enqueue never wakes this goroutine itself. Once a look
-			// finds nothing, wait on the queue instead: an idle replica
-			// sleeps (polling cost an idle routelab dev 6% of a core) and
-			// the first event after a pause wakes it.
 			wait, queue := tick.C, chan item(nil)
 			if idle {
 				wait, queue = nil, p.queue
