@@ -53,49 +53,37 @@ type Config struct {
 	ChainBytes       int64 // image bytes those nodes may hold; default 256 MiB
 }
 
+// setDefault sets *v to d when it is not positive (unset).
+func setDefault[T int | int64 | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&c.BodyLimit, 32<<20)
-	def(&c.MaxPromptRunes, 4000)
-	def(&c.MaxN, 10)
-	def(&c.MaxRefs, 8)
-	def(&c.MaxRefBytes, 10<<20)
-	def(&c.MaxRefPixels, 40_000_000)
-	def(&c.RefMaxSide, 2048)
-	def(&c.RefCacheSize, 256)
-	def(&c.RateBurst, 100)
-	def(&c.ProviderConcurrency, 64)
-	def(&c.ProviderQueue, 64)
-	def(&c.IdempotencySize, 10000)
-	def(&c.ChainSize, 4096)
-	if c.IdempotencyBytes <= 0 {
-		c.IdempotencyBytes = 256 << 20
-	}
-	if c.ChainBytes <= 0 {
-		c.ChainBytes = 256 << 20
-	}
+	setDefault(&c.BodyLimit, 32<<20)
+	setDefault(&c.MaxPromptRunes, 4000)
+	setDefault(&c.MaxN, 10)
+	setDefault(&c.MaxRefs, 8)
+	setDefault(&c.MaxRefBytes, 10<<20)
+	setDefault(&c.MaxRefPixels, 40_000_000)
+	setDefault(&c.RefMaxSide, 2048)
+	setDefault(&c.RefCacheSize, 256)
+	setDefault(&c.RateBurst, 100)
+	setDefault(&c.ProviderConcurrency, 64)
+	setDefault(&c.ProviderQueue, 64)
+	setDefault(&c.IdempotencySize, 10000)
+	setDefault(&c.ChainSize, 4096)
+	setDefault(&c.IdempotencyBytes, 256<<20)
+	setDefault(&c.ChainBytes, 256<<20)
 	if c.MaxEscalations == 0 {
 		c.MaxEscalations = 1
 	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 60 * time.Second
-	}
-	if c.RefFetchTimeout <= 0 {
-		c.RefFetchTimeout = 10 * time.Second
-	}
-	if c.QueueWait <= 0 {
-		c.QueueWait = 2 * time.Second
-	}
-	if c.URLTTL <= 0 {
-		c.URLTTL = time.Hour
-	}
-	if c.RatePerSec <= 0 {
-		c.RatePerSec = 50
-	}
+	setDefault(&c.RequestTimeout, 60*time.Second)
+	setDefault(&c.RefFetchTimeout, 10*time.Second)
+	setDefault(&c.QueueWait, 2*time.Second)
+	setDefault(&c.URLTTL, time.Hour)
+	setDefault(&c.RatePerSec, 50)
 	if c.RatePerSec == math.Inf(1) {
 		c.RatePerSec = math.MaxFloat64
 	}
