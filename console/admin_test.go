@@ -18,6 +18,7 @@ import (
 	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/events/control"
 	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/server"
@@ -84,7 +85,7 @@ func mustAdminAPI(t testing.TB, db *ingesttest.DB) (string, []string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plog.Close() })
-	pol := server.NewPolicyStore(server.NewLivePolicy(nil, nil), plog)
+	pol := server.NewPolicyStore(gateway.NewLivePolicy(nil, nil), plog)
 	plog.Subscribe(func(control.Change) { _ = pol.Changed() })
 	for _, name := range []string{"rules", "explore"} {
 		doc, err := datasets.PolicyFile(name)

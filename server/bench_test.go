@@ -11,9 +11,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/server"
-	"github.com/routelab/routelab/server/servertest"
 )
 
 // BenchmarkImages measures the serving path per request without the
@@ -24,14 +25,20 @@ func BenchmarkImages(b *testing.B) {
 	if _, err := keys.Insert(context.Background(), "acme", "bench", "rl_benchkey"); err != nil {
 		b.Fatal(err)
 	}
-	fast := &servertest.Provider{Model: "fast", Color: red, CostUSD: 0.01}
-	app := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, SampleRate: -1}, server.Deps{
-		Router:    &servertest.Router{Model: "fast", Version: "p1"},
+	fast := &gatewaytest.Provider{Model: "fast", Color: red, CostUSD: 0.01}
+	reg := prometheus.NewRegistry()
+	gw := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
+		Policy:    &gatewaytest.Router{Model: "fast", Version: "p1"},
 		Providers: map[string]providers.Provider{"fast": fast},
-		QA:        server.NewQA(qa.New(qa.DefaultThresholds()).WithCache(1024)),
+		QA:        gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(1024)),
 		Events:    discard{},
-		Keys:      keys,
-		Registry:  prometheus.NewRegistry(),
+		Registry:  reg,
+	})
+	app := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{RatePerSec: 1e12, RateBurst: 1 << 30}, server.Deps{
+		Gateway:  gw,
+		Events:   discard{},
+		Keys:     keys,
+		Registry: reg,
 	})
 	body := []byte(`{"prompt":"a red fox in snow","size":"512x512"}`)
 	routelab := app.Handler()

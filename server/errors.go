@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/routelab/routelab/gateway"
 )
 
 // Error is a failure shown to the caller: an HTTP status, a stable code, a
@@ -108,6 +110,10 @@ func toError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var ge *gateway.Error
+	if errors.As(err, &ge) {
+		return fromGateway(ge)
 	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
-	"github.com/routelab/routelab/server"
+	"github.com/routelab/routelab/gateway"
 )
 
 func mustExperimentServer(t *testing.T) (*env, *experiments.Registry) {
@@ -18,9 +18,9 @@ func mustExperimentServer(t *testing.T) (*env, *experiments.Registry) {
 	log := experiments.NewMemLog()
 	reg := experiments.NewRegistry(log, nil, nil)
 	log.Bind(reg.Apply)
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
-		d.Experiments = reg
-		d.Assigner = server.NewExperimentAssigner(reg.Assigner, nil)
+	e := mustStart(t, func(s *setup) {
+		s.deps.Experiments = reg
+		s.gwDeps.Assigner = gateway.NewExperimentAssigner(reg.Assigner, nil)
 	})
 	return e, reg
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
 )
 
 type feedbackRequest struct {
@@ -46,13 +46,15 @@ func (h *handlers) feedback(c *fiber.Ctx) error {
 	if len(r.Comment) > 4000 || len(r.User) > 256 {
 		return errInvalid("comment", "comment or user too long")
 	}
-	k := keyOf(c)
-	id := requestID(c)
-	h.emit(events.TopicSignals, r.RequestID, &events.Signal{
-		Header: events.Header{EventID: id + ":signal", SchemaVersion: events.SchemaVersion, TS: h.deps.Now().UnixMilli(), Tenant: k.Tenant, RequestID: r.RequestID},
-		Signal: r.Signal, Value: v, Comment: r.Comment, User: r.User,
-	})
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"id": id, "request_id": r.RequestID, "signal": r.Signal, "status": "accepted"})
+	dup, err := h.deps.Gateway.Feedback(gateway.Signal{RequestID: r.RequestID, Tenant: keyOf(c).Tenant, Kind: r.Signal, Value: v, Comment: r.Comment, User: r.User})
+	if err != nil {
+		return err
+	}
+	status := "accepted"
+	if dup {
+		status = "duplicate"
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"id": requestID(c), "request_id": r.RequestID, "signal": r.Signal, "status": status})
 }
 
 type modelsResponse struct {

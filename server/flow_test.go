@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
-	"github.com/routelab/routelab/server"
-	"github.com/routelab/routelab/server/servertest"
 )
 
 func TestFallbackAndEscalation(t *testing.T) {
@@ -48,10 +47,10 @@ func TestFallbackAndEscalation(t *testing.T) {
 			}
 			e.qa.Fail = map[string]bool{}
 			if tt.fastQAFails {
-				e.qa.Fail[servertest.ColorKey(red)] = true
+				e.qa.Fail[gatewaytest.ColorKey(red)] = true
 			}
 			if tt.strongQAFails {
-				e.qa.Fail[servertest.ColorKey(blue)] = true
+				e.qa.Fail[gatewaytest.ColorKey(blue)] = true
 			}
 			body := `{"prompt":"cat","size":"64x64"}`
 			if tt.budget > 0 {
@@ -150,7 +149,7 @@ func TestIdempotency(t *testing.T) {
 func TestLimits(t *testing.T) {
 	t.Run("rate", func(t *testing.T) {
 		// Refill is slow enough that no token comes back within the test.
-		e := mustStart(t, func(c *server.Config, _ *server.Deps) { c.RatePerSec, c.RateBurst = 0.001, 2 })
+		e := mustStart(t, func(s *setup) { s.cfg.RatePerSec, s.cfg.RateBurst = 0.001, 2 })
 		for i := range 2 {
 			if r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64"}`); r.status != 200 {
 				t.Fatalf("request %d = %d", i, r.status)
@@ -160,9 +159,14 @@ func TestLimits(t *testing.T) {
 		if r.status != 429 || r.errorCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
 			t.Errorf("third = %d %s Retry-After %q, want 429 rate_limited with Retry-After", r.status, r.errorCode(), r.header.Get("Retry-After"))
 		}
+		// Feedback shares the key's bucket: it is no free channel.
+		r = e.post(t, "/v1/feedback", `{"request_id":"req_00000000000000000000000000000000","signal":"thumbs_up"}`)
+		if r.status != 429 || r.errorCode() != "rate_limited" {
+			t.Errorf("feedback past the rate = %d %s, want 429 rate_limited", r.status, r.errorCode())
+		}
 	})
 	t.Run("daily cap", func(t *testing.T) {
-		e := mustStart(t, func(c *server.Config, _ *server.Deps) { c.DailyCap = 3 })
+		e := mustStart(t, func(s *setup) { s.gw.DailyCap = 3 })
 		if r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64","n":2}`); r.status != 200 {
 			t.Fatalf("first = %d", r.status)
 		}
@@ -186,8 +190,8 @@ func TestLimits(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				e := mustStart(t, func(c *server.Config, _ *server.Deps) {
-					c.DailyCap, c.DailyCaps = tc.def, map[string]int{"acme": tc.acme}
+				e := mustStart(t, func(s *setup) {
+					s.gw.DailyCap, s.gw.DailyCaps = tc.def, map[string]int{"acme": tc.acme}
 				})
 				for i := range 5 {
 					r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64"}`)
@@ -204,8 +208,8 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("shed", func(t *testing.T) {
 		block := make(chan struct{})
-		e := mustStart(t, func(c *server.Config, _ *server.Deps) {
-			c.ProviderConcurrency, c.ProviderQueue, c.QueueWait = 1, 1, time.Minute
+		e := mustStart(t, func(s *setup) {
+			s.gw.ProviderConcurrency, s.gw.ProviderQueue, s.gw.QueueWait = 1, 1, time.Minute
 		})
 		e.fast.Block = block
 		e.router.Chain = nil
@@ -228,7 +232,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestURLResponseAndFeedback(t *testing.T) {
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) { d.Blobs = mustBlobs(t) })
+	e := mustStart(t, func(s *setup) { s.deps.Blobs = mustBlobs(t) })
 	got := decodeNative(t, e.post(t, "/v1/images", `{"prompt":"cat","size":"64x64","response_format":"url"}`))
 	if len(got.Images) != 1 || got.Images[0].URL == "" || got.Images[0].B64JSON != "" {
 		t.Fatalf("images = %+v, want one url", got.Images)
@@ -267,10 +271,10 @@ func TestURLResponseAndFeedback(t *testing.T) {
 
 func TestSampling(t *testing.T) {
 	blobs := mustBlobs(t)
-	e := mustStart(t, func(c *server.Config, d *server.Deps) {
-		d.Blobs = blobs
-		c.SampleRate = 0
-		c.SampleRates = map[string]float64{"fast|standard": 1, "fast|premium": 0}
+	e := mustStart(t, func(s *setup) {
+		s.deps.Blobs = blobs
+		s.gw.SampleRate = 0
+		s.gw.SampleRates = map[string]float64{"fast|standard": 1, "fast|premium": 0}
 	})
 	for _, q := range []string{"standard", "premium"} {
 		got := decodeNative(t, e.post(t, "/v1/images", `{"prompt":"cat","size":"64x64","quality":"`+q+`"}`))
@@ -345,9 +349,9 @@ func TestReferenceURL(t *testing.T) {
 		}
 	}))
 	defer ts.Close()
-	e := mustStart(t, func(c *server.Config, _ *server.Deps) {
-		c.RefAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		c.RefMaxSide = 512
+	e := mustStart(t, func(s *setup) {
+		s.cfg.RefAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		s.cfg.RefMaxSide = 512
 	})
 	got := decodeNative(t, e.post(t, "/v1/images", `{"prompt":"cat","mode":"edit","size":"64x64","references":["`+ts.URL+`/a.png"]}`))
 	if got.Model != "fast" {

@@ -1,19 +1,17 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/routelab/routelab/gateway"
 )
 
 // handlers holds what the route handlers share.
@@ -26,12 +24,9 @@ type handlers struct {
 	catalog map[string]Model
 	sizes   [][2]int // every size some catalog model offers; empty = any
 	rates   *buckets
-	caps    *dailyCaps
-	gates   map[string]*gate // by provider name
 	refs    *refLoader
 	idem    *idempotency
-	chains  *chains
-	ids     idGen
+	ids     *gateway.IDs
 }
 
 func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handlers {
@@ -42,12 +37,9 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		srv:     srv,
 		catalog: map[string]Model{},
 		rates:   newBuckets(cfg.RatePerSec, cfg.RateBurst),
-		caps:    newDailyCaps(cfg.DailyCap, cfg.DailyCaps),
-		gates:   map[string]*gate{},
 		refs:    newRefLoader(cfg),
 		idem:    newIdempotency(cfg.IdempotencySize, cfg.IdempotencyBytes),
-		chains:  newChains(cfg.ChainSize, cfg.ChainBytes),
-		ids:     newIDGen(),
+		ids:     gateway.NewIDs(),
 	}
 	for _, m := range deps.Catalog {
 		h.catalog[m.Name] = m
@@ -58,49 +50,8 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 			}
 		}
 	}
-	for name := range deps.Providers {
-		if _, ok := h.catalog[name]; !ok {
-			h.catalog[name] = Model{Name: name, Provider: name}
-		}
-	}
-	for _, m := range h.catalog {
-		g := m.Provider
-		if g == "" {
-			g = m.Name
-		}
-		if _, ok := h.gates[g]; !ok {
-			h.gates[g] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
-		}
-	}
-	h.m = newMetrics(deps.Registry, h.gates)
+	h.m = newMetrics(deps.Registry)
 	return h
-}
-
-// gateFor returns the concurrency gate of the provider serving model.
-func (h *handlers) gateFor(model string) *gate {
-	m := h.catalog[model]
-	p := m.Provider
-	if p == "" {
-		p = model
-	}
-	return h.gates[p]
-}
-
-// idGen makes request ids: a random per-process prefix and a counter, so
-// ids are unique across replicas without coordination and cost no syscall.
-type idGen struct {
-	prefix string
-	n      *atomic.Uint64
-}
-
-func newIDGen() idGen {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return idGen{prefix: "req_" + hex.EncodeToString(b[:]), n: new(atomic.Uint64)}
-}
-
-func (g idGen) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1)+1<<40, 36)
 }
 
 const localRequestID = "routelab.request_id"
@@ -108,7 +59,7 @@ const localRequestID = "routelab.request_id"
 func (h *handlers) requestID(c *fiber.Ctx) error {
 	h.srv.inflight.Add(1)
 	defer h.srv.inflight.Add(-1)
-	id := h.ids.next()
+	id := h.ids.Next()
 	c.Locals(localRequestID, id)
 	c.Set("x-routelab-request-id", id)
 	return c.Next()

@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/sha256"
 	"sync"
+
+	"github.com/routelab/routelab/gateway/bounded"
 )
 
 // idempotency remembers responses by (tenant, Idempotency-Key) so a retried
@@ -13,7 +15,7 @@ import (
 // could take tens of gigabytes.
 type idempotency struct {
 	mu sync.Mutex // guards the cache and entries' size
-	c  *boundedLRU[string, *idemEntry]
+	c  *bounded.LRU[string, *idemEntry]
 }
 
 type idemEntry struct {
@@ -32,7 +34,7 @@ type savedResponse struct {
 
 func newIdempotency(size int, maxBytes int64) *idempotency {
 	// An entry's size is read on eviction and set in finish, both under mu.
-	return &idempotency{c: newBoundedLRU[string](size, maxBytes, func(e *idemEntry) int64 { return e.size })}
+	return &idempotency{c: bounded.New[string](size, maxBytes, func(e *idemEntry) int64 { return e.size })}
 }
 
 // begin claims key for a request body. It returns the entry and whether
@@ -51,7 +53,7 @@ func (i *idempotency) begin(key string, route string, body []byte) (*idemEntry, 
 		return e, sum, false
 	}
 	e := &idemEntry{body: sum, done: make(chan struct{})}
-	i.c.add(key, e) // in flight: no bytes yet
+	i.c.Put(key, e) // in flight: no bytes yet
 	return e, sum, true
 }
 
@@ -65,7 +67,7 @@ func (i *idempotency) finish(key string, e *idemEntry, resp *savedResponse) {
 			i.c.Remove(key)
 		} else {
 			e.size = resp.size()
-			i.c.grew(e.size)
+			i.c.Grew(e.size)
 		}
 	}
 	i.mu.Unlock()

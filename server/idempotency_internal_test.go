@@ -24,8 +24,8 @@ func TestIdempotencyByteBound(t *testing.T) {
 	for k := range 5 {
 		run(fmt.Sprint(k), 300)
 	}
-	if i.c.bytes.Load() != 900 || i.c.Len() != 3 {
-		t.Fatalf("after five 300-byte responses: %d bytes in %d entries, want 900 in 3", i.c.bytes.Load(), i.c.Len())
+	if i.c.Bytes() != 900 || i.c.Len() != 3 {
+		t.Fatalf("after five 300-byte responses: %d bytes in %d entries, want 900 in 3", i.c.Bytes(), i.c.Len())
 	}
 	if run("4", 300) {
 		t.Error("a kept key ran again")
@@ -34,11 +34,11 @@ func TestIdempotencyByteBound(t *testing.T) {
 		t.Error("a dropped key did not run again")
 	}
 	e, _, _ := i.begin("pending", "r", nil) // in flight: counts nothing yet
-	if i.c.bytes.Load() != 900 {
-		t.Errorf("bytes %d with one in flight, want 900", i.c.bytes.Load())
+	if i.c.Bytes() != 900 {
+		t.Errorf("bytes %d with one in flight, want 900", i.c.Bytes())
 	}
 	i.finish("pending", e, nil) // failed: forgotten
-	if _, ok := i.c.Peek("pending"); ok || i.c.bytes.Load() != 900 {
-		t.Errorf("failed request kept %v, bytes %d", ok, i.c.bytes.Load())
+	if _, ok := i.c.Peek("pending"); ok || i.c.Bytes() != 900 {
+		t.Errorf("failed request kept %v, bytes %d", ok, i.c.Bytes())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
 )
 
 // imagesResponse is the native response of POST /v1/images.
@@ -77,7 +78,7 @@ func (h *handlers) openaiEdits(c *fiber.Ctx) error {
 	return h.imageEndpoint(c, "edits", h.parseOpenAIEdit, h.respondOpenAI)
 }
 
-type responder func(c *fiber.Ctx, j *job, o *outcome) error
+type responder func(c *fiber.Ctx, j *job, o *gateway.Outcome) error
 
 // imageEndpoint is the flow shared by the image routes: parse, validate,
 // idempotency, serve, headers, respond, metrics.
@@ -113,11 +114,11 @@ func (h *handlers) serveAndRespond(c *fiber.Ctx, j *job, respond responder, mode
 	if err != nil {
 		return err
 	}
-	*model = o.model
-	c.Set("x-routelab-model", o.model)
-	c.Set("x-routelab-policy", o.policy)
-	c.Set("x-routelab-experiment", o.experiment())
-	c.Set("x-routelab-escalated", strconv.FormatBool(o.escalated))
+	*model = o.Model
+	c.Set("x-routelab-model", o.Model)
+	c.Set("x-routelab-policy", o.Decision.PolicyVersion)
+	c.Set("x-routelab-experiment", o.Experiment())
+	c.Set("x-routelab-escalated", strconv.FormatBool(o.Escalated))
 	return respond(c, j, o)
 }
 
@@ -270,24 +271,24 @@ func readFile(fh *multipart.FileHeader, maxBytes int, field string) ([]byte, err
 	return b, nil
 }
 
-func (h *handlers) respondNative(c *fiber.Ctx, j *job, o *outcome) error {
+func (h *handlers) respondNative(c *fiber.Ctx, j *job, o *gateway.Outcome) error {
 	imgs, err := h.images(c, j, o)
 	if err != nil {
 		return err
 	}
 	return sendImages(c, imagesResponse{
-		ID: o.id, Created: o.created.Unix(), Model: o.model, Provider: o.provider, PolicyVersion: o.policy,
-		Experiments: o.arms, Escalated: o.escalated, Fallback: o.fallback, Reset: o.reset, QAPass: o.qaPass,
-		Attempts: o.attempts, LatencyMS: o.latency.Milliseconds(), CostUSD: o.cost,
+		ID: o.ID, Created: o.Created.Unix(), Model: o.Model, Provider: o.Provider, PolicyVersion: o.Decision.PolicyVersion,
+		Experiments: o.Arms, Escalated: o.Escalated, Fallback: o.Fallback, Reset: o.Reset, QAPass: o.QAPass,
+		Attempts: o.Attempts, LatencyMS: o.Latency.Milliseconds(), CostUSD: o.CostUSD,
 	}, "images", imgs, false)
 }
 
-func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *outcome) error {
+func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *gateway.Outcome) error {
 	imgs, err := h.images(c, j, o)
 	if err != nil {
 		return err
 	}
-	resp := openaiImagesResponse{Created: o.created.Unix(), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
+	resp := openaiImagesResponse{Created: o.Created.Unix(), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
 	return sendImages(c, resp, "data", imgs, true)
 }
 
@@ -302,14 +303,14 @@ func openaiQuality(tier string) string {
 }
 
 // images renders the outcome's images inline or as signed links.
-func (h *handlers) images(c *fiber.Ctx, j *job, o *outcome) ([]imageOut, error) {
-	out := make([]imageOut, len(o.images))
+func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut, error) {
+	out := make([]imageOut, len(o.Images))
 	base := h.cfg.PublicURL
 	if base == "" {
 		base = c.BaseURL()
 	}
 	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
-	for i, im := range o.images {
+	for i, im := range o.Images {
 		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
 		if j.responseFormat != "url" {
 			out[i].raw, out[i].b64 = im.Bytes, im.Base64

@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/routelab/routelab/events"
-	"github.com/routelab/routelab/server"
 )
 
 // TestPolicyChangesAreAudited pushes, stages and rolls back policies through
@@ -19,7 +18,7 @@ func TestPolicyChangesAreAudited(t *testing.T) {
 	rules, explore := shippedPolicies(t)
 	live, _, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
-	e := mustStart(t, func(c *server.Config, d *server.Deps) { d.Policy = store })
+	e := mustStart(t, func(s *setup) { s.deps.Policy = store })
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json", "X-Routelab-Actor": "console:eng"}
 
 	post := func(path, body string) string {

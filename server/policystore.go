@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/router"
 )
 
@@ -38,7 +39,7 @@ type liveRecord struct {
 // into a LivePolicy whenever the topic's "live" record changes, on every
 // replica. It implements PolicyAdmin.
 type PolicyStore struct {
-	live *LivePolicy
+	live *gateway.LivePolicy
 	log  ControlLog
 	mu   sync.Mutex // serialises push and rollback on this replica
 	// applyMu serialises applying the log's state to the router. It is
@@ -51,7 +52,7 @@ var _ PolicyAdmin = (*PolicyStore)(nil)
 
 // NewPolicyStore keeps live in step with log. Call Changed from the log's
 // subscription for every change.
-func NewPolicyStore(live *LivePolicy, log ControlLog) *PolicyStore {
+func NewPolicyStore(live *gateway.LivePolicy, log ControlLog) *PolicyStore {
 	return &PolicyStore{live: live, log: log}
 }
 

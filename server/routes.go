@@ -17,7 +17,7 @@ func routes(app *fiber.App, h *handlers) {
 	v1.Post("/images", h.admit, h.imagesNative)
 	v1.Post("/images/generations", h.admit, h.openaiGenerations)
 	v1.Post("/images/edits", h.admit, h.openaiEdits)
-	v1.Post("/feedback", h.feedback)
+	v1.Post("/feedback", h.admit, h.feedback)
 	v1.Get("/models", h.models)
 
 	admin := app.Group("/admin", h.adminAuth)

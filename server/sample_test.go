@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/events"
-	"github.com/routelab/routelab/server"
 )
 
 // TestSamplingStoresReferences: a sampled edit stores the references the
@@ -18,9 +17,9 @@ import (
 // to the output; a generate request has none.
 func TestSamplingStoresReferences(t *testing.T) {
 	blobs := mustBlobs(t)
-	e := mustStart(t, func(c *server.Config, d *server.Deps) {
-		d.Blobs = blobs
-		c.SampleRate = 1
+	e := mustStart(t, func(s *setup) {
+		s.deps.Blobs = blobs
+		s.gw.SampleRate = 1
 	})
 	next := func() *events.Decision {
 		t.Helper()

@@ -11,7 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/gateway"
 )
 
 // Config holds the serving limits. Zero values take the defaults below.
@@ -29,28 +29,16 @@ type Config struct {
 	RefAllow        []netip.Prefix // networks reference URLs may reach despite being private/loopback
 	RefCacheSize    int            // normalised references kept by content hash; default 256
 
-	RatePerSec float64        // per API key, token bucket refill; default 50
-	RateBurst  int            // per API key bucket size; default 100
-	DailyCap   int            // images per tenant per UTC day; 0 = unlimited
-	DailyCaps  map[string]int // per-tenant caps overriding DailyCap (0 = unlimited for that tenant)
-
-	ProviderConcurrency int           // in-flight calls per provider; default 64
-	ProviderQueue       int           // waiting calls per provider before shedding; default 64
-	QueueWait           time.Duration // longest wait for a provider slot; default 2 s
-	MaxEscalations      int           // extra models tried after a QA failure; default 1
+	RatePerSec float64 // per API key, token bucket refill; default 50
+	RateBurst  int     // per API key bucket size; default 100
 
 	AdminToken string        // required for /admin/*; empty disables the admin API
 	URLSecret  []byte        // signs image links; required for response_format=url
 	URLTTL     time.Duration // lifetime of image links; default 1 h
 	PublicURL  string        // base of image links, e.g. http://127.0.0.1:8080; default from the request
 
-	SampleRate  float64            // default review sampling rate per stratum; default 0.05
-	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
-
 	IdempotencySize  int   // remembered Idempotency-Keys; default 10000
 	IdempotencyBytes int64 // response bytes they may hold; default 256 MiB
-	ChainSize        int   // remembered edit-chain nodes; default 4096
-	ChainBytes       int64 // image bytes those nodes may hold; default 256 MiB
 }
 
 // setDefault sets *v to d when it is not positive (unset).
@@ -70,25 +58,14 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.RefMaxSide, 2048)
 	setDefault(&c.RefCacheSize, 256)
 	setDefault(&c.RateBurst, 100)
-	setDefault(&c.ProviderConcurrency, 64)
-	setDefault(&c.ProviderQueue, 64)
 	setDefault(&c.IdempotencySize, 10000)
-	setDefault(&c.ChainSize, 4096)
 	setDefault(&c.IdempotencyBytes, 256<<20)
-	setDefault(&c.ChainBytes, 256<<20)
-	if c.MaxEscalations == 0 {
-		c.MaxEscalations = 1
-	}
 	setDefault(&c.RequestTimeout, 60*time.Second)
 	setDefault(&c.RefFetchTimeout, 10*time.Second)
-	setDefault(&c.QueueWait, 2*time.Second)
 	setDefault(&c.URLTTL, time.Hour)
 	setDefault(&c.RatePerSec, 50)
 	if c.RatePerSec == math.Inf(1) {
 		c.RatePerSec = math.MaxFloat64
-	}
-	if c.SampleRate == 0 {
-		c.SampleRate = 0.05
 	}
 	return c
 }
@@ -100,18 +77,15 @@ type Model struct {
 	Sizes    []string // "WxH" the model offers; empty = any
 }
 
-// Deps are the parts the server calls. Router, Providers and Keys are
-// required; the rest may be nil (no QA, events discarded, no sampling
-// storage, no experiments, no admin policy API).
+// Deps are the parts the server calls. Gateway and Keys are required for
+// the image API; the rest may be nil (events discarded, no image links, no
+// experiments admin API, no admin policy API).
 type Deps struct {
-	Router      Router
-	Providers   map[string]providers.Provider // by catalog model name
-	Catalog     []Model
-	QA          Inspector
+	Gateway     *gateway.Gateway // serves image requests
+	Catalog     []Model          // models a request may pin, with their sizes
 	Events      Producer
 	Keys        KeyStore
 	Blobs       BlobStore
-	Assigner    Assigner
 	Experiments ExperimentRegistry // experiment admin API; nil = none
 	Policy      PolicyAdmin
 	Registry    prometheus.Registerer

@@ -19,9 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/server"
-	"github.com/routelab/routelab/server/servertest"
 )
 
 // env is a server on a real 127.0.0.1 listener with test doubles.
@@ -31,11 +32,11 @@ type env struct {
 	admin  string
 	srv    *server.Server
 	keys   *server.MemKeys
-	events *servertest.Producer
-	router *servertest.Router
-	fast   *servertest.Provider
-	strong *servertest.Provider
-	qa     *servertest.Inspector
+	events *gatewaytest.Producer
+	router *gatewaytest.Router
+	fast   *gatewaytest.Provider
+	strong *gatewaytest.Provider
+	qa     *gatewaytest.Inspector
 }
 
 var (
@@ -43,36 +44,59 @@ var (
 	blue = color.NRGBA{30, 30, 200, 255}
 )
 
-// mustStart starts a server; edit adjusts config and deps before New.
-func mustStart(t *testing.T, edit func(*server.Config, *server.Deps)) *env {
+// setup is what mustStart builds: the server's config and deps and the
+// gateway's.
+type setup struct {
+	cfg    server.Config
+	deps   server.Deps
+	gw     gateway.Config
+	gwDeps gateway.Deps
+}
+
+// mustStart starts a server; edit adjusts the setup before New.
+func mustStart(t *testing.T, edit func(*setup)) *env {
 	t.Helper()
 	e := &env{
 		admin:  "admin-secret",
 		keys:   server.NewMemKeys(),
-		events: servertest.NewProducer(1024),
-		router: &servertest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
-		fast:   &servertest.Provider{Model: "fast", Color: red, CostUSD: 0.01},
-		strong: &servertest.Provider{Model: "strong", Color: blue, CostUSD: 0.04},
-		qa:     &servertest.Inspector{},
+		events: gatewaytest.NewProducer(1024),
+		router: &gatewaytest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
+		fast:   &gatewaytest.Provider{Model: "fast", Color: red, CostUSD: 0.01},
+		strong: &gatewaytest.Provider{Model: "strong", Color: blue, CostUSD: 0.04},
+		qa:     &gatewaytest.Inspector{},
 	}
 	_, err := e.keys.Insert(context.Background(), "acme", "test", "rl_testkey")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.key = "rl_testkey"
-	cfg := server.Config{AdminToken: e.admin, BodyLimit: 4 << 20, MaxRefBytes: 1 << 20, URLSecret: []byte("s3cret"), SampleRate: -1}
-	deps := server.Deps{
-		Router:    e.router,
-		Providers: map[string]providers.Provider{"fast": e.fast, "strong": e.strong},
-		Catalog:   []server.Model{{Name: "fast", Provider: "fakeco"}, {Name: "strong", Provider: "bigco"}},
-		QA:        e.qa,
-		Events:    e.events,
-		Keys:      e.keys,
-		Registry:  prometheus.NewRegistry(),
+	reg := prometheus.NewRegistry()
+	s := setup{
+		cfg: server.Config{AdminToken: e.admin, BodyLimit: 4 << 20, MaxRefBytes: 1 << 20, URLSecret: []byte("s3cret")},
+		deps: server.Deps{
+			Catalog:  []server.Model{{Name: "fast", Provider: "fakeco"}, {Name: "strong", Provider: "bigco"}},
+			Events:   e.events,
+			Keys:     e.keys,
+			Registry: reg,
+		},
+		gw: gateway.Config{SampleRate: -1},
+		gwDeps: gateway.Deps{
+			Policy:     e.router,
+			Providers:  map[string]providers.Provider{"fast": e.fast, "strong": e.strong},
+			ProviderOf: map[string]string{"fast": "fakeco", "strong": "bigco"},
+			QA:         e.qa,
+			Events:     e.events,
+			Registry:   reg,
+		},
 	}
 	if edit != nil {
-		edit(&cfg, &deps)
+		edit(&s)
 	}
+	if s.gwDeps.Blobs == nil && s.deps.Blobs != nil {
+		s.gwDeps.Blobs = s.deps.Blobs
+	}
+	s.deps.Gateway = gateway.New(s.gw, s.gwDeps)
+	cfg, deps := s.cfg, s.deps
 	e.srv = server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, deps)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -290,8 +314,8 @@ func TestAuth(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	notReady := true
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
-		d.Ready = func() error {
+	e := mustStart(t, func(s *setup) {
+		s.deps.Ready = func() error {
 			if notReady {
 				return io.ErrUnexpectedEOF
 			}

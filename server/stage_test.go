@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/routelab/routelab/server"
 )
 
 // TestPolicyStageIsNotLive stages a policy through the admin API: its
@@ -15,7 +14,7 @@ func TestPolicyStageIsNotLive(t *testing.T) {
 	rules, explore := shippedPolicies(t)
 	live, log, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
-	e := mustStart(t, func(c *server.Config, d *server.Deps) { d.Policy = store })
+	e := mustStart(t, func(s *setup) { s.deps.Policy = store })
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
 
 	r := do(t, "POST", e.url+"/admin/policy/stage", admin, strings.NewReader(string(explore)))

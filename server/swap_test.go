@@ -17,9 +17,10 @@ import (
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/server"
-	"github.com/routelab/routelab/server/servertest"
 )
 
 // TestPolicyHotSwap pushes and rolls back policies through the admin API
@@ -31,14 +32,15 @@ func TestPolicyHotSwap(t *testing.T) {
 	cat := datasets.MustCatalog()
 	live, _, store := seededPolicyStore(t, rules)
 	rulesV := live.Policy().Version
-	e := mustStart(t, func(c *server.Config, d *server.Deps) {
-		c.RatePerSec, c.RateBurst = 1e9, 1<<30 // load, not the rate limit, is under test
-		d.Router, d.Policy, d.QA = live, store, nil
-		d.Providers = map[string]providers.Provider{}
-		d.Catalog = nil
+	e := mustStart(t, func(s *setup) {
+		s.cfg.RatePerSec, s.cfg.RateBurst = 1e9, 1<<30 // load, not the rate limit, is under test
+		s.gwDeps.Policy, s.deps.Policy, s.gwDeps.QA = live, store, nil
+		s.gwDeps.Providers, s.gwDeps.ProviderOf = map[string]providers.Provider{}, map[string]string{}
+		s.deps.Catalog = nil
 		for _, m := range cat.Models {
-			d.Providers[m.Name] = &servertest.Provider{Model: m.Name, Color: red}
-			d.Catalog = append(d.Catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
+			s.gwDeps.Providers[m.Name] = &gatewaytest.Provider{Model: m.Name, Color: red}
+			s.gwDeps.ProviderOf[m.Name] = m.Provider
+			s.deps.Catalog = append(s.deps.Catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
 		}
 	})
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
@@ -188,9 +190,9 @@ func shippedPolicies(t *testing.T) (rules, explore []byte) {
 
 // seededPolicyStore is a policy store on an in-memory log with the shipped
 // rules policy live, as serve seeds it on first start.
-func seededPolicyStore(t *testing.T, rules []byte) (*server.LivePolicy, *server.MemLog, *server.PolicyStore) {
+func seededPolicyStore(t *testing.T, rules []byte) (*gateway.LivePolicy, *server.MemLog, *server.PolicyStore) {
 	t.Helper()
-	live, log := server.NewLivePolicy(nil, nil), server.NewMemLog()
+	live, log := gateway.NewLivePolicy(nil, nil), server.NewMemLog()
 	store := server.NewPolicyStore(live, log)
 	if err := store.Seed(context.Background(), rules); err != nil {
 		t.Fatal(err)

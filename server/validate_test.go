@@ -176,8 +176,8 @@ func TestBadMultipart(t *testing.T) {
 }
 
 func TestCatalogSizes(t *testing.T) {
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
-		d.Catalog = []server.Model{{Name: "fast", Sizes: []string{"1024x1024", "1536x1024"}}, {Name: "strong", Sizes: []string{"1024x1536"}}}
+	e := mustStart(t, func(s *setup) {
+		s.deps.Catalog = []server.Model{{Name: "fast", Sizes: []string{"1024x1024", "1536x1024"}}, {Name: "strong", Sizes: []string{"1024x1536"}}}
 	})
 	tests := []struct {
 		give       string

@@ -25,6 +25,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
@@ -334,7 +335,8 @@ func benchServeOptions(broker, dir, key string, logger *slog.Logger) serveOption
 			}
 		},
 		logger: logger,
-		cfg:    server.Config{RatePerSec: 1e12, RateBurst: 1 << 30, ProviderConcurrency: 4096, ProviderQueue: 4096},
+		cfg:    server.Config{RatePerSec: 1e12, RateBurst: 1 << 30},
+		gw:     gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
 	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
 )
@@ -21,7 +22,7 @@ import (
 // (server.Deps.Assigner).
 type expWiring struct {
 	Registry *experiments.Registry
-	Assigner *server.ExperimentAssigner
+	Assigner *gateway.ExperimentAssigner
 	log      *control.Log
 }
 
@@ -40,7 +41,7 @@ func (w *expWiring) Close() error {
 // (policyDoc: the policies control log's Get, keys "policy/VERSION"; may be
 // nil) or among the shipped policies.
 func wireExperiments(ctx context.Context, brokers []string, logger *slog.Logger, producer server.Producer,
-	live *server.LivePolicy, policyDoc func(key string) ([]byte, bool), health router.Health) (*expWiring, error) {
+	live *gateway.LivePolicy, policyDoc func(key string) ([]byte, bool), health router.Health) (*expWiring, error) {
 	w := &expWiring{}
 	var audit experiments.Auditor
 	if producer != nil {
@@ -63,11 +64,11 @@ func wireExperiments(ctx context.Context, brokers []string, logger *slog.Logger,
 			}
 		})
 	}
-	var routers *server.ArmRouters
+	var routers *gateway.ArmRouters
 	if live != nil {
-		routers = server.NewArmRouters(live, policyLookup(policyDoc), health)
+		routers = gateway.NewArmRouters(live, policyLookup(policyDoc), health)
 	}
-	w.Assigner = server.NewExperimentAssigner(w.Registry.Assigner, routers)
+	w.Assigner = gateway.NewExperimentAssigner(w.Registry.Assigner, routers)
 	return w, nil
 }
 

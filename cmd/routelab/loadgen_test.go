@@ -18,43 +18,49 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/server"
-	"github.com/routelab/routelab/server/servertest"
 )
 
 // mustServe runs a real server (test doubles for models) with the
 // experiments control plane in process; it returns its URL, the admin
 // client and the recording producer.
-func mustServe(t *testing.T) (string, *expAdminClient, *servertest.Producer) {
+func mustServe(t *testing.T) (string, *expAdminClient, *gatewaytest.Producer) {
 	t.Helper()
-	return mustServeWith(t, server.Config{AdminToken: "adm", SampleRate: -1})
+	return mustServeWith(t, gateway.Config{SampleRate: -1})
 }
 
-// mustServeWith serves cfg without per-key rate limiting (loadgen sends as
-// fast as the server answers).
-
-func mustServeWith(t *testing.T, cfg server.Config) (string, *expAdminClient, *servertest.Producer) {
+// mustServeWith serves with the gateway's config gw, without per-key rate
+// limiting (loadgen sends as fast as the server answers).
+func mustServeWith(t *testing.T, gw gateway.Config) (string, *expAdminClient, *gatewaytest.Producer) {
 	t.Helper()
-	cfg.RatePerSec, cfg.RateBurst = math.Inf(1), 1<<30
+	cfg := server.Config{AdminToken: "adm", RatePerSec: math.Inf(1), RateBurst: 1 << 30}
 	keys := server.NewMemKeys()
 	if _, err := keys.Insert(context.Background(), "acme", "test", "rl_loadgen"); err != nil {
 		t.Fatal(err)
 	}
-	prod := servertest.NewProducer(1 << 16)
+	prod := gatewaytest.NewProducer(1 << 16)
 	w, err := wireExperiments(context.Background(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prod, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	g := gateway.New(gw, gateway.Deps{
+		Policy:    &gatewaytest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
+		Providers: map[string]providers.Provider{"fast": &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}}, "strong": &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}}},
+		QA:        &gatewaytest.Inspector{},
+		Events:    prod,
+		Assigner:  w.Assigner,
+		Registry:  reg,
+	})
 	srv := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, server.Deps{
-		Router:      &servertest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
-		Providers:   map[string]providers.Provider{"fast": &servertest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}}, "strong": &servertest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}}},
+		Gateway:     g,
 		Catalog:     []server.Model{{Name: "fast"}, {Name: "strong"}},
-		QA:          &servertest.Inspector{},
 		Events:      prod,
 		Keys:        keys,
-		Registry:    prometheus.NewRegistry(),
-		Assigner:    w.Assigner,
+		Registry:    reg,
 		Experiments: w.Registry,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,7 +150,7 @@ func TestLoadgenWithExperiment(t *testing.T) {
 // Edit chains outlive serve's chain memory in a long run; loadgen restarts
 // a chain whose parent serve forgot instead of counting an error.
 func TestLoadgenRestartsForgottenChains(t *testing.T) {
-	url, _, _ := mustServeWith(t, server.Config{AdminToken: "adm", SampleRate: -1, ChainSize: 2})
+	url, _, _ := mustServeWith(t, gateway.Config{SampleRate: -1, ChainSize: 2})
 	var out bytes.Buffer
 	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--requests", "300", "--users", "20", "--concurrency", "4", "--json"}
 	if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {

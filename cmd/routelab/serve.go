@@ -26,6 +26,7 @@ import (
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/providers/registry"
 	"github.com/routelab/routelab/providers/resilience"
 	"github.com/routelab/routelab/providers/sim"
@@ -65,6 +66,7 @@ type serveOptions struct {
 	seedKey    string // a key secret inserted for seedTenant at start (dev)
 	seedTenant string
 	cfg        server.Config
+	gw         gateway.Config
 	logger     *slog.Logger
 	registry   *prometheus.Registry
 }
@@ -113,18 +115,16 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	o.addr, o.dataDir, o.policy, o.catalog = *addr, *dataDir, *policy, *catalog
 	o.brokers = splitList(*brokers)
 	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
-	o.cfg = server.Config{
-		BodyLimit: *bodyLimit, RatePerSec: *rate, RateBurst: *burst, DailyCap: *dailyCap,
-		ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample,
-	}
+	o.cfg = server.Config{BodyLimit: *bodyLimit, RatePerSec: *rate, RateBurst: *burst}
+	o.gw = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample}
 	if *sample == 0 {
-		o.cfg.SampleRate = -1
+		o.gw.SampleRate = -1
 	}
 	caps, err := parseTenantCaps(*tenantCaps)
 	if err != nil {
 		return err
 	}
-	o.cfg.DailyCaps = caps
+	o.gw.DailyCaps = caps
 	for _, c := range splitList(*refAllow) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -182,7 +182,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		return nil, err
 	}
 	o.registry.MustRegister(resilience.NewCollector(reg.Breakers))
-	live := server.NewLivePolicy(nil, reg.Breakers)
+	live := gateway.NewLivePolicy(nil, reg.Breakers)
 	keys := server.NewMemKeys()
 	var policyLog server.ControlLog = server.NewMemLog()
 	var producer server.Producer
@@ -264,21 +264,30 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	cfg := o.cfg
 	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.adminToken, secret, o.publicURL
 	var catalog []server.Model
+	providerOf := map[string]string{}
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
 			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
+			providerOf[m.Name] = m.Provider
 		}
 	}
-	checker := qa.New(qa.DefaultThresholds()).WithCache(4096)
+	gw := gateway.New(o.gw, gateway.Deps{
+		Policy:     live,
+		Providers:  reg.Providers,
+		ProviderOf: providerOf,
+		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
+		Events:     producer,
+		Blobs:      blobs,
+		Assigner:   exp.Assigner,
+		Registry:   o.registry,
+		Logger:     o.logger,
+	})
 	s.srv = server.New(o.logger, cfg, server.Deps{
-		Router:      live,
-		Providers:   reg.Providers,
+		Gateway:     gw,
 		Catalog:     catalog,
-		QA:          server.NewQA(checker),
 		Events:      producer,
 		Keys:        keys,
 		Blobs:       blobs,
-		Assigner:    exp.Assigner,
 		Experiments: exp.Registry,
 		Policy:      policies,
 		Registry:    o.registry,
@@ -408,7 +417,7 @@ func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConf
 	s, err := startServe(ctx, serveOptions{
 		addr: *cfg.serve.addr, brokers: []string{info.Kafka}, dataDir: cfg.dir, policy: *cfg.serve.policy,
 		adminToken: token, urlSecret: urlSecret, simLatency: *cfg.serve.simLatency,
-		seedKey: key, seedTenant: "dev", cfg: server.Config{SampleRate: *cfg.serve.sample, RatePerSec: *cfg.serve.rate, RateBurst: max(100, int(*cfg.serve.rate))},
+		seedKey: key, seedTenant: "dev", cfg: server.Config{RatePerSec: *cfg.serve.rate, RateBurst: max(100, int(*cfg.serve.rate))}, gw: gateway.Config{SampleRate: *cfg.serve.sample},
 		logger: cfg.logger.With("component", "serve"),
 	})
 	if err != nil {

@@ -1,8 +1,8 @@
-// Package servertest holds test doubles for the server's dependencies:
-// a provider that renders real PNGs, a fixed router, a recording producer
-// and a scripted QA inspector. Remote model APIs are the only thing the
-// server's tests fake.
-package servertest
+// Package gatewaytest holds test doubles for the gateway's dependencies:
+// a provider that renders real PNGs, a fixed policy, a recording event sink
+// and a scripted QA. Remote model APIs are the only thing the gateway's and
+// the server's tests fake.
+package gatewaytest
 
 import (
 	"bytes"
@@ -13,10 +13,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/router"
-	"github.com/routelab/routelab/server"
 )
 
 // Provider renders a uniform PNG of the requested size. Fail, when set, is
@@ -89,22 +90,22 @@ type Router struct {
 	Seen         atomic.Pointer[router.Request] // last request decided
 }
 
-var _ server.Router = (*Router)(nil)
+var _ gateway.Policy = (*Router)(nil)
 
-func (r *Router) Decide(req router.Request) server.Route {
+func (r *Router) Decide(req router.Request) router.Decision {
 	r.Seen.Store(&req)
 	m := r.Model
 	if req.Pin != "" {
 		m = req.Pin
 	}
-	var cands []events.Candidate
+	var cands []router.Candidate
 	for _, name := range append([]string{m}, r.Chain...) {
-		cands = append(cands, events.Candidate{Model: name, CostUSD: r.Costs[name], Eligible: true})
+		cands = append(cands, router.Candidate{Model: name, CostUSD: r.Costs[name], Eligible: true})
 	}
 	reset := r.EditDepthMax > 0 && req.Mode == router.ModeEdit && req.EditDepth >= r.EditDepthMax
-	return server.Route{
-		Model: m, Chain: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1, Candidates: cands,
-		Features: events.Features{PromptLen: len(req.Prompt), RefCount: req.RefCount, EditDepth: req.EditDepth},
+	return router.Decision{
+		Model: m, Fallbacks: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1, Candidates: cands,
+		Features: router.Features{PromptLen: len(req.Prompt), RefCount: req.RefCount, EditDepth: req.EditDepth},
 	}
 }
 
@@ -121,7 +122,7 @@ type Producer struct {
 	ch     chan Event
 }
 
-var _ server.Producer = (*Producer)(nil)
+var _ gateway.Sink = (*Producer)(nil)
 
 // NewProducer buffers up to n events for Next.
 func NewProducer(n int) *Producer { return &Producer{ch: make(chan Event, n)} }
@@ -163,20 +164,23 @@ type Inspector struct {
 	Calls atomic.Int64
 }
 
-func (q *Inspector) Inspect(img []byte, spec server.QASpec) server.QAVerdict {
+var _ gateway.QA = (*Inspector)(nil)
+
+func (q *Inspector) Check(im providers.Image, spec gateway.QASpec) qa.Result {
 	q.Calls.Add(1)
+	img := im.Bytes
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(img))
 	if err != nil {
-		return server.QAVerdict{Pass: false, Score: 0, Reason: "undecodable", Checks: []events.QACheck{{Name: "format", Pass: false}}}
+		return qa.Result{Pass: false, Score: 0, Reason: "undecodable", Checks: []events.QACheck{{Name: "format", Pass: false}}}
 	}
 	dec, _ := png.Decode(bytes.NewReader(img))
 	r, g, b, _ := dec.At(0, 0).RGBA()
 	key := color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 255}
 	if q.Fail[hex(key)] {
-		return server.QAVerdict{Pass: false, Score: 0.2, Reason: "blank", Checks: []events.QACheck{{Name: "blank", Pass: false}}}
+		return qa.Result{Pass: false, Score: 0.2, Reason: "blank", Checks: []events.QACheck{{Name: "blank", Pass: false}}}
 	}
 	ok := cfg.Width == spec.Width && cfg.Height == spec.Height
-	return server.QAVerdict{Pass: ok, Score: 0.9, Checks: []events.QACheck{{Name: "size", Pass: ok}}}
+	return qa.Result{Pass: ok, Score: 0.9, Checks: []events.QACheck{{Name: "size", Pass: ok}}}
 }
 
 // ColorKey is how Inspector.Fail names a provider's images.

@@ -1,10 +1,16 @@
-package server
+package gateway
 
 import (
 	"sync/atomic"
 
 	"github.com/routelab/routelab/router"
 )
+
+// Policy decides a request's route. Decide is pure and fast (microseconds)
+// and never fails: with no eligible model the decision's Model is "".
+type Policy interface {
+	Decide(req router.Request) router.Decision
+}
 
 // LivePolicy routes with whichever policy is live. Store swaps it
 // atomically: a request decides under one whole policy, old or new.
@@ -13,7 +19,7 @@ type LivePolicy struct {
 	health router.Health
 }
 
-var _ Router = (*LivePolicy)(nil)
+var _ Policy = (*LivePolicy)(nil)
 
 // NewLivePolicy routes with p (nil until a policy is stored) under the
 // providers' health (nil: all usable).
@@ -31,16 +37,12 @@ func (l *LivePolicy) Store(p *router.Policy) { l.p.Store(p) }
 // Policy returns the live policy, nil before the first.
 func (l *LivePolicy) Policy() *router.Policy { return l.p.Load() }
 
-// Decide routes req under the live policy.
-func (l *LivePolicy) Decide(req router.Request) Route {
+// Decide routes req under the live policy; before the first policy, no
+// model.
+func (l *LivePolicy) Decide(req router.Request) router.Decision {
 	p := l.p.Load()
 	if p == nil {
-		return Route{}
+		return router.Decision{}
 	}
-	d := router.Decide(req, p, l.health)
-	return Route{
-		Model: d.Model, Chain: d.Fallbacks, PolicyVersion: d.PolicyVersion, Rule: d.Rule,
-		Propensity: d.Propensity, Explored: d.Explored, Candidates: d.Candidates,
-		Features: d.Features.Event(&req), Reset: d.Reset, EditDepth: d.EditDepth,
-	}
+	return router.Decide(req, p, l.health)
 }

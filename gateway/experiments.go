@@ -1,4 +1,4 @@
-package server
+package gateway
 
 import (
 	"fmt"
@@ -10,11 +10,23 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
+// Assigner assigns a request's unit to running experiments. Assign is pure
+// and fast; overrides change how the request is served in that arm.
+type Assigner interface {
+	Assign(req router.Request) ([]events.Arm, Overrides)
+}
+
+// Overrides are an experiment arm's changes to serving.
+type Overrides struct {
+	Policy Policy // serve this arm with another policy; nil = the live one
+	Model  string // pin a model; "" = route
+}
+
 // ExperimentAssigner is the Assigner of the serving path: it asks the
 // experiments registry's current assigner which arms a request falls into,
 // records every arm with its assignment inputs for the decision event, and
-// turns the arms' overrides into serving overrides (a model pin, or a router
-// for another policy version or other thresholds/epsilon).
+// turns the arms' overrides into serving overrides (a model pin, or a policy
+// for another version or other thresholds/epsilon).
 type ExperimentAssigner struct {
 	current func() *experiments.Assigner
 	routers *ArmRouters
@@ -49,16 +61,16 @@ func (a *ExperimentAssigner) Assign(req router.Request) ([]events.Arm, Overrides
 		if ov.Model == "" && o.Model != "" {
 			ov.Model = o.Model
 		}
-		if ov.Router == nil && a.routers != nil && (o.PolicyVersion != "" || len(o.Thresholds) > 0 || o.Epsilon != nil) {
+		if ov.Policy == nil && a.routers != nil && (o.PolicyVersion != "" || len(o.Thresholds) > 0 || o.Epsilon != nil) {
 			if rt, err := a.routers.For(o); err == nil {
-				ov.Router = rt
+				ov.Policy = rt
 			}
 		}
 	}
 	return arms, ov
 }
 
-// ArmRouters builds and caches the Router of each arm that changes the
+// ArmRouters builds and caches the Policy of each arm that changes the
 // policy: the policy the arm names (Lookup by version; "" = the live one)
 // with the arm's thresholds and epsilon applied.
 type ArmRouters struct {
@@ -67,7 +79,7 @@ type ArmRouters struct {
 	health router.Health
 
 	mu    sync.Mutex
-	cache map[armKey]Router
+	cache map[armKey]Policy
 }
 
 type armKey struct {
@@ -78,11 +90,11 @@ type armKey struct {
 // NewArmRouters routes arms from live (for arms without a policy version)
 // or from the policy lookup finds by version.
 func NewArmRouters(live *LivePolicy, lookup func(version string) (*router.Policy, bool), health router.Health) *ArmRouters {
-	return &ArmRouters{live: live, lookup: lookup, health: health, cache: map[armKey]Router{}}
+	return &ArmRouters{live: live, lookup: lookup, health: health, cache: map[armKey]Policy{}}
 }
 
-// For returns the Router for an arm's overrides.
-func (r *ArmRouters) For(o *experiments.Overrides) (Router, error) {
+// For returns the Policy for an arm's overrides.
+func (r *ArmRouters) For(o *experiments.Overrides) (Policy, error) {
 	var base *router.Policy
 	if o.PolicyVersion == "" {
 		base = r.live.Policy()

@@ -1,4 +1,4 @@
-package server
+package gateway
 
 import (
 	"fmt"
@@ -18,18 +18,18 @@ func TestChainsByteBound(t *testing.T) {
 			t.Errorf("node %d kept = %v, want %v", i, ok, want)
 		}
 	}
-	if got := c.c.bytes.Load(); got != 900 {
+	if got := c.c.Bytes(); got != 900 {
 		t.Errorf("bytes = %d, want 900", got)
 	}
 	c.add(&chainNode{id: "big", image: make([]byte, 5000)})
-	if _, ok := c.get("big"); !ok || c.c.Len() != 1 || c.c.bytes.Load() != 5000 {
-		t.Errorf("after a node over the bound: kept %v, len %d, bytes %d; want it alone, 5000 bytes", ok, c.c.Len(), c.c.bytes.Load())
+	if _, ok := c.get("big"); !ok || c.c.Len() != 1 || c.c.Bytes() != 5000 {
+		t.Errorf("after a node over the bound: kept %v, len %d, bytes %d; want it alone, 5000 bytes", ok, c.c.Len(), c.c.Bytes())
 	}
 	c = newChains(2, 1<<20) // the count bound still holds
 	for i := range 3 {
 		c.add(&chainNode{id: fmt.Sprint(i), image: make([]byte, 10)})
 	}
-	if c.c.Len() != 2 || c.c.bytes.Load() != 20 {
-		t.Errorf("count bound: len %d, bytes %d; want 2, 20", c.c.Len(), c.c.bytes.Load())
+	if c.c.Len() != 2 || c.c.Bytes() != 20 {
+		t.Errorf("count bound: len %d, bytes %d; want 2, 20", c.c.Len(), c.c.Bytes())
 	}
 }

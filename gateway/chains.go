@@ -1,4 +1,6 @@
-package server
+package gateway
+
+import "github.com/routelab/routelab/gateway/bounded"
 
 // chains remembers recent outputs so an edit can name its parent_id. It is
 // per replica and bounded by count and by the image bytes it holds (a
@@ -7,7 +9,7 @@ package server
 // client sends the image as a reference. A node's ancestors stay reachable
 // from it (cleanest walks back through them) while it is kept.
 type chains struct {
-	c *boundedLRU[string, *chainNode]
+	c *bounded.LRU[string, *chainNode]
 }
 
 type chainNode struct {
@@ -21,11 +23,11 @@ type chainNode struct {
 }
 
 func newChains(size int, maxBytes int64) *chains {
-	return &chains{c: newBoundedLRU[string](size, maxBytes, func(n *chainNode) int64 { return int64(len(n.image)) })}
+	return &chains{c: bounded.New[string](size, maxBytes, func(n *chainNode) int64 { return int64(len(n.image)) })}
 }
 
 // add remembers n (ids are unique: request ids).
-func (c *chains) add(n *chainNode) { c.c.add(n.id, n) }
+func (c *chains) add(n *chainNode) { c.c.Put(n.id, n) }
 
 func (c *chains) get(id string) (*chainNode, bool) { return c.c.Get(id) }
 

@@ -1,0 +1,36 @@
+package gateway
+
+import "time"
+
+// Error is a request the gateway could not serve, with a stable code the
+// caller may switch on. The HTTP server maps codes to statuses (server's
+// toError); the lab counts them.
+type Error struct {
+	Code       string
+	Message    string
+	Field      string        // the request field at fault, when there is one
+	RetryAfter time.Duration // when retrying later can help
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Code + ": " + e.Field + ": " + e.Message
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Stable error codes of Serve. Never rename one: clients and dashboards
+// switch on them.
+const (
+	CodeNoModel         = "no_model_available" // no eligible model now
+	CodeDailyCapReached = "daily_cap_reached"
+	CodeParentNotFound  = "parent_not_found"
+	CodeOverloaded      = "overloaded" // the provider's gate shed the call
+	CodeContentPolicy   = "content_policy"
+	CodeInvalidRequest  = "invalid_request" // the model rejected the input
+	CodeTimeout         = "timeout"
+	CodeClientClosed    = "client_closed"
+	CodeProviderFailed  = "provider_failed"
+)
+
+var errNoModel = &Error{Code: CodeNoModel, Message: "no model can serve this request now", RetryAfter: time.Second}

@@ -1,0 +1,191 @@
+// Package gateway is routelab's serving core: one Serve call takes a
+// validated image request through experiment assignment, the live policy's
+// decision, the tenant's daily cap, provider attempts behind their
+// concurrency gates, automated QA, fallback, escalation, edit-chain
+// restarts and the review-sampling draw, and emits its decision and QA
+// events. The HTTP server (server/), `routelab sim` and every lab scenario
+// call the same Serve, so what the lab measures is what production does.
+//
+// The gateway does no HTTP and reads no flags; its clock is injected, so
+// the lab runs it in virtual time with simulated providers.
+package gateway
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/router"
+)
+
+// Request is one validated image request. References are already loaded
+// and normalised (the HTTP server fetches and decodes them).
+type Request struct {
+	ID          string
+	Tenant      string
+	Unit        string // experiment unit; "" = the request id
+	Mode        router.Mode
+	Prompt      string
+	Refs        [][]byte
+	Mask        []byte
+	N           int
+	Width       int
+	Height      int
+	Format      string // png | jpeg | webp
+	Tier        router.Tier
+	Constraints router.Constraints
+	Pin         string // an explicit model, "" = route
+	ParentID    string // edit chain: the earlier request whose output is edited
+}
+
+// Outcome is a served request.
+type Outcome struct {
+	ID        string
+	Created   time.Time
+	Decision  router.Decision // the route as decided (before any fallback)
+	Arms      []events.Arm
+	Model     string // model whose images are returned
+	Provider  string
+	Escalated bool
+	Fallback  bool
+	Reset     bool // an edit chain restarted from its cleanest image
+	Attempts  []events.Attempt
+	Latency   time.Duration
+	CostUSD   float64
+	Images    []providers.Image
+	QAPass    bool
+	Score     float64 // QA score of the returned images
+	Sampled   bool
+	BlobKey   string
+}
+
+// Sink takes events. Enqueue never blocks: a full queue spills or counts a
+// drop, it never makes a request wait.
+type Sink interface {
+	Enqueue(topic, key string, ev any)
+}
+
+// BlobStore keeps image bytes by content address.
+type BlobStore interface {
+	Put(data []byte) (key string, err error)
+	Get(key string) ([]byte, error)
+}
+
+// Config holds the serving limits. Zero values take the defaults.
+type Config struct {
+	MaxEscalations      int           // extra models tried after a QA failure; default 1, negative none
+	ProviderConcurrency int           // in-flight calls per provider; default 64
+	ProviderQueue       int           // waiting calls per provider before shedding; default 64
+	QueueWait           time.Duration // longest wait for a provider slot; default 2 s
+
+	DailyCap  int            // images per tenant per UTC day; 0 = unlimited
+	DailyCaps map[string]int // per-tenant caps overriding DailyCap (0 = unlimited for that tenant)
+
+	SampleRate  float64            // review sampling rate per stratum; default 0.05, negative none
+	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
+
+	ChainSize  int   // remembered edit-chain nodes; default 4096
+	ChainBytes int64 // image bytes those nodes may hold; default 256 MiB
+
+	// FeedbackSize is how many recent requests are remembered with their
+	// tenant for /v1/feedback's ownership check and dedupe; default 200,000
+	// (about 20 MB).
+	FeedbackSize int
+}
+
+func (c Config) withDefaults() Config {
+	setDefault(&c.ProviderConcurrency, 64)
+	setDefault(&c.ProviderQueue, 64)
+	setDefault(&c.QueueWait, 2*time.Second)
+	setDefault(&c.ChainSize, 4096)
+	setDefault(&c.ChainBytes, 256<<20)
+	setDefault(&c.FeedbackSize, 200_000)
+	if c.MaxEscalations == 0 {
+		c.MaxEscalations = 1
+	}
+	if c.SampleRate == 0 {
+		c.SampleRate = 0.05
+	}
+	return c
+}
+
+func setDefault[T int | int64 | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Deps are the parts the gateway calls. Policy and Providers are required;
+// the rest may be nil (no QA: every image passes; no events; no sampling
+// storage; no experiments).
+type Deps struct {
+	Policy    Policy
+	Providers map[string]providers.Provider // by catalog model name
+	// ProviderOf names the provider (the concurrency gate) of each model;
+	// a model missing here has a gate of its own.
+	ProviderOf map[string]string
+	QA         QA
+	Events     Sink
+	Blobs      BlobStore
+	Assigner   Assigner
+	Registry   prometheus.Registerer // nil: a private registry
+	Logger     *slog.Logger          // nil: discard
+	Now        func() time.Time      // nil: time.Now
+}
+
+// Gateway serves image requests; safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics
+	caps     *dailyCaps
+	gates    map[string]*gate // by provider name
+	chains   *chains
+	feedback *feedbackLog
+}
+
+// New builds a gateway.
+func New(cfg Config, deps Deps) *Gateway {
+	cfg = cfg.withDefaults()
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		deps:     deps,
+		log:      deps.Logger,
+		caps:     newDailyCaps(cfg.DailyCap, cfg.DailyCaps),
+		gates:    map[string]*gate{},
+		chains:   newChains(cfg.ChainSize, cfg.ChainBytes),
+		feedback: newFeedbackLog(cfg.FeedbackSize),
+	}
+	for model := range deps.Providers {
+		name := g.gateName(model)
+		if _, ok := g.gates[name]; !ok {
+			g.gates[name] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
+		}
+	}
+	g.m = newMetrics(deps.Registry, g.gates)
+	return g
+}
+
+func (g *Gateway) gateName(model string) string {
+	if p := g.deps.ProviderOf[model]; p != "" {
+		return p
+	}
+	return model
+}
+
+// CountLimited counts a request refused by a limit the caller applies (the
+// server's per-key rate), next to the gateway's own (daily_cap, shed).
+func (g *Gateway) CountLimited(reason string) { g.m.limited.WithLabelValues(reason).Inc() }

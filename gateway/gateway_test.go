@@ -1,0 +1,121 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"image/color"
+	"strings"
+	"testing"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
+	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/router"
+)
+
+// mustGateway is a gateway routing to "fast" then "strong" (test doubles),
+// recording its events.
+func mustGateway(t *testing.T, fail func(providers.Request) error) (*gateway.Gateway, *gatewaytest.Producer) {
+	t.Helper()
+	sink := gatewaytest.NewProducer(64)
+	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
+		Policy: &gatewaytest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
+		Providers: map[string]providers.Provider{
+			"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, Fail: fail},
+			"strong": &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, Fail: fail},
+		},
+		QA:     &gatewaytest.Inspector{},
+		Events: sink,
+	})
+	return g, sink
+}
+
+func request(id, tenant string) gateway.Request {
+	return gateway.Request{ID: id, Tenant: tenant, Mode: router.ModeGenerate, Prompt: "a red fox", N: 1, Width: 32, Height: 32, Format: "png", Tier: router.TierStandard}
+}
+
+// TestProviderErrorTextHidden: a vendor's error text (which can hold a key
+// prefix or an internal host) reaches neither the outcome's attempts, nor
+// the decision event, nor the error the caller sees: they carry the kind.
+func TestProviderErrorTextHidden(t *testing.T) {
+	const secret = "invalid key sk-live-4f3a... at http://10.0.3.7:8443/v1"
+	tests := []struct {
+		name     string
+		kind     providers.ErrorKind
+		wantCode string
+	}{
+		{"unavailable", providers.KindUnavailable, gateway.CodeProviderFailed},
+		{"bad request", providers.KindBadRequest, gateway.CodeInvalidRequest},
+		{"auth", providers.KindAuth, gateway.CodeProviderFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, sink := mustGateway(t, func(providers.Request) error {
+				return &providers.Error{Provider: "vendor", Kind: tt.kind, Status: 400, Message: secret}
+			})
+			_, err := g.Serve(context.Background(), request(gateway.NewIDs().Next(), "acme"))
+			var ge *gateway.Error
+			if !errors.As(err, &ge) || ge.Code != tt.wantCode {
+				t.Fatalf("Serve error = %v, want code %s", err, tt.wantCode)
+			}
+			if strings.Contains(ge.Error(), "sk-live") || strings.Contains(ge.Error(), "10.0.3.7") {
+				t.Errorf("error shown to the caller %q holds the vendor's text", ge.Error())
+			}
+			d := sink.Events()[len(sink.Events())-1].Value.(*events.Decision)
+			for _, a := range d.Attempts {
+				if strings.Contains(a.Error, "sk-live") || strings.Contains(a.Error, "10.0.3.7") || a.Error != string(tt.kind) {
+					t.Errorf("attempt error = %q, want the kind %q", a.Error, tt.kind)
+				}
+			}
+		})
+	}
+}
+
+// TestFeedbackOwnRequestsOnce: feedback counts only for the caller's own
+// requests, and once per (request, signal kind).
+func TestFeedbackOwnRequestsOnce(t *testing.T) {
+	g, sink := mustGateway(t, nil)
+	ids := gateway.NewIDs()
+	id := ids.Next()
+	if _, err := g.Serve(context.Background(), request(id, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	signals := func() int {
+		n := 0
+		for _, e := range sink.Events() {
+			if e.Topic == events.TopicSignals {
+				n++
+			}
+		}
+		return n
+	}
+	tests := []struct {
+		name      string
+		give      gateway.Signal
+		wantCode  string
+		wantDup   bool
+		wantCount int
+	}{
+		{"other tenant", gateway.Signal{RequestID: id, Tenant: "rival", Kind: "thumbs_down"}, gateway.CodeRequestNotFound, false, 0},
+		{"guessable id", gateway.Signal{RequestID: "req_1", Tenant: "rival", Kind: "thumbs_down"}, gateway.CodeRequestNotFound, false, 0},
+		{"owner", gateway.Signal{RequestID: id, Tenant: "acme", Kind: "thumbs_down"}, "", false, 1},
+		{"owner again", gateway.Signal{RequestID: id, Tenant: "acme", Kind: "thumbs_down"}, "", true, 1},
+		{"owner, other kind", gateway.Signal{RequestID: id, Tenant: "acme", Kind: "download"}, "", false, 2},
+		{"served elsewhere", gateway.Signal{RequestID: ids.Next(), Tenant: "acme", Kind: "thumbs_up"}, "", false, 3},
+	}
+	for _, tt := range tests {
+		dup, err := g.Feedback(tt.give)
+		var ge *gateway.Error
+		if tt.wantCode != "" {
+			if !errors.As(err, &ge) || ge.Code != tt.wantCode {
+				t.Errorf("%s: Feedback = %v, want %s", tt.name, err, tt.wantCode)
+			}
+		} else if err != nil || dup != tt.wantDup {
+			t.Errorf("%s: Feedback = %v, %v; want duplicate %v", tt.name, dup, err, tt.wantDup)
+		}
+		if got := signals(); got != tt.wantCount {
+			t.Errorf("%s: %d signal events, want %d", tt.name, got, tt.wantCount)
+		}
+	}
+}
