@@ -2,12 +2,17 @@ package datasets
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/routelab/routelab/router"
 )
@@ -331,3 +336,17 @@ func ReadWorkload(r io.Reader) ([]WorkItem, error) {
 	}
 	return out, nil
 }
+
+// ReferencePNG is the reference image a workload's edits bring (the lab
+// and loadgen send the same one): a 64x64 gradient PNG. Read only.
+var ReferencePNG = sync.OnceValue(func() []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 64, 64))
+	for y := range 64 {
+		for x := range 64 {
+			img.Set(x, y, color.NRGBA{uint8(x * 4), uint8(y * 4), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	_ = png.Encode(&buf, img)
+	return buf.Bytes()
+})

@@ -9,21 +9,24 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
 
 func runSim(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("sim", `Run a workload through a routing policy in the simulated world and write one logged
-decision event per request (JSONL): the events.Decision serve would emit (propensity,
-candidates, features, attempts, cost, latency, qa_pass) plus width, height, greedy model
-and drawn quality. Train a policy from it with "routelab policy train".`)
+decision event per request (JSONL). Every request is served by the same serving core
+as routelab serve (routing, providers with retries and breakers, automated QA on the
+rendered images, fallback, escalation, edit-chain restarts), in virtual time, so each
+line is the events.Decision serve emits (propensity, candidates, features, attempts,
+cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. Train a policy from it with "routelab policy train".`)
 	fs.SetOutput(env.Stderr)
 	workload := fs.String("workload", "", "workload JSONL (routelab workload generate)")
 	policyPath := fs.String("policy", "", "policy JSON, e.g. datasets/policies/explore.json")
 	out := fs.String("out", "", "logged events JSONL (default stdout)")
 	seed := fs.Uint64("world-seed", 1, "seed of the simulated world's draws")
-	startTS := fs.Int64("start-ts", 1793491200000, "timestamp (unix ms) of the first event; events are 100 ms apart")
+	startTS := fs.Int64("start-ts", 1793491200000, "virtual time (unix ms) the run starts at; requests arrive 100 ms apart")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +41,10 @@ and drawn quality. Train a policy from it with "routelab policy train".`)
 	if err != nil {
 		return err
 	}
-	w := sim.NewWorld(router.Catalog{Models: p.Models}, *seed)
+	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Start: time.UnixMilli(*startTS)}, p)
+	if err != nil {
+		return err
+	}
 	dst := env.Stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -53,7 +59,7 @@ and drawn quality. Train a policy from it with "routelab policy train".`)
 	start := time.Now()
 	var succ, cost float64
 	for i := range items {
-		if i%10000 == 0 {
+		if i%1000 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -62,19 +68,15 @@ and drawn quality. Train a policy from it with "routelab policy train".`)
 			}
 		}
 		it := &items[i]
-		d := router.Decide(it.Request, p, nil)
-		s := w.Serve(&it.Request, it.Task, &d)
-		ev := datasets.LoggedEvent{
-			Decision: s.Event(&it.Request, &d, *startTS+int64(i)*100),
-			Width:    it.Request.Width, Height: it.Request.Height, Greedy: d.Greedy, Quality: s.Quality,
-		}
+		res := lb.Serve(ctx, it.Request)
+		ev := datasets.LoggedEvent{Decision: *res.Decision, Width: it.Request.Width, Height: it.Request.Height, Greedy: res.Route.Greedy, Quality: res.Quality}
 		if err := enc.Encode(&ev); err != nil {
 			return err
 		}
-		if s.Success {
+		if res.Served() && res.Outcome.QAPass {
 			succ++
 		}
-		cost += s.CostUSD
+		cost += res.Decision.CostUSD
 	}
 	if err := bw.Flush(); err != nil {
 		return err

@@ -51,6 +51,9 @@ type Config struct {
 	// World is the simulated world; nil builds one from the catalog with WorldSeed.
 	World     *sim.World
 	WorldSeed uint64
+	// Caller, when set, answers the simulated calls instead of World: a
+	// wrapper that changes the world (a lab scenario) or records its draws.
+	Caller sim.Caller
 	Sim       sim.Options // the simulated provider's options (latency scale, cache)
 	// HTTPClient is used by the vendor adapters; nil is http.DefaultClient.
 	HTTPClient *http.Client
@@ -79,7 +82,11 @@ func Build(cat router.Catalog, cfg Config) (*Registry, error) {
 	if world == nil {
 		world = sim.NewWorld(cat, cfg.WorldSeed)
 	}
-	simulator := sim.New(sim.WorldOracle(world), cfg.Sim)
+	var caller sim.Caller = world
+	if cfg.Caller != nil {
+		caller = cfg.Caller
+	}
+	simulator := sim.New(sim.WorldOracle(caller), cfg.Sim)
 	reg := &Registry{
 		Providers: map[string]providers.Provider{},
 		Breakers:  resilience.NewBreakers(cfg.Breaker, cfg.Env.Now, cfg.OnBreakerChange),

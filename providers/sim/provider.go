@@ -260,6 +260,12 @@ func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) 
 		b, decoded = encode(c), c.image()
 	}
 	r := rendered{b: b, digest: maphash.Bytes(p.seed, b), b64: base64.StdEncoding.EncodeToString(b)}
+	if p.refs != nil && decoded != nil {
+		// The next edit of a chain sends this output back as its reference:
+		// keep its pixels under the key reference() looks up, instead of
+		// decoding a megapixel PNG again (a quarter of a lab request's CPU).
+		p.refs.Add(r.digest|1, decoded)
+	}
 	if p.images != nil {
 		if prev, ok, _ := p.images.PeekOrAdd(k, r); ok {
 			return prev, nil // rendered meanwhile by another call
@@ -274,7 +280,7 @@ func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) 
 
 // reference decodes an edit's reference (at most 40 Mpx), cached by content.
 func (p *Provider) reference(b []byte) (image.Image, uint64, error) {
-	key := maphash.Bytes(p.seed, b) | 1
+	key := maphash.Bytes(p.seed, b) | 1 // as render keys its outputs
 	if p.refs != nil {
 		if img, ok := p.refs.Get(key); ok {
 			return img, key, nil

@@ -1,0 +1,276 @@
+// Package lab is the simulated lab: it serves workload requests through
+// the serving core (gateway.Serve) exactly as `routelab serve` does (the
+// same policy code, the same providers behind the same retrier and
+// breakers, automated QA on real rendered images, fallback, escalation,
+// edit-chain restarts), with the simulated world's models in virtual time.
+// A lab figure is then a statement about production code.
+//
+// `routelab sim`, `routelab policy eval` and the jobs' lab scenarios all
+// serve through a Lab.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/providers/registry"
+	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+)
+
+// Tenant is the tenant every lab request is served for.
+const Tenant = "lab"
+
+// Config sets up a lab. Zero fields take the defaults.
+type Config struct {
+	Catalog router.Catalog
+	World   *sim.World // required
+	// Caller, when set, answers the simulated calls instead of World (a
+	// scenario's change of the world).
+	Caller sim.Caller
+	// Start is the virtual time of the first request; default 2026-11-01.
+	Start time.Time
+	// Gap is the virtual time between two requests' arrivals; default 100 ms.
+	Gap time.Duration
+	// RequestTimeout is serve's deadline for one request, all attempts;
+	// default 60 s, as serve's.
+	RequestTimeout time.Duration
+	// Gateway holds the serving limits; its SampleRate defaults to none
+	// (the lab keeps no images for review).
+	Gateway gateway.Config
+	// Events receives every event the gateway emits (nil: none kept
+	// beyond each Result).
+	Events gateway.Sink
+}
+
+// Lab serves one request at a time through a gateway in virtual time.
+type Lab struct {
+	cfg   Config
+	clock *Clock
+	live  *gateway.LivePolicy
+	spy   *decisionSpy
+	gw    *gateway.Gateway
+	rec   *recorder
+	calls *callLog
+}
+
+// New builds a lab serving under policy p.
+func New(cfg Config, p *router.Policy) (*Lab, error) {
+	if cfg.World == nil {
+		return nil, errors.New("lab: no world")
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = time.UnixMilli(1793491200000).UTC()
+	}
+	if cfg.Gap <= 0 {
+		cfg.Gap = 100 * time.Millisecond
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.Gateway.SampleRate == 0 {
+		cfg.Gateway.SampleRate = -1
+	}
+	l := &Lab{cfg: cfg, clock: NewClock(cfg.Start), rec: &recorder{next: cfg.Events}}
+	var caller sim.Caller = cfg.World
+	if cfg.Caller != nil {
+		caller = cfg.Caller
+	}
+	l.calls = &callLog{next: caller}
+	reg, err := registry.Build(cfg.Catalog, registry.Config{
+		SimulateMissing: true,
+		World:           cfg.World,
+		Caller:          l.calls,
+		// The render cache is keyed by what a picture depends on; a lab run
+		// replays few prompts many times, so a bigger one pays.
+		Sim: sim.Options{LatencyScale: 1, Sleep: l.clock.Sleep, Now: l.clock.Now, CacheBytes: 256 << 20},
+		Env: resilience.Env{Now: l.clock.Now, Sleep: l.clock.Sleep},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab providers: %w", err)
+	}
+	l.live = gateway.NewLivePolicy(p, reg.Breakers)
+	l.spy = &decisionSpy{next: l.live}
+	providerOf := map[string]string{}
+	for _, m := range cfg.Catalog.Models {
+		providerOf[m.Name] = m.Provider
+	}
+	l.gw = gateway.New(cfg.Gateway, gateway.Deps{
+		Policy:     l.spy,
+		Providers:  reg.Providers,
+		ProviderOf: providerOf,
+		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
+		Events:     l.rec,
+		Now:        l.clock.Now,
+	})
+	return l, nil
+}
+
+// SetPolicy makes p live for the next requests (a push).
+func (l *Lab) SetPolicy(p *router.Policy) { l.live.Store(p) }
+
+// Policy is the live policy.
+func (l *Lab) Policy() *router.Policy { return l.live.Policy() }
+
+// Now is the lab's virtual time.
+func (l *Lab) Now() time.Time { return l.clock.Now() }
+
+// Result is one served request: what the gateway returned and emitted,
+// and what only the lab knows.
+type Result struct {
+	Outcome  *gateway.Outcome // nil when the gateway returned an error
+	Err      *gateway.Error
+	Decision *events.Decision // the decision event, emitted on errors too
+	Route    router.Decision  // the policy's decision (Greedy, P ...), on errors too
+	QA       []*events.QAResult
+	// Quality is the world's drawn quality of the returned image (0 when
+	// none): hidden from the gateway, logged for analysis.
+	Quality float64
+	// Restarted: the item's parent was not in the gateway's edit chains
+	// (evicted, or it failed), so the edit was sent as a new chain, as a
+	// client does on parent_not_found.
+	Restarted bool
+}
+
+// Served reports whether images came back.
+func (r *Result) Served() bool { return r.Outcome != nil }
+
+// Serve serves one workload request as a client would send it: its id is
+// the request id, an edit names its parent's id and is re-sent without it
+// when the gateway no longer knows the parent.
+func (l *Lab) Serve(ctx context.Context, req router.Request) Result {
+	l.clock.Advance(l.cfg.Gap)
+	r := gateway.Request{
+		ID: req.ID, Tenant: Tenant, Unit: req.Unit, Mode: req.Mode, Prompt: req.Prompt,
+		N: 1, Width: req.Width, Height: req.Height, Format: "png", Tier: req.Tier,
+		Constraints: req.Constraints, Pin: req.Pin, ParentID: req.Parent,
+	}
+	if r.Tier == "" {
+		r.Tier = router.TierStandard
+	}
+	if r.Width <= 0 || r.Height <= 0 {
+		r.Width, r.Height = 1024, 1024
+	}
+	refs := req.RefCount
+	if r.ParentID != "" {
+		refs-- // the parent's output is the image being edited
+	}
+	if r.Mode == router.ModeEdit && refs < 1 && r.ParentID == "" {
+		refs = 1
+	}
+	r.Refs = references(refs)
+	res := l.serve(ctx, r)
+	if res.Err != nil && res.Err.Code == gateway.CodeParentNotFound {
+		r.ParentID = ""
+		r.Refs = references(max(req.RefCount, 1))
+		res = l.serve(ctx, r)
+		res.Restarted = true
+	}
+	return res
+}
+
+func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
+	l.rec.reset()
+	l.calls.reset()
+	l.spy.last = router.Decision{}
+	ctx = &virtualDeadline{Context: ctx, clock: l.clock, deadline: l.clock.Now().Add(l.cfg.RequestTimeout)}
+	o, err := l.gw.Serve(ctx, r)
+	res := Result{Outcome: o, Decision: l.rec.decision, QA: l.rec.qa, Route: l.spy.last}
+	if err != nil {
+		var ge *gateway.Error
+		if !errors.As(err, &ge) {
+			ge = &gateway.Error{Code: "internal", Message: err.Error()}
+		}
+		res.Err, res.Outcome = ge, nil
+		return res
+	}
+	res.Quality = l.calls.quality[o.Model]
+	return res
+}
+
+// references are the reference images a workload request brings: the
+// same small PNG each time, as loadgen sends.
+func references(n int) [][]byte {
+	refs := make([][]byte, n)
+	for i := range refs {
+		refs[i] = datasets.ReferencePNG()
+	}
+	return refs
+}
+
+// virtualDeadline is a context whose deadline is in virtual time: it never
+// fires on a wall-clock timer (nothing in the lab waits in real time), but
+// Deadline and Err answer against the lab's clock, which is what the
+// simulated providers and the retrier read.
+type virtualDeadline struct {
+	context.Context
+	clock    *Clock
+	deadline time.Time
+}
+
+func (v *virtualDeadline) Deadline() (time.Time, bool) { return v.deadline, true }
+
+func (v *virtualDeadline) Err() error {
+	if err := v.Context.Err(); err != nil {
+		return err
+	}
+	if !v.clock.Now().Before(v.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// recorder keeps the events of the request being served and passes every
+// event on.
+type recorder struct {
+	next     gateway.Sink
+	decision *events.Decision
+	qa       []*events.QAResult
+}
+
+func (r *recorder) reset() { r.decision, r.qa = nil, nil }
+
+func (r *recorder) Enqueue(topic, key string, ev any) {
+	switch e := ev.(type) {
+	case *events.Decision:
+		r.decision = e
+	case *events.QAResult:
+		r.qa = append(r.qa, e)
+	}
+	if r.next != nil {
+		r.next.Enqueue(topic, key, ev)
+	}
+}
+
+// callLog passes calls to the world and keeps, per model, the quality it
+// drew last for the request being served.
+type callLog struct {
+	next    sim.Caller
+	quality map[string]float64
+}
+
+func (c *callLog) reset() { c.quality = map[string]float64{} }
+
+func (c *callLog) Call(call sim.Call) sim.Outcome {
+	o := c.next.Call(call)
+	c.quality[call.Model] = o.Quality
+	return o
+}
+
+// decisionSpy keeps the last decision of the policy it wraps.
+type decisionSpy struct {
+	next gateway.Policy
+	last router.Decision
+}
+
+func (s *decisionSpy) Decide(req router.Request) router.Decision {
+	s.last = s.next.Decide(req)
+	return s.last
+}
