@@ -61,7 +61,7 @@ func TestOPECoverageOnSimulator(t *testing.T) {
 				return
 			}
 			d := router.Decision{Model: model, EditDepth: dl.EditDepth}
-			if world.Serve(&it.Request, it.Task, &d).Success {
+			if world.Judge(&it.Request, it.Task, &d).Success {
 				y[model] = 1
 			} else {
 				y[model] = 0

@@ -38,7 +38,7 @@ func trainedPolicy(b *testing.B) *router.Policy {
 		for i := range items {
 			req := &items[i].Request
 			d := router.Decide(*req, explore, nil)
-			s := w.Serve(req, items[i].Task, &d)
+			s := w.Judge(req, items[i].Task, &d)
 			ev := s.Event(req, &d, int64(i))
 			if x, ok := router.ExampleFromDecision(&ev, req.Width, req.Height); ok {
 				ex = append(ex, x)

@@ -45,11 +45,11 @@ func TrainedPolicy(t testing.TB) *router.Policy {
 		var ex []router.Example
 		for _, it := range items {
 			d := router.Decide(it.Request, explore, nil)
-			s := w.Serve(&it.Request, it.Task, &d)
-			if d.Model != "" && s.FirstLabel {
+			s := w.Judge(&it.Request, it.Task, &d)
+			if d.Model != "" && s.Label {
 				req := it.Request
 				req.EditDepth = d.EditDepth
-				ex = append(ex, router.Example{Req: req, Model: d.Model, Propensity: d.Propensity, Success: s.FirstSuccess})
+				ex = append(ex, router.Example{Req: req, Model: d.Model, Propensity: d.Propensity, Success: s.Success})
 			}
 		}
 		trained, trainErr = router.Train(ex, router.TrainConfig{Name: "test", Models: cat.Models, DefaultModel: cat.DefaultModel, Rules: explore.Rules, Epsilon: 0.1})
@@ -89,14 +89,11 @@ func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int
 		k++
 		it.Request.ID = fmt.Sprintf("s%d-%s", seed, it.Request.ID)
 		d := router.Decide(it.Request, p, nil)
-		s := w.Serve(&it.Request, it.Task, &d)
+		s := w.Judge(&it.Request, it.Task, &d)
 		e := s.Event(&it.Request, &d, ts.UnixMilli())
 		b.AddDecision(&e)
-		for i, a := range s.Attempts {
-			if a.Status != "ok" {
-				continue
-			}
-			q := events.QAResult{Header: header(fmt.Sprintf("%s-qa%d", e.RequestID, i), ts), Model: a.Model, Attempt: i, Pass: e.QAPass}
+		if a := s.Attempt; a.Status == "ok" {
+			q := events.QAResult{Header: header(e.RequestID+"-qa0", ts), Model: a.Model, Attempt: 0, Pass: e.QAPass}
 			q.RequestID = e.RequestID
 			b.AddQA(&q)
 		}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"math"
 	"sort"
 
 	"github.com/routelab/routelab/events"
@@ -9,78 +8,52 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-// Served is how serving one routed request went in the simulated world:
-// the lab's stand-in for serve's provider loop (fallback on provider
-// errors, the caller's latency budget as the deadline; no QA escalation).
-type Served struct {
-	Attempts  []events.Attempt
-	Model     string // model whose image was returned; "" when none
+// Judged is the truth's verdict on a routing decision: one call of the
+// routed model, the caller's latency budget as its deadline. It is not
+// serving (no fallback, no QA, no escalation: those are gateway.Serve's,
+// and the lab measures them through it); it isolates what routing chose,
+// for policy evaluation and for test fixtures.
+type Judged struct {
+	Attempt   events.Attempt
 	Success   bool
 	Quality   float64
 	CostUSD   float64
 	LatencyMS int64
-	Fallback  bool
-	// FirstLabel says whether the first attempt tells anything about the
-	// routed model's quality (it returned an image or ran out of time);
-	// FirstSuccess is then its outcome.
-	FirstLabel   bool
-	FirstSuccess bool
+	// Label says whether the call tells anything about the routed model's
+	// quality (it returned an image, or ran out of time).
+	Label bool
 }
 
-// MaxAttempts bounds the provider calls per request in the lab.
-const MaxAttempts = 3
-
-// Serve runs decision d for req (whose hidden task is task) through the
-// world: the routed model first, then the fallbacks on provider errors.
-func (w *World) Serve(req *router.Request, task string, d *router.Decision) Served {
-	var s Served
+// Judge calls decision d's model once for req, whose hidden task is task.
+func (w *World) Judge(req *router.Request, task string, d *router.Decision) Judged {
+	var j Judged
 	if d.Model == "" {
-		return s
+		return j
 	}
-	chain := make([]string, 0, 1+len(d.Fallbacks))
-	chain = append(chain, d.Model)
-	chain = append(chain, d.Fallbacks...)
-	var elapsed float64
-	for a := 0; a < MaxAttempts && a < len(chain); a++ {
-		c := Call{
-			RequestID: req.ID, Model: chain[a], Task: task, Mode: string(req.Mode), Prompt: req.Prompt,
-			RefCount: req.RefCount, EditDepth: d.EditDepth, Attempt: a, Width: req.Width, Height: req.Height, Tier: string(req.Tier),
-		}
-		if req.Constraints.MaxLatencyMS > 0 {
-			left := float64(req.Constraints.MaxLatencyMS) - elapsed
-			if left <= 0 {
-				break
-			}
-			c.DeadlineMS = int64(math.Max(left, 1))
-		}
-		o := w.Call(c)
-		latMS := float64(o.Latency.Microseconds()) / 1000
-		elapsed += latMS
-		s.CostUSD += o.CostUSD
-		at := events.Attempt{Model: c.Model, Provider: w.provider(c.Model), LatencyMS: int64(latMS), CostUSD: o.CostUSD}
-		switch o.ErrKind {
-		case "":
-			at.Status = "ok"
-		case providers.KindTimeout:
-			at.Status, at.Error = "timeout", string(o.ErrKind)
-		case providers.KindRateLimited:
-			at.Status, at.Error = "rate_limited", string(o.ErrKind)
-		default:
-			at.Status, at.Error = "error", string(o.ErrKind)
-		}
-		s.Attempts = append(s.Attempts, at)
-		if a == 0 {
-			s.FirstLabel = o.ErrKind == "" || o.ErrKind == providers.KindTimeout
-			s.FirstSuccess = o.Success
-		}
-		if o.ErrKind == "" {
-			s.Model, s.Success, s.Quality = c.Model, o.Success, o.Quality
-			s.Fallback = a > 0
-			break
-		}
+	c := Call{
+		RequestID: req.ID, Model: d.Model, Task: task, Mode: string(req.Mode), Prompt: req.Prompt,
+		RefCount: req.RefCount, EditDepth: d.EditDepth, Width: req.Width, Height: req.Height, Tier: string(req.Tier),
+		DeadlineMS: req.Constraints.MaxLatencyMS,
 	}
-	s.LatencyMS = int64(elapsed)
-	return s
+	o := w.Call(c)
+	j.LatencyMS = o.Latency.Milliseconds()
+	j.CostUSD, j.Success, j.Quality = o.CostUSD, o.Success, o.Quality
+	j.Label = o.ErrKind == "" || o.ErrKind == providers.KindTimeout
+	j.Attempt = events.Attempt{Model: c.Model, Provider: w.provider(c.Model), LatencyMS: j.LatencyMS, CostUSD: o.CostUSD, Status: "ok"}
+	if o.ErrKind != "" {
+		j.Attempt.Status, j.Attempt.Error = attemptStatus(o.ErrKind), string(o.ErrKind)
+	}
+	return j
+}
+
+func attemptStatus(k providers.ErrorKind) string {
+	switch k {
+	case providers.KindTimeout:
+		return "timeout"
+	case providers.KindRateLimited:
+		return "rate_limited"
+	}
+	return "error"
 }
 
 func (w *World) provider(model string) string {
@@ -180,7 +153,6 @@ type PolicyResult struct {
 	Requests        int                `json:"requests"`
 	Unserved        int                `json:"unserved"`
 	Resets          int                `json:"resets"`
-	Fallbacks       int                `json:"fallbacks"`
 	RouteShare      map[string]float64 `json:"route_share"`
 }
 
@@ -190,7 +162,8 @@ type Calib struct {
 	Success []bool
 }
 
-// Run routes every job with choose, serves it and sums up. oracleP holds
+// Run routes every job with choose, judges the routed model's call
+// (Judge) and sums up. oracleP holds
 // the oracle's true success probability per job (nil: regret not computed).
 // When calib is not nil it receives the (P, outcome) pairs.
 func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, calib *Calib) (PolicyResult, []float64) {
@@ -205,7 +178,7 @@ func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, 
 			r.Unserved++
 			continue
 		}
-		s := w.Serve(&j.Req, j.Task, &d)
+		s := w.Judge(&j.Req, j.Task, &d)
 		trueP[i] = w.SuccessP(d.Model, j.Task, d.EditDepth, j.Req.Constraints.MaxLatencyMS)
 		exp += trueP[i]
 		if s.Success {
@@ -220,15 +193,12 @@ func (w *World) Run(name string, jobs []Job, choose Chooser, oracleP []float64, 
 		if d.Reset {
 			r.Resets++
 		}
-		if s.Fallback {
-			r.Fallbacks++
-		}
 		cost += s.CostUSD
 		lat = append(lat, float64(s.LatencyMS))
 		r.RouteShare[d.Model]++
-		if calib != nil && s.FirstLabel {
+		if calib != nil && s.Label {
 			calib.P = append(calib.P, d.P)
-			calib.Success = append(calib.Success, s.FirstSuccess)
+			calib.Success = append(calib.Success, s.Success)
 		}
 	}
 	n := float64(len(jobs))
@@ -267,32 +237,27 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[i]*(1-f) + sorted[i+1]*f
 }
 
-// Event is the decision event serve would emit for this request: what the
-// router decided and how serving went. ts is unix ms.
-func (s *Served) Event(req *router.Request, d *router.Decision, ts int64) events.Decision {
+// Event is a logged decision event for a judged request (test fixtures):
+// the decision and the one call. ts is unix ms.
+func (j *Judged) Event(req *router.Request, d *router.Decision, ts int64) events.Decision {
 	e := events.Decision{
 		Header: events.Header{EventID: req.ID, SchemaVersion: events.SchemaVersion, TS: ts, Tenant: req.Tenant, RequestID: req.ID},
 		Unit:   req.Unit, Mode: string(req.Mode), Tier: string(req.Tier), Prompt: req.Prompt, ParentID: req.Parent,
-		Model: s.Model, Provider: d.Provider, PolicyVersion: d.PolicyVersion, Rule: d.Rule,
-		Propensity: d.Propensity, Explored: d.Explored, Reset: d.Reset, Candidates: d.Candidates,
-		Features: d.Features.Event(req), Attempts: s.Attempts, Fallback: s.Fallback,
-		QAPass: s.Success, LatencyMS: s.LatencyMS, CostUSD: s.CostUSD,
+		PolicyVersion: d.PolicyVersion, Rule: d.Rule, Propensity: d.Propensity, Explored: d.Explored, Reset: d.Reset,
+		Candidates: d.Candidates, Features: d.Features.Event(req), QAPass: j.Success, LatencyMS: j.LatencyMS, CostUSD: j.CostUSD,
 	}
 	if e.Tier == "" {
 		e.Tier = string(router.TierStandard)
 	}
-	if s.Model != "" {
-		e.Status, e.Images = "ok", 1
-		e.Provider = w0(s.Attempts)
+	if d.Model == "" {
+		e.Status, e.ErrorCode = "error", "no_model_available"
+		return e
+	}
+	e.Attempts = []events.Attempt{j.Attempt}
+	if j.Attempt.Status == "ok" {
+		e.Status, e.Images, e.Model, e.Provider = "ok", 1, d.Model, j.Attempt.Provider
 	} else {
-		e.Status, e.ErrorCode = "error", "upstream_failed"
-		if d.Model == "" {
-			e.ErrorCode = "no_eligible_model"
-		}
+		e.Status, e.ErrorCode = "error", "provider_failed"
 	}
 	return e
-}
-
-func w0(at []events.Attempt) string {
-	return at[len(at)-1].Provider
 }
