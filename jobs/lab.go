@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -10,7 +11,9 @@ import (
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments/ope"
+	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
@@ -56,7 +59,8 @@ func ScenarioByName(name string) (Scenario, bool) {
 }
 
 // labWorld is the simulated world with the scenario's change applied on
-// top: success thinned to a new probability, latency stretched.
+// top (success thinned to a new probability, latency stretched), as a
+// sim.Caller: the lab's providers call it the way serve's call the world.
 type labWorld struct {
 	w         *sim.World
 	seed      uint64
@@ -66,56 +70,30 @@ type labWorld struct {
 	editShift bool
 }
 
-// serve mirrors sim.World.Serve (routed model first, then the fallbacks on
-// provider errors, the caller's latency budget as the deadline) with the
-// change applied.
-func (lw *labWorld) serve(req *router.Request, task string, d *router.Decision) sim.Served {
-	var s sim.Served
-	if d.Model == "" {
-		return s
+var _ sim.Caller = (*labWorld)(nil)
+
+// Call answers c as the world does, with the change applied once it is on.
+func (lw *labWorld) Call(c sim.Call) sim.Outcome {
+	o := lw.w.Call(c)
+	if !lw.changed {
+		return o
 	}
-	chain := append([]string{d.Model}, d.Fallbacks...)
-	var elapsed float64
-	for a := 0; a < sim.MaxAttempts && a < len(chain); a++ {
-		model := chain[a]
-		c := sim.Call{RequestID: req.ID, Model: model, Task: task, Mode: string(req.Mode), Prompt: req.Prompt,
-			RefCount: req.RefCount, EditDepth: d.EditDepth, Attempt: a, Width: req.Width, Height: req.Height, Tier: string(req.Tier)}
-		o := lw.w.Call(c)
-		lat := float64(o.Latency.Microseconds()) / 1000
-		if lw.changed {
-			if f, ok := lw.slow[model]; ok && o.ErrKind != providers.KindRateLimited {
-				lat *= f
-			}
-			// the new probability is for a fresh request; edit chains keep
-			// the world's decay, so the thinning ratio is q / P(fresh)
-			if q, ok := lw.quality[model][task]; ok && o.Success {
-				if fresh := lw.w.TrueP(model, task, 1); fresh > 0 && lw.draw(req.ID, model, a) >= q/fresh {
-					o.Success = false
-				}
-			}
-		}
-		if req.Constraints.MaxLatencyMS > 0 {
-			left := float64(req.Constraints.MaxLatencyMS) - elapsed
-			if left <= 0 {
-				break
-			}
-			if o.ErrKind == "" && lat > left {
-				o.ErrKind, o.Success, o.CostUSD, lat = providers.KindTimeout, false, 0, left
-			}
-		}
-		elapsed += lat
-		s.CostUSD += o.CostUSD
-		if a == 0 {
-			s.FirstLabel = o.ErrKind == "" || o.ErrKind == providers.KindTimeout
-			s.FirstSuccess = o.Success
-		}
-		if o.ErrKind == "" {
-			s.Model, s.Success, s.Quality, s.Fallback = model, o.Success, o.Quality, a > 0
-			break
+	if f, ok := lw.slow[c.Model]; ok && o.ErrKind != providers.KindRateLimited {
+		o.Latency = time.Duration(float64(o.Latency) * f)
+		if dl := time.Duration(c.DeadlineMS) * time.Millisecond; c.DeadlineMS > 0 && o.ErrKind == "" && o.Latency > dl {
+			o.ErrKind, o.Success, o.Quality, o.CostUSD, o.Latency = providers.KindTimeout, false, 0, 0, dl
 		}
 	}
-	s.LatencyMS = int64(elapsed)
-	return s
+	// the new probability is for a fresh request; edit chains keep the
+	// world's decay, so the thinning ratio is q / P(fresh). A thinned
+	// success gets a failing quality, so the rendered image shows it.
+	if q, ok := lw.quality[c.Model][o.Task]; ok && o.Success {
+		if fresh := lw.w.TrueP(c.Model, o.Task, 1); fresh > 0 && lw.draw(c.RequestID, c.Model, c.Attempt) >= q/fresh {
+			o.Success = false
+			o.Quality = sim.SuccessQuality * (o.Quality - sim.SuccessQuality) / (1 - sim.SuccessQuality)
+		}
+	}
+	return o
 }
 
 // draw is the change's own uniform draw for a call, independent of the
@@ -237,10 +215,10 @@ type LabReport struct {
 // tally sums served outcomes of a period.
 type tally struct{ n, succ, cost float64 }
 
-func (t *tally) add(s sim.Served) {
+func (t *tally) add(e event) {
 	t.n++
-	t.cost += s.CostUSD
-	if s.Success {
+	t.cost += e.cost()
+	if e.success() {
 		t.succ++
 	}
 }
@@ -271,6 +249,9 @@ func (s *stream) next() (datasets.WorkItem, error) {
 		it := s.items[s.pos]
 		s.pos++
 		it.Request.ID = fmt.Sprintf("b%d-%s", s.batch, it.Request.ID)
+		if it.Request.Parent != "" {
+			it.Request.Parent = fmt.Sprintf("b%d-%s", s.batch, it.Request.Parent)
+		}
 		if s.lw.editShift && s.lw.changed && it.Request.Mode == router.ModeGenerate {
 			// keep one generation in four
 			s.keep++
@@ -283,7 +264,7 @@ func (s *stream) next() (datasets.WorkItem, error) {
 }
 
 // RunScenario runs one scenario end to end and reports it.
-func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
+func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, error) {
 	start := time.Now()
 	cfg.defaults()
 	rep := LabReport{Scenario: sc.Name, Description: sc.Description, Seed: cfg.Seed, DetectedBy: []string{}, Steps: []Step{}}
@@ -294,12 +275,16 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 	lw := &labWorld{w: sim.NewWorld(cat, cfg.Seed), seed: cfg.Seed, quality: map[string]map[string]float64{}, slow: map[string]float64{}}
 	sc.apply(lw)
 	st := &stream{seed: cfg.Seed + 1, lw: lw, batch: -1}
-
-	// 1. exploration log and the first policy
 	explore, err := datasets.Policy("explore")
 	if err != nil {
 		return rep, err
 	}
+	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw}, explore)
+	if err != nil {
+		return rep, err
+	}
+
+	// 1. exploration log and the first policy
 	cfg.Progress("lab: serving %d requests under the exploration policy", cfg.TrainEvents)
 	var ex []router.Example
 	for range cfg.TrainEvents {
@@ -307,12 +292,12 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		d := router.Decide(it.Request, explore, nil)
-		s := lw.serve(&it.Request, it.Task, &d)
-		if d.Model != "" && s.FirstLabel {
-			req := it.Request
-			req.EditDepth = d.EditDepth
-			ex = append(ex, router.Example{Req: req, Model: d.Model, Propensity: d.Propensity, Success: s.FirstSuccess})
+		e := event{item: it, res: lb.Serve(ctx, it.Request)}
+		if len(ex)%5000 == 4999 {
+			cfg.Progress("lab: %d training examples", len(ex)+1)
+		}
+		if x, ok := e.example(); ok {
+			ex = append(ex, x)
 		}
 	}
 	live, err := router.Train(ex, router.TrainConfig{Name: "lab", Models: cat.Models, DefaultModel: cat.DefaultModel,
@@ -323,15 +308,15 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 	rep.InitialPolicy = live.Version
 	cfg.Progress("lab: live policy %s", live.Version)
 
-	loop := &labLoop{cfg: cfg, lw: lw, st: st, live: live, trainEx: ex, rules: explore.Rules}
+	loop := &labLoop{cfg: cfg, lb: lb, lw: lw, st: st, live: live, trainEx: ex, rules: explore.Rules}
 	// 2. before the change; the first Baseline events set the detectors
 	var before tally
 	for i := range cfg.Before {
-		ev, err := loop.step(nil)
+		ev, err := loop.step(ctx, nil)
 		if err != nil {
 			return rep, err
 		}
-		before.add(ev.served)
+		before.add(ev)
 		if i+1 == cfg.Baseline {
 			loop.arm()
 		}
@@ -352,11 +337,11 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 	var during tally
 	detected := -1
 	for i := 0; i < cfg.MaxDuring && detected < 0; i++ {
-		ev, err := loop.step(nil)
+		ev, err := loop.step(ctx, nil)
 		if err != nil {
 			return rep, err
 		}
-		during.add(ev.served)
+		during.add(ev)
 		loop.observe(ev)
 		if len(loop.alarms) > 0 {
 			detected = i + 1
@@ -373,7 +358,7 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 	rep.Steps = append(rep.Steps, Step{Name: "detect", Status: "ok", AtEvent: cfg.Before + detected, Reason: strings.Join(loop.alarms, ", ")})
 	cfg.Progress("lab: detected after %d events by %s", detected, strings.Join(loop.alarms, ", "))
 
-	pushed, err := loop.pipeline(&rep, &during)
+	pushed, err := loop.pipeline(ctx, &rep, &during)
 	if err != nil {
 		return rep, err
 	}
@@ -386,11 +371,11 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 	// 4. after
 	var after tally
 	for range cfg.After {
-		ev, err := loop.step(nil)
+		ev, err := loop.step(ctx, nil)
 		if err != nil {
 			return rep, err
 		}
-		after.add(ev.served)
+		after.add(ev)
 	}
 	rep.SuccessAfter, rep.CostAfter, rep.EventsAfter = after.rate(), after.meanCost(), int(after.n)
 	cfg.Progress("lab: success before %.4f, during %.4f, after %.4f", rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter)
@@ -402,6 +387,7 @@ func RunScenario(sc Scenario, cfg LabConfig) (LabReport, error) {
 // the logged rows.
 type labLoop struct {
 	cfg  LabConfig
+	lb   *lab.Lab
 	lw   *labWorld
 	st   *stream
 	live *router.Policy
@@ -423,14 +409,40 @@ type labLoop struct {
 }
 
 type event struct {
-	item   datasets.WorkItem
-	d      router.Decision
-	served sim.Served
-	arm    string // canary arm, "" outside a canary
+	item datasets.WorkItem
+	res  lab.Result
+	arm  string // canary arm, "" outside a canary
+}
+
+// model is the routed model ("" when none could serve).
+func (e *event) model() string { return e.res.Route.Model }
+
+// success is the truth the loop never reads: an image came back whose
+// drawn quality is a success.
+func (e *event) success() bool { return e.res.Served() && e.res.Quality >= sim.SuccessQuality }
+
+func (e *event) cost() float64 { return e.res.Decision.CostUSD }
+
+func (e *event) latencyMS() int64 { return e.res.Decision.LatencyMS }
+
+// first is the routed model's first attempt, and whether it tells anything
+// about the model's quality: an image that QA judged, or a timeout.
+func (e *event) first() (a events.Attempt, label bool) {
+	if e.model() == "" || len(e.res.Decision.Attempts) == 0 {
+		return a, false
+	}
+	a = e.res.Decision.Attempts[0]
+	return a, a.Status == "ok" || a.Status == "qa_fail" || a.Status == "timeout"
+}
+
+// example is the training example serve's logs give for this request
+// (router.ExampleFromDecision, as training on ClickHouse rows reads them).
+func (e *event) example() (router.Example, bool) {
+	return router.ExampleFromDecision(e.res.Decision, e.item.Request.Width, e.item.Request.Height)
 }
 
 // step serves one request, under the canary's assignment when one runs.
-func (l *labLoop) step(canary *canaryState) (event, error) {
+func (l *labLoop) step(ctx context.Context, canary *canaryState) (event, error) {
 	it, err := l.st.next()
 	if err != nil {
 		return event{}, err
@@ -443,30 +455,33 @@ func (l *labLoop) step(canary *canaryState) (event, error) {
 			p = canary.cand
 		}
 	}
-	d := router.Decide(it.Request, p, nil)
-	s := l.lw.serve(&it.Request, it.Task, &d)
+	l.lb.SetPolicy(p)
+	res := l.lb.Serve(ctx, it.Request)
 	l.n++
-	return event{item: it, d: d, served: s, arm: arm}, nil
+	if l.n%5000 == 0 {
+		l.cfg.Progress("lab: %d requests served since training", l.n)
+	}
+	return event{item: it, res: res, arm: arm}, nil
 }
 
 // row turns an event into a logged row for the candidate builder.
 func (e event) row() (Row, bool) {
-	if e.d.Model == "" || !e.served.FirstLabel {
+	first, label := e.first()
+	d := &e.res.Route
+	if !label {
 		return Row{}, false
 	}
-	r := Row{ID: e.item.Request.ID, Tier: e.item.Request.Tier, Rule: e.d.Rule, Model: e.d.Model, Propensity: e.d.Propensity}
+	r := Row{ID: e.item.Request.ID, Tier: e.item.Request.Tier, Rule: d.Rule, Model: d.Model, Propensity: d.Propensity}
 	if r.Rule == "pin" {
 		return Row{}, false
 	}
-	if e.served.FirstSuccess {
+	if first.Status == "ok" {
 		r.Y = 1
 	}
-	for _, c := range e.d.Candidates {
+	for _, c := range d.Candidates {
 		r.Cands = append(r.Cands, Cand{Model: c.Model, P: c.P, Cost: c.CostUSD, Eligible: c.Eligible})
 	}
-	if len(e.served.Attempts) > 0 {
-		r.LatencyMS = float64(e.served.Attempts[0].LatencyMS)
-	}
+	r.LatencyMS = float64(first.LatencyMS)
 	return r, true
 }
 
@@ -482,7 +497,7 @@ func (l *labLoop) arm() {
 	cc = cc.Defaults()
 	lat := make([]float64, 0, len(base))
 	for _, e := range base {
-		lat = append(lat, float64(e.served.LatencyMS))
+		lat = append(lat, float64(e.latencyMS()))
 	}
 	sort.Float64s(lat)
 	l.slowMS = ope.Quantile(lat, 0.9)
@@ -507,7 +522,7 @@ func (l *labLoop) arm() {
 	l.refRoute, l.refMode = map[string]float64{}, map[string]float64{}
 	var depths []float64
 	for _, e := range base {
-		l.refRoute[e.d.Model]++
+		l.refRoute[e.model()]++
 		l.refMode[string(e.item.Request.Mode)]++
 		depths = append(depths, float64(e.item.Request.EditDepth))
 	}
@@ -520,17 +535,20 @@ func (l *labLoop) arm() {
 // failure of the routed model, slowness over the baseline p90, overall and
 // per routed model.
 func (l *labLoop) feed(e event, add func(string, bool)) {
-	if e.d.Model == "" {
+	m := e.model()
+	if m == "" {
 		return
 	}
-	add("fail", !e.served.Success)
-	slow := float64(e.served.LatencyMS) > l.slowMS && l.slowMS > 0
+	// what the loop sees: QA's verdict on what was returned, not the truth
+	add("fail", !(e.res.Served() && e.res.Outcome.QAPass))
+	slow := float64(e.latencyMS()) > l.slowMS && l.slowMS > 0
 	add("latency_slow", slow)
-	if e.served.FirstLabel {
-		add("fail:"+e.d.Model, !e.served.FirstSuccess)
+	first, label := e.first()
+	if label {
+		add("fail:"+m, first.Status != "ok")
 	}
-	if len(e.served.Attempts) > 0 {
-		add("latency_slow:"+e.d.Model, slow)
+	if len(e.res.Decision.Attempts) > 0 {
+		add("latency_slow:"+m, slow)
 	}
 }
 
@@ -566,7 +584,7 @@ func (l *labLoop) driftChecks() []drift.Check {
 	route, mode := map[string]float64{}, map[string]float64{}
 	var depths []float64
 	for _, e := range l.recent {
-		route[e.d.Model]++
+		route[e.model()]++
 		mode[string(e.item.Request.Mode)]++
 		depths = append(depths, float64(e.item.Request.EditDepth))
 	}
@@ -622,7 +640,7 @@ func (c *canaryState) assign(r router.Request) string {
 
 // pipeline is the lab's jobs pipeline after an alarm: gather a window,
 // build the candidate, OPE gate, drift check, canary, push.
-func (l *labLoop) pipeline(rep *LabReport, during *tally) (bool, error) {
+func (l *labLoop) pipeline(ctx context.Context, rep *LabReport, during *tally) (bool, error) {
 	cfg := l.cfg
 	// window
 	t0 := time.Now()
@@ -638,11 +656,11 @@ func (l *labLoop) pipeline(rep *LabReport, during *tally) (bool, error) {
 		l.live = &q
 	}
 	for range cfg.Window {
-		ev, err := l.step(nil)
+		ev, err := l.step(ctx, nil)
 		if err != nil {
 			return false, err
 		}
-		during.add(ev.served)
+		during.add(ev)
 		win = append(win, ev)
 		if r, ok := ev.row(); ok {
 			rows = append(rows, r)
@@ -679,9 +697,9 @@ func (l *labLoop) pipeline(rep *LabReport, during *tally) (bool, error) {
 	var wex []router.Example
 	for _, ev := range win {
 		if r, ok := ev.row(); ok && !r.Holdout() {
-			req := ev.item.Request
-			req.EditDepth = ev.d.EditDepth
-			wex = append(wex, router.Example{Req: req, Model: ev.d.Model, Propensity: ev.d.Propensity, Success: ev.served.FirstSuccess})
+			if x, ok := ev.example(); ok {
+				wex = append(wex, x)
+			}
 		}
 	}
 	refit, err := router.Train(append(append([]router.Example{}, l.trainEx...), wex...), router.TrainConfig{Name: l.live.Name, Models: l.live.Models,
@@ -702,7 +720,7 @@ func (l *labLoop) pipeline(rep *LabReport, during *tally) (bool, error) {
 		if !ok || !r.Holdout() {
 			continue
 		}
-		logged = append(logged, LoggedRequest{Req: ev.item.Request, Model: ev.d.Model, Propensity: ev.d.Propensity, Y: r.Y})
+		logged = append(logged, LoggedRequest{Req: ev.item.Request, Model: ev.model(), Propensity: ev.res.Route.Propensity, Y: r.Y})
 	}
 	var reports []map[string]any
 	best := -1
@@ -748,12 +766,12 @@ func (l *labLoop) pipeline(rep *LabReport, during *tally) (bool, error) {
 		canary.traffic = traffic
 		var arms = map[string]*tally{"live": {}, "candidate": {}}
 		for arms["candidate"].n < float64(cfg.CanaryUnits) || arms["live"].n < float64(cfg.CanaryUnits) {
-			ev, err := l.step(canary)
+			ev, err := l.step(ctx, canary)
 			if err != nil {
 				return false, err
 			}
-			during.add(ev.served)
-			arms[ev.arm].add(ev.served)
+			during.add(ev)
+			arms[ev.arm].add(ev)
 		}
 		c, t := arms["live"], arms["candidate"]
 		est := experiments.TwoProportion(c.succ, c.n, t.succ, t.n, 0.05)

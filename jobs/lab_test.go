@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/routelab/routelab/jobs"
@@ -18,7 +19,7 @@ func TestQualityDropRecovers(t *testing.T) {
 	if !ok {
 		t.Fatal("no quality-drop scenario")
 	}
-	rep, err := jobs.RunScenario(sc, jobs.LabConfig{Seed: 1})
+	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1})
 	if err != nil {
 		t.Fatalf("RunScenario: %v", err)
 	}

@@ -74,7 +74,7 @@ Scenarios: `+strings.Join(names, ", "))
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rep, err := jobs.RunScenario(sc, jobs.LabConfig{
+	rep, err := jobs.RunScenario(ctx, sc, jobs.LabConfig{
 		Seed: *seed, TrainEvents: *train, Before: *before, Window: *window, After: *after,
 		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
 	})
