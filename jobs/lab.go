@@ -10,8 +10,8 @@ import (
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/drift"
-	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/experiments/ope"
 	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers"

@@ -54,7 +54,7 @@ type Config struct {
 	// Caller, when set, answers the simulated calls instead of World: a
 	// wrapper that changes the world (a lab scenario) or records its draws.
 	Caller sim.Caller
-	Sim       sim.Options // the simulated provider's options (latency scale, cache)
+	Sim    sim.Options // the simulated provider's options (latency scale, cache)
 	// HTTPClient is used by the vendor adapters; nil is http.DefaultClient.
 	HTTPClient *http.Client
 	Retry      resilience.RetryPolicy
