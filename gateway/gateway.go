@@ -11,6 +11,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -21,15 +22,14 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-// Request is one validated image request. References are already loaded
-// and normalised (the HTTP server fetches and decodes them).
+// Request is one validated image request.
 type Request struct {
 	ID          string
 	Tenant      string
 	Unit        string // experiment unit; "" = the request id
 	Mode        router.Mode
 	Prompt      string
-	Refs        [][]byte
+	Refs        References // nil: none
 	Mask        []byte
 	N           int
 	Width       int
@@ -40,6 +40,28 @@ type Request struct {
 	Pin         string // an explicit model, "" = route
 	ParentID    string // edit chain: the earlier request whose output is edited
 }
+
+// References are a request's reference images. Count is known at once;
+// Load does the expensive work (fetching, decoding: hundreds of megabytes
+// for a hostile PNG) and Serve calls it only once the request is admitted:
+// routed, and its images booked against the tenant's daily cap.
+type References interface {
+	Count() int
+	Load(ctx context.Context) ([][]byte, error)
+}
+
+// Loaded are references already in memory.
+type Loaded [][]byte
+
+// Count is how many there are.
+func (l Loaded) Count() int { return len(l) }
+
+// Load returns them.
+func (l Loaded) Load(context.Context) ([][]byte, error) { return l, nil }
+
+// CodeReferenceFailed is the decision event's error code when the
+// references did not load; the caller gets the loader's own error.
+const CodeReferenceFailed = "reference_failed"
 
 // Outcome is a served request.
 type Outcome struct {

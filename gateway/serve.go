@@ -20,9 +20,11 @@ import (
 func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	start := g.deps.Now()
 	o := &Outcome{ID: r.ID, Created: start}
-	refs := r.Refs
+	if r.Refs == nil {
+		r.Refs = Loaded(nil)
+	}
 	req := router.Request{
-		ID: r.ID, Tenant: r.Tenant, Unit: r.Unit, Mode: r.Mode, Prompt: r.Prompt, RefCount: len(refs),
+		ID: r.ID, Tenant: r.Tenant, Unit: r.Unit, Mode: r.Mode, Prompt: r.Prompt, RefCount: r.Refs.Count(),
 		Width: r.Width, Height: r.Height, Tier: r.Tier, Constraints: r.Constraints, Pin: r.Pin, Parent: r.ParentID,
 	}
 	var parent *chainNode
@@ -49,15 +51,15 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	d := policy.Decide(req)
 	o.Decision = d
 	g.feedback.served.Add(r.ID, r.Tenant)
+	var base []byte
 	if parent != nil {
-		base := parent.image
+		base = parent.image
 		if d.Reset {
 			// Editing an edit of an edit degrades; restart from the
 			// cleanest image of the chain instead of the last output.
 			c := g.chains.cleanest(parent)
 			base, req.EditDepth, o.Reset = c.image, d.EditDepth, true
 		}
-		refs = append([][]byte{base}, refs...)
 	}
 	dec := &events.Decision{
 		Header: events.Header{EventID: r.ID + ":decision", SchemaVersion: events.SchemaVersion, TS: start.UnixMilli(), Tenant: r.Tenant, RequestID: r.ID},
@@ -78,6 +80,15 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		dec.Status, dec.ErrorCode = "error", CodeDailyCapReached
 		return nil, &Error{Code: CodeDailyCapReached, Message: "the tenant's daily image cap is reached", RetryAfter: wait}
 	}
+	refs, err := r.Refs.Load(ctx)
+	if err != nil {
+		g.caps.release(r.Tenant, r.N, start)
+		dec.Status, dec.ErrorCode = "error", CodeReferenceFailed
+		return nil, err
+	}
+	if base != nil {
+		refs = append([][]byte{base}, refs...)
+	}
 	preq := providers.Request{
 		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
 		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
@@ -87,12 +98,12 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	if len(refs) > 0 {
 		spec.Reference = refs[0]
 	}
-	res, err := g.attempt(ctx, o, &d, preq, spec, &r)
+	res, aerr := g.attempt(ctx, o, &d, preq, spec, &r)
 	dec.Attempts, dec.Escalated, dec.Fallback, dec.CostUSD = o.Attempts, o.Escalated, o.Fallback, o.CostUSD
-	if err != nil {
+	if aerr != nil {
 		g.caps.release(r.Tenant, r.N, start)
-		dec.Status, dec.ErrorCode = "error", err.Code
-		return nil, err
+		dec.Status, dec.ErrorCode = "error", aerr.Code
+		return nil, aerr
 	}
 	o.Images = res.Images
 	o.Latency = g.deps.Now().Sub(start)

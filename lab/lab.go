@@ -165,11 +165,11 @@ func (l *Lab) Serve(ctx context.Context, req router.Request) Result {
 	if r.Mode == router.ModeEdit && refs < 1 && r.ParentID == "" {
 		refs = 1
 	}
-	r.Refs = references(refs)
+	r.Refs = gateway.Loaded(references(refs))
 	res := l.serve(ctx, r)
 	if res.Err != nil && res.Err.Code == gateway.CodeParentNotFound {
 		r.ParentID = ""
-		r.Refs = references(max(req.RefCount, 1))
+		r.Refs = gateway.Loaded(references(max(req.RefCount, 1)))
 		res = l.serve(ctx, r)
 		res.Restarted = true
 	}

@@ -177,6 +177,13 @@ func TestLimits(t *testing.T) {
 		if r := e.post(t, "/v1/images", `{"prompt":"x","size":"64x64","n":1}`); r.status != 200 {
 			t.Errorf("within cap = %d, want 200", r.status)
 		}
+		// Over the cap, the references are never fetched or decoded: the
+		// cap answers first (a reference that does not decode would be 400).
+		bad := base64.StdEncoding.EncodeToString([]byte("not an image at all"))
+		r = e.post(t, "/v1/images", `{"prompt":"x","size":"64x64","mode":"edit","references":["`+bad+`"]}`)
+		if r.status != 429 || r.errorCode() != "daily_cap_reached" {
+			t.Errorf("over cap with an undecodable reference = %d %s, want 429 daily_cap_reached before any decoding", r.status, r.errorCode())
+		}
 	})
 	t.Run("per-tenant daily cap", func(t *testing.T) {
 		cases := []struct {

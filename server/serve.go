@@ -9,19 +9,25 @@ import (
 	"github.com/routelab/routelab/gateway"
 )
 
-// serve loads the job's references and hands it to the gateway, the one
-// serving core.
+// serve hands the job to the gateway, the one serving core; it loads the
+// references (fetch, decode, normalise) only once the request is admitted.
 func (h *handlers) serve(ctx context.Context, j *job) (*gateway.Outcome, error) {
-	refs, err := h.refs.load(ctx, j.refs)
-	if err != nil {
-		return nil, err
-	}
 	return h.deps.Gateway.Serve(ctx, gateway.Request{
-		ID: j.id, Tenant: j.tenant, Unit: j.unit, Mode: j.mode, Prompt: j.prompt, Refs: refs, Mask: j.mask,
+		ID: j.id, Tenant: j.tenant, Unit: j.unit, Mode: j.mode, Prompt: j.prompt, Refs: jobRefs{h.refs, j.refs}, Mask: j.mask,
 		N: j.n, Width: j.width, Height: j.height, Format: j.format, Tier: j.tier, Constraints: j.constraints,
 		Pin: j.pin, ParentID: j.parentID,
 	})
 }
+
+// jobRefs are a job's references as the gateway loads them.
+type jobRefs struct {
+	l    *refLoader
+	refs []refInput
+}
+
+func (r jobRefs) Count() int { return len(r.refs) }
+
+func (r jobRefs) Load(ctx context.Context) ([][]byte, error) { return r.l.load(ctx, r.refs) }
 
 // gatewayStatus is the HTTP status of each gateway error code.
 var gatewayStatus = map[string]int{
