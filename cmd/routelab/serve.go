@@ -462,8 +462,11 @@ func gcPercentFlag(fs *pflag.FlagSet) *int {
 }
 
 // applyGCPercent sets the collector's target unless GOGC was given in the
-// environment and the flag was not.
+// environment and the flag was not, and the soft memory limit
+// (applyMemoryLimit) that keeps the raised target from running the process
+// out of memory.
 func applyGCPercent(fs *pflag.FlagSet, env Env, percent int) {
+	applyMemoryLimit(env)
 	if env.Getenv("GOGC") != "" && !fs.Changed("gc-percent") {
 		return
 	}
