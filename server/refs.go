@@ -34,13 +34,14 @@ type refLoader struct {
 	cfg    Config
 	client *http.Client
 	cache  *lru.Cache[[32]byte, []byte]
+	budget *decodeBudget
 }
 
 var errForbiddenAddr = errors.New("address not allowed")
 
 func newRefLoader(cfg Config) *refLoader {
 	cache, _ := lru.New[[32]byte, []byte](cfg.RefCacheSize)
-	l := &refLoader{cfg: cfg, cache: cache}
+	l := &refLoader{cfg: cfg, cache: cache, budget: newDecodeBudget(cfg.DecodeBytes, cfg.DecodeBytesTotal)}
 	dialer := &net.Dialer{
 		Timeout: 5 * time.Second,
 		// Control sees the resolved address of every connection, including
@@ -96,6 +97,7 @@ var sharedAddrSpace = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NA
 // load returns the job's references normalised, in order.
 func (l *refLoader) load(ctx context.Context, refs []refInput) ([][]byte, error) {
 	out := make([][]byte, 0, len(refs))
+	var used int64 // decode bytes booked by this request's references
 	for i, r := range refs {
 		field := fmt.Sprintf("references[%d]", i)
 		raw, err := r.raw(field, l.cfg.MaxRefBytes)
@@ -113,10 +115,11 @@ func (l *refLoader) load(ctx context.Context, refs []refInput) ([][]byte, error)
 			out = append(out, b)
 			continue
 		}
-		b, err := normalise(raw, field, l.cfg.MaxRefPixels, l.cfg.RefMaxSide)
+		b, cost, err := l.normalise(ctx, raw, field, used)
 		if err != nil {
 			return nil, err
 		}
+		used += cost
 		l.cache.Add(sum, b)
 		out = append(out, b)
 	}
@@ -179,18 +182,34 @@ func sniff(b []byte) string {
 }
 
 // normalise checks and re-encodes one reference as PNG.
-func normalise(raw []byte, field string, maxPixels, maxSide int) ([]byte, error) {
+// normalise decodes raw within the decode budget (used is what the
+// request booked before) and returns it as PNG, with the bytes it booked.
+func (l *refLoader) normalise(ctx context.Context, raw []byte, field string, used int64) ([]byte, int64, error) {
 	format := sniff(raw)
 	if format == "" {
-		return nil, errField(CodeReferenceFormat, field, "reference is not a PNG, JPEG or WebP image")
+		return nil, 0, errField(CodeReferenceFormat, field, "reference is not a PNG, JPEG or WebP image")
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
 	if err != nil {
-		return nil, errField(CodeReferenceFormat, field, "reference image header is corrupt")
+		return nil, 0, errField(CodeReferenceFormat, field, "reference image header is corrupt")
 	}
+	maxPixels := l.cfg.MaxRefPixels
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels || cfg.Width > 1<<16 || cfg.Height > 1<<16 {
-		return nil, errField(CodeReferenceBomb, field, fmt.Sprintf("reference is %dx%d; at most %d pixels", cfg.Width, cfg.Height, maxPixels))
+		return nil, 0, errField(CodeReferenceBomb, field, fmt.Sprintf("reference is %dx%d; at most %d pixels", cfg.Width, cfg.Height, maxPixels))
 	}
+	cost := decodeCost(cfg, format)
+	release, err := l.budget.acquire(ctx, field, cost, used)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	b, err := decodeToPNG(raw, format, field, l.cfg.RefMaxSide)
+	return b, cost, err
+}
+
+// decodeToPNG decodes raw (EXIF-oriented when a JPEG), scales it to fit
+// maxSide and encodes it as PNG.
+func decodeToPNG(raw []byte, format, field string, maxSide int) ([]byte, error) {
 	img, _, err := image.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return nil, errField(CodeReferenceFormat, field, "reference image data is corrupt")

@@ -19,15 +19,21 @@ type Config struct {
 	BodyLimit      int           // bytes per request body (413 past it); default 32 MiB
 	RequestTimeout time.Duration // deadline for one image request, all attempts; default 60 s
 
-	MaxPromptRunes  int            // default 4000
-	MaxN            int            // images per request; default 10
-	MaxRefs         int            // references per request; default 8
-	MaxRefBytes     int            // encoded bytes per reference; default 10 MiB
-	MaxRefPixels    int            // width*height per reference, checked before decoding; default 40 MP
-	RefMaxSide      int            // references are resized to fit this side; default 2048
-	RefFetchTimeout time.Duration  // per reference URL; default 10 s
-	RefAllow        []netip.Prefix // networks reference URLs may reach despite being private/loopback
-	RefCacheSize    int            // normalised references kept by content hash; default 256
+	MaxPromptRunes int // default 4000
+	MaxN           int // images per request; default 10
+	MaxRefs        int // references per request; default 8
+	MaxRefBytes    int // encoded bytes per reference; default 10 MiB
+	MaxRefPixels   int // width*height per reference, checked before decoding; default 40 MP
+	// DecodeBytes bounds the memory one request's references may take
+	// while decoded (estimated from their headers; 413 past it); default
+	// 256 MiB. DecodeBytesTotal bounds all decodes in flight on the replica
+	// (a request waits for room); default 1 GiB.
+	DecodeBytes      int64
+	DecodeBytesTotal int64
+	RefMaxSide       int            // references are resized to fit this side; default 2048
+	RefFetchTimeout  time.Duration  // per reference URL; default 10 s
+	RefAllow         []netip.Prefix // networks reference URLs may reach despite being private/loopback
+	RefCacheSize     int            // normalised references kept by content hash; default 256
 
 	RatePerSec float64 // per API key, token bucket refill; default 50
 	RateBurst  int     // per API key bucket size; default 100
@@ -55,6 +61,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxRefs, 8)
 	setDefault(&c.MaxRefBytes, 10<<20)
 	setDefault(&c.MaxRefPixels, 40_000_000)
+	setDefault(&c.DecodeBytes, 256<<20)
+	setDefault(&c.DecodeBytesTotal, 1<<30)
 	setDefault(&c.RefMaxSide, 2048)
 	setDefault(&c.RefCacheSize, 256)
 	setDefault(&c.RateBurst, 100)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
 )
 
 // TestPolicyStageIsNotLive stages a policy through the admin API: its

@@ -19,13 +19,17 @@ import (
 
 // bombPNG is a valid PNG header claiming w x h pixels with no pixel data:
 // the pixel limit must refuse it before anything is decoded.
-func bombPNG(w, h uint32) []byte {
+func bombPNG(w, h uint32) []byte { return headerPNG(w, h, 8) }
+
+// headerPNG is a valid RGBA PNG header of the given bit depth with no
+// pixel data.
+func headerPNG(w, h uint32, depth byte) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x89PNG\r\n\x1a\n")
 	ihdr := make([]byte, 13)
 	binary.BigEndian.PutUint32(ihdr[0:], w)
 	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
+	ihdr[8], ihdr[9] = depth, 6 // RGBA
 	chunk := func(typ string, data []byte) {
 		_ = binary.Write(&b, binary.BigEndian, uint32(len(data)))
 		b.WriteString(typ)
@@ -75,6 +79,9 @@ func TestBadInput(t *testing.T) {
 		{"reference bad object", `{"prompt":"cat","mode":"edit","references":[{"nothing":1}]}`, "invalid_json", 400, "references"},
 		{"reference truncated PNG", `{"prompt":"cat","mode":"edit","references":["` + b64(pngBytes(t, 32, 32)[:40]) + `"]}`, "reference_unsupported_format", 400, "references[0]"},
 		{"decompression bomb", `{"prompt":"cat","mode":"edit","references":["` + b64(bombPNG(100000, 100000)) + `"]}`, "reference_too_many_pixels", 400, "references[0]"},
+		// 36 MP is within the pixel cap, but 288 MB decoded at 16 bits: over
+		// the per-request decode budget, refused from the header
+		{"decode budget", `{"prompt":"cat","mode":"edit","references":["` + b64(headerPNG(6000, 6000, 16)) + `"]}`, "reference_too_large", 413, "references[0]"},
 		{"too many references", `{"prompt":"cat","references":[` + strings.TrimSuffix(strings.Repeat(`"`+okRef+`",`, 9), ",") + `]}`, "too_many_references", 400, "references"},
 		{"reference too large", `{"prompt":"cat","references":["` + strings.Repeat("A", 2<<20) + `"]}`, "reference_too_large", 413, "references[0]"},
 		{"reference URL scheme", `{"prompt":"cat","references":["ftp://example.com/a.png"]}`, "reference_invalid_base64", 400, "references[0]"},
