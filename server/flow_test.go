@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +144,36 @@ func TestIdempotency(t *testing.T) {
 	wg.Wait()
 	if n := e.fast.Calls.Load(); n != 2 {
 		t.Errorf("provider calls = %d after concurrent duplicates, want 2", n)
+	}
+}
+
+// TestIdempotencyAfterPanic: a request that panics mid-serve does not
+// leave its Idempotency-Key in flight; the next request with the key runs
+// (as after any failed first request) instead of waiting forever.
+func TestIdempotencyAfterPanic(t *testing.T) {
+	e := mustStart(t, nil)
+	var panicked atomic.Bool
+	e.fast.Fail = func(providers.Request) error {
+		if !panicked.Swap(true) {
+			panic("provider bug")
+		}
+		return nil
+	}
+	post := func() response {
+		return do(t, "POST", e.url+"/v1/images", map[string]string{"Authorization": "Bearer " + e.key, "Content-Type": "application/json", "Idempotency-Key": "kp"}, strings.NewReader(`{"prompt":"cat","size":"64x64"}`))
+	}
+	if r := post(); r.status != 500 {
+		t.Fatalf("panicking request = %d, want 500", r.status)
+	}
+	got := make(chan response, 1)
+	go func() { got <- post() }()
+	select {
+	case r := <-got:
+		if r.status != 200 {
+			t.Errorf("retry after the panic = %d %s, want 200", r.status, r.errorCode())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the retry waited a minute on a key the panicked request left in flight")
 	}
 }
 

@@ -146,11 +146,19 @@ func (h *handlers) idempotent(c *fiber.Ctx, key, route string, fn func() error) 
 		c.Set("x-routelab-idempotent-replay", "true")
 		return c.Send(e.resp.body)
 	}
+	finished := false
+	defer func() {
+		// A panic in fn (recovered further up) must not leave the key in
+		// flight: later requests with it would wait forever.
+		if !finished {
+			h.idem.finish(key, e, nil)
+		}
+	}()
 	err := fn()
 	if err != nil || c.Response().StatusCode() >= 300 {
-		h.idem.finish(key, e, nil)
 		return err
 	}
+	finished = true
 	resp := &savedResponse{status: c.Response().StatusCode(), ctype: string(c.Response().Header.ContentType()), body: append([]byte(nil), c.Response().Body()...)}
 	for _, name := range []string{"x-routelab-request-id", "x-routelab-model", "x-routelab-policy", "x-routelab-experiment", "x-routelab-escalated"} {
 		resp.headers = append(resp.headers, [2]string{name, string(c.Response().Header.Peek(name))})
