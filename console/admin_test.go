@@ -101,7 +101,7 @@ func mustAdminAPI(t testing.TB, db *ingesttest.DB) (string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Listener(ln)
+	go srv.ServeAdmin(ln) // the console talks to serve's admin listener
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	return "http://" + ln.Addr().String(), []string{b.Addr()}
 }

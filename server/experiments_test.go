@@ -31,7 +31,7 @@ func (e *env) admin_(t *testing.T, method, path, body string) response {
 	if body != "" {
 		h["Content-Type"] = "application/json"
 	}
-	return do(t, method, e.url+path, h, strings.NewReader(body))
+	return do(t, method, e.adminURL+path, h, strings.NewReader(body))
 }
 
 const pinSpec = `{"name":"pin strong","owner":"t","layer":"models","primary_metric":"success_rate",
@@ -123,7 +123,7 @@ func TestExperimentAdminErrors(t *testing.T) {
 	if r := e.admin_(t, "POST", "/admin/experiments/"+s.ID+"/ramp", `{"traffic":2}`); r.status != 400 {
 		t.Errorf("ramp 2 = %d %s", r.status, r.body)
 	}
-	if r := do(t, "GET", e.url+"/admin/experiments", map[string]string{"Authorization": "Bearer " + e.key}, nil); r.status != 403 {
+	if r := do(t, "GET", e.adminURL+"/admin/experiments", map[string]string{"Authorization": "Bearer " + e.key}, nil); r.status != 403 {
 		t.Errorf("tenant key on admin = %d", r.status)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -18,7 +19,7 @@ import (
 // for a bounded time and size. Other closes are immediate, so shutdown is
 // not held up by idle clients.
 func (s *Server) Serve(ln net.Listener) error {
-	l := &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
+	l := newLingerListener(ln)
 	s.ln.Store(l) // Shutdown may run on another goroutine at any time
 	if s.closed.Load() {
 		// Shutdown came first; fasthttp would forget it (its stop flag is
@@ -31,8 +32,19 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.App.Listener(l)
 }
 
+// ServeAdmin serves the admin API (Server.Admin) on ln, a listener of its
+// own: by default on loopback, never the public port. Shutdown stops it.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	l := newLingerListener(ln)
+	s.adminLn.Store(l)
+	if s.closed.Load() {
+		return l.Close()
+	}
+	return s.Admin.Listener(l)
+}
+
 // Shutdown drains: readiness fails and new image requests get 503 at once,
-// the listener closes, in-flight requests finish, then connections still
+// the listeners close, in-flight requests finish, then connections still
 // open (idle keep-alives) are closed. It returns when all are done or ctx
 // ends.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -41,8 +53,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if l := s.ln.Load(); l != nil {
 		_ = l.Close()
 	}
+	if l := s.adminLn.Load(); l != nil {
+		_ = l.Close()
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.App.ShutdownWithContext(ctx) }()
+	go func() {
+		err := s.Admin.ShutdownWithContext(ctx)
+		done <- errors.Join(err, s.App.ShutdownWithContext(ctx))
+	}()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for s.inflight.Load() > 0 {
@@ -54,10 +72,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	if l := s.ln.Load(); l != nil {
-		l.closeAll()
+	for _, l := range []*lingerListener{s.ln.Load(), s.adminLn.Load()} {
+		if l != nil {
+			l.closeAll()
+		}
 	}
 	return <-done
+}
+
+func newLingerListener(ln net.Listener) *lingerListener {
+	return &lingerListener{Listener: ln, slots: make(chan struct{}, 256), conns: map[*lingerConn]struct{}{}}
 }
 
 type lingerListener struct {

@@ -23,7 +23,7 @@ func TestPolicyChangesAreAudited(t *testing.T) {
 
 	post := func(path, body string) string {
 		t.Helper()
-		r := do(t, "POST", e.url+path, admin, strings.NewReader(body))
+		r := do(t, "POST", e.adminURL+path, admin, strings.NewReader(body))
 		if r.status != 200 {
 			t.Fatalf("POST %s = %d %s", path, r.status, r.body)
 		}
@@ -36,7 +36,7 @@ func TestPolicyChangesAreAudited(t *testing.T) {
 	if v := post("/admin/policy/rollback", "{}"); v != rulesV {
 		t.Fatalf("rollback made %s live, want %s", v, rulesV)
 	}
-	if r := do(t, "POST", e.url+"/admin/policy", admin, strings.NewReader(`{"name":"x","version":"v","checksum":"bad"}`)); r.status != 400 {
+	if r := do(t, "POST", e.adminURL+"/admin/policy", admin, strings.NewReader(`{"name":"x","version":"v","checksum":"bad"}`)); r.status != 400 {
 		t.Fatalf("push of a bad policy = %d, want 400", r.status)
 	}
 

@@ -2,7 +2,7 @@ package server
 
 import "github.com/gofiber/fiber/v2"
 
-// routes lists every route the server answers.
+// routes lists every route the public listener answers.
 func routes(app *fiber.App, h *handlers) {
 	app.Use(h.requestID)
 
@@ -19,6 +19,14 @@ func routes(app *fiber.App, h *handlers) {
 	v1.Post("/images/edits", h.admit, h.openaiEdits)
 	v1.Post("/feedback", h.admit, h.feedback)
 	v1.Get("/models", h.models)
+}
+
+// adminRoutes lists every route of the admin listener (Server.Admin): the
+// admin API, never reachable through the public port.
+func adminRoutes(app *fiber.App, h *handlers) {
+	app.Use(h.requestID)
+
+	app.Get("/healthz", h.healthz)
 
 	admin := app.Group("/admin", h.adminAuth)
 	admin.Get("/keys", h.keyList)

@@ -101,12 +101,16 @@ type Deps struct {
 	Now         func() time.Time
 }
 
-// Server is the fiber app plus its drain switch.
+// Server is the public fiber app (the image API), the admin app (the admin
+// API, served by ServeAdmin on a listener of its own so the public port
+// never answers /admin/*) and their drain switch.
 type Server struct {
 	*fiber.App
+	Admin    *fiber.App
 	draining atomic.Bool
 	inflight atomic.Int64
 	ln       atomic.Pointer[lingerListener]
+	adminLn  atomic.Pointer[lingerListener]
 	closed   atomic.Bool // Shutdown was called: a later Serve returns at once
 }
 
@@ -135,10 +139,20 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *Server {
 		DisablePreParseMultipartForm: true,
 	})
 	srv.App = app
-	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+	rec := recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		logger.Error("panic", "request_id", requestID(c), "path", c.Path(), "panic", e)
-	}}))
+	}})
+	app.Use(rec)
+	srv.Admin = fiber.New(fiber.Config{
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          errorHandler(logger),
+		DisableStartupMessage: true,
+		ReadTimeout:           2 * time.Minute,
+		IdleTimeout:           2 * time.Minute,
+	})
+	srv.Admin.Use(rec)
 	h := newHandlers(logger, cfg, deps, srv)
 	routes(app, h)
+	adminRoutes(srv.Admin, h)
 	return srv
 }

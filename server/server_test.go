@@ -27,16 +27,17 @@ import (
 
 // env is a server on a real 127.0.0.1 listener with test doubles.
 type env struct {
-	url    string
-	key    string
-	admin  string
-	srv    *server.Server
-	keys   *server.MemKeys
-	events *gatewaytest.Producer
-	router *gatewaytest.Router
-	fast   *gatewaytest.Provider
-	strong *gatewaytest.Provider
-	qa     *gatewaytest.Inspector
+	url      string
+	adminURL string // the admin listener (Server.ServeAdmin)
+	key      string
+	admin    string
+	srv      *server.Server
+	keys     *server.MemKeys
+	events   *gatewaytest.Producer
+	router   *gatewaytest.Router
+	fast     *gatewaytest.Provider
+	strong   *gatewaytest.Provider
+	qa       *gatewaytest.Inspector
 }
 
 var (
@@ -102,9 +103,14 @@ func mustStart(t *testing.T, edit func(*setup)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.url = "http://" + ln.Addr().String()
-	done := make(chan error, 1)
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url, e.adminURL = "http://"+ln.Addr().String(), "http://"+aln.Addr().String()
+	done, adminDone := make(chan error, 1), make(chan error, 1)
 	go func() { done <- e.srv.Serve(ln) }()
+	go func() { adminDone <- e.srv.ServeAdmin(aln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -113,6 +119,9 @@ func mustStart(t *testing.T, edit func(*setup)) *env {
 		}
 		if err := <-done; err != nil {
 			t.Errorf("listener: %v", err)
+		}
+		if err := <-adminDone; err != nil {
+			t.Errorf("admin listener: %v", err)
 		}
 	})
 	return e
@@ -274,7 +283,7 @@ func TestAuth(t *testing.T) {
 
 	// Admin: create a key, use it, revoke it.
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
-	r := do(t, "POST", e.url+"/admin/keys", admin, strings.NewReader(`{"tenant":"globex","name":"ci"}`))
+	r := do(t, "POST", e.adminURL+"/admin/keys", admin, strings.NewReader(`{"tenant":"globex","name":"ci"}`))
 	if r.status != 201 {
 		t.Fatalf("create key = %d: %s", r.status, r.body)
 	}
@@ -287,17 +296,17 @@ func TestAuth(t *testing.T) {
 	if r := do(t, "POST", e.url+"/v1/images", withKey, strings.NewReader(body)); r.status != 200 {
 		t.Fatalf("new key = %d, want 200: %s", r.status, r.body)
 	}
-	list := do(t, "GET", e.url+"/admin/keys", admin, nil)
+	list := do(t, "GET", e.adminURL+"/admin/keys", admin, nil)
 	if list.status != 200 || bytes.Contains(list.body, []byte(created.Secret)) || !bytes.Contains(list.body, []byte(created.ID)) {
 		t.Errorf("list = %d %s, want the key id and no secret", list.status, list.body)
 	}
-	if r := do(t, "DELETE", e.url+"/admin/keys/"+created.ID, admin, nil); r.status != 200 {
+	if r := do(t, "DELETE", e.adminURL+"/admin/keys/"+created.ID, admin, nil); r.status != 200 {
 		t.Fatalf("revoke = %d: %s", r.status, r.body)
 	}
 	if r := do(t, "POST", e.url+"/v1/images", withKey, strings.NewReader(body)); r.status != 401 {
 		t.Errorf("revoked key = %d, want 401", r.status)
 	}
-	if r := do(t, "DELETE", e.url+"/admin/keys/key_nope", admin, nil); r.status != 404 {
+	if r := do(t, "DELETE", e.adminURL+"/admin/keys/key_nope", admin, nil); r.status != 404 {
 		t.Errorf("revoke unknown = %d, want 404", r.status)
 	}
 
@@ -306,7 +315,7 @@ func TestAuth(t *testing.T) {
 		"tenant key": {"Authorization": "Bearer " + e.key},
 		"bad token":  {"Authorization": "Bearer wrong"},
 	} {
-		if r := do(t, "GET", e.url+"/admin/keys", h, nil); r.status != 403 || r.errorCode() != "forbidden" {
+		if r := do(t, "GET", e.adminURL+"/admin/keys", h, nil); r.status != 403 || r.errorCode() != "forbidden" {
 			t.Errorf("admin with %s = %d %s, want 403 forbidden", name, r.status, r.errorCode())
 		}
 	}

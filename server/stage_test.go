@@ -16,7 +16,7 @@ func TestPolicyStageIsNotLive(t *testing.T) {
 	e := mustStart(t, func(s *setup) { s.deps.Policy = store })
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
 
-	r := do(t, "POST", e.url+"/admin/policy/stage", admin, strings.NewReader(string(explore)))
+	r := do(t, "POST", e.adminURL+"/admin/policy/stage", admin, strings.NewReader(string(explore)))
 	if r.status != 200 {
 		t.Fatalf("stage = %d %s", r.status, r.body)
 	}
@@ -34,7 +34,7 @@ func TestPolicyStageIsNotLive(t *testing.T) {
 		t.Errorf("no policy/%s record after stage", got.Version)
 	}
 
-	r = do(t, "POST", e.url+"/admin/policy/stage", admin, strings.NewReader(`{"name":"x","version":"v","checksum":"bad"}`))
+	r = do(t, "POST", e.adminURL+"/admin/policy/stage", admin, strings.NewReader(`{"name":"x","version":"v","checksum":"bad"}`))
 	if r.status != 400 || !strings.Contains(string(r.body), "invalid_policy") {
 		t.Errorf("stage of a bad policy = %d %s, want 400 invalid_policy", r.status, r.body)
 	}

@@ -44,7 +44,7 @@ func TestPolicyHotSwap(t *testing.T) {
 		}
 	})
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
-	r := do(t, "POST", e.url+"/admin/policy", admin, strings.NewReader(string(explore)))
+	r := do(t, "POST", e.adminURL+"/admin/policy", admin, strings.NewReader(string(explore)))
 	if r.status != 200 {
 		t.Fatalf("push = %d %s", r.status, r.body)
 	}
@@ -93,11 +93,11 @@ func TestPolicyHotSwap(t *testing.T) {
 		if i%2 == 1 {
 			path, want, body = "/admin/policy", exploreV, string(explore)
 		}
-		r := do(t, "POST", e.url+path, admin, strings.NewReader(body))
+		r := do(t, "POST", e.adminURL+path, admin, strings.NewReader(body))
 		if r.status != 200 {
 			t.Fatalf("%s = %d %s", path, r.status, r.body)
 		}
-		g := do(t, "GET", e.url+"/admin/policy", admin, nil)
+		g := do(t, "GET", e.adminURL+"/admin/policy", admin, nil)
 		var got struct{ Version string }
 		_ = json.Unmarshal(g.body, &got)
 		if got.Version != want {

@@ -225,8 +225,8 @@ func startDevConsole(ctx context.Context, st *devStack, info *devInfo, dir, addr
 		Addr: addr, DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
 		Refresh: 5 * time.Second, Logger: logger.With("component", "console"),
 	}
-	if info.API != "" && info.AdminToken != "" {
-		o.AdminURL, o.AdminToken = info.API, info.AdminToken
+	if info.Admin != "" && info.AdminToken != "" {
+		o.AdminURL, o.AdminToken = info.Admin, info.AdminToken
 	}
 	c, closeAll, err := newConsole(ctx, o)
 	if err != nil {

@@ -41,6 +41,7 @@ ClickHouse on 9000/8123.`
 // of a running `routelab dev`. Components that are not running are omitted.
 type devInfo struct {
 	API            string `json:"api,omitempty"`
+	Admin          string `json:"admin,omitempty"` // serve's admin API, a listener apart from api
 	Console        string `json:"console,omitempty"`
 	Kafka          string `json:"kafka"`
 	ClickHouse     string `json:"clickhouse"`
@@ -121,13 +122,14 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")
 	envDefault(fs, env, "clickhouse-http-addr", "ROUTELAB_CLICKHOUSE_HTTP_ADDR")
 	envDefault(fs, env, "console-addr", "ROUTELAB_CONSOLE_ADDR")
+	envDefault(fs, env, "admin-addr", "ROUTELAB_ADMIN_ADDR")
 	iflags.applyEnv(fs, env)
 	switch *ports {
 	case "fixed":
 	case "auto":
 		*kafkaAddr, *chAddr, *chHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		*consoleAddr = "127.0.0.1:0"
-		*sf.addr = "127.0.0.1:0"
+		*sf.addr, *sf.adminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	default:
 		return fmt.Errorf("--ports %q: want fixed or auto", *ports)
 	}
@@ -233,7 +235,7 @@ func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) e
 	if err := startDevServe(ctx, st, info, cfg); err != nil {
 		return err
 	}
-	startDevExperimentMonitor(st, conn, db, info.API, info.AdminToken, cfg.monitorEvery, cfg.logger)
+	startDevExperimentMonitor(st, conn, db, info.Admin, info.AdminToken, cfg.monitorEvery, cfg.logger)
 	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
 		return err
 	}
@@ -281,7 +283,10 @@ func resolveAdmin(url, token, dataDir string) (string, string, error) {
 			return "", "", err
 		}
 		if url == "" {
-			url = d.API
+			url = d.Admin
+		}
+		if url == "" {
+			url = d.API // dev.json of a routelab dev from before the admin listener
 		}
 		if token == "" {
 			token = d.AdminToken
@@ -309,6 +314,9 @@ func printDevSummary(w io.Writer, dir string, info devInfo) {
 	fmt.Fprintf(w, "routelab dev is up (data in %s)\n", dir)
 	if info.API != "" {
 		fmt.Fprintf(w, "  api              %s   (api key %s)\n", info.API, info.APIKey)
+	}
+	if info.Admin != "" {
+		fmt.Fprintf(w, "  admin api        %s   (admin token in dev.json)\n", info.Admin)
 	}
 	if info.Console != "" {
 		fmt.Fprintf(w, "  console          %s   (user %s, password %s)\n", info.Console, info.ConsoleUser, info.ConsolePassword)

@@ -26,10 +26,15 @@ func TestDevInfoClickHouseDSN(t *testing.T) {
 }
 
 // TestResolveAdmin: flags (or env, already in them) win, dev.json fills what
-// is missing, and a bare host:port gets a scheme.
+// is missing (its admin listener, or the api of a dev.json written before
+// there was one), and a bare host:port gets a scheme.
 func TestResolveAdmin(t *testing.T) {
+	old := t.TempDir()
+	if err := writeDevInfo(filepath.Join(old, "dev.json"), devInfo{API: "http://127.0.0.1:18080", AdminToken: "dev-token"}); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	if err := writeDevInfo(filepath.Join(dir, "dev.json"), devInfo{API: "http://127.0.0.1:18080", AdminToken: "dev-token"}); err != nil {
+	if err := writeDevInfo(filepath.Join(dir, "dev.json"), devInfo{API: "http://127.0.0.1:18080", Admin: "http://127.0.0.1:18081", AdminToken: "dev-token"}); err != nil {
 		t.Fatal(err)
 	}
 	corrupt := t.TempDir()
@@ -41,7 +46,8 @@ func TestResolveAdmin(t *testing.T) {
 		wantURL, wantToken    string
 		wantErr               bool
 	}{
-		{"all from dev.json", "", "", dir, "http://127.0.0.1:18080", "dev-token", false},
+		{"all from dev.json", "", "", dir, "http://127.0.0.1:18081", "dev-token", false},
+		{"dev.json without admin", "", "", old, "http://127.0.0.1:18080", "dev-token", false},
 		{"flags win", "https://admin.example", "t", dir, "https://admin.example", "t", false},
 		{"token from dev.json", "10.0.0.1:8080", "", dir, "http://10.0.0.1:8080", "dev-token", false},
 		{"no dev.json", "", "", t.TempDir(), "", "", false},

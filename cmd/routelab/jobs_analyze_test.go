@@ -81,7 +81,8 @@ func runAnalyze(t *testing.T, db *ingesttest.DB, url string) analyzeReport {
 
 func TestJobsAnalyzeRollsBackFailingCanary(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	url, adm, prod := mustServe(t)
+	_, adm, prod := mustServe(t)
+	url := adm.base // the admin listener
 	s := mustCreate(t, url, "../../datasets/experiments/canary.json")
 	canaryTraffic(t, db, s, 60, 0.4)
 
@@ -121,7 +122,8 @@ func TestJobsAnalyzeRollsBackFailingCanary(t *testing.T) {
 
 func TestJobsAnalyzeAdvancesHealthyCanary(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	url, _, _ := mustServe(t)
+	_, adm, _ := mustServe(t)
+	url := adm.base // the admin listener
 	raw, err := os.ReadFile("../../datasets/experiments/canary.json")
 	if err != nil {
 		t.Fatal(err)

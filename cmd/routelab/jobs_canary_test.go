@@ -103,7 +103,7 @@ func TestCanaryAgainstDev(t *testing.T) {
 	dir := t.TempDir()
 	info, _ := startDevForTest(t, dir)
 	ctx := context.Background()
-	adm := newAdmin(info.API, info.AdminToken, "test")
+	adm := newAdmin(info.Admin, info.AdminToken, "test")
 	f := &jobFlags{dataDir: dir}
 	live, err := f.livePolicy(ctx)
 	if err != nil {

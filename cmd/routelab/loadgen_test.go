@@ -25,8 +25,9 @@ import (
 )
 
 // mustServe runs a real server (test doubles for models) with the
-// experiments control plane in process; it returns its URL, the admin
-// client and the recording producer.
+// experiments control plane in process; it returns its API's URL, a client
+// of its admin listener (base is that listener's URL) and the recording
+// producer.
 func mustServe(t *testing.T) (string, *expAdminClient, *gatewaytest.Producer) {
 	t.Helper()
 	return mustServeWith(t, gateway.Config{SampleRate: -1})
@@ -67,26 +68,32 @@ func mustServeWith(t *testing.T, gw gateway.Config) (string, *expAdminClient, *g
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, adminDone := make(chan error, 1), make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	go func() { adminDone <- srv.ServeAdmin(aln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.ShutdownWithContext(ctx)
+		_ = srv.Shutdown(ctx)
 		<-done
+		<-adminDone
 	})
 	url := "http://" + ln.Addr().String()
-	return url, &expAdminClient{base: url, token: "adm", http: srvClient()}, prod
+	return url, &expAdminClient{base: "http://" + aln.Addr().String(), token: "adm", http: srvClient()}, prod
 }
 
 func TestLoadgenWithExperiment(t *testing.T) {
-	url, _, prod := mustServe(t)
+	url, adm, prod := mustServe(t)
 	ctx := context.Background()
 	env := func(out *bytes.Buffer) Env {
 		return Env{Getenv: func(string) string { return "" }, Stdout: out, Stderr: io.Discard}
 	}
 	var out bytes.Buffer
-	admin := []string{"--admin-url", url, "--admin-token", "adm"}
+	admin := []string{"--admin-url", adm.base, "--admin-token", "adm"}
 	if err := run(ctx, append([]string{"experiments", "create", "-f", "../../datasets/experiments/ab-policies.json"}, admin...), env(&out).Getenv, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,9 @@ import (
 
 const serveHelp = `Serve the image API: POST /v1/images (native), /v1/images/generations and
 /v1/images/edits (OpenAI Images API shape; model "auto" routes), /v1/feedback,
-GET /v1/models, signed image links, the admin API (/admin/keys, /admin/policy),
-/healthz, /readyz and /metrics.
+GET /v1/models, signed image links, /healthz and /readyz on --http-addr; the admin
+API (/admin/keys, /admin/policy, /admin/experiments) on --admin-addr, a listener of
+its own (loopback by default) that the public port never answers for.
 
 Requests are routed by the live policy, served by the providers of the model
 catalog (simulated unless a vendor API key is set: OPENAI_API_KEY, GEMINI_API_KEY,
@@ -53,6 +54,7 @@ Limits (rate per key, daily cap per tenant, provider concurrency) are per replic
 // serveOptions is what startServe needs; the serve, dev and bench commands fill it.
 type serveOptions struct {
 	addr       string
+	adminAddr  string // admin API listener; "" = none
 	brokers    []string
 	dataDir    string
 	policy     string                // file or shipped policy name, used when no policy is live yet
@@ -73,18 +75,21 @@ type serveOptions struct {
 
 // serveStack is a running serve: the app, its listener and what it owns.
 type serveStack struct {
-	srv      *server.Server
-	url      string
-	producer *events.Producer
-	logs     []*control.Log
-	closers  []func() error
-	done     chan error
+	srv       *server.Server
+	url       string
+	adminURL  string // "" without an admin listener
+	producer  *events.Producer
+	logs      []*control.Log
+	closers   []func() error
+	done      chan error
+	adminDone chan error
 }
 
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("serve", serveHelp)
 	o := serveOptions{}
 	addr := fs.String("http-addr", "127.0.0.1:8080", "listen address (env ROUTELAB_HTTP_ADDR)")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address, kept off the public port; empty serves no admin API (env ROUTELAB_ADMIN_ADDR)")
 	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated; empty discards events (env ROUTELAB_KAFKA_BROKERS)")
 	dataDir := fs.String("data-dir", "./.routelab", "data dir: blobs/ for sampled images, spool/ for events while Kafka is away (env ROUTELAB_DATA_DIR)")
 	policy := fs.String("policy", "rules", "policy used when none is live yet: a file or a shipped name (rules, explore)")
@@ -108,11 +113,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	envDefault(fs, env, "http-addr", "ROUTELAB_HTTP_ADDR")
+	envDefault(fs, env, "admin-addr", "ROUTELAB_ADMIN_ADDR")
 	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "url-secret", "ROUTELAB_URL_SECRET")
-	o.addr, o.dataDir, o.policy, o.catalog = *addr, *dataDir, *policy, *catalog
+	o.addr, o.adminAddr, o.dataDir, o.policy, o.catalog = *addr, *adminAddr, *dataDir, *policy, *catalog
 	o.brokers = splitList(*brokers)
 	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
 	o.cfg = server.Config{BodyLimit: *bodyLimit, RatePerSec: *rate, RateBurst: *burst}
@@ -132,19 +138,22 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}
 		o.cfg.RefAllow = append(o.cfg.RefAllow, p)
 	}
-	fmt.Fprintf(env.Stderr, "serve: http-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g\n",
-		o.addr, *brokers, o.dataDir, o.policy, mask(o.adminToken), mask(o.urlSecret), o.simLatency, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample)
+	fmt.Fprintf(env.Stderr, "serve: http-addr=%s admin-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g\n",
+		o.addr, o.adminAddr, *brokers, o.dataDir, o.policy, mask(o.adminToken), mask(o.urlSecret), o.simLatency, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample)
 	o.logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "serve")
 	applyGCPercent(fs, env, *gcPercent)
 	s, err := startServe(ctx, o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "serve: listening on %s\n", s.url)
+	fmt.Fprintf(env.Stderr, "serve: listening on %s, admin API on %s\n", s.url, s.adminURL)
 	select {
 	case <-ctx.Done():
 	case err := <-s.done:
 		return errors.Join(err, s.stop(context.Background(), *drain))
+	case err := <-s.adminDone:
+		s.adminDone <- err // for stop
+		return errors.Join(fmt.Errorf("admin listener: %w", err), s.stop(context.Background(), *drain))
 	}
 	fmt.Fprintln(env.Stderr, "serve: draining")
 	return s.stop(context.Background(), *drain)
@@ -153,7 +162,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 // startServe builds serve's dependency graph, leaves first, and starts
 // listening.
 func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) {
-	s := &serveStack{done: make(chan error, 1)}
+	s := &serveStack{done: make(chan error, 1), adminDone: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			_ = s.stop(context.Background(), 5*time.Second)
@@ -302,6 +311,15 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	if err != nil {
 		return nil, err
 	}
+	var aln net.Listener
+	if o.adminAddr != "" {
+		if aln, err = net.Listen("tcp", o.adminAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		s.adminURL = "http://" + aln.Addr().String()
+		go func() { s.adminDone <- s.srv.ServeAdmin(aln) }()
+	}
 	s.url = "http://" + ln.Addr().String()
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
@@ -319,7 +337,12 @@ func (s *serveStack) stop(ctx context.Context, drain time.Duration) error {
 		if err := <-s.done; err != nil {
 			errs = append(errs, err)
 		}
-		s.url = ""
+		if s.adminURL != "" {
+			if err := <-s.adminDone; err != nil {
+				errs = append(errs, fmt.Errorf("admin listener: %w", err))
+			}
+		}
+		s.url, s.adminURL = "", ""
 	}
 	if s.producer != nil {
 		if err := s.producer.Close(ctx); err != nil {
@@ -379,6 +402,7 @@ func randomToken(prefix string) string {
 // devServeFlags are the serve flags of `routelab dev`.
 type devServeFlags struct {
 	addr       *string
+	adminAddr  *string
 	simLatency *float64
 	policy     *string
 	sample     *float64
@@ -391,6 +415,7 @@ func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
 		// dev's one seeded key below what the machine serves
 		rate:       fs.Float64("limit-rate", 1000, "requests per second per API key (token bucket refill)"),
 		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
+		adminAddr:  fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address (dev.json \"admin\"); port 0 picks one (env ROUTELAB_ADMIN_ADDR)"),
 		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
 		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
 		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
@@ -415,7 +440,7 @@ func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConf
 		return err
 	}
 	s, err := startServe(ctx, serveOptions{
-		addr: *cfg.serve.addr, brokers: []string{info.Kafka}, dataDir: cfg.dir, policy: *cfg.serve.policy,
+		addr: *cfg.serve.addr, adminAddr: *cfg.serve.adminAddr, brokers: []string{info.Kafka}, dataDir: cfg.dir, policy: *cfg.serve.policy,
 		adminToken: token, urlSecret: urlSecret, simLatency: *cfg.serve.simLatency,
 		seedKey: key, seedTenant: "dev", cfg: server.Config{RatePerSec: *cfg.serve.rate, RateBurst: max(100, int(*cfg.serve.rate))}, gw: gateway.Config{SampleRate: *cfg.serve.sample},
 		logger: cfg.logger.With("component", "serve"),
@@ -431,9 +456,12 @@ func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConf
 		case err := <-s.done:
 			s.done <- err // for stop
 			return fmt.Errorf("serve stopped: %w", err)
+		case err := <-s.adminDone:
+			s.adminDone <- err // for stop
+			return fmt.Errorf("serve's admin listener stopped: %w", err)
 		}
 	})
-	info.API, info.APIKey, info.AdminToken = s.url, key, token
+	info.API, info.Admin, info.APIKey, info.AdminToken = s.url, s.adminURL, key, token
 	return nil
 }
 

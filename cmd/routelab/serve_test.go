@@ -16,12 +16,12 @@ import (
 // API work at once and stop working when revoked.
 func TestServeEndToEnd(t *testing.T) {
 	info, _ := startDevForTest(t, t.TempDir())
-	if info.API == "" || info.APIKey == "" || info.AdminToken == "" {
-		t.Fatalf("dev.json = %+v, want api, api_key and admin_token", info)
+	if info.API == "" || info.Admin == "" || info.APIKey == "" || info.AdminToken == "" {
+		t.Fatalf("dev.json = %+v, want api, admin, api_key and admin_token", info)
 	}
-	post := func(key, path, body string) (*http.Response, []byte) {
+	postTo := func(base, key, path, body string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, info.API+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
@@ -31,6 +31,10 @@ func TestServeEndToEnd(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp, b
+	}
+	post := func(key, path, body string) (*http.Response, []byte) {
+		t.Helper()
+		return postTo(info.API, key, path, body)
 	}
 	resp, body := post(info.APIKey, "/v1/images", `{"prompt":"a poster that says \"GRAND OPENING\"","quality":"premium"}`)
 	if resp.StatusCode != 200 {
@@ -58,8 +62,13 @@ func TestServeEndToEnd(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// A key created through the admin API serves, then 401 once revoked.
-	resp, body = post(info.AdminToken, "/admin/keys", `{"tenant":"globex"}`)
+	// The admin API is on its own listener: the public port does not know
+	// it even with the admin token. A key created through it serves, then
+	// 401 once revoked.
+	if resp, _ := post(info.AdminToken, "/admin/keys", `{"tenant":"globex"}`); resp.StatusCode != 404 {
+		t.Errorf("POST /admin/keys on the API port = %d, want 404", resp.StatusCode)
+	}
+	resp, body = postTo(info.Admin, info.AdminToken, "/admin/keys", `{"tenant":"globex"}`)
 	var k struct{ ID, Secret string }
 	if resp.StatusCode != 201 || json.Unmarshal(body, &k) != nil || k.Secret == "" {
 		t.Fatalf("create key = %d %s", resp.StatusCode, body)
@@ -67,7 +76,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if resp, _ := post(k.Secret, "/v1/images", `{"prompt":"x"}`); resp.StatusCode != 200 {
 		t.Errorf("new key = %d, want 200", resp.StatusCode)
 	}
-	req, _ := http.NewRequest(http.MethodDelete, info.API+"/admin/keys/"+k.ID, nil)
+	req, _ := http.NewRequest(http.MethodDelete, info.Admin+"/admin/keys/"+k.ID, nil)
 	req.Header.Set("Authorization", "Bearer "+info.AdminToken)
 	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 200 {
 		t.Fatalf("revoke: %v %v", err, r)
