@@ -200,9 +200,9 @@ func TestExperimentAndPolicyPages(t *testing.T) {
 	}
 	// Serve audited the rollback into ClickHouse; the history shows it, by
 	// whom, and diffs the version it made live against live.
-	m := regexp.MustCompile(`<td>policy\.rollback</td><td>rules-1</td><td>console:eng</td><td><a href="/policy\?against=([^"]+)">diff with live</a>`).FindStringSubmatch(body)
+	m := regexp.MustCompile(`<td>policy\.rollback</td><td>rules-1</td><td>console:eng via admin</td><td><a href="/policy\?against=([^"]+)">diff with live</a>`).FindStringSubmatch(body)
 	if m == nil {
-		t.Fatalf("history after rollback has no policy.rollback of rules-1 by console:eng:\n%s", body)
+		t.Fatalf("history after rollback has no policy.rollback of rules-1 by console:eng via admin:\n%s", body)
 	}
 	if resp, body := eng.get("/policy?against=" + m[1]); resp.StatusCode != 200 || !contains(body, `id="diff"`, "Diff: rules-1") || strings.Contains(body, `class="add"`) {
 		t.Errorf("diff of the rolled-back-to version with live = %d, want no changes:\n%s", resp.StatusCode, body)
@@ -215,7 +215,7 @@ func TestExperimentAndPolicyPages(t *testing.T) {
 	if resp, body := eng.do("POST", "/policy/push", strings.NewReader("policy="+url.QueryEscape(string(explore))), "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
 		t.Fatalf("push = %d %s", resp.StatusCode, body)
 	}
-	if _, body = eng.get("/policy"); !contains(body, `<b id="live-version">explore-1</b>`, `<td>policy.push</td><td>explore-1</td><td>console:eng</td>`) {
+	if _, body = eng.get("/policy"); !contains(body, `<b id="live-version">explore-1</b>`, `<td>policy.push</td><td>explore-1</td><td>console:eng via admin</td>`) {
 		t.Errorf("after a push the page does not show explore-1 live and its audit row:\n%s", body)
 	}
 	// A reviewer cannot push.

@@ -16,8 +16,23 @@ type keyCreateRequest struct {
 	Name   string `json:"name"`
 }
 
+// keyView is a key as the admin API shows it: never its hash, which is
+// enough to look the key up and, for a short or leaked secret, to confirm
+// a guess offline.
+type keyView struct {
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Name    string `json:"name,omitempty"`
+	Created int64  `json:"created"` // Unix seconds
+	Revoked bool   `json:"revoked"`
+}
+
+func viewKey(k Key) keyView {
+	return keyView{ID: k.ID, Tenant: k.Tenant, Name: k.Name, Created: k.Created, Revoked: k.Revoked}
+}
+
 type keyCreateResponse struct {
-	Key
+	keyView
 	Secret string `json:"secret"` // shown once; only its hash is stored
 }
 
@@ -34,7 +49,7 @@ func (h *handlers) keyCreate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(keyCreateResponse{Key: k, Secret: secret})
+	return c.Status(fiber.StatusCreated).JSON(keyCreateResponse{keyView: viewKey(k), Secret: secret})
 }
 
 func (h *handlers) keyList(c *fiber.Ctx) error {
@@ -42,7 +57,11 @@ func (h *handlers) keyList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"keys": ks})
+	out := make([]keyView, len(ks))
+	for i, k := range ks {
+		out[i] = viewKey(k)
+	}
+	return c.JSON(fiber.Map{"keys": out})
 }
 
 func (h *handlers) keyRevoke(c *fiber.Ctx) error {

@@ -64,13 +64,6 @@ func experimentError(err error) error {
 	return err
 }
 
-func actor(c *fiber.Ctx) string {
-	if a := strings.TrimSpace(c.Get("x-routelab-actor")); a != "" && len(a) <= 128 {
-		return strings.Clone(a)
-	}
-	return "admin"
-}
-
 func (h *handlers) experimentList(c *fiber.Ctx) error {
 	if h.deps.Experiments == nil {
 		return errNoExperiments

@@ -423,7 +423,7 @@ func waitMetric(t *testing.T, e *env, line string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if r := do(t, "GET", e.url+"/metrics", nil, nil); strings.Contains(string(r.body), line) {
+		if r := do(t, "GET", e.adminURL+"/metrics", nil, nil); strings.Contains(string(r.body), line) {
 			return
 		}
 		runtime.Gosched()

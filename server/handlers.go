@@ -87,9 +87,9 @@ func (h *handlers) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// readyz is ready when not draining, the policy is loaded and the event
-// producer is delivering or spooling.
-func (h *handlers) readyz(c *fiber.Ctx) error {
+// notReady says why this replica should get no traffic: draining, the
+// Ready dependency (e.g. no policy loaded) or the event producer.
+func (h *handlers) notReady() error {
 	var err error
 	switch {
 	case h.srv.draining.Load():
@@ -102,7 +102,22 @@ func (h *handlers) readyz(c *fiber.Ctx) error {
 			err = hp.Healthy()
 		}
 	}
-	if err != nil {
+	return err
+}
+
+// readyz is the public readiness probe: ready when not draining, the policy
+// is loaded and the event producer is delivering or spooling. It does not
+// say why not (broker addresses, internal state): readyzReason on the
+// admin listener does.
+func (h *handlers) readyz(c *fiber.Ctx) error {
+	if h.notReady() != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (h *handlers) readyzReason(c *fiber.Ctx) error {
+	if err := h.notReady(); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": err.Error()})
 	}
 	return c.JSON(fiber.Map{"status": "ready"})

@@ -12,8 +12,8 @@ import (
 
 // TestPolicyChangesAreAudited pushes, stages and rolls back policies through
 // the admin API: each success is one events.Audit on routelab.audit naming
-// the version, the actor header and the policy document; a refused push is
-// not audited.
+// the version, the credential with the actor header as its claim, and the
+// policy document; a refused push is not audited.
 func TestPolicyChangesAreAudited(t *testing.T) {
 	rules, explore := shippedPolicies(t)
 	live, _, store := seededPolicyStore(t, rules)
@@ -52,9 +52,9 @@ func TestPolicyChangesAreAudited(t *testing.T) {
 		got = append(got, row{ev.Key, a.Action, a.Subject, a.Actor})
 	}
 	want := []row{
-		{"policy/" + exploreV, "policy.push", exploreV, "console:eng"},
-		{"policy/" + rulesV, "policy.stage", rulesV, "console:eng"},
-		{"policy/" + rulesV, "policy.rollback", rulesV, "console:eng"},
+		{"policy/" + exploreV, "policy.push", exploreV, "console:eng via admin"},
+		{"policy/" + rulesV, "policy.stage", rulesV, "console:eng via admin"},
+		{"policy/" + rulesV, "policy.rollback", rulesV, "console:eng via admin"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("audit events (-want +got):\n%s", diff)

@@ -7,8 +7,7 @@ func routes(app *fiber.App, h *handlers) {
 	app.Use(h.requestID)
 
 	app.Get("/healthz", h.healthz)
-	app.Get("/readyz", h.readyz)
-	app.Get("/metrics", h.metricsHandler())
+	app.Get("/readyz", h.readyz) // status only; the reason is on the admin listener
 
 	// Signed links carry their own authorisation.
 	app.Get("/v1/images/:id", h.imageGet)
@@ -27,6 +26,8 @@ func adminRoutes(app *fiber.App, h *handlers) {
 	app.Use(h.requestID)
 
 	app.Get("/healthz", h.healthz)
+	app.Get("/readyz", h.readyzReason)
+	app.Get("/metrics", h.metricsHandler())
 
 	admin := app.Group("/admin", h.adminAuth)
 	admin.Get("/keys", h.keyList)

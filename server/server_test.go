@@ -342,7 +342,7 @@ func TestHealth(t *testing.T) {
 		t.Errorf("readyz = %d, want 200", r.status)
 	}
 	e.post(t, "/v1/images", `{"prompt":"x"}`)
-	m := do(t, "GET", e.url+"/metrics", nil, nil)
+	m := do(t, "GET", e.adminURL+"/metrics", nil, nil)
 	if m.status != 200 || !bytes.Contains(m.body, []byte(`routelab_serve_requests_total{model="fast",route="images",status="200"} 1`)) {
 		t.Errorf("metrics = %d, want a request counter:\n%s", m.status, m.body)
 	}
