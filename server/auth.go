@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // Key is one tenant API key as stored: only the SHA-256 of the secret is
@@ -57,19 +58,47 @@ var errUnauthorized = &Error{Status: fiber.StatusUnauthorized, Code: CodeUnautho
 // auth admits requests that carry a live API key (Authorization: Bearer, or
 // x-api-key).
 func (h *handlers) auth(c *fiber.Ctx) error {
-	secret := bearer(c.Get(fiber.HeaderAuthorization))
-	if secret == "" {
-		secret = c.Get("x-api-key")
-	}
-	if secret == "" {
-		return errUnauthorized
-	}
-	k, ok := h.deps.Keys.Lookup(HashSecret(secret))
-	if !ok || k.Revoked {
+	k, ok := h.liveKey(c.Get)
+	if !ok {
 		return errUnauthorized
 	}
 	c.Locals(localKey, k)
 	return c.Next()
+}
+
+// liveKey finds the live key a request's headers carry.
+func (h *handlers) liveKey(header func(name string, def ...string) string) (Key, bool) {
+	secret := bearer(header(fiber.HeaderAuthorization))
+	if secret == "" {
+		secret = header("x-api-key")
+	}
+	if secret == "" {
+		return Key{}, false
+	}
+	k, ok := h.deps.Keys.Lookup(HashSecret(secret))
+	return k, ok && !k.Revoked
+}
+
+// peek reads a header of a request whose body has not been read yet.
+func peek(hd *fasthttp.RequestHeader) func(string, ...string) string {
+	return func(name string, _ ...string) string { return string(hd.Peek(name)) }
+}
+
+// hasAPIKey says, from the headers alone, whether a request may have its
+// body read on the public listener.
+func (h *handlers) hasAPIKey(hd *fasthttp.RequestHeader) bool {
+	_, ok := h.liveKey(peek(hd))
+	return ok
+}
+
+// keyRefusal turns the body-too-large refusal of a request without a live
+// key (newApp gives such a request a one-byte body limit) into the 401 it
+// is; nil when the request has a key, so a real 413 stays one.
+func (h *handlers) keyRefusal(c *fiber.Ctx) error {
+	if _, ok := h.liveKey(c.Get); ok {
+		return nil
+	}
+	return errUnauthorized
 }
 
 const localAdmin = "routelab.admin"
@@ -78,18 +107,35 @@ const localAdmin = "routelab.admin"
 // change was made with.
 const adminCredential = "admin"
 
+var errAdminOnly = &Error{Status: fiber.StatusForbidden, Code: CodeForbidden, Message: "admin token required"}
+
 // adminAuth admits requests that carry the admin token; anything else is
 // 403, including a valid tenant API key.
 func (h *handlers) adminAuth(c *fiber.Ctx) error {
-	tok := bearer(c.Get(fiber.HeaderAuthorization))
-	if tok == "" {
-		tok = c.Get("x-admin-token")
-	}
-	if h.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.AdminToken)) != 1 {
-		return &Error{Status: fiber.StatusForbidden, Code: CodeForbidden, Message: "admin token required"}
+	if !h.isAdmin(c.Get) {
+		return errAdminOnly
 	}
 	c.Locals(localAdmin, adminCredential)
 	return c.Next()
+}
+
+func (h *handlers) isAdmin(header func(name string, def ...string) string) bool {
+	tok := bearer(header(fiber.HeaderAuthorization))
+	if tok == "" {
+		tok = header("x-admin-token")
+	}
+	return h.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.AdminToken)) == 1
+}
+
+// hasAdminToken and adminRefusal are hasAPIKey and keyRefusal of the admin
+// listener.
+func (h *handlers) hasAdminToken(hd *fasthttp.RequestHeader) bool { return h.isAdmin(peek(hd)) }
+
+func (h *handlers) adminRefusal(c *fiber.Ctx) error {
+	if h.isAdmin(c.Get) {
+		return nil
+	}
+	return errAdminOnly
 }
 
 // actor is who the audit log says made an admin change: the credential the

@@ -1,18 +1,25 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/server"
 )
 
 // TestAdminAPIOnlyOnAdminListener: the public listener does not know
-// /admin/* even with the admin token; the admin listener serves it.
+// /admin/* even with the admin token (404; 401 for a request with a body,
+// refused before routing since the admin token is no API key); the admin
+// listener serves it.
 func TestAdminAPIOnlyOnAdminListener(t *testing.T) {
 	e := mustStart(t, nil)
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
@@ -25,8 +32,8 @@ func TestAdminAPIOnlyOnAdminListener(t *testing.T) {
 		{"GET", "/admin/experiments", ""},
 	}
 	for _, tt := range tests {
-		if r := do(t, tt.method, e.url+tt.path, admin, strings.NewReader(tt.body)); r.status != 404 {
-			t.Errorf("%s %s on the public listener = %d, want 404", tt.method, tt.path, r.status)
+		if r := do(t, tt.method, e.url+tt.path, admin, strings.NewReader(tt.body)); r.status != 404 && r.status != 401 {
+			t.Errorf("%s %s on the public listener = %d, want 404 (401 with a body)", tt.method, tt.path, r.status)
 		}
 	}
 	if r := do(t, "GET", e.adminURL+"/admin/keys", admin, nil); r.status != 200 {
@@ -38,7 +45,8 @@ func TestAdminAPIOnlyOnAdminListener(t *testing.T) {
 // replica is not ready are on the admin listener only; the public /readyz
 // answers with the status alone.
 func TestMetricsAndReadinessReasonsNotPublic(t *testing.T) {
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) {
+	e := mustStart(t, func(su *setup) {
+		d := &su.deps
 		d.Ready = func() error { return errors.New("no policy from kafka-internal-7:9092") }
 	})
 	if r := do(t, "GET", e.url+"/metrics", nil, nil); r.status != 404 {
@@ -81,7 +89,10 @@ func TestAdminKeysNeverShowHashes(t *testing.T) {
 func TestAuditActorFromCredential(t *testing.T) {
 	rules, explore := shippedPolicies(t)
 	_, _, store := seededPolicyStore(t, rules)
-	e := mustStart(t, func(_ *server.Config, d *server.Deps) { d.Policy = store })
+	e := mustStart(t, func(su *setup) {
+		d := &su.deps
+		d.Policy = store
+	})
 	tests := []struct {
 		claim string
 		want  string
@@ -119,5 +130,112 @@ func TestAuditActorFromCredential(t *testing.T) {
 		if got[i] != tt.want {
 			t.Errorf("X-Routelab-Actor %q: audit actor = %q, want %q", tt.claim, got[i], tt.want)
 		}
+	}
+}
+
+// rawConn opens a TCP connection to a test server's URL.
+func rawConn(t *testing.T, url string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readAnswer reads what the server sends until it closes or a generous
+// guard passes (the guard catches a server that waits for the client; it is
+// not what the test syncs on).
+func readAnswer(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	b, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return string(b) + "<still open after 15 s>"
+	}
+	return string(b)
+}
+
+// TestBodyRefusedBeforeAuth: a request announcing a large body without a
+// live key (or, on the admin listener, without the admin token) is
+// answered 401/403 at once, without the server waiting for the body; with a
+// key, the same announcement is read (and answered 413 past the limit).
+func TestBodyRefusedBeforeAuth(t *testing.T) {
+	e := mustStart(t, nil) // BodyLimit 4 MiB
+	tests := []struct {
+		name, url, auth string
+		length          int
+		want            string
+	}{
+		{"no key", e.url, "", 4 << 20, "HTTP/1.1 401 "},
+		{"bad key", e.url, "Authorization: Bearer rl_nope\r\n", 4 << 20, "HTTP/1.1 401 "},
+		{"no key, past the limit", e.url, "", 64 << 20, "HTTP/1.1 401 "},
+		{"key, past the limit", e.url, "Authorization: Bearer " + e.key + "\r\n", 64 << 20, "HTTP/1.1 413 "},
+		{"admin, no token", e.adminURL, "", 4 << 20, "HTTP/1.1 403 "},
+		{"admin, tenant key", e.adminURL, "Authorization: Bearer " + e.key + "\r\n", 4 << 20, "HTTP/1.1 403 "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := rawConn(t, tt.url)
+			path := "/v1/images"
+			if tt.url == e.adminURL {
+				path = "/admin/keys"
+			}
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n{", path, tt.auth, tt.length)
+			if got := readAnswer(t, c); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("answer = %.60q, want %q before the body is sent", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSlowClientsCutOff: headers that trickle in (slowloris) are cut off
+// after ReadHeaderTimeout, and an authorised body that trickles in after
+// ReadTimeout.
+func TestSlowClientsCutOff(t *testing.T) {
+	e := mustStart(t, func(su *setup) {
+		c := &su.cfg
+		c.ReadHeaderTimeout, c.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	tests := []struct{ name, sent string }{
+		{"headers", "POST /v1/images HTTP/1.1\r\nHost: x\r\nX-Slow: 1"},
+		{"body", "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.key + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := rawConn(t, e.url)
+			if _, err := io.WriteString(c, tt.sent); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAnswer(t, c); strings.HasSuffix(got, "<still open after 15 s>") {
+				t.Errorf("a client that stopped sending %s is still connected: %.80q", tt.name, got)
+			}
+		})
+	}
+}
+
+// TestConnectionCap: past MaxConns open connections, a new one is answered
+// 503 and closed.
+func TestConnectionCap(t *testing.T) {
+	e := mustStart(t, func(su *setup) {
+		c := &su.cfg
+		c.MaxConns = 2
+	})
+	for range 2 {
+		c := rawConn(t, e.url)
+		// A served request proves the connection holds a slot (keep-alive).
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+			t.Fatalf("first connections: %q %v", line, err)
+		}
+	}
+	c := rawConn(t, e.url)
+	if got := readAnswer(t, c); !strings.HasPrefix(got, "HTTP/1.1 503") {
+		t.Errorf("third connection = %.60q, want 503", got)
 	}
 }

@@ -81,10 +81,16 @@ type errorDetail struct {
 // errorHandler translates any error returned by a handler (or by fiber and
 // fasthttp themselves: body too large, unknown route, bad method) into the
 // JSON error shape. Unexpected errors are logged here, once, and shown as
-// "internal error".
-func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
+// "internal error". A body refused as too large is first given to refusal,
+// which names the missing credential when that was the reason (see newApp).
+func errorHandler(logger *slog.Logger, refusal func(*fiber.Ctx) error) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		e := toError(err)
+		if e.Code == CodeBodyTooLarge && refusal != nil {
+			if r := refusal(c); r != nil {
+				e = toError(r)
+			}
+		}
 		if e.Status >= 500 && e.Code == CodeInternal {
 			logger.Error("internal error", "request_id", requestID(c), "path", c.Path(), "err", err)
 		}

@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// Serve serves the app on ln with lingering close after a 413: when
-// fasthttp closes a connection whose request body it refused, the client
-// may still be sending; closing at once would reset the connection and the
+// Serve serves the app on ln with lingering close after a 413, 401 or 403:
+// when fasthttp closes a connection whose request body it refused (too
+// large, or sent without a credential: see newApp), the client may still
+// be sending; closing at once would reset the connection and the
 // client would see "connection reset" instead of the 413. Like nginx's
 // lingering_close, the write side is shut first and unread input drained
 // for a bounded time and size. Other closes are immediate, so shutdown is
@@ -133,14 +134,17 @@ type lingerConn struct {
 	slots  chan struct{}
 	l      *lingerListener
 	once   sync.Once
-	linger atomic.Bool // a 413 was written: the client may still be sending
+	linger atomic.Bool // a refusal was written: the client may still be sending
 }
 
-var status413 = []byte("HTTP/1.1 413 ")
+// refusals are the statuses of a request whose body may be left unread.
+var refusals = [][]byte{[]byte("HTTP/1.1 413 "), []byte("HTTP/1.1 401 "), []byte("HTTP/1.1 403 ")}
 
 func (c *lingerConn) Write(b []byte) (int, error) {
-	if bytes.HasPrefix(b, status413) {
-		c.linger.Store(true)
+	for _, st := range refusals {
+		if bytes.HasPrefix(b, st) {
+			c.linger.Store(true)
+		}
 	}
 	return c.TCPConn.Write(b)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/routelab/routelab/gateway"
 )
@@ -37,6 +38,13 @@ type Config struct {
 
 	RatePerSec float64 // per API key, token bucket refill; default 50
 	RateBurst  int     // per API key bucket size; default 100
+
+	ReadHeaderTimeout time.Duration // for a request's headers, and the whole request when not authorised; default 10 s
+	ReadTimeout       time.Duration // for an authorised request's body, after its headers; default 60 s
+	WriteTimeout      time.Duration // for writing a response (slow readers); default 60 s
+	IdleTimeout       time.Duration // keep-alive wait for the next request; default 60 s
+	MaxConns          int           // open connections per listener; more are answered 503 and closed; default 4096
+	MaxConnsPerIP     int           // open connections per client address; 0 = no limit (behind a proxy all share one)
 
 	AdminToken string        // required for /admin/*; empty disables the admin API
 	URLSecret  []byte        // signs image links; required for response_format=url
@@ -69,6 +77,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.IdempotencySize, 10000)
 	setDefault(&c.IdempotencyBytes, 256<<20)
 	setDefault(&c.RequestTimeout, 60*time.Second)
+	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
+	setDefault(&c.ReadTimeout, 60*time.Second)
+	setDefault(&c.WriteTimeout, 60*time.Second)
+	setDefault(&c.IdleTimeout, 60*time.Second)
+	setDefault(&c.MaxConns, 4096)
 	setDefault(&c.RefFetchTimeout, 10*time.Second)
 	setDefault(&c.URLTTL, time.Hour)
 	setDefault(&c.RatePerSec, 50)
@@ -118,7 +131,40 @@ type Server struct {
 // requests finish; call it before App.ShutdownWithContext.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// New builds the fiber app with every route (see routes.go).
+// newApp makes a fiber app with the edge limits of cfg. A request whose
+// headers do not carry what admits it (authorised) gets a body limit of one
+// byte, so fasthttp refuses a larger body before reading it and the error
+// handler answers 401/403 (see keyRefusal); an admitted request gets
+// ReadTimeout for its body. Headers must arrive within ReadHeaderTimeout:
+// a slowloris client is cut off there, and an unauthenticated one never
+// gets longer.
+func newApp(cfg Config, onError fiber.ErrorHandler, authorised func(*fasthttp.RequestHeader) bool) *fiber.App {
+	app := fiber.New(fiber.Config{
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          onError,
+		DisableStartupMessage: true,
+		ReadTimeout:           cfg.ReadHeaderTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.MaxConns,
+		ReadBufferSize:        16 << 10,
+		// Parse multipart in the handler so a malformed form gets our error code.
+		DisablePreParseMultipartForm: true,
+	})
+	app.Server().MaxConnsPerIP = cfg.MaxConnsPerIP
+	app.Server().HeaderReceived = func(hd *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if hd.ContentLength() == 0 || hd.ContentLength() == -2 {
+			return fasthttp.RequestConfig{} // no body to read
+		}
+		if !authorised(hd) {
+			return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+		}
+		return fasthttp.RequestConfig{ReadTimeout: cfg.ReadTimeout}
+	}
+	return app
+}
+
+// New builds the public and the admin app with every route (see routes.go).
 func New(logger *slog.Logger, cfg Config, deps Deps) *Server {
 	cfg = cfg.withDefaults()
 	if deps.Now == nil {
@@ -128,31 +174,15 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *Server {
 		deps.Registry = prometheus.NewRegistry()
 	}
 	srv := &Server{}
-	app := fiber.New(fiber.Config{
-		BodyLimit:             cfg.BodyLimit,
-		ErrorHandler:          errorHandler(logger),
-		DisableStartupMessage: true,
-		ReadTimeout:           2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-		ReadBufferSize:        16 << 10,
-		// Parse multipart in the handler so a malformed form gets our error code.
-		DisablePreParseMultipartForm: true,
-	})
-	srv.App = app
+	h := newHandlers(logger, cfg, deps, srv)
 	rec := recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		logger.Error("panic", "request_id", requestID(c), "path", c.Path(), "panic", e)
 	}})
-	app.Use(rec)
-	srv.Admin = fiber.New(fiber.Config{
-		BodyLimit:             cfg.BodyLimit,
-		ErrorHandler:          errorHandler(logger),
-		DisableStartupMessage: true,
-		ReadTimeout:           2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-	})
+	srv.App = newApp(cfg, errorHandler(logger, h.keyRefusal), h.hasAPIKey)
+	srv.App.Use(rec)
+	srv.Admin = newApp(cfg, errorHandler(logger, h.adminRefusal), h.hasAdminToken)
 	srv.Admin.Use(rec)
-	h := newHandlers(logger, cfg, deps, srv)
-	routes(app, h)
+	routes(srv.App, h)
 	adminRoutes(srv.Admin, h)
 	return srv
 }

