@@ -73,3 +73,38 @@ func TestComposeAdminTokenIsOperatorSet(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeClickHouseInternal: ClickHouse (and Kafka) are published on no
+// host port and sit on internal networks only; ClickHouse's password is one
+// the operator sets, and every DSN uses it.
+func TestComposeClickHouseInternal(t *testing.T) {
+	c := mustReadCompose(t)
+	for _, name := range []string{"clickhouse", "kafka"} {
+		s, ok := c.Services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		if len(s.Ports) > 0 {
+			t.Errorf("%s publishes ports %q", name, s.Ports)
+		}
+		if len(s.Networks) == 0 {
+			t.Errorf("%s is on the default network, which is not internal", name)
+		}
+		for _, n := range s.Networks {
+			if !c.Networks[n].Internal {
+				t.Errorf("%s is on network %s, which is not internal", name, n)
+			}
+		}
+	}
+	pw := c.Services["clickhouse"].Environment["CLICKHOUSE_PASSWORD"]
+	if !required("ROUTELAB_CLICKHOUSE_PASSWORD").MatchString(pw) {
+		t.Errorf("CLICKHOUSE_PASSWORD = %q, want ${ROUTELAB_CLICKHOUSE_PASSWORD:?...}", pw)
+	}
+	for name, s := range c.Services {
+		for _, k := range []string{"ROUTELAB_CLICKHOUSE", "ROUTELAB_CLICKHOUSE_DSN"} {
+			if v, ok := s.Environment[k]; ok && !strings.Contains(v, ":${ROUTELAB_CLICKHOUSE_PASSWORD:?") {
+				t.Errorf("service %s: %s = %q does not use the operator's password", name, k, v)
+			}
+		}
+	}
+}
