@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"mime"
+	"net/url"
 	"path"
 	"strings"
 
@@ -59,9 +60,22 @@ func allowed(r Role, who access) bool {
 	return false
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: a path starting with
+// one "/", printable ASCII only. Browsers drop tabs and newlines from a URL
+// and read a backslash as "/", so "/<TAB>/evil.example" or "/<BACKSLASH>evil.example"
+// would become the network path "//evil.example"; a CR or LF would also
+// split the Location header. Anything else is "/".
 func safeNext(s string) string {
-	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.Contains(s, "\\") {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || len(s) > 2048 {
+		return "/"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return s
