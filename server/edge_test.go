@@ -239,3 +239,47 @@ func TestConnectionCap(t *testing.T) {
 		t.Errorf("third connection = %.60q, want 503", got)
 	}
 }
+
+// TestImageLinks: a link's host is the request's own Host, not an
+// X-Forwarded-Host a caller sends, unless the sender is a trusted proxy;
+// the image behind a link cannot be sniffed into HTML or script.
+func TestImageLinks(t *testing.T) {
+	tests := []struct {
+		name     string
+		trusted  []string
+		wantHost string // "" = the server's own address
+	}{
+		{"untrusted caller", nil, ""},
+		{"other proxy trusted", []string{"10.0.0.0/8"}, ""},
+		{"trusted proxy", []string{"127.0.0.1"}, "img.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := mustStart(t, func(su *setup) {
+				c, d := &su.cfg, &su.deps
+				d.Blobs, c.TrustedProxies = mustBlobs(t), tt.trusted
+			})
+			h := map[string]string{"Authorization": "Bearer " + e.key, "Content-Type": "application/json", "X-Forwarded-Host": "img.example"}
+			got := decodeNative(t, do(t, "POST", e.url+"/v1/images", h, strings.NewReader(`{"prompt":"cat","size":"64x64","response_format":"url"}`)))
+			if len(got.Images) != 1 {
+				t.Fatalf("%d images", len(got.Images))
+			}
+			link := got.Images[0].URL
+			want := tt.wantHost
+			if want == "" {
+				want = strings.TrimPrefix(e.url, "http://")
+			}
+			if !strings.HasPrefix(link, "http://"+want+"/v1/images/") {
+				t.Fatalf("link = %s, want host %s", link, want)
+			}
+			if tt.wantHost != "" {
+				return
+			}
+			r := do(t, "GET", link, nil, nil)
+			if r.status != 200 || r.header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(r.header.Get("Content-Security-Policy"), "sandbox") {
+				t.Errorf("GET link = %d, X-Content-Type-Options %q, CSP %q; want 200, nosniff, a sandbox CSP",
+					r.status, r.header.Get("X-Content-Type-Options"), r.header.Get("Content-Security-Policy"))
+			}
+		})
+	}
+}

@@ -49,7 +49,11 @@ type Config struct {
 	AdminToken string        // required for /admin/*; empty disables the admin API
 	URLSecret  []byte        // signs image links; required for response_format=url
 	URLTTL     time.Duration // lifetime of image links; default 1 h
-	PublicURL  string        // base of image links, e.g. http://127.0.0.1:8080; default from the request
+	PublicURL  string        // base of image links, e.g. https://img.example.com; default from the request's Host
+	// TrustedProxies (IPs or CIDRs) may set X-Forwarded-Host/-Proto;
+	// from anyone else those headers are ignored, so a caller cannot choose
+	// the host its image links point at. Empty: trust no one.
+	TrustedProxies []string
 
 	IdempotencySize  int   // remembered Idempotency-Keys; default 10000
 	IdempotencyBytes int64 // response bytes they may hold; default 256 MiB
@@ -148,6 +152,9 @@ func newApp(cfg Config, onError fiber.ErrorHandler, authorised func(*fasthttp.Re
 		IdleTimeout:           cfg.IdleTimeout,
 		Concurrency:           cfg.MaxConns,
 		ReadBufferSize:        16 << 10,
+		// Without the check fiber believes X-Forwarded-* from every client.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
 		// Parse multipart in the handler so a malformed form gets our error code.
 		DisablePreParseMultipartForm: true,
 	})

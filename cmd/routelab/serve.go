@@ -95,8 +95,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	policy := fs.String("policy", "rules", "policy used when none is live yet: a file or a shipped name (rules, explore)")
 	catalog := fs.String("catalog", "", "model catalog file (default: the shipped catalog)")
 	adminToken := fs.String("admin-token", "", "token for /admin/*; empty disables the admin API (env ROUTELAB_ADMIN_TOKEN)")
-	urlSecret := fs.String("url-secret", "", "secret signing image links (response_format=url); default random per process (env ROUTELAB_URL_SECRET)")
-	publicURL := fs.String("public-url", "", "base URL of image links (default from the request)")
+	urlSecret := fs.String("url-secret", "", "secret signing image links (response_format=url), at least 32 characters; every replica needs the same one. Default: DATA_DIR/url-secret, made on first start (env ROUTELAB_URL_SECRET)")
+	publicURL := fs.String("public-url", "", "base URL of image links (default: http://HOST of the request's Host header) (env ROUTELAB_PUBLIC_URL)")
+	trusted := fs.String("trusted-proxies", "", "IPs or CIDRs of reverse proxies whose X-Forwarded-Host/-Proto set the image link base, comma separated; default none (env ROUTELAB_TRUSTED_PROXIES)")
 	simLatency := fs.Float64("sim-latency-scale", 1, "simulated model latency multiplier: 1 real time, 0 none")
 	bodyLimit := fs.Int("http-body-limit", 32<<20, "request body limit in bytes (413 past it)")
 	headerTimeout := fs.Duration("http-read-header-timeout", 10*time.Second, "time for a request's headers, and the whole request without an API key (slowloris)")
@@ -124,12 +125,15 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "url-secret", "ROUTELAB_URL_SECRET")
+	envDefault(fs, env, "public-url", "ROUTELAB_PUBLIC_URL")
+	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
 	o.addr, o.adminAddr, o.dataDir, o.policy, o.catalog = *addr, *adminAddr, *dataDir, *policy, *catalog
 	o.brokers = splitList(*brokers)
 	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
 	o.cfg = server.Config{
 		BodyLimit: *bodyLimit, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, RatePerSec: *rate, RateBurst: *burst,
+		TrustedProxies: splitList(*trusted),
 	}
 	o.gw = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample}
 	if *sample == 0 {
@@ -274,10 +278,9 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	if err != nil {
 		return nil, err
 	}
-	secret := []byte(o.urlSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
+	secret, err := loadURLSecret(o.urlSecret, o.dataDir)
+	if err != nil {
+		return nil, err
 	}
 	cfg := o.cfg
 	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.adminToken, secret, o.publicURL
@@ -390,6 +393,28 @@ func loadPolicyDoc(nameOrPath string) ([]byte, error) {
 		return nil, fmt.Errorf("policy %q is neither a file nor a shipped policy", nameOrPath)
 	}
 	return b, nil
+}
+
+// minURLSecret is the shortest image-link secret accepted: 32 characters
+// (e.g. openssl rand -hex 16), beyond a brute-force search of the HMAC key.
+const minURLSecret = 32
+
+// loadURLSecret returns the secret signing image links: the configured one,
+// or the one kept in DATA_DIR/url-secret (0600), made on first start. A
+// per-process random secret would break every link at a restart and on
+// every replica but the one that made it.
+func loadURLSecret(configured, dataDir string) ([]byte, error) {
+	if configured != "" {
+		if len(configured) < minURLSecret {
+			return nil, fmt.Errorf("--url-secret is %d characters; want at least %d (e.g. openssl rand -hex 32)", len(configured), minURLSecret)
+		}
+		return []byte(configured), nil
+	}
+	s, err := devSecret(filepath.Join(dataDir, "url-secret"), "")
+	if err != nil {
+		return nil, fmt.Errorf("url secret: %w", err)
+	}
+	return []byte(s), nil
 }
 
 func splitList(s string) []string {
