@@ -2,12 +2,15 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"mime"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // authenticate loads the session's user and enforces who may call the
@@ -28,6 +31,15 @@ func (c *Console) authenticate(who access) fiber.Handler {
 			case errors.Is(err, ErrUserNotFound):
 				name = "" // account removed: the session is worthless
 			default:
+				return err
+			}
+		}
+		if name != "" {
+			// A login lasts SessionTTL from its last use; the store's
+			// default (and the CSRF middleware's save) is the short
+			// LoginFormTTL of anonymous sessions.
+			sess.SetExpiry(c.cfg.SessionTTL)
+			if err := sess.Save(); err != nil {
 				return err
 			}
 		}
@@ -101,6 +113,10 @@ func (c *Console) login(ctx *fiber.Ctx) error {
 	if err != nil && !errors.Is(err, ErrUserNotFound) {
 		return err
 	}
+	if err != nil {
+		// Spend the bcrypt comparison a real account would cost.
+		_ = bcrypt.CompareHashAndPassword(c.noUserHash, []byte(pw))
+	}
 	if err != nil || !u.CheckPassword(pw) {
 		ctx.Status(fiber.StatusUnauthorized)
 		return c.render(ctx, "login", "Log in", fiber.Map{"Next": next, "Error": "Wrong name or password.", "Name": name})
@@ -114,6 +130,7 @@ func (c *Console) login(ctx *fiber.Ctx) error {
 		return err
 	}
 	sess.Set("user", u.Name)
+	sess.SetExpiry(c.cfg.SessionTTL)
 	if err := sess.Save(); err != nil {
 		return err
 	}
@@ -198,4 +215,56 @@ func (c *Console) adminCreateUser(ctx *fiber.Ctx) error {
 	}
 	c.log.Info("user created", "user", u.Name, "role", u.Role, "by", currentUser(ctx).Name)
 	return ctx.Redirect("/admin?created="+u.Name, fiber.StatusSeeOther)
+}
+
+// clientIP is who a login attempt is counted against: the connection's
+// peer, or, when the peer is a trusted proxy, the last address in
+// X-Forwarded-For that is not a trusted proxy (the first one a proxy of
+// ours saw; entries left of it are the client's to forge).
+func (c *Console) clientIP(ctx *fiber.Ctx) string {
+	peer := ctx.Context().RemoteIP().String()
+	if !c.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(ctx.Get(fiber.HeaderXForwardedFor), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break
+		}
+		if !c.trusted(hop) {
+			return hop
+		}
+	}
+	return peer
+}
+
+func (c *Console) trusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, p := range c.proxies {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefixes reads IPs and CIDRs.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: want an IP or a CIDR", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

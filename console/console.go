@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/session"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/routelab/routelab/evaluator/review"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/routelab/routelab/dashboards"
 	"github.com/routelab/routelab/events"
@@ -49,6 +51,14 @@ type Config struct {
 	Secure bool
 	// SessionTTL is how long a login lasts without activity; default 12h.
 	SessionTTL time.Duration
+	// LoginFormTTL is how long the session of a visitor who has not logged
+	// in (it holds the login form's CSRF token) is kept; default 15m. Only
+	// GET /login makes one: other cookie-less GETs keep no state.
+	LoginFormTTL time.Duration
+	// TrustedProxies (IPs or CIDRs) may say who the client is in
+	// X-Forwarded-For; login attempts are limited per client so found.
+	// Empty: the connection's peer is the client.
+	TrustedProxies []string
 	// OverlapRate is the share of review items scored by several reviewers
 	// for agreement; default 0.1. OverlapRaters is how many; default 3.
 	OverlapRate   float64
@@ -97,6 +107,11 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions *session.Store
 	app      *fiber.App
+	proxies  []netip.Prefix
+	// noUserHash is compared with the password of a name that has no
+	// account, so a login costs one bcrypt comparison either way and its
+	// time does not tell which names exist.
+	noUserHash []byte
 
 	mu        sync.Mutex
 	scores    *review.Queue
@@ -113,6 +128,9 @@ type Console struct {
 func New(cfg Config, deps Deps) (*Console, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.LoginFormTTL <= 0 {
+		cfg.LoginFormTTL = 15 * time.Minute
 	}
 	if cfg.OverlapRate == 0 {
 		cfg.OverlapRate = 0.1
@@ -147,8 +165,18 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	c.proxies = proxies
+	if c.noUserHash, err = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost); err != nil {
+		return nil, err
+	}
+	// The store's default lifetime is the login form's: a session that
+	// carries a user is saved with SessionTTL (authenticate, login).
 	c.sessions = session.New(session.Config{
-		Expiration:     cfg.SessionTTL,
+		Expiration:     cfg.LoginFormTTL,
 		KeyLookup:      "cookie:routelab_session",
 		CookieHTTPOnly: true,
 		CookieSecure:   cfg.Secure,
@@ -162,10 +190,23 @@ func New(cfg Config, deps Deps) (*Console, error) {
 		BodyLimit:             4 << 20,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		// X-Forwarded-* count only from TrustedProxies (fiber believes
+		// them from everyone without the check).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	c.app.Use(recover.New())
 	c.app.Use(securityHeaders)
+	c.app.Use(c.loginFormLimit())
 	c.app.Use(csrf.New(csrf.Config{
+		// A cookie-less GET needs no token (it is redirected to /login or
+		// shown a public page) and must not cost a stored session; only
+		// the login form hands one out.
+		Next: func(ctx *fiber.Ctx) bool {
+			safe := ctx.Method() == fiber.MethodGet || ctx.Method() == fiber.MethodHead
+			return safe && ctx.Cookies("routelab_session") == "" && ctx.Path() != "/login"
+		},
 		Session:        c.sessions,
 		SessionKey:     "csrf",
 		ContextKey:     "csrf",

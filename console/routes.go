@@ -63,17 +63,33 @@ func (c *Console) routeTable() []route {
 	}
 }
 
+// loginFormLimit bounds how many login forms one client fetches without a
+// session cookie: each stores a short session (its CSRF token). It runs
+// before the CSRF middleware, which stores it.
+func (c *Console) loginFormLimit() fiber.Handler {
+	return limiter.New(limiter.Config{
+		Max: 60, Expiration: time.Minute, KeyGenerator: c.clientIP,
+		Next: func(ctx *fiber.Ctx) bool {
+			return ctx.Path() != "/login" || ctx.Method() != fiber.MethodGet || ctx.Cookies("routelab_session") != ""
+		},
+		LimitReached: func(ctx *fiber.Ctx) error {
+			return &FieldError{Code: "rate_limited", Message: "too many requests; wait a minute", Status: fiber.StatusTooManyRequests}
+		},
+	})
+}
+
 func (c *Console) routes() {
+	// Per client (clientIP: behind a trusted proxy, the address it saw),
+	// so one proxy's address does not pool every user's attempts.
 	loginLimit := limiter.New(limiter.Config{
-		Max: 20, Expiration: time.Minute,
-		Next: func(ctx *fiber.Ctx) bool { return ctx.Method() != fiber.MethodPost },
+		Max: 20, Expiration: time.Minute, KeyGenerator: c.clientIP,
 		LimitReached: func(ctx *fiber.Ctx) error {
 			return &FieldError{Code: "rate_limited", Message: "too many login attempts; wait a minute", Status: fiber.StatusTooManyRequests}
 		},
 	})
 	for _, r := range c.routeTable() {
 		handlers := []fiber.Handler{c.authenticate(r.who)}
-		if r.path == "/login" {
+		if r.path == "/login" && r.method == fiber.MethodPost {
 			handlers = append(handlers, loginLimit)
 		}
 		handlers = append(handlers, r.h)

@@ -35,7 +35,9 @@ type consoleOptions struct {
 	AdminURL      string
 	AdminToken    string
 	Refresh       time.Duration
-	Logger        *slog.Logger
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []string
+	Logger         *slog.Logger
 }
 
 func runConsole(ctx context.Context, env Env, args []string) error {
@@ -64,6 +66,7 @@ two reviewers (an extra score, never a lost one).`)
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	adminURL := fs.String("admin-url", "", "serve's admin API for experiment and policy pages (env ROUTELAB_ADMIN_URL)")
 	adminToken := fs.String("admin-token", "", "admin API token (env ROUTELAB_ADMIN_TOKEN)")
+	trusted := fs.String("trusted-proxies", "", "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (login rate limits), comma separated; default none (env ROUTELAB_TRUSTED_PROXIES)")
 	refresh := fs.Duration("refresh-every", 10*time.Second, "how often review queues pick up new sampled outputs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,6 +77,7 @@ two reviewers (an extra score, never a lost one).`)
 	envDefault(fs, env, "kafka-brokers", "ROUTELAB_KAFKA_BROKERS")
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
+	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("console: --tls-cert and --tls-key go together")
 	}
@@ -82,7 +86,8 @@ two reviewers (an extra score, never a lost one).`)
 	o := consoleOptions{
 		Addr: *addr, DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, AdminURL: *adminURL, AdminToken: *adminToken, Refresh: *refresh,
-		Logger: slog.New(slog.NewTextHandler(env.Stderr, nil)),
+		TrustedProxies: splitList(*trusted),
+		Logger:         slog.New(slog.NewTextHandler(env.Stderr, nil)),
 	}
 	if *brokers != "" {
 		o.Brokers = strings.Split(*brokers, ",")
@@ -168,7 +173,7 @@ func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func()
 	if o.AdminURL != "" {
 		deps.Control = console.NewAdminClient(o.AdminURL, o.AdminToken)
 	}
-	c, err := console.New(console.Config{Secure: o.TLSCert != ""}, deps)
+	c, err := console.New(console.Config{Secure: o.TLSCert != "", TrustedProxies: o.TrustedProxies}, deps)
 	if err != nil {
 		return fail(err)
 	}
