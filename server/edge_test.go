@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +284,64 @@ func TestImageLinks(t *testing.T) {
 					r.status, r.header.Get("X-Content-Type-Options"), r.header.Get("Content-Security-Policy"))
 			}
 		})
+	}
+}
+
+// TestReferenceFetchErrorsAreOne: every way a reference URL fails once it
+// is fetched (refused port, 404, redirect to a forbidden address, too big,
+// not an image, a name resolving to loopback) gives the caller the same
+// status, code and message, so the server cannot be used to map hosts and
+// ports.
+func TestReferenceFetchErrorsAreOne(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, "http://169.254.169.254/latest", http.StatusFound)
+		case "/big":
+			w.Write(make([]byte, 2<<20))
+		case "/text":
+			io.WriteString(w, "<html>admin panel</html>")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer ts.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String() + "/a.png"
+	closed.Close()
+	allow := mustStart(t, func(su *setup) {
+		c := &su.cfg
+
+		c.RefAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	strict := mustStart(t, nil)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
+	tests := []struct {
+		name string
+		e    *env
+		url  string
+	}{
+		{"closed port", allow, closedURL},
+		{"404", allow, ts.URL + "/missing.png"},
+		{"redirect to metadata", allow, ts.URL + "/redirect"},
+		{"too big", allow, ts.URL + "/big"},
+		{"not an image", allow, ts.URL + "/text"},
+		{"name resolving to loopback", strict, "http://localhost:" + port + "/a.png"},
+	}
+	var first string
+	for _, tt := range tests {
+		r := tt.e.post(t, "/v1/images", `{"prompt":"cat","references":[{"url":"`+tt.url+`"}]}`)
+		got := fmt.Sprintf("%d %s", r.status, r.body)
+		if r.status != 400 || r.errorCode() != "reference_fetch_failed" {
+			t.Errorf("%s = %s, want 400 reference_fetch_failed", tt.name, got)
+		}
+		if first == "" {
+			first = got
+		} else if got != first {
+			t.Errorf("%s = %s, differs from %s = %s", tt.name, got, tests[0].name, first)
+		}
 	}
 }

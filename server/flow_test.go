@@ -399,8 +399,8 @@ func TestReferenceURL(t *testing.T) {
 		path, code string
 		status     int
 	}{
-		{"/redirect", "reference_url_forbidden", 400},
-		{"/big", "reference_too_large", 413},
+		{"/redirect", "reference_fetch_failed", 400}, // one answer for every fetch failure (edge_test.go)
+		{"/big", "reference_fetch_failed", 400},
 		{"/404", "reference_fetch_failed", 400},
 	}
 	for _, tt := range tests {

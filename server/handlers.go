@@ -37,7 +37,7 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		srv:     srv,
 		catalog: map[string]Model{},
 		rates:   newBuckets(cfg.RatePerSec, cfg.RateBurst),
-		refs:    newRefLoader(cfg),
+		refs:    newRefLoader(cfg, logger),
 		idem:    newIdempotency(cfg.IdempotencySize, cfg.IdempotencyBytes),
 		ids:     gateway.NewIDs(),
 	}

@@ -12,6 +12,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,6 +33,7 @@ import (
 // cached by the hash of the bytes as sent.
 type refLoader struct {
 	cfg    Config
+	log    *slog.Logger
 	client *http.Client
 	cache  *lru.Cache[[32]byte, []byte]
 	budget *decodeBudget
@@ -39,9 +41,9 @@ type refLoader struct {
 
 var errForbiddenAddr = errors.New("address not allowed")
 
-func newRefLoader(cfg Config) *refLoader {
+func newRefLoader(cfg Config, logger *slog.Logger) *refLoader {
 	cache, _ := lru.New[[32]byte, []byte](cfg.RefCacheSize)
-	l := &refLoader{cfg: cfg, cache: cache, budget: newDecodeBudget(cfg.DecodeBytes, cfg.DecodeBytesTotal)}
+	l := &refLoader{cfg: cfg, log: logger.With("component", "refs"), cache: cache, budget: newDecodeBudget(cfg.DecodeBytes, cfg.DecodeBytesTotal)}
 	dialer := &net.Dialer{
 		Timeout: 5 * time.Second,
 		// Control sees the resolved address of every connection, including
@@ -89,10 +91,59 @@ func (l *refLoader) allowed(ip netip.Addr) bool {
 			return true
 		}
 	}
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !sharedAddrSpace.Contains(ip)
+	return publicAddr(ip)
 }
 
-var sharedAddrSpace = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT
+// publicAddr reports whether ip is a global unicast address outside every
+// special-purpose block (IANA's IPv4 and IPv6 special-purpose registries),
+// including the IPv6 ranges that reach an IPv4 address through a
+// translator or relay: NAT64 and the IPv4-compatible/translated forms
+// always (the embedded address may be private), 6to4 when the IPv4 address
+// it embeds is not public itself.
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	if sixToFour.Contains(ip) {
+		b := ip.As16()
+		return publicAddr(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+	}
+	return true
+}
+
+var sixToFour = netip.MustParsePrefix("2002::/16")
+
+var nonPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",       // "this network"
+		"100.64.0.0/10",   // carrier-grade NAT
+		"192.0.0.0/24",    // IETF protocol assignments
+		"192.0.2.0/24",    // documentation
+		"198.18.0.0/15",   // benchmarking
+		"198.51.100.0/24", // documentation
+		"203.0.113.0/24",  // documentation
+		"240.0.0.0/4",     // reserved
+		"::/96",           // IPv4-compatible (deprecated)
+		"::ffff:0:0:0/96", // IPv4-translated (SIIT)
+		"64:ff9b::/96",    // NAT64 well-known prefix
+		"64:ff9b:1::/48",  // NAT64 local use
+		"100::/64",        // discard
+		"2001::/23",       // IETF protocol assignments, Teredo among them
+		"2001:db8::/32",   // documentation
+		"3fff::/20",       // documentation
+		"fec0::/10",       // site-local (deprecated)
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
 
 // load returns the job's references normalised, in order.
 func (l *refLoader) load(ctx context.Context, refs []refInput) ([][]byte, error) {
@@ -126,6 +177,11 @@ func (l *refLoader) load(ctx context.Context, refs []refInput) ([][]byte, error)
 	return out, nil
 }
 
+// fetch gets a reference URL's bytes. Once the request is under way every
+// failure (an address the filter refuses after DNS or a redirect, refused
+// or timed-out connections, a status, a size, bytes that are no image) is
+// the same error to the caller: telling them apart would let a caller map
+// hosts and ports through this server. The detail goes to the log.
 func (l *refLoader) fetch(ctx context.Context, field, raw string) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
@@ -134,36 +190,42 @@ func (l *refLoader) fetch(ctx context.Context, field, raw string) ([]byte, error
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !l.allowed(ip) {
 		return nil, errField(CodeReferenceForbidden, field, "reference URL points at a private, loopback or link-local address")
 	}
+	b, err := l.get(ctx, u)
+	if err != nil {
+		l.log.Info("reference fetch failed", "host", u.Host, "err", err)
+		return nil, errField(CodeReferenceFetch, field, "reference URL could not be fetched as an image")
+	}
+	return b, nil
+}
+
+// get returns the image bytes at u, or why not.
+func (l *refLoader) get(ctx context.Context, u *url.URL) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RefFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, errField(CodeReferenceForbidden, field, "bad reference URL")
+		return nil, err
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
-		if errors.Is(err, errForbiddenAddr) {
-			return nil, errField(CodeReferenceForbidden, field, "reference URL resolves to a private, loopback or link-local address")
-		}
-		if ctx.Err() != nil {
-			return nil, errField(CodeReferenceFetch, field, "reference URL timed out")
-		}
-		return nil, errField(CodeReferenceFetch, field, "reference URL could not be fetched")
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, errField(CodeReferenceFetch, field, fmt.Sprintf("reference URL answered %d", resp.StatusCode))
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	tooLarge := &Error{Status: fiber.StatusRequestEntityTooLarge, Code: CodeReferenceTooLarge, Field: field, Message: fmt.Sprintf("reference larger than %d bytes", l.cfg.MaxRefBytes)}
 	if resp.ContentLength > int64(l.cfg.MaxRefBytes) {
-		return nil, tooLarge
+		return nil, fmt.Errorf("content length %d over %d", resp.ContentLength, l.cfg.MaxRefBytes)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(l.cfg.MaxRefBytes)+1))
 	if err != nil {
-		return nil, errField(CodeReferenceFetch, field, "reference URL body could not be read")
+		return nil, fmt.Errorf("read body: %w", err)
 	}
 	if len(b) > l.cfg.MaxRefBytes {
-		return nil, tooLarge
+		return nil, fmt.Errorf("body over %d bytes", l.cfg.MaxRefBytes)
+	}
+	if sniff(b) == "" {
+		return nil, fmt.Errorf("%d bytes that are no PNG, JPEG or WebP", len(b))
 	}
 	return b, nil
 }
