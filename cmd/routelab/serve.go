@@ -65,6 +65,7 @@ type serveOptions struct {
 	publicURL  string
 	simLatency float64 // sim.Options.LatencyScale
 	simOptions sim.Options
+	blobs      blobOptions
 	seedKey    string // a key secret inserted for seedTenant at start (dev)
 	seedTenant string
 	cfg        server.Config
@@ -114,6 +115,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
 	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
+	blobDir := fs.String("blob-dir", "", "blob store (sampled outputs, image links); default DATA_DIR/blobs. Put it on a volume apart from DATA_DIR/spool so full blobs cannot stop event spooling (env ROUTELAB_BLOB_DIR)")
+	blobRetention := fs.Duration("blob-retention", 30*24*time.Hour, "blobs older than this are deleted (swept hourly at most); 0 keeps them forever")
+	blobMinFree := fs.Uint64("blob-min-free", 1<<30, "bytes that must stay free on the blob store's disk; writes past that are refused (routelab_blob_writes_refused_total); 0 = no check")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests and the event flush")
 	gcPercent := gcPercentFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -125,10 +129,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "url-secret", "ROUTELAB_URL_SECRET")
+	envDefault(fs, env, "blob-dir", "ROUTELAB_BLOB_DIR")
 	envDefault(fs, env, "public-url", "ROUTELAB_PUBLIC_URL")
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
 	o.addr, o.adminAddr, o.dataDir, o.policy, o.catalog = *addr, *adminAddr, *dataDir, *policy, *catalog
 	o.brokers = splitList(*brokers)
+	o.blobs = blobOptions{dir: *blobDir, retention: *blobRetention, minFree: *blobMinFree}
 	o.adminToken, o.urlSecret, o.publicURL, o.simLatency = *adminToken, *urlSecret, *publicURL, *simLatency
 	o.cfg = server.Config{
 		BodyLimit: *bodyLimit, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
@@ -274,10 +280,11 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		return nil, err
 	}
 	s.closers = append(s.closers, exp.Close)
-	blobs, err := blob.Open(filepath.Join(o.dataDir, "blobs"))
+	blobs, err := openBlobs(o.blobs, o.dataDir, o.registry, o.logger)
 	if err != nil {
 		return nil, err
 	}
+	s.closers = append(s.closers, blobs.stop)
 	secret, err := loadURLSecret(o.urlSecret, o.dataDir)
 	if err != nil {
 		return nil, err
@@ -298,7 +305,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		ProviderOf: providerOf,
 		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
 		Events:     producer,
-		Blobs:      blobs,
+		Blobs:      blobs.Store,
 		Assigner:   exp.Assigner,
 		Registry:   o.registry,
 		Logger:     o.logger,
@@ -308,7 +315,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		Catalog:     catalog,
 		Events:      producer,
 		Keys:        keys,
-		Blobs:       blobs,
+		Blobs:       blobs.Store,
 		Experiments: exp.Registry,
 		Policy:      policies,
 		Registry:    o.registry,
@@ -392,6 +399,63 @@ func loadPolicyDoc(nameOrPath string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy %q is neither a file nor a shipped policy", nameOrPath)
 	}
+	return b, nil
+}
+
+// blobOptions place and bound serve's blob store.
+type blobOptions struct {
+	dir       string        // "" = DATA_DIR/blobs
+	retention time.Duration // 0 = keep forever
+	minFree   uint64        // 0 = no free-space check
+}
+
+// sweptBlobs is the blob store with its retention sweeper.
+type sweptBlobs struct {
+	*blob.Store
+	stop func() error
+}
+
+// openBlobs opens the blob store, exports its refused writes and sweeps as
+// metrics, and sweeps blobs past retention every retention/24 (at most
+// hourly, at least every minute) until stop.
+func openBlobs(o blobOptions, dataDir string, reg prometheus.Registerer, logger *slog.Logger) (*sweptBlobs, error) {
+	if o.dir == "" {
+		o.dir = filepath.Join(dataDir, "blobs")
+	}
+	st, err := blob.New(o.dir, blob.Options{MinFree: o.minFree})
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "routelab_blob_writes_refused_total", Help: "Blob writes refused because the blob disk is below --blob-min-free."},
+			func() float64 { return float64(st.Refused()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "routelab_blob_swept_total", Help: "Blobs deleted past --blob-retention."},
+			func() float64 { return float64(st.Swept()) }),
+	)
+	b := &sweptBlobs{Store: st, stop: func() error { return nil }}
+	if o.retention <= 0 {
+		return b, nil
+	}
+	every := min(max(o.retention/24, time.Minute), time.Hour)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if n, err := st.Sweep(time.Now(), o.retention); err != nil {
+				logger.Warn("blob sweep", "err", err)
+			} else if n > 0 {
+				logger.Info("blob sweep", "removed", n, "retention", o.retention)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	b.stop = func() error { close(done); <-stopped; return nil }
 	return b, nil
 }
 
