@@ -450,13 +450,8 @@ func total(bs []RateBucket) RateBucket {
 }
 
 // DefaultEdges are the bins of the numeric features when the reference is
-// built from the window (the router's training uses the same).
-var DefaultEdges = map[string][]float64{
-	"prompt_words": {0, 5, 13, 26, 51},
-	"ref_count":    {0, 1, 2, 3, 4},
-	"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
-	"aspect":       {0, 0.87, 1.15},
-}
+// built from the window: the router's reference bins.
+var DefaultEdges = router.ReferenceEdges()
 
 // eventCut is the time before which the first frac of the window's
 // decisions fall (so a baseline holds events even when traffic is bursty).

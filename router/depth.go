@@ -20,12 +20,12 @@ func chooseDepthLimit(pol *Policy, reqs []*Request, drop float64) int {
 			e.EditDepth = depth
 			ptrs[i] = &e
 		}
-		s := scoreRequests(pol, ptrs)
+		cs := choices(pol, ptrs)
 		tot := 0.0
-		for k := range s {
-			tot += s[k].p[s[k].pick(2)] // 2: nothing clears it, so the most likely model
+		for k := range cs {
+			tot += cs[k].P[cs[k].Pick(2)] // 2: nothing clears it, so the most likely model
 		}
-		return tot / float64(max(len(s), 1))
+		return tot / float64(max(len(cs), 1))
 	}
 	base := mean(ResetDepth)
 	for depth := 2; depth <= 16; depth++ {

@@ -5,103 +5,135 @@ import (
 	"sort"
 )
 
-// scored is one held-out request's eligible candidates under a policy.
-type scored struct {
-	tier  int
-	n     int
-	p     [MaxModels]float64
-	cost  [MaxModels]float64
-	model [MaxModels]int
+// Choice is one request as the threshold search and the rule audit replay
+// it: per candidate model its calibrated P, its price and whether it may
+// serve the request, indexed alike.
+type Choice struct {
+	Tier     Tier
+	W        float64 // weight of the request (inverse propensity, or 1); 0 counts as 1
+	P        []float64
+	Cost     []float64
+	Eligible []bool   // nil: every candidate is eligible
+	Models   []string // the candidates' names (the rule audit needs them)
 }
 
-func scoreRequests(pol *Policy, reqs []*Request) []scored {
-	c := pol.c
-	out := make([]scored, 0, len(reqs))
-	var f Features
-	for _, r := range reqs {
-		s := scored{tier: tierIndex(r.Tier)}
-		Extract(r, r.EditDepth, &f)
-		for i := range c.models {
-			cost, reason := c.check(i, r, s.tier, nil)
-			if reason != "" {
-				continue
-			}
-			s.p[s.n], s.cost[s.n], s.model[s.n] = c.score(i, &f), cost, i
-			s.n++
-		}
-		if s.n > 0 {
-			out = append(out, s)
-		}
+// Pick is Pick on the request's candidates.
+func (c *Choice) Pick(threshold float64) int { return Pick(c.P, c.Cost, c.Eligible, threshold) }
+
+func (c *Choice) weight() float64 {
+	if c.W > 0 {
+		return c.W
 	}
-	return out
+	return 1
 }
 
-// pick is Decide's greedy rule on a scored request.
-func (s *scored) pick(thr float64) int {
-	cheap, top := -1, -1
-	for k := 0; k < s.n; k++ {
-		if top < 0 || s.p[k] > s.p[top] {
-			top = k
-		}
-		if s.p[k] >= thr && (cheap < 0 || s.cost[k] < s.cost[cheap] || s.cost[k] == s.cost[cheap] && s.p[k] > s.p[cheap]) {
-			cheap = k
-		}
-	}
-	if cheap >= 0 {
-		return cheap
-	}
-	return top
+// DefaultThresholds are the per-tier thresholds of a policy that sets
+// none (Compile) and of a tier the threshold search has no requests for.
+func DefaultThresholds() map[Tier]float64 {
+	return map[Tier]float64{TierDraft: 0.8, TierStandard: 0.85, TierPremium: 0.9}
 }
 
-// chooseThresholds walks thresholds 0.50..1.00 per tier, recording the
-// calibrated expected success and cost of each (the frontier), and picks
-// the cheapest threshold within the tier's slack of the best success.
-func chooseThresholds(pol *Policy, reqs []*Request, cfg TrainConfig, frontier map[Tier][]FrontierPoint) map[Tier]float64 {
-	sc := scoreRequests(pol, reqs)
-	out := map[Tier]float64{}
-	for ti, tier := range []Tier{TierDraft, TierStandard, TierPremium} {
-		var pts []FrontierPoint
-		best := 0.0
-		for t := 50; t <= 100; t++ {
-			thr := float64(t) / 100
-			var succ, cost float64
-			n := 0
-			for k := range sc {
-				if sc[k].tier != ti {
+// DefaultSlack is how much expected success per tier the threshold search
+// gives up for a cheaper threshold: draft 3 points, standard 1.2, premium 0.4.
+func DefaultSlack() map[Tier]float64 {
+	return map[Tier]float64{TierDraft: 0.03, TierStandard: 0.012, TierPremium: 0.004}
+}
+
+// ThresholdGrid is the default grid of the threshold search, 0.50 to 1.00
+// by 0.01. It ends at 1.00, where (short of a P of exactly 1) Pick takes
+// the most likely model: the best expected success a threshold can give,
+// which the slack is measured from.
+func ThresholdGrid() []float64 {
+	g := make([]float64, 0, 51)
+	for t := 50; t <= 100; t++ {
+		g = append(g, float64(t)/100)
+	}
+	return g
+}
+
+// ThresholdOptions say how the threshold search picks a tier's threshold.
+type ThresholdOptions struct {
+	// Slack per tier: the chosen threshold is the cheapest whose expected
+	// success is within Slack of the best on the grid. Nil: DefaultSlack.
+	Slack map[Tier]float64
+	Grid  []float64 // nil: ThresholdGrid
+}
+
+// ChooseThresholds is the threshold search of training and of the jobs'
+// recalibration. Per tier, for each threshold of the grid, it replays Pick
+// on every request of the tier and records the weighted mean calibrated
+// success and cost of the picks (the curve); the chosen threshold is the
+// cheapest point within the tier's slack of the best success, the lowest
+// threshold among equally cheap ones. It returns the chosen thresholds
+// (tiers without requests keep fallback's value, if any) and per tier the
+// curve, every grid point, the chosen one marked.
+func ChooseThresholds(rows []Choice, fallback map[Tier]float64, opt ThresholdOptions) (map[Tier]float64, map[Tier][]FrontierPoint) {
+	if opt.Slack == nil {
+		opt.Slack = DefaultSlack()
+	}
+	if opt.Grid == nil {
+		opt.Grid = ThresholdGrid()
+	}
+	chosen := make(map[Tier]float64, 3)
+	for k, v := range fallback {
+		chosen[k] = v
+	}
+	curves := map[Tier][]FrontierPoint{}
+	byTier := map[Tier][]*Choice{}
+	for i := range rows {
+		t := rows[i].Tier
+		if t == "" {
+			t = TierStandard
+		}
+		byTier[t] = append(byTier[t], &rows[i])
+	}
+	for _, tier := range []Tier{TierDraft, TierStandard, TierPremium} {
+		rs := byTier[tier]
+		pts := make([]FrontierPoint, 0, len(opt.Grid))
+		best := math.Inf(-1)
+		for _, t := range opt.Grid {
+			var sw, ss, sc float64
+			for _, r := range rs {
+				i := r.Pick(t)
+				if i < 0 {
 					continue
 				}
-				j := sc[k].pick(thr)
-				succ += sc[k].p[j]
-				cost += sc[k].cost[j]
-				n++
+				w := r.weight()
+				sw += w
+				ss += w * r.P[i]
+				sc += w * r.Cost[i]
 			}
-			if n == 0 {
-				break
+			if sw == 0 {
+				continue
 			}
-			fp := FrontierPoint{Threshold: thr, Success: succ / float64(n), CostUSD: cost / float64(n)}
-			pts = append(pts, fp)
-			best = math.Max(best, fp.Success)
+			pt := FrontierPoint{Threshold: t, Success: ss / sw, CostUSD: sc / sw}
+			best = math.Max(best, pt.Success)
+			pts = append(pts, pt)
 		}
 		if len(pts) == 0 {
-			out[tier] = 0.9
 			continue
 		}
-		chosen := len(pts) - 1
-		for k, fp := range pts {
-			if fp.Success >= best-cfg.Slack[tier] && fp.CostUSD < pts[chosen].CostUSD {
-				chosen = k
+		bi := -1
+		for i, pt := range pts {
+			if pt.Success < best-opt.Slack[tier]-1e-12 {
+				continue
+			}
+			if bi < 0 || pt.CostUSD < pts[bi].CostUSD-1e-12 {
+				bi = i
 			}
 		}
-		pts[chosen].Chosen = true
-		out[tier] = pts[chosen].Threshold
-		frontier[tier] = pareto(pts)
+		pts[bi].Chosen = true
+		chosen[tier] = pts[bi].Threshold
+		curves[tier] = pts
 	}
-	return out
+	return chosen, curves
 }
 
-// pareto keeps the points no other point beats on both cost and success.
-func pareto(pts []FrontierPoint) []FrontierPoint {
-	s := append([]FrontierPoint(nil), pts...)
+// Frontier keeps the points of a curve no other point beats on both cost
+// and success (and the chosen one), in order of cost: what a policy's
+// metrics store and `routelab policy` prints.
+func Frontier(curve []FrontierPoint) []FrontierPoint {
+	s := append([]FrontierPoint(nil), curve...)
 	sort.SliceStable(s, func(a, b int) bool {
 		if s[a].CostUSD != s[b].CostUSD {
 			return s[a].CostUSD < s[b].CostUSD
@@ -114,6 +146,33 @@ func pareto(pts []FrontierPoint) []FrontierPoint {
 		if p.Success > best || p.Chosen {
 			out = append(out, p)
 			best = math.Max(best, p.Success)
+		}
+	}
+	return out
+}
+
+// choices scores the requests under a policy: per request its eligible
+// candidates (no health: every provider usable). Requests no model can
+// serve are left out.
+func choices(pol *Policy, reqs []*Request) []Choice {
+	c := pol.c
+	out := make([]Choice, 0, len(reqs))
+	var f Features
+	for _, r := range reqs {
+		tier := tierIndex(r.Tier)
+		Extract(r, r.EditDepth, &f)
+		ch := Choice{Tier: []Tier{TierDraft, TierStandard, TierPremium}[tier], W: 1}
+		for i := range c.models {
+			cost, reason := c.check(i, r, tier, nil)
+			if reason != "" {
+				continue
+			}
+			ch.P = append(ch.P, c.score(i, &f))
+			ch.Cost = append(ch.Cost, cost)
+			ch.Models = append(ch.Models, c.models[i].Name)
+		}
+		if len(ch.P) > 0 {
+			out = append(out, ch)
 		}
 	}
 	return out

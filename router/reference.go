@@ -2,6 +2,20 @@ package router
 
 import "sort"
 
+// ReferenceEdges are the bins of the numeric features in a policy's
+// reference distributions (training), and of the drift job's baseline when
+// a policy carries none: bin i holds Edges[i] <= v < Edges[i+1], the last
+// is open-ended.
+func ReferenceEdges() map[string][]float64 {
+	return map[string][]float64{
+		"prompt_words": {0, 5, 13, 26, 51},
+		"ref_count":    {0, 1, 2, 3, 4},
+		"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
+		"aspect":       {0, 0.87, 1.15},
+	}
+}
+
+// window is the time range and size of the training examples.
 func window(ex []Example, source string) *TrainingWindow {
 	w := &TrainingWindow{Events: len(ex), Source: source}
 	for i := range ex {
@@ -25,18 +39,8 @@ func reference(ex []Example) *Reference {
 	r := &Reference{Events: len(ex), Hist: map[string]Histogram{}, Share: map[string]map[string]float64{
 		"mode": {}, "tier": {}, "keyword": {}, "route": {},
 	}}
-	hist := func(name string, edges []float64, val func(*Example, *Features) float64) {
-		h := Histogram{Edges: edges, Frac: make([]float64, len(edges))}
-		r.Hist[name] = h
-	}
-	edges := map[string][]float64{
-		"prompt_words": {0, 5, 13, 26, 51},
-		"ref_count":    {0, 1, 2, 3, 4},
-		"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
-		"aspect":       {0, 0.87, 1.15},
-	}
-	for name, e := range edges {
-		hist(name, e, nil)
+	for name, e := range ReferenceEdges() {
+		r.Hist[name] = Histogram{Edges: e, Frac: make([]float64, len(e))}
 	}
 	if len(ex) == 0 {
 		return r

@@ -43,8 +43,11 @@ type TrainConfig struct {
 	// MaxWeight clips inverse-propensity weights.
 	MaxWeight float64
 	// Slack per tier: the chosen threshold is the cheapest whose expected
-	// success is within Slack of the best threshold's.
+	// success is within Slack of the best threshold's (ChooseThresholds);
+	// nil: DefaultSlack.
 	Slack map[Tier]float64
+	// Audit tunes the rule audit (AuditRules).
+	Audit AuditOptions
 	// DepthDrop: the edit-depth limit is the first depth where the best
 	// model's expected success falls this far below a reset's.
 	DepthDrop float64
@@ -67,7 +70,7 @@ func (c *TrainConfig) defaults() {
 		c.MaxWeight = 50
 	}
 	if c.Slack == nil {
-		c.Slack = map[Tier]float64{TierDraft: 0.03, TierStandard: 0.012, TierPremium: 0.004}
+		c.Slack = DefaultSlack()
 	}
 	if c.DepthDrop == 0 {
 		c.DepthDrop = 0.03
@@ -258,16 +261,37 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 
 	// Threshold, rule and depth choices are made on the held-out requests.
 	var hold []*Request
+	var holdEx []*Example
 	for i := range ex {
 		if sp[i] != 0 {
 			hold = append(hold, &ex[i].Req)
+			holdEx = append(holdEx, &ex[i])
 		}
 	}
-	pol.Thresholds = chooseThresholds(pol, hold, cfg, pol.Metrics.Frontier)
+	thr, curves := ChooseThresholds(choices(pol, hold), DefaultThresholds(), ThresholdOptions{Slack: cfg.Slack})
+	pol.Thresholds = thr
+	for t, c := range curves {
+		pol.Metrics.Frontier[t] = Frontier(c)
+	}
 	if err := pol.Compile(); err != nil {
 		return nil, err
 	}
-	pol.Rules, pol.Metrics.RuleAudit = auditRules(pol, hold, cfg.Rules)
+	rows, bad := auditRows(pol, holdEx, cfg.Rules, func(e *Example) float64 {
+		if cfg.Unweighted {
+			return 1
+		}
+		return math.Min(1/e.Propensity, cfg.MaxWeight)
+	})
+	var audited []Rule
+	for _, r := range cfg.Rules {
+		if !bad[r.Name] {
+			audited = append(audited, r)
+		}
+	}
+	pol.Rules, pol.Metrics.RuleAudit = AuditRules(audited, rows, pol.Thresholds, cfg.Audit)
+	if len(pol.Rules) == 0 {
+		pol.Rules = nil
+	}
 	pol.EditDepthLimit = chooseDepthLimit(pol, hold, cfg.DepthDrop)
 	pol.Reference = reference(ex)
 	pol.TrainingWindow = window(ex, cfg.Source)
