@@ -6,7 +6,7 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-// CalBin is one cell of the calibration aggregate ClickHouse returns: the
+// CalBin is one cell of the calibration aggregate a source returns: the
 // decisions of one model whose logged calibrated P fell in one fine bin,
 // split into fit and holdout rows by a hash of the request id. Sums are
 // inverse-propensity weighted (W = sum 1/propensity), so the aggregate

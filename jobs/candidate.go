@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 
@@ -19,8 +18,8 @@ type Cand struct {
 
 // Row is one labelled decision with the candidates it was chosen among: what
 // the rule audit, the threshold search and (in process) the calibration
-// bins are computed from. Rows come from ClickHouse (Store.Rows, a sample)
-// or, in the lab, straight from the simulated loop.
+// bins are computed from. Rows come from a source (CalibrationSource.Rows,
+// a sample) or, in the lab, straight from the simulated loop.
 type Row struct {
 	ID         string
 	Tier       router.Tier
@@ -30,20 +29,18 @@ type Row struct {
 	Y          float64
 	Cands      []Cand
 	LatencyMS  float64 // first attempt's latency (0 when unknown)
-	// HoldoutSet marks rows whose split was decided by ClickHouse
-	// (cityHash64) rather than in process.
+	// HoldoutSet marks rows whose split the source decided (ClickHouse
+	// computes it in the query) rather than Holdout(ID).
 	HoldoutSet, HoldoutVal bool
 }
 
-// Holdout is the row's split: one row in five, by cityHash64 of the id in
-// ClickHouse or an FNV hash of it in process.
+// Holdout is the row's split: one row in five, by Holdout of the id (the
+// same split ClickHouse computes) unless the source set it.
 func (r Row) Holdout() bool {
 	if r.HoldoutSet {
 		return r.HoldoutVal
 	}
-	h := fnv.New64a()
-	h.Write([]byte(r.ID))
-	return h.Sum64()%HoldoutMod == 0
+	return Holdout(r.ID)
 }
 
 func (r Row) chosenP() (float64, bool) {
@@ -55,8 +52,8 @@ func (r Row) chosenP() (float64, bool) {
 	return 0, false
 }
 
-// BinsFromRows aggregates rows the way Store.CalibrationBins does in
-// ClickHouse.
+// BinsFromRows aggregates rows the way CalibrationSource.CalibrationBins
+// does (jobs/chsource in ClickHouse, jobs/memsource with this).
 func BinsFromRows(rows []Row) []CalBin {
 	type key struct {
 		m    string
@@ -131,7 +128,7 @@ type CandidateReport struct {
 }
 
 // BuildCandidate makes the candidate policy from the live one: calibration
-// maps fitted on bins (computed by ClickHouse, or BinsFromRows in the lab),
+// maps fitted on bins (from a source, or BinsFromRows in the lab),
 // then on the rows the rule audit and the threshold search with the new
 // maps, then sealed. It never changes the classifier weights.
 func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, opt CandidateOptions) (*router.Policy, CandidateReport, error) {
