@@ -2,10 +2,11 @@ package jobs
 
 import (
 	"math"
-	"sort"
+
+	"github.com/routelab/routelab/router"
 )
 
-// CalBin is one cell of the calibration aggregate ClickHouse returns: the
+// CalBin is one cell of the calibration aggregate a source returns: the
 // decisions of one model whose logged calibrated P fell in one fine bin,
 // split into fit and holdout rows by a hash of the request id. Sums are
 // inverse-propensity weighted (W = sum 1/propensity), so the aggregate
@@ -32,86 +33,36 @@ type Map struct {
 	Y []float64 `json:"y"`
 }
 
-// Apply maps p.
+// Apply maps p: router's isotonic interpolation on the knots, the
+// identity for an empty map.
 func (m Map) Apply(p float64) float64 {
-	n := len(m.X)
-	if n == 0 {
+	if len(m.X) == 0 {
 		return p
 	}
-	if p <= m.X[0] {
-		return m.Y[0]
-	}
-	if p >= m.X[n-1] {
-		return m.Y[n-1]
-	}
-	i := sort.SearchFloat64s(m.X, p)
-	t := (p - m.X[i-1]) / (m.X[i] - m.X[i-1])
-	return m.Y[i-1] + t*(m.Y[i]-m.Y[i-1])
-}
-
-// Isotonic fits a non-decreasing step function to (x, y) with weights w by
-// pool-adjacent-violators; x must be increasing. It returns the fitted y.
-func Isotonic(x, y, w []float64) []float64 {
-	type block struct {
-		sw, swy float64
-		n       int
-	}
-	var st []block
-	for i := range x {
-		st = append(st, block{w[i], w[i] * y[i], 1})
-		for len(st) > 1 {
-			a, b := st[len(st)-2], st[len(st)-1]
-			if a.swy/a.sw <= b.swy/b.sw {
-				break
-			}
-			st = st[:len(st)-2]
-			st = append(st, block{a.sw + b.sw, a.swy + b.swy, a.n + b.n})
-		}
-	}
-	out := make([]float64, 0, len(x))
-	for _, b := range st {
-		for range b.n {
-			out = append(out, b.swy/b.sw)
-		}
-	}
-	return out
+	c := router.Calibrator{Kind: "isotonic", X: m.X, Y: m.Y}
+	return c.Apply(p)
 }
 
 // FitMap fits the recalibration map of one model from its fit-side bins:
-// isotonic regression of the observed success rate on the mean logged P,
-// with a prior of priorW weight pulling each bin towards its own P (so a
-// bin with a handful of rows does not swing the map).
+// router.FitIsotonicValues of the observed success rate on the mean logged
+// P, with a prior of priorW weight pulling each bin towards its own P (so
+// a bin with a handful of rows does not swing the map).
 func FitMap(bins []CalBin, priorW float64) Map {
-	var bs []CalBin
+	var x, y, w []float64
 	for _, b := range bins {
-		if b.W > 0 {
-			bs = append(bs, b)
-		}
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].MeanP() < bs[j].MeanP() })
-	if len(bs) == 0 {
-		return Map{}
-	}
-	x := make([]float64, len(bs))
-	y := make([]float64, len(bs))
-	w := make([]float64, len(bs))
-	for i, b := range bs {
-		x[i] = b.MeanP()
-		y[i] = (b.WY + priorW*x[i]) / (b.W + priorW)
-		w[i] = b.W + priorW
-	}
-	fit := Isotonic(x, y, w)
-	m := Map{X: make([]float64, 0, len(x)), Y: make([]float64, 0, len(x))}
-	for i := range x {
-		if len(m.X) > 0 && x[i] <= m.X[len(m.X)-1] {
-			// equal mean P: keep the later (pooled) value
-			m.Y[len(m.Y)-1] = fit[i]
+		if b.W <= 0 {
 			continue
 		}
-		m.X = append(m.X, x[i])
-		m.Y = append(m.Y, fit[i])
+		p := b.MeanP()
+		x = append(x, p)
+		y = append(y, (b.WY+priorW*p)/(b.W+priorW))
+		w = append(w, b.W+priorW)
 	}
-	return m
+	if len(x) == 0 {
+		return Map{}
+	}
+	c := router.FitIsotonicValues(x, y, w)
+	return Map{X: c.X, Y: c.Y}
 }
 
 // Calibration is ECE and Brier score of a set of predictions.

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 
@@ -19,8 +18,8 @@ type Cand struct {
 
 // Row is one labelled decision with the candidates it was chosen among: what
 // the rule audit, the threshold search and (in process) the calibration
-// bins are computed from. Rows come from ClickHouse (Store.Rows, a sample)
-// or, in the lab, straight from the simulated loop.
+// bins are computed from. Rows come from a source (CalibrationSource.Rows,
+// a sample) or, in the lab, straight from the simulated loop.
 type Row struct {
 	ID         string
 	Tier       router.Tier
@@ -30,20 +29,18 @@ type Row struct {
 	Y          float64
 	Cands      []Cand
 	LatencyMS  float64 // first attempt's latency (0 when unknown)
-	// HoldoutSet marks rows whose split was decided by ClickHouse
-	// (cityHash64) rather than in process.
+	// HoldoutSet marks rows whose split the source decided (ClickHouse
+	// computes it in the query) rather than Holdout(ID).
 	HoldoutSet, HoldoutVal bool
 }
 
-// Holdout is the row's split: one row in five, by cityHash64 of the id in
-// ClickHouse or an FNV hash of it in process.
+// Holdout is the row's split: one row in five, by Holdout of the id (the
+// same split ClickHouse computes) unless the source set it.
 func (r Row) Holdout() bool {
 	if r.HoldoutSet {
 		return r.HoldoutVal
 	}
-	h := fnv.New64a()
-	h.Write([]byte(r.ID))
-	return h.Sum64()%HoldoutMod == 0
+	return Holdout(r.ID)
 }
 
 func (r Row) chosenP() (float64, bool) {
@@ -55,8 +52,8 @@ func (r Row) chosenP() (float64, bool) {
 	return 0, false
 }
 
-// BinsFromRows aggregates rows the way Store.CalibrationBins does in
-// ClickHouse.
+// BinsFromRows aggregates rows the way CalibrationSource.CalibrationBins
+// does (jobs/chsource in ClickHouse, jobs/memsource with this).
 func BinsFromRows(rows []Row) []CalBin {
 	type key struct {
 		m    string
@@ -102,17 +99,25 @@ func BinsFromRows(rows []Row) []CalBin {
 // CandidateOptions tune how a candidate is built from the live policy.
 type CandidateOptions struct {
 	Recalibrate RecalibrateOptions
-	Thresholds  ThresholdOptions
-	// RuleMargin: a rule is dropped when its model's observed success on
-	// the requests it decided is below the recalibrated classifier's
-	// expected success on the same requests by more than this; default 0.03.
-	RuleMargin float64
-	// RuleMinRows: fewest rule-decided rows before a rule is judged;
-	// default 200.
-	RuleMinRows int
+	// Thresholds: the threshold search's options; a nil Slack is
+	// RecalibrationSlack.
+	Thresholds router.ThresholdOptions
+	// Audit tunes the rule audit (router.AuditRules: doubly robust
+	// estimates of the rule's success and of the recalibrated classifier's
+	// own choice on the requests the rule decided).
+	Audit router.AuditOptions
 	// KeepThresholds keeps the live policy's thresholds (the frontier is
 	// still computed and reported).
 	KeepThresholds bool
+}
+
+// RecalibrationSlack is the threshold search's slack when a candidate is
+// built from the live policy: draft 3 points, standard 1, premium 0. It is
+// tighter than training's (router.DefaultSlack): a candidate is usually
+// built because outcomes moved, and it favours success over cost; these
+// were the job's tolerances before the search was shared with training.
+func RecalibrationSlack() map[router.Tier]float64 {
+	return map[router.Tier]float64{router.TierDraft: 0.03, router.TierStandard: 0.01, router.TierPremium: 0}
 }
 
 // CandidateReport extends the recalibration report with the rule audit.
@@ -123,16 +128,10 @@ type CandidateReport struct {
 }
 
 // BuildCandidate makes the candidate policy from the live one: calibration
-// maps fitted on bins (computed by ClickHouse, or BinsFromRows in the lab),
+// maps fitted on bins (from a source, or BinsFromRows in the lab),
 // then on the rows the rule audit and the threshold search with the new
 // maps, then sealed. It never changes the classifier weights.
 func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, opt CandidateOptions) (*router.Policy, CandidateReport, error) {
-	if opt.RuleMargin <= 0 {
-		opt.RuleMargin = 0.03
-	}
-	if opt.RuleMinRows <= 0 {
-		opt.RuleMinRows = 200
-	}
 	cand, rr, err := Recalibrate(live, bins, w, opt.Recalibrate)
 	rep := CandidateReport{RecalReport: rr, DroppedRules: []string{}}
 	if err != nil {
@@ -151,67 +150,43 @@ func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, op
 		return p
 	}
 	// threshold search over classifier-decided rows (rules decide the rest)
-	var choices []Choice
-	byRule := map[string][]Row{}
+	var choices []router.Choice
+	var audit []router.AuditRow
 	for _, r := range rows {
 		if r.Holdout() {
 			continue // held out for the before/after metrics and OPE
 		}
-		if r.Rule != "" {
-			byRule[r.Rule] = append(byRule[r.Rule], r)
+		if r.Rule == "" {
+			choices = append(choices, toChoice(r, mapP))
 			continue
 		}
-		choices = append(choices, toChoice(r, mapP))
+		audit = append(audit, router.AuditRow{Rule: r.Rule, Model: r.Model, W: 1 / r.Propensity, Y: r.Y, Choice: toChoice(r, mapP)})
 	}
-	thr, front := ChooseThresholds(choices, live.Thresholds, opt.Thresholds)
+	if opt.Thresholds.Slack == nil {
+		opt.Thresholds.Slack = RecalibrationSlack()
+	}
+	thr, curves := router.ChooseThresholds(choices, live.Thresholds, opt.Thresholds)
 	if opt.KeepThresholds {
 		thr = cand.Thresholds
 	}
 	cand.Thresholds = thr
 	rep.Thresholds = thr
-	rep.Frontier = front
-	// rule audit: the rule's observed success against what the
-	// recalibrated classifier expects of its own choice on the same rows
-	var kept []router.Rule
-	for _, rule := range cand.Rules {
-		ra := router.RuleAudit{Rule: rule.Name, Kept: true}
-		var ys, costs, cp, cc float64
-		var n float64
-		for _, r := range byRule[rule.Name] {
-			if r.Model != rule.Model {
-				continue // explored away from the rule: says nothing about it
-			}
-			c := toChoice(r, mapP)
-			i := pick(c, tierThreshold(thr, r.Tier))
-			if i < 0 {
-				continue
-			}
-			n++
-			ys += r.Y
-			for _, k := range r.Cands {
-				if k.Model == rule.Model {
-					costs += k.Cost
-				}
-			}
-			cp += c.P[i]
-			cc += c.Cost[i]
-		}
-		ra.Matched = int(n)
-		if n > 0 {
-			ra.RuleP, ra.RuleCost, ra.ClassP, ra.ClassCost = ys/n, costs/n, cp/n, cc/n
-		}
-		if int(n) >= opt.RuleMinRows && ra.RuleP < ra.ClassP-opt.RuleMargin {
-			ra.Kept = false
-			rep.DroppedRules = append(rep.DroppedRules, rule.Name)
-		} else {
-			kept = append(kept, rule)
-		}
-		rep.Rules = append(rep.Rules, ra)
+	rep.Frontier = curves
+	cand.Rules, rep.Rules = router.AuditRules(cand.Rules, audit, thr, opt.Audit)
+	if len(cand.Rules) == 0 {
+		cand.Rules = nil
 	}
-	cand.Rules = kept
+	for _, a := range rep.Rules {
+		if !a.Kept {
+			rep.DroppedRules = append(rep.DroppedRules, a.Rule)
+		}
+	}
 	if cand.Metrics != nil {
 		cand.Metrics.RuleAudit = rep.Rules
-		cand.Metrics.Frontier = front
+		cand.Metrics.Frontier = map[router.Tier][]router.FrontierPoint{}
+		for t, c := range curves {
+			cand.Metrics.Frontier[t] = router.Frontier(c)
+		}
 	}
 	if err := cand.Seal(); err != nil {
 		return nil, rep, fmt.Errorf("seal candidate: %w", err)
@@ -220,18 +195,11 @@ func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, op
 	return cand, rep, nil
 }
 
-func tierThreshold(thr map[router.Tier]float64, t router.Tier) float64 {
-	if t == "" {
-		t = router.TierStandard
-	}
-	if v, ok := thr[t]; ok {
-		return v
-	}
-	return map[router.Tier]float64{router.TierDraft: 0.8, router.TierStandard: 0.85, router.TierPremium: 0.9}[t]
-}
-
-func toChoice(r Row, mapP func(string, float64) float64) Choice {
-	c := Choice{Tier: r.Tier, W: 1, P: make([]float64, len(r.Cands)), Cost: make([]float64, len(r.Cands)), Eligible: make([]bool, len(r.Cands))}
+// toChoice is a row's candidates as the threshold search and the rule audit
+// replay them, with P through the recalibration maps.
+func toChoice(r Row, mapP func(string, float64) float64) router.Choice {
+	c := router.Choice{Tier: r.Tier, W: 1, P: make([]float64, len(r.Cands)), Cost: make([]float64, len(r.Cands)),
+		Eligible: make([]bool, len(r.Cands)), Models: make([]string, len(r.Cands))}
 	if c.Tier == "" {
 		c.Tier = router.TierStandard
 	}
@@ -239,6 +207,7 @@ func toChoice(r Row, mapP func(string, float64) float64) Choice {
 		c.P[i] = mapP(k.Model, k.P)
 		c.Cost[i] = k.Cost
 		c.Eligible[i] = k.Eligible
+		c.Models[i] = k.Model
 	}
 	return c
 }

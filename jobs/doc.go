@@ -1,14 +1,19 @@
 // Package jobs is routelab's offline jobs process: it closes the loop from
-// logged outcomes back to the routing policy. Every job reads ClickHouse
-// (aggregations are pushed into ClickHouse; Go receives bins and samples),
+// logged outcomes back to the routing policy. Every job reads through the
+// source interfaces of source.go, in the jobs' terms (calibration bins,
+// sampled rows, counts, profiles, rates); jobs/chsource implements them on
+// ClickHouse (aggregations pushed into ClickHouse; Go receives bins and
+// samples), jobs/memsource on events held in memory (the lab, tests). A job
 // writes a JSON report and an audit event, and can run once or on a
-// schedule (cmd/routelab jobs NAME [--every D]):
+// schedule (cmd/routelab jobs NAME [--every D]). The policy math (isotonic
+// fit, threshold search, rule audit, the pick rule they replay) is
+// router's; the jobs call it.
 //
 //   - labels (labels.go): the one configurable definition of success,
-//     joined in ClickHouse from decisions, qa_results, signals and reviews;
+//     joined in ClickHouse by chsource, evaluated per request by memsource;
 //   - recalibrate (recalibrate.go, candidate.go): per-model isotonic maps
 //     on the live policy's calibrated P, inverse-propensity weighted, with
-//     ECE/Brier before and after on held-out rows, a rule audit and tier
+//     ECE/Brier before and after on held-out rows, the rule audit and tier
 //     thresholds re-chosen on the cost/success frontier; writes a candidate
 //     policy carrying its parent version, window and metrics;
 //   - ope (ope.go): the candidate replayed on the live policy's logged
@@ -16,7 +21,8 @@
 //   - drift (drift.go): the live policy's reference distributions against
 //     the window (PSI, KS, chi-square, route share) and CUSUMs on outcome
 //     rates (evaluator/drift);
-//   - pipeline: recalibrate -> OPE gate -> drift check -> canary -> push;
+//   - pipeline: recalibrate -> OPE gate -> drift check -> canary -> push
+//     (RunPipeline, on any Source);
 //   - lab (lab.go): the same loop in process against the simulated world,
 //     with the world's truth changed mid-run.
 package jobs

@@ -4,42 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/router"
 )
-
-// FeatureExprs maps the feature names a policy's reference distributions use
-// to ClickHouse expressions over the decisions table. A reference feature
-// missing here is reported as "unsupported" rather than silently skipped.
-var FeatureExprs = map[string]string{
-	// words as spaces + 1; on 18.16 splitByChar costs ~25% less server CPU
-	// than length(prompt) - length(replaceAll(prompt, ' ', '')) + 1 at 10M
-	// rows (0.9-1.1 s against 1.2-1.8 s)
-	"prompt_words":     "if(prompt = '', 0, length(splitByChar(' ', prompt)))",
-	"prompt_len":       "prompt_len",
-	"ref_count":        "ref_count",
-	"refs":             "ref_count",
-	"edit_depth":       "edit_depth",
-	"depth":            "edit_depth",
-	"aspect":           "aspect",
-	"latency_ms":       "latency_ms",
-	"cost_usd":         "cost_usd",
-	"mode":             "mode",
-	"tier":             "if(tier = '', 'standard', tier)",
-	"model":            "model",
-	"route":            "model",
-	"text_heavy":       "text_heavy",
-	"preserve_subject": "preserve_subject",
-	"rule":             "if(rule = '', 'classifier', rule)",
-	"keyword":          "arrayJoin(keywords)",
-	"keywords":         "arrayJoin(keywords)",
-}
-
-// routeFeatures are the share features treated as route shares.
-var routeFeatures = map[string]bool{"model": true, "route": true}
 
 // DriftConfig configures jobs drift.
 type DriftConfig struct {
@@ -100,8 +69,7 @@ type DriftReport struct {
 }
 
 // RefCounts turns a reference histogram (fractions) into counts over the
-// bins BinExpr(expr, Edges[1:]) produces: bin 0 also takes values below
-// Edges[0].
+// bins Bin(v, Edges[1:]) gives: bin 0 also takes values below Edges[0].
 func RefCounts(h router.Histogram, events int) (inner, counts []float64) {
 	if len(h.Edges) > 1 {
 		inner = h.Edges[1:]
@@ -154,10 +122,10 @@ func alignShares(ref map[string]float64, events int, cur map[string]float64) (ca
 }
 
 // Drift runs every check of the live policy's reference against the window,
-// with the histograms and counts computed in ClickHouse, and the rate
+// with the histograms and counts computed by the source, and the rate
 // streams' CUSUMs over time buckets. A policy without reference
-// distributions gets the stream checks only.
-func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg DriftConfig, progress func(string, ...any)) (DriftReport, error) {
+// distributions is compared with the window's first part.
+func Drift(ctx context.Context, s DriftSource, live *router.Policy, w Window, cfg DriftConfig, progress func(string, ...any)) (DriftReport, error) {
 	start := time.Now()
 	cfg = cfg.defaults()
 	rep := DriftReport{Job: "drift", PolicyVersion: live.Version, Window: w, Features: map[string]drift.Check{},
@@ -170,13 +138,49 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 	progress("drift: %d decisions in window (%s)", n, time.Since(start).Round(time.Millisecond))
 	ref := live.Reference
 	noRef := ref == nil || len(ref.Hist)+len(ref.Share) == 0
-	routeName := ""
+
+	// what to count: numeric features binned, categorical ones by value,
+	// the route share and keyword groups among them; all in one Profile
+	spec := ProfileSpec{ResetDepth: max(live.EditDepthLimit, 1)}
+	var numNames, catNames []string // the reference's names, aligned with spec
+	routeAt, kwAt := -1, -1
+	addCat := func(name, canonical string) {
+		switch canonical {
+		case FeatureModel:
+			routeAt = len(catNames)
+		case FeatureKeyword:
+			kwAt = len(catNames)
+		}
+		catNames, spec.Cat = append(catNames, name), append(spec.Cat, canonical)
+	}
 	if noRef {
-		routeName = "route"
+		edges := router.ReferenceEdges()
+		for _, name := range sortedKeys(edges) {
+			numNames, spec.Num, spec.Edges = append(numNames, name), append(spec.Num, name), append(spec.Edges, edges[name][1:])
+		}
+		for _, name := range []string{FeatureMode, FeatureTier, "route", FeatureKeyword} {
+			c, _, _ := CanonicalFeature(name)
+			addCat(name, c)
+		}
 	} else {
+		for _, name := range sortedKeys(ref.Hist) {
+			c, numeric, ok := CanonicalFeature(name)
+			if !ok || !numeric {
+				rep.Unsupported = append(rep.Unsupported, name)
+				continue
+			}
+			inner, _ := RefCounts(ref.Hist[name], ref.Events)
+			numNames, spec.Num, spec.Edges = append(numNames, name), append(spec.Num, c), append(spec.Edges, inner)
+		}
 		for _, name := range sortedKeys(ref.Share) {
-			if _, ok := FeatureExprs[name]; ok && routeFeatures[name] {
-				routeName = name
+			c, _, ok := CanonicalFeature(name)
+			switch {
+			case !ok:
+				rep.Unsupported = append(rep.Unsupported, name)
+			case c == FeatureModel && routeAt >= 0, c == FeatureKeyword && kwAt >= 0:
+				// one route share and one keyword check (aliases)
+			default:
+				addCat(name, c)
 			}
 		}
 	}
@@ -186,8 +190,8 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 	// else the window's first part against the rest.
 	var base map[string]float64
 	splitRoute := false
-	if routeName != "" {
-		b, err := s.CountsWhere(ctx, fmt.Sprintf("policy_version = %s AND ts_ms < %d", quote(live.Version), w.From.UnixMilli()), FeatureExprs[routeName])
+	if routeAt >= 0 {
+		b, err := s.RouteCounts(ctx, live.Version, w.From)
 		if err != nil {
 			return rep, err
 		}
@@ -195,116 +199,45 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 	}
 	var cut time.Time
 	if noRef || splitRoute {
-		c, err := s.eventCut(ctx, w, cfg.BaselineFrac)
+		c, err := s.EventCut(ctx, w, cfg.BaselineFrac)
 		if err != nil {
 			return rep, err
 		}
 		cut = c
 	}
-
-	// numeric features, binned; categorical ones but keywords (arrayJoin)
-	// and the route, counted; all in one pass over the window, split at
-	// cut when there is one
-	var numNames, numExprs, catNames, catExprs []string
-	var edges [][]float64
-	depthExpr := fmt.Sprintf("if(reset = 1, %d, edit_depth)", max(live.EditDepthLimit, 1))
-	if noRef {
-		// a reset request is logged at the reset depth; count it at the
-		// live policy's limit (its raw depth is at least that)
-		for _, name := range sortedKeys(DefaultEdges) {
-			expr := FeatureExprs[name]
-			if name == "edit_depth" {
-				expr = depthExpr
-			}
-			numNames, numExprs, edges = append(numNames, name), append(numExprs, expr), append(edges, DefaultEdges[name][1:])
-		}
-		catNames, catExprs = []string{"mode", "tier"}, []string{FeatureExprs["mode"], FeatureExprs["tier"]}
-	} else {
-		for _, name := range sortedKeys(ref.Hist) {
-			expr, ok := FeatureExprs[name]
-			if !ok {
-				rep.Unsupported = append(rep.Unsupported, name)
-				continue
-			}
-			if name == "edit_depth" || name == "depth" {
-				expr = depthExpr
-			}
-			inner, _ := RefCounts(ref.Hist[name], ref.Events)
-			numNames, numExprs, edges = append(numNames, name), append(numExprs, expr), append(edges, inner)
-		}
-		for _, name := range sortedKeys(ref.Share) {
-			expr, ok := FeatureExprs[name]
-			switch {
-			case !ok:
-				rep.Unsupported = append(rep.Unsupported, name)
-			case routeFeatures[name] || strings.Contains(expr, "arrayJoin"):
-			default:
-				catNames, catExprs = append(catNames, name), append(catExprs, expr)
-			}
-		}
-	}
-	cats := catExprs
-	if routeName != "" {
-		cats = append(cats[:len(cats):len(cats)], FeatureExprs[routeName])
-	}
-	early, late, err := s.Profile(ctx, w, numExprs, edges, cats, cut)
+	early, late, err := s.Profile(ctx, w, spec, cut)
 	if err != nil {
 		return rep, err
-	}
-	// the keyword shares: one more pass (arrayJoin multiplies rows)
-	kwName := ""
-	if noRef {
-		kwName = "keyword"
-	} else {
-		for _, name := range sortedKeys(ref.Share) {
-			if expr, ok := FeatureExprs[name]; ok && strings.Contains(expr, "arrayJoin") && !routeFeatures[name] {
-				kwName = name
-			}
-		}
-	}
-	var kwEarly, kwLate map[string]float64
-	if kwName != "" {
-		if cut.IsZero() {
-			kwLate, err = s.Counts(ctx, w, FeatureExprs[kwName])
-		} else {
-			kwEarly, kwLate, err = s.CountsSplit(ctx, w, cut, FeatureExprs[kwName])
-		}
-		if err != nil {
-			return rep, err
-		}
 	}
 	progress("drift: histograms and counts in %s", time.Since(start).Round(time.Millisecond))
 
 	// the current side of the features: after the cut when the window's
 	// first part is the reference, else the whole window
-	cur := late
-	if !noRef {
-		cur = late.plus(early)
-	}
+	all := late.plus(early)
+	cur := all
 	if noRef {
-		ref = early.reference(numNames, catNames, routeName, kwName, kwEarly)
+		cur = late
+		ref = early.reference(numNames, catNames)
 		rep.Reference = fmt.Sprintf("window baseline %s .. %s (%d decisions): the policy carries no reference distributions", w.From.UTC().Format(time.RFC3339), cut.UTC().Format(time.RFC3339), ref.Events)
 		progress("drift: %s", rep.Reference)
 	} else {
 		rep.Reference = "policy " + live.Version
-		if kwLate != nil && kwEarly != nil {
-			for k, v := range kwEarly {
-				kwLate[k] += v
-			}
-		}
 	}
 	for i, name := range numNames {
 		_, refCounts := RefCounts(ref.Hist[name], ref.Events)
-		c := cur.hist[i]
-		if (name == "edit_depth" || name == "depth") && live.EditDepthLimit > 0 {
+		c := cur.Hist[i]
+		if spec.Num[i] == FeatureEditDepth && live.EditDepthLimit > 0 {
 			refCounts = foldFrom(ref.Hist[name].Edges, refCounts, float64(live.EditDepthLimit))
 			c = foldFrom(ref.Hist[name].Edges, c, float64(live.EditDepthLimit))
 		}
 		rep.Features[name] = cfg.Thresholds.Binned(name, refCounts, c)
 		progress("drift: %s psi=%.4f ks=%.4f", name, rep.Features[name].PSI, rep.Features[name].KS)
 	}
-	categorical := func(name string, c map[string]float64) {
-		_, r, cc := alignShares(ref.Share[name], ref.Events, c)
+	for i, name := range catNames {
+		if i == routeAt {
+			continue
+		}
+		_, r, cc := alignShares(ref.Share[name], ref.Events, cur.Cats[i])
 		chk := cfg.Thresholds.Categorical(name, r, cc)
 		if chk.Status != drift.StatusInsufficient {
 			chk.KS = drift.KSBinned(r, cc).D
@@ -312,25 +245,19 @@ func Drift(ctx context.Context, s *Store, live *router.Policy, w Window, cfg Dri
 		rep.Features[name] = chk
 		progress("drift: %s psi=%.4f v=%.4f", name, chk.PSI, chk.CramersV)
 	}
-	for i, name := range catNames {
-		categorical(name, cur.cats[i])
-	}
-	if kwName != "" {
-		categorical(kwName, kwLate)
-	}
-	if routeName != "" {
-		ri := len(catNames)
-		refShare, refEvents := ref.Share[routeName], ref.Events
-		routeCur := late.plus(early).cats[ri]
+	if routeAt >= 0 {
+		name := catNames[routeAt]
+		refShare, refEvents := ref.Share[name], ref.Events
+		routeCur := all.Cats[routeAt]
 		if splitRoute {
-			base, routeCur = early.cats[ri], late.cats[ri]
+			base, routeCur = early.Cats[routeAt], late.Cats[routeAt]
 		}
 		if n := sumMap(base); n > 0 {
 			refShare, refEvents = norm(base), int(n)
 		}
 		_, r, c := alignShares(refShare, refEvents, routeCur)
 		chk := cfg.Thresholds.RouteShare(r, c)
-		chk.Name = routeName
+		chk.Name = name
 		rep.RouteShare = &chk
 		progress("drift: route share tv=%.4f", chk.TV)
 	}
@@ -372,7 +299,7 @@ var streamNames = []struct {
 // driftStreams runs a Bernoulli CUSUM per outcome rate. Latency is watched
 // as the share of events slower than the baseline's p90 (10% by
 // construction), so one detector shape serves every stream.
-func driftStreams(ctx context.Context, s *Store, live *router.Policy, w Window, cfg DriftConfig) (map[string]StreamResult, error) {
+func driftStreams(ctx context.Context, s DriftSource, live *router.Policy, w Window, cfg DriftConfig) (map[string]StreamResult, error) {
 	out := map[string]StreamResult{}
 	// Baseline: the live policy's training window when it holds events
 	// (it is what the policy was fitted on), else the window's start.
@@ -449,25 +376,12 @@ func total(bs []RateBucket) RateBucket {
 	return t
 }
 
-// DefaultEdges are the bins of the numeric features when the reference is
-// built from the window (the router's training uses the same).
-var DefaultEdges = map[string][]float64{
-	"prompt_words": {0, 5, 13, 26, 51},
-	"ref_count":    {0, 1, 2, 3, 4},
-	"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
-	"aspect":       {0, 0.87, 1.15},
-}
-
-// eventCut is the time before which the first frac of the window's
-// decisions fall (so a baseline holds events even when traffic is bursty).
-func (s *Store) eventCut(ctx context.Context, w Window, frac float64) (time.Time, error) {
-	var q float64
-	var n uint64
-	if err := s.Conn.QueryRow(ctx, fmt.Sprintf("SELECT toFloat64(quantile(%v)(ts_ms)), count() FROM %s WHERE %s", frac, s.decisions(), w.where("ts_ms"))).Scan(&q, &n); err != nil {
-		return time.Time{}, fmt.Errorf("window cut: %w", err)
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
 	}
-	if n == 0 || q != q {
-		return w.From.Add(time.Duration(frac * float64(w.To.Sub(w.From)))), nil
-	}
-	return time.UnixMilli(int64(q)), nil
+	sort.Strings(ks)
+	return ks
 }

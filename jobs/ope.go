@@ -161,7 +161,7 @@ func BuildSamples(logged []LoggedRequest, cand, live *router.Policy) (samples []
 // CandidateModel is the DR reward model: the candidate's own calibrated P.
 func CandidateModel(x OPESample, action string) float64 { return x.P[action] }
 
-// EvaluateCandidate runs OPE of cand on logged decisions (from ClickHouse)
+// EvaluateCandidate runs OPE of cand on logged decisions (from a source)
 // of live; see EvaluateLogged.
 func EvaluateCandidate(logged []Logged, cand, live *router.Policy, w Window, opt OPEOptions) OPEReport {
 	lr := make([]LoggedRequest, len(logged))

@@ -13,6 +13,7 @@ import (
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/chsource"
 	"github.com/routelab/routelab/jobs/jobstest"
 )
 
@@ -54,7 +55,7 @@ func TestPerf(t *testing.T) {
 		t.Logf("generated %d decisions (+ QA results, signals, reviews) in %s", n, time.Since(t0).Round(time.Millisecond))
 	}
 	w := jobs.Window{From: start, To: start.Add(time.Duration(n) * 10 * time.Millisecond)}
-	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	s := &chsource.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	logf := func(f string, a ...any) { t.Logf(f, a...) }
 
 	// CPU accounting: the server's own counters (user+system time, and

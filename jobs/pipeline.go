@@ -72,7 +72,7 @@ type PipelineReport struct {
 // promote, and stops at the first gate that fails, with its reason. Every
 // step is recorded in the report and, when opt.Audit is set, as an audit
 // event "jobs.pipeline.<step>".
-func RunPipeline(ctx context.Context, s *Store, live *router.Policy, w Window, canary Canary, pusher Pusher, opt PipelineOptions, progress func(string, ...any)) (PipelineReport, error) {
+func RunPipeline(ctx context.Context, s Source, live *router.Policy, w Window, canary Canary, pusher Pusher, opt PipelineOptions, progress func(string, ...any)) (PipelineReport, error) {
 	start := time.Now()
 	if opt.Now == nil {
 		opt.Now = time.Now

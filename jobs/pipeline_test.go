@@ -9,6 +9,7 @@ import (
 
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/chsource"
 	"github.com/routelab/routelab/jobs/jobstest"
 	"github.com/routelab/routelab/router"
 )
@@ -63,7 +64,7 @@ func TestPipeline(t *testing.T) {
 	ctx := context.Background()
 	start := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
 	end := jobstest.Serve(t, db, live, 21, 20000, start, false)
-	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	s := &chsource.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	w := jobs.Window{From: start, To: end}
 	logf := func(f string, a ...any) { t.Logf(f, a...) }
 	steps := func(r jobs.PipelineReport) string {

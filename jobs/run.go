@@ -8,7 +8,7 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-// RecalibrateJob configures jobs recalibrate against ClickHouse.
+// RecalibrateJob configures jobs recalibrate.
 type RecalibrateJob struct {
 	Candidate CandidateOptions
 	// Refit trains a new classifier (router.Train, inverse-propensity
@@ -27,9 +27,9 @@ type RecalibrateJob struct {
 }
 
 // RunRecalibrate builds a candidate from the live policy's decisions in the
-// window: calibration bins aggregated by ClickHouse over every decision, a
-// hash sample of rows for the rule audit and thresholds.
-func RunRecalibrate(ctx context.Context, s *Store, live *router.Policy, w Window, job RecalibrateJob, progress func(string, ...any)) (*router.Policy, CandidateReport, error) {
+// window: calibration bins aggregated by the source over every labelled
+// decision, a hash sample of rows for the rule audit and thresholds.
+func RunRecalibrate(ctx context.Context, s CalibrationSource, live *router.Policy, w Window, job RecalibrateJob, progress func(string, ...any)) (*router.Policy, CandidateReport, error) {
 	start := time.Now()
 	if job.RowLimit <= 0 {
 		job.RowLimit = 50000
@@ -60,7 +60,7 @@ func RunRecalibrate(ctx context.Context, s *Store, live *router.Policy, w Window
 	return cand, rep, err
 }
 
-// OPEJob configures jobs ope against ClickHouse.
+// OPEJob configures jobs ope.
 type OPEJob struct {
 	OPE OPEOptions
 	// Limit bounds the held-out decisions replayed; default 50,000.
@@ -69,7 +69,7 @@ type OPEJob struct {
 
 // RunOPE evaluates cand on the live policy's held-out logged decisions in
 // the window (the fifth recalibration never fits on).
-func RunOPE(ctx context.Context, s *Store, cand, live *router.Policy, w Window, job OPEJob, progress func(string, ...any)) (OPEReport, error) {
+func RunOPE(ctx context.Context, s LoggedSource, cand, live *router.Policy, w Window, job OPEJob, progress func(string, ...any)) (OPEReport, error) {
 	start := time.Now()
 	if job.Limit <= 0 {
 		job.Limit = 50000
@@ -89,7 +89,7 @@ func RunOPE(ctx context.Context, s *Store, cand, live *router.Policy, w Window, 
 // policy's logged P and of the candidate's P for the routed model on the
 // held-out fifth (a policy without a classifier logs P = 0, so its "before"
 // is the plain success rate: it predicts nothing).
-func runRefit(ctx context.Context, s *Store, live *router.Policy, w Window, job RecalibrateJob, progress func(string, ...any)) (*router.Policy, CandidateReport, error) {
+func runRefit(ctx context.Context, s LoggedSource, live *router.Policy, w Window, job RecalibrateJob, progress func(string, ...any)) (*router.Policy, CandidateReport, error) {
 	start := time.Now()
 	if job.RefitLimit <= 0 {
 		job.RefitLimit = 200000

@@ -21,7 +21,8 @@ var (
 
 // trainedPolicy trains a policy the way the lab does: the shipped
 // exploring policy logs 20,000 simulated requests, Train fits on them.
-func trainedPolicy(b *testing.B) *router.Policy {
+func trainedPolicy(b testing.TB) *router.Policy {
+	b.Helper()
 	trainedOnce.Do(func() {
 		items, err := datasets.Generate(99, 20000)
 		if err != nil {

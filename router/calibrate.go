@@ -91,72 +91,96 @@ func weight(w []float64, i int) float64 {
 	return w[i]
 }
 
+// block is a pooled run of adjacent points in pool-adjacent-violators.
+type block struct {
+	sx, sy, w float64 // weighted sums of x and y, total weight
+	n         int
+}
+
+func (b block) mean() float64 { return b.sy / b.w }
+
+// pav pools adjacent points (taken in the given order) until their
+// weighted means are increasing: the blocks of the weighted least-squares
+// non-decreasing fit (Barlow et al. 1972). Blocks with equal means are
+// pooled too, which leaves the fit unchanged and gives one block (one
+// knot) per level. x may be nil.
+func pav(x, y, w []float64) []block {
+	var st []block
+	for i := range y {
+		wi := weight(w, i)
+		xi := 0.0
+		if x != nil {
+			xi = x[i]
+		}
+		st = append(st, block{xi * wi, y[i] * wi, wi, 1})
+		for len(st) > 1 {
+			a, b := st[len(st)-2], st[len(st)-1]
+			if a.mean() < b.mean() {
+				break
+			}
+			st = append(st[:len(st)-2], block{a.sx + b.sx, a.sy + b.sy, a.w + b.w, a.n + b.n})
+		}
+	}
+	return st
+}
+
 // PAV is weighted isotonic regression by pool-adjacent-violators: the
 // non-decreasing sequence closest to y in weighted least squares (y taken
 // in the given order).
 func PAV(y, w []float64) []float64 {
-	type block struct {
-		sum, wt float64
-		n       int
-	}
-	var st []block
-	for i := range y {
-		wi := weight(w, i)
-		st = append(st, block{y[i] * wi, wi, 1})
-		for len(st) > 1 {
-			a, b := st[len(st)-2], st[len(st)-1]
-			if a.sum/a.wt <= b.sum/b.wt {
-				break
-			}
-			st = st[:len(st)-2]
-			st = append(st, block{a.sum + b.sum, a.wt + b.wt, a.n + b.n})
-		}
-	}
 	out := make([]float64, 0, len(y))
-	for _, b := range st {
-		for k := 0; k < b.n; k++ {
-			out = append(out, b.sum/b.wt)
+	for _, b := range pav(nil, y, w) {
+		for range b.n {
+			out = append(out, b.mean())
 		}
 	}
 	return out
 }
 
-// FitIsotonic fits a non-decreasing map from raw score z to probability:
-// PAV on the labels sorted by score, one knot per pooled block at the
-// block's weighted mean score.
+// FitIsotonic fits a non-decreasing map from raw score z to probability
+// from labels y with weights w (nil: all 1); see FitIsotonicValues.
 func FitIsotonic(z []float64, y []bool, w []float64) Calibrator {
-	n := len(z)
-	order := make([]int, n)
+	yf := make([]float64, len(y))
+	for i, v := range y {
+		if v {
+			yf[i] = 1
+		}
+	}
+	return FitIsotonicValues(z, yf, w)
+}
+
+// FitIsotonicValues is the one isotonic fit of routelab (training's
+// calibration maps and the jobs' recalibration maps): points with equal x
+// are merged into one (weighted mean y, summed weight, as scikit-learn
+// does), then PAV on y in order of x with weights w (nil: all 1), one knot
+// per pooled block at the block's weighted mean x and weighted mean y.
+// Apply interpolates linearly between knots and is flat outside them.
+func FitIsotonicValues(x, y, w []float64) Calibrator {
+	order := make([]int, len(x))
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return z[order[a]] < z[order[b]] })
-	type block struct{ zs, ys, wt float64 }
-	var st []block
+	sort.Slice(order, func(a, b int) bool { return x[order[a]] < x[order[b]] })
+	xs, ys, ws := make([]float64, 0, len(x)), make([]float64, 0, len(x)), make([]float64, 0, len(x))
 	for _, i := range order {
 		wi := weight(w, i)
-		yi := 0.0
-		if y[i] {
-			yi = 1
-		}
-		st = append(st, block{z[i] * wi, yi * wi, wi})
-		for len(st) > 1 {
-			a, b := st[len(st)-2], st[len(st)-1]
-			if a.ys/a.wt < b.ys/b.wt {
-				break
+		if k := len(xs) - 1; k >= 0 && x[i] == xs[k] {
+			if tw := ws[k] + wi; tw > 0 {
+				ys[k] = (ys[k]*ws[k] + y[i]*wi) / tw
 			}
-			st = st[:len(st)-2]
-			st = append(st, block{a.zs + b.zs, a.ys + b.ys, a.wt + b.wt})
+			ws[k] += wi
+			continue
 		}
+		xs, ys, ws = append(xs, x[i]), append(ys, y[i]), append(ws, wi)
 	}
 	c := Calibrator{Kind: "isotonic"}
-	for _, b := range st {
-		x := b.zs / b.wt
-		if k := len(c.X); k > 0 && x <= c.X[k-1] {
-			x = math.Nextafter(c.X[k-1], math.Inf(1))
+	for _, b := range pav(xs, ys, ws) {
+		kx := b.sx / b.w
+		if k := len(c.X); k > 0 && kx <= c.X[k-1] {
+			kx = math.Nextafter(c.X[k-1], math.Inf(1)) // keep the knots increasing
 		}
-		c.X = append(c.X, x)
-		c.Y = append(c.Y, b.ys/b.wt)
+		c.X = append(c.X, kx)
+		c.Y = append(c.Y, b.mean())
 	}
 	return c
 }

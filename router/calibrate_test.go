@@ -22,6 +22,10 @@ func TestPAVTextbook(t *testing.T) {
 		{"weighted", []float64{1, 3, 2}, []float64{1, 1, 2}, []float64{1, 7.0 / 3, 7.0 / 3}},
 		{"already sorted", []float64{0, 0.2, 0.9}, nil, []float64{0, 0.2, 0.9}},
 		{"cascade", []float64{4, 3, 2, 1}, nil, []float64{2.5, 2.5, 2.5, 2.5}},
+		{"one violation pooled", []float64{1, 3, 2, 4}, nil, []float64{1, 2.5, 2.5, 4}},
+		// weighted pool: (3*1 + 1*3) / 4 = 1.5
+		{"weighted pool", []float64{3, 1}, []float64{1, 3}, []float64{1.5, 1.5}},
+		{"ties kept level", []float64{1, 2, 2, 3}, nil, []float64{1, 2, 2, 3}},
 	}
 	for _, tt := range tests {
 		got := router.PAV(tt.y, tt.w)
@@ -43,6 +47,18 @@ func TestFitIsotonic(t *testing.T) {
 	for _, tt := range tests {
 		if got := c.Apply(tt.give); !near(got, tt.want, 1e-12) {
 			t.Errorf("isotonic.Apply(%v) = %v, want %v (knots %v %v)", tt.give, got, tt.want, c.X, c.Y)
+		}
+	}
+}
+
+// Points with equal x are one point (weighted mean y): the fit does not
+// depend on their order. x 1 (y 0), x 2 twice (y 1 then 0: one point 0.5
+// of weight 2), x 3 (y 1): increasing already, knots at 1, 2, 3.
+func TestFitIsotonicValuesTies(t *testing.T) {
+	for _, ys := range [][]float64{{0, 1, 0, 1}, {0, 0, 1, 1}} {
+		c := router.FitIsotonicValues([]float64{1, 2, 2, 3}, ys, nil)
+		if len(c.X) != 3 || c.X[1] != 2 || !near(c.Y[1], 0.5, 1e-12) || c.Y[0] != 0 || c.Y[2] != 1 {
+			t.Errorf("FitIsotonicValues(ties, y %v) = knots %v %v, want (1,0) (2,0.5) (3,1)", ys, c.X, c.Y)
 		}
 	}
 }

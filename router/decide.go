@@ -75,7 +75,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 
 	n := len(c.models)
 	var capable, eligible [MaxModels]bool
-	var prob [MaxModels]float64
+	var prob, price [MaxModels]float64
 	d.Candidates = make([]Candidate, n)
 	tier := tierIndex(req.Tier)
 	nCap, nElig := 0, 0
@@ -85,6 +85,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		cand.Model = m.Name
 		cost, reason := c.check(i, &req, tier, h)
 		cand.CostUSD = cost
+		price[i] = cost
 		cand.Reason = reason
 		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize {
 			prob[i] = c.score(i, f)
@@ -134,7 +135,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		}
 	}
 	if greedy < 0 {
-		greedy = c.greedy(&eligible, &prob, &d.Candidates, tier)
+		greedy = c.greedy(eligible[:n], prob[:n], price[:n], tier)
 	}
 
 	chosen := greedy
@@ -215,34 +216,41 @@ func (c *compiled) score(i int, f *Features) float64 {
 	return c.cal[i].Apply(z)
 }
 
-// greedy picks without exploration: with a classifier, the cheapest
-// eligible model whose P clears the tier's threshold, else the most likely
-// to succeed; without one, the default model, else the cheapest.
-func (c *compiled) greedy(eligible *[MaxModels]bool, prob *[MaxModels]float64, cands *[]Candidate, tier int) int {
-	cs := *cands
-	if c.weights == nil {
-		if c.def >= 0 && eligible[c.def] {
-			return c.def
-		}
-		best := -1
-		for i := range cs {
-			if eligible[i] && (best < 0 || cs[i].CostUSD < cs[best].CostUSD) {
-				best = i
-			}
-		}
-		return best
+// greedy picks without exploration: with a classifier, Pick at the tier's
+// threshold; without one, the default model, else the cheapest.
+func (c *compiled) greedy(eligible []bool, prob, price []float64, tier int) int {
+	if c.weights != nil {
+		return Pick(prob, price, eligible, c.thresholds[tier])
 	}
-	thr := c.thresholds[tier]
+	if c.def >= 0 && eligible[c.def] {
+		return c.def
+	}
+	best := -1
+	for i := range price {
+		if eligible[i] && (best < 0 || price[i] < price[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Pick is the classifier's choice among candidate models, the rule Decide
+// runs and the one the threshold search and the rule audit replay: the
+// cheapest eligible model whose calibrated P clears threshold (between
+// equally cheap ones the more likely, then the first); when none clears
+// it, the most likely eligible model (the first of equals). p, cost and
+// eligible are indexed alike; a nil eligible means every model is. It
+// returns -1 when no model is eligible.
+func Pick(p, cost []float64, eligible []bool, threshold float64) int {
 	cheap, top := -1, -1
-	for i := range cs {
-		if !eligible[i] {
+	for i := range p {
+		if eligible != nil && !eligible[i] {
 			continue
 		}
-		if top < 0 || prob[i] > prob[top] {
+		if top < 0 || p[i] > p[top] {
 			top = i
 		}
-		if prob[i] >= thr && (cheap < 0 || cs[i].CostUSD < cs[cheap].CostUSD ||
-			cs[i].CostUSD == cs[cheap].CostUSD && prob[i] > prob[cheap]) {
+		if p[i] >= threshold && (cheap < 0 || cost[i] < cost[cheap] || cost[i] == cost[cheap] && p[i] > p[cheap]) {
 			cheap = i
 		}
 	}

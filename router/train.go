@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 	"time"
-
-	"gonum.org/v1/gonum/optimize"
 
 	"github.com/routelab/routelab/events"
 )
@@ -46,8 +43,11 @@ type TrainConfig struct {
 	// MaxWeight clips inverse-propensity weights.
 	MaxWeight float64
 	// Slack per tier: the chosen threshold is the cheapest whose expected
-	// success is within Slack of the best threshold's.
+	// success is within Slack of the best threshold's (ChooseThresholds);
+	// nil: DefaultSlack.
 	Slack map[Tier]float64
+	// Audit tunes the rule audit (AuditRules).
+	Audit AuditOptions
 	// DepthDrop: the edit-depth limit is the first depth where the best
 	// model's expected success falls this far below a reset's.
 	DepthDrop float64
@@ -70,7 +70,7 @@ func (c *TrainConfig) defaults() {
 		c.MaxWeight = 50
 	}
 	if c.Slack == nil {
-		c.Slack = map[Tier]float64{TierDraft: 0.03, TierStandard: 0.012, TierPremium: 0.004}
+		c.Slack = DefaultSlack()
 	}
 	if c.DepthDrop == 0 {
 		c.DepthDrop = 0.03
@@ -95,239 +95,6 @@ func split(id string) int {
 		return 1
 	}
 	return 2
-}
-
-// design is a sparse binary design matrix: row i's active features are
-// idx[off[i]:off[i+1]].
-type design struct {
-	off []int32
-	idx []uint16
-}
-
-func buildDesign(ex []Example, workers int) design {
-	n := len(ex)
-	parts := make([]design, workers)
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		wg.Add(1)
-		go func(w, lo, hi int) {
-			defer wg.Done()
-			var f Features
-			d := design{off: make([]int32, 0, hi-lo+1), idx: make([]uint16, 0, (hi-lo)*40)}
-			d.off = append(d.off, 0)
-			for i := lo; i < hi; i++ {
-				Extract(&ex[i].Req, ex[i].Req.EditDepth, &f)
-				d.idx = append(d.idx, f.Idx[:f.N]...)
-				d.off = append(d.off, int32(len(d.idx)))
-			}
-			parts[w] = d
-		}(w, lo, max(lo, hi))
-	}
-	wg.Wait()
-	out := design{off: make([]int32, 1, n+1)}
-	for _, p := range parts {
-		base := int32(len(out.idx))
-		out.idx = append(out.idx, p.idx...)
-		for _, o := range p.off[1:] {
-			out.off = append(out.off, base+o)
-		}
-	}
-	return out
-}
-
-func (d *design) row(i int) []uint16 { return d.idx[d.off[i]:d.off[i+1]] }
-
-func (d *design) z(i int, w []float64) float64 {
-	s := 0.0
-	for _, j := range d.row(i) {
-		s += w[j]
-	}
-	return s
-}
-
-// fitLR fits L2-regularised weighted logistic regression with gonum's
-// L-BFGS on rows of d.
-func fitLR(d *design, rows []int, y []bool, wt []float64, lambda float64) ([]float64, error) {
-	sw := 0.0
-	for _, w := range wt {
-		sw += w
-	}
-	var lastX []float64
-	var lastF float64
-	lastG := make([]float64, Dim)
-	eval := func(x []float64) {
-		if lastX != nil && floatsEqual(lastX, x) {
-			return
-		}
-		lastX = append(lastX[:0], x...)
-		for j := range lastG {
-			lastG[j] = 0
-		}
-		f := 0.0
-		for k, i := range rows {
-			r := d.row(i)
-			z := 0.0
-			for _, j := range r {
-				z += x[j]
-			}
-			w := wt[k] / sw
-			if y[k] {
-				f += w * softplus(-z)
-			} else {
-				f += w * softplus(z)
-			}
-			g := sigmoid(z)
-			if y[k] {
-				g -= 1
-			}
-			g *= w
-			for _, j := range r {
-				lastG[j] += g
-			}
-		}
-		for j := 1; j < len(x); j++ {
-			f += 0.5 * lambda * x[j] * x[j]
-			lastG[j] += lambda * x[j]
-		}
-		lastF = f
-	}
-	p := optimize.Problem{
-		Func: func(x []float64) float64 { eval(x); return lastF },
-		Grad: func(grad, x []float64) { eval(x); copy(grad, lastG) },
-	}
-	init := make([]float64, Dim)
-	pos := 0.0
-	for k := range rows {
-		if y[k] {
-			pos += wt[k]
-		}
-	}
-	rate := math.Min(math.Max(pos/sw, 1e-3), 1-1e-3)
-	init[fBias] = math.Log(rate / (1 - rate))
-	res, err := optimize.Minimize(p, init, &optimize.Settings{
-		GradientThreshold: 1e-6,
-		MajorIterations:   300,
-		Converger:         &optimize.FunctionConverge{Relative: 1e-7, Iterations: 20},
-	}, &optimize.LBFGS{})
-	if err != nil && res == nil {
-		return nil, err
-	}
-	return res.X, nil
-}
-
-// fitModel fits one model's weights. With cfg.Lambda 0 it tries each
-// lambda of the grid on (a stride sample of at most SearchRows of) the
-// training rows and keeps the one with the lowest weighted log-loss on the
-// calibration-fit rows.
-func fitModel(d *design, rows []int, y []bool, wt []float64, calRows []int, ex []Example, w func(int) float64, cfg TrainConfig) ([]float64, float64, error) {
-	if cfg.Lambda > 0 {
-		ad, ar, ay, aw := aggregate(d, rows, y, wt)
-		x, err := fitLR(&ad, ar, ay, aw, cfg.Lambda)
-		return x, cfg.Lambda, err
-	}
-	sub, sy, sw := rows, y, wt
-	if len(rows) > cfg.SearchRows {
-		stride := float64(len(rows)) / float64(cfg.SearchRows)
-		sub, sy, sw = nil, nil, nil
-		for k := 0.0; int(k) < len(rows); k += stride {
-			sub, sy, sw = append(sub, rows[int(k)]), append(sy, y[int(k)]), append(sw, wt[int(k)])
-		}
-	}
-	ad, ar, ay, aw := aggregate(d, sub, sy, sw)
-	var best []float64
-	bestLoss, bestLambda := math.Inf(1), 0.0
-	for _, l := range cfg.LambdaGrid {
-		x, err := fitLR(&ad, ar, ay, aw, l)
-		if err != nil {
-			return nil, 0, err
-		}
-		loss, tw := 0.0, 0.0
-		for _, i := range calRows {
-			z := d.z(i, x)
-			wi := w(i)
-			if ex[i].Success {
-				loss += wi * softplus(-z)
-			} else {
-				loss += wi * softplus(z)
-			}
-			tw += wi
-		}
-		if loss /= math.Max(tw, 1e-12); loss < bestLoss {
-			best, bestLoss, bestLambda = x, loss, l
-		}
-	}
-	if len(sub) == len(rows) {
-		return best, bestLambda, nil
-	}
-	lambda := bestLambda * float64(len(sub)) / float64(len(rows))
-	ad, ar, ay, aw = aggregate(d, rows, y, wt)
-	x, err := fitLR(&ad, ar, ay, aw, lambda)
-	return x, lambda, err
-}
-
-// aggregate merges rows with identical features and label, summing their
-// weights: the weighted log-loss is unchanged and, since workloads repeat
-// prompts and settings, each optimiser pass gets much cheaper.
-func aggregate(d *design, rows []int, y []bool, wt []float64) (design, []int, []bool, []float64) {
-	out := design{off: []int32{0}}
-	var oy []bool
-	var ow []float64
-	seen := make(map[uint64][]int, len(rows)/4)
-	for k, i := range rows {
-		r := d.row(i)
-		h := uint64(fnvOffset)
-		if y[k] {
-			h ^= 1
-		}
-		for _, j := range r {
-			h ^= uint64(j)
-			h *= fnvPrime
-		}
-		found := -1
-		for _, u := range seen[h] {
-			if oy[u] == y[k] && equalRows(out.row(u), r) {
-				found = u
-				break
-			}
-		}
-		if found >= 0 {
-			ow[found] += wt[k]
-			continue
-		}
-		seen[h] = append(seen[h], len(oy))
-		out.idx = append(out.idx, r...)
-		out.off = append(out.off, int32(len(out.idx)))
-		oy = append(oy, y[k])
-		ow = append(ow, wt[k])
-	}
-	orows := make([]int, len(oy))
-	for i := range orows {
-		orows[i] = i
-	}
-	return out, orows, oy, ow
-}
-
-func equalRows(a, b []uint16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func floatsEqual(a, b []float64) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ErrNoData means there is too little logged data to train a model.
@@ -494,16 +261,37 @@ func Train(ex []Example, cfg TrainConfig) (*Policy, error) {
 
 	// Threshold, rule and depth choices are made on the held-out requests.
 	var hold []*Request
+	var holdEx []*Example
 	for i := range ex {
 		if sp[i] != 0 {
 			hold = append(hold, &ex[i].Req)
+			holdEx = append(holdEx, &ex[i])
 		}
 	}
-	pol.Thresholds = chooseThresholds(pol, hold, cfg, pol.Metrics.Frontier)
+	thr, curves := ChooseThresholds(choices(pol, hold), DefaultThresholds(), ThresholdOptions{Slack: cfg.Slack})
+	pol.Thresholds = thr
+	for t, c := range curves {
+		pol.Metrics.Frontier[t] = Frontier(c)
+	}
 	if err := pol.Compile(); err != nil {
 		return nil, err
 	}
-	pol.Rules, pol.Metrics.RuleAudit = auditRules(pol, hold, cfg.Rules)
+	rows, bad := auditRows(pol, holdEx, cfg.Rules, func(e *Example) float64 {
+		if cfg.Unweighted {
+			return 1
+		}
+		return math.Min(1/e.Propensity, cfg.MaxWeight)
+	})
+	var audited []Rule
+	for _, r := range cfg.Rules {
+		if !bad[r.Name] {
+			audited = append(audited, r)
+		}
+	}
+	pol.Rules, pol.Metrics.RuleAudit = AuditRules(audited, rows, pol.Thresholds, cfg.Audit)
+	if len(pol.Rules) == 0 {
+		pol.Rules = nil
+	}
 	pol.EditDepthLimit = chooseDepthLimit(pol, hold, cfg.DepthDrop)
 	pol.Reference = reference(ex)
 	pol.TrainingWindow = window(ex, cfg.Source)
@@ -521,280 +309,6 @@ func applyAll(c *Calibrator, z []float64) []float64 {
 		out[i] = c.Apply(v)
 	}
 	return out
-}
-
-// scored is one held-out request's eligible candidates under a policy.
-type scored struct {
-	tier  int
-	n     int
-	p     [MaxModels]float64
-	cost  [MaxModels]float64
-	model [MaxModels]int
-}
-
-func scoreRequests(pol *Policy, reqs []*Request) []scored {
-	c := pol.c
-	out := make([]scored, 0, len(reqs))
-	var f Features
-	for _, r := range reqs {
-		s := scored{tier: tierIndex(r.Tier)}
-		Extract(r, r.EditDepth, &f)
-		for i := range c.models {
-			cost, reason := c.check(i, r, s.tier, nil)
-			if reason != "" {
-				continue
-			}
-			s.p[s.n], s.cost[s.n], s.model[s.n] = c.score(i, &f), cost, i
-			s.n++
-		}
-		if s.n > 0 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// pick is Decide's greedy rule on a scored request.
-func (s *scored) pick(thr float64) int {
-	cheap, top := -1, -1
-	for k := 0; k < s.n; k++ {
-		if top < 0 || s.p[k] > s.p[top] {
-			top = k
-		}
-		if s.p[k] >= thr && (cheap < 0 || s.cost[k] < s.cost[cheap] || s.cost[k] == s.cost[cheap] && s.p[k] > s.p[cheap]) {
-			cheap = k
-		}
-	}
-	if cheap >= 0 {
-		return cheap
-	}
-	return top
-}
-
-// chooseThresholds walks thresholds 0.50..1.00 per tier, recording the
-// calibrated expected success and cost of each (the frontier), and picks
-// the cheapest threshold within the tier's slack of the best success.
-func chooseThresholds(pol *Policy, reqs []*Request, cfg TrainConfig, frontier map[Tier][]FrontierPoint) map[Tier]float64 {
-	sc := scoreRequests(pol, reqs)
-	out := map[Tier]float64{}
-	for ti, tier := range []Tier{TierDraft, TierStandard, TierPremium} {
-		var pts []FrontierPoint
-		best := 0.0
-		for t := 50; t <= 100; t++ {
-			thr := float64(t) / 100
-			var succ, cost float64
-			n := 0
-			for k := range sc {
-				if sc[k].tier != ti {
-					continue
-				}
-				j := sc[k].pick(thr)
-				succ += sc[k].p[j]
-				cost += sc[k].cost[j]
-				n++
-			}
-			if n == 0 {
-				break
-			}
-			fp := FrontierPoint{Threshold: thr, Success: succ / float64(n), CostUSD: cost / float64(n)}
-			pts = append(pts, fp)
-			best = math.Max(best, fp.Success)
-		}
-		if len(pts) == 0 {
-			out[tier] = 0.9
-			continue
-		}
-		chosen := len(pts) - 1
-		for k, fp := range pts {
-			if fp.Success >= best-cfg.Slack[tier] && fp.CostUSD < pts[chosen].CostUSD {
-				chosen = k
-			}
-		}
-		pts[chosen].Chosen = true
-		out[tier] = pts[chosen].Threshold
-		frontier[tier] = pareto(pts)
-	}
-	return out
-}
-
-// pareto keeps the points no other point beats on both cost and success.
-func pareto(pts []FrontierPoint) []FrontierPoint {
-	s := append([]FrontierPoint(nil), pts...)
-	sort.SliceStable(s, func(a, b int) bool {
-		if s[a].CostUSD != s[b].CostUSD {
-			return s[a].CostUSD < s[b].CostUSD
-		}
-		return s[a].Success > s[b].Success
-	})
-	var out []FrontierPoint
-	best := -1.0
-	for _, p := range s {
-		if p.Success > best || p.Chosen {
-			out = append(out, p)
-			best = math.Max(best, p.Success)
-		}
-	}
-	return out
-}
-
-// auditRules keeps a rule only when, on the held-out requests it matches,
-// its model's calibrated success is not worse than the classifier's own
-// choice by more than half a point.
-func auditRules(pol *Policy, reqs []*Request, rules []Rule) ([]Rule, []RuleAudit) {
-	c := pol.c
-	idx := map[string]int{}
-	for i, m := range c.models {
-		idx[m.Name] = i
-	}
-	var kept []Rule
-	var audit []RuleAudit
-	var f Features
-	for _, r := range rules {
-		cr, err := compileRule(r, idx)
-		if err != nil {
-			continue
-		}
-		a := RuleAudit{Rule: r.Name}
-		for _, req := range reqs {
-			Extract(req, req.EditDepth, &f)
-			if !cr.matches(req, &f) {
-				continue
-			}
-			t := tierIndex(req.Tier)
-			if _, reason := c.check(cr.model, req, t, nil); reason != "" {
-				continue
-			}
-			s := scoreRequests(pol, []*Request{req})
-			if len(s) == 0 {
-				continue
-			}
-			j := s[0].pick(c.thresholds[t])
-			a.Matched++
-			a.RuleP += c.score(cr.model, &f)
-			cost, _ := c.check(cr.model, req, t, nil)
-			a.RuleCost += cost
-			a.ClassP += s[0].p[j]
-			a.ClassCost += s[0].cost[j]
-		}
-		if a.Matched > 0 {
-			n := float64(a.Matched)
-			a.RuleP, a.RuleCost, a.ClassP, a.ClassCost = a.RuleP/n, a.RuleCost/n, a.ClassP/n, a.ClassCost/n
-			a.Kept = a.RuleP >= a.ClassP-0.005
-		}
-		if a.Kept {
-			kept = append(kept, r)
-		}
-		audit = append(audit, a)
-	}
-	return kept, audit
-}
-
-// chooseDepthLimit returns the first edit depth at which the best eligible
-// model's mean calibrated success on held-out edits falls DepthDrop below
-// what a reset (ResetDepth) would give; 0 when it never does.
-func chooseDepthLimit(pol *Policy, reqs []*Request, drop float64) int {
-	var edits []Request
-	for _, r := range reqs {
-		if r.Mode == ModeEdit {
-			edits = append(edits, *r)
-		}
-	}
-	if len(edits) == 0 {
-		return 0
-	}
-	mean := func(depth int) float64 {
-		ptrs := make([]*Request, len(edits))
-		for i := range edits {
-			e := edits[i]
-			e.EditDepth = depth
-			ptrs[i] = &e
-		}
-		s := scoreRequests(pol, ptrs)
-		tot := 0.0
-		for k := range s {
-			tot += s[k].p[s[k].pick(2)] // 2: nothing clears it, so the most likely model
-		}
-		return tot / float64(max(len(s), 1))
-	}
-	base := mean(ResetDepth)
-	for depth := 2; depth <= 16; depth++ {
-		if mean(depth) < base-drop {
-			return depth
-		}
-	}
-	return 0
-}
-
-func window(ex []Example, source string) *TrainingWindow {
-	w := &TrainingWindow{Events: len(ex), Source: source}
-	for i := range ex {
-		ts := ex[i].TS
-		if ts == 0 {
-			continue
-		}
-		if w.FromTS == 0 || ts < w.FromTS {
-			w.FromTS = ts
-		}
-		if ts > w.ToTS {
-			w.ToTS = ts
-		}
-	}
-	return w
-}
-
-// reference summarises the training requests' feature distributions for
-// drift checks.
-func reference(ex []Example) *Reference {
-	r := &Reference{Events: len(ex), Hist: map[string]Histogram{}, Share: map[string]map[string]float64{
-		"mode": {}, "tier": {}, "keyword": {}, "route": {},
-	}}
-	hist := func(name string, edges []float64, val func(*Example, *Features) float64) {
-		h := Histogram{Edges: edges, Frac: make([]float64, len(edges))}
-		r.Hist[name] = h
-	}
-	edges := map[string][]float64{
-		"prompt_words": {0, 5, 13, 26, 51},
-		"ref_count":    {0, 1, 2, 3, 4},
-		"edit_depth":   {0, 1, 2, 3, 5, 7, 9, 11},
-		"aspect":       {0, 0.87, 1.15},
-	}
-	for name, e := range edges {
-		hist(name, e, nil)
-	}
-	if len(ex) == 0 {
-		return r
-	}
-	var f Features
-	n := float64(len(ex))
-	bin := func(name string, v float64) {
-		h := r.Hist[name]
-		k := sort.SearchFloat64s(h.Edges, v+1e-12) - 1
-		if k < 0 {
-			k = 0
-		}
-		h.Frac[k] += 1 / n
-	}
-	for i := range ex {
-		e := &ex[i]
-		Extract(&e.Req, e.Req.EditDepth, &f)
-		bin("prompt_words", float64(f.Words))
-		bin("ref_count", float64(e.Req.RefCount))
-		bin("edit_depth", float64(e.Req.EditDepth))
-		bin("aspect", f.Aspect)
-		r.Share["mode"][string(e.Req.Mode)] += 1 / n
-		tier := e.Req.Tier
-		if tier == "" {
-			tier = TierStandard
-		}
-		r.Share["tier"][string(tier)] += 1 / n
-		r.Share["route"][e.Model] += 1 / n
-		for k := 0; k < numKW; k++ {
-			if f.Has(k) {
-				r.Share["keyword"][KeywordNames[k]] += 1 / n
-			}
-		}
-	}
-	return r
 }
 
 // ExampleFromDecision turns a logged decision event into a training

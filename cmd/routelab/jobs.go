@@ -23,6 +23,7 @@ import (
 	"github.com/routelab/routelab/experiments/ope"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/chsource"
 	"github.com/routelab/routelab/router"
 )
 
@@ -165,7 +166,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // store opens ClickHouse.
-func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), error) {
+func (f *jobFlags) store(ctx context.Context, env Env) (*chsource.Store, func(), error) {
 	lab := f.labels()
 	if err := lab.Validate(); err != nil {
 		return nil, nil, err
@@ -187,7 +188,7 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*jobs.Store, func(), err
 		shown = ingest.DefaultDSN
 	}
 	fmt.Fprintf(env.Stderr, "jobs: clickhouse %s database %s\n", maskDSN(shown), db)
-	return &jobs.Store{Conn: conn, DB: db, Labels: lab, Final: f.final}, func() { conn.Close() }, nil
+	return &chsource.Store{Conn: conn, DB: db, Labels: lab, Final: f.final}, func() { conn.Close() }, nil
 }
 
 // admin is the admin API client the jobs use for the live policy and push.

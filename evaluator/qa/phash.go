@@ -4,6 +4,9 @@ import (
 	"image"
 	"math"
 	"math/bits"
+	"slices"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // Hash is a 64-bit perceptual hash (pHash): the signs, against their median,
@@ -68,10 +71,12 @@ func phash(g gray) Hash {
 			coef[v*8+u] = s
 		}
 	}
-	// Median of the 63 AC coefficients (the DC term is the mean brightness).
+	// Median of the 63 AC coefficients (the DC term is the mean brightness):
+	// with an odd count, the smallest value with half of them at or below.
 	var ac [63]float64
 	copy(ac[:], coef[1:])
-	med := median(ac[:])
+	slices.Sort(ac[:])
+	med := stat.Quantile(0.5, stat.Empirical, ac[:], nil)
 	var h Hash
 	for i := 1; i < 64; i++ {
 		if coef[i] > med {
@@ -79,20 +84,6 @@ func phash(g gray) Hash {
 		}
 	}
 	return h
-}
-
-func median(v []float64) float64 {
-	// Insertion sort: 63 elements, no allocation.
-	for i := 1; i < len(v); i++ {
-		for j := i; j > 0 && v[j] < v[j-1]; j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
-	}
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }
 
 // HashImage computes the perceptual hash of img, the same way Check hashes

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // ScoreRecord is one reviewer's value for one item on one question.
@@ -150,14 +152,20 @@ func Agree(recs []ScoreRecord, metric Metric, minPair int) Agreement {
 	return ag
 }
 
+// median is the middle value, the mean of the two middle ones for an even
+// count: gonum's LinInterp at 0.5 with the first value weighted 0 (R's type
+// 7 quantile), exact for either count.
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
+	if len(s) == 1 {
+		return s[0]
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	w := make([]float64, len(s))
+	for i := 1; i < len(w); i++ {
+		w[i] = 1
+	}
+	return stat.Quantile(0.5, stat.LinInterp, s, w)
 }
 
 // QAAgreement compares automated QA with human judgement on the same

@@ -22,6 +22,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // ActionProb is one action and the probability a policy gives it.
@@ -300,32 +302,28 @@ func interval(v float64, boot []float64, level float64) Estimate {
 }
 
 // Quantile is the linearly interpolated q-quantile of sorted xs (numpy's
-// default, "linear").
+// default "linear", R's type 7: position q*(n-1)), by gonum's LinInterp
+// with the first value weighted 0, which puts the empirical CDF's steps at
+// i/(n-1) instead of LinInterp's i/n. NaN for no values.
 func Quantile(sorted []float64, q float64) float64 {
 	if len(sorted) == 0 {
 		return math.NaN()
 	}
-	pos := q * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := int(math.Ceil(pos))
-	f := pos - float64(lo)
-	return sorted[lo]*(1-f) + sorted[hi]*f
+	w := make([]float64, len(sorted))
+	for i := 1; i < len(w); i++ {
+		w[i] = 1
+	}
+	if len(w) == 1 {
+		return sorted[0]
+	}
+	return stat.Quantile(q, stat.LinInterp, sorted, w)
 }
 
 func stddev(xs []float64) float64 {
 	if len(xs) < 2 {
 		return 0
 	}
-	m := 0.0
-	for _, x := range xs {
-		m += x
-	}
-	m /= float64(len(xs))
-	ss := 0.0
-	for _, x := range xs {
-		ss += (x - m) * (x - m)
-	}
-	return math.Sqrt(ss / float64(len(xs)-1))
+	return stat.StdDev(xs, nil)
 }
 
 // ESS is the effective sample size of importance weights, (sum w)^2 / sum w^2

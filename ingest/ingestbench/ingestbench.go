@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
@@ -363,9 +364,10 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	}
 	res.DirectInsertEventsPerS = math.Round(res.DirectInsertEventsPerS)
 	slices.Sort(latencies)
-	res.E2EP50MS = quantile(latencies, 0.50)
-	res.E2EP99MS = quantile(latencies, 0.99)
 	if len(latencies) > 0 {
+		// nearest rank: the smallest latency with at least q of them at or below
+		res.E2EP50MS = stat.Quantile(0.50, stat.Empirical, latencies, nil)
+		res.E2EP99MS = stat.Quantile(0.99, stat.Empirical, latencies, nil)
 		res.E2EMaxMS = latencies[len(latencies)-1]
 	}
 	fmt.Fprintf(cfg.Progress, "pipeline: %.2fs, %.0f events/s, e2e p50 %.0f ms p99 %.0f ms\n", res.PipelineSeconds, res.EventsPerS, res.E2EP50MS, res.E2EP99MS)
@@ -374,15 +376,6 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 
 // warmupID is the event id of the warm-up event (not counted).
 const warmupID = "bench-warmup"
-
-// quantile of sorted values (nearest rank).
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
 
 func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
 

@@ -1,7 +1,7 @@
 // Package jobstest gives tests of the offline jobs a simulated deployment:
 // a policy trained on an exploration log, and requests served under it in
 // the simulated world, written into a test's ClickHouse database the way
-// ingest writes them.
+// ingest writes them or into an in-memory source.
 package jobstest
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
+	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -64,11 +65,48 @@ func header(id string, ts time.Time) events.Header {
 	return events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: ts.UnixMilli(), Tenant: "acme", RequestID: id}
 }
 
-// Serve writes n requests of workload seed, routed by p and served by the
-// simulated world, into db, 100 ms apart from start, with a QA result per
+// Events are what serving simulated requests logged, in the order ingest
+// and the in-memory source take them.
+type Events struct {
+	Decisions []events.Decision
+	QA        []events.QAResult
+	Signals   []events.Signal
+}
+
+// Batch is the events as one ingest batch.
+func (e *Events) Batch() *ingest.Batch {
+	b := ingest.NewBatch()
+	for i := range e.Decisions {
+		b.AddDecision(&e.Decisions[i])
+	}
+	for i := range e.QA {
+		b.AddQA(&e.QA[i])
+	}
+	for i := range e.Signals {
+		b.AddSignal(&e.Signals[i])
+	}
+	return b
+}
+
+// Into adds the events to an in-memory source.
+func (e *Events) Into(s *memsource.Source) {
+	for i := range e.Decisions {
+		s.AddDecision(&e.Decisions[i])
+	}
+	for i := range e.QA {
+		s.AddQA(&e.QA[i])
+	}
+	for i := range e.Signals {
+		s.AddSignal(&e.Signals[i])
+	}
+}
+
+// Simulate serves n requests of workload seed, routed by p and served by
+// the simulated world, 100 ms apart from start, with a QA result per
 // returned image and a thumbs-down on some failures; editsOnly keeps only
-// edit requests (a traffic shift). It returns the time after the last.
-func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int, start time.Time, editsOnly bool) time.Time {
+// edit requests (a traffic shift). It returns the events and the time
+// after the last.
+func Simulate(t testing.TB, p *router.Policy, seed uint64, n int, start time.Time, editsOnly bool) (Events, time.Time) {
 	t.Helper()
 	cat := datasets.MustCatalog()
 	items, err := datasets.Generate(seed, n*4)
@@ -76,7 +114,7 @@ func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int
 		t.Fatal(err)
 	}
 	w := sim.NewWorld(cat, seed)
-	b := ingest.NewBatch()
+	var ev Events
 	ts := start
 	k := 0
 	for _, it := range items {
@@ -91,23 +129,31 @@ func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int
 		d := router.Decide(it.Request, p, nil)
 		s := w.Judge(&it.Request, it.Task, &d)
 		e := s.Event(&it.Request, &d, ts.UnixMilli())
-		b.AddDecision(&e)
+		ev.Decisions = append(ev.Decisions, e)
 		if a := s.Attempt; a.Status == "ok" {
 			q := events.QAResult{Header: header(e.RequestID+"-qa0", ts), Model: a.Model, Attempt: 0, Pass: e.QAPass}
 			q.RequestID = e.RequestID
-			b.AddQA(&q)
+			ev.QA = append(ev.QA, q)
 		}
 		if k%29 == 0 && !e.QAPass {
 			sg := events.Signal{Header: header(e.RequestID+"-td", ts.Add(time.Second)), Signal: "thumbs_down"}
 			sg.RequestID = e.RequestID
-			b.AddSignal(&sg)
+			ev.Signals = append(ev.Signals, sg)
 		}
 		ts = ts.Add(100 * time.Millisecond)
 	}
-	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
+	return ev, ts
+}
+
+// Serve writes Simulate's events into db the way ingest writes them and
+// returns the time after the last request.
+func Serve(t testing.TB, db *ingesttest.DB, p *router.Policy, seed uint64, n int, start time.Time, editsOnly bool) time.Time {
+	t.Helper()
+	ev, end := Simulate(t, p, seed, n, start, editsOnly)
+	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), ev.Batch()); err != nil {
 		t.Fatal(err)
 	}
-	return ts
+	return end
 }
 
 // Generate inserts n synthetic decisions of policyVersion into db, made by

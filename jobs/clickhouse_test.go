@@ -2,17 +2,15 @@ package jobs_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/routelab/routelab/datasets"
-	"github.com/routelab/routelab/events"
-	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/chsource"
 	"github.com/routelab/routelab/jobs/jobstest"
 	"github.com/routelab/routelab/router"
 )
@@ -20,79 +18,6 @@ import (
 func TestMain(m *testing.M) { os.Exit(ingesttest.Main(m)) }
 
 var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-
-func header(id string, ts time.Time) events.Header {
-	return events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: ts.UnixMilli(), Tenant: "acme", RequestID: id}
-}
-
-// TestLabelsJoin checks the success definition, joined in ClickHouse, on
-// one hand-made request per clause.
-func TestLabelsJoin(t *testing.T) {
-	db := ingesttest.ClickHouse(t)
-	b := ingest.NewBatch()
-	dec := func(id string, qa bool) {
-		b.AddDecision(&events.Decision{Header: header(id, t0), Mode: "generate", Tier: "standard", Model: "m", PolicyVersion: "v1", Propensity: 1, Status: "ok", QAPass: qa, Images: 1})
-	}
-	tests := []struct {
-		id   string
-		want uint8
-	}{
-		{"ok", 1}, {"qa-fail", 0}, {"thumbs-down", 0}, {"regenerated", 0}, {"thumbs-up", 1},
-		{"low-review", 0}, {"good-review", 1}, {"qa-results-last-fail", 0}, {"qa-results-retry-pass", 1}, {"error", 0},
-	}
-	for _, tt := range tests {
-		if tt.id != "error" {
-			dec(tt.id, tt.id != "qa-fail")
-		}
-	}
-	b.AddDecision(&events.Decision{Header: header("error", t0), Mode: "generate", Model: "", PolicyVersion: "v1", Propensity: 1, Status: "error"})
-	sig := func(id, s string) {
-		e := events.Signal{Header: header(id+"-"+s, t0.Add(time.Minute)), Signal: s}
-		e.RequestID = id
-		b.AddSignal(&e)
-	}
-	sig("thumbs-down", "thumbs_down")
-	sig("regenerated", "regenerate")
-	sig("thumbs-up", "thumbs_up")
-	rev := func(id string, score float64) {
-		b.AddReview(&events.Review{Header: header(id, t0.Add(time.Hour)), Kind: "score", Reviewer: "r1", Scores: []events.Score{{Name: "overall", Value: score}, {Name: "text", Value: 5}}})
-	}
-	rev("low-review", 2)
-	rev("good-review", 4)
-	qa := func(id string, attempt int, pass bool) {
-		q := events.QAResult{Header: header(fmt.Sprintf("%s-qa%d", id, attempt), t0), Model: "m", Attempt: attempt, Pass: pass}
-		q.RequestID = id
-		b.AddQA(&q)
-	}
-	qa("qa-results-last-fail", 0, true)
-	qa("qa-results-last-fail", 1, false)
-	qa("qa-results-retry-pass", 0, false)
-	qa("qa-results-retry-pass", 1, true)
-	if err := ingest.NewWriter(db.Conn, db.Database).Write(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
-	q := "SELECT request_id, y FROM (" + s.Labels.SQL(db.Database, jobs.Window{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}, []string{"request_id"}, "") + ")"
-	rows, err := db.Conn.Query(context.Background(), q)
-	if err != nil {
-		t.Fatalf("labels query: %v", err)
-	}
-	got := map[string]uint8{}
-	for rows.Next() {
-		var id string
-		var y uint8
-		if err := rows.Scan(&id, &y); err != nil {
-			t.Fatal(err)
-		}
-		got[id] = y
-	}
-	rows.Close()
-	for _, tt := range tests {
-		if g, ok := got[tt.id]; !ok || g != tt.want {
-			t.Errorf("label(%s) = %v (present %v), want %v", tt.id, g, ok, tt.want)
-		}
-	}
-}
 
 func TestJobsOnClickHouse(t *testing.T) {
 	if testing.Short() {
@@ -102,7 +27,7 @@ func TestJobsOnClickHouse(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
 	ctx := context.Background()
 	end := jobstest.Serve(t, db, live, 7, 30000, t0, false)
-	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	s := &chsource.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	w := jobs.Window{From: t0, To: end}
 	logf := func(f string, a ...any) { t.Logf(f, a...) }
 
@@ -199,7 +124,7 @@ func TestRefitRulesOnlyPolicy(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
 	start := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)
 	end := jobstest.Serve(t, db, explore, 31, 20000, start, false)
-	s := &jobs.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
+	s := &chsource.Store{Conn: db.Conn, DB: db.Database, Labels: jobs.DefaultLabels()}
 	cand, rep, err := jobs.RunRecalibrate(context.Background(), s, explore, jobs.Window{From: start, To: end}, jobs.RecalibrateJob{}, func(string, ...any) {})
 	if err != nil {
 		t.Fatalf("RunRecalibrate: %v", err)
