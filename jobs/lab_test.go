@@ -7,19 +7,20 @@ import (
 	"github.com/routelab/routelab/jobs"
 )
 
-// TestQualityDropRecovers is the lab acceptance run (the F-scenario check):
-// sim-typo's text quality drops mid-run; the loop must notice, push a
-// policy, and come back to within 2 points of the success before the drop.
-// About 25 s on 2 cores.
+// TestQualityDropRecovers is the lab acceptance run (the F-scenario check,
+// at half its default sizes: every request goes through gateway.Serve,
+// rendering and QA-checking a real image): sim-typo's text quality drops
+// mid-run; the loop must notice, push a policy, and come back to within 2
+// points of the success before the drop.
 func TestQualityDropRecovers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the lab scenario takes ~25 s; run without -short")
+		t.Skip("the lab scenario serves some 60,000 requests; run without -short")
 	}
 	sc, ok := jobs.ScenarioByName("quality-drop")
 	if !ok {
 		t.Fatal("no quality-drop scenario")
 	}
-	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1})
+	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1, TrainEvents: 20000, Before: 10000, Window: 12000, After: 10000})
 	if err != nil {
 		t.Fatalf("RunScenario: %v", err)
 	}
