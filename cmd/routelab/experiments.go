@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
 	"time"
 
 	"github.com/routelab/routelab/experiments"
@@ -29,33 +27,12 @@ func experimentCommands() map[string]command {
 }
 
 func runExperiments(ctx context.Context, env Env, args []string) error {
-	subs := experimentCommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		experimentsUsage(env.Stdout, subs)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	sub, ok := subs[args[0]]
-	if !ok {
-		experimentsUsage(env.Stderr, subs)
-		return fmt.Errorf("unknown experiments command %q", args[0])
-	}
-	return sub.Run(ctx, env, args[1:])
-}
+	return group{Intro: `routelab experiments: A/B routing experiments and canary ramps.
 
-func experimentsUsage(w io.Writer, subs map[string]command) {
-	fmt.Fprintln(w, "routelab experiments: A/B routing experiments and canary ramps.")
-	fmt.Fprintln(w, "\nUsage: routelab experiments COMMAND [flags]   (COMMAND --help for its flags)\n\nCommands:")
-	names := make([]string, 0, len(subs))
-	for n := range subs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, subs[n].Summary)
-	}
+Usage: routelab experiments COMMAND [flags]   (COMMAND --help for its flags)
+
+Commands:`, Width: 9, Help: true, NoArgs: errUsage,
+		Unknown: "unknown experiments command %q", UsageOnUnknown: true, Subs: experimentCommands()}.run(ctx, env, args)
 }
 
 func runExperimentsValidate(_ context.Context, env Env, args []string) error {

@@ -65,11 +65,11 @@ Prints "created experiment ID" (the id is the last word).`)
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, "POST", "/admin/experiments", b, &s); err != nil {
+	if err := c.Do(ctx, "POST", "/admin/experiments", b, &s); err != nil {
 		return err
 	}
 	if *start {
-		if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(s.ID)+"/start", nil, &s); err != nil {
+		if err := c.Do(ctx, "POST", "/admin/experiments/"+url.PathEscape(s.ID)+"/start", nil, &s); err != nil {
 			return fmt.Errorf("created %s but start failed: %w", s.ID, err)
 		}
 	}
@@ -96,7 +96,7 @@ func runExperimentsList(ctx context.Context, env Env, args []string) error {
 	var out struct {
 		Experiments []experiments.Spec `json:"experiments"`
 	}
-	if err := c.do(ctx, "GET", "/admin/experiments?status="+url.QueryEscape(*status), nil, &out); err != nil {
+	if err := c.Do(ctx, "GET", "/admin/experiments?status="+url.QueryEscape(*status), nil, &out); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -197,7 +197,7 @@ func expSpecCommand(ctx context.Context, env Env, args []string, fs *pflag.FlagS
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, method, "/admin/experiments/"+url.PathEscape(pos[0])+suffix, b, &s); err != nil {
+	if err := c.Do(ctx, method, "/admin/experiments/"+url.PathEscape(pos[0])+suffix, b, &s); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -333,20 +333,20 @@ Usage: routelab experiments results ID [--json]`)
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
+	if err := c.Do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
 		return err
 	}
 	dsn, err := ch.resolveDSN(fs, env, adm.dataDir)
 	if err != nil {
 		return err
 	}
-	a, err := openExpAnalyzer(ctx, dsn, ch.exact)
+	reader, conn, err := openExpReader(ctx, dsn, ch.exact)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer conn.Close()
 	start := time.Now()
-	r, err := a.Report(ctx, s, *alpha)
+	r, err := reader.Report(ctx, s, *alpha, time.Now())
 	if err != nil {
 		return err
 	}
