@@ -64,17 +64,6 @@ func runExperimentsValidate(_ context.Context, env Env, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
-	ok := func(b bool) string {
-		if b {
-			return "ok"
-		}
-		return "OUT OF BOUNDS"
-	}
-	w := env.Stdout
-	fmt.Fprintf(w, "A/A false-positive rate     %.4f over %d tests   [0.04, 0.06] %s\n", r.AAFalsePositiveRate, r.AATests, ok(r.AAFalsePositiveRate >= 0.04 && r.AAFalsePositiveRate <= 0.06))
-	fmt.Fprintf(w, "CI coverage (known effect)  %.4f over %d intervals [0.94, 0.96] %s\n", r.CICoverage, r.CoverageIntervals, ok(r.CICoverage >= 0.94 && r.CICoverage <= 0.96))
-	fmt.Fprintf(w, "peeking every %d units:    fixed-horizon FPR %.4f, mSPRT FPR %.4f (<= %.2f) %s\n", r.PeekEvery, r.PeekingFixedHorizonFPR, r.PeekingMSPRTFPR, r.Alpha, ok(r.PeekingMSPRTFPR <= r.Alpha))
-	fmt.Fprintf(w, "known effect +%.3f, %d/arm: power %.4f, calculator %.4f, mSPRT %.4f\n", r.KnownEffect, r.KnownEffectUnits, r.KnownEffectPower, r.CalculatorPower, r.MSPRTPower)
-	fmt.Fprintf(w, "SRM at %d units: clean p %.3g, 1-point bug p %.3g, detected %v %s\n", r.SRMUnits, r.SRMCleanPValue, r.SRMBugPValue, r.SRMDetected, ok(r.SRMDetected && !r.SRMFalseAlarm))
+	r.WriteText(env.Stdout)
 	return nil
 }

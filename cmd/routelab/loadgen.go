@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/routelab/routelab/datasets"
@@ -80,25 +79,6 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	if *asJSON {
 		return expPrintJSON(env.Stdout, sum)
 	}
-	fmt.Fprintf(env.Stdout, "%d requests in %.1f s (%.1f/s): %d ok, %d errors; latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %d feedback signals; %d edit chains restarted\n",
-		sum.Requests, sum.Seconds, sum.RPS, sum.OK, sum.Errors, sum.LatencyP50MS, sum.LatencyP95MS, sum.LatencyP99MS, sum.Feedback, sum.ChainRestarts)
-	for _, k := range sortedKeysOf(sum.Models) {
-		fmt.Fprintf(env.Stdout, "  model %-14s %d\n", k, sum.Models[k])
-	}
-	for _, k := range sortedKeysOf(sum.Arms) {
-		fmt.Fprintf(env.Stdout, "  arm   %-30s %d\n", k, sum.Arms[k])
-	}
-	for _, k := range sortedKeysOf(sum.ErrorCodes) {
-		fmt.Fprintf(env.Stdout, "  error %-20s %d\n", k, sum.ErrorCodes[k])
-	}
+	sum.WriteText(env.Stdout)
 	return nil
-}
-
-func sortedKeysOf(m map[string]int) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -369,3 +369,28 @@ func (lg *loadgen) postFeedback(ctx context.Context, body []byte) bool {
 	resp.Body.Close()
 	return resp.StatusCode < 300
 }
+
+// WriteText prints the summary as routelab loadgen does: one line of
+// totals, then the counts by model, arm and error code.
+func (s Summary) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%d requests in %.1f s (%.1f/s): %d ok, %d errors; latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %d feedback signals; %d edit chains restarted\n",
+		s.Requests, s.Seconds, s.RPS, s.OK, s.Errors, s.LatencyP50MS, s.LatencyP95MS, s.LatencyP99MS, s.Feedback, s.ChainRestarts)
+	for _, k := range sortedKeysOf(s.Models) {
+		fmt.Fprintf(w, "  model %-14s %d\n", k, s.Models[k])
+	}
+	for _, k := range sortedKeysOf(s.Arms) {
+		fmt.Fprintf(w, "  arm   %-30s %d\n", k, s.Arms[k])
+	}
+	for _, k := range sortedKeysOf(s.ErrorCodes) {
+		fmt.Fprintf(w, "  error %-20s %d\n", k, s.ErrorCodes[k])
+	}
+}
+
+func sortedKeysOf(m map[string]int) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

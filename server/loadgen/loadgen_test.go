@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,10 @@ func TestRunCountsErrorCodes(t *testing.T) {
 	}
 	if sum.Errors != 20 || sum.ErrorCodes["unauthorized"] != 20 {
 		t.Errorf("with a wrong key: errors %d, codes %v; want 20 unauthorized", sum.Errors, sum.ErrorCodes)
+	}
+	var text strings.Builder
+	sum.WriteText(&text)
+	if !strings.HasPrefix(text.String(), "20 requests in ") || !strings.Contains(text.String(), "\n  error unauthorized         20\n") {
+		t.Errorf("WriteText:\n%s", text.String())
 	}
 }
