@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/routelab/routelab/experiments"
+	chexp "github.com/routelab/routelab/experiments/clickhouse"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/server/client"
 )
 
 // canaryFlags are the --canary-* flags of jobs pipeline (jobs.CanaryConfig).
@@ -50,3 +52,11 @@ func (c *canaryFlags) config() (jobs.CanaryConfig, error) {
 	cfg.Template = &s
 	return cfg, nil
 }
+
+// The admin API client and the ClickHouse reader are what the canary and
+// the guardrail monitor run on.
+var (
+	_ jobs.ExperimentControl = (*client.Admin)(nil)
+	_ jobs.CanaryReader      = (*chexp.Reader)(nil)
+	_ jobs.LookReader        = (*chexp.Reader)(nil)
+)
