@@ -23,6 +23,14 @@
 //     rates (evaluator/drift);
 //   - pipeline: recalibrate -> OPE gate -> drift check -> canary -> push
 //     (RunPipeline, on any Source);
+//   - canary (canary.go): the pipeline's canary through the admin API
+//     (ExperimentControl: stage, experiment, ramp, rollback) and ClickHouse
+//     (CanaryReader), never making the candidate live itself;
+//   - analyze (monitor.go): the guardrail monitor, also run by routelab dev;
+//   - policy eval (evalpolicy.go): a policy against the baselines in the
+//     simulated world;
+//   - schedule.go: once or --every D, each run's report file, audit row and
+//     JSON line;
 //   - lab (lab.go): the same loop in process against the simulated world,
 //     with the world's truth changed mid-run.
 package jobs

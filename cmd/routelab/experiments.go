@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
 	"time"
 
 	"github.com/routelab/routelab/experiments"
@@ -29,33 +27,12 @@ func experimentCommands() map[string]command {
 }
 
 func runExperiments(ctx context.Context, env Env, args []string) error {
-	subs := experimentCommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		experimentsUsage(env.Stdout, subs)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	sub, ok := subs[args[0]]
-	if !ok {
-		experimentsUsage(env.Stderr, subs)
-		return fmt.Errorf("unknown experiments command %q", args[0])
-	}
-	return sub.Run(ctx, env, args[1:])
-}
+	return group{Intro: `routelab experiments: A/B routing experiments and canary ramps.
 
-func experimentsUsage(w io.Writer, subs map[string]command) {
-	fmt.Fprintln(w, "routelab experiments: A/B routing experiments and canary ramps.")
-	fmt.Fprintln(w, "\nUsage: routelab experiments COMMAND [flags]   (COMMAND --help for its flags)\n\nCommands:")
-	names := make([]string, 0, len(subs))
-	for n := range subs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, subs[n].Summary)
-	}
+Usage: routelab experiments COMMAND [flags]   (COMMAND --help for its flags)
+
+Commands:`, Width: 9, Help: true, NoArgs: errUsage,
+		Unknown: "unknown experiments command %q", UsageOnUnknown: true, Subs: experimentCommands()}.run(ctx, env, args)
 }
 
 func runExperimentsValidate(_ context.Context, env Env, args []string) error {
@@ -87,17 +64,6 @@ func runExperimentsValidate(_ context.Context, env Env, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
-	ok := func(b bool) string {
-		if b {
-			return "ok"
-		}
-		return "OUT OF BOUNDS"
-	}
-	w := env.Stdout
-	fmt.Fprintf(w, "A/A false-positive rate     %.4f over %d tests   [0.04, 0.06] %s\n", r.AAFalsePositiveRate, r.AATests, ok(r.AAFalsePositiveRate >= 0.04 && r.AAFalsePositiveRate <= 0.06))
-	fmt.Fprintf(w, "CI coverage (known effect)  %.4f over %d intervals [0.94, 0.96] %s\n", r.CICoverage, r.CoverageIntervals, ok(r.CICoverage >= 0.94 && r.CICoverage <= 0.96))
-	fmt.Fprintf(w, "peeking every %d units:    fixed-horizon FPR %.4f, mSPRT FPR %.4f (<= %.2f) %s\n", r.PeekEvery, r.PeekingFixedHorizonFPR, r.PeekingMSPRTFPR, r.Alpha, ok(r.PeekingMSPRTFPR <= r.Alpha))
-	fmt.Fprintf(w, "known effect +%.3f, %d/arm: power %.4f, calculator %.4f, mSPRT %.4f\n", r.KnownEffect, r.KnownEffectUnits, r.KnownEffectPower, r.CalculatorPower, r.MSPRTPower)
-	fmt.Fprintf(w, "SRM at %d units: clean p %.3g, 1-point bug p %.3g, detected %v %s\n", r.SRMUnits, r.SRMCleanPValue, r.SRMBugPValue, r.SRMDetected, ok(r.SRMDetected && !r.SRMFalseAlarm))
+	r.WriteText(env.Stdout)
 	return nil
 }

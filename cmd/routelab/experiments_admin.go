@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/server/client"
 )
 
 // expAdminOpts are the flags every admin CLI command of experiments takes.
@@ -30,7 +24,8 @@ func expAdminFlags(fs *pflag.FlagSet) *expAdminOpts {
 	return o
 }
 
-func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*expAdminClient, error) {
+// resolve returns the admin API client; the audit log names $USER.
+func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*client.Admin, error) {
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
@@ -41,68 +36,5 @@ func (o *expAdminOpts) resolve(fs *pflag.FlagSet, env Env) (*expAdminClient, err
 	if o.url == "" || o.token == "" {
 		return nil, errors.New(noAdminHelp)
 	}
-	return &expAdminClient{base: strings.TrimRight(o.url, "/"), token: o.token, actor: env.Getenv("USER"), http: &http.Client{Timeout: 30 * time.Second}}, nil
-}
-
-// expAdminClient calls the admin API.
-type expAdminClient struct {
-	base, token, actor string
-	http               *http.Client
-}
-
-// apiError is the admin API's error body.
-type apiError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field"`
-}
-
-func (e *apiError) Error() string {
-	s := fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
-	if e.Field != "" {
-		s += " " + e.Field
-	}
-	return s + ": " + e.Message
-}
-
-func (c *expAdminClient) do(ctx context.Context, method, path string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.actor != "" {
-		req.Header.Set("x-routelab-actor", c.actor)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error apiError `json:"error"`
-		}
-		if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
-			return fmt.Errorf("admin API %s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-		}
-		e.Error.Status = resp.StatusCode
-		return &e.Error
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(b, out)
+	return client.New(o.url, o.token, env.Getenv("USER")), nil
 }

@@ -65,11 +65,11 @@ Prints "created experiment ID" (the id is the last word).`)
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, "POST", "/admin/experiments", b, &s); err != nil {
+	if err := c.Do(ctx, "POST", "/admin/experiments", b, &s); err != nil {
 		return err
 	}
 	if *start {
-		if err := c.do(ctx, "POST", "/admin/experiments/"+url.PathEscape(s.ID)+"/start", nil, &s); err != nil {
+		if err := c.Do(ctx, "POST", "/admin/experiments/"+url.PathEscape(s.ID)+"/start", nil, &s); err != nil {
 			return fmt.Errorf("created %s but start failed: %w", s.ID, err)
 		}
 	}
@@ -96,7 +96,7 @@ func runExperimentsList(ctx context.Context, env Env, args []string) error {
 	var out struct {
 		Experiments []experiments.Spec `json:"experiments"`
 	}
-	if err := c.do(ctx, "GET", "/admin/experiments?status="+url.QueryEscape(*status), nil, &out); err != nil {
+	if err := c.Do(ctx, "GET", "/admin/experiments?status="+url.QueryEscape(*status), nil, &out); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -197,7 +197,7 @@ func expSpecCommand(ctx context.Context, env Env, args []string, fs *pflag.FlagS
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, method, "/admin/experiments/"+url.PathEscape(pos[0])+suffix, b, &s); err != nil {
+	if err := c.Do(ctx, method, "/admin/experiments/"+url.PathEscape(pos[0])+suffix, b, &s); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -205,81 +205,6 @@ func expSpecCommand(ctx context.Context, env Env, args []string, fs *pflag.FlagS
 	}
 	fmt.Fprintln(env.Stdout, text(s))
 	return nil
-}
-
-func pct(p *float64) *float64 {
-	if p == nil {
-		return nil
-	}
-	v := 100 * *p
-	return &v
-}
-
-// fmtPct formats a share as a percentage.
-func fmtPct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
-
-func fmtOpt(p *float64, format string) string {
-	if p == nil {
-		return "-"
-	}
-	return fmt.Sprintf(format, *p)
-}
-
-func printReport(w io.Writer, r experiments.Report) {
-	fmt.Fprintf(w, "%s  %s  [%s, phase %d, traffic %g]\n", r.Experiment, r.Name, r.Status, r.Phase, r.Traffic)
-	srm := "ok"
-	if r.SRM {
-		srm = "SAMPLE RATIO MISMATCH: do not trust the deltas"
-	}
-	fmt.Fprintf(w, "units %.0f, requests %.0f, SRM p = %.3g (%s)\n\n", r.Units, r.Requests, r.SRMPValue, srm)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "ARM\tUNITS\tSHARE\tEXPECTED\tREQUESTS\t%s\t95%% CI\n", strings.ToUpper(r.PrimaryMetric))
-	for _, a := range r.Arms {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t[%s, %s]\n", a.Arm, a.Units, fmtPct(a.Share), fmtPct(a.ExpectedShare), a.Requests,
-			fmtOpt(a.Value, "%.4g"), fmtOpt(a.CILow, "%.4g"), fmtOpt(a.CIHigh, "%.4g"))
-	}
-	tw.Flush()
-	for _, t := range r.Treatments {
-		fmt.Fprintf(w, "\n%s vs control\n", t.Arm)
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "METRIC\tDELTA\tREL\t95% CI\tP\tHOLM P\tALWAYS-VALID P")
-		for _, m := range append([]string{r.PrimaryMetric}, metricNames(t.Metrics, r.PrimaryMetric)...) {
-			c, ok := t.Metrics[m]
-			if !ok {
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%.4g\t%s\t[%s, %s]\t%s\t%s\t%s\n", m, c.Delta, fmtOpt(pct(c.Relative), "%+.1f%%"),
-				fmtOpt(c.CILow, "%.4g"), fmtOpt(c.CIHigh, "%.4g"), fmtOpt(c.PValue, "%.3g"), fmtOpt(c.AdjustedPValue, "%.3g"), fmtOpt(c.AlwaysValidPValue, "%.3g"))
-		}
-		tw.Flush()
-		if t.CUPED != nil {
-			fmt.Fprintf(w, "CUPED (%s numerator per unit): delta %.4g [%.4g, %.4g], variance reduction %.1f%%\n", r.PrimaryMetric,
-				t.CUPED.Estimate.Delta, t.CUPED.Estimate.CILow, t.CUPED.Estimate.CIHigh, 100*t.CUPED.VarianceReduction)
-		}
-	}
-	if len(r.Guardrails) > 0 {
-		fmt.Fprintln(w, "\nguardrails")
-		for _, g := range r.Guardrails {
-			state := "ok"
-			switch {
-			case g.Breached:
-				state = "BREACHED: " + g.Reason
-			case !g.Ready:
-				state = "not enough units yet"
-			}
-			fmt.Fprintf(w, "  %s %s = %.4g (control %.4g): %s\n", g.Arm, g.Metric, g.Value, g.Control, state)
-		}
-	}
-}
-
-func metricNames(m map[string]experiments.Comparison, skip string) []string {
-	var out []string
-	for _, n := range append(experiments.RatioMetrics, "latency_p50_ms", "latency_p95_ms") {
-		if _, ok := m[n]; ok && n != skip {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // expCHFlags are the ClickHouse flags of results and jobs analyze.
@@ -333,20 +258,20 @@ Usage: routelab experiments results ID [--json]`)
 		return err
 	}
 	var s experiments.Spec
-	if err := c.do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
+	if err := c.Do(ctx, "GET", "/admin/experiments/"+url.PathEscape(pos[0]), nil, &s); err != nil {
 		return err
 	}
 	dsn, err := ch.resolveDSN(fs, env, adm.dataDir)
 	if err != nil {
 		return err
 	}
-	a, err := openExpAnalyzer(ctx, dsn, ch.exact)
+	reader, conn, err := openExpReader(ctx, dsn, ch.exact)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer conn.Close()
 	start := time.Now()
-	r, err := a.Report(ctx, s, *alpha)
+	r, err := reader.Report(ctx, s, *alpha, time.Now())
 	if err != nil {
 		return err
 	}
@@ -355,6 +280,6 @@ Usage: routelab experiments results ID [--json]`)
 	if *asJSON {
 		return expPrintJSON(env.Stdout, r)
 	}
-	printReport(env.Stdout, r)
+	r.WriteText(env.Stdout)
 	return nil
 }

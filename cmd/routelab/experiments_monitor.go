@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/routelab/routelab/experiments"
 	chexp "github.com/routelab/routelab/experiments/clickhouse"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/server/client"
 )
 
 // startDevExperimentMonitor runs the guardrail monitor of `routelab jobs
@@ -20,34 +20,12 @@ func startDevExperimentMonitor(st *devStack, conn driver.Conn, db, adminURL, adm
 	if every <= 0 || adminURL == "" {
 		return
 	}
-	adm := newAdmin(adminURL, adminToken, "experiments-monitor")
-	reader := chexp.NewReader(conn, db)
-	log := logger.With("component", "experiments-monitor")
+	m := &jobs.Monitor{
+		Control: client.New(adminURL, adminToken, "experiments-monitor"), Reader: chexp.NewReader(conn, db),
+		Alpha: 0.05, Progress: func(string, ...any) {}, Now: time.Now,
+	}
 	st.run("experiments monitor", func(ctx context.Context) error {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			var out struct {
-				Experiments []experiments.Spec `json:"experiments"`
-			}
-			if err := adm.do(ctx, http.MethodGet, "/admin/experiments?status=running", nil, &out); err != nil {
-				log.Warn("list running experiments", "err", err)
-				continue
-			}
-			for _, sp := range out.Experiments {
-				e := monitorOne(ctx, reader, adm, sp, 0.05, false, func(string, ...any) {})
-				switch {
-				case e.Error != "":
-					log.Warn("experiment not judged", "experiment", sp.ID, "action", e.Verdict.Action, "err", e.Error)
-				case e.Verdict.Action != experiments.ActionHold:
-					log.Info("experiment "+string(e.Verdict.Action), "experiment", sp.ID, "reason", e.Verdict.Reason, "traffic", e.Verdict.Traffic, "next", e.Verdict.Next)
-				}
-			}
-		}
+		m.Watch(ctx, every, logger.With("component", "experiments-monitor"))
+		return nil
 	})
 }

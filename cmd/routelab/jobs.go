@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/events"
 	chexp "github.com/routelab/routelab/experiments/clickhouse"
@@ -25,6 +20,7 @@ import (
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/chsource"
 	"github.com/routelab/routelab/router"
+	"github.com/routelab/routelab/server/client"
 )
 
 // jobsCommands are the subcommands of `routelab jobs`. Other parts add
@@ -40,34 +36,13 @@ func jobsCommands() map[string]command {
 }
 
 func runJobs(ctx context.Context, env Env, args []string) error {
-	subs := jobsCommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		jobsUsage(env.Stdout, subs)
-		if len(args) == 0 {
-			return errors.New("jobs: no subcommand given")
-		}
-		return nil
-	}
-	sub, ok := subs[args[0]]
-	if !ok {
-		jobsUsage(env.Stderr, subs)
-		return fmt.Errorf("unknown jobs command %q", args[0])
-	}
-	return sub.Run(ctx, env, args[1:])
-}
+	return group{Intro: `routelab jobs: the offline jobs. Each reads ClickHouse, writes a JSON report (and an audit
+row in ClickHouse), prints progress on stderr, and runs once or, with --every D, on a schedule.
 
-func jobsUsage(w io.Writer, subs map[string]command) {
-	fmt.Fprintln(w, `routelab jobs: the offline jobs. Each reads ClickHouse, writes a JSON report (and an audit
-row in ClickHouse), prints progress on stderr, and runs once or, with --every D, on a schedule.`)
-	fmt.Fprintln(w, "\nUsage: routelab jobs COMMAND [flags]   (COMMAND --help for its flags)\n\nCommands:")
-	names := make([]string, 0, len(subs))
-	for n := range subs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, subs[n].Summary)
-	}
+Usage: routelab jobs COMMAND [flags]   (COMMAND --help for its flags)
+
+Commands:`, Width: 12, Help: true, NoArgs: errors.New("jobs: no subcommand given"),
+		Unknown: "unknown jobs command %q", UsageOnUnknown: true, Subs: jobsCommands()}.run(ctx, env, args)
 }
 
 // jobFlags are the flags every job shares.
@@ -191,17 +166,6 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*chsource.Store, func(),
 	return &chsource.Store{Conn: conn, DB: db, Labels: lab, Final: f.final}, func() { conn.Close() }, nil
 }
 
-// admin is the admin API client the jobs use for the live policy and push.
-type admin struct {
-	url, token string
-	actor      string // x-routelab-actor: who the audit log names
-	client     *http.Client
-}
-
-func newAdmin(url, token, actor string) *admin {
-	return &admin{url: strings.TrimRight(url, "/"), token: token, actor: actor, client: &http.Client{Timeout: 30 * time.Second}}
-}
-
 // cliActor names the person running a CLI command in audit events.
 func cliActor(env Env, tool string) string {
 	if u := env.Getenv("USER"); u != "" {
@@ -210,7 +174,7 @@ func cliActor(env Env, tool string) string {
 	return tool
 }
 
-func (f *jobFlags) admin() (*admin, error) {
+func (f *jobFlags) admin() (*client.Admin, error) {
 	u, tok, err := resolveAdmin(f.adminURL, f.adminToken, f.dataDir)
 	if err != nil {
 		return nil, err
@@ -218,136 +182,32 @@ func (f *jobFlags) admin() (*admin, error) {
 	if u == "" {
 		return nil, errors.New(noAdminHelp + ", or give --policy FILE")
 	}
-	return newAdmin(u, tok, "jobs"), nil
-}
-
-func (a *admin) do(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, a.url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.actor != "" {
-		req.Header.Set("x-routelab-actor", a.actor)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("admin %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	return json.Unmarshal(b, out)
-}
-
-// Push makes p live through POST /admin/policy.
-func (a *admin) Push(ctx context.Context, p *router.Policy) (string, error) {
-	b, err := p.JSON()
-	if err != nil {
-		return "", err
-	}
-	var out struct {
-		Version string `json:"version"`
-	}
-	if err := a.do(ctx, http.MethodPost, "/admin/policy", b, &out); err != nil {
-		return "", err
-	}
-	return out.Version, nil
+	return client.New(u, tok, "jobs"), nil
 }
 
 // livePolicy loads the live policy from --policy or the admin API.
 func (f *jobFlags) livePolicy(ctx context.Context) (*router.Policy, error) {
 	if f.policy != "" {
-		return readPolicyFile(f.policy)
+		return datasets.LoadPolicy(f.policy)
 	}
 	a, err := f.admin()
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Version string          `json:"version"`
-		Policy  json.RawMessage `json:"policy"`
-	}
-	if err := a.do(ctx, http.MethodGet, "/admin/policy", nil, &out); err != nil {
-		return nil, err
-	}
-	return router.ParsePolicy(out.Policy)
+	return a.Policy(ctx)
 }
 
-func readPolicyFile(path string) (*router.Policy, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	p, err := router.ParsePolicy(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return p, nil
-}
-
-// every runs job once, or on the --every schedule until ctx ends. Each run
-// writes its report file, its audit row and (with --json) one JSON line.
-func (f *jobFlags) schedule(ctx context.Context, env Env, name string, job func(ctx context.Context, w jobs.Window) (report any, subject string, err error), audit func(ctx context.Context, a events.Audit) error) error {
-	for {
-		w, err := f.windowAt(time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stderr, "jobs %s: window %s .. %s\n", name, w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339))
-		rep, subject, err := job(ctx, w)
-		if err != nil {
-			if f.every <= 0 {
-				return fmt.Errorf("jobs %s: %w", name, err)
-			}
-			fmt.Fprintf(env.Stderr, "jobs %s: %v (will retry in %s)\n", name, err, f.every)
-		} else if err := f.emit(ctx, env, name, subject, rep, audit); err != nil {
-			return err
-		}
-		if f.every <= 0 {
-			return nil
-		}
-		t := time.NewTimer(f.every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-func (f *jobFlags) emit(ctx context.Context, env Env, name, subject string, rep any, audit func(ctx context.Context, a events.Audit) error) error {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return fmt.Errorf("encode %s report: %w", name, err)
-	}
-	if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(f.reportDir, fmt.Sprintf("%s-%s.json", name, time.Now().UTC().Format("20060102T150405.000Z")))
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stderr, "jobs %s: report written to %s\n", name, path)
-	if !f.noAudit && audit != nil {
-		a, err := jobs.NewAudit(time.Now(), "jobs."+name, subject, rep)
-		if err != nil {
-			return err
-		}
-		if err := audit(ctx, a); err != nil {
-			return err
-		}
+// schedule runs job once, or on the --every schedule until ctx ends (see
+// jobs.Schedule); audit nil or --no-audit writes no audit row.
+func (f *jobFlags) schedule(ctx context.Context, env Env, name string, job jobs.Job, audit func(ctx context.Context, a events.Audit) error) error {
+	s := jobs.Schedule{Every: f.every, ReportDir: f.reportDir, Window: f.windowAt, Log: env.Stderr, Now: time.Now}
+	if !f.noAudit {
+		s.Audit = audit
 	}
 	if f.asJSON {
-		fmt.Fprintln(env.Stdout, string(b))
+		s.JSON = env.Stdout
 	}
-	return nil
+	return s.Run(ctx, name, job)
 }
 
 func runJobsRecalibrate(ctx context.Context, env Env, args []string) error {
@@ -426,7 +286,7 @@ support the candidate. The gate passes when DR >= the live policy's observed suc
 		if err != nil {
 			return nil, "", err
 		}
-		cand, err := readPolicyFile(*candPath)
+		cand, err := datasets.LoadPolicy(*candPath)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, "", fmt.Errorf("no candidate policy at %s: run `routelab jobs recalibrate` first (it writes one there) or pass --candidate FILE", *candPath)
 		}
@@ -497,34 +357,13 @@ to --webhook.`, env)
 				}
 			}
 			if *webhook != "" {
-				if err := postWebhook(ctx, *webhook, rep); err != nil {
+				if err := jobs.PostDriftBreach(ctx, *webhook, rep); err != nil {
 					progress("drift: webhook: %v", err)
 				}
 			}
 		}
 		return rep, live.Version, nil
 	}, s.Audit)
-}
-
-func postWebhook(ctx context.Context, url string, body any) error {
-	b, err := json.Marshal(map[string]any{"event": "routelab.drift.breach", "report": body})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
-	}
-	return nil
 }
 
 func runJobsPipeline(ctx context.Context, env Env, args []string) error {
@@ -547,11 +386,12 @@ rolls the experiment back and the pipeline stops; a canary that has not passed w
 	skipCanary := f.fs.Bool("skip-canary", false, "promote without a canary experiment")
 	push := f.fs.Bool("push", false, "push the candidate when every gate passes (default: dry run)")
 	out := f.fs.String("out", "", "candidate policy file (default DATA-DIR/policies/candidate.json)")
-	ccfg := addCanaryFlags(f.fs)
+	cflags := addCanaryFlags(f.fs)
 	if err := f.parse(env, args); err != nil {
 		return err
 	}
-	if err := ccfg.validate(); err != nil {
+	ccfg, err := cflags.config()
+	if err != nil {
 		return err
 	}
 	if *out == "" {
@@ -573,7 +413,7 @@ rolls the experiment back and the pipeline stops; a canary that has not passed w
 			opt.Audit = s.Audit
 		}
 		if *candPath != "" {
-			if opt.Candidate, err = readPolicyFile(*candPath); err != nil {
+			if opt.Candidate, err = datasets.LoadPolicy(*candPath); err != nil {
 				return nil, "", err
 			}
 		}
@@ -588,7 +428,7 @@ rolls the experiment back and the pipeline stops; a canary that has not passed w
 			if !*skipCanary {
 				reader := chexp.NewReader(s.Conn, s.DB)
 				reader.Exact = f.final
-				canary = &canaryRunner{adm: a, reader: reader, conn: s.Conn, db: s.DB, cfg: *ccfg, progress: progress, now: time.Now}
+				canary = &jobs.CanaryRunner{Control: a, Reader: reader, Config: ccfg, Progress: progress, Now: time.Now}
 			}
 		}
 		rep, err := jobs.RunPipeline(ctx, s, live, w, canary, pusher, opt, progress)

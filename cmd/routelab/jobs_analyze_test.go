@@ -16,6 +16,7 @@ import (
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
+	"github.com/routelab/routelab/jobs"
 )
 
 // canaryTraffic writes decisions of a canary's phase: units per arm, each
@@ -64,7 +65,7 @@ func mustCreate(t *testing.T, url, specFile string) experiments.Spec {
 	return s
 }
 
-func runAnalyze(t *testing.T, db *ingesttest.DB, url string) analyzeReport {
+func runAnalyze(t *testing.T, db *ingesttest.DB, url string) jobs.AnalyzeReport {
 	t.Helper()
 	var out bytes.Buffer
 	args := []string{"jobs", "analyze", "--clickhouse-dsn", db.DSN(), "--admin-url", url, "--admin-token", "adm", "--report-dir", t.TempDir(), "--json"}
@@ -72,7 +73,7 @@ func runAnalyze(t *testing.T, db *ingesttest.DB, url string) analyzeReport {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var rep analyzeReport
+	var rep jobs.AnalyzeReport
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
 		t.Fatalf("report %q: %v", out.String(), err)
 	}
@@ -82,7 +83,7 @@ func runAnalyze(t *testing.T, db *ingesttest.DB, url string) analyzeReport {
 func TestJobsAnalyzeRollsBackFailingCanary(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
 	_, adm, prod := mustServe(t)
-	url := adm.base // the admin listener
+	url := adm.URL() // the admin listener
 	s := mustCreate(t, url, "../../datasets/experiments/canary.json")
 	canaryTraffic(t, db, s, 60, 0.4)
 
@@ -90,8 +91,8 @@ func TestJobsAnalyzeRollsBackFailingCanary(t *testing.T) {
 	if len(rep.Experiments) != 1 || rep.Experiments[0].Verdict.Action != experiments.ActionRollback || !rep.Experiments[0].Applied {
 		t.Fatalf("analyze = %+v", rep.Experiments)
 	}
-	var after experiments.Spec
-	if err := adm.do(context.Background(), "GET", "/admin/experiments/"+s.ID, nil, &after); err != nil {
+	after, err := adm.Experiment(context.Background(), s.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if after.Status != experiments.StatusStopped || !after.RolledBack || !strings.Contains(after.StopReason, "error_rate") {
@@ -123,7 +124,7 @@ func TestJobsAnalyzeRollsBackFailingCanary(t *testing.T) {
 func TestJobsAnalyzeAdvancesHealthyCanary(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
 	_, adm, _ := mustServe(t)
-	url := adm.base // the admin listener
+	url := adm.URL() // the admin listener
 	raw, err := os.ReadFile("../../datasets/experiments/canary.json")
 	if err != nil {
 		t.Fatal(err)

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/server/client"
 )
 
 // adminFlags are the flags of admin CLI commands: the admin API comes from
@@ -30,7 +31,7 @@ func addAdminFlags(fs *pflag.FlagSet) adminFlags {
 	}
 }
 
-func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
+func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*client.Admin, error) {
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
@@ -41,7 +42,7 @@ func (a adminFlags) client(fs *pflag.FlagSet, env Env) (*admin, error) {
 	if u == "" {
 		return nil, errors.New(noAdminHelp)
 	}
-	return newAdmin(u, tok, cliActor(env, "cli")), nil
+	return client.New(u, tok, cliActor(env, "cli")), nil
 }
 
 func keysSubcommands() map[string]command {
@@ -53,27 +54,8 @@ func keysSubcommands() map[string]command {
 }
 
 func runKeys(ctx context.Context, env Env, args []string) error {
-	subs := keysSubcommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.Stdout, "Usage: routelab keys SUBCOMMAND [flags]\n\nManage tenant API keys through serve's admin API. Only hashes are stored.\n\nSubcommands:")
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(env.Stdout, "  %-8s %s\n", n, subs[n].Summary)
-		}
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	c, ok := subs[args[0]]
-	if !ok {
-		return fmt.Errorf("unknown keys subcommand %q", args[0])
-	}
-	return c.Run(ctx, env, args[1:])
+	return group{Intro: "Usage: routelab keys SUBCOMMAND [flags]\n\nManage tenant API keys through serve's admin API. Only hashes are stored.\n\nSubcommands:",
+		Width: 8, NoArgs: errUsage, Unknown: "unknown keys subcommand %q", Subs: keysSubcommands()}.run(ctx, env, args)
 }
 
 type apiKey struct {
@@ -102,7 +84,7 @@ func runKeysCreate(ctx context.Context, env Env, args []string) error {
 	}
 	body, _ := json.Marshal(map[string]string{"tenant": *tenant, "name": *name})
 	var k apiKey
-	if err := a.do(ctx, http.MethodPost, "/admin/keys", body, &k); err != nil {
+	if err := a.Do(ctx, http.MethodPost, "/admin/keys", body, &k); err != nil {
 		return err
 	}
 	if *af.jsonOut {
@@ -126,7 +108,7 @@ func runKeysList(ctx context.Context, env Env, args []string) error {
 	var out struct {
 		Keys []apiKey `json:"keys"`
 	}
-	if err := a.do(ctx, http.MethodGet, "/admin/keys", nil, &out); err != nil {
+	if err := a.Do(ctx, http.MethodGet, "/admin/keys", nil, &out); err != nil {
 		return err
 	}
 	if *af.jsonOut {
@@ -154,7 +136,7 @@ func runKeysRevoke(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	var out map[string]any
-	if err := a.do(ctx, http.MethodDelete, "/admin/keys/"+fs.Arg(0), nil, &out); err != nil {
+	if err := a.Do(ctx, http.MethodDelete, "/admin/keys/"+fs.Arg(0), nil, &out); err != nil {
 		return err
 	}
 	if *af.jsonOut {

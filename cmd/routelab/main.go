@@ -119,3 +119,47 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// group is a command made of subcommands (routelab policy, keys, jobs,
+// experiments): -h/--help (and "help" when Help is set) lists them after
+// Intro on stdout; no argument lists them and returns NoArgs.
+type group struct {
+	Intro   string
+	Width   int  // of the name column
+	Help    bool // "help" lists too
+	NoArgs  error
+	Unknown string // error format for an unknown subcommand, with %q
+	// UsageOnUnknown lists the subcommands on stderr before that error.
+	UsageOnUnknown bool
+	Subs           map[string]command
+}
+
+func (g group) run(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || (g.Help && args[0] == "help") {
+		g.usage(env.Stdout)
+		if len(args) == 0 {
+			return g.NoArgs
+		}
+		return nil
+	}
+	sub, ok := g.Subs[args[0]]
+	if !ok {
+		if g.UsageOnUnknown {
+			g.usage(env.Stderr)
+		}
+		return fmt.Errorf(g.Unknown, args[0])
+	}
+	return sub.Run(ctx, env, args[1:])
+}
+
+func (g group) usage(w io.Writer) {
+	fmt.Fprintln(w, g.Intro)
+	names := make([]string, 0, len(g.Subs))
+	for n := range g.Subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s %s\n", g.Width, n, g.Subs[n].Summary)
+	}
+}

@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
-	"strings"
-	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/routelab/routelab/datasets"
-	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/router"
 )
 
@@ -32,27 +28,8 @@ func policySubcommands() map[string]command {
 }
 
 func runPolicy(ctx context.Context, env Env, args []string) error {
-	subs := policySubcommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.Stdout, "Usage: routelab policy SUBCOMMAND [flags]\n\nSubcommands:")
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(env.Stdout, "  %-10s %s\n", n, subs[n].Summary)
-		}
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	c, ok := subs[args[0]]
-	if !ok {
-		return fmt.Errorf("unknown policy subcommand %q", args[0])
-	}
-	return c.Run(ctx, env, args[1:])
+	return group{Intro: "Usage: routelab policy SUBCOMMAND [flags]\n\nSubcommands:", Width: 10, NoArgs: errUsage,
+		Unknown: "unknown policy subcommand %q", Subs: policySubcommands()}.run(ctx, env, args)
 }
 
 // printJSON writes v as one line: the last line of stdout for --json.
@@ -132,32 +109,8 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	if *asJSON {
 		return printJSON(env.Stdout, summary)
 	}
-	printFrontier(env.Stdout, p)
+	router.WriteFrontier(env.Stdout, p)
 	return nil
-}
-
-func printFrontier(w io.Writer, p *router.Policy) {
-	fmt.Fprintf(w, "policy %s  held-out ECE %.4f  Brier %.4f  edit-depth limit %d\n", p.Version, p.Metrics.ECE, p.Metrics.Brier, p.EditDepthLimit)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "tier\tthreshold\texp. success\tmean cost\t")
-	for _, t := range []router.Tier{router.TierDraft, router.TierStandard, router.TierPremium} {
-		last := -1.0
-		pts := p.Metrics.Frontier[t]
-		for i, fp := range pts {
-			// Print the frontier in steps of half a point of success,
-			// plus its ends and the chosen threshold.
-			if !fp.Chosen && i != 0 && i != len(pts)-1 && fp.Success-last < 0.005 {
-				continue
-			}
-			last = fp.Success
-			mark := ""
-			if fp.Chosen {
-				mark = "<- chosen"
-			}
-			fmt.Fprintf(tw, "%s\t%.2f\t%.4f\t$%.4f\t%s\n", t, fp.Threshold, fp.Success, fp.CostUSD, mark)
-		}
-	}
-	tw.Flush()
 }
 
 // rulesPolicy loads the policy whose rules and catalog a training run
@@ -166,37 +119,7 @@ func rulesPolicy(path string) (*router.Policy, error) {
 	if path == "" {
 		return datasets.Policy("rules")
 	}
-	return loadPolicy(path)
-}
-
-// evalReport is `policy eval --json`.
-type evalReport struct {
-	Workload    string             `json:"workload"`
-	Requests    int                `json:"requests"`
-	WorldSeed   uint64             `json:"world_seed"`
-	Policy      string             `json:"policy"`
-	Version     string             `json:"version"`
-	Policies    []sim.PolicyResult `json:"policies"`
-	Calibration evalCalibration    `json:"calibration"`
-	Frontier    []frontierPoint    `json:"frontier"`
-	Targets     map[string]any     `json:"targets"`
-	Seconds     float64            `json:"seconds"`
-}
-
-// frontierPoint is the evaluated policy re-run with one threshold for all
-// tiers: the realised cost/success frontier it can reach.
-type frontierPoint struct {
-	Threshold   float64 `json:"threshold"`
-	SuccessRate float64 `json:"success_rate"`
-	MeanCostUSD float64 `json:"mean_cost_usd"`
-	Regret      float64 `json:"regret"`
-}
-
-type evalCalibration struct {
-	ECE         float64                   `json:"ece"`
-	Brier       float64                   `json:"brier"`
-	N           int                       `json:"n"`
-	Reliability []router.ReliabilityPoint `json:"reliability"`
+	return datasets.LoadPolicy(path)
 }
 
 func runPolicyEval(ctx context.Context, env Env, args []string) error {
@@ -220,174 +143,25 @@ policy's predicted P for the model it routed to.`)
 		return fmt.Errorf("--policy and --workload are required")
 	}
 	start := time.Now()
-	p, err := loadPolicy(*policyPath)
+	p, err := datasets.LoadPolicy(*policyPath)
 	if err != nil {
 		return err
 	}
-	items, err := loadWorkload(*workload)
+	items, err := datasets.LoadWorkload(*workload)
 	if err != nil {
 		return err
 	}
-	jobs := make([]sim.Job, len(items))
-	for i := range items {
-		jobs[i] = sim.Job{Req: items[i].Request, Task: items[i].Task}
-	}
-	shipped, err := datasets.Policy("rules")
+	rep, err := jobs.EvalPolicy(ctx, p, items, jobs.EvalConfig{WorldSeed: *seed, Workers: *workers, Frontier: *withFrontier, Progress: stderrProgress(env)})
 	if err != nil {
 		return err
 	}
-	rulesOnly := &router.Policy{Name: "rules-only", Models: p.Models, DefaultModel: p.DefaultModel, Rules: shipped.Rules, EditDepthLimit: shipped.EditDepthLimit}
-	random := &router.Policy{Name: "random", Models: p.Models, DefaultModel: p.DefaultModel, Epsilon: 1}
-	for _, q := range []*router.Policy{rulesOnly, random} {
-		if err := q.Seal(); err != nil {
-			return err
-		}
-	}
-	w := sim.NewWorld(router.Catalog{Models: p.Models}, *seed)
-
-	fmt.Fprintf(env.Stderr, "eval: %d requests, oracle first\n", len(jobs))
-	oracle, oracleP := w.Run("oracle", jobs, w.OracleChooser(rulesOnly), nil, nil)
-	type row struct {
-		name   string
-		choose sim.Chooser
-		calib  *sim.Calib
-	}
-	name := p.Name
-	if name == "oracle" || name == "random" || name == "rules-only" || strings.HasPrefix(name, "always:") {
-		name = "policy:" + name
-	}
-	calib := &sim.Calib{}
-	rows := []row{{name, sim.PolicyChooser(p), calib}, {"rules-only", sim.PolicyChooser(rulesOnly), nil}, {"random", sim.PolicyChooser(random), nil}}
-	for _, m := range p.Models {
-		rows = append(rows, row{"always:" + m.Name, sim.PinChooser(rulesOnly, m.Name), nil})
-	}
-	results := make([]sim.PolicyResult, len(rows))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(*workers, 1))
-	for i := range rows {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			results[i], _ = w.Run(rows[i].name, jobs, rows[i].choose, oracleP, rows[i].calib)
-			fmt.Fprintf(env.Stderr, "eval: %s done\n", rows[i].name)
-		}(i)
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var frontier []frontierPoint
-	if p.Classifier != nil && *withFrontier {
-		thr := []float64{0.5, 0.6, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.95, 1}
-		frontier = make([]frontierPoint, len(thr))
-		for i, t := range thr {
-			q := *p
-			q.Thresholds = map[router.Tier]float64{router.TierDraft: t, router.TierStandard: t, router.TierPremium: t}
-			q.Version = fmt.Sprintf("%s@%.2f", p.Version, t)
-			if err := q.Seal(); err != nil {
-				return err
-			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(i int, q *router.Policy) {
-				defer func() { <-sem; wg.Done() }()
-				r, _ := w.Run(q.Version, jobs, sim.PolicyChooser(q), oracleP, nil)
-				frontier[i] = frontierPoint{Threshold: thr[i], SuccessRate: r.SuccessRate, MeanCostUSD: r.MeanCostUSD, Regret: r.Regret}
-			}(i, &q)
-		}
-		wg.Wait()
-		fmt.Fprintf(env.Stderr, "eval: frontier done\n")
-	}
-	oracle.Regret = 0
-	results = append(results, oracle)
-	rep := evalReport{Workload: *workload, Requests: len(jobs), WorldSeed: *seed, Policy: p.Name, Version: p.Version, Policies: results, Frontier: frontier}
-	rep.Calibration.ECE, rep.Calibration.Brier, rep.Calibration.Reliability = router.Calibration(calib.P, calib.Success, nil)
-	rep.Calibration.N = len(calib.P)
-	rep.Targets = targets(results, rep.Calibration.ECE, frontier)
-	rep.Seconds = time.Since(start).Seconds()
+	rep.Workload, rep.Seconds = *workload, time.Since(start).Seconds()
 	if !*asJSON {
-		printEval(env.Stdout, &rep)
+		rep.WriteText(env.Stdout)
 		return nil
 	}
-	printEval(env.Stderr, &rep)
+	rep.WriteText(env.Stderr)
 	return printJSON(env.Stdout, rep)
-}
-
-// targets compares the evaluated policy (first row) with the best single
-// model and rules-only, as the router issue states its targets.
-func targets(rs []sim.PolicyResult, ece float64, frontier []frontierPoint) map[string]any {
-	t := rs[0]
-	var best, rules sim.PolicyResult
-	for _, r := range rs {
-		if strings.HasPrefix(r.Name, "always:") && r.SuccessRate > best.SuccessRate {
-			best = r
-		}
-		if r.Name == "rules-only" {
-			rules = r
-		}
-	}
-	ratio := math.NaN()
-	if best.MeanCostUSD > 0 {
-		ratio = t.MeanCostUSD / best.MeanCostUSD
-	}
-	out := map[string]any{
-		"best_single":          best.Name,
-		"success_gap_vs_best":  t.SuccessRate - best.SuccessRate,
-		"cost_ratio_vs_best":   ratio,
-		"within_1pt_of_best":   t.SuccessRate >= best.SuccessRate-0.01,
-		"cost_at_most_half":    ratio <= 0.5,
-		"beats_rules_only":     t.SuccessRate >= rules.SuccessRate || t.MeanCostUSD < rules.MeanCostUSD,
-		"success_gap_vs_rules": t.SuccessRate - rules.SuccessRate,
-		"cost_ratio_vs_rules":  t.MeanCostUSD / math.Max(rules.MeanCostUSD, 1e-12),
-		"ece_at_most_0.03":     ece <= 0.03,
-	}
-	if at, ok := successAtCost(frontier, rules.MeanCostUSD); ok {
-		// The RouteLLM-style comparison: on the policy's own frontier, what
-		// success does rules-only's budget buy?
-		out["frontier_success_at_rules_only_cost"] = at
-		out["frontier_beats_rules_only"] = at >= rules.SuccessRate
-	}
-	return out
-}
-
-// successAtCost interpolates the realised frontier linearly in cost.
-func successAtCost(f []frontierPoint, cost float64) (float64, bool) {
-	pts := append([]frontierPoint(nil), f...)
-	sort.Slice(pts, func(i, j int) bool { return pts[i].MeanCostUSD < pts[j].MeanCostUSD })
-	for i := 1; i < len(pts); i++ {
-		a, b := pts[i-1], pts[i]
-		if cost >= a.MeanCostUSD && cost <= b.MeanCostUSD && b.MeanCostUSD > a.MeanCostUSD {
-			t := (cost - a.MeanCostUSD) / (b.MeanCostUSD - a.MeanCostUSD)
-			return a.SuccessRate + t*(b.SuccessRate-a.SuccessRate), true
-		}
-	}
-	return 0, false
-}
-
-func printEval(w io.Writer, r *evalReport) {
-	fmt.Fprintf(w, "policy %s on %s (%d requests, world seed %d)\n", r.Version, r.Workload, r.Requests, r.WorldSeed)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "router\tsuccess\tmean cost\tp50 ms\tp95 ms\tregret\tsuccess w/o latency budget\t")
-	for _, p := range r.Policies {
-		fmt.Fprintf(tw, "%s\t%.4f\t$%.4f\t%.0f\t%.0f\t%.4f\t%.4f\t\n", p.Name, p.SuccessRate, p.MeanCostUSD, p.P50LatencyMS, p.P95LatencyMS, p.Regret, p.SuccessNoBudget)
-	}
-	tw.Flush()
-	if len(r.Frontier) > 0 {
-		fmt.Fprintf(w, "realised frontier of %s (one threshold for all tiers):\n", r.Policy)
-		for _, f := range r.Frontier {
-			fmt.Fprintf(w, "  threshold %.2f  success %.4f  mean cost $%.4f  regret %.4f\n", f.Threshold, f.SuccessRate, f.MeanCostUSD, f.Regret)
-		}
-	}
-	fmt.Fprintf(w, "calibration of %s: ECE %.4f  Brier %.4f  (n=%d)\n", r.Policy, r.Calibration.ECE, r.Calibration.Brier, r.Calibration.N)
-	keys := make([]string, 0, len(r.Targets))
-	for k := range r.Targets {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(w, "  %s: %v\n", k, r.Targets[k])
-	}
 }
 
 func runPolicyShow(_ context.Context, env Env, args []string) error {
@@ -400,71 +174,15 @@ func runPolicyShow(_ context.Context, env Env, args []string) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("want one policy file")
 	}
-	p, err := loadPolicy(fs.Arg(0))
+	p, err := datasets.LoadPolicy(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	s := summarize(p)
 	if *asJSON {
-		return printJSON(env.Stdout, s)
+		return printJSON(env.Stdout, router.Summarize(p))
 	}
-	fmt.Fprintf(env.Stdout, "policy %s\n  version  %s\n  checksum %s\n  models   %s (default %s)\n  epsilon  %g\n  edit-depth limit %d\n",
-		p.Name, p.Version, p.Checksum, strings.Join(s.Models, ", "), p.DefaultModel, p.Epsilon, p.EditDepthLimit)
-	if p.Thresholds != nil {
-		fmt.Fprintf(env.Stdout, "  thresholds draft %.2f standard %.2f premium %.2f\n", p.Thresholds[router.TierDraft], p.Thresholds[router.TierStandard], p.Thresholds[router.TierPremium])
-	}
-	for _, r := range p.Rules {
-		fmt.Fprintf(env.Stdout, "  rule %-22s -> %s\n", r.Name, r.Model)
-	}
-	if p.TrainingWindow != nil {
-		fmt.Fprintf(env.Stdout, "  trained on %d events from %s\n", p.TrainingWindow.Events, p.TrainingWindow.Source)
-	}
-	if p.Metrics != nil {
-		for _, m := range p.Metrics.PerModel {
-			fmt.Fprintf(env.Stdout, "  %-12s %-8s ECE platt %.4f isotonic %.4f  Brier %.4f  (train %d, held out %d)\n",
-				m.Model, m.Calibrator, m.ECEPlatt, m.ECEIso, m.Brier, m.Train, m.Holdout)
-		}
-		for _, a := range p.Metrics.RuleAudit {
-			fmt.Fprintf(env.Stdout, "  audit %-22s matched %d  rule P %.3f $%.4f  classifier P %.3f $%.4f  kept %v\n",
-				a.Rule, a.Matched, a.RuleP, a.RuleCost, a.ClassP, a.ClassCost, a.Kept)
-		}
-		printFrontier(env.Stdout, p)
-	}
+	router.WriteSummary(env.Stdout, p)
 	return nil
-}
-
-type policySummary struct {
-	Name           string                  `json:"name"`
-	Version        string                  `json:"version"`
-	Checksum       string                  `json:"checksum"`
-	Models         []string                `json:"models"`
-	DefaultModel   string                  `json:"default_model"`
-	Epsilon        float64                 `json:"epsilon"`
-	EditDepthLimit int                     `json:"edit_depth_limit"`
-	Thresholds     map[router.Tier]float64 `json:"thresholds,omitempty"`
-	Rules          []router.Rule           `json:"rules,omitempty"`
-	Calibrators    map[string]string       `json:"calibrators,omitempty"`
-	TrainingWindow *router.TrainingWindow  `json:"training_window,omitempty"`
-	ECE            *float64                `json:"ece,omitempty"`
-	Brier          *float64                `json:"brier,omitempty"`
-}
-
-func summarize(p *router.Policy) policySummary {
-	s := policySummary{Name: p.Name, Version: p.Version, Checksum: p.Checksum, DefaultModel: p.DefaultModel, Epsilon: p.Epsilon,
-		EditDepthLimit: p.EditDepthLimit, Thresholds: p.Thresholds, Rules: p.Rules, TrainingWindow: p.TrainingWindow}
-	for _, m := range p.Models {
-		s.Models = append(s.Models, m.Name)
-	}
-	if len(p.Calibration) > 0 {
-		s.Calibrators = map[string]string{}
-		for m, c := range p.Calibration {
-			s.Calibrators[m] = c.Kind
-		}
-	}
-	if p.Metrics != nil {
-		s.ECE, s.Brier = &p.Metrics.ECE, &p.Metrics.Brier
-	}
-	return s
 }
 
 func runPolicyDiff(_ context.Context, env Env, args []string) error {
@@ -480,103 +198,27 @@ Usage: routelab policy diff [--workload W.jsonl] [--json] A.json B.json`)
 	if fs.NArg() != 2 {
 		return fmt.Errorf("want two policy files")
 	}
-	a, err := loadPolicy(fs.Arg(0))
+	a, err := datasets.LoadPolicy(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	b, err := loadPolicy(fs.Arg(1))
+	b, err := datasets.LoadPolicy(fs.Arg(1))
 	if err != nil {
 		return err
 	}
-	var changes []string
-	add := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
-	if a.Version != b.Version {
-		add("version: %s -> %s", a.Version, b.Version)
-	}
-	if a.Epsilon != b.Epsilon {
-		add("epsilon: %g -> %g", a.Epsilon, b.Epsilon)
-	}
-	if a.EditDepthLimit != b.EditDepthLimit {
-		add("edit_depth_limit: %d -> %d", a.EditDepthLimit, b.EditDepthLimit)
-	}
-	if a.DefaultModel != b.DefaultModel {
-		add("default_model: %s -> %s", a.DefaultModel, b.DefaultModel)
-	}
-	for _, t := range []router.Tier{router.TierDraft, router.TierStandard, router.TierPremium} {
-		if a.Thresholds[t] != b.Thresholds[t] {
-			add("threshold %s: %.2f -> %.2f", t, a.Thresholds[t], b.Thresholds[t])
-		}
-	}
-	ruleSet := func(p *router.Policy) map[string]string {
-		m := map[string]string{}
-		for _, r := range p.Rules {
-			j, _ := json.Marshal(r)
-			m[r.Name] = string(j)
-		}
-		return m
-	}
-	ra, rb := ruleSet(a), ruleSet(b)
-	for n, j := range ra {
-		if k, ok := rb[n]; !ok {
-			add("rule removed: %s", n)
-		} else if k != j {
-			add("rule changed: %s", n)
-		}
-	}
-	for n := range rb {
-		if _, ok := ra[n]; !ok {
-			add("rule added: %s", n)
-		}
-	}
-	ma, mb := map[string]bool{}, map[string]bool{}
-	for _, m := range a.Models {
-		ma[m.Name] = true
-	}
-	for _, m := range b.Models {
-		mb[m.Name] = true
-		if !ma[m.Name] {
-			add("model added: %s", m.Name)
-		}
-	}
-	for _, m := range a.Models {
-		if !mb[m.Name] {
-			add("model removed: %s", m.Name)
-		}
-	}
-	weightDist := map[string]float64{}
-	if a.Classifier != nil && b.Classifier != nil {
-		for m, wa := range a.Classifier.Weights {
-			if wb, ok := b.Classifier.Weights[m]; ok && len(wa) == len(wb) {
-				s := 0.0
-				for i := range wa {
-					s += (wa[i] - wb[i]) * (wa[i] - wb[i])
-				}
-				weightDist[m] = math.Sqrt(s)
-			}
-			if a.Calibration[m].Kind != b.Calibration[m].Kind {
-				add("calibrator %s: %s -> %s", m, a.Calibration[m].Kind, b.Calibration[m].Kind)
-			}
-		}
-	} else if (a.Classifier == nil) != (b.Classifier == nil) {
-		add("classifier: present %v -> %v", a.Classifier != nil, b.Classifier != nil)
-	}
-	sort.Strings(changes)
+	d := router.Diff(a, b)
+	changes, weightDist := d.Changes, d.WeightL2
 	out := map[string]any{"a": a.Version, "b": b.Version, "changes": changes, "weight_l2_distance": weightDist}
 	if *workload != "" {
-		items, err := loadWorkload(*workload)
+		items, err := datasets.LoadWorkload(*workload)
 		if err != nil {
 			return err
 		}
-		moved := map[string]int{}
-		differ := 0
+		reqs := make([]router.Request, len(items))
 		for i := range items {
-			da := router.Decide(items[i].Request, a, nil)
-			db := router.Decide(items[i].Request, b, nil)
-			if da.Greedy != db.Greedy {
-				differ++
-				moved[da.Greedy+" -> "+db.Greedy]++
-			}
+			reqs[i] = items[i].Request
 		}
+		differ, moved := router.RouteMoves(reqs, a, b)
 		out["requests"] = len(items)
 		out["routed_differently"] = differ
 		out["moves"] = moved

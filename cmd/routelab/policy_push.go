@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 )
 
@@ -27,11 +26,8 @@ serve replica (atomic swap). Returns once it is live on the replica that took it
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Version string `json:"version"`
-		Status  string `json:"status"`
-	}
-	if err := a.do(ctx, http.MethodPost, "/admin/policy", doc, &out); err != nil {
+	out, err := a.PushDoc(ctx, doc)
+	if err != nil {
 		return err
 	}
 	if *af.jsonOut {
@@ -51,11 +47,8 @@ func runPolicyRollback(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Version string `json:"version"`
-		Status  string `json:"status"`
-	}
-	if err := a.do(ctx, http.MethodPost, "/admin/policy/rollback", []byte("{}"), &out); err != nil {
+	out, err := a.Rollback(ctx)
+	if err != nil {
 		return err
 	}
 	if *af.jsonOut {

@@ -191,7 +191,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		o.registry = prometheus.NewRegistry()
 		o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	cat, err := loadCatalog(o.catalog)
+	cat, err := datasets.LoadCatalog(o.catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			}
 		})
 	}
-	seed, err := loadPolicyDoc(o.policy)
+	seed, err := datasets.PolicyDoc(o.policy)
 	if err != nil {
 		return nil, err
 	}
@@ -377,29 +377,6 @@ func (s *serveStack) stop(ctx context.Context, drain time.Duration) error {
 	}
 	s.logs, s.closers = nil, nil
 	return errors.Join(errs...)
-}
-
-func loadCatalog(path string) (router.Catalog, error) {
-	if path == "" {
-		return datasets.Catalog()
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return router.Catalog{}, err
-	}
-	return datasets.ParseCatalog(b)
-}
-
-// loadPolicyDoc reads a policy file, or a shipped policy by name.
-func loadPolicyDoc(nameOrPath string) ([]byte, error) {
-	if b, err := os.ReadFile(nameOrPath); err == nil {
-		return b, nil
-	}
-	b, err := datasets.PolicyFile(nameOrPath)
-	if err != nil {
-		return nil, fmt.Errorf("policy %q is neither a file nor a shipped policy", nameOrPath)
-	}
-	return b, nil
 }
 
 // blobOptions place and bound serve's blob store.

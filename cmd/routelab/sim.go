@@ -33,11 +33,11 @@ cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. 
 	if *workload == "" || *policyPath == "" {
 		return fmt.Errorf("--workload and --policy are required")
 	}
-	p, err := loadPolicy(*policyPath)
+	p, err := datasets.LoadPolicy(*policyPath)
 	if err != nil {
 		return err
 	}
-	items, err := loadWorkload(*workload)
+	items, err := datasets.LoadWorkload(*workload)
 	if err != nil {
 		return err
 	}
@@ -85,29 +85,4 @@ cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. 
 	fmt.Fprintf(env.Stderr, "sim: %d requests through %s in %s: success %.3f, mean cost $%.4f\n",
 		len(items), p.Version, time.Since(start).Round(time.Millisecond), succ/n, cost/n)
 	return nil
-}
-
-func loadPolicy(path string) (*router.Policy, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	p, err := router.ParsePolicy(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return p, nil
-}
-
-func loadWorkload(path string) ([]datasets.WorkItem, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	items, err := datasets.ReadWorkload(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return items, nil
 }
