@@ -28,7 +28,7 @@ type Config struct {
 	// Organization and Project are sent as OpenAI-Organization and
 	// OpenAI-Project when set.
 	Organization, Project string
-	HTTPClient            *http.Client // default http.DefaultClient; the request context bounds every call
+	HTTPClient            *http.Client // default upstream.Client(); the request context bounds every call
 	// Price is the cost of one image (from the catalog); nil means 0.
 	Price func(width, height int, tier string) float64
 	Now   func() time.Time // for Retry-After dates; default time.Now
@@ -46,7 +46,7 @@ func New(cfg Config) *Client {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		cfg.HTTPClient = upstream.Client()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

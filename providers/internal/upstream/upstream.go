@@ -27,6 +27,30 @@ const MaxBody = 64 << 20
 // MaxImage bounds an image fetched from a vendor URL.
 const MaxImage = 32 << 20
 
+// MaxIdlePerHost is how many idle keep-alive connections Client keeps per
+// vendor host. net/http's default of 2 closes every connection past the
+// second as soon as it goes idle, so under concurrent load nearly every
+// call dialed a new connection (and the vendor accepted one): HTTP/1.1
+// carries one call at a time per connection, so the pool should hold about
+// as many connections as calls in flight to one host (serve's
+// --limit-provider-concurrency, 64 by default).
+const MaxIdlePerHost = 256
+
+var defaultClient = &http.Client{Transport: newTransport()}
+
+// Client is the HTTP client vendor adapters use when their config names
+// none: net/http's default transport (proxy from the environment, HTTP/2
+// over TLS, its timeouts) with a connection pool sized for concurrent
+// calls (MaxIdlePerHost). The request context bounds every call.
+func Client() *http.Client { return defaultClient }
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * MaxIdlePerHost
+	t.MaxIdleConnsPerHost = MaxIdlePerHost
+	return t
+}
+
 // KindForStatus classifies an HTTP status from an image API.
 func KindForStatus(status int) providers.ErrorKind {
 	switch {
