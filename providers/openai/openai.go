@@ -7,6 +7,7 @@ package openai
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -68,15 +69,6 @@ type generateBody struct {
 	User           string `json:"user,omitempty"`
 }
 
-type imagesResponse struct {
-	Created int64 `json:"created"`
-	Data    []struct {
-		B64JSON       string `json:"b64_json"`
-		URL           string `json:"url"`
-		RevisedPrompt string `json:"revised_prompt"`
-	} `json:"data"`
-}
-
 type errorResponse struct {
 	Error struct {
 		Message string  `json:"message"`
@@ -119,26 +111,9 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	if resp.StatusCode != http.StatusOK {
 		return providers.Result{}, c.apiError(resp, body)
 	}
-	var out imagesResponse
-	if err := json.Unmarshal(body, &out); err != nil {
-		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode response: " + err.Error()}
-	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
-	for _, d := range out.Data {
-		switch {
-		case d.B64JSON != "":
-			im, err := upstream.DecodeImage(d.B64JSON)
-			if err != nil {
-				return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode b64_json: " + err.Error()}
-			}
-			res.Images = append(res.Images, im)
-		case d.URL != "":
-			b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), d.URL)
-			if err != nil {
-				return providers.Result{}, err
-			}
-			res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
-		}
+	if res.Images, err = c.images(ctx, body); err != nil {
+		return providers.Result{}, err
 	}
 	if len(res.Images) == 0 {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
@@ -147,6 +122,81 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 		res.CostUSD = c.cfg.Price(req.Width, req.Height, req.Quality) * float64(len(res.Images))
 	}
 	return res, nil
+}
+
+// images reads the images of a 200 response, {"created":..., "data":
+// [{"b64_json": ...} or {"url": ...}], ...}: base64 is decoded straight
+// from the body (upstream.Scanner), URLs are fetched.
+func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, error) {
+	bad := func(what string, err error) error {
+		return &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: what + ": " + err.Error()}
+	}
+	type fetch struct {
+		i   int
+		url string
+	}
+	var (
+		imgs    []providers.Image
+		fetches []fetch
+	)
+	s := upstream.NewScanner(body)
+	err := s.Object(func(key []byte) error {
+		if string(key) != "data" {
+			return s.Skip()
+		}
+		imgs, fetches = imgs[:0], fetches[:0] // a repeated key replaces, as in encoding/json
+		return s.Array(func() error {
+			var (
+				im, url []byte
+				imRaw   bool
+			)
+			err := s.Object(func(key []byte) error {
+				var err error
+				switch string(key) {
+				case "b64_json":
+					im, imRaw, err = s.String()
+				case "url":
+					url, _, err = s.String()
+				default:
+					err = s.Skip()
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(im) > 0:
+				img, err := upstream.DecodeImageJSON(im, imRaw)
+				if err != nil {
+					return bad("decode b64_json", err)
+				}
+				imgs = append(imgs, img)
+			case len(url) > 0:
+				fetches = append(fetches, fetch{len(imgs), string(url)})
+				imgs = append(imgs, providers.Image{}) // fetched below
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		var pe *providers.Error
+		if errors.As(err, &pe) {
+			return nil, err
+		}
+		return nil, bad("decode response", err)
+	}
+	for _, f := range fetches {
+		b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), f.url)
+		if err != nil {
+			return nil, err
+		}
+		imgs[f.i] = providers.Image{Bytes: b, MIME: upstream.MIME(b)}
+	}
+	return imgs, nil
 }
 
 func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*http.Request, error) {

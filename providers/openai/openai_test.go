@@ -304,3 +304,24 @@ func TestConnectionsReused(t *testing.T) {
 		t.Errorf("3 waves of %d calls dialled %d connections, want %d (one per call in flight, then reused)", inFlight, dials, inFlight)
 	}
 }
+
+// TestGenerateResponseShapes: the images are read from every way of
+// writing the same response: escaped slashes, members in any order, nulls,
+// whitespace, fields routelab ignores.
+func TestGenerateResponseShapes(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString(png)
+	for _, tc := range []struct{ name, body string }{
+		{"compact", `{"created":1,"data":[{"b64_json":"` + b64 + `"}]}`},
+		{"escaped slashes", `{"created":1,"data":[{"b64_json":"` + strings.ReplaceAll(b64, "/", `\/`) + `"}]}`},
+		{"spaced, nulls, extra fields", "{\n  \"data\" : [ { \"url\" : null, \"revised_prompt\": \"a \\\"fox\\\"\", \"b64_json\" : \"" + b64 + "\" } ],\n" +
+			`  "usage": {"total_tokens": 100, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}}, "background": "opaque", "created": 1713833628 }` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.body) })
+			res, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), providers.Request{Prompt: "x"})
+			if err != nil || len(res.Images) != 1 || !bytes.Equal(res.Images[0].Bytes, png) || res.Images[0].Base64 != b64 {
+				t.Fatalf("Generate = %+v, %v; want the PNG with its base64", res, err)
+			}
+		})
+	}
+}
