@@ -112,15 +112,15 @@ func BenchmarkGenerate(b *testing.B) {
 		px    int
 		noise bool
 	}{{"gradient-1024", 1024, false}, {"noise-512", 512, true}} {
-		img := mockPNG(b, tc.px, tc.noise)
-		body := []byte(`{"created":1713833628,"data":[{"b64_json":"` + base64.StdEncoding.EncodeToString(img) + `"}]}`)
-		url := cannedServer(b, body)
-		c := openai.New(openai.Config{APIKey: "sk-test", BaseURL: url, Model: "gpt-image-1"})
-		req := providers.Request{Prompt: "a small red square", Width: 1024, Height: 1024, N: 1, Quality: "standard"}
-		if res, err := c.Generate(context.Background(), req); err != nil || !bytes.Equal(res.Images[0].Bytes, img) {
-			b.Fatalf("Generate = %v; want the canned image", err)
-		}
 		b.Run(tc.name, func(b *testing.B) {
+			img := mockPNG(b, tc.px, tc.noise)
+			body := []byte(`{"created":1713833628,"data":[{"b64_json":"` + base64.StdEncoding.EncodeToString(img) + `"}]}`)
+			url := cannedServer(b, body)
+			c := openai.New(openai.Config{APIKey: "sk-test", BaseURL: url, Model: "gpt-image-1"})
+			req := providers.Request{Prompt: "a small red square", Width: 1024, Height: 1024, N: 1, Quality: "standard"}
+			if res, err := c.Generate(context.Background(), req); err != nil || !bytes.Equal(res.Images[0].Bytes, img) {
+				b.Fatalf("Generate = %v; want the canned image", err)
+			}
 			b.ReportAllocs()
 			b.SetParallelism(8) // 8×GOMAXPROCS goroutines: calls in flight as under load
 			cpu0 := cpuNow()

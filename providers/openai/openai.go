@@ -29,14 +29,21 @@ type Config struct {
 	// Organization and Project are sent as OpenAI-Organization and
 	// OpenAI-Project when set.
 	Organization, Project string
-	HTTPClient            *http.Client // default upstream.Client(); the request context bounds every call
+	// API makes the API calls; default upstream.DefaultAPI(). HTTPClient
+	// fetches images the API answers with by URL (dall-e's url format);
+	// default upstream.Client(). The request context bounds every call.
+	API        *upstream.API
+	HTTPClient *http.Client
 	// Price is the cost of one image (from the catalog); nil means 0.
 	Price func(width, height int, tier string) float64
 	Now   func() time.Time // for Retry-After dates; default time.Now
 }
 
 // Client calls one OpenAI image model.
-type Client struct{ cfg Config }
+type Client struct {
+	cfg    Config
+	header [][2]string // sent with every call
+}
 
 var _ providers.Provider = (*Client)(nil)
 
@@ -46,13 +53,23 @@ func New(cfg Config) *Client {
 		cfg.BaseURL = DefaultBaseURL
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.API == nil {
+		cfg.API = upstream.DefaultAPI()
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = upstream.Client()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg}
+	c := &Client{cfg: cfg, header: [][2]string{{"Authorization", "Bearer " + cfg.APIKey}}}
+	if cfg.Organization != "" {
+		c.header = append(c.header, [2]string{"OpenAI-Organization", cfg.Organization})
+	}
+	if cfg.Project != "" {
+		c.header = append(c.header, [2]string{"OpenAI-Project", cfg.Project})
+	}
+	return c
 }
 
 // Name is "openai".
@@ -85,31 +102,27 @@ type errorResponse struct {
 // unavailable for 5xx, timeout when the deadline passes.
 func (c *Client) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
 	var (
-		httpReq *http.Request
-		err     error
+		call upstream.Call
+		err  error
 	)
 	if req.Mode == "edit" && len(req.References) > 0 {
-		httpReq, err = c.editRequest(ctx, req)
+		call, err = c.editCall(req)
 	} else {
-		httpReq, err = c.generateRequest(ctx, req)
+		call, err = c.generateCall(req)
 	}
 	if err != nil {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindBadRequest, Status: 400, Message: err.Error()}
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	if c.cfg.Organization != "" {
-		httpReq.Header.Set("OpenAI-Organization", c.cfg.Organization)
-	}
-	if c.cfg.Project != "" {
-		httpReq.Header.Set("OpenAI-Project", c.cfg.Project)
-	}
+	call.Method, call.Header = http.MethodPost, c.header
 	start := c.cfg.Now()
-	resp, body, err := upstream.Do(ctx, c.cfg.HTTPClient, c.Name(), httpReq)
+	resp, err := c.cfg.API.Do(ctx, c.Name(), call)
 	if err != nil {
 		return providers.Result{}, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return providers.Result{}, c.apiError(resp, body)
+	defer resp.Release()
+	body := resp.Body()
+	if resp.Status() != http.StatusOK {
+		return providers.Result{}, c.apiError(resp.Status(), resp.Headers(), body)
 	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
 	if res.Images, err = c.images(ctx, body); err != nil {
@@ -199,7 +212,7 @@ func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, er
 	return imgs, nil
 }
 
-func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
 	body := generateBody{
 		Model:   c.cfg.Model,
 		Prompt:  req.Prompt,
@@ -214,17 +227,12 @@ func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*h
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, err
+		return upstream.Call{}, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/generations", strings.NewReader(string(b)))
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	return r, nil
+	return upstream.Call{URL: c.cfg.BaseURL + "/images/generations", ContentType: "application/json", Body: b}, nil
 }
 
-func (c *Client) editRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	f := upstream.NewForm()
 	f.Field("model", c.cfg.Model)
 	f.Field("prompt", req.Prompt)
@@ -255,18 +263,13 @@ func (c *Client) editRequest(ctx context.Context, req providers.Request) (*http.
 	}
 	body, contentType, err := f.Close()
 	if err != nil {
-		return nil, err
+		return upstream.Call{}, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/edits", body)
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", contentType)
-	return r, nil
+	return upstream.Call{URL: c.cfg.BaseURL + "/images/edits", ContentType: contentType, Body: body.Bytes()}, nil
 }
 
 // apiError maps an OpenAI error response to a *providers.Error.
-func (c *Client) apiError(resp *http.Response, body []byte) error {
+func (c *Client) apiError(status int, header http.Header, body []byte) error {
 	var er errorResponse
 	_ = json.Unmarshal(body, &er) // a non-JSON body (a proxy's HTML page) still maps by status
 	code := ""
@@ -280,15 +283,15 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 	if code != "" {
 		msg = code + ": " + msg
 	}
-	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(resp.StatusCode), Status: resp.StatusCode, Message: msg}
+	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(status), Status: status, Message: msg}
 	switch {
 	case code == "content_policy_violation" || code == "moderation_blocked" ||
-		(resp.StatusCode == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
+		(status == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
 		e.Kind = providers.KindContentPolicy
 	case code == "insufficient_quota" || code == "billing_hard_limit_reached":
 		e.Kind = providers.KindAuth // no retry will help until billing changes
 	case e.Kind == providers.KindRateLimited:
-		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
+		e.RetryAfter = upstream.RetryAfter(header, c.cfg.Now())
 	}
 	return e
 }
