@@ -3,6 +3,8 @@ package qa_test
 import (
 	"bytes"
 	"fmt"
+	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"testing"
@@ -101,4 +103,41 @@ func BenchmarkCheckVsDecode(b *testing.B) {
 			b.ReportMetric(float64(chk)/float64(dec), "check/decode")
 		})
 	}
+}
+
+// gradientPNG is the image the peer bench's mock returns (-px 1024).
+func gradientPNG(tb testing.TB, px int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, px, px))
+	for y := range px {
+		for x := range px {
+			img.Set(x, y, color.RGBA{uint8(x * 255 / px), uint8(y * 255 / px), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkCheckUnseen is QA on an image it has not seen (no result cache):
+// the peer bench's 1024x1024 gradient, against png.Decode alone.
+func BenchmarkCheckUnseen(b *testing.B) {
+	buf := gradientPNG(b, 1024)
+	c := qa.New(qa.Thresholds{})
+	spec := qa.Spec{Width: 1024, Height: 1024, Format: "png"}
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := png.Decode(bytes.NewReader(buf)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Check", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Check(buf, spec)
+		}
+	})
 }

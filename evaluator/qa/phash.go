@@ -92,8 +92,16 @@ func HashImage(img image.Image) Hash {
 	return phash(toWork(img, defaultWorkSide, nil))
 }
 
-// HashBytes decodes b (refusing more than maxPixels, see Decode) and hashes it.
+// HashBytes decodes b (refusing more than maxPixels, see Decode) and hashes
+// it; a PNG goes straight to its work plane (pngWork).
 func HashBytes(b []byte, maxPixels int) (Hash, error) {
+	if Sniff(b) == FormatPNG {
+		if _, _, err := DecodeConfig(b, maxPixels); err == nil {
+			if g, _, _, ok := pngWork(b, defaultWorkSide, nil); ok {
+				return phash(g), nil
+			}
+		}
+	}
 	img, _, err := Decode(b, maxPixels)
 	if err != nil {
 		return 0, err

@@ -256,6 +256,19 @@ func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
 }
 
 func (c *Checker) check(b []byte, s Spec) Result {
+	if Sniff(b) == FormatPNG {
+		if _, _, err := DecodeConfig(b, c.t.MaxPixels); err == nil {
+			bufp := c.buf()
+			if g, w, h, ok := pngWork(b, c.t.WorkSide, *bufp); ok {
+				r := c.checkPlane(g, w, h, FormatPNG, s)
+				*bufp = g.pix
+				c.bufs.Put(bufp)
+				c.rememberHash(b, r.Hash)
+				return r
+			}
+			c.bufs.Put(bufp)
+		}
+	}
 	img, format, err := Decode(b, c.t.MaxPixels)
 	if err != nil {
 		return Result{
@@ -296,8 +309,27 @@ func (c *Checker) CheckRef(b, ref []byte, preserve bool, s Spec) Result {
 
 // CheckImage runs the checks on an already decoded image (format as named by Sniff).
 func (c *Checker) CheckImage(img image.Image, format string, s Spec) Result {
-	bd := img.Bounds()
-	r := Result{Format: format, Width: bd.Dx(), Height: bd.Dy(), Checks: make([]events.QACheck, 0, 6)}
+	bufp := c.buf()
+	g := toWork(img, c.t.WorkSide, *bufp)
+	r := c.checkPlane(g, img.Bounds().Dx(), img.Bounds().Dy(), format, s)
+	*bufp = g.pix
+	c.bufs.Put(bufp)
+	return r
+}
+
+// buf takes a work plane buffer from the pool.
+func (c *Checker) buf() *[]uint8 {
+	bufp, _ := c.bufs.Get().(*[]uint8)
+	if bufp == nil {
+		bufp = new([]uint8)
+	}
+	return bufp
+}
+
+// checkPlane runs the checks on a w×h image of the format, whose luma work
+// plane is g (toWork, or pngWork straight from PNG bytes).
+func (c *Checker) checkPlane(g gray, w, h int, format string, s Spec) Result {
+	r := Result{Format: format, Width: w, Height: h, Checks: make([]events.QACheck, 0, 6)}
 	var scores []float64
 	var reasons []string
 	add := func(name string, pass bool, value, score float64, why string) {
@@ -325,15 +357,8 @@ func (c *Checker) CheckImage(img image.Image, format string, s Spec) Result {
 			fmt.Sprintf("%dx%d is not the aspect of %dx%d", r.Width, r.Height, s.Width, s.Height))
 	}
 
-	bufp, _ := c.bufs.Get().(*[]uint8)
-	if bufp == nil {
-		bufp = new([]uint8)
-	}
-	g := toWork(img, c.t.WorkSide, *bufp)
 	std, lap := stats(g)
 	r.Hash = phash(g)
-	*bufp = g.pix
-	c.bufs.Put(bufp)
 
 	add(CheckBlank, std >= c.t.MinStdDev, round3(std), std/(2*c.t.MinStdDev),
 		fmt.Sprintf("luma std-dev %.1f < %.1f", std, c.t.MinStdDev))

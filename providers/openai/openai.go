@@ -7,6 +7,7 @@ package openai
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -28,14 +29,21 @@ type Config struct {
 	// Organization and Project are sent as OpenAI-Organization and
 	// OpenAI-Project when set.
 	Organization, Project string
-	HTTPClient            *http.Client // default http.DefaultClient; the request context bounds every call
+	// API makes the API calls; default upstream.DefaultAPI(). HTTPClient
+	// fetches images the API answers with by URL (dall-e's url format);
+	// default upstream.Client(). The request context bounds every call.
+	API        *upstream.API
+	HTTPClient *http.Client
 	// Price is the cost of one image (from the catalog); nil means 0.
 	Price func(width, height int, tier string) float64
 	Now   func() time.Time // for Retry-After dates; default time.Now
 }
 
 // Client calls one OpenAI image model.
-type Client struct{ cfg Config }
+type Client struct {
+	cfg    Config
+	header [][2]string // sent with every call
+}
 
 var _ providers.Provider = (*Client)(nil)
 
@@ -45,13 +53,23 @@ func New(cfg Config) *Client {
 		cfg.BaseURL = DefaultBaseURL
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.API == nil {
+		cfg.API = upstream.DefaultAPI()
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		cfg.HTTPClient = upstream.Client()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg}
+	c := &Client{cfg: cfg, header: [][2]string{{"Authorization", "Bearer " + cfg.APIKey}}}
+	if cfg.Organization != "" {
+		c.header = append(c.header, [2]string{"OpenAI-Organization", cfg.Organization})
+	}
+	if cfg.Project != "" {
+		c.header = append(c.header, [2]string{"OpenAI-Project", cfg.Project})
+	}
+	return c
 }
 
 // Name is "openai".
@@ -66,15 +84,6 @@ type generateBody struct {
 	OutputFormat   string `json:"output_format,omitempty"`
 	ResponseFormat string `json:"response_format,omitempty"`
 	User           string `json:"user,omitempty"`
-}
-
-type imagesResponse struct {
-	Created int64 `json:"created"`
-	Data    []struct {
-		B64JSON       string `json:"b64_json"`
-		URL           string `json:"url"`
-		RevisedPrompt string `json:"revised_prompt"`
-	} `json:"data"`
 }
 
 type errorResponse struct {
@@ -93,52 +102,31 @@ type errorResponse struct {
 // unavailable for 5xx, timeout when the deadline passes.
 func (c *Client) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
 	var (
-		httpReq *http.Request
-		err     error
+		call upstream.Call
+		err  error
 	)
 	if req.Mode == "edit" && len(req.References) > 0 {
-		httpReq, err = c.editRequest(ctx, req)
+		call, err = c.editCall(req)
 	} else {
-		httpReq, err = c.generateRequest(ctx, req)
+		call, err = c.generateCall(req)
 	}
 	if err != nil {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindBadRequest, Status: 400, Message: err.Error()}
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	if c.cfg.Organization != "" {
-		httpReq.Header.Set("OpenAI-Organization", c.cfg.Organization)
-	}
-	if c.cfg.Project != "" {
-		httpReq.Header.Set("OpenAI-Project", c.cfg.Project)
-	}
+	call.Method, call.Header = http.MethodPost, c.header
 	start := c.cfg.Now()
-	resp, body, err := upstream.Do(ctx, c.cfg.HTTPClient, c.Name(), httpReq)
+	resp, err := c.cfg.API.Do(ctx, c.Name(), call)
 	if err != nil {
 		return providers.Result{}, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return providers.Result{}, c.apiError(resp, body)
-	}
-	var out imagesResponse
-	if err := json.Unmarshal(body, &out); err != nil {
-		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode response: " + err.Error()}
+	defer resp.Release()
+	body := resp.Body()
+	if resp.Status() != http.StatusOK {
+		return providers.Result{}, c.apiError(resp.Status(), resp.Headers(), body)
 	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
-	for _, d := range out.Data {
-		switch {
-		case d.B64JSON != "":
-			im, err := upstream.DecodeImage(d.B64JSON)
-			if err != nil {
-				return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "decode b64_json: " + err.Error()}
-			}
-			res.Images = append(res.Images, im)
-		case d.URL != "":
-			b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), d.URL)
-			if err != nil {
-				return providers.Result{}, err
-			}
-			res.Images = append(res.Images, providers.Image{Bytes: b, MIME: upstream.MIME(b)})
-		}
+	if res.Images, err = c.images(ctx, body); err != nil {
+		return providers.Result{}, err
 	}
 	if len(res.Images) == 0 {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
@@ -149,7 +137,82 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	return res, nil
 }
 
-func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+// images reads the images of a 200 response, {"created":..., "data":
+// [{"b64_json": ...} or {"url": ...}], ...}: base64 is decoded straight
+// from the body (upstream.Scanner), URLs are fetched.
+func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, error) {
+	bad := func(what string, err error) error {
+		return &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: what + ": " + err.Error()}
+	}
+	type fetch struct {
+		i   int
+		url string
+	}
+	var (
+		imgs    []providers.Image
+		fetches []fetch
+	)
+	s := upstream.NewScanner(body)
+	err := s.Object(func(key []byte) error {
+		if string(key) != "data" {
+			return s.Skip()
+		}
+		imgs, fetches = imgs[:0], fetches[:0] // a repeated key replaces, as in encoding/json
+		return s.Array(func() error {
+			var (
+				im, url []byte
+				imRaw   bool
+			)
+			err := s.Object(func(key []byte) error {
+				var err error
+				switch string(key) {
+				case "b64_json":
+					im, imRaw, err = s.String()
+				case "url":
+					url, _, err = s.String()
+				default:
+					err = s.Skip()
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(im) > 0:
+				img, err := upstream.DecodeImageJSON(im, imRaw)
+				if err != nil {
+					return bad("decode b64_json", err)
+				}
+				imgs = append(imgs, img)
+			case len(url) > 0:
+				fetches = append(fetches, fetch{len(imgs), string(url)})
+				imgs = append(imgs, providers.Image{}) // fetched below
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		var pe *providers.Error
+		if errors.As(err, &pe) {
+			return nil, err
+		}
+		return nil, bad("decode response", err)
+	}
+	for _, f := range fetches {
+		b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), f.url)
+		if err != nil {
+			return nil, err
+		}
+		imgs[f.i] = providers.Image{Bytes: b, MIME: upstream.MIME(b)}
+	}
+	return imgs, nil
+}
+
+func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
 	body := generateBody{
 		Model:   c.cfg.Model,
 		Prompt:  req.Prompt,
@@ -164,17 +227,12 @@ func (c *Client) generateRequest(ctx context.Context, req providers.Request) (*h
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, err
+		return upstream.Call{}, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/generations", strings.NewReader(string(b)))
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	return r, nil
+	return upstream.Call{URL: c.cfg.BaseURL + "/images/generations", ContentType: "application/json", Body: b}, nil
 }
 
-func (c *Client) editRequest(ctx context.Context, req providers.Request) (*http.Request, error) {
+func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	f := upstream.NewForm()
 	f.Field("model", c.cfg.Model)
 	f.Field("prompt", req.Prompt)
@@ -205,18 +263,13 @@ func (c *Client) editRequest(ctx context.Context, req providers.Request) (*http.
 	}
 	body, contentType, err := f.Close()
 	if err != nil {
-		return nil, err
+		return upstream.Call{}, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/images/edits", body)
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", contentType)
-	return r, nil
+	return upstream.Call{URL: c.cfg.BaseURL + "/images/edits", ContentType: contentType, Body: body.Bytes()}, nil
 }
 
 // apiError maps an OpenAI error response to a *providers.Error.
-func (c *Client) apiError(resp *http.Response, body []byte) error {
+func (c *Client) apiError(status int, header http.Header, body []byte) error {
 	var er errorResponse
 	_ = json.Unmarshal(body, &er) // a non-JSON body (a proxy's HTML page) still maps by status
 	code := ""
@@ -230,15 +283,15 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 	if code != "" {
 		msg = code + ": " + msg
 	}
-	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(resp.StatusCode), Status: resp.StatusCode, Message: msg}
+	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(status), Status: status, Message: msg}
 	switch {
 	case code == "content_policy_violation" || code == "moderation_blocked" ||
-		(resp.StatusCode == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
+		(status == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
 		e.Kind = providers.KindContentPolicy
 	case code == "insufficient_quota" || code == "billing_hard_limit_reached":
 		e.Kind = providers.KindAuth // no retry will help until billing changes
 	case e.Kind == providers.KindRateLimited:
-		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
+		e.RetryAfter = upstream.RetryAfter(header, c.cfg.Now())
 	}
 	return e
 }
