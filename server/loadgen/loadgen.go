@@ -71,8 +71,10 @@ type Config struct {
 }
 
 // Run drives cfg.Target with the workload and summarises what it saw. Edit
-// chains follow each user's previous answer; an edit whose parent serve
-// forgot (parent_not_found) is resent as the first edit of a new chain.
+// chains follow the workload's: an edit names the answer to its parent item
+// (the items of one chain go to one worker, in order), and an edit whose
+// parent serve forgot or never answered (parent_not_found) is resent as the
+// first edit of a new chain. `routelab sim` serves the same chains.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if len(cfg.Items) == 0 || cfg.Users < 1 || cfg.Concurrency < 1 {
 		return Summary{}, errors.New("loadgen: no workload items, users or concurrency")
@@ -100,7 +102,7 @@ type loadgen struct {
 	lat       []float64
 	sum       Summary
 	usersSeen map[int]bool
-	lastID    map[int]string // user -> last request id, for edit chains
+	answered  map[string]string // workload item id -> serve's request id, for edit chains
 }
 
 type loadResult struct {
@@ -115,22 +117,25 @@ type loadResult struct {
 
 func (lg *loadgen) run(ctx context.Context, progress io.Writer, n int, d time.Duration, rate float64, conc int) (Summary, error) {
 	lg.sum = Summary{Users: lg.users, Models: map[string]int{}, Arms: map[string]int{}, ErrorCodes: map[string]int{}}
-	lg.usersSeen, lg.lastID = map[int]bool{}, map[int]string{}
+	lg.usersSeen, lg.answered = map[int]bool{}, map[string]string{}
+	worker := lg.chainWorkers(conc)
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 	start := time.Now()
-	jobs := make(chan int)
+	// one queue per worker: the items of a chain queue behind each other
+	queues := make([]chan int, conc)
 	var wg sync.WaitGroup
 	var sent, done atomic.Int64
 	for w := range conc {
+		queues[w] = make(chan int, 16)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(lg.seed, uint64(w)+1))
-			for i := range jobs {
+			for i := range queues[w] {
 				lg.one(ctx, i, rng)
 				done.Add(1)
 			}
@@ -176,13 +181,15 @@ loop:
 		}
 		u := userRNG.IntN(lg.users)
 		select {
-		case jobs <- i<<20 | u:
+		case queues[worker[i%len(lg.items)]] <- i<<20 | u:
 			sent.Add(1)
 		case <-ctx.Done():
 			break loop
 		}
 	}
-	close(jobs)
+	for _, q := range queues {
+		close(q)
+	}
 	wg.Wait()
 	close(stopProgress)
 	<-progressDone
@@ -202,6 +209,25 @@ loop:
 	return s, nil
 }
 
+// chainWorkers assigns each workload item to a worker: all items of one
+// edit chain (linked by Request.Parent) to the same one, so a chain's
+// edits are sent in order, each after its parent was answered.
+func (lg *loadgen) chainWorkers(conc int) []int {
+	index := make(map[string]int, len(lg.items))
+	for i, it := range lg.items {
+		index[it.Request.ID] = i
+	}
+	worker := make([]int, len(lg.items))
+	for i, it := range lg.items {
+		if p, ok := index[it.Request.Parent]; ok && it.Request.Parent != "" && p < i {
+			worker[i] = worker[p]
+			continue
+		}
+		worker[i] = i % conc
+	}
+	return worker
+}
+
 func quantileSorted(x []float64, q float64) float64 {
 	if len(x) == 0 {
 		return math.NaN()
@@ -215,7 +241,7 @@ func (lg *loadgen) one(ctx context.Context, job int, rng *rand.Rand) {
 	item := lg.items[idx%len(lg.items)]
 	user := fmt.Sprintf("user-%d", u)
 	lg.mu.Lock()
-	parent := lg.lastID[u]
+	parent := lg.answered[item.Request.Parent]
 	lg.mu.Unlock()
 	res := lg.post(ctx, RequestBody(item.Request, user, parent))
 	restarted := false
@@ -238,7 +264,7 @@ func (lg *loadgen) one(ctx context.Context, job int, rng *rand.Rand) {
 		lg.sum.OK++
 		lg.sum.Models[res.model]++
 		if res.id != "" {
-			lg.lastID[u] = res.id
+			lg.answered[item.Request.ID] = res.id
 		}
 		for _, a := range strings.Split(res.arms, ",") {
 			if a != "" {

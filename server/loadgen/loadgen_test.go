@@ -28,8 +28,9 @@ import (
 
 // mustServe runs a real server and gateway (test doubles for models, an
 // experiments registry in process, no rate limit: loadgen sends as fast as
-// it is answered) and returns its URL and the recording producer.
-func mustServe(t *testing.T, gw gateway.Config) (string, *gatewaytest.Producer) {
+// it is answered) and returns its API and admin URLs and the recording
+// producer.
+func mustServe(t *testing.T, gw gateway.Config) (api, admin string, _ *gatewaytest.Producer) {
 	t.Helper()
 	gw.SampleRate = -1
 	keys := server.NewMemKeys()
@@ -61,15 +62,21 @@ func mustServe(t *testing.T, gw gateway.Config) (string, *gatewaytest.Producer) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, adminDone := make(chan error, 1), make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	go func() { adminDone <- srv.ServeAdmin(aln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.ShutdownWithContext(ctx)
+		_ = srv.Shutdown(ctx)
 		<-done
+		<-adminDone
 	})
-	return "http://" + ln.Addr().String(), prod
+	return "http://" + ln.Addr().String(), "http://" + aln.Addr().String(), prod
 }
 
 // passQA passes every image without decoding it: the load generator only
@@ -93,13 +100,13 @@ func mustItems(t *testing.T) []datasets.WorkItem {
 // Users keep their arm: loadgen's user draw is the experiment unit, and
 // every decision carries the arm its user is in.
 func TestRunWithExperiment(t *testing.T) {
-	url, prod := mustServe(t, gateway.Config{})
+	url, adminURL, prod := mustServe(t, gateway.Config{})
 	ctx := context.Background()
 	spec, err := os.ReadFile("../../datasets/experiments/ab-policies.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := client.New(url, "adm", "test")
+	adm := client.New(adminURL, "adm", "test")
 	s, err := adm.CreateExperiment(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +152,7 @@ func TestRunWithExperiment(t *testing.T) {
 // Edit chains outlive serve's chain memory in a long run; loadgen restarts
 // a chain whose parent serve forgot instead of counting an error.
 func TestRunRestartsForgottenChains(t *testing.T) {
-	url, _ := mustServe(t, gateway.Config{ChainSize: 2})
+	url, _, _ := mustServe(t, gateway.Config{ChainSize: 2})
 	sum, err := loadgen.Run(context.Background(), loadgen.Config{Target: url, Key: "rl_loadgen", Items: mustItems(t), Users: 20, Seed: 1, Requests: 150, Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +164,7 @@ func TestRunRestartsForgottenChains(t *testing.T) {
 
 // Errors are counted by the code serve answered with.
 func TestRunCountsErrorCodes(t *testing.T) {
-	url, _ := mustServe(t, gateway.Config{})
+	url, _, _ := mustServe(t, gateway.Config{})
 	sum, err := loadgen.Run(context.Background(), loadgen.Config{Target: url, Key: "rl_wrong", Items: mustItems(t), Users: 5, Seed: 1, Requests: 20, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
