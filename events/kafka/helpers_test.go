@@ -4,22 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/routelab/routelab/events/broker/brokertest"
 )
 
-// waitLimit bounds the waits of these tests only so that a hang fails with
-// a message instead of at go test's -timeout. The waits themselves end on
-// what they wait for (a counter, a record read, an offset applied): a
-// 2-core machine running the whole suite under -race has needed over a
-// minute for what takes 9 s alone, so no wait may be a timing budget.
-const waitLimit = 3 * time.Minute
-
-// testCtx is a context for a test's waits: it ends with the test, or after
-// waitLimit.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testCtx is a context for a test's waits (brokertest.Context): they end
+// on what they wait for, the context only on a hang.
+func testCtx(t testing.TB) context.Context { return brokertest.Context(t) }
 
 // waitFor waits until cond, a condition on the producer's own counters,
 // holds. The producer has no change feed to wait on, so it looks every few

@@ -14,11 +14,20 @@ import (
 	"github.com/routelab/routelab/events/broker"
 )
 
-// startLimit bounds a broker start only so that a broker that never comes
-// up fails the test with a message instead of hanging it until go test's
-// -timeout. A start takes well under a second; on a 2-core machine loaded
-// by a parallel `go test -race ./...` it has been seen to take seconds.
-const startLimit = 2 * time.Minute
+// WaitLimit bounds a test's waits on the broker only so that a hang fails
+// with a message instead of at go test's -timeout. The waits themselves
+// end on what they wait for (a record read, an offset applied, a counter):
+// a 2-core machine running the whole suite under -race has needed over a
+// minute for what takes 9 s alone, so no wait may be a timing budget.
+const WaitLimit = 3 * time.Minute
+
+// Context is a context for a test's waits: it ends after WaitLimit, or
+// when the test ends.
+func Context(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
+	tb.Cleanup(cancel)
+	return ctx
+}
 
 // Start starts a broker with cfg (every routelab topic created) and closes
 // it when the test ends. A test that stops the broker itself, e.g. to
@@ -26,9 +35,7 @@ const startLimit = 2 * time.Minute
 // is safe to call more than once.
 func Start(tb testing.TB, cfg broker.Config) *broker.Broker {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startLimit)
-	defer cancel()
-	b, err := broker.Start(ctx, cfg)
+	b, err := broker.Start(Context(tb), cfg)
 	if err != nil {
 		tb.Fatalf("start broker: %v", err)
 	}
