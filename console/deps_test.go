@@ -48,7 +48,7 @@ type world struct {
 // every ingest commit; with direct writes it checks once.
 func (w *world) waitRows(t testing.TB, query, want string) {
 	t.Helper()
-	deadline := time.After(90 * time.Second)
+	limit := brokertest.Context(t) // only a hang ends the wait here
 	for {
 		got := w.db.Query(t, query)
 		if got == want || w.committed == nil {
@@ -59,8 +59,8 @@ func (w *world) waitRows(t testing.TB, query, want string) {
 		}
 		select {
 		case <-w.committed:
-		case <-deadline:
-			t.Errorf("%s = %s after 90 s, want %s", query, got, want)
+		case <-limit.Done():
+			t.Errorf("%s = %s after %v, want %s", query, got, brokertest.WaitLimit, want)
 			return
 		}
 	}

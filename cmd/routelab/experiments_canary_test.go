@@ -54,7 +54,7 @@ func TestDevRollsBackFlakyCanary(t *testing.T) {
 		loadDone <- run(ctx, []string{"loadgen", "--data-dir", dir, "--requests", "1500", "--users", "200", "--concurrency", "8"},
 			func(string) string { return "" }, io.Discard, io.Discard)
 	}()
-	deadline := time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(devWait)
 	for {
 		if err := json.Unmarshal(lastLine(cli("experiments", "show", s.ID, "--json")), &s); err != nil {
 			t.Fatal(err)
@@ -63,14 +63,14 @@ func TestDevRollsBackFlakyCanary(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("canary still running after 4 minutes: %+v", s)
+			t.Fatalf("canary still running after %v: %+v", devWait, s)
 		}
 		select {
 		case err := <-loadDone:
-			loadDone <- err
 			if err != nil {
 				t.Fatalf("loadgen: %v", err)
 			}
+			loadDone = nil // done: poll the monitor's verdict, not a closed channel in a spin
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
