@@ -125,7 +125,12 @@ func TestCanaryAgainstDev(t *testing.T) {
 		"guardrails":[{"metric":"cost_per_image","max_increase":0.08,"min_units":30},{"metric":"error_rate","max":0.5,"min_units":30}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := canaryConfig{Steps: []float64{0.5, 1}, StepDuration: 2 * time.Second, MinUnits: 30, Timeout: 4 * time.Minute,
+	// One step at full traffic: the rollback needs 30 units in each arm,
+	// which half the traffic took twice as long to bring (two minutes of a
+	// loaded 2-core machine); the ramp is the pipeline subtest's. Timeout
+	// is the canary's own deadline, generous so that a slow machine only
+	// makes it slower.
+	cfg := canaryConfig{Steps: []float64{1}, StepDuration: 2 * time.Second, MinUnits: 30, Timeout: devWait,
 		Poll: time.Second, Unit: "request", Layer: "policy-canary", SpecFile: spec}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
@@ -188,7 +193,7 @@ func TestCanaryAgainstDev(t *testing.T) {
 		}
 		stdout, stderr, err := runCLI(t, "jobs", "pipeline", "--data-dir", dir, "--candidate", candFile, "--push", "--json",
 			"--drift-blocks=false", "--margin", "0.05", "--canary-spec", spec, "--canary-steps", "0.5,1", "--canary-step-duration", "2s",
-			"--canary-min-units", "30", "--canary-poll", "1s", "--canary-timeout", "4m")
+			"--canary-min-units", "30", "--canary-poll", "1s", "--canary-timeout", devWait.String())
 		t.Log(stderr)
 		if err != nil {
 			t.Fatal(err)
