@@ -75,6 +75,9 @@ func TestProducerExactCounts(t *testing.T) {
 	if st.Enqueued != n || st.Produced != n || st.Spooled != 0 || st.DroppedTotal() != 0 {
 		t.Errorf("Stats() = %+v, want enqueued=produced=%d, nothing spooled or dropped", st, n)
 	}
+	if st.Writes < n/1024 {
+		t.Errorf("%d events in %d writes, want at least %d (batches of 1024)", n, st.Writes, n/1024)
+	}
 	if got := counterValue(t, reg, "routelab_events_produced_total"); got != n {
 		t.Errorf("routelab_events_produced_total = %v, want %d", got, n)
 	}
