@@ -10,12 +10,15 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
@@ -104,7 +107,7 @@ func TestLoadgenWithExperiment(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--requests", "300", "--users", "60", "--concurrency", "4", "--json"}
+	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--workload", smallWorkload(t, 300), "--requests", "300", "--users", "60", "--concurrency", "4", "--json"}
 	if err := run(ctx, args, env(&out).Getenv, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +157,38 @@ func TestLoadgenWithExperiment(t *testing.T) {
 	_ = experiments.StatusRunning
 }
 
+// smallWorkload writes loadgen's built-in mix (seed 1, n requests) with
+// 64x64 images and returns its path. What these tests check (arms, users,
+// edit chains) does not depend on the size, and every request renders,
+// encodes and inspects its image: at the mix's 1024x1024, 300 requests
+// took over five minutes under -race on a loaded 2-core machine.
+func smallWorkload(t *testing.T, n int) string {
+	t.Helper()
+	items, err := datasets.Generate(1, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, it := range items {
+		it.Request.Width, it.Request.Height = 64, 64
+		if err := enc.Encode(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "workload.jsonl")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Edit chains outlive serve's chain memory in a long run; loadgen restarts
 // a chain whose parent serve forgot instead of counting an error.
 func TestLoadgenRestartsForgottenChains(t *testing.T) {
 	url, _, _ := mustServeWith(t, gateway.Config{SampleRate: -1, ChainSize: 2})
 	var out bytes.Buffer
-	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--requests", "300", "--users", "20", "--concurrency", "4", "--json"}
+	args := []string{"loadgen", "--target", url, "--api-key", "rl_loadgen", "--workload", smallWorkload(t, 300), "--requests", "300", "--users", "20", "--concurrency", "4", "--json"}
 	if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
