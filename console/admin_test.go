@@ -16,7 +16,9 @@ import (
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
 	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/ingest"
@@ -64,23 +66,16 @@ func (p chProducer) Enqueue(topic, key string, ev any) {
 func mustAdminAPI(t testing.TB, db *ingesttest.DB) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := broker.Start(ctx, broker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	if err := events.EnsureTopics(ctx, []string{b.Addr()}, 1); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, broker.Config{})
 	aud := chAuditor{ingest.NewWriter(db.Conn, db.Database)}
-	log, err := control.Open(ctx, control.Config{Brokers: []string{b.Addr()}, Topic: events.TopicExperiments})
+	log, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: []string{b.Addr()}, Topic: events.TopicExperiments})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
 	reg := experiments.NewRegistry(log, aud, nil)
 	log.Subscribe(func(ch control.Change) { _ = reg.Apply(ch.Key, ch.Value) })
-	plog, err := control.Open(ctx, control.Config{Brokers: []string{b.Addr()}, Topic: events.TopicPolicies})
+	plog, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: []string{b.Addr()}, Topic: events.TopicPolicies})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ type Config struct {
 }
 
 // ReviewSink takes review events on their way to Kafka; Emit must not block
-// on the broker (events.Producer queues them).
+// on the broker (events/kafka.Producer queues them).
 type ReviewSink interface {
 	Emit(ctx context.Context, r events.Review) error
 }

@@ -5,27 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/events/kafka"
 )
 
 // ControlUsers keeps accounts in the compacted routelab.users topic: every
 // console replica (and `routelab users create`) sees the same accounts with
 // no database of its own. Key = user name, value = the User as JSON.
 type ControlUsers struct {
-	log *control.Log
+	log *kafka.ControlLog
 }
 
 var _ UserStore = (*ControlUsers)(nil)
 
 // NewControlUsers uses an opened control log of events.TopicUsers.
-func NewControlUsers(l *control.Log) *ControlUsers { return &ControlUsers{log: l} }
+func NewControlUsers(l *kafka.ControlLog) *ControlUsers { return &ControlUsers{log: l} }
 
 // OpenControlUsers opens routelab.users on brokers.
 func OpenControlUsers(ctx context.Context, brokers []string) (*ControlUsers, error) {
-	l, err := control.Open(ctx, control.Config{Brokers: brokers, Topic: events.TopicUsers})
+	l, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: brokers, Topic: events.TopicUsers})
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func (u *ControlUsers) Close() error { return u.log.Close() }
 
 // Lookup implements UserStore.
 func (u *ControlUsers) Lookup(_ context.Context, name string) (User, error) {
-	b, ok := u.log.Get(name)
+	b, ok := u.log.Get(control.UserKey(name))
 	if !ok {
 		return User{}, ErrUserNotFound
 	}
@@ -66,20 +66,20 @@ func (u *ControlUsers) List(_ context.Context) ([]User, error) {
 // same instant both succeed and the later record wins; accounts are created
 // by admins, rarely, so this is accepted rather than adding a lock.
 func (u *ControlUsers) Create(ctx context.Context, x User) error {
-	if _, ok := u.log.Get(x.Name); ok {
+	if _, ok := u.log.Get(control.UserKey(x.Name)); ok {
 		return ErrUserExists
 	}
 	b, err := json.Marshal(x)
 	if err != nil {
 		return err
 	}
-	return u.log.Put(ctx, x.Name, b)
+	return u.log.Put(ctx, control.UserKey(x.Name), b)
 }
 
-// ProducerReviews hands review events to the shared events.Producer
+// ProducerReviews hands review events to the shared kafka.Producer
 // (bounded queue, batching, on-disk spool while Kafka is away).
 type ProducerReviews struct {
-	P *events.Producer
+	P *kafka.Producer
 }
 
 var _ ReviewSink = ProducerReviews{}
@@ -101,18 +101,18 @@ type PolicyVersions interface {
 }
 
 // ControlPolicies reads the compacted routelab.policies topic in the layout
-// server.PolicyStore writes: "policy/VERSION" holds each pushed document,
-// "live" holds {"version", "history"}. The console only reads it; pushes
-// and rollbacks go through the admin API.
+// of events/control (each pushed document, the live record), which
+// server.PolicyStore writes. The console only reads it; pushes and
+// rollbacks go through the admin API.
 type ControlPolicies struct {
-	log *control.Log
+	log *kafka.ControlLog
 }
 
 var _ PolicyVersions = (*ControlPolicies)(nil)
 
 // OpenControlPolicies follows routelab.policies on brokers.
 func OpenControlPolicies(ctx context.Context, brokers []string) (*ControlPolicies, error) {
-	l, err := control.Open(ctx, control.Config{Brokers: brokers, Topic: events.TopicPolicies})
+	l, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: brokers, Topic: events.TopicPolicies})
 	if err != nil {
 		return nil, err
 	}
@@ -124,24 +124,20 @@ func (p *ControlPolicies) Close() error { return p.log.Close() }
 
 // Live implements PolicyVersions.
 func (p *ControlPolicies) Live() (string, []string) {
-	var rec struct {
-		Version string   `json:"version"`
-		History []string `json:"history"`
-	}
-	if b, ok := p.log.Get("live"); ok {
-		_ = json.Unmarshal(b, &rec)
-	}
+	rec, _, _ := control.ReadLivePolicy(p.log) // an unreadable record shows as none live
 	return rec.Version, rec.History
 }
 
 // Doc implements PolicyVersions.
-func (p *ControlPolicies) Doc(version string) ([]byte, bool) { return p.log.Get("policy/" + version) }
+func (p *ControlPolicies) Doc(version string) ([]byte, bool) {
+	return p.log.Get(control.PolicyDocKey(version))
+}
 
 // Versions implements PolicyVersions.
 func (p *ControlPolicies) Versions() []string {
 	var out []string
 	for k := range p.log.All() {
-		if v, ok := strings.CutPrefix(k, "policy/"); ok {
+		if v, ok := control.PolicyVersionOfKey(k); ok {
 			out = append(out, v)
 		}
 	}

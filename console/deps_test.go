@@ -11,6 +11,8 @@ import (
 	"github.com/routelab/routelab/console/consoletest"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 )
@@ -46,7 +48,7 @@ type world struct {
 // every ingest commit; with direct writes it checks once.
 func (w *world) waitRows(t testing.TB, query, want string) {
 	t.Helper()
-	deadline := time.After(90 * time.Second)
+	limit := brokertest.Context(t) // only a hang ends the wait here
 	for {
 		got := w.db.Query(t, query)
 		if got == want || w.committed == nil {
@@ -57,27 +59,21 @@ func (w *world) waitRows(t testing.TB, query, want string) {
 		}
 		select {
 		case <-w.committed:
-		case <-deadline:
-			t.Errorf("%s = %s after 90 s, want %s", query, got, want)
+		case <-limit.Done():
+			t.Errorf("%s = %s after %v, want %s", query, got, brokertest.WaitLimit, want)
 			return
 		}
 	}
 }
 
 // withKafka wires the production event path into deps: a local
-// Kafka-protocol broker, events.Producer for scores, ingest's consumer
+// Kafka-protocol broker, kafka.Producer for scores, ingest's consumer
 // group into ClickHouse.
 func withKafka(t testing.TB, db *ingesttest.DB, deps *console.Deps) chan struct{} {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := broker.Start(ctx, broker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, broker.Config{})
 	brokers := []string{b.Addr()}
-	if err := events.EnsureTopics(ctx, brokers, 2); err != nil {
-		t.Fatal(err)
-	}
 	committed := make(chan struct{}, 1)
 	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, BatchWait: 20 * time.Millisecond,
 		OnCommit: func([]int64, time.Time) {
@@ -91,7 +87,7 @@ func withKafka(t testing.TB, db *ingesttest.DB, deps *console.Deps) chan struct{
 	}
 	done := make(chan error, 1)
 	go func() { done <- consumer.Run(ctx) }()
-	p, err := events.NewProducer(events.ProducerConfig{Brokers: brokers})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +95,6 @@ func withKafka(t testing.TB, db *ingesttest.DB, deps *console.Deps) chan struct{
 		p.Close(context.Background())
 		cancel()
 		<-done
-		b.Close()
 	})
 	deps.Reviews = console.ProducerReviews{P: p}
 	return committed

@@ -12,23 +12,12 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/chlocal"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/segmentio/kafka-go"
 )
-
-func mustBroker(t *testing.T) *broker.Broker {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{Partitions: 4})
-	if err != nil {
-		t.Fatalf("broker.Start: %v", err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
 
 func produce(t *testing.T, addr, topic string, values ...[]byte) {
 	t.Helper()
@@ -38,9 +27,7 @@ func produce(t *testing.T, addr, topic string, values ...[]byte) {
 	for i, v := range values {
 		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: v}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	if err := w.WriteMessages(brokertest.Context(t), msgs...); err != nil {
 		t.Fatalf("produce %d to %s: %v", len(values), topic, err)
 	}
 }
@@ -89,15 +76,21 @@ func startConsumer(t *testing.T, brokerAddr string, conn *ingesttest.DB, cfg ing
 	return c
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor waits until cond, a condition on the consumer's counters or the
+// group's committed offsets, holds. Neither has a change feed, so it looks
+// every 10 ms; the condition ends the wait, not a time budget
+// (brokertest.Context only turns a hang into a failure).
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx := brokertest.Context(t)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -124,7 +117,7 @@ func committed(t *testing.T, addr, group, topic string, partitions int) int64 {
 
 func TestConsumerExactCounts(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	b := mustBroker(t)
+	b := brokertest.Start(t, broker.Config{Partitions: 4})
 	const n = 3000
 	produce(t, b.Addr(), events.TopicDecisions, decisions(t, "d", n)...)
 	var qa, sig, rev, aud [][]byte
@@ -143,7 +136,7 @@ func TestConsumerExactCounts(t *testing.T) {
 	c := startConsumer(t, b.Addr(), db, ingest.ConsumerConfig{GroupID: "exact", BatchSize: 500, Workers: 2})
 	// Two members mean a rebalance, which may redeliver a round: wait for the
 	// commits, not for a count of inserts.
-	waitFor(t, 90*time.Second, "all offsets committed", func() bool {
+	waitFor(t, "all offsets committed", func() bool {
 		sum := committed(t, b.Addr(), "exact", events.TopicDecisions, 4)
 		for _, topic := range []string{events.TopicQA, events.TopicSignals, events.TopicReviews, events.TopicAudit} {
 			sum += committed(t, b.Addr(), "exact", topic, 4)
@@ -165,13 +158,13 @@ func TestConsumerExactCounts(t *testing.T) {
 
 func TestConsumerDuplicateDeliveryCollapses(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	b := mustBroker(t)
+	b := brokertest.Start(t, broker.Config{Partitions: 4})
 	const n = 500
 	batch := decisions(t, "dup", n)
 	produce(t, b.Addr(), events.TopicDecisions, batch...)
 	produce(t, b.Addr(), events.TopicDecisions, batch...) // the producer retried everything
 	c := startConsumer(t, b.Addr(), db, ingest.ConsumerConfig{GroupID: "dup"})
-	waitFor(t, 60*time.Second, "both deliveries inserted", func() bool { return c.Stats().Inserted >= 2*n })
+	waitFor(t, "both deliveries inserted", func() bool { return c.Stats().Inserted >= 2*n })
 	if got := db.Count(t, ingest.TableDecisions); got != n {
 		t.Errorf("count(decisions FINAL) = %d, want %d", got, n)
 	}
@@ -182,7 +175,7 @@ func TestConsumerDuplicateDeliveryCollapses(t *testing.T) {
 
 func TestConsumerDeadLetters(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	b := mustBroker(t)
+	b := brokertest.Start(t, broker.Config{Partitions: 4})
 	v9 := decision("v9", time.Now().UnixMilli())
 	v9.SchemaVersion = 9
 	bad := map[string][]byte{
@@ -199,7 +192,7 @@ func TestConsumerDeadLetters(t *testing.T) {
 	produce(t, b.Addr(), events.TopicDecisions, values...)
 
 	c := startConsumer(t, b.Addr(), db, ingest.ConsumerConfig{GroupID: "dlq", BatchSize: 50})
-	waitFor(t, 60*time.Second, "good events inserted", func() bool { return c.Stats().Inserted >= 200 })
+	waitFor(t, "good events inserted", func() bool { return c.Stats().Inserted >= 200 })
 	if got := db.Count(t, ingest.TableDecisions); got != 200 {
 		t.Errorf("count(decisions FINAL) = %d, want 200", got)
 	}
@@ -207,10 +200,8 @@ func TestConsumerDeadLetters(t *testing.T) {
 		t.Errorf("committed offsets = %d, want %d (the pipeline moved past the bad messages)", got, len(values))
 	}
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, Topic: events.TopicDeadLetter, GroupID: "dlq-check", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	r := brokertest.NewReader(t, kafka.ReaderConfig{Brokers: []string{b.Addr()}, Topic: events.TopicDeadLetter, GroupID: "dlq-check", StartOffset: kafka.FirstOffset})
+	ctx := brokertest.Context(t)
 	got := map[string][]byte{}
 	for len(got) < len(bad) {
 		m, err := r.ReadMessage(ctx)
@@ -250,12 +241,12 @@ func TestConsumerClickHouseOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	db := &ingesttest.DB{Addr: srv.Addr, HTTPURL: srv.HTTPURL, Database: dbName, Conn: conn}
-	b := mustBroker(t)
+	b := brokertest.Start(t, broker.Config{Partitions: 4})
 
 	const n = 400
 	produce(t, b.Addr(), events.TopicDecisions, decisions(t, "one", n)...)
 	c := startConsumer(t, b.Addr(), db, ingest.ConsumerConfig{GroupID: "outage", BatchSize: 100, BackoffMin: 20 * time.Millisecond})
-	waitFor(t, 60*time.Second, "first half inserted", func() bool { return c.Stats().Inserted >= n })
+	waitFor(t, "first half inserted", func() bool { return c.Stats().Inserted >= n })
 
 	stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -265,7 +256,7 @@ func TestConsumerClickHouseOutage(t *testing.T) {
 	}
 	t.Logf("clickhouse-server stopped in %v", time.Since(began))
 	produce(t, b.Addr(), events.TopicDecisions, decisions(t, "two", n)...)
-	waitFor(t, 60*time.Second, "failed inserts while ClickHouse is down", func() bool { return c.Stats().InsertErrors >= 3 })
+	waitFor(t, "failed inserts while ClickHouse is down", func() bool { return c.Stats().InsertErrors >= 3 })
 	if got := committed(t, b.Addr(), "outage", events.TopicDecisions, 4); got != n {
 		t.Fatalf("committed offsets while ClickHouse is down = %d, want %d (no commit before insert)", got, n)
 	}
@@ -282,7 +273,7 @@ func TestConsumerClickHouseOutage(t *testing.T) {
 		t.Fatalf("restart clickhouse: %v", err)
 	}
 	t.Cleanup(func() { _ = srv2.Stop(context.Background()) })
-	waitFor(t, 60*time.Second, "second half inserted after restart", func() bool { return c.Stats().Inserted >= 2*n })
+	waitFor(t, "second half inserted after restart", func() bool { return c.Stats().Inserted >= 2*n })
 	if got := db.Count(t, ingest.TableDecisions); got != 2*n {
 		t.Errorf("count(decisions FINAL) = %d, want %d", got, 2*n)
 	}
@@ -295,11 +286,11 @@ func TestConsumerClickHouseOutage(t *testing.T) {
 // every BatchWait: few, large inserts are what MergeTree wants.
 func TestConsumerBacklogFillsRounds(t *testing.T) {
 	db := ingesttest.ClickHouse(t)
-	b := mustBroker(t)
+	b := brokertest.Start(t, broker.Config{Partitions: 4})
 	const n, size = 6000, 1000
 	produce(t, b.Addr(), events.TopicDecisions, decisions(t, "backlog", n)...)
 	c := startConsumer(t, b.Addr(), db, ingest.ConsumerConfig{GroupID: "backlog", BatchSize: size, BatchWait: 10 * time.Millisecond, BatchMaxWait: time.Minute})
-	waitFor(t, 90*time.Second, "backlog committed", func() bool { return committed(t, b.Addr(), "backlog", events.TopicDecisions, 4) == n })
+	waitFor(t, "backlog committed", func() bool { return committed(t, b.Addr(), "backlog", events.TopicDecisions, 4) == n })
 	// n/size rounds when every round is full; allow a few short ones (a
 	// fetch that stalls for 20ms under load looks like "caught up").
 	s := c.Stats()

@@ -64,7 +64,7 @@ func TestConsumerSurvivesASlowBroker(t *testing.T) {
 	const n = 200
 	produce(t, addr, events.TopicDecisions, decisions(t, "slow", n)...)
 	cons := startConsumer(t, addr, db, ingest.ConsumerConfig{GroupID: "slow"})
-	waitFor(t, 90*time.Second, "all decisions inserted", func() bool { return cons.Stats().Inserted >= n })
+	waitFor(t, "all decisions inserted", func() bool { return cons.Stats().Inserted >= n })
 	if got := db.Count(t, ingest.TableDecisions); got != n {
 		t.Errorf("count(decisions FINAL) = %d, want %d", got, n)
 	}

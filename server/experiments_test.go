@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
@@ -55,7 +54,7 @@ func TestExperimentAdminAndAssignment(t *testing.T) {
 	for i := range 40 {
 		user := fmt.Sprintf("user-%d", i)
 		n := decodeNative(t, e.post(t, "/v1/images", `{"prompt":"a red fox","user":"`+user+`"}`))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		ev, ok := e.events.Next(ctx, events.TopicDecisions)
 		cancel()
 		if !ok {
@@ -80,7 +79,7 @@ func TestExperimentAdminAndAssignment(t *testing.T) {
 		t.Fatalf("pause = %d %s", r.status, r.body)
 	}
 	e.post(t, "/v1/images", `{"prompt":"a red fox","user":"user-1"}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 	defer cancel()
 	if ev, _ := e.events.Next(ctx, events.TopicDecisions); len(ev.Value.(*events.Decision).Arms) != 0 {
 		t.Fatalf("paused experiment still assigns")

@@ -101,7 +101,7 @@ func TestProviderFailures(t *testing.T) {
 			if tt.kind == providers.KindContentPolicy && e.strong.Calls.Load() != 0 {
 				t.Errorf("content policy refusal fell back to another model")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 			defer cancel()
 			ev, ok := e.events.Next(ctx, events.TopicDecisions)
 			if !ok || ev.Value.(*events.Decision).Status != "error" || ev.Value.(*events.Decision).ErrorCode != tt.wantCode {
@@ -287,7 +287,7 @@ func TestURLResponseAndFeedback(t *testing.T) {
 	if fb.status != 202 {
 		t.Fatalf("feedback = %d %s", fb.status, fb.body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 	defer cancel()
 	ev, ok := e.events.Next(ctx, events.TopicSignals)
 	if !ok {
@@ -316,7 +316,7 @@ func TestSampling(t *testing.T) {
 	})
 	for _, q := range []string{"standard", "premium"} {
 		got := decodeNative(t, e.post(t, "/v1/images", `{"prompt":"cat","size":"64x64","quality":"`+q+`"}`))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		ev, ok := e.events.Next(ctx, events.TopicDecisions)
 		cancel()
 		if !ok {
@@ -421,7 +421,7 @@ func TestReferenceURL(t *testing.T) {
 // waitMetric polls /metrics until it has line.
 func waitMetric(t *testing.T, e *env, line string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(eventWait)
 	for time.Now().Before(deadline) {
 		if r := do(t, "GET", e.adminURL+"/metrics", nil, nil); strings.Contains(string(r.body), line) {
 			return

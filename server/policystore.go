@@ -2,40 +2,28 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/routelab/routelab/events/control"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/router"
 )
 
 // ControlLog is a compacted control-plane topic as seen by one replica
-// (events/control.Log): Put returns once the record is committed and
+// (events/kafka.ControlLog): Put returns once the record is committed and
 // applied locally; Subscribe sees every key, then every change in order.
 type ControlLog interface {
 	Get(key string) ([]byte, bool)
 	Put(ctx context.Context, key string, value []byte) error
 }
 
-// Records of the policies topic: "policy/VERSION" holds each pushed policy
-// document, "live" holds which version is live and the versions live
-// before it, newest last, for rollback.
-const (
-	policyLiveKey   = "live"
-	policyKeyPrefix = "policy/"
-	policyHistory   = 20
-)
-
-type liveRecord struct {
-	Version string   `json:"version"`
-	History []string `json:"history,omitempty"`
-}
-
-// PolicyStore keeps the live policy in a control-plane topic and swaps it
+// PolicyStore keeps the live policy in a control-plane topic (records as
+// events/control lays them out: each pushed document, the live record with
+// the versions live before it for rollback) and swaps it
 // into a LivePolicy whenever the topic's "live" record changes, on every
 // replica. It implements PolicyAdmin.
 type PolicyStore struct {
@@ -63,18 +51,14 @@ func (s *PolicyStore) Changed() error { return s.apply() }
 func (s *PolicyStore) apply() error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	b, ok := s.log.Get(policyLiveKey)
-	if !ok {
-		return nil
-	}
-	var rec liveRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return fmt.Errorf("policies: live record: %w", err)
+	rec, ok, err := control.ReadLivePolicy(s.log)
+	if !ok || err != nil {
+		return err
 	}
 	if p := s.live.Policy(); p != nil && p.Version == rec.Version {
 		return nil
 	}
-	doc, ok := s.log.Get(policyKeyPrefix + rec.Version)
+	doc, ok := s.log.Get(control.PolicyDocKey(rec.Version))
 	if !ok {
 		return fmt.Errorf("policies: live version %s has no document", rec.Version)
 	}
@@ -92,7 +76,7 @@ func (s *PolicyStore) Live() (string, []byte, bool) {
 	if p == nil {
 		return "", nil, false
 	}
-	doc, ok := s.log.Get(policyKeyPrefix + p.Version)
+	doc, ok := s.log.Get(control.PolicyDocKey(p.Version))
 	if !ok {
 		b, err := p.JSON()
 		if err != nil {
@@ -112,17 +96,7 @@ func (s *PolicyStore) Push(ctx context.Context, doc []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rec := s.current()
-	if rec.Version != version {
-		if rec.Version != "" {
-			rec.History = append(rec.History, rec.Version)
-		}
-		if len(rec.History) > policyHistory {
-			rec.History = rec.History[len(rec.History)-policyHistory:]
-		}
-		rec.Version = version
-	}
-	return version, s.putLive(ctx, rec)
+	return version, s.putLive(ctx, s.current().Promote(version))
 }
 
 // Stage validates doc as Push does and publishes it without making it
@@ -145,7 +119,7 @@ func (s *PolicyStore) publish(ctx context.Context, doc []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.log.Put(ctx, policyKeyPrefix+p.Version, canon); err != nil {
+	if err := s.log.Put(ctx, control.PolicyDocKey(p.Version), canon); err != nil {
 		return "", err
 	}
 	return p.Version, nil
@@ -155,7 +129,7 @@ var _ PolicyStager = (*PolicyStore)(nil)
 
 // Seed pushes doc when the topic has no live policy yet (first start).
 func (s *PolicyStore) Seed(ctx context.Context, doc []byte) error {
-	if _, ok := s.log.Get(policyLiveKey); ok {
+	if _, ok := s.log.Get(control.PolicyLiveKey); ok {
 		return s.apply()
 	}
 	_, err := s.Push(ctx, doc)
@@ -169,29 +143,26 @@ var ErrNoPrevious = &Error{Status: fiber.StatusConflict, Code: "no_previous_poli
 func (s *PolicyStore) Rollback(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.current()
-	if len(rec.History) == 0 {
+	rec, ok := s.current().Rollback()
+	if !ok {
 		return "", ErrNoPrevious
 	}
-	prev := rec.History[len(rec.History)-1]
-	rec = liveRecord{Version: prev, History: rec.History[:len(rec.History)-1]}
-	return prev, s.putLive(ctx, rec)
+	return rec.Version, s.putLive(ctx, rec)
 }
 
-func (s *PolicyStore) current() liveRecord {
-	var rec liveRecord
-	if b, ok := s.log.Get(policyLiveKey); ok {
-		_ = json.Unmarshal(b, &rec)
-	}
+// current is the live record; an unreadable one counts as none, so a push
+// can replace it.
+func (s *PolicyStore) current() control.LivePolicy {
+	rec, _, _ := control.ReadLivePolicy(s.log)
 	return rec
 }
 
-func (s *PolicyStore) putLive(ctx context.Context, rec liveRecord) error {
-	b, err := json.Marshal(rec)
+func (s *PolicyStore) putLive(ctx context.Context, rec control.LivePolicy) error {
+	b, err := rec.Encode()
 	if err != nil {
 		return err
 	}
-	if err := s.log.Put(ctx, policyLiveKey, b); err != nil {
+	if err := s.log.Put(ctx, control.PolicyLiveKey, b); err != nil {
 		return err
 	}
 	// Put returns once the record is applied to the log's view; apply it

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"image/png"
 	"testing"
-	"time"
 
 	"github.com/routelab/routelab/events"
 )
@@ -23,7 +22,7 @@ func TestSamplingStoresReferences(t *testing.T) {
 	})
 	next := func() *events.Decision {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		defer cancel()
 		ev, ok := e.events.Next(ctx, events.TopicDecisions)
 		if !ok {

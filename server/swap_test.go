@@ -142,12 +142,12 @@ func TestDrain(t *testing.T) {
 	waitMetric(t, e, `routelab_serve_provider_in_flight{provider="fakeco"} 8`)
 	shut := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		defer cancel()
 		shut <- e.srv.Shutdown(ctx)
 	}()
 	// New connections are refused once the listener closes.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventWait)
 	for {
 		req, _ := http.NewRequest("GET", e.url+"/readyz", nil)
 		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
@@ -211,7 +211,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		served, shut := make(chan error, 1), make(chan error, 1)
 		if round == 0 {
 			shut <- srv.Shutdown(ctx)
@@ -225,8 +225,8 @@ func TestShutdownBeforeServe(t *testing.T) {
 			if err != nil {
 				t.Errorf("round %d: Serve = %v, want nil after Shutdown", round, err)
 			}
-		case <-time.After(10 * time.Second): // a guard against hanging, not a sync
-			t.Fatalf("round %d: Serve still running 10 s after Shutdown", round)
+		case <-time.After(eventWait): // a guard against hanging, not a sync
+			t.Fatalf("round %d: Serve still running %v after Shutdown", round, eventWait)
 		}
 		if err := <-shut; err != nil {
 			t.Errorf("round %d: Shutdown = %v", round, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
 )
 
 // BenchmarkServeHandler is bench serve without the network and the load
@@ -20,11 +21,7 @@ import (
 func BenchmarkServeHandler(b *testing.B) {
 	ctx := context.Background()
 	tmp := b.TempDir()
-	br, err := broker.Start(ctx, broker.Config{DataDir: tmp + "/kafka"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
+	br := brokertest.Start(b, broker.Config{DataDir: tmp + "/kafka"})
 	key := "rl_bench_handler"
 	rl, err := startServe(ctx, benchServeOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/console"
-	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 )
 
@@ -142,7 +142,7 @@ func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func()
 		deps.Data = console.NewData(conn, db)
 	}
 	if len(o.Brokers) > 0 {
-		if err := events.EnsureTopics(ctx, o.Brokers, 0); err != nil {
+		if err := kafka.EnsureTopics(ctx, o.Brokers, 0); err != nil {
 			return fail(err)
 		}
 		users, err := console.OpenControlUsers(ctx, o.Brokers)
@@ -157,7 +157,7 @@ func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func()
 		}
 		closers = append(closers, func() { pols.Close() })
 		deps.Policies = pols
-		p, err := events.NewProducer(events.ProducerConfig{Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "console", "spool"), Logger: o.Logger})
+		p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "console", "spool"), Logger: o.Logger})
 		if err != nil {
 			return fail(err)
 		}

@@ -16,6 +16,13 @@ import (
 	"github.com/routelab/routelab/events"
 )
 
+// devWait bounds the dev tests' waits (dev.json written, a row ingested,
+// dev stopped) only so that a hang fails with a message: each wait ends on
+// what it waits for. routelab dev starts ClickHouse, a broker, serve,
+// ingest and the console; on a 2-core machine running the whole suite
+// under -race that has taken minutes, so this is no timing budget.
+const devWait = 5 * time.Minute
+
 // startDevForTest runs `routelab dev --ports auto` until the returned stop is
 // called, and returns the dev.json it wrote.
 func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()) {
@@ -27,7 +34,7 @@ func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()
 		done <- run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	path := filepath.Join(dir, "dev.json")
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(devWait)
 	var info devInfo
 	for {
 		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &info) == nil {
@@ -41,7 +48,7 @@ func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()
 		}
 		if time.Now().After(deadline) {
 			cancel()
-			t.Fatal("dev wrote no dev.json in 2 minutes")
+			t.Fatalf("dev wrote no dev.json in %v", devWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -57,8 +64,8 @@ func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()
 			if err != nil {
 				t.Errorf("dev returned %v after Ctrl-C, want nil", err)
 			}
-		case <-time.After(2 * time.Minute):
-			t.Fatal("dev did not stop within 2 minutes of Ctrl-C")
+		case <-time.After(devWait):
+			t.Fatalf("dev did not stop within %v of Ctrl-C", devWait)
 		}
 	}
 	t.Cleanup(stop)
@@ -96,16 +103,16 @@ func TestDevUpIngestRestartKeepsData(t *testing.T) {
 	ev := events.Decision{Header: events.NewHeader("acme", "req-1"), Model: "fast-1", Status: "ok"}
 	value, _ := json.Marshal(ev)
 	w := &kafka.Writer{Addr: kafka.TCP(info.Kafka), Topic: events.TopicDecisions, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), devWait)
 	defer cancel()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("req-1"), Value: value}); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	w.Close()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(devWait)
 	for chQuery(t, info.ClickHouseHTTP, "SELECT count() FROM routelab.decisions FINAL") != "1" {
 		if time.Now().After(deadline) {
-			t.Fatal("the produced decision did not reach ClickHouse within a minute")
+			t.Fatalf("the produced decision did not reach ClickHouse in %v", devWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

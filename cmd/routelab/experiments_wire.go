@@ -11,6 +11,7 @@ import (
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/router"
@@ -23,7 +24,7 @@ import (
 type expWiring struct {
 	Registry *experiments.Registry
 	Assigner *gateway.ExperimentAssigner
-	log      *control.Log
+	log      *kafka.ControlLog
 }
 
 // Close stops following the experiments topic.
@@ -38,7 +39,7 @@ func (w *expWiring) Close() error {
 // in-process log when brokers is empty), builds the registry on it with
 // every change audited through producer (may be nil), and the assigner
 // whose arms route with policies found by version in the policies log
-// (policyDoc: the policies control log's Get, keys "policy/VERSION"; may be
+// (policyDoc: the policies control log's Get, keys control.PolicyDocKey; may be
 // nil) or among the shipped policies.
 func wireExperiments(ctx context.Context, brokers []string, logger *slog.Logger, producer server.Producer,
 	live *gateway.LivePolicy, policyDoc func(key string) ([]byte, bool), health router.Health) (*expWiring, error) {
@@ -52,7 +53,7 @@ func wireExperiments(ctx context.Context, brokers []string, logger *slog.Logger,
 		w.Registry = experiments.NewRegistry(mem, audit, nil)
 		mem.Bind(w.Registry.Apply)
 	} else {
-		l, err := control.Open(ctx, control.Config{Brokers: brokers, Topic: events.TopicExperiments, Logger: logger})
+		l, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: brokers, Topic: events.TopicExperiments, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("experiments control log: %w", err)
 		}
@@ -86,7 +87,7 @@ func policyLookup(doc func(key string) ([]byte, bool)) func(version string) (*ro
 		}
 		var p *router.Policy
 		if doc != nil {
-			if b, ok := doc("policy/" + version); ok {
+			if b, ok := doc(control.PolicyDocKey(version)); ok {
 				p, _ = router.ParsePolicy(b)
 			}
 		}

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/router"
 )
@@ -29,13 +28,8 @@ func (p *recProducer) Enqueue(topic, key string, ev any) {
 }
 
 func TestWireExperimentsOverKafka(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	ctx := brokertest.Context(t)
+	b := brokertest.Start(t, broker.Config{})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	prod := &recProducer{}
 	// two serve replicas

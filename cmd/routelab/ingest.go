@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 )
 
@@ -98,7 +98,7 @@ func runIngest(ctx context.Context, env Env, args []string) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "ingest")
 	fmt.Fprintf(env.Stderr, "ingest: kafka=%v clickhouse=%s %s\n", brokers, maskDSN(dsn), flags)
 
-	if err := events.EnsureTopics(ctx, brokers, 0); err != nil {
+	if err := kafka.EnsureTopics(ctx, brokers, 0); err != nil {
 		return err
 	}
 	conn, db, err := ingest.Open(ctx, dsn)

@@ -141,7 +141,7 @@ func TestCanaryAgainstDev(t *testing.T) {
 	}
 	stdout, stderr, err := runCLI(t, "jobs", "pipeline", "--data-dir", dir, "--candidate", candFile, "--push", "--json",
 		"--drift-blocks=false", "--margin", "0.05", "--canary-spec", spec, "--canary-steps", "0.5,1", "--canary-step-duration", "2s",
-		"--canary-min-units", "30", "--canary-poll", "1s", "--canary-timeout", "4m")
+		"--canary-min-units", "30", "--canary-poll", "1s", "--canary-timeout", devWait.String())
 	t.Log(stderr)
 	if err != nil {
 		t.Fatal(err)

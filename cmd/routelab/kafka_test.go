@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker/brokertest"
 )
 
 // startKafkaCmd runs `routelab kafka --json` until the returned stop is called
@@ -45,8 +46,7 @@ func startKafkaCmd(t *testing.T, dataDir string) (addr string, stop func()) {
 
 func TestKafkaCommandKeepsDataAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := brokertest.Context(t)
 
 	addr, stop := startKafkaCmd(t, dir)
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: events.TopicSignals, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
@@ -58,8 +58,8 @@ func TestKafkaCommandKeepsDataAcrossRestart(t *testing.T) {
 
 	addr, stop = startKafkaCmd(t, dir)
 	defer stop()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: events.TopicSignals, GroupID: "t", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
+	r := brokertest.NewReader(t, kafka.ReaderConfig{Brokers: []string{addr}, Topic: events.TopicSignals, GroupID: "t", StartOffset: kafka.FirstOffset})
+	defer r.Close() // before stop: closing waits for the reader's fetch
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
 		t.Fatalf("FetchMessage after restart: %v", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/providers/registry"
 	"github.com/routelab/routelab/providers/resilience"
@@ -79,8 +80,8 @@ type serveStack struct {
 	srv       *server.Server
 	url       string
 	adminURL  string // "" without an admin listener
-	producer  *events.Producer
-	logs      []*control.Log
+	producer  *kafka.Producer
+	logs      []*kafka.ControlLog
 	closers   []func() error
 	done      chan error
 	adminDone chan error
@@ -215,10 +216,10 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	var policyLog server.ControlLog = server.NewMemLog()
 	var producer server.Producer
 	if len(o.brokers) > 0 {
-		if err := events.EnsureTopics(ctx, o.brokers, 0); err != nil {
+		if err := kafka.EnsureTopics(ctx, o.brokers, 0); err != nil {
 			return nil, err
 		}
-		p, err := events.NewProducer(events.ProducerConfig{
+		p, err := kafka.NewProducer(kafka.ProducerConfig{
 			Brokers: o.brokers, SpoolDir: filepath.Join(o.dataDir, "spool", "serve"),
 			Logger: o.logger.With("component", "producer"), Registerer: o.registry,
 		})
@@ -227,13 +228,13 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		}
 		s.producer = p
 		producer = p
-		pl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
+		pl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
 		if err != nil {
 			return nil, err
 		}
 		s.logs = append(s.logs, pl)
 		policyLog = pl
-		kl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger})
+		kl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger})
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +244,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			if err != nil {
 				return err
 			}
-			return kl.Put(ctx, "key/"+k.ID, b)
+			return kl.Put(ctx, control.APIKeyKey(k.ID), b)
 		}
 		kl.Subscribe(func(c control.Change) {
 			var k server.Key
@@ -256,7 +257,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		o.logger.Warn("no --kafka-brokers: events are discarded, keys and policy live in this process only")
 	}
 	policies := server.NewPolicyStore(live, policyLog)
-	if pl, ok := policyLog.(*control.Log); ok {
+	if pl, ok := policyLog.(*kafka.ControlLog); ok {
 		pl.Subscribe(func(control.Change) {
 			if err := policies.Changed(); err != nil {
 				o.logger.Error("policy update refused", "err", err)

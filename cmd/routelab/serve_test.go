@@ -53,11 +53,11 @@ func TestServeEndToEnd(t *testing.T) {
 	if resp.Header.Get("x-routelab-model") != got.Model || resp.Header.Get("x-routelab-policy") == "" {
 		t.Errorf("headers model %q policy %q, body model %q", resp.Header.Get("x-routelab-model"), resp.Header.Get("x-routelab-policy"), got.Model)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(devWait)
 	for chQuery(t, info.ClickHouseHTTP, "SELECT count() FROM routelab.decisions FINAL WHERE request_id = '"+id+"' AND model = '"+got.Model+"'") != "1" ||
 		chQuery(t, info.ClickHouseHTTP, "SELECT count() > 0 FROM routelab.qa_results FINAL WHERE request_id = '"+id+"'") != "1" {
 		if time.Now().After(deadline) {
-			t.Fatalf("no decision and QA rows for %s in ClickHouse after a minute", id)
+			t.Fatalf("no decision and QA rows for %s in ClickHouse after %v", id, devWait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/kafka"
 )
 
 // Config says where the broker keeps its data and where it listens.
@@ -70,7 +71,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("start broker on %s: %w", addr, err)
 	}
 	b := &Broker{cluster: c, addr: c.ListenAddrs()[0]}
-	if err := events.EnsureTopics(ctx, []string{b.addr}, cfg.Partitions); err != nil {
+	if err := kafka.EnsureTopics(ctx, []string{b.addr}, cfg.Partitions); err != nil {
 		c.Close()
 		return nil, err
 	}

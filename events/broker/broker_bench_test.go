@@ -10,6 +10,7 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
 )
 
 // BenchmarkConsume measures how fast a kafka-go consumer-group reader (what
@@ -29,11 +30,7 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			br, err := broker.Start(ctx, cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer br.Close()
+			br := brokertest.Start(b, cfg)
 			n := max(b.N, 50000)
 			value := make([]byte, 600)
 			for i := range value {

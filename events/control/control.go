@@ -1,35 +1,21 @@
-// Package control keeps routelab's control-plane state (policies, experiments,
-// API keys, console users) in compacted Kafka topics, the way Kafka's schema
-// registry keeps schemas: each topic has one partition, the record key names
-// an object and the last record per key is its current value (an empty value
-// deletes it). Every process that needs the state opens a Log, which reads the
-// topic to its end and then follows it, so all replicas converge on the same
-// view without any other database or coordination; a write returns once it is
-// committed and applied locally (read-your-writes). Subscribers are told of
-// every change in log order, which is how serve hot-swaps policies.
+// Package control is the record layout of routelab's control-plane topics
+// (events.ControlTopics): compacted topics where a record's key names an
+// object and the last record per key is its current value. Serve writes the
+// policies and keys topics, the console and `routelab users` the users
+// topic, and server, console and CLI read them through the keys and records
+// defined here, so the layout is written once. The Kafka log that holds the
+// records is events/kafka.ControlLog; this package does no I/O.
 package control
 
 import (
-	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"log/slog"
-	"maps"
-	"slices"
-	"sync"
-	"time"
-
-	"github.com/segmentio/kafka-go"
+	"strings"
 )
 
-// Config says which topic to keep and where the brokers are.
-type Config struct {
-	Brokers []string // bootstrap host:port list
-	Topic   string   // a compacted single-partition topic, e.g. events.TopicPolicies
-	Logger  *slog.Logger
-}
-
 // Change is one applied record. Deleted is set for tombstones (Value is nil).
+// Offset is the record's offset in the topic, -1 for a record replayed from
+// a snapshot of the current view.
 type Change struct {
 	Key     string
 	Value   []byte
@@ -37,267 +23,83 @@ type Change struct {
 	Offset  int64
 }
 
-// Log is a local, always-following view of one control-plane topic. It is
-// safe for concurrent use.
-type Log struct {
-	topic  string
-	log    *slog.Logger
-	client *kafka.Client
-	tr     *kafka.Transport
-	reader *kafka.Reader
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex
-	state   map[string][]byte
-	next    int64         // offset after the last applied record
-	changed chan struct{} // closed and replaced whenever next moves
-
-	subMu sync.Mutex // serialises delivery to subscribers with subscription
-	subs  map[int]func(Change)
-	subID int
+// Getter reads a key of a control-plane topic's current view.
+type Getter interface {
+	Get(key string) ([]byte, bool)
 }
 
-// ErrClosed is returned by calls on a closed Log.
-var ErrClosed = errors.New("control log closed")
+// Records of events.TopicPolicies: PolicyLiveKey holds the LivePolicy
+// record, PolicyDocKey(version) each pushed policy document (router's JSON,
+// canonical form).
+const (
+	PolicyLiveKey   = "live"
+	policyDocPrefix = "policy/"
+)
 
-// Open reads cfg.Topic from its start to the end it has when Open is called,
-// then keeps following it in the background. It returns once the local view
-// is complete, or ctx's error.
-func Open(ctx context.Context, cfg Config) (*Log, error) {
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
-		return nil, errors.New("control: brokers and topic are required")
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	l := &Log{
-		topic: cfg.Topic,
-		log:   logger.With("component", "control", "topic", cfg.Topic),
-		// Its own transport, so Close can drop its connections and no pooled
-		// connection is shared with other clients in the process.
-		tr:      &kafka.Transport{},
-		done:    make(chan struct{}),
-		state:   map[string][]byte{},
-		changed: make(chan struct{}),
-		subs:    map[int]func(Change){},
-	}
-	l.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: l.tr}
-	end, err := l.endOffset(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l.reader = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   cfg.Brokers,
-		Topic:     cfg.Topic,
-		Partition: 0,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		// Fetches wait this long for new records; a new record ends the
-		// wait at once, so it bounds idle round trips, not apply latency.
-		MaxWait: time.Second,
-	})
-	if err := l.reader.SetOffset(kafka.FirstOffset); err != nil {
-		l.reader.Close()
-		return nil, fmt.Errorf("control %s: %w", cfg.Topic, err)
-	}
-	fctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	go l.follow(fctx)
-	if err := l.waitApplied(ctx, end); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("control %s: read to end (%d): %w", cfg.Topic, end, err)
-	}
-	return l, nil
+// PolicyHistory is how many previously live versions the live record keeps
+// for rollback.
+const PolicyHistory = 20
+
+// PolicyDocKey is the key of a pushed policy version's document.
+func PolicyDocKey(version string) string { return policyDocPrefix + version }
+
+// PolicyVersionOfKey returns the version whose document key is key.
+func PolicyVersionOfKey(key string) (string, bool) { return strings.CutPrefix(key, policyDocPrefix) }
+
+// LivePolicy is the value under PolicyLiveKey: which version is live and
+// the versions live before it, newest last.
+type LivePolicy struct {
+	Version string   `json:"version"`
+	History []string `json:"history,omitempty"`
 }
 
-// endOffset is the offset the next record of the topic will get.
-func (l *Log) endOffset(ctx context.Context) (int64, error) {
-	resp, err := l.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{l.topic: {kafka.LastOffsetOf(0)}},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("control %s: end offset: %w", l.topic, err)
+// ReadLivePolicy returns the live record; ok is false when none was written
+// yet (a topic before its first push).
+func ReadLivePolicy(g Getter) (rec LivePolicy, ok bool, err error) {
+	b, ok := g.Get(PolicyLiveKey)
+	if !ok {
+		return LivePolicy{}, false, nil
 	}
-	parts := resp.Topics[l.topic]
-	if len(parts) == 0 {
-		return 0, fmt.Errorf("control %s: end offset: topic not found", l.topic)
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return LivePolicy{}, true, fmt.Errorf("policies: live record: %w", err)
 	}
-	if parts[0].Error != nil {
-		return 0, fmt.Errorf("control %s: end offset: %w", l.topic, parts[0].Error)
-	}
-	return parts[0].LastOffset, nil
+	return rec, true, nil
 }
 
-// follow applies records in log order until Close.
-func (l *Log) follow(ctx context.Context) {
-	defer close(l.done)
-	for {
-		m, err := l.reader.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// kafka-go retries broker errors inside ReadMessage; what comes
-			// out here is worth a line, then keep going.
-			l.log.Warn("read control topic", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		l.apply(Change{Key: string(m.Key), Value: m.Value, Deleted: len(m.Value) == 0, Offset: m.Offset})
+// Promote returns the record after version goes live: the live version
+// joins the history (at most PolicyHistory kept). Promoting the live
+// version changes nothing.
+func (l LivePolicy) Promote(version string) LivePolicy {
+	if l.Version == version {
+		return l
 	}
+	h := append([]string(nil), l.History...)
+	if l.Version != "" {
+		h = append(h, l.Version)
+	}
+	if len(h) > PolicyHistory {
+		h = h[len(h)-PolicyHistory:]
+	}
+	return LivePolicy{Version: version, History: h}
 }
 
-func (l *Log) apply(c Change) {
-	if c.Deleted {
-		c.Value = nil
+// Rollback returns the record with the previously live version live again,
+// or false when there is none.
+func (l LivePolicy) Rollback() (LivePolicy, bool) {
+	if len(l.History) == 0 {
+		return l, false
 	}
-	l.subMu.Lock()
-	defer l.subMu.Unlock()
-	l.mu.Lock()
-	if c.Deleted {
-		delete(l.state, c.Key)
-	} else {
-		l.state[c.Key] = c.Value
-	}
-	l.next = c.Offset + 1
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-	for _, id := range slices.Sorted(maps.Keys(l.subs)) {
-		l.subs[id](c)
-	}
+	n := len(l.History) - 1
+	return LivePolicy{Version: l.History[n], History: append([]string(nil), l.History[:n]...)}, true
 }
 
-// waitApplied blocks until every record before offset end is applied.
-func (l *Log) waitApplied(ctx context.Context, end int64) error {
-	for {
-		l.mu.Lock()
-		next, ch := l.next, l.changed
-		l.mu.Unlock()
-		if next >= end {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.done:
-			return ErrClosed
-		}
-	}
-}
+// Encode is the record's wire form.
+func (l LivePolicy) Encode() ([]byte, error) { return json.Marshal(l) }
 
-// Get returns the current value of key. The slice must not be modified.
-func (l *Log) Get(key string) ([]byte, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	v, ok := l.state[key]
-	return v, ok
-}
+// APIKeyKey is the key of an API key's record in events.TopicKeys; the value
+// is the key as JSON (server.Key: id, tenant, secret hash, revocation).
+func APIKeyKey(id string) string { return "key/" + id }
 
-// All returns a copy of the current view, key to value.
-func (l *Log) All() map[string][]byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.state)
-}
-
-// Offset is the offset after the last applied record: two Logs on the same
-// topic with the same Offset hold the same view.
-func (l *Log) Offset() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.next
-}
-
-// Subscribe calls fn once for every key in the current view (sorted by key,
-// Offset -1), then for every change applied afterwards, in log order, with no
-// change missed or reordered in between. fn runs on the Log's follow goroutine
-// and must return quickly; it must not call Subscribe, the returned cancel, Put
-// or Delete (those wait for the goroutine fn is holding up). Get, All and
-// Offset are safe to call from fn.
-func (l *Log) Subscribe(fn func(Change)) (cancel func()) {
-	l.subMu.Lock()
-	defer l.subMu.Unlock()
-	snap := l.All()
-	for _, k := range slices.Sorted(maps.Keys(snap)) {
-		fn(Change{Key: k, Value: snap[k], Offset: -1})
-	}
-	l.subID++
-	id := l.subID
-	l.subs[id] = fn
-	return func() {
-		l.subMu.Lock()
-		delete(l.subs, id)
-		l.subMu.Unlock()
-	}
-}
-
-// Put writes value under key and returns once the broker has committed it
-// (acks from all in-sync replicas) and this Log has applied it, so a Get right
-// after sees it (or a later write by someone else). An empty value deletes the key.
-func (l *Log) Put(ctx context.Context, key string, value []byte) error {
-	select {
-	case <-l.done:
-		return ErrClosed
-	default:
-	}
-	var (
-		resp *kafka.ProduceResponse
-		err  error
-	)
-	// Retry network failures (a broker restart leaves a dead pooled
-	// connection behind); a broker error is final. A retry after a lost
-	// acknowledgement writes the same value twice, which a last-value-wins
-	// log absorbs.
-	for attempt := 0; ; attempt++ {
-		// Built per attempt: kafka.Bytes are readers, consumed by a send.
-		rec := kafka.Record{Key: kafka.NewBytes([]byte(key))}
-		if len(value) > 0 {
-			rec.Value = kafka.NewBytes(value)
-		}
-		resp, err = l.client.Produce(ctx, &kafka.ProduceRequest{
-			Topic:        l.topic,
-			Partition:    0,
-			RequiredAcks: kafka.RequireAll,
-			Records:      kafka.NewRecordReader(rec),
-		})
-		if err == nil {
-			err = resp.Error
-			break
-		}
-		var kerr kafka.Error
-		if errors.As(err, &kerr) || attempt == 4 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("control %s: put %q: %w", l.topic, key, err)
-	}
-	if err := l.waitApplied(ctx, resp.BaseOffset+1); err != nil {
-		return fmt.Errorf("control %s: put %q committed at offset %d, not yet applied: %w", l.topic, key, resp.BaseOffset, err)
-	}
-	return nil
-}
-
-// Delete writes a tombstone for key; see Put.
-func (l *Log) Delete(ctx context.Context, key string) error { return l.Put(ctx, key, nil) }
-
-// Close stops following the topic.
-func (l *Log) Close() error {
-	l.cancel()
-	<-l.done
-	err := l.reader.Close()
-	l.tr.CloseIdleConnections()
-	return err
-}
+// UserKey is the key of a console account in events.TopicUsers: the user
+// name itself; the value is the account as JSON (console.User).
+func UserKey(name string) string { return name }

@@ -1,228 +1,98 @@
 package control_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/segmentio/kafka-go"
 
-	"github.com/routelab/routelab/events"
-	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/events/control"
 )
 
-func mustBroker(t *testing.T, cfg broker.Config) *broker.Broker {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, cfg)
+type mapGetter map[string]string
+
+func (m mapGetter) Get(key string) ([]byte, bool) {
+	v, ok := m[key]
+	return []byte(v), ok
+}
+
+func TestLivePolicyPromoteAndRollback(t *testing.T) {
+	var rec control.LivePolicy
+	for _, v := range []string{"v1", "v2", "v2", "v3"} {
+		rec = rec.Promote(v)
+	}
+	// Promoting the live version again adds nothing to the history.
+	if want := (control.LivePolicy{Version: "v3", History: []string{"v1", "v2"}}); !cmp.Equal(rec, want) {
+		t.Fatalf("after pushes v1 v2 v2 v3: %+v, want %+v", rec, want)
+	}
+	before := rec
+	back, ok := rec.Rollback()
+	if want := (control.LivePolicy{Version: "v2", History: []string{"v1"}}); !ok || !cmp.Equal(back, want) {
+		t.Fatalf("Rollback() = %+v, %v; want %+v, true", back, ok, want)
+	}
+	if !cmp.Equal(rec, before) {
+		t.Errorf("Rollback changed its receiver: %+v, was %+v", rec, before)
+	}
+	back, _ = back.Rollback()
+	if _, ok := back.Rollback(); ok || back.Version != "v1" {
+		t.Errorf("after two rollbacks: %+v, and another rollback ok=%v; want v1 live and no further rollback", back, ok)
+	}
+}
+
+func TestLivePolicyHistoryCapped(t *testing.T) {
+	var rec control.LivePolicy
+	n := control.PolicyHistory + 5
+	for i := range n {
+		rec = rec.Promote(fmt.Sprint("v", i))
+	}
+	if len(rec.History) != control.PolicyHistory || rec.History[0] != fmt.Sprint("v", n-1-control.PolicyHistory) {
+		t.Errorf("history after %d pushes: %d entries from %s; want the last %d before the live one", n, len(rec.History), rec.History[0], control.PolicyHistory)
+	}
+}
+
+// TestLivePolicyWireForm pins the record's JSON: serve writes it, and a
+// console or CLI of another build reads it from the same topic.
+func TestLivePolicyWireForm(t *testing.T) {
+	b, err := control.LivePolicy{Version: "v2", History: []string{"v1"}}.Encode()
 	if err != nil {
-		t.Fatalf("broker.Start: %v", err)
+		t.Fatal(err)
 	}
-	return b
-}
-
-func mustOpen(t *testing.T, addr string) *control.Log {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l, err := control.Open(ctx, control.Config{Brokers: []string{addr}, Topic: events.TopicPolicies})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
+	if got, want := string(b), `{"version":"v2","history":["v1"]}`; got != want {
+		t.Errorf("Encode() = %s, want %s", got, want)
 	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-func view(l *control.Log) map[string]string {
-	out := map[string]string{}
-	for k, v := range l.All() {
-		out[k] = string(v)
+	tests := []struct {
+		name    string
+		topic   mapGetter
+		want    control.LivePolicy
+		ok, err bool
+	}{
+		{"no live record", mapGetter{}, control.LivePolicy{}, false, false},
+		{"live record", mapGetter{control.PolicyLiveKey: string(b)}, control.LivePolicy{Version: "v2", History: []string{"v1"}}, true, false},
+		{"first push, no history", mapGetter{"live": `{"version":"v1"}`}, control.LivePolicy{Version: "v1"}, true, false},
+		{"damaged record", mapGetter{"live": `{"version":`}, control.LivePolicy{}, true, true},
 	}
-	return out
-}
-
-// awaitOffset waits on l's change feed until it has applied everything
-// before off.
-func awaitOffset(t *testing.T, l *control.Log, off int64) {
-	t.Helper()
-	ch := make(chan struct{}, 1)
-	cancel := l.Subscribe(func(control.Change) {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	})
-	defer cancel()
-	timeout := time.After(30 * time.Second)
-	for l.Offset() < off {
-		select {
-		case <-ch:
-		case <-timeout:
-			t.Fatalf("log at offset %d, want %d", l.Offset(), off)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := control.ReadLivePolicy(tt.topic)
+			if !cmp.Equal(got, tt.want) || ok != tt.ok || (err != nil) != tt.err {
+				t.Errorf("ReadLivePolicy = %+v, %v, %v; want %+v, %v, error %v", got, ok, err, tt.want, tt.ok, tt.err)
+			}
+		})
 	}
 }
 
-func TestTwoLogsConverge(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, c := mustOpen(t, b.Addr()), mustOpen(t, b.Addr())
-
-	// Read-your-writes: the writer sees its value as soon as Put returns.
-	if err := a.Put(ctx, "policy/default", []byte("v1")); err != nil {
-		t.Fatalf("Put: %v", err)
+func TestPolicyDocKeys(t *testing.T) {
+	key := control.PolicyDocKey("2026-12-01.3")
+	if key != "policy/2026-12-01.3" {
+		t.Errorf("PolicyDocKey = %q, want policy/2026-12-01.3 (the key earlier builds wrote)", key)
 	}
-	if v, ok := a.Get("policy/default"); !ok || string(v) != "v1" {
-		t.Fatalf("Get after Put = %q, %v; want v1", v, ok)
+	if v, ok := control.PolicyVersionOfKey(key); !ok || v != "2026-12-01.3" {
+		t.Errorf("PolicyVersionOfKey(%q) = %q, %v", key, v, ok)
 	}
-	if err := c.Put(ctx, "policy/default", []byte("v2")); err != nil {
-		t.Fatalf("Put: %v", err)
+	if _, ok := control.PolicyVersionOfKey(control.PolicyLiveKey); ok {
+		t.Errorf("the live record's key is taken for a document key")
 	}
-	if err := c.Put(ctx, "policy/canary", []byte("c1")); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	if err := a.Delete(ctx, "policy/canary"); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	awaitOffset(t, c, a.Offset())
-	awaitOffset(t, a, c.Offset())
-
-	want := map[string]string{"policy/default": "v2"}
-	if diff := cmp.Diff(want, view(a)); diff != "" {
-		t.Errorf("view A (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(want, view(c)); diff != "" {
-		t.Errorf("view B (-want +got):\n%s", diff)
-	}
-}
-
-func TestSubscribeSnapshotThenChanges(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l := mustOpen(t, b.Addr())
-	for _, k := range []string{"b", "a"} {
-		if err := l.Put(ctx, k, []byte("1")); err != nil {
-			t.Fatalf("Put: %v", err)
-		}
-	}
-	var got []string
-	stop := l.Subscribe(func(c control.Change) { got = append(got, fmt.Sprintf("%s=%s del=%v", c.Key, c.Value, c.Deleted)) })
-	if err := l.Put(ctx, "a", []byte("2")); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	if err := l.Delete(ctx, "b"); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	stop() // Put returned after apply, and apply delivers before it returns
-	want := []string{"a=1 del=false", "b=1 del=false", "a=2 del=false", "b= del=true"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("subscription saw (-want +got):\n%s", diff)
-	}
-}
-
-func TestStateSurvivesBrokerRestartAndCompaction(t *testing.T) {
-	dir := t.TempDir()
-	b := mustBroker(t, broker.Config{DataDir: dir})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l := mustOpen(t, b.Addr())
-	for i := range 50 {
-		if err := l.Put(ctx, fmt.Sprintf("k%d", i%5), fmt.Appendf(nil, "v%d", i)); err != nil {
-			t.Fatalf("Put: %v", err)
-		}
-	}
-	if err := l.Delete(ctx, "k0"); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	want := view(l)
-	l.Close()
-	b.Close()
-
-	b = mustBroker(t, broker.Config{DataDir: dir})
-	defer b.Close()
-	if diff := cmp.Diff(want, view(mustOpen(t, b.Addr()))); diff != "" {
-		t.Errorf("view after restart (-want +got):\n%s", diff)
-	}
-	before := countRecords(t, b.Addr())
-	b.Compact()
-	if after := countRecords(t, b.Addr()); after >= before {
-		t.Errorf("records before compaction %d, after %d; want fewer (cleanup.policy=compact)", before, after)
-	}
-	if diff := cmp.Diff(want, view(mustOpen(t, b.Addr()))); diff != "" {
-		t.Errorf("view after compaction (-want +got):\n%s", diff)
-	}
-	if _, ok := want["k0"]; ok || len(want) != 4 || want["k4"] != "v49" {
-		t.Errorf("want view = %v, expected k1..k4 with their last values", want)
-	}
-}
-
-func countRecords(t *testing.T, addr string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := kafka.DialLeader(ctx, "tcp", addr, events.TopicPolicies, 0)
-	if err != nil {
-		t.Fatalf("DialLeader: %v", err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		t.Fatalf("ReadOffsets: %v", err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: events.TopicPolicies, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	r.SetOffset(first)
-	n := 0
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("ReadMessage: %v", err)
-		}
-		n++
-		if m.Offset == last-1 {
-			return n
-		}
-	}
-}
-
-// TestFollowsAcrossBrokerRestart: a long-lived Log (a serve replica) keeps
-// following when the broker restarts under it, and a write made after the
-// restart reaches it.
-func TestFollowsAcrossBrokerRestart(t *testing.T) {
-	dir := t.TempDir()
-	b := mustBroker(t, broker.Config{DataDir: dir})
-	addr := b.Addr()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	follower := mustOpen(t, addr)
-	if err := follower.Put(ctx, "k", []byte("before")); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	b.Close()
-	b = mustBroker(t, broker.Config{DataDir: dir, Addr: addr})
-	defer b.Close()
-
-	writer := mustOpen(t, addr)
-	if err := writer.Put(ctx, "k", []byte("after")); err != nil {
-		t.Fatalf("Put after restart: %v", err)
-	}
-	awaitOffset(t, follower, writer.Offset())
-	if v, _ := follower.Get("k"); string(v) != "after" {
-		t.Errorf("follower Get(k) = %q after the broker restart, want after", v)
-	}
-	// And the follower can still write (read-your-writes) after the restart.
-	if err := follower.Put(ctx, "k2", []byte("x")); err != nil {
-		t.Fatalf("follower Put after restart: %v", err)
-	}
-	if v, ok := follower.Get("k2"); !ok || string(v) != "x" {
-		t.Errorf("follower Get(k2) = %q, %v; want x", v, ok)
+	if got := control.APIKeyKey("k1"); got != "key/k1" {
+		t.Errorf("APIKeyKey = %q, want key/k1 (the key earlier builds wrote)", got)
 	}
 }

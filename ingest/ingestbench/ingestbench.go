@@ -25,6 +25,7 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/chlocal"
 )
@@ -213,7 +214,7 @@ func directInsert(ctx context.Context, conn driver.Conn, db string, cfg Config, 
 }
 
 // pipeline runs ingest against the broker, produces the events through
-// events.Producer, and waits until every one is queryable.
+// kafka.Producer, and waits until every one is queryable.
 func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, tmp string, res *Result) error {
 	var (
 		mu        sync.Mutex
@@ -263,7 +264,7 @@ func pipeline(ctx context.Context, cfg Config, brokerAddr string, db *benchDB, t
 	consumed := make(chan error, 1)
 	go func() { consumed <- consumer.Run(cctx) }()
 
-	p, err := events.NewProducer(events.ProducerConfig{Brokers: []string{brokerAddr}, SpoolDir: tmp + "/spool", Logger: ccfg.Logger})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: []string{brokerAddr}, SpoolDir: tmp + "/spool", Logger: ccfg.Logger})
 	if err != nil {
 		return err
 	}

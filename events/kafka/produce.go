@@ -1,4 +1,4 @@
-package events
+package kafka
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 // partitioner sends one write's records as produce requests, one per
@@ -19,14 +19,14 @@ import (
 // was 2.1 us of CPU per request, the largest part of the producer's own
 // cost. Here they are looked up once per topic per write.
 type partitioner struct {
-	client         *kafka.Client
-	compression    kafka.Compression
+	client         *kafkago.Client
+	compression    kafkago.Compression
 	partitionBatch int // records per produce request at most
 }
 
 // Murmur2 is Kafka's default partitioner: a request id lands on the same
 // partition whichever client wrote it, as with the Writer's Murmur2Balancer.
-var balancer = kafka.Murmur2Balancer{}
+var balancer = kafkago.Murmur2Balancer{}
 
 // produce sends recs and returns one error per record (nil when the broker
 // acknowledged it). A failure to learn a topic's partitions, or of a whole
@@ -54,7 +54,7 @@ func (w *partitioner) produce(ctx context.Context, recs []record) []error {
 			errs[i] = t.err
 			continue
 		}
-		p := balancer.Balance(kafka.Message{Key: []byte(r.key)}, t.parts...)
+		p := balancer.Balance(kafkago.Message{Key: []byte(r.key)}, t.parts...)
 		t.byPartition[p] = append(t.byPartition[p], i)
 	}
 	// Partitions in parallel; a partition's batches one after the other,
@@ -100,10 +100,10 @@ func (w *partitioner) batchLen(recs []record, idx []int) int {
 }
 
 func (w *partitioner) send(ctx context.Context, topic string, partition int, recs []record, idx []int, errs []error) {
-	res, err := w.client.Produce(ctx, &kafka.ProduceRequest{
+	res, err := w.client.Produce(ctx, &kafkago.ProduceRequest{
 		Topic:        topic,
 		Partition:    partition,
-		RequiredAcks: kafka.RequireAll, // the zero value is acks=0
+		RequiredAcks: kafkago.RequireAll, // the zero value is acks=0
 		Compression:  w.compression,
 		Records:      &recordReader{recs: recs, idx: idx},
 	})
@@ -122,16 +122,16 @@ func (w *partitioner) send(ctx context.Context, topic string, partition int, rec
 
 // recordReader hands kafka-go recs[idx] without copying them: one Record
 // and two readers, reset for each record, as kafka-go's Writer does
-// internally (kafka.NewBytes would allocate two readers a record).
+// internally (kafkago.NewBytes would allocate two readers a record).
 type recordReader struct {
 	recs  []record
 	idx   []int
-	rec   kafka.Record
+	rec   kafkago.Record
 	key   stringBytes
 	value bytesBytes
 }
 
-func (r *recordReader) ReadRecord() (*kafka.Record, error) {
+func (r *recordReader) ReadRecord() (*kafkago.Record, error) {
 	if len(r.idx) == 0 {
 		return nil, io.EOF
 	}
@@ -139,11 +139,11 @@ func (r *recordReader) ReadRecord() (*kafka.Record, error) {
 	r.idx = r.idx[1:]
 	r.key.Reset(rc.key)
 	r.value.Reset(rc.value)
-	r.rec = kafka.Record{Key: &r.key, Value: &r.value}
+	r.rec = kafkago.Record{Key: &r.key, Value: &r.value}
 	return &r.rec, nil
 }
 
-// stringBytes and bytesBytes are kafka.Bytes (a ReadCloser with Len).
+// stringBytes and bytesBytes are kafkago.Bytes (a ReadCloser with Len).
 type stringBytes struct{ strings.Reader }
 
 func (*stringBytes) Close() error { return nil }
@@ -159,7 +159,7 @@ func (*bytesBytes) Close() error { return nil }
 // them within that time, and never on a partition the transport cannot
 // route to yet.
 func (w *partitioner) partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	md, err := w.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
 	}
@@ -171,7 +171,7 @@ func (w *partitioner) partitions(ctx context.Context, topic string) ([]int, erro
 		return nil, fmt.Errorf("partitions of %s: %w", topic, t.Error)
 	}
 	if len(t.Partitions) == 0 {
-		return nil, fmt.Errorf("partitions of %s: %w", topic, kafka.UnknownTopicOrPartition)
+		return nil, fmt.Errorf("partitions of %s: %w", topic, kafkago.UnknownTopicOrPartition)
 	}
 	parts := make([]int, len(t.Partitions))
 	for i := range parts {

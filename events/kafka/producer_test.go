@@ -1,4 +1,4 @@
-package events_test
+package kafka_test
 
 import (
 	"context"
@@ -9,26 +9,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
+	"github.com/routelab/routelab/events/kafka"
 )
 
-func mustBroker(t testing.TB, cfg broker.Config) *broker.Broker {
+func mustProducer(t testing.TB, cfg kafka.ProducerConfig) *kafka.Producer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("broker.Start: %v", err)
-	}
-	return b
-}
-
-func mustProducer(t testing.TB, cfg events.ProducerConfig) *events.Producer {
-	t.Helper()
-	p, err := events.NewProducer(cfg)
+	p, err := kafka.NewProducer(cfg)
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
@@ -48,7 +39,7 @@ func decision(i int) *events.Decision {
 func consumeIDs(t *testing.T, addr, topic string) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
-	eachRecord(t, addr, topic, func(_ int, m kafka.Message) {
+	for _, m := range brokertest.Records(testCtx(t), t, addr, topic) {
 		var h events.Header
 		if err := json.Unmarshal(m.Value, &h); err != nil {
 			t.Fatalf("record is not an event: %v", err)
@@ -57,79 +48,25 @@ func consumeIDs(t *testing.T, addr, topic string) map[string]int {
 			t.Fatalf("record key %q, want request id %q", m.Key, h.RequestID)
 		}
 		ids[h.EventID]++
-	})
+	}
 	return ids
 }
 
-// eachRecord calls fn with every record of topic, from the start to the
-// current end, partition by partition in offset order.
-func eachRecord(t *testing.T, addr, topic string, fn func(partition int, m kafka.Message)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	md, err := (&kafka.Client{Addr: kafka.TCP(addr)}).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		t.Fatalf("Metadata: %v", err)
-	}
-	for _, part := range md.Topics[0].Partitions {
-		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, part.ID)
-		if err != nil {
-			t.Fatalf("DialLeader: %v", err)
-		}
-		last, err := conn.ReadLastOffset()
-		conn.Close()
-		if err != nil {
-			t.Fatalf("ReadLastOffset: %v", err)
-		}
-		if last == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: part.ID, MaxWait: 100 * time.Millisecond})
-		if err := r.SetOffset(0); err != nil {
-			t.Fatalf("SetOffset: %v", err)
-		}
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatalf("ReadMessage %s/%d: %v", topic, part.ID, err)
-			}
-			fn(part.ID, m)
-			if m.Offset >= last-1 {
-				break
-			}
-		}
-		r.Close()
-	}
-}
-
-// waitFor polls cond (a condition on the producer's own counters, not a
-// sleep-and-hope) until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestProducerExactCounts(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
+	b := brokertest.Start(t, broker.Config{})
 	reg := prometheus.NewRegistry()
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, SpoolDir: t.TempDir(), Registerer: reg})
+	// Batches of 1024 (the default is 4096): n events make several writes,
+	// each encoded by several goroutines, without 20,000 events to read back.
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{b.Addr()}, SpoolDir: t.TempDir(), Registerer: reg, BatchSize: 1024})
 
-	const n = 20000
+	const n = 6000
 	want := map[string]bool{}
 	for i := range n {
 		d := decision(i)
 		want[d.EventID] = true
 		p.Enqueue(events.TopicDecisions, d.RequestID, d)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -137,6 +74,9 @@ func TestProducerExactCounts(t *testing.T) {
 	st := p.Stats()
 	if st.Enqueued != n || st.Produced != n || st.Spooled != 0 || st.DroppedTotal() != 0 {
 		t.Errorf("Stats() = %+v, want enqueued=produced=%d, nothing spooled or dropped", st, n)
+	}
+	if st.Writes < n/1024 {
+		t.Errorf("%d events in %d writes, want at least %d (batches of 1024)", n, st.Writes, n/1024)
 	}
 	if got := counterValue(t, reg, "routelab_events_produced_total"); got != n {
 		t.Errorf("routelab_events_produced_total = %v, want %d", got, n)
@@ -155,17 +95,15 @@ func TestProducerExactCounts(t *testing.T) {
 // TestProducerLinger: the writer holds events for Linger unless BatchSize
 // comes first, and Close sends what it holds without waiting the linger out.
 func TestProducerLinger(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
+	b := brokertest.Start(t, broker.Config{})
 	const batch, n = 100, 250
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Hour, BatchSize: batch})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Hour, BatchSize: batch})
 	for i := range n {
 		d := decision(i)
 		p.Enqueue(events.TopicDecisions, d.RequestID, d)
 	}
 	waitFor(t, "a full batch written before the hour's linger", func() bool { return p.Stats().Produced >= batch })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -198,9 +136,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // back, none lost; duplicates only where an acknowledgement was lost.
 func TestProducerBrokerRestart(t *testing.T) {
 	dataDir := t.TempDir()
-	b := mustBroker(t, broker.Config{DataDir: dataDir})
+	b := brokertest.Start(t, broker.Config{DataDir: dataDir})
 	addr := b.Addr()
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), RetryBackoff: 20 * time.Millisecond})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), RetryBackoff: 20 * time.Millisecond})
 
 	want := map[string]bool{}
 	send := func(from, to int) {
@@ -210,23 +148,21 @@ func TestProducerBrokerRestart(t *testing.T) {
 			p.Enqueue(events.TopicDecisions, d.RequestID, d)
 		}
 	}
-	send(0, 3000)
-	waitFor(t, "first events produced", func() bool { return p.Stats().Produced >= 1000 })
+	send(0, 1500)
+	waitFor(t, "first events produced", func() bool { return p.Stats().Produced >= 500 })
 	b.Close()
 
-	send(3000, 6000)
+	send(1500, 3000)
 	waitFor(t, "events spooled while the broker is away", func() bool { return p.Stats().Spooled > 0 && p.Stats().QueueDepth == 0 })
 	if p.BrokerUp() || !p.Spooling() || p.Healthy() != nil {
 		t.Errorf("broker away: BrokerUp() = %v, Spooling() = %v, Healthy() = %v; want false, true, nil (spooling is healthy)", p.BrokerUp(), p.Spooling(), p.Healthy())
 	}
-	send(6000, 8000)
+	send(3000, 4000)
 
-	b = mustBroker(t, broker.Config{DataDir: dataDir, Addr: addr})
-	defer b.Close()
+	b = brokertest.Start(t, broker.Config{DataDir: dataDir, Addr: addr})
 	waitFor(t, "spool replayed", func() bool { return !p.Spooling() && p.Stats().QueueDepth == 0 })
-	send(8000, 10000)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	send(4000, 5000)
+	ctx := testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -250,7 +186,7 @@ func TestProducerBrokerRestart(t *testing.T) {
 		t.Errorf("consumed %d distinct ids, want %d", len(got), len(want))
 	}
 	// Only batches in flight when the broker went away can be sent twice.
-	if dups > 3000 {
+	if dups > 1500 {
 		t.Errorf("%d duplicates, want at most the events in flight at the outage", dups)
 	}
 	t.Logf("%d events, %d spooled, %d duplicates after restart", len(want), st.Spooled, dups)
@@ -260,12 +196,12 @@ func TestProducerBrokerRestart(t *testing.T) {
 // away leaves its events in the spool; the next producer on the same spool
 // dir delivers them.
 func TestProducerSpoolSurvivesRestart(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
+	b := brokertest.Start(t, broker.Config{})
 	addr := b.Addr()
 	b.Close()
 	spoolDir := t.TempDir()
 
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
 	want := map[string]bool{}
 	for i := range 500 {
 		d := decision(i)
@@ -279,14 +215,12 @@ func TestProducerSpoolSurvivesRestart(t *testing.T) {
 		t.Fatalf("Close with the broker away = %v, want an error reporting 500 spooled events", err)
 	}
 
-	b = mustBroker(t, broker.Config{Addr: addr})
-	defer b.Close()
-	p = mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
+	b = brokertest.Start(t, broker.Config{Addr: addr})
+	p = mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: spoolDir})
 	if st := p.Stats(); st.SpoolEvents != 500 {
 		t.Errorf("new producer sees %d spooled events, want 500", st.SpoolEvents)
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx = testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -302,11 +236,11 @@ func TestProducerSpoolSurvivesRestart(t *testing.T) {
 }
 
 func TestProducerQueueOverflowCounted(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
+	b := brokertest.Start(t, broker.Config{})
 	addr := b.Addr()
 	b.Close() // nothing listens: without a spool the queue must absorb it
 
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, QueueSize: 100, BatchSize: 10})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, QueueSize: 100, BatchSize: 10})
 	refused := 0
 	for i := range 1000 {
 		if !p.TryEnqueue(events.TopicSignals, "r", decision(i)) {
@@ -314,7 +248,7 @@ func TestProducerQueueOverflowCounted(t *testing.T) {
 		}
 	}
 	st := p.Stats()
-	if full := st.Dropped[events.DropQueueFull]; refused == 0 || full != int64(refused) || st.Enqueued+full != 1000 {
+	if full := st.Dropped[kafka.DropQueueFull]; refused == 0 || full != int64(refused) || st.Enqueued+full != 1000 {
 		t.Errorf("TryEnqueue refused %d; Enqueued %d, Dropped[queue_full] %d; want refusals > 0 counted as drops, sum 1000", refused, st.Enqueued, full)
 	}
 	waitFor(t, "first write to fail", func() bool { return !p.BrokerUp() })
@@ -325,30 +259,30 @@ func TestProducerQueueOverflowCounted(t *testing.T) {
 	defer cancel()
 	_ = p.Close(ctx)
 	st = p.Stats()
-	if st.Produced != 0 || st.Dropped[events.DropClosed] != st.Enqueued {
-		t.Errorf("after Close: Produced %d, Dropped[closed] %d, want 0 and %d (every accepted event accounted for)", st.Produced, st.Dropped[events.DropClosed], st.Enqueued)
+	if st.Produced != 0 || st.Dropped[kafka.DropClosed] != st.Enqueued {
+		t.Errorf("after Close: Produced %d, Dropped[closed] %d, want 0 and %d (every accepted event accounted for)", st.Produced, st.Dropped[kafka.DropClosed], st.Enqueued)
 	}
 	p.Enqueue(events.TopicSignals, "r", decision(0))
-	if got := p.Stats().Dropped[events.DropClosed]; got != st.Enqueued+1 {
+	if got := p.Stats().Dropped[kafka.DropClosed]; got != st.Enqueued+1 {
 		t.Errorf("Enqueue after Close: Dropped[closed] = %d, want %d", got, st.Enqueued+1)
 	}
 }
 
 func TestProducerSpoolFullCounted(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
+	b := brokertest.Start(t, broker.Config{})
 	addr := b.Addr()
 	b.Close()
 
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 10, SegmentBytes: 16 << 10})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 10, SegmentBytes: 16 << 10})
 	for i := range 2000 {
 		p.Enqueue(events.TopicDecisions, "r", decision(i))
 	}
 	waitFor(t, "queue drained to spool or dropped", func() bool {
 		st := p.Stats()
-		return st.Spooled+st.Dropped[events.DropSpoolFull] == 2000
+		return st.Spooled+st.Dropped[kafka.DropSpoolFull] == 2000
 	})
 	st := p.Stats()
-	if st.Dropped[events.DropSpoolFull] == 0 || st.Spooled == 0 || st.SpoolBytes > 64<<10 {
+	if st.Dropped[kafka.DropSpoolFull] == 0 || st.Spooled == 0 || st.SpoolBytes > 64<<10 {
 		t.Errorf("Stats() = %+v, want spooled > 0, spool_full drops and spool bytes <= 64 KiB", st)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -359,16 +293,14 @@ func TestProducerSpoolFullCounted(t *testing.T) {
 }
 
 func TestProducerEncodeErrorCounted(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}})
+	b := brokertest.Start(t, broker.Config{})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{b.Addr()}})
 	p.Enqueue(events.TopicAudit, "r", map[string]any{"bad": make(chan int)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if got := p.Stats().Dropped[events.DropEncode]; got != 1 {
+	if got := p.Stats().Dropped[kafka.DropEncode]; got != 1 {
 		t.Errorf("Dropped[encode] = %d, want 1", got)
 	}
 }
@@ -379,25 +311,23 @@ func TestProducerEncodeErrorCounted(t *testing.T) {
 // a partition's records keep their order when its share of a write is split
 // into several produce requests (PartitionBatch 7).
 func TestProducerPartitionsLikeWriter(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
+	b := brokertest.Start(t, broker.Config{})
 	const n = 300
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, PartitionBatch: 7, Linger: time.Hour})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{b.Addr()}, PartitionBatch: 7, Linger: time.Hour})
 	for i := range n {
 		p.Enqueue(events.TopicDecisions, fmt.Sprintf("req-%d", i), decision(i))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.Stats().Produced; got != n {
 		t.Fatalf("produced %d, want %d", got, n)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: events.TopicQA, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll}
-	msgs := make([]kafka.Message, n)
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.Addr()), Topic: events.TopicQA, Balancer: &kafkago.Murmur2Balancer{}, RequiredAcks: kafkago.RequireAll}
+	msgs := make([]kafkago.Message, n)
 	for i := range msgs {
-		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "req-%d", i), Value: []byte("{}")}
+		msgs[i] = kafkago.Message{Key: fmt.Appendf(nil, "req-%d", i), Value: []byte("{}")}
 	}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
@@ -422,7 +352,8 @@ func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]in
 	t.Helper()
 	out := map[string]int{}
 	prev := map[int]int{} // partition -> last N
-	eachRecord(t, addr, topic, func(part int, m kafka.Message) {
+	for _, m := range brokertest.Records(testCtx(t), t, addr, topic) {
+		part := m.Partition
 		var i int
 		if _, err := fmt.Sscanf(string(m.Key), "req-%d", &i); err != nil {
 			t.Fatalf("key %q: %v", m.Key, err)
@@ -432,7 +363,7 @@ func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]in
 		}
 		prev[part] = i
 		out[string(m.Key)] = part
-	})
+	}
 	return out
 }
 
@@ -440,15 +371,12 @@ func keyPartitions(t *testing.T, addr, topic string, ordered bool) map[string]in
 // on the queue instead of polling it; each event after such a pause must
 // still go out at once, with no Close to flush it.
 func TestProducerWakesAfterIdle(t *testing.T) {
-	b := mustBroker(t, broker.Config{})
-	defer b.Close()
-	p := mustProducer(t, events.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Millisecond})
+	b := brokertest.Start(t, broker.Config{})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Millisecond})
 	defer p.Close(context.Background())
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "idle-test", Topic: events.TopicDecisions,
-		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	r := brokertest.NewReader(t, kafkago.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "idle-test", Topic: events.TopicDecisions,
+		StartOffset: kafkago.FirstOffset})
+	ctx := testCtx(t)
 	for i := range 3 {
 		p.Enqueue(events.TopicDecisions, fmt.Sprintf("req-%d", i), decision(i))
 		m, err := r.ReadMessage(ctx) // once read, the producer has gone idle again

@@ -1,4 +1,4 @@
-package events
+package kafka
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/routelab/routelab/events"
 )
 
 // TestPartitionsGrow: when a topic gains partitions, events go to the new
 // ones too once the transport's metadata shows them, and no write fails on
 // the way (a partition the transport cannot route to yet is never chosen).
 func TestPartitionsGrow(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, TopicDecisions))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, events.TopicDecisions))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,14 +24,14 @@ func TestPartitionsGrow(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tr := &kafka.Transport{MetadataTTL: 100 * time.Millisecond} // 6 s by default
+	tr := &kafkago.Transport{MetadataTTL: 100 * time.Millisecond} // 6 s by default
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
+	client := &kafkago.Client{Addr: kafkago.TCP(addr), Transport: tr}
 	w := &partitioner{client: client, partitionBatch: 512}
 
 	recs := make([]record, 300)
 	for i := range recs {
-		recs[i] = record{topic: TopicDecisions, key: fmt.Sprintf("req-%d", i), value: []byte("{}")}
+		recs[i] = record{topic: events.TopicDecisions, key: fmt.Sprintf("req-%d", i), value: []byte("{}")}
 	}
 	write := func() {
 		t.Helper()
@@ -41,18 +43,18 @@ func TestPartitionsGrow(t *testing.T) {
 	}
 	counts := func(n int) []int64 { // records held by partitions 0..n-1
 		t.Helper()
-		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
 		for p := range n {
-			req.Topics[TopicDecisions] = append(req.Topics[TopicDecisions], kafka.LastOffsetOf(p))
+			req.Topics[events.TopicDecisions] = append(req.Topics[events.TopicDecisions], kafkago.LastOffsetOf(p))
 		}
-		tr := &kafka.Transport{} // fresh metadata
+		tr := &kafkago.Transport{} // fresh metadata
 		defer tr.CloseIdleConnections()
-		res, err := (&kafka.Client{Addr: kafka.TCP(addr), Transport: tr}).ListOffsets(ctx, req)
+		res, err := (&kafkago.Client{Addr: kafkago.TCP(addr), Transport: tr}).ListOffsets(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := make([]int64, n)
-		for _, po := range res.Topics[TopicDecisions] {
+		for _, po := range res.Topics[events.TopicDecisions] {
 			if po.Error != nil {
 				t.Fatalf("partition %d: %v", po.Partition, po.Error)
 			}
@@ -65,11 +67,11 @@ func TestPartitionsGrow(t *testing.T) {
 	if got := counts(2); got[0] == 0 || got[1] == 0 || got[0]+got[1] != 300 {
 		t.Fatalf("records by partition %v, want 300 over both", got)
 	}
-	res, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: TopicDecisions, Count: 5}}})
+	res, err := client.CreatePartitions(ctx, &kafkago.CreatePartitionsRequest{Topics: []kafkago.TopicPartitionsConfig{{Name: events.TopicDecisions, Count: 5}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := res.Errors[TopicDecisions]; err != nil {
+	if err := res.Errors[events.TopicDecisions]; err != nil {
 		t.Fatal(err)
 	}
 	for writes := 2; ; writes++ {

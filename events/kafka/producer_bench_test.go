@@ -1,4 +1,4 @@
-package events_test
+package kafka_test
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/broker/brokertest"
+	"github.com/routelab/routelab/events/kafka"
 )
 
 // BenchmarkEnqueue is the cost a request pays to emit one event with the
@@ -17,9 +19,8 @@ import (
 // producer drains between bursts, so ns/op is Enqueue itself, not the cost of
 // sharing the cores with a saturated producer.
 func BenchmarkEnqueue(b *testing.B) {
-	br := mustBroker(b, broker.Config{})
-	defer br.Close()
-	p := mustProducer(b, events.ProducerConfig{Brokers: []string{br.Addr()}, SpoolDir: b.TempDir()})
+	br := brokertest.Start(b, broker.Config{})
+	p := mustProducer(b, kafka.ProducerConfig{Brokers: []string{br.Addr()}, SpoolDir: b.TempDir()})
 	d := decision(0)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -48,10 +49,10 @@ func BenchmarkEnqueue(b *testing.B) {
 // let drain between bursts (untimed), so both measure Enqueue, not drops.
 func BenchmarkEnqueueBrokerDown(b *testing.B) {
 	dir := b.TempDir()
-	br := mustBroker(b, broker.Config{DataDir: dir})
+	br := brokertest.Start(b, broker.Config{DataDir: dir})
 	addr := br.Addr()
 	defer func() { br.Close() }()
-	p := mustProducer(b, events.ProducerConfig{Brokers: []string{addr}, SpoolDir: b.TempDir(), QueueSize: 1 << 16, RetryBackoff: 20 * time.Millisecond})
+	p := mustProducer(b, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: b.TempDir(), QueueSize: 1 << 16, RetryBackoff: 20 * time.Millisecond})
 	d := decision(0)
 
 	const burst, rounds = 1000, 8
@@ -77,7 +78,7 @@ func BenchmarkEnqueueBrokerDown(b *testing.B) {
 		phase(&down, per)
 		b.StopTimer()
 		spooled = max(spooled, p.Stats().SpoolEvents)
-		br = mustBroker(b, broker.Config{DataDir: dir, Addr: addr})
+		br = brokertest.Start(b, broker.Config{DataDir: dir, Addr: addr})
 		for p.Spooling() {
 			time.Sleep(time.Millisecond)
 		}
@@ -113,8 +114,7 @@ func BenchmarkEnqueueBrokerDown(b *testing.B) {
 // with a bare kafka-go Writer in 4096-record calls (the ceiling: no queue, no
 // JSON on the clock). Reports events/s for both and their ratio.
 func BenchmarkProducerThroughput(b *testing.B) {
-	br := mustBroker(b, broker.Config{})
-	defer br.Close()
+	br := brokertest.Start(b, broker.Config{})
 	n := max(b.N, 50000)
 	evs := make([]*events.Decision, n)
 	for i := range evs {
@@ -123,7 +123,7 @@ func BenchmarkProducerThroughput(b *testing.B) {
 
 	b.ResetTimer()
 	t0 := time.Now()
-	p := mustProducer(b, events.ProducerConfig{Brokers: []string{br.Addr()}, QueueSize: n})
+	p := mustProducer(b, kafka.ProducerConfig{Brokers: []string{br.Addr()}, QueueSize: n})
 	for _, d := range evs {
 		p.Enqueue(events.TopicDecisions, d.RequestID, d)
 	}
@@ -138,12 +138,12 @@ func BenchmarkProducerThroughput(b *testing.B) {
 		b.Fatalf("produced %d of %d: %+v", st.Produced, n, st)
 	}
 
-	msgs := make([]kafka.Message, n)
+	msgs := make([]kafkago.Message, n)
 	for i, d := range evs {
 		v, _ := events.Encode(d)
-		msgs[i] = kafka.Message{Topic: events.TopicSignals, Key: []byte(d.RequestID), Value: v}
+		msgs[i] = kafkago.Message{Topic: events.TopicSignals, Key: []byte(d.RequestID), Value: v}
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(br.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchSize: 4096, BatchTimeout: 2 * time.Millisecond}
+	w := &kafkago.Writer{Addr: kafkago.TCP(br.Addr()), Balancer: &kafkago.Murmur2Balancer{}, RequiredAcks: kafkago.RequireAll, BatchSize: 4096, BatchTimeout: 2 * time.Millisecond}
 	t0 = time.Now()
 	for i := 0; i < n; i += 4096 {
 		if err := w.WriteMessages(ctx, msgs[i:min(i+4096, n)]...); err != nil {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package events
+package kafka
 
 import (
 	"context"
@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/routelab/routelab/events"
 )
 
 // BenchmarkWritePath compares the producer's write path with kafka-go's
@@ -22,7 +24,7 @@ import (
 //
 //	go test -run '^$' -bench WritePath -count 6 ./events/
 func BenchmarkWritePath(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(DefaultPartitions))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(events.DefaultPartitions))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,16 +40,16 @@ func BenchmarkWritePath(b *testing.B) {
 	}
 	recs := make([]record, 2048)
 	for i := range recs {
-		topic := TopicDecisions
+		topic := events.TopicDecisions
 		if i%2 == 1 {
-			topic = TopicQA
+			topic = events.TopicQA
 		}
 		recs[i] = record{topic: topic, key: fmt.Sprintf("req_%016x", i*7919), value: value}
 	}
 	write := map[string]func() error{}
-	tr := &kafka.Transport{}
+	tr := &kafkago.Transport{}
 	defer tr.CloseIdleConnections()
-	pw := &partitioner{client: &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}, partitionBatch: 512}
+	pw := &partitioner{client: &kafkago.Client{Addr: kafkago.TCP(addr), Transport: tr}, partitionBatch: 512}
 	write["partitioner"] = func() error {
 		for _, err := range pw.produce(ctx, recs) {
 			if err != nil {
@@ -56,13 +58,13 @@ func BenchmarkWritePath(b *testing.B) {
 		}
 		return nil
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchSize: 512, BatchBytes: maxRecordBytes, BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Balancer: &kafkago.Murmur2Balancer{}, RequiredAcks: kafkago.RequireAll,
+		BatchSize: 512, BatchBytes: maxRecordBytes, BatchTimeout: time.Millisecond, Transport: &kafkago.Transport{}}
 	defer w.Close()
 	write["writer"] = func() error {
-		msgs := make([]kafka.Message, len(recs))
+		msgs := make([]kafkago.Message, len(recs))
 		for i, r := range recs {
-			msgs[i] = kafka.Message{Topic: r.topic, Key: []byte(r.key), Value: r.value}
+			msgs[i] = kafkago.Message{Topic: r.topic, Key: []byte(r.key), Value: r.value}
 		}
 		return w.WriteMessages(ctx, msgs...)
 	}
