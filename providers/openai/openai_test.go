@@ -265,18 +265,21 @@ func TestConnectionsReused(t *testing.T) {
 		arrived = make(chan struct{}, inFlight)
 		release = make(chan struct{})
 	)
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-release
 		b64Response(w, 1)
-	})
-	f.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			mu.Lock()
 			dials++
 			mu.Unlock()
 		}
 	}
+	srv.Start()
+	defer srv.Close()
+	f := &fakeOpenAI{Server: srv}
 	c := client(f, "gpt-image-1", "sk-test")
 	for wave := range 3 {
 		errs := make(chan error, inFlight)
