@@ -70,8 +70,11 @@ type serveOptions struct {
 	seedTenant string
 	cfg        server.Config
 	gw         gateway.Config
-	logger     *slog.Logger
-	registry   *prometheus.Registry
+	// keysMaxStale bounds how old the view of the keys topic may grow before
+	// /readyz fails; 0 means defaultKeysMaxStale.
+	keysMaxStale time.Duration
+	logger       *slog.Logger
+	registry     *prometheus.Registry
 }
 
 // serveStack is a running serve: the app, its listener and what it owns.
@@ -119,6 +122,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	blobRetention := fs.Duration("blob-retention", 30*24*time.Hour, "blobs older than this are deleted (swept hourly at most); 0 keeps them forever")
 	blobMinFree := fs.Uint64("blob-min-free", 1<<30, "bytes that must stay free on the blob store's disk; writes past that are refused (routelab_blob_writes_refused_total); 0 = no check")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests and the event flush")
+	fs.DurationVar(&o.keysMaxStale, "keys-max-staleness", defaultKeysMaxStale, "readiness fails when the view of the keys topic (revocations) is older than this")
 	gcPercent := gcPercentFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -214,6 +218,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	keys := server.NewMemKeys()
 	var policyLog server.ControlLog = server.NewMemLog()
 	var producer server.Producer
+	keysReady := func() error { return nil }
 	if len(o.brokers) > 0 {
 		if err := events.EnsureTopics(ctx, o.brokers, 0); err != nil {
 			return nil, err
@@ -233,10 +238,14 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		}
 		s.logs = append(s.logs, pl)
 		policyLog = pl
-		kl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger})
+		if o.keysMaxStale <= 0 {
+			o.keysMaxStale = defaultKeysMaxStale
+		}
+		kl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger, CheckEvery: controlCheckEvery(o.keysMaxStale)})
 		if err != nil {
 			return nil, err
 		}
+		keysReady = keysFresh(kl, o.keysMaxStale)
 		s.logs = append(s.logs, kl)
 		keys.Persist = func(ctx context.Context, k server.Key) error {
 			b, err := json.Marshal(k)
@@ -245,13 +254,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			}
 			return kl.Put(ctx, "key/"+k.ID, b)
 		}
-		kl.Subscribe(func(c control.Change) {
-			var k server.Key
-			if c.Deleted || json.Unmarshal(c.Value, &k) != nil || k.ID == "" {
-				return
-			}
-			keys.Apply(k)
-		})
+		followKeys(kl, keys, o.logger)
 	} else {
 		o.logger.Warn("no --kafka-brokers: events are discarded, keys and policy live in this process only")
 	}
@@ -323,7 +326,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			if live.Policy() == nil {
 				return errors.New("no policy loaded")
 			}
-			return nil
+			return keysReady()
 		},
 	})
 	ln, err := net.Listen("tcp", o.addr)

@@ -7,6 +7,13 @@
 // view without any other database or coordination; a write returns once it is
 // committed and applied locally (read-your-writes). Subscribers are told of
 // every change in log order, which is how serve hot-swaps policies.
+//
+// A replica learns of a change (a revoked API key) only through its
+// follower, so a Log also checks how current its view is: every CheckEvery
+// it asks the broker for the topic's end offset, and Fresh says whether the
+// view held everything the broker had at some moment within a bound. A
+// follower that stalls, or a broker this replica cannot reach, makes Fresh
+// fail; serve turns that into not-ready.
 package control
 
 import (
@@ -27,6 +34,9 @@ type Config struct {
 	Brokers []string // bootstrap host:port list
 	Topic   string   // a compacted single-partition topic, e.g. events.TopicPolicies
 	Logger  *slog.Logger
+	// CheckEvery is how often the Log asks the broker for the topic's end
+	// offset to confirm its view is current (see Fresh); default 1s.
+	CheckEvery time.Duration
 }
 
 // Change is one applied record. Deleted is set for tombstones (Value is nil).
@@ -47,16 +57,35 @@ type Log struct {
 	reader *kafka.Reader
 	cancel context.CancelFunc
 	done   chan struct{}
+	// checkDone is closed when the freshness checker has stopped.
+	checkDone chan struct{}
 
 	mu      sync.Mutex
 	state   map[string][]byte
 	next    int64         // offset after the last applied record
 	changed chan struct{} // closed and replaced whenever next moves
+	// current is the latest moment the view is known to have held every
+	// record the broker had; probes are end offsets asked for at a moment
+	// and not applied yet; end and checkErr are the last check's answer.
+	current  time.Time
+	probes   []probe
+	end      int64
+	checkErr error
 
 	subMu sync.Mutex // serialises delivery to subscribers with subscription
 	subs  map[int]func(Change)
 	subID int
 }
+
+// probe is the topic's end offset as the broker gave it to a check begun at.
+type probe struct {
+	at  time.Time
+	end int64
+}
+
+// maxProbes bounds the probes kept while the follower is behind; dropping
+// the oldest loses nothing, a newer probe confirms a later moment.
+const maxProbes = 64
 
 // ErrClosed is returned by calls on a closed Log.
 var ErrClosed = errors.New("control log closed")
@@ -77,17 +106,20 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		log:   logger.With("component", "control", "topic", cfg.Topic),
 		// Its own transport, so Close can drop its connections and no pooled
 		// connection is shared with other clients in the process.
-		tr:      &kafka.Transport{},
-		done:    make(chan struct{}),
+		tr:        &kafka.Transport{},
+		done:      make(chan struct{}),
+		checkDone: make(chan struct{}),
 		state:   map[string][]byte{},
 		changed: make(chan struct{}),
 		subs:    map[int]func(Change){},
 	}
 	l.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: l.tr}
+	began := time.Now()
 	end, err := l.endOffset(ctx)
 	if err != nil {
 		return nil, err
 	}
+	l.current, l.end = began, end
 	l.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   cfg.Brokers,
 		Topic:     cfg.Topic,
@@ -106,10 +138,77 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.cancel = cancel
 	go l.follow(fctx)
 	if err := l.waitApplied(ctx, end); err != nil {
+		close(l.checkDone)
 		l.Close()
 		return nil, fmt.Errorf("control %s: read to end (%d): %w", cfg.Topic, end, err)
 	}
+	every := cfg.CheckEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	go l.check(fctx, every)
 	return l, nil
+}
+
+// check asks the broker for the topic's end offset every interval. The
+// view is current as of the moment a check began once the follower has
+// applied everything before the offset that check got (apply settles
+// probes the follower reaches later).
+func (l *Log) check(ctx context.Context, every time.Duration) {
+	defer close(l.checkDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+		end, err := l.endOffset(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		l.checkErr = err
+		if err == nil {
+			l.end = end
+			if l.next >= end {
+				l.current, l.probes = began, l.probes[:0]
+			} else {
+				if len(l.probes) == maxProbes {
+					l.probes = append(l.probes[:0], l.probes[1:]...)
+				}
+				l.probes = append(l.probes, probe{at: began, end: end})
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Fresh returns nil when the view held every record the broker had at some
+// moment within maxAge of now, so a change committed longer than maxAge ago
+// (a revoked key) is applied here. Otherwise it says why not: the follower
+// is behind the broker, or the broker does not answer.
+func (l *Log) Fresh(maxAge time.Duration) error {
+	select {
+	case <-l.done:
+		return ErrClosed
+	default:
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	age := time.Since(l.current)
+	if age <= maxAge {
+		return nil
+	}
+	age = age.Round(time.Millisecond)
+	if l.checkErr != nil {
+		return fmt.Errorf("control %s: view last confirmed current %v ago: %w", l.topic, age, l.checkErr)
+	}
+	return fmt.Errorf("control %s: follower %d records behind the broker, view last current %v ago", l.topic, max(l.end-l.next, 0), age)
 }
 
 // endOffset is the offset the next record of the topic will get.
@@ -166,6 +265,14 @@ func (l *Log) apply(c Change) {
 		l.state[c.Key] = c.Value
 	}
 	l.next = c.Offset + 1
+	settled := 0
+	for _, p := range l.probes {
+		if p.end > l.next {
+			break
+		}
+		l.current, settled = p.at, settled+1
+	}
+	l.probes = append(l.probes[:0], l.probes[settled:]...)
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
@@ -297,6 +404,7 @@ func (l *Log) Delete(ctx context.Context, key string) error { return l.Put(ctx, 
 func (l *Log) Close() error {
 	l.cancel()
 	<-l.done
+	<-l.checkDone
 	err := l.reader.Close()
 	l.tr.CloseIdleConnections()
 	return err
