@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short
+.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short soak
 
 all: build
 
@@ -67,6 +67,14 @@ fuzz: gomod
 		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
 	done
+
+# The whole fault campaign (cmd/routelab/faults_test.go), including the
+# faults that wait out a consumer-group session; `make test` runs the quick
+# ones. Figures go to $(FAULTS_REPORT) as JSON lines (docs/reliability.md).
+FAULTS_REPORT ?= faults-report.jsonl
+soak: deps build
+	ROUTELAB_FAULTS_SLOW=1 ROUTELAB_FAULTS_REPORT=$(abspath $(FAULTS_REPORT)) \
+		scripts/with-clickhouse $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./cmd/routelab/
 
 bench: deps build bench-ingest
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -232,6 +232,11 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		}
 		s.producer = p
 		producer = p
+		stopMarker, err := startRunMarker(o.dataDir, func() int { return p.Stats().QueueDepth }, time.Second, o.logger)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, stopMarker)
 		pl, err := control.Open(ctx, control.Config{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
 		if err != nil {
 			return nil, err
