@@ -109,9 +109,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		tr:        &kafka.Transport{},
 		done:      make(chan struct{}),
 		checkDone: make(chan struct{}),
-		state:   map[string][]byte{},
-		changed: make(chan struct{}),
-		subs:    map[int]func(Change){},
+		state:     map[string][]byte{},
+		changed:   make(chan struct{}),
+		subs:      map[int]func(Change){},
 	}
 	l.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: l.tr}
 	began := time.Now()
