@@ -79,16 +79,25 @@ func (b *Batch) Reset() {
 }
 
 // AddDecision adds a decoded decision.
-func (b *Batch) AddDecision(d *events.Decision) { b.decisions.add(d, len(b.tsMS)); b.tsMS = append(b.tsMS, d.TS) }
+func (b *Batch) AddDecision(d *events.Decision) {
+	b.decisions.add(d, len(b.tsMS))
+	b.tsMS = append(b.tsMS, d.TS)
+}
 
 // AddQA adds a decoded QA result.
 func (b *Batch) AddQA(q *events.QAResult) { b.qa.add(q, len(b.tsMS)); b.tsMS = append(b.tsMS, q.TS) }
 
 // AddSignal adds a decoded user signal.
-func (b *Batch) AddSignal(s *events.Signal) { b.signals.add(s, len(b.tsMS)); b.tsMS = append(b.tsMS, s.TS) }
+func (b *Batch) AddSignal(s *events.Signal) {
+	b.signals.add(s, len(b.tsMS))
+	b.tsMS = append(b.tsMS, s.TS)
+}
 
 // AddReview adds a decoded review.
-func (b *Batch) AddReview(r *events.Review) { b.reviews.add(r, len(b.tsMS)); b.tsMS = append(b.tsMS, r.TS) }
+func (b *Batch) AddReview(r *events.Review) {
+	b.reviews.add(r, len(b.tsMS))
+	b.tsMS = append(b.tsMS, r.TS)
+}
 
 // AddAudit adds a decoded audit record.
 func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a, len(b.tsMS)); b.tsMS = append(b.tsMS, a.TS) }
@@ -155,7 +164,9 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 		b.writing, b.rejected = true, b.rejected[:0]
 	}
 	reject := func(table string) func(int, error) {
-		return func(seq int, err error) { b.rejected = append(b.rejected, Rejection{Index: seq, Table: table, Err: err}) }
+		return func(seq int, err error) {
+			b.rejected = append(b.rejected, Rejection{Index: seq, Table: table, Err: err})
+		}
 	}
 	if err := b.decisions.write(ctx, w.conn, w.db, reject(TableDecisions)); err != nil {
 		return err

@@ -25,10 +25,10 @@ type col[T, V any] struct {
 	v []V
 }
 
-func (c *col[T, V]) name() string { return c.n }
-func (c *col[T, V]) add(e *T)     { c.v = append(c.v, c.f(e)) }
+func (c *col[T, V]) name() string          { return c.n }
+func (c *col[T, V]) add(e *T)              { c.v = append(c.v, c.f(e)) }
 func (c *col[T, V]) values(lo, hi int) any { return c.v[lo:hi] }
-func (c *col[T, V]) reset()       { clear(c.v); c.v = c.v[:0] }
+func (c *col[T, V]) reset()                { clear(c.v); c.v = c.v[:0] }
 
 func mk[T, V any](name string, f func(*T) V) column[T] { return &col[T, V]{n: name, f: f} }
 

@@ -109,6 +109,7 @@ type Stats struct {
 	InsertErrors  int64 // failed insert attempts (each retried)
 	CommitErrors  int64 // failed commit attempts (each retried)
 	DeadLetterErr int64 // failed dead-letter writes (each retried)
+	FetchErrors   int64 // failed fetches from the broker (each retried)
 	// Time spent filling rounds (waiting on the broker), inserting, and
 	// committing, summed over workers.
 	FetchTime, InsertTime, CommitTime time.Duration
@@ -130,6 +131,7 @@ type Consumer struct {
 	consumed, inserted, deadLettered, rounds atomic.Int64
 	rejected                                 atomic.Int64
 	insertErrs, commitErrs, dlqErrs          atomic.Int64
+	fetchErrs                                atomic.Int64
 	fetchNS, insertNS, commitNS              atomic.Int64
 }
 
@@ -155,9 +157,9 @@ func (c *Consumer) Stats() Stats {
 	return Stats{
 		Consumed: c.consumed.Load(), Inserted: c.inserted.Load(), DeadLettered: c.deadLettered.Load(),
 		Rejected: c.rejected.Load(),
-		Rounds: c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
-		DeadLetterErr: c.dlqErrs.Load(),
-		FetchTime:     time.Duration(c.fetchNS.Load()), InsertTime: time.Duration(c.insertNS.Load()),
+		Rounds:   c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
+		DeadLetterErr: c.dlqErrs.Load(), FetchErrors: c.fetchErrs.Load(),
+		FetchTime: time.Duration(c.fetchNS.Load()), InsertTime: time.Duration(c.insertNS.Load()),
 		CommitTime: time.Duration(c.commitNS.Load()),
 	}
 }
@@ -316,7 +318,7 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 		rd.lag = map[topicPartition]int64{}
 	}
 	clear(rd.lag)
-	m, err := r.FetchMessage(ctx)
+	m, err := c.fetchFirst(ctx, r)
 	if err != nil {
 		return false
 	}
@@ -368,6 +370,31 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 		return true
 	case <-inserterDone:
 		return false
+	}
+}
+
+// fetchFirst waits for the first message of a round. An error other than
+// the end of ctx or of the reader (the broker away, the group coordinator
+// moving) is logged and the fetch retried with backoff: kafka-go's reader
+// keeps reconnecting on its own, and giving up here would end the worker,
+// and with it `routelab ingest`, because the broker was away for a while.
+func (c *Consumer) fetchFirst(ctx context.Context, r *kafka.Reader) (kafka.Message, error) {
+	wait := c.cfg.BackoffMin
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return m, err
+		}
+		c.fetchErrs.Add(1)
+		c.cfg.Logger.Warn("fetch failed; retrying", "err", err, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return m, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, c.cfg.BackoffMax)
 	}
 }
 

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/ingest/chlocal"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/segmentio/kafka-go"
 )
@@ -126,5 +130,59 @@ func TestConsumerDeadLettersRefusedEvents(t *testing.T) {
 	}
 	if want := "throwIf"; !strings.Contains(hs[ingest.HeaderDetail], want) {
 		t.Errorf("dead-letter detail = %q, want ClickHouse's message (naming %s)", hs[ingest.HeaderDetail], want)
+	}
+}
+
+// TestConsumerOutlivesBrokerRestart: a consumer whose broker goes away
+// before its first message must keep trying, not return (which ended
+// `routelab ingest` with status 0 and left the events in Kafka), and ingest
+// what is produced once the broker is back on the same address and data.
+func TestConsumerOutlivesBrokerRestart(t *testing.T) {
+	db := ingesttest.ClickHouse(t)
+	port, err := chlocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: t.TempDir(), Partitions: 2}
+	start := func() *broker.Broker {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b, err := broker.Start(ctx, cfg)
+		if err != nil {
+			t.Fatalf("broker.Start: %v", err)
+		}
+		return b
+	}
+	b := start()
+	c, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: []string{b.Addr()}, GroupID: "restart", BackoffMax: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}, ingest.NewWriter(db.Conn, db.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	b.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	for c.Stats().FetchErrors == 0 {
+		select {
+		case err := <-ran:
+			ran <- err
+			t.Fatalf("Run returned %v while the broker was away, want it to keep trying", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no failed fetch in 2 minutes with the broker away")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b = start()
+	defer b.Close()
+	produce(t, b.Addr(), events.TopicDecisions, decisions(t, "back", 50)...)
+	waitFor(t, 2*time.Minute, "events produced after the restart inserted", func() bool { return c.Stats().Inserted >= 50 })
+	if got := db.Count(t, ingest.TableDecisions); got != 50 {
+		t.Errorf("count(decisions FINAL) = %d, want 50", got)
 	}
 }
