@@ -2,11 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"log/slog"
 	"mime/multipart"
 	"os"
 	"path/filepath"
@@ -206,8 +208,11 @@ func FuzzReferenceImage(f *testing.F) {
 		}
 	}
 	const maxPixels, maxSide = 1 << 16, 64
+	cfg := Config{}.withDefaults()
+	cfg.MaxRefPixels, cfg.RefMaxSide = maxPixels, maxSide
+	l := newRefLoader(cfg, slog.New(slog.DiscardHandler))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		out, err := normalise(raw, "references", maxPixels, maxSide)
+		out, _, err := l.normalise(context.Background(), raw, "references", 0)
 		checkClientError(t, "normalise", err)
 		if err != nil {
 			return

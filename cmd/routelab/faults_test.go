@@ -100,16 +100,17 @@ func report(t *testing.T, r faultResult) {
 // restarted on the same address and data, a ClickHouse database, serve
 // and ingest.
 type campaign struct {
-	t       *testing.T
-	dir     string
-	brAddr  string
-	br      *broker.Broker
-	ch      *ingesttest.DB
-	group   string
-	serve   string // base URL
-	key     string
-	admin   string
-	ingests []func() // stop functions of running in-process ingests
+	t        *testing.T
+	dir      string
+	brAddr   string
+	br       *broker.Broker
+	ch       *ingesttest.DB
+	group    string
+	serve    string // base URL
+	adminURL string // base URL of serve's admin listener
+	key      string
+	admin    string
+	ingests  []func() // stop functions of running in-process ingests
 	// serveDir is serve's --data-dir (spool/ and blobs/); sampleRate its
 	// --review-sample-rate.
 	serveDir   string
@@ -169,7 +170,9 @@ func (c *campaign) stopBroker() {
 // serveArgs are the arguments of serve as the campaign runs it: simulated
 // models without latency, limits out of the way.
 func (c *campaign) serveArgs(addr string) []string {
-	return []string{"serve", "--http-addr", addr, "--kafka-brokers", c.brAddr, "--data-dir", c.serveDir,
+	adminAddr := freeAddr(c.t)
+	c.adminURL = "http://" + adminAddr
+	return []string{"serve", "--http-addr", addr, "--admin-addr", adminAddr, "--blob-min-free", "0", "--kafka-brokers", c.brAddr, "--data-dir", c.serveDir,
 		"--admin-token", c.admin, "--sim-latency-scale", "0", "--limit-rate", "1000000", "--limit-burst", "1000000",
 		"--review-sample-rate", c.sampleRate, "--drain-timeout", "30s"}
 }
@@ -279,7 +282,7 @@ func (c *campaign) awaitServe(done <-chan error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.serve+"/admin/keys", strings.NewReader(`{"tenant":"faults"}`))
+	req, _ := http.NewRequest(http.MethodPost, c.adminURL+"/admin/keys", strings.NewReader(`{"tenant":"faults"}`))
 	req.Header.Set("Authorization", "Bearer "+c.admin)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
