@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean kafka
+.PHONY: all build run test bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short soak
 
 all: build
 
@@ -42,6 +42,39 @@ kafka: build
 test: deps browser build
 	$(GO) vet ./...
 	scripts/with-clickhouse $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
+
+# Go native fuzz targets, one per decoder of outside bytes (package:target).
+# `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME. A
+# failing input is written to the package's testdata/fuzz/<target>/, where
+# plain `go test` replays it from then on: commit it with the fix.
+FUZZ_TARGETS := \
+	./server:FuzzNativeJSON ./server:FuzzOpenAIJSON ./server:FuzzMultipart \
+	./server:FuzzBase64Reference ./server:FuzzReferenceImage ./evaluator/qa:FuzzDecode \
+	./ingest:FuzzDecodeEvent ./router:FuzzParsePolicy ./experiments:FuzzParseSpec
+FUZZTIME       ?= 60s
+FUZZTIME_SHORT ?= 3s
+# Minimizing every new interesting input (the default, up to 60 s each)
+# would eat a short run whole: a few dozen iterations each.
+FUZZMINIMIZE   ?= 50x
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+fuzz: gomod
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
+	done
+
+# The whole fault campaign (cmd/routelab/faults_test.go), including the
+# faults that wait out a consumer-group session; `make test` runs the quick
+# ones. Figures go to $(FAULTS_REPORT) as JSON lines (docs/reliability.md).
+FAULTS_REPORT ?= faults-report.jsonl
+soak: deps build
+	ROUTELAB_FAULTS_SLOW=1 ROUTELAB_FAULTS_REPORT=$(abspath $(FAULTS_REPORT)) \
+		scripts/with-clickhouse $(GO) test -count=1 -timeout 30m -run '^TestFault' -v ./cmd/routelab/
 
 bench: deps build bench-ingest
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/routelab/routelab/events"
@@ -43,6 +44,10 @@ type Batch struct {
 	audit     *table[events.Audit]
 	// tsMS holds every added event's ts, in order, for latency accounting.
 	tsMS []int64
+	// writing is set while a Write is unfinished (it failed and will be
+	// resumed); rejected gathers the rows refused so far.
+	writing  bool
+	rejected []Rejection
 }
 
 // NewBatch returns an empty batch.
@@ -70,22 +75,32 @@ func (b *Batch) Reset() {
 	b.reviews.reset()
 	b.audit.reset()
 	b.tsMS = b.tsMS[:0]
+	b.writing, b.rejected = false, b.rejected[:0]
 }
 
 // AddDecision adds a decoded decision.
-func (b *Batch) AddDecision(d *events.Decision) { b.decisions.add(d); b.tsMS = append(b.tsMS, d.TS) }
+func (b *Batch) AddDecision(d *events.Decision) {
+	b.decisions.add(d, len(b.tsMS))
+	b.tsMS = append(b.tsMS, d.TS)
+}
 
 // AddQA adds a decoded QA result.
-func (b *Batch) AddQA(q *events.QAResult) { b.qa.add(q); b.tsMS = append(b.tsMS, q.TS) }
+func (b *Batch) AddQA(q *events.QAResult) { b.qa.add(q, len(b.tsMS)); b.tsMS = append(b.tsMS, q.TS) }
 
 // AddSignal adds a decoded user signal.
-func (b *Batch) AddSignal(s *events.Signal) { b.signals.add(s); b.tsMS = append(b.tsMS, s.TS) }
+func (b *Batch) AddSignal(s *events.Signal) {
+	b.signals.add(s, len(b.tsMS))
+	b.tsMS = append(b.tsMS, s.TS)
+}
 
 // AddReview adds a decoded review.
-func (b *Batch) AddReview(r *events.Review) { b.reviews.add(r); b.tsMS = append(b.tsMS, r.TS) }
+func (b *Batch) AddReview(r *events.Review) {
+	b.reviews.add(r, len(b.tsMS))
+	b.tsMS = append(b.tsMS, r.TS)
+}
 
 // AddAudit adds a decoded audit record.
-func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a); b.tsMS = append(b.tsMS, a.TS) }
+func (b *Batch) AddAudit(a *events.Audit) { b.audit.add(a, len(b.tsMS)); b.tsMS = append(b.tsMS, a.TS) }
 
 // Add decodes one message from topic (as events.Decode does) and adds it. A
 // message that cannot be ingested returns the *events.DecodeError (an unknown
@@ -136,22 +151,43 @@ type Writer struct {
 func NewWriter(conn driver.Conn, db string) *Writer { return &Writer{conn: conn, db: db} }
 
 // Write inserts every non-empty table of b, one clickhouse-go batch per
-// table. On error some tables may have been written; writing the same batch
-// again is safe because duplicates collapse by event_id.
+// table. When ClickHouse refuses rows for what they hold (a value it cannot
+// parse or store), Write inserts all the others and returns a
+// *RejectedError listing the refused ones (by add index); writing b again
+// would be refused again. Any other error means ClickHouse could not take
+// the batch now: call Write again with the same b, and it carries on from
+// where it stopped, without inserting again what went in. Once a Write has
+// returned nil or a *RejectedError, writing b again inserts it all again,
+// which is safe because duplicates collapse by event_id.
 func (w *Writer) Write(ctx context.Context, b *Batch) error {
-	if err := b.decisions.send(ctx, w.conn, w.db); err != nil {
+	if !b.writing {
+		b.writing, b.rejected = true, b.rejected[:0]
+	}
+	reject := func(table string) func(int, error) {
+		return func(seq int, err error) {
+			b.rejected = append(b.rejected, Rejection{Index: seq, Table: table, Err: err})
+		}
+	}
+	if err := b.decisions.write(ctx, w.conn, w.db, reject(TableDecisions)); err != nil {
 		return err
 	}
-	if err := b.qa.send(ctx, w.conn, w.db); err != nil {
+	if err := b.qa.write(ctx, w.conn, w.db, reject(TableQA)); err != nil {
 		return err
 	}
-	if err := b.signals.send(ctx, w.conn, w.db); err != nil {
+	if err := b.signals.write(ctx, w.conn, w.db, reject(TableSignals)); err != nil {
 		return err
 	}
-	if err := b.reviews.send(ctx, w.conn, w.db); err != nil {
+	if err := b.reviews.write(ctx, w.conn, w.db, reject(TableReviews)); err != nil {
 		return err
 	}
-	return b.audit.send(ctx, w.conn, w.db)
+	if err := b.audit.write(ctx, w.conn, w.db, reject(TableAudit)); err != nil {
+		return err
+	}
+	b.writing = false
+	if len(b.rejected) > 0 {
+		return &RejectedError{Rejected: slices.Clone(b.rejected)}
+	}
+	return nil
 }
 
 // Columns returns the columns ingest writes to table, in insert order (the

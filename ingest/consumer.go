@@ -35,7 +35,8 @@ type ConsumerConfig struct {
 	GroupID string
 	// Topics to consume; default Topics().
 	Topics []string
-	// DeadLetterTopic receives messages that cannot be decoded; default
+	// DeadLetterTopic receives messages that cannot be decoded, and events
+	// ClickHouse refuses to insert (ReasonRejected); default
 	// events.TopicDeadLetter.
 	DeadLetterTopic string
 	// BatchSize bounds the messages per insert round; default 20000.
@@ -103,10 +104,12 @@ type Stats struct {
 	Consumed      int64 // messages fetched
 	Inserted      int64 // events inserted and committed
 	DeadLettered  int64 // messages sent to the dead-letter topic
+	Rejected      int64 // of those, events ClickHouse refused to insert
 	Rounds        int64 // committed insert rounds
 	InsertErrors  int64 // failed insert attempts (each retried)
 	CommitErrors  int64 // failed commit attempts (each retried)
 	DeadLetterErr int64 // failed dead-letter writes (each retried)
+	FetchErrors   int64 // failed fetches from the broker (each retried)
 	// Time spent filling rounds (waiting on the broker), inserting, and
 	// committing, summed over workers.
 	FetchTime, InsertTime, CommitTime time.Duration
@@ -116,14 +119,19 @@ type Stats struct {
 // ClickHouse: fetch a round, decode, insert, dead-letter the undecodable,
 // and only then commit (at-least-once). A failed insert is retried with
 // backoff, holding the round and committing nothing, so stopping
-// ClickHouse for a while loses no event.
+// ClickHouse for a while loses no event. An event ClickHouse refuses for
+// what it holds is split off from its round (see Writer.Write) and
+// dead-lettered like an undecodable one, so it cannot hold up the events
+// behind it on its partition.
 type Consumer struct {
 	cfg    ConsumerConfig
 	writer *Writer
 	dlq    *kafka.Writer
 
 	consumed, inserted, deadLettered, rounds atomic.Int64
+	rejected                                 atomic.Int64
 	insertErrs, commitErrs, dlqErrs          atomic.Int64
+	fetchErrs                                atomic.Int64
 	fetchNS, insertNS, commitNS              atomic.Int64
 }
 
@@ -148,9 +156,10 @@ func NewConsumer(cfg ConsumerConfig, w *Writer) (*Consumer, error) {
 func (c *Consumer) Stats() Stats {
 	return Stats{
 		Consumed: c.consumed.Load(), Inserted: c.inserted.Load(), DeadLettered: c.deadLettered.Load(),
-		Rounds: c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
-		DeadLetterErr: c.dlqErrs.Load(),
-		FetchTime:     time.Duration(c.fetchNS.Load()), InsertTime: time.Duration(c.insertNS.Load()),
+		Rejected: c.rejected.Load(),
+		Rounds:   c.rounds.Load(), InsertErrors: c.insertErrs.Load(), CommitErrors: c.commitErrs.Load(),
+		DeadLetterErr: c.dlqErrs.Load(), FetchErrors: c.fetchErrs.Load(),
+		FetchTime: time.Duration(c.fetchNS.Load()), InsertTime: time.Duration(c.insertNS.Load()),
 		CommitTime: time.Duration(c.commitNS.Load()),
 	}
 }
@@ -211,6 +220,7 @@ type round struct {
 	msgs    []kafka.Message
 	decoded int // msgs[:decoded] are in batch or dead
 	batch   *Batch
+	rows    []int // rows[i] is the index in msgs of the batch's i-th event
 	dead    []kafka.Message
 	evs     []any   // decode scratch
 	errs    []error // decode scratch
@@ -302,12 +312,13 @@ func (c *Consumer) work(ctx context.Context, id int) error {
 func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full chan<- *round, idle <-chan struct{}, inserterDone <-chan struct{}) bool {
 	rd.msgs, rd.decoded = rd.msgs[:0], 0
 	rd.dead = rd.dead[:0]
+	rd.rows = rd.rows[:0]
 	rd.batch.Reset()
 	if rd.lag == nil {
 		rd.lag = map[topicPartition]int64{}
 	}
 	clear(rd.lag)
-	m, err := r.FetchMessage(ctx)
+	m, err := c.fetchFirst(ctx, r)
 	if err != nil {
 		return false
 	}
@@ -359,6 +370,31 @@ func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, rd *round, full ch
 		return true
 	case <-inserterDone:
 		return false
+	}
+}
+
+// fetchFirst waits for the first message of a round. An error other than
+// the end of ctx or of the reader (the broker away, the group coordinator
+// moving) is logged and the fetch retried with backoff: kafka-go's reader
+// keeps reconnecting on its own, and giving up here would end the worker,
+// and with it `routelab ingest`, because the broker was away for a while.
+func (c *Consumer) fetchFirst(ctx context.Context, r *kafka.Reader) (kafka.Message, error) {
+	wait := c.cfg.BackoffMin
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return m, err
+		}
+		c.fetchErrs.Add(1)
+		c.cfg.Logger.Warn("fetch failed; retrying", "err", err, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return m, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, c.cfg.BackoffMax)
 	}
 }
 
@@ -417,6 +453,7 @@ func (c *Consumer) decodePending(rd *round) {
 			rd.dead = append(rd.dead, deadLetter(pending[k], rd.errs[k]))
 		} else {
 			rd.batch.addEvent(rd.evs[k])
+			rd.rows = append(rd.rows, rd.decoded+k)
 		}
 		rd.evs[k], rd.errs[k] = nil, nil
 	}
@@ -426,12 +463,19 @@ func (c *Consumer) decodePending(rd *round) {
 // finish inserts, dead-letters and commits rd, retrying each step with
 // backoff until it succeeds or ctx ends.
 func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader, rd *round) error {
-	var inserted time.Time
+	var (
+		inserted time.Time
+		rejected []Rejection
+	)
 	began := time.Now()
 	err := c.retry(ctx, log, "insert", &c.insertErrs, func(ctx context.Context) error {
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
 		defer cancel()
-		if err := c.writer.Write(ictx, rd.batch); err != nil {
+		err := c.writer.Write(ictx, rd.batch)
+		if rej := (*RejectedError)(nil); errors.As(err, &rej) {
+			rejected, err = rej.Rejected, nil
+		}
+		if err != nil {
 			return err
 		}
 		inserted = time.Now()
@@ -441,6 +485,10 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader
 		return err
 	}
 	c.insertNS.Add(int64(time.Since(began)))
+	for _, rj := range rejected {
+		m := rd.msgs[rd.rows[rj.Index]]
+		rd.dead = append(rd.dead, deadLetterAs(m, ReasonRejected, rj.Err.Error()))
+	}
 	if len(rd.dead) > 0 {
 		err := c.retry(ctx, log, "dead-letter", &c.dlqErrs, func(ctx context.Context) error {
 			return c.dlq.WriteMessages(ctx, rd.dead...)
@@ -449,7 +497,8 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader
 			return err
 		}
 		for _, m := range rd.dead {
-			log.Warn("dead-lettered", "topic", header(m, HeaderSourceTopic), "offset", header(m, HeaderSourceOffset), "reason", header(m, HeaderReason))
+			log.Warn("dead-lettered", "topic", header(m, HeaderSourceTopic), "partition", header(m, HeaderSourcePartition),
+				"offset", header(m, HeaderSourceOffset), "reason", header(m, HeaderReason), "detail", header(m, HeaderDetail))
 		}
 	}
 	began = time.Now()
@@ -460,11 +509,12 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, r *kafka.Reader
 		return err
 	}
 	c.commitNS.Add(int64(time.Since(began)))
-	c.inserted.Add(int64(rd.batch.Len()))
+	c.inserted.Add(int64(rd.batch.Len() - len(rejected)))
 	c.deadLettered.Add(int64(len(rd.dead)))
+	c.rejected.Add(int64(len(rejected)))
 	c.rounds.Add(1)
-	if c.cfg.OnCommit != nil && rd.batch.Len() > 0 {
-		c.cfg.OnCommit(rd.batch.TS(), inserted)
+	if c.cfg.OnCommit != nil && rd.batch.Len() > len(rejected) {
+		c.cfg.OnCommit(insertedTS(rd.batch.TS(), rejected), inserted)
 	}
 	return nil
 }
@@ -494,13 +544,38 @@ func (c *Consumer) retry(ctx context.Context, log *slog.Logger, what string, fai
 	}
 }
 
-// deadLetter is the record sent to the dead-letter topic for m.
+// insertedTS is ts without the rejected events' entries.
+func insertedTS(ts []int64, rejected []Rejection) []int64 {
+	if len(rejected) == 0 {
+		return ts
+	}
+	out := make([]int64, 0, len(ts)-len(rejected))
+	skip := make(map[int]bool, len(rejected))
+	for _, rj := range rejected {
+		skip[rj.Index] = true
+	}
+	for i, v := range ts {
+		if !skip[i] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// deadLetter is the record sent to the dead-letter topic for m, which
+// could not be decoded.
 func deadLetter(m kafka.Message, err error) kafka.Message {
 	reason, detail := "invalid", err.Error()
 	var de *events.DecodeError
 	if errors.As(err, &de) {
 		reason, detail = de.Reason, de.Detail
 	}
+	return deadLetterAs(m, reason, detail)
+}
+
+// deadLetterAs is the record sent to the dead-letter topic for m with the
+// given reason and detail.
+func deadLetterAs(m kafka.Message, reason, detail string) kafka.Message {
 	hs := append([]kafka.Header{}, m.Headers...)
 	hs = append(hs,
 		kafka.Header{Key: HeaderReason, Value: []byte(reason)},

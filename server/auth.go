@@ -203,6 +203,17 @@ func (m *MemKeys) Apply(k Key) {
 	m.byHash[k.Hash] = k
 }
 
+// Remove forgets the key with id (a tombstone on the keys topic): its
+// secret answers 401 from then on, as a revoked one does.
+func (m *MemKeys) Remove(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.byID[id]; ok {
+		delete(m.byHash, old.Hash)
+		delete(m.byID, id)
+	}
+}
+
 // Create makes a key for tenant and returns it with its secret.
 func (m *MemKeys) Create(ctx context.Context, tenant, name string) (Key, string, error) {
 	secret := NewSecret()

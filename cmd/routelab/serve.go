@@ -71,8 +71,11 @@ type serveOptions struct {
 	seedTenant string
 	cfg        server.Config
 	gw         gateway.Config
-	logger     *slog.Logger
-	registry   *prometheus.Registry
+	// keysMaxStale bounds how old the view of the keys topic may grow before
+	// /readyz fails; 0 means defaultKeysMaxStale.
+	keysMaxStale time.Duration
+	logger       *slog.Logger
+	registry     *prometheus.Registry
 }
 
 // serveStack is a running serve: the app, its listener and what it owns.
@@ -120,6 +123,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	blobRetention := fs.Duration("blob-retention", 30*24*time.Hour, "blobs older than this are deleted (swept hourly at most); 0 keeps them forever")
 	blobMinFree := fs.Uint64("blob-min-free", 1<<30, "bytes that must stay free on the blob store's disk; writes past that are refused (routelab_blob_writes_refused_total); 0 = no check")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests and the event flush")
+	fs.DurationVar(&o.keysMaxStale, "keys-max-staleness", defaultKeysMaxStale, "readiness fails when the view of the keys topic (revocations) is older than this")
 	gcPercent := gcPercentFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -215,6 +219,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 	keys := server.NewMemKeys()
 	var policyLog server.ControlLog = server.NewMemLog()
 	var producer server.Producer
+	keysReady := func() error { return nil }
 	if len(o.brokers) > 0 {
 		if err := kafka.EnsureTopics(ctx, o.brokers, 0); err != nil {
 			return nil, err
@@ -228,16 +233,25 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 		}
 		s.producer = p
 		producer = p
+		stopMarker, err := startRunMarker(o.dataDir, func() int { return p.Stats().QueueDepth }, time.Second, o.logger)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, stopMarker)
 		pl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.brokers, Topic: events.TopicPolicies, Logger: o.logger})
 		if err != nil {
 			return nil, err
 		}
 		s.logs = append(s.logs, pl)
 		policyLog = pl
-		kl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger})
+		if o.keysMaxStale <= 0 {
+			o.keysMaxStale = defaultKeysMaxStale
+		}
+		kl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.brokers, Topic: events.TopicKeys, Logger: o.logger, CheckEvery: controlCheckEvery(o.keysMaxStale)})
 		if err != nil {
 			return nil, err
 		}
+		keysReady = keysFresh(kl, o.keysMaxStale)
 		s.logs = append(s.logs, kl)
 		keys.Persist = func(ctx context.Context, k server.Key) error {
 			b, err := json.Marshal(k)
@@ -246,13 +260,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			}
 			return kl.Put(ctx, control.APIKeyKey(k.ID), b)
 		}
-		kl.Subscribe(func(c control.Change) {
-			var k server.Key
-			if c.Deleted || json.Unmarshal(c.Value, &k) != nil || k.ID == "" {
-				return
-			}
-			keys.Apply(k)
-		})
+		followKeys(kl, keys, o.logger)
 	} else {
 		o.logger.Warn("no --kafka-brokers: events are discarded, keys and policy live in this process only")
 	}
@@ -324,7 +332,7 @@ func startServe(ctx context.Context, o serveOptions) (_ *serveStack, err error) 
 			if live.Policy() == nil {
 				return errors.New("no policy loaded")
 			}
-			return nil
+			return keysReady()
 		},
 	})
 	ln, err := net.Listen("tcp", o.addr)

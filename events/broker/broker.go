@@ -88,6 +88,11 @@ func partitionsOr(n int) int {
 // Addr is the host:port clients connect to.
 func (b *Broker) Addr() string { return b.addr }
 
+// Cluster is the kfake cluster behind the broker, for tests that inject
+// faults (Cluster.Fault, Cluster.ControlKey): failed or dropped requests,
+// a stalled fetch.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
 // Compact runs log compaction now on the compacted (control-plane) topics;
 // kfake otherwise compacts on its own schedule (log.cleaner.backoff.ms).
 func (b *Broker) Compact() { b.cluster.Compact() }

@@ -20,6 +20,9 @@ type ControlLogConfig struct {
 	Brokers []string // bootstrap host:port list
 	Topic   string   // a compacted single-partition topic, e.g. events.TopicPolicies
 	Logger  *slog.Logger
+	// CheckEvery is how often the Log asks the broker for the topic's end
+	// offset to confirm its view is current (see Fresh); default 1s.
+	CheckEvery time.Duration
 }
 
 // ControlLog keeps one of routelab's control-plane topics (policies,
@@ -43,16 +46,35 @@ type ControlLog struct {
 	reader *kafkago.Reader
 	cancel context.CancelFunc
 	done   chan struct{}
+	// checkDone is closed when the freshness checker has stopped.
+	checkDone chan struct{}
 
 	mu      sync.Mutex
 	state   map[string][]byte
 	next    int64         // offset after the last applied record
 	changed chan struct{} // closed and replaced whenever next moves
+	// current is the latest moment the view is known to have held every
+	// record the broker had; probes are end offsets asked for at a moment
+	// and not applied yet; end and checkErr are the last check's answer.
+	current  time.Time
+	probes   []probe
+	end      int64
+	checkErr error
 
 	subMu sync.Mutex // serialises delivery to subscribers with subscription
 	subs  map[int]func(control.Change)
 	subID int
 }
+
+// probe is the topic's end offset as the broker gave it to a check begun at.
+type probe struct {
+	at  time.Time
+	end int64
+}
+
+// maxProbes bounds the probes kept while the follower is behind; dropping
+// the oldest loses nothing, a newer probe confirms a later moment.
+const maxProbes = 64
 
 // ErrControlLogClosed is returned by calls on a closed ControlLog.
 var ErrControlLogClosed = errors.New("control log closed")
@@ -73,17 +95,20 @@ func OpenControlLog(ctx context.Context, cfg ControlLogConfig) (*ControlLog, err
 		log:   logger.With("component", "control", "topic", cfg.Topic),
 		// Its own transport, so Close can drop its connections and no pooled
 		// connection is shared with other clients in the process.
-		tr:      &kafkago.Transport{},
-		done:    make(chan struct{}),
-		state:   map[string][]byte{},
-		changed: make(chan struct{}),
-		subs:    map[int]func(control.Change){},
+		tr:        &kafkago.Transport{},
+		done:      make(chan struct{}),
+		checkDone: make(chan struct{}),
+		state:     map[string][]byte{},
+		changed:   make(chan struct{}),
+		subs:      map[int]func(control.Change){},
 	}
 	l.client = &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: l.tr}
+	began := time.Now()
 	end, err := l.endOffset(ctx)
 	if err != nil {
 		return nil, err
 	}
+	l.current, l.end = began, end
 	l.reader = kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:   cfg.Brokers,
 		Topic:     cfg.Topic,
@@ -102,10 +127,77 @@ func OpenControlLog(ctx context.Context, cfg ControlLogConfig) (*ControlLog, err
 	l.cancel = cancel
 	go l.follow(fctx)
 	if err := l.waitApplied(ctx, end); err != nil {
+		close(l.checkDone)
 		l.Close()
 		return nil, fmt.Errorf("control %s: read to end (%d): %w", cfg.Topic, end, err)
 	}
+	every := cfg.CheckEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	go l.check(fctx, every)
 	return l, nil
+}
+
+// check asks the broker for the topic's end offset every interval. The
+// view is current as of the moment a check began once the follower has
+// applied everything before the offset that check got (apply settles
+// probes the follower reaches later).
+func (l *ControlLog) check(ctx context.Context, every time.Duration) {
+	defer close(l.checkDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+		end, err := l.endOffset(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		l.checkErr = err
+		if err == nil {
+			l.end = end
+			if l.next >= end {
+				l.current, l.probes = began, l.probes[:0]
+			} else {
+				if len(l.probes) == maxProbes {
+					l.probes = append(l.probes[:0], l.probes[1:]...)
+				}
+				l.probes = append(l.probes, probe{at: began, end: end})
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Fresh returns nil when the view held every record the broker had at some
+// moment within maxAge of now, so a change committed longer than maxAge ago
+// (a revoked key) is applied here. Otherwise it says why not: the follower
+// is behind the broker, or the broker does not answer.
+func (l *ControlLog) Fresh(maxAge time.Duration) error {
+	select {
+	case <-l.done:
+		return ErrControlLogClosed
+	default:
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	age := time.Since(l.current)
+	if age <= maxAge {
+		return nil
+	}
+	age = age.Round(time.Millisecond)
+	if l.checkErr != nil {
+		return fmt.Errorf("control %s: view last confirmed current %v ago: %w", l.topic, age, l.checkErr)
+	}
+	return fmt.Errorf("control %s: follower %d records behind the broker, view last current %v ago", l.topic, max(l.end-l.next, 0), age)
 }
 
 // endOffset is the offset the next record of the topic will get.
@@ -162,6 +254,14 @@ func (l *ControlLog) apply(c control.Change) {
 		l.state[c.Key] = c.Value
 	}
 	l.next = c.Offset + 1
+	settled := 0
+	for _, p := range l.probes {
+		if p.end > l.next {
+			break
+		}
+		l.current, settled = p.at, settled+1
+	}
+	l.probes = append(l.probes[:0], l.probes[settled:]...)
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
@@ -293,6 +393,7 @@ func (l *ControlLog) Delete(ctx context.Context, key string) error { return l.Pu
 func (l *ControlLog) Close() error {
 	l.cancel()
 	<-l.done
+	<-l.checkDone
 	err := l.reader.Close()
 	l.tr.CloseIdleConnections()
 	return err

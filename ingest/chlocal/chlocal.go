@@ -247,6 +247,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	return s.stopErr
 }
 
+// Kill sends SIGKILL, as a crash or the OOM killer would, and waits for
+// the process to exit (fault tests). A later Stop returns at once.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	})
+}
+
 // ports returns the requested ports, picking free ones for zeros.
 func ports(tcp, http int) (int, int, error) {
 	var err error

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -43,7 +44,7 @@ const EnvAddr = "ROUTELAB_TEST_CLICKHOUSE"
 // the whole binary unless EnvAddr names one; it returns the exit code.
 // Without Main, ClickHouse starts a server per test.
 func Main(m *testing.M) int {
-	if os.Getenv(EnvAddr) != "" {
+	if os.Getenv(EnvAddr) != "" || fuzzing() {
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "routelab-ch-")
@@ -67,6 +68,20 @@ func Main(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "ingesttest: stop clickhouse-server:", err)
 	}
 	return code
+}
+
+// fuzzing reports whether the binary runs a fuzz target (go test -fuzz, or
+// one of its workers): fuzz targets decode bytes and need no ClickHouse.
+func fuzzing() bool {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // DB is a test's own database on a real ClickHouse.
