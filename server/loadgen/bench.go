@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"gonum.org/v1/gonum/stat"
 )
 
 // BenchConfig is one bench run against routelab's POST URL.
@@ -217,16 +218,8 @@ func soakRun(ctx context.Context, log io.Writer, res *BenchResult, target vegeta
 	res.SoakSeconds = round1(time.Since(start).Seconds())
 	if n := len(res.SoakHeapMB) / 3; n > 0 {
 		first, last := res.SoakHeapMB[:n], res.SoakHeapMB[len(res.SoakHeapMB)-n:]
-		res.SoakHeapGrowMB = round1(mean(last) - mean(first))
+		res.SoakHeapGrowMB = round1(stat.Mean(last, nil) - stat.Mean(first, nil))
 	}
-}
-
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
 }
 
 // labelledAttack is attack with its load generator's goroutines labelled
@@ -333,14 +326,20 @@ func meanLen(bs [][]byte) int {
 	return n / max(len(bs), 1)
 }
 
+// median is the middle value, the mean of the two middle ones for an even
+// count: gonum's LinInterp at 0.5 with the first value weighted 0 (R's type
+// 7 quantile), exact for either count.
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
+	if len(s) == 1 {
+		return s[0]
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	w := make([]float64, len(s))
+	for i := 1; i < len(w); i++ {
+		w[i] = 1
+	}
+	return stat.Quantile(0.5, stat.LinInterp, s, w)
 }
 
 func heapMB() float64 {

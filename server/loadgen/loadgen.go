@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/router"
 )
@@ -228,11 +230,14 @@ func (lg *loadgen) chainWorkers(conc int) []int {
 	return worker
 }
 
+// quantileSorted is the nearest-rank q-quantile of sorted x (the smallest
+// value with at least q of them at or below: gonum's Empirical); NaN for
+// none.
 func quantileSorted(x []float64, q float64) float64 {
 	if len(x) == 0 {
 		return math.NaN()
 	}
-	return x[int(math.Min(float64(len(x)-1), math.Floor(q*float64(len(x)))))]
+	return stat.Quantile(q, stat.Empirical, x, nil)
 }
 
 // one sends job (request index << 20 | user) and records the outcome.
