@@ -28,13 +28,13 @@ func lastLine(s string) string {
 // show --json, diff --json.
 func TestLabLoopCLI(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the lab loop (seconds); skipped with -short")
+		t.Skip("runs the lab loop (every sim request renders and checks an image; minutes); skipped with -short")
 	}
 	dir := t.TempDir()
 	w1, w2 := filepath.Join(dir, "w1.jsonl"), filepath.Join(dir, "w2.jsonl")
 	logged, pol := filepath.Join(dir, "logged.jsonl"), filepath.Join(dir, "p.json")
 	explore := filepath.Join("..", "..", "datasets", "policies", "explore.json")
-	mustRun(t, "workload", "generate", "--seed", "1", "--n", "12000", "--out", w1)
+	mustRun(t, "workload", "generate", "--seed", "1", "--n", "4000", "--out", w1)
 	mustRun(t, "workload", "generate", "--seed", "2", "--n", "3000", "--out", w2)
 	mustRun(t, "sim", "--workload", w1, "--policy", explore, "--out", logged)
 	mustRun(t, "policy", "train", "--logged", logged, "--out", pol)
