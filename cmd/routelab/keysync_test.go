@@ -32,7 +32,7 @@ func startServeWithBroker(t *testing.T, keysMaxStale time.Duration) (*serveStack
 	}
 	t.Cleanup(b.Close)
 	s, err := startServe(ctx, serveOptions{
-		addr: "127.0.0.1:0", brokers: []string{b.Addr()}, dataDir: t.TempDir(), policy: "rules",
+		addr: "127.0.0.1:0", adminAddr: "127.0.0.1:0", brokers: []string{b.Addr()}, dataDir: t.TempDir(), policy: "rules",
 		keysMaxStale: keysMaxStale,
 		logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -96,7 +96,8 @@ func TestServeHonoursKeyTombstones(t *testing.T) {
 
 // A replica whose keys follower stalls (here the broker stops answering its
 // fetches) while a revocation is written must leave rotation: /readyz
-// fails, naming the keys topic, and recovers once the follower catches up.
+// fails (the admin listener's /readyz naming the keys topic), and recovers
+// once the follower catches up.
 func TestServeNotReadyWhileKeysFollowerStalls(t *testing.T) {
 	s, b := startServeWithBroker(t, 300*time.Millisecond)
 	awaitStatus(t, s.url+"/readyz", "", http.StatusOK)
@@ -125,9 +126,10 @@ func TestServeNotReadyWhileKeysFollowerStalls(t *testing.T) {
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(keyRecordPrefix + "key_gone"), Value: revoked}); err != nil {
 		t.Fatalf("write revocation: %v", err)
 	}
-	body := awaitStatus(t, s.url+"/readyz", "", http.StatusServiceUnavailable)
+	awaitStatus(t, s.url+"/readyz", "", http.StatusServiceUnavailable)
+	body := awaitStatus(t, s.adminURL+"/readyz", "", http.StatusServiceUnavailable)
 	if !strings.Contains(body, events.TopicKeys) {
-		t.Errorf("/readyz = %s, want the reason to name %s", body, events.TopicKeys)
+		t.Errorf("admin /readyz = %s, want the reason to name %s", body, events.TopicKeys)
 	}
 	stall.Store(false)
 	awaitStatus(t, s.url+"/readyz", "", http.StatusOK)
