@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/routelab/routelab/events/control"
@@ -17,9 +16,6 @@ import (
 // rotation.
 const defaultKeysMaxStale = 30 * time.Second
 
-// keyRecordPrefix starts the record key of every API key on the keys topic.
-const keyRecordPrefix = "key/"
-
 // followKeys keeps keys in step with the keys topic. A record installs its
 // key (a revocation is a record with revoked set). A tombstone removes the
 // key: once compaction has dropped the revocation record, the tombstone is
@@ -27,7 +23,7 @@ const keyRecordPrefix = "key/"
 // key also removes it, so a damaged record fails closed.
 func followKeys(kl *kafka.ControlLog, keys *server.MemKeys, logger *slog.Logger) (cancel func()) {
 	return kl.Subscribe(func(c control.Change) {
-		id, ok := strings.CutPrefix(c.Key, keyRecordPrefix)
+		id, ok := control.APIKeyID(c.Key)
 		if !ok {
 			return
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/events/control"
 	evkafka "github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/server"
 )
@@ -84,11 +85,11 @@ func TestServeHonoursKeyTombstones(t *testing.T) {
 	secret := server.NewSecret()
 	k := server.Key{ID: "key_tomb", Tenant: "acme", Hash: server.HashSecret(secret), Created: time.Now().Unix()}
 	rec, _ := json.Marshal(k)
-	if err := kl.Put(ctx, keyRecordPrefix+k.ID, rec); err != nil {
+	if err := kl.Put(ctx, control.APIKeyKey(k.ID), rec); err != nil {
 		t.Fatalf("put key: %v", err)
 	}
 	awaitStatus(t, s.url+"/v1/models", secret, http.StatusOK)
-	if err := kl.Delete(ctx, keyRecordPrefix+k.ID); err != nil {
+	if err := kl.Delete(ctx, control.APIKeyKey(k.ID)); err != nil {
 		t.Fatalf("tombstone: %v", err)
 	}
 	awaitStatus(t, s.url+"/v1/models", secret, http.StatusUnauthorized)
@@ -123,7 +124,7 @@ func TestServeNotReadyWhileKeysFollowerStalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	revoked, _ := json.Marshal(server.Key{ID: "key_gone", Tenant: "acme", Hash: "00", Revoked: true})
-	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(keyRecordPrefix + "key_gone"), Value: revoked}); err != nil {
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(control.APIKeyKey("key_gone")), Value: revoked}); err != nil {
 		t.Fatalf("write revocation: %v", err)
 	}
 	awaitStatus(t, s.url+"/readyz", "", http.StatusServiceUnavailable)

@@ -98,7 +98,15 @@ func (l LivePolicy) Encode() ([]byte, error) { return json.Marshal(l) }
 
 // APIKeyKey is the key of an API key's record in events.TopicKeys; the value
 // is the key as JSON (server.Key: id, tenant, secret hash, revocation).
-func APIKeyKey(id string) string { return "key/" + id }
+func APIKeyKey(id string) string { return apiKeyPrefix + id }
+
+// APIKeyID is the key id of an API key's record key (APIKeyKey's inverse);
+// ok is false for the keys of other records.
+func APIKeyID(recordKey string) (id string, ok bool) {
+	return strings.CutPrefix(recordKey, apiKeyPrefix)
+}
+
+const apiKeyPrefix = "key/"
 
 // UserKey is the key of a console account in events.TopicUsers: the user
 // name itself; the value is the account as JSON (console.User).
