@@ -298,11 +298,16 @@ func (c *canvas) drawScaled(img image.Image) {
 	b := img.Bounds()
 	var pix []uint8
 	var stride int
+	rep := 1 // source pixels per stored pixel on each axis
 	switch m := img.(type) {
 	case *image.RGBA:
 		pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
 	case *image.NRGBA:
 		pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
+	case *repeatedImage:
+		// A chain's previous output: read its small picture, as At would,
+		// without an interface call and an allocation per pixel.
+		pix, stride, rep = m.small.Pix, m.small.Stride, m.f
 	}
 	for y := range c.h {
 		sy := y * b.Dy() / c.h
@@ -310,7 +315,7 @@ func (c *canvas) drawScaled(img image.Image) {
 		for x := range c.w {
 			sx := x * b.Dx() / c.w
 			if pix != nil {
-				i := sy*stride + 4*sx
+				i := sy/rep*stride + 4*(sx/rep)
 				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = pix[i], pix[i+1], pix[i+2], 255
 				continue
 			}

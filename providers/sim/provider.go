@@ -7,10 +7,7 @@ import (
 	"hash/maphash"
 	"image"
 	"math"
-	"sync/atomic"
 	"time"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/providers"
@@ -78,6 +75,13 @@ type Options struct {
 	// Default 64 MiB (a 1024 px render is 50-300 kB, a 256 px one 15-50 kB);
 	// negative disables the cache.
 	CacheBytes int64
+	// RefCacheBytes bounds the decoded edit references kept, by content:
+	// the pixels of fresh renders, which a chain's next edit sends back,
+	// and decoded client references. Default 32 MiB (a 1024 px output is
+	// drawn at 512 px, 1 MiB of pixels; a decoded 1024 px reference is 4
+	// MiB). A lab, serving a long workload whose chains interleave, keeps
+	// more: every miss decodes a megapixel PNG.
+	RefCacheBytes int64
 	// Variants is how many different pictures one (model, prompt, quality)
 	// can come out as: the request's seed picks one. Default 4. Few variants
 	// keep the render cache hot under replayed load; the picture still varies
@@ -97,9 +101,8 @@ type Provider struct {
 	oracle Oracle
 	opt    Options
 	seed   maphash.Seed
-	images *lru.Cache[renderKey, rendered]
-	cached atomic.Int64 // bytes held by images
-	refs   *lru.Cache[uint64, image.Image]
+	images *sizedCache[renderKey, rendered]
+	refs   *sizedCache[uint64, image.Image] // decoded references, by content
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -139,6 +142,9 @@ func New(o Oracle, opt Options) *Provider {
 	if opt.CacheBytes == 0 {
 		opt.CacheBytes = 64 << 20
 	}
+	if opt.RefCacheBytes == 0 {
+		opt.RefCacheBytes = 32 << 20
+	}
 	if opt.Variants <= 0 {
 		opt.Variants = 4
 	}
@@ -153,8 +159,8 @@ func New(o Oracle, opt Options) *Provider {
 	}
 	p := &Provider{oracle: o, opt: opt, seed: maphash.MakeSeed()}
 	if opt.CacheBytes > 0 {
-		p.images, _ = lru.NewWithEvict[renderKey, rendered](maxCacheEntries, func(_ renderKey, r rendered) { p.cached.Add(-r.size()) })
-		p.refs, _ = lru.New[uint64, image.Image](32)
+		p.images = newSizedCache[renderKey](maxCacheEntries, opt.CacheBytes, rendered.size)
+		p.refs = newSizedCache[uint64](maxCacheEntries, opt.RefCacheBytes, pixelBytes)
 	}
 	return p
 }
@@ -267,13 +273,7 @@ func (p *Provider) render(k renderKey, ref image.Image) (rendered, image.Image) 
 		p.refs.Add(r.digest|1, decoded)
 	}
 	if p.images != nil {
-		if prev, ok, _ := p.images.PeekOrAdd(k, r); ok {
-			return prev, nil // rendered meanwhile by another call
-		}
-		p.cached.Add(r.size())
-		for p.cached.Load() > p.opt.CacheBytes && p.images.Len() > 1 {
-			p.images.RemoveOldest()
-		}
+		p.images.Add(k, r) // renders are deterministic: another call's is the same
 	}
 	return r, decoded
 }

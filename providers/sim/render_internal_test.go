@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
+	"image"
 	"testing"
 
 	"github.com/routelab/routelab/evaluator/qa"
@@ -33,5 +35,26 @@ func BenchmarkRenderQA(b *testing.B) {
 				chk.CheckImage(c.image(), qa.FormatPNG, spec)
 			}
 		})
+	}
+}
+
+// An edit of a chain's previous output reads the repeated picture's small
+// pixels directly; it must draw what editing the same picture materialised
+// at full size draws.
+func TestEditOfRepeatedMatchesMaterialised(t *testing.T) {
+	for _, size := range [][2]int{{1024, 1024}, {1536, 1024}, {2048, 2048}} {
+		prev := renderCanvas(nil, `a red fox, "HELLO"`, size[0], size[1], 0.9, 3)
+		if prev.rep <= 1 {
+			t.Fatalf("%v: not drawn small (rep %d)", size, prev.rep)
+		}
+		flat := prev.flat()
+		full := &image.NRGBA{Pix: flat.pix, Stride: 4 * flat.w, Rect: image.Rect(0, 0, flat.w, flat.h)}
+		for _, out := range [][2]int{size, {1024, 1024}, {512, 768}} {
+			got := renderCanvas(prev.image(), "add a hat", out[0], out[1], 0.7, 5)
+			want := renderCanvas(full, "add a hat", out[0], out[1], 0.7, 5)
+			if !bytes.Equal(got.pix, want.pix) {
+				t.Errorf("edit %v of a %v picture: the repeated reference draws differently", out, size)
+			}
+		}
 	}
 }
