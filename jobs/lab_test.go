@@ -5,22 +5,22 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
-// TestQualityDropRecovers is the lab acceptance run (the F-scenario check,
-// at half its default sizes: every request goes through gateway.Serve,
-// rendering and QA-checking a real image): sim-typo's text quality drops
+// TestLabQualityDropRecovers is the lab acceptance run (the F-scenario
+// check, at a fraction of its default sizes: every request goes through
+// gateway.Serve, rendering and QA-checking a real image): sim-typo's text quality drops
 // mid-run; the loop must notice, push a policy, and come back to within 2
 // points of the success before the drop.
-func TestQualityDropRecovers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the lab scenario serves some 60,000 requests; run without -short")
-	}
+func TestLabQualityDropRecovers(t *testing.T) {
+	labtest.Heavy(t)
 	sc, ok := jobs.ScenarioByName("quality-drop")
 	if !ok {
 		t.Fatal("no quality-drop scenario")
 	}
-	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1, TrainEvents: 20000, Before: 10000, Window: 12000, After: 10000})
+	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1, TrainEvents: 6000, Before: 3000, Baseline: 1500, Window: 5000,
+		CanarySteps: []float64{0.5}, CanaryUnits: 600, After: 3000, Progress: t.Logf})
 	if err != nil {
 		t.Fatalf("RunScenario: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 func mustRun(t *testing.T, args ...string) string {
@@ -27,9 +29,7 @@ func lastLine(s string) string {
 // The lab loop from the CLI, small: generate, sim, train, eval --json,
 // show --json, diff --json.
 func TestLabLoopCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the lab loop (every sim request renders and checks an image; minutes); skipped with -short")
-	}
+	labtest.Heavy(t)
 	dir := t.TempDir()
 	w1, w2 := filepath.Join(dir, "w1.jsonl"), filepath.Join(dir, "w2.jsonl")
 	logged, pol := filepath.Join(dir, "logged.jsonl"), filepath.Join(dir, "p.json")
