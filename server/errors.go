@@ -57,6 +57,7 @@ const (
 	CodeContentPolicy      = "content_policy"
 	CodeTimeout            = "timeout"
 	CodeShuttingDown       = "shutting_down"
+	CodeStorageUnavailable = "storage_unavailable"
 	CodeInternal           = "internal_error"
 )
 

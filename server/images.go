@@ -329,7 +329,12 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 		}
 		key, err := h.deps.Blobs.Put(im.Bytes)
 		if err != nil {
-			return nil, err
+			// The image was made (and its events sent); only the link
+			// cannot be: a retry may find room, or the client can ask
+			// for the image inline.
+			h.log.Error("store image for a url response", "err", err, "bytes", len(im.Bytes))
+			return nil, &Error{Status: fiber.StatusServiceUnavailable, Code: CodeStorageUnavailable,
+				Message: "the image could not be stored for a link; retry later or ask for response_format b64_json", RetryAfter: 30 * time.Second}
 		}
 		out[i].URL = base + "/v1/images/" + key + "?" + s.link(key, h.deps.Now())
 	}
