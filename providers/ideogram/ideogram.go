@@ -43,7 +43,7 @@ func New(cfg Config) *Client {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		cfg.HTTPClient = upstream.Client()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -55,7 +55,8 @@ type Config struct {
 	// wrapper that changes the world (a lab scenario) or records its draws.
 	Caller sim.Caller
 	Sim    sim.Options // the simulated provider's options (latency scale, cache)
-	// HTTPClient is used by the vendor adapters; nil is http.DefaultClient.
+	// HTTPClient is used by the vendor adapters; nil is upstream.Client()
+	// (a keep-alive pool sized for concurrent calls).
 	HTTPClient *http.Client
 	Retry      resilience.RetryPolicy
 	Breaker    resilience.BreakerConfig
