@@ -12,24 +12,25 @@ type metrics struct {
 	limited     *prometheus.CounterVec // reason: daily_cap | shed (the server adds rate)
 	escalations prometheus.Counter
 	sampled     prometheus.Counter
-	// attempts caches the vector's children: WithLabelValues validates and
-	// hashes the values and locks the vector on every call.
-	attempts children[[2]string, prometheus.Counter]
+	attempts    Children[[2]string, prometheus.Counter]
 }
 
-// Children caches a metric vector's children by their label values; the
+// Children caches a metric vector's children by their label values (the
+// gateway's and the server's per-request series): WithLabelValues
+// validates and hashes the values and locks the vector on every call. The
 // label sets must be bounded (routes, catalog models, statuses), as the
-// vector's own children are.
-type children[K comparable, M any] struct {
+// vector's own children are. New makes the child for a key.
+type Children[K comparable, M any] struct {
 	m   sync.Map // K -> M
-	new func(K) M
+	New func(K) M
 }
 
-func (c *children[K, M]) of(k K) M {
+// Of returns k's child, made once.
+func (c *Children[K, M]) Of(k K) M {
 	if v, ok := c.m.Load(k); ok {
 		return v.(M)
 	}
-	v, _ := c.m.LoadOrStore(k, c.new(k))
+	v, _ := c.m.LoadOrStore(k, c.New(k))
 	return v.(M)
 }
 
@@ -70,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, gates map[string]*gate) *metrics {
 			Name: "routelab_serve_sampled_total", Help: "Outputs sampled for human review.",
 		}),
 	}
-	m.attempts.new = func(l [2]string) prometheus.Counter { return m.attemptsVec.WithLabelValues(l[0], l[1]) }
+	m.attempts.New = func(l [2]string) prometheus.Counter { return m.attemptsVec.WithLabelValues(l[0], l[1]) }
 	reg.MustRegister(m.attemptsVec, m.escalations, m.sampled)
 	for name, g := range gates {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -166,7 +166,7 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 			// callers and events get the kind, the log gets the detail.
 			att.Status, att.Error = attemptStatus(err), errorKind(err)
 			g.log.Warn("provider call failed", "request_id", r.ID, "model", model, "err", err)
-			g.m.attempts.of([2]string{model, att.Status}).Inc()
+			g.m.attempts.Of([2]string{model, att.Status}).Inc()
 			o.Attempts = append(o.Attempts, att)
 			lastErr = err
 			if final(err) {
@@ -180,13 +180,13 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 		v := g.inspect(res, spec, r, model, len(o.Attempts))
 		if v.Pass {
 			att.Status = "ok"
-			g.m.attempts.of([2]string{model, att.Status}).Inc()
+			g.m.attempts.Of([2]string{model, att.Status}).Inc()
 			o.Attempts = append(o.Attempts, att)
 			o.Model, o.Provider, o.QAPass, o.Score = model, p.Name(), true, v.Score
 			return res, nil
 		}
 		att.Status = "qa_fail"
-		g.m.attempts.of([2]string{model, att.Status}).Inc()
+		g.m.attempts.Of([2]string{model, att.Status}).Inc()
 		o.Attempts = append(o.Attempts, att)
 		if v.Score > bestScore {
 			best, bestModel, bestProv, bestScore = res, model, p.Name(), v.Score

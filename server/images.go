@@ -90,8 +90,8 @@ func (h *handlers) imageEndpoint(c *fiber.Ctx, route string, parse func(*fiber.C
 		if err != nil {
 			status = toError(err).Status
 		}
-		h.m.requests.of(requestLabels{route, model, status}).Inc()
-		h.m.latency.of(route).Observe(time.Since(start).Seconds())
+		h.m.requests.Of(requestLabels{route, model, status}).Inc()
+		h.m.latency.Of(route).Observe(time.Since(start).Seconds())
 	}()
 	r, err := parse(c)
 	if err != nil {
