@@ -19,8 +19,8 @@ func TestLabQualityDropRecovers(t *testing.T) {
 	if !ok {
 		t.Fatal("no quality-drop scenario")
 	}
-	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1, TrainEvents: 6000, Before: 3000, Baseline: 1500, Window: 5000,
-		CanarySteps: []float64{0.5}, CanaryUnits: 600, After: 3000, Progress: t.Logf})
+	rep, err := jobs.RunScenario(context.Background(), sc, jobs.LabConfig{Seed: 1, TrainEvents: 5000, Before: 2500, Baseline: 1200, Window: 5000,
+		CanarySteps: []float64{0.5}, CanaryUnits: 500, After: 2500, Progress: t.Logf})
 	if err != nil {
 		t.Fatalf("RunScenario: %v", err)
 	}
