@@ -20,6 +20,7 @@ import (
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/loadgen"
+	"github.com/routelab/routelab/server/replica"
 )
 
 const benchServeHelp = `Measure what routelab's serving path costs on top of the model call.
@@ -89,23 +90,23 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer stopKafka()
-	key := randomToken("rl_bench_")
+	key := replica.RandomToken("rl_bench_")
 	// Goroutines inherit profiler labels: everything either server starts
 	// (fasthttp workers, the producer, kafka-go) is tagged with its side,
 	// so --cpu-profile can be read per side (pprof -tagfocus side=routelab).
-	var rl *serveStack
+	var rl *replica.Replica
 	pprof.Do(ctx, pprof.Labels("side", "routelab"), func(ctx context.Context) {
-		rl, err = startServe(ctx, benchServeOptions(kafkaAddr, tmp, key, logger))
+		rl, err = replica.Start(ctx, benchServeOptions(kafkaAddr, tmp, key, logger))
 	})
 	if err != nil {
 		return err
 	}
-	defer rl.stop(context.Background(), 10*time.Second)
+	defer rl.Stop(context.Background(), 10*time.Second)
 
 	body := []byte(`{"prompt":"a red fox in snow at dawn","size":"` + *size + `","response_format":"b64_json"}`)
 	hdr := http.Header{"Authorization": {"Bearer " + key}, "Content-Type": {"application/json"}}
 	cfg := loadgen.BenchConfig{
-		URL: rl.url + "/v1/images", Header: hdr, Body: body, Closed: *closed, Rounds: *rounds, Workers: *workers,
+		URL: rl.URL() + "/v1/images", Header: hdr, Body: body, Closed: *closed, Rounds: *rounds, Workers: *workers,
 		Open: *open, OpenRounds: *openRounds, Rate: *rate, WarmMax: *warmMax, Soak: *soak, SoakEvery: *soakEvery,
 		CPUTime: cpuTime, Log: env.Stderr,
 	}
@@ -132,8 +133,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
-	if rl.producer != nil {
-		st := rl.producer.Stats()
+	if p := rl.Producer(); p != nil {
+		st := p.Stats()
 		res.EventsProduced, res.EventsDropped, res.EventsWrites = st.Produced, st.DroppedTotal(), st.Writes
 	}
 	if res.Errors > 0 {
@@ -150,18 +151,18 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 // benchServeOptions is the serving stack bench serve measures (and
 // BenchmarkServeHandler): simulated models with zero latency and no upstream
 // errors, so what is left is routelab; limits out of the way.
-func benchServeOptions(broker, dir, key string, logger *slog.Logger) serveOptions {
-	return serveOptions{
-		addr: "127.0.0.1:0", brokers: []string{broker}, dataDir: dir, policy: "rules",
-		simLatency: 0, simOptions: sim.Options{Variants: 1}, seedKey: key, seedTenant: "bench",
-		catalogFix: func(c *router.Catalog) {
+func benchServeOptions(broker, dir, key string, logger *slog.Logger) replica.Options {
+	return replica.Options{
+		Addr: "127.0.0.1:0", Brokers: []string{broker}, DataDir: dir, Policy: "rules",
+		Sim: sim.Options{LatencyScale: 0, Variants: 1}, SeedKey: key, SeedTenant: "bench",
+		CatalogFix: func(c *router.Catalog) {
 			for i := range c.Models {
 				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
 			}
 		},
-		logger: logger,
-		cfg:    server.Config{RatePerSec: 1e12, RateBurst: 1 << 30},
-		gw:     gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096},
+		Logger:  logger,
+		Server:  server.Config{RatePerSec: 1e12, RateBurst: 1 << 30},
+		Gateway: gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096},
 	}
 }
 

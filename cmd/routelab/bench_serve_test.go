@@ -11,6 +11,7 @@ import (
 
 	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/events/broker/brokertest"
+	"github.com/routelab/routelab/server/replica"
 )
 
 // BenchmarkServeHandler is bench serve without the network and the load
@@ -23,12 +24,12 @@ func BenchmarkServeHandler(b *testing.B) {
 	tmp := b.TempDir()
 	br := brokertest.Start(b, broker.Config{DataDir: tmp + "/kafka"})
 	key := "rl_bench_handler"
-	rl, err := startServe(ctx, benchServeOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	rl, err := replica.Start(ctx, benchServeOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer rl.stop(ctx, 10*time.Second)
-	h := rl.srv.App.Handler()
+	defer rl.Stop(ctx, 10*time.Second)
+	h := rl.Server().App.Handler()
 	body := []byte(`{"prompt":"a red fox in snow at dawn","size":"1024x1024","response_format":"b64_json"}`)
 	var c fasthttp.RequestCtx // reused, as fasthttp's server does
 	call := func() {

@@ -22,6 +22,7 @@ import (
 	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/client"
 	"github.com/routelab/routelab/server/loadgen"
+	"github.com/routelab/routelab/server/replica"
 )
 
 // mustServe runs a real server (test doubles for models) with the
@@ -43,7 +44,7 @@ func mustServeWith(t *testing.T, gw gateway.Config) (string, *client.Admin, *gat
 		t.Fatal(err)
 	}
 	prod := gatewaytest.NewProducer(1 << 16)
-	w, err := wireExperiments(context.Background(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prod, nil, nil, nil)
+	w, err := replica.WireExperiments(context.Background(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prod, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

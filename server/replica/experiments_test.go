@@ -1,4 +1,4 @@
-package main
+package replica_test
 
 import (
 	"io"
@@ -12,6 +12,7 @@ import (
 	"github.com/routelab/routelab/events/broker/brokertest"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/router"
+	"github.com/routelab/routelab/server/replica"
 )
 
 type recProducer struct {
@@ -33,12 +34,12 @@ func TestWireExperimentsOverKafka(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	prod := &recProducer{}
 	// two serve replicas
-	w1, err := wireExperiments(ctx, []string{b.Addr()}, logger, prod, nil, nil, nil)
+	w1, err := replica.WireExperiments(ctx, []string{b.Addr()}, logger, prod, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w1.Close()
-	w2, err := wireExperiments(ctx, []string{b.Addr()}, logger, nil, nil, nil, nil)
+	w2, err := replica.WireExperiments(ctx, []string{b.Addr()}, logger, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

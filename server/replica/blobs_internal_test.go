@@ -1,4 +1,4 @@
-package main
+package replica
 
 import (
 	"errors"
@@ -29,7 +29,7 @@ func TestServeBlobsSweptAndBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	b, err := openBlobs(blobOptions{dir: dir, retention: 48 * time.Hour, minFree: 1 << 62}, t.TempDir(), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := openBlobs(BlobOptions{Dir: dir, Retention: 48 * time.Hour, MinFree: 1 << 62}, t.TempDir(), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

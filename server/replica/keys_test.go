@@ -1,4 +1,4 @@
-package main
+package replica_test
 
 import (
 	"context"
@@ -19,11 +19,12 @@ import (
 	"github.com/routelab/routelab/events/control"
 	evkafka "github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/server"
+	"github.com/routelab/routelab/server/replica"
 )
 
 // startServeWithBroker runs serve against a fresh in-memory broker until the
 // test ends.
-func startServeWithBroker(t *testing.T, keysMaxStale time.Duration) (*serveStack, *broker.Broker) {
+func startServeWithBroker(t *testing.T, keysMaxStale time.Duration) (*replica.Replica, *broker.Broker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -32,15 +33,15 @@ func startServeWithBroker(t *testing.T, keysMaxStale time.Duration) (*serveStack
 		t.Fatalf("broker.Start: %v", err)
 	}
 	t.Cleanup(b.Close)
-	s, err := startServe(ctx, serveOptions{
-		addr: "127.0.0.1:0", adminAddr: "127.0.0.1:0", brokers: []string{b.Addr()}, dataDir: t.TempDir(), policy: "rules",
-		keysMaxStale: keysMaxStale,
-		logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	s, err := replica.Start(ctx, replica.Options{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Brokers: []string{b.Addr()}, DataDir: t.TempDir(), Policy: "rules",
+		KeysMaxStale: keysMaxStale,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
-		t.Fatalf("startServe: %v", err)
+		t.Fatalf("replica.Start: %v", err)
 	}
-	t.Cleanup(func() { _ = s.stop(context.Background(), 10*time.Second) })
+	t.Cleanup(func() { _ = s.Stop(context.Background(), 10*time.Second) })
 	return s, b
 }
 
@@ -88,11 +89,11 @@ func TestServeHonoursKeyTombstones(t *testing.T) {
 	if err := kl.Put(ctx, control.APIKeyKey(k.ID), rec); err != nil {
 		t.Fatalf("put key: %v", err)
 	}
-	awaitStatus(t, s.url+"/v1/models", secret, http.StatusOK)
+	awaitStatus(t, s.URL()+"/v1/models", secret, http.StatusOK)
 	if err := kl.Delete(ctx, control.APIKeyKey(k.ID)); err != nil {
 		t.Fatalf("tombstone: %v", err)
 	}
-	awaitStatus(t, s.url+"/v1/models", secret, http.StatusUnauthorized)
+	awaitStatus(t, s.URL()+"/v1/models", secret, http.StatusUnauthorized)
 }
 
 // A replica whose keys follower stalls (here the broker stops answering its
@@ -101,7 +102,7 @@ func TestServeHonoursKeyTombstones(t *testing.T) {
 // once the follower catches up.
 func TestServeNotReadyWhileKeysFollowerStalls(t *testing.T) {
 	s, b := startServeWithBroker(t, 300*time.Millisecond)
-	awaitStatus(t, s.url+"/readyz", "", http.StatusOK)
+	awaitStatus(t, s.URL()+"/readyz", "", http.StatusOK)
 
 	var stall atomic.Bool
 	stall.Store(true)
@@ -127,11 +128,11 @@ func TestServeNotReadyWhileKeysFollowerStalls(t *testing.T) {
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(control.APIKeyKey("key_gone")), Value: revoked}); err != nil {
 		t.Fatalf("write revocation: %v", err)
 	}
-	awaitStatus(t, s.url+"/readyz", "", http.StatusServiceUnavailable)
-	body := awaitStatus(t, s.adminURL+"/readyz", "", http.StatusServiceUnavailable)
+	awaitStatus(t, s.URL()+"/readyz", "", http.StatusServiceUnavailable)
+	body := awaitStatus(t, s.AdminURL()+"/readyz", "", http.StatusServiceUnavailable)
 	if !strings.Contains(body, events.TopicKeys) {
 		t.Errorf("admin /readyz = %s, want the reason to name %s", body, events.TopicKeys)
 	}
 	stall.Store(false)
-	awaitStatus(t, s.url+"/readyz", "", http.StatusOK)
+	awaitStatus(t, s.URL()+"/readyz", "", http.StatusOK)
 }

@@ -1,4 +1,4 @@
-package main
+package replica
 
 import (
 	"context"
@@ -18,32 +18,32 @@ import (
 	"github.com/routelab/routelab/server"
 )
 
-// expWiring is what a serve process needs for experiments: the registry
+// Experiments is what a serve process needs for experiments: the registry
 // (admin API: server.Deps.Experiments) and the assigner of the serving path
-// (server.Deps.Assigner).
-type expWiring struct {
+// (gateway.Deps.Assigner).
+type Experiments struct {
 	Registry *experiments.Registry
 	Assigner *gateway.ExperimentAssigner
 	log      *kafka.ControlLog
 }
 
 // Close stops following the experiments topic.
-func (w *expWiring) Close() error {
+func (w *Experiments) Close() error {
 	if w.log != nil {
 		return w.log.Close()
 	}
 	return nil
 }
 
-// wireExperiments opens the routelab.experiments control log (an
+// WireExperiments opens the routelab.experiments control log (an
 // in-process log when brokers is empty), builds the registry on it with
 // every change audited through producer (may be nil), and the assigner
 // whose arms route with policies found by version in the policies log
 // (policyDoc: the policies control log's Get, keys control.PolicyDocKey; may be
 // nil) or among the shipped policies.
-func wireExperiments(ctx context.Context, brokers []string, logger *slog.Logger, producer server.Producer,
-	live *gateway.LivePolicy, policyDoc func(key string) ([]byte, bool), health router.Health) (*expWiring, error) {
-	w := &expWiring{}
+func WireExperiments(ctx context.Context, brokers []string, logger *slog.Logger, producer server.Producer,
+	live *gateway.LivePolicy, policyDoc func(key string) ([]byte, bool), health router.Health) (*Experiments, error) {
+	w := &Experiments{}
 	var audit experiments.Auditor
 	if producer != nil {
 		audit = expAuditor{producer}

@@ -1,4 +1,4 @@
-package main
+package replica
 
 import (
 	"encoding/json"
@@ -10,11 +10,11 @@ import (
 	"github.com/routelab/routelab/server"
 )
 
-// defaultKeysMaxStale is how old serve's view of the keys topic may grow
+// DefaultKeysMaxStale is how old serve's view of the keys topic may grow
 // before the replica reports not-ready: the longest a key revoked on
 // another replica can keep working here while the replica stays in
 // rotation.
-const defaultKeysMaxStale = 30 * time.Second
+const DefaultKeysMaxStale = 30 * time.Second
 
 // followKeys keeps keys in step with the keys topic. A record installs its
 // key (a revocation is a record with revoked set). A tombstone removes the

@@ -1,0 +1,305 @@
+// Package replica assembles one serve replica: the image API (server) over
+// the serving core (gateway), with what a serve process owns around them:
+// the providers built from the model catalog, the Kafka producer and its
+// run marker, the control logs of policies, API keys and experiments
+// (followed, so every replica converges), the blob store and its sweeper,
+// and the image-link secret. `routelab serve`, `routelab dev` and `routelab
+// bench serve` start one with Start; Stop drains it.
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/events/control"
+	"github.com/routelab/routelab/events/kafka"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/providers/registry"
+	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/router"
+	"github.com/routelab/routelab/server"
+)
+
+// Options is what Start needs; the serve, dev and bench commands fill it.
+type Options struct {
+	Addr       string
+	AdminAddr  string // admin API listener; "" = none
+	Brokers    []string
+	DataDir    string
+	Policy     string                // file or shipped policy name, used when no policy is live yet
+	Catalog    string                // catalog file; "" = the shipped catalog
+	CatalogFix func(*router.Catalog) // adjusts the loaded catalog (bench)
+	AdminToken string
+	URLSecret  string
+	PublicURL  string
+	Sim        sim.Options // the simulated models (LatencyScale: 1 real time, 0 none)
+	Blobs      BlobOptions
+	SeedKey    string // a key secret inserted for SeedTenant at start (dev)
+	SeedTenant string
+	Server     server.Config
+	Gateway    gateway.Config
+	// KeysMaxStale bounds how old the view of the keys topic may grow
+	// before /readyz fails; 0 means DefaultKeysMaxStale.
+	KeysMaxStale time.Duration
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry
+}
+
+// Replica is a running serve: the app, its listeners and what it owns.
+type Replica struct {
+	srv       *server.Server
+	url       string
+	adminURL  string // "" without an admin listener
+	producer  *kafka.Producer
+	logs      []*kafka.ControlLog
+	closers   []func() error
+	done      chan error
+	adminDone chan error
+}
+
+// URL is the image API's base URL, http://host:port.
+func (r *Replica) URL() string { return r.url }
+
+// AdminURL is the admin API's base URL; "" without an admin listener.
+func (r *Replica) AdminURL() string { return r.adminURL }
+
+// Producer is the event producer; nil without brokers.
+func (r *Replica) Producer() *kafka.Producer { return r.producer }
+
+// Server is the HTTP server (a benchmark calls its handler directly).
+func (r *Replica) Server() *server.Server { return r.srv }
+
+// Start builds serve's dependency graph, leaves first, and starts
+// listening.
+func Start(ctx context.Context, o Options) (_ *Replica, err error) {
+	r := &Replica{done: make(chan error, 1), adminDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = r.Stop(context.Background(), 5*time.Second)
+		}
+	}()
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	cat, err := datasets.LoadCatalog(o.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	if o.CatalogFix != nil {
+		o.CatalogFix(&cat)
+	}
+	reg, err := registry.Build(cat, registry.Config{
+		Vendors:         registry.VendorsFromEnv(os.Getenv),
+		SimulateMissing: true,
+		Sim:             o.Sim,
+		OnBreakerChange: func(name string, from, to resilience.State) {
+			o.Logger.Warn("circuit breaker", "model", name, "from", from.String(), "to", to.String())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Registry.MustRegister(resilience.NewCollector(reg.Breakers))
+	live := gateway.NewLivePolicy(nil, reg.Breakers)
+	keys := server.NewMemKeys()
+	var policyLog server.ControlLog = server.NewMemLog()
+	var producer server.Producer
+	keysReady := func() error { return nil }
+	if len(o.Brokers) > 0 {
+		if err := kafka.EnsureTopics(ctx, o.Brokers, 0); err != nil {
+			return nil, err
+		}
+		p, err := kafka.NewProducer(kafka.ProducerConfig{
+			Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "spool", "serve"),
+			Logger: o.Logger.With("component", "producer"), Registerer: o.Registry,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.producer = p
+		producer = p
+		stopMarker, err := startRunMarker(o.DataDir, func() int { return p.Stats().QueueDepth }, time.Second, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, stopMarker)
+		pl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.Brokers, Topic: events.TopicPolicies, Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		r.logs = append(r.logs, pl)
+		policyLog = pl
+		if o.KeysMaxStale <= 0 {
+			o.KeysMaxStale = DefaultKeysMaxStale
+		}
+		kl, err := kafka.OpenControlLog(ctx, kafka.ControlLogConfig{Brokers: o.Brokers, Topic: events.TopicKeys, Logger: o.Logger, CheckEvery: controlCheckEvery(o.KeysMaxStale)})
+		if err != nil {
+			return nil, err
+		}
+		keysReady = keysFresh(kl, o.KeysMaxStale)
+		r.logs = append(r.logs, kl)
+		keys.Persist = func(ctx context.Context, k server.Key) error {
+			b, err := json.Marshal(k)
+			if err != nil {
+				return err
+			}
+			return kl.Put(ctx, control.APIKeyKey(k.ID), b)
+		}
+		followKeys(kl, keys, o.Logger)
+	} else {
+		o.Logger.Warn("no --kafka-brokers: events are discarded, keys and policy live in this process only")
+	}
+	policies := server.NewPolicyStore(live, policyLog)
+	if pl, ok := policyLog.(*kafka.ControlLog); ok {
+		pl.Subscribe(func(control.Change) {
+			if err := policies.Changed(); err != nil {
+				o.Logger.Error("policy update refused", "err", err)
+			}
+		})
+	}
+	seed, err := datasets.PolicyDoc(o.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := policies.Seed(ctx, seed); err != nil {
+		return nil, fmt.Errorf("seed policy: %w", err)
+	}
+	if _, ok := keys.Lookup(server.HashSecret(o.SeedKey)); o.SeedKey != "" && !ok {
+		if _, err := keys.Insert(ctx, o.SeedTenant, "dev", o.SeedKey); err != nil {
+			return nil, fmt.Errorf("seed key: %w", err)
+		}
+	}
+	exp, err := WireExperiments(ctx, o.Brokers, o.Logger, producer, live, policyLog.Get, reg.Breakers)
+	if err != nil {
+		return nil, err
+	}
+	r.closers = append(r.closers, exp.Close)
+	blobs, err := openBlobs(o.Blobs, o.DataDir, o.Registry, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	r.closers = append(r.closers, blobs.stop)
+	secret, err := loadURLSecret(o.URLSecret, o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := o.Server
+	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.AdminToken, secret, o.PublicURL
+	var catalog []server.Model
+	providerOf := map[string]string{}
+	for _, m := range cat.Models {
+		if _, ok := reg.Providers[m.Name]; ok {
+			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
+			providerOf[m.Name] = m.Provider
+		}
+	}
+	gw := gateway.New(o.Gateway, gateway.Deps{
+		Policy:     live,
+		Providers:  reg.Providers,
+		ProviderOf: providerOf,
+		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
+		Events:     producer,
+		Blobs:      blobs.Store,
+		Assigner:   exp.Assigner,
+		Registry:   o.Registry,
+		Logger:     o.Logger,
+	})
+	r.srv = server.New(o.Logger, cfg, server.Deps{
+		Gateway:     gw,
+		Catalog:     catalog,
+		Events:      producer,
+		Keys:        keys,
+		Blobs:       blobs.Store,
+		Experiments: exp.Registry,
+		Policy:      policies,
+		Registry:    o.Registry,
+		Ready: func() error {
+			if live.Policy() == nil {
+				return errors.New("no policy loaded")
+			}
+			return keysReady()
+		},
+	})
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	var aln net.Listener
+	if o.AdminAddr != "" {
+		if aln, err = net.Listen("tcp", o.AdminAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		r.adminURL = "http://" + aln.Addr().String()
+		go func() { r.adminDone <- r.srv.ServeAdmin(aln) }()
+	}
+	r.url = "http://" + ln.Addr().String()
+	go func() { r.done <- r.srv.Serve(ln) }()
+	return r, nil
+}
+
+// Wait returns nil when ctx ends, or the error with which a listener
+// stopped serving (the admin listener's as "admin listener: ..."). Stop
+// drains the replica after either.
+func (r *Replica) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-r.done:
+		r.done <- err // for Stop
+		return err
+	case err := <-r.adminDone:
+		r.adminDone <- err // for Stop
+		return fmt.Errorf("admin listener: %w", err)
+	}
+}
+
+// Stop drains the server, then flushes events and closes the control logs.
+func (r *Replica) Stop(ctx context.Context, drain time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, drain)
+	defer cancel()
+	var errs []error
+	if r.srv != nil && r.url != "" {
+		if err := r.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain http: %w", err))
+		}
+		if err := <-r.done; err != nil {
+			errs = append(errs, err)
+		}
+		if r.adminURL != "" {
+			if err := <-r.adminDone; err != nil {
+				errs = append(errs, fmt.Errorf("admin listener: %w", err))
+			}
+		}
+		r.url, r.adminURL = "", ""
+	}
+	if r.producer != nil {
+		if err := r.producer.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush events: %w", err))
+		}
+		r.producer = nil
+	}
+	for _, l := range r.logs {
+		_ = l.Close()
+	}
+	for _, c := range r.closers {
+		_ = c()
+	}
+	r.logs, r.closers = nil, nil
+	return errors.Join(errs...)
+}
