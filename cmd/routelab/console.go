@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,31 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/console"
-	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 )
-
-// consoleOptions are what the console process needs; `routelab console`
-// fills them from flags and `routelab dev` from its own stack.
-type consoleOptions struct {
-	Addr          string
-	DataDir       string
-	ClickHouseDSN string // "none": no data pages
-	Brokers       []string
-	BlobDir       string
-	TLSCert       string
-	TLSKey        string
-	AdminURL      string
-	AdminToken    string
-	Refresh       time.Duration
-	// TrustedProxies may name the client in X-Forwarded-For.
-	TrustedProxies []string
-	Logger         *slog.Logger
-}
 
 func runConsole(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("console", `Serve the console: review queues and blind pairwise for reviewers, dashboards,
@@ -83,8 +60,8 @@ two reviewers (an extra score, never a lost one).`)
 	}
 	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-dsn=%s kafka-brokers=%s blob-dir=%s tls=%t admin-url=%s admin-token=%s\n",
 		*addr, *dataDir, maskDSN(*chDSN), *brokers, *blobDir, *tlsCert != "", *adminURL, mask(*adminToken))
-	o := consoleOptions{
-		Addr: *addr, DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir,
+	o := console.ProcessConfig{
+		DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, AdminURL: *adminURL, AdminToken: *adminToken, Refresh: *refresh,
 		TrustedProxies: splitList(*trusted),
 		Logger:         slog.New(slog.NewTextHandler(env.Stderr, nil)),
@@ -92,17 +69,17 @@ two reviewers (an extra score, never a lost one).`)
 	if *brokers != "" {
 		o.Brokers = strings.Split(*brokers, ",")
 	}
-	c, closeAll, err := newConsole(ctx, o)
+	c, err := console.OpenProcess(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	ln, err := net.Listen("tcp", o.Addr)
+	defer c.Close()
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("console listen: %w", err)
 	}
 	fmt.Fprintf(env.Stderr, "console: listening on %s\n", consoleURL(ln, o.TLSCert != ""))
-	return serveConsole(ctx, c, ln, o)
+	return c.Serve(ctx, ln)
 }
 
 func consoleURL(ln net.Listener, tls bool) string {
@@ -110,102 +87,6 @@ func consoleURL(ln net.Listener, tls bool) string {
 		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
-}
-
-// newConsole builds the console and its collaborators, leaves first; the
-// returned func closes them.
-func newConsole(ctx context.Context, o consoleOptions) (*console.Console, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	fail := func(err error) (*console.Console, func(), error) {
-		closeAll()
-		return nil, nil, err
-	}
-	if o.BlobDir == "" {
-		o.BlobDir = filepath.Join(o.DataDir, "blobs")
-	}
-	blobs, err := blob.Open(o.BlobDir)
-	if err != nil {
-		return fail(err)
-	}
-	deps := console.Deps{Logger: o.Logger, Blobs: blobs}
-	if o.ClickHouseDSN != "none" {
-		conn, db, err := ingest.Open(ctx, o.ClickHouseDSN)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, func() { conn.Close() })
-		deps.Data = console.NewData(conn, db)
-	}
-	if len(o.Brokers) > 0 {
-		if err := kafka.EnsureTopics(ctx, o.Brokers, 0); err != nil {
-			return fail(err)
-		}
-		users, err := console.OpenControlUsers(ctx, o.Brokers)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, func() { users.Close() })
-		deps.Users = users
-		pols, err := console.OpenControlPolicies(ctx, o.Brokers)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, func() { pols.Close() })
-		deps.Policies = pols
-		p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: o.Brokers, SpoolDir: filepath.Join(o.DataDir, "console", "spool"), Logger: o.Logger})
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			p.Close(ctx)
-		})
-		deps.Reviews = console.ProducerReviews{P: p}
-	} else {
-		deps.Users = console.NewFileUsers(usersPath(o.DataDir))
-	}
-	if o.AdminURL != "" {
-		deps.Control = console.NewAdminClient(o.AdminURL, o.AdminToken)
-	}
-	c, err := console.New(console.Config{Secure: o.TLSCert != "", TrustedProxies: o.TrustedProxies}, deps)
-	if err != nil {
-		return fail(err)
-	}
-	return c, closeAll, nil
-}
-
-// serveConsole runs the console on ln and its queue refresher until ctx
-// ends, then drains with a deadline.
-func serveConsole(ctx context.Context, c *console.Console, ln net.Listener, o consoleOptions) error {
-	if o.Refresh <= 0 {
-		o.Refresh = 10 * time.Second
-	}
-	if o.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			return fmt.Errorf("console tls: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := c.App().Listener(ln); err != nil {
-			return fmt.Errorf("console serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error { return c.Run(gctx, o.Refresh) })
-	g.Go(func() error {
-		<-gctx.Done()
-		return c.App().ShutdownWithTimeout(10 * time.Second)
-	})
-	return g.Wait()
 }
 
 // maskDSN hides a password in a DSN for printing.
@@ -226,14 +107,14 @@ func maskDSN(dsn string) string {
 // ClickHouse, and a seeded admin whose password is kept in
 // DATA_DIR/console/admin-password (0600) so a restart reuses it.
 func startDevConsole(ctx context.Context, st *devStack, info *devInfo, dir, addr, dsn string, logger *slog.Logger) error {
-	o := consoleOptions{
-		Addr: addr, DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
+	o := console.ProcessConfig{
+		DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
 		Refresh: 5 * time.Second, Logger: logger.With("component", "console"),
 	}
 	if info.Admin != "" && info.AdminToken != "" {
 		o.AdminURL, o.AdminToken = info.Admin, info.AdminToken
 	}
-	c, closeAll, err := newConsole(ctx, o)
+	c, err := console.OpenProcess(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -242,23 +123,23 @@ func startDevConsole(ctx context.Context, st *devStack, info *devInfo, dir, addr
 		_, err = console.EnsureUser(ctx, c.Deps().Users, "admin", console.RoleAdmin, pw)
 	}
 	if err != nil {
-		closeAll()
+		c.Close()
 		return fmt.Errorf("seed console admin: %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		closeAll()
+		c.Close()
 		return fmt.Errorf("console listen: %w", err)
 	}
 	info.Console = consoleURL(ln, false)
 	info.ConsoleUser, info.ConsolePassword = "admin", pw
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
-	go func() { done <- serveConsole(runCtx, c, ln, o) }()
+	go func() { done <- c.Serve(runCtx, ln) }()
 	st.onStop("console", func(context.Context) error {
 		stop()
 		err := <-done
-		closeAll()
+		c.Close()
 		return err
 	})
 	return nil

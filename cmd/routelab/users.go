@@ -7,16 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/routelab/routelab/console"
 	"github.com/routelab/routelab/events"
 )
-
-// usersPath is where the console keeps accounts under a data dir.
-func usersPath(dataDir string) string { return filepath.Join(dataDir, "console", "users.json") }
 
 func runUsers(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("users", `Manage console accounts (kept in DATA_DIR/console/users.json, bcrypt-hashed).
@@ -43,8 +39,8 @@ With --kafka-brokers the accounts live in the compacted routelab.users topic
 		fs.Usage()
 		return errors.New("users: want one action, create or list")
 	}
-	var store console.UserStore = console.NewFileUsers(usersPath(*dataDir))
-	where := usersPath(*dataDir)
+	var store console.UserStore = console.NewFileUsers(console.UsersFile(*dataDir))
+	where := console.UsersFile(*dataDir)
 	if *brokers != "" {
 		cu, err := console.OpenControlUsers(ctx, strings.Split(*brokers, ","))
 		if err != nil {
