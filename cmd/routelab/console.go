@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -100,62 +96,4 @@ func maskDSN(dsn string) string {
 		return dsn[:scheme+3] + user + ":" + mask(pw) + dsn[at:]
 	}
 	return dsn
-}
-
-// startDevConsole adds the console to `routelab dev`: accounts in
-// routelab.users, review events to the dev broker, data from the dev
-// ClickHouse, and a seeded admin whose password is kept in
-// DATA_DIR/console/admin-password (0600) so a restart reuses it.
-func startDevConsole(ctx context.Context, st *devStack, info *devInfo, dir, addr, dsn string, logger *slog.Logger) error {
-	o := console.ProcessConfig{
-		DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
-		Refresh: 5 * time.Second, Logger: logger.With("component", "console"),
-	}
-	if info.Admin != "" && info.AdminToken != "" {
-		o.AdminURL, o.AdminToken = info.Admin, info.AdminToken
-	}
-	c, err := console.OpenProcess(ctx, o)
-	if err != nil {
-		return err
-	}
-	pw, err := devAdminPassword(filepath.Join(dir, "console", "admin-password"))
-	if err == nil {
-		_, err = console.EnsureUser(ctx, c.Deps().Users, "admin", console.RoleAdmin, pw)
-	}
-	if err != nil {
-		c.Close()
-		return fmt.Errorf("seed console admin: %w", err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		c.Close()
-		return fmt.Errorf("console listen: %w", err)
-	}
-	info.Console = consoleURL(ln, false)
-	info.ConsoleUser, info.ConsolePassword = "admin", pw
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(runCtx, ln) }()
-	st.onStop("console", func(context.Context) error {
-		stop()
-		err := <-done
-		c.Close()
-		return err
-	})
-	return nil
-}
-
-func devAdminPassword(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 8 {
-		return string(b), nil
-	}
-	var r [12]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		return "", err
-	}
-	pw := hex.EncodeToString(r[:])
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	return pw, os.WriteFile(path, []byte(pw), 0o600)
 }

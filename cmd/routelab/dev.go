@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/spf13/pflag"
 
-	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/ingest"
-	"github.com/routelab/routelab/ingest/chlocal"
 )
 
 const devHelp = `Run the whole routelab stack on this machine in one process tree.
@@ -36,68 +34,6 @@ same --data-dir keeps all data.
 Address flags accept port 0; --ports auto picks free ports for everything, so two
 instances (and the tests) never collide. The fixed defaults stay clear of a system
 ClickHouse on 9000/8123.`
-
-// devInfo is DATA_DIR/dev.json: the bound addresses and seeded credentials
-// of a running `routelab dev`. Components that are not running are omitted.
-type devInfo struct {
-	API            string `json:"api,omitempty"`
-	Admin          string `json:"admin,omitempty"` // serve's admin API, a listener apart from api
-	Console        string `json:"console,omitempty"`
-	Kafka          string `json:"kafka"`
-	ClickHouse     string `json:"clickhouse"`
-	ClickHouseHTTP string `json:"clickhouse_http"`
-	Database       string `json:"database"`
-	APIKey         string `json:"api_key,omitempty"`
-	AdminToken     string `json:"admin_token,omitempty"`
-	// The console's seeded admin account.
-	ConsoleUser     string `json:"console_user,omitempty"`
-	ConsolePassword string `json:"console_password,omitempty"`
-}
-
-// devStack owns the components of `routelab dev`: long-running ones run in
-// one errgroup (the first to fail stops all), and every component registers
-// its stop function, run in reverse start order on the one stop path.
-type devStack struct {
-	g     *errgroup.Group
-	gctx  context.Context
-	stops []devStop
-	log   io.Writer
-}
-
-type devStop struct {
-	name string
-	stop func(context.Context) error
-}
-
-// onStop registers how to stop a started component.
-func (s *devStack) onStop(name string, stop func(context.Context) error) {
-	s.stops = append(s.stops, devStop{name, stop})
-}
-
-// run starts a long-running component; it must return when ctx ends.
-func (s *devStack) run(name string, f func(ctx context.Context) error) {
-	s.g.Go(func() error {
-		if err := f(s.gctx); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return nil
-	})
-}
-
-// shutdown stops every component, last started first.
-func (s *devStack) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var errs []error
-	for i := len(s.stops) - 1; i >= 0; i-- {
-		began := time.Now()
-		if err := s.stops[i].stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s: %w", s.stops[i].name, err))
-		}
-		fmt.Fprintf(s.log, "dev: stopped %s in %v\n", s.stops[i].name, time.Since(began).Round(time.Millisecond))
-	}
-	return errors.Join(errs...)
-}
 
 func runDev(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("dev", devHelp)
@@ -148,126 +84,29 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	infoPath := filepath.Join(dir, "dev.json")
+	infoPath := filepath.Join(dir, devstack.InfoFile)
 	_ = os.Remove(infoPath) // a stale file from a killed run must not be read as live
 	fmt.Fprintf(env.Stderr, "dev: data-dir=%s ports=%s kafka-addr=%s clickhouse-addr=%s clickhouse-http-addr=%s %s\n",
 		dir, *ports, *kafkaAddr, *chAddr, *chHTTPAddr, iflags)
-	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-
-	g, gctx := errgroup.WithContext(ctx)
-	st := &devStack{g: g, gctx: gctx, log: env.Stderr}
-	info := devInfo{Database: *database}
-	err = startDev(ctx, st, &info, devConfig{
-		dir: dir, kafkaAddr: *kafkaAddr, chPort: chPort, chHTTPPort: chHTTPPort, partitions: *partitions,
-		ingest: iflags, logger: logger, consoleAddr: *consoleAddr, serve: sf, monitorEvery: *monitorEvery,
+	st, err := devstack.Start(ctx, devstack.Config{
+		Dir: dir, KafkaAddr: *kafkaAddr, ClickHousePort: chPort, ClickHouseHTTPPort: chHTTPPort, Database: *database,
+		Partitions: *partitions, Ingest: iflags.config(nil, nil), ConsoleAddr: *consoleAddr, MonitorEvery: *monitorEvery,
+		Serve: devstack.ServeConfig{Addr: *sf.addr, AdminAddr: *sf.adminAddr, SimLatency: *sf.simLatency, Policy: *sf.policy,
+			SampleRate: *sf.sample, Rate: *sf.rate},
+		Logger: slog.New(slog.NewTextHandler(env.Stderr, nil)), Log: env.Stderr,
 	})
-	if err == nil {
-		err = writeDevInfo(infoPath, info)
-	}
 	if err != nil {
-		return errors.Join(err, st.shutdown())
+		return err
 	}
-	printDevSummary(env.Stdout, dir, info)
+	if err := devstack.WriteInfo(infoPath, st.Info); err != nil {
+		return errors.Join(err, st.Shutdown())
+	}
+	printDevSummary(env.Stdout, dir, st.Info)
 
-	runErr := g.Wait() // returns when ctx ends (Ctrl-C) or a component fails
+	runErr := st.Wait() // returns when ctx ends (Ctrl-C) or a component fails
 	_ = os.Remove(infoPath)
 	fmt.Fprintln(env.Stderr, "dev: stopping")
-	return errors.Join(runErr, st.shutdown())
-}
-
-type devConfig struct {
-	dir                string
-	kafkaAddr          string
-	chPort, chHTTPPort int
-	partitions         int
-	ingest             ingestFlags
-	logger             *slog.Logger
-	consoleAddr        string
-	serve              devServeFlags
-	monitorEvery       time.Duration // experiments guardrail monitor; 0: off
-}
-
-// startDev starts the components in dependency order, filling info. New
-// components (serve, console) go at the end, after what they depend on:
-// start, record their addresses in info, register a stop, and run their
-// loop with st.run.
-func startDev(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) error {
-	// Kafka-protocol broker.
-	b, err := broker.Start(ctx, broker.Config{DataDir: filepath.Join(cfg.dir, "kafka"), Addr: cfg.kafkaAddr, Partitions: cfg.partitions})
-	if err != nil {
-		return err
-	}
-	st.onStop("kafka", func(context.Context) error { b.Close(); return nil })
-	info.Kafka = b.Addr()
-
-	// ClickHouse, with the schema.
-	ch, err := chlocal.Start(ctx, chlocal.Config{Dir: filepath.Join(cfg.dir, "clickhouse"), TCPPort: cfg.chPort, HTTPPort: cfg.chHTTPPort})
-	if err != nil {
-		return err
-	}
-	st.onStop("clickhouse", ch.Stop)
-	st.run("clickhouse", func(ctx context.Context) error {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ch.Done():
-			return fmt.Errorf("clickhouse-server exited unexpectedly; see %s/log", ch.Dir)
-		}
-	})
-	info.ClickHouse, info.ClickHouseHTTP = ch.Addr, ch.HTTPURL
-	cfg.logger.Info("clickhouse-server started", "took", ch.StartDuration.Round(time.Millisecond), "native", ch.Addr, "http", ch.HTTPURL)
-	conn, db, err := ingest.Open(ctx, ch.DSN(info.Database))
-	if err != nil {
-		return err
-	}
-	st.onStop("clickhouse connection", func(context.Context) error { return conn.Close() })
-
-	// Ingest: broker -> ClickHouse.
-	consumer, err := ingest.NewConsumer(cfg.ingest.config([]string{b.Addr()}, cfg.logger.With("component", "ingest")), ingest.NewWriter(conn, db))
-	if err != nil {
-		return err
-	}
-	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
-	ingestDone := make(chan error, 1)
-	go func() { ingestDone <- consumer.Run(ingestCtx) }()
-	st.onStop("ingest", func(context.Context) error { stopIngest(); return <-ingestDone })
-
-	if err := startDevServe(ctx, st, info, cfg); err != nil {
-		return err
-	}
-	startDevExperimentMonitor(st, conn, db, info.Admin, info.AdminToken, cfg.monitorEvery, cfg.logger)
-	if err := startDevConsole(ctx, st, info, cfg.dir, cfg.consoleAddr, ch.DSN(info.Database), cfg.logger); err != nil {
-		return err
-	}
-	return nil
-}
-
-// readDevInfo reads DATA_DIR/dev.json, where CLI commands find a running
-// `routelab dev` when no flag or environment variable names a service.
-func readDevInfo(dir string) (devInfo, error) {
-	var d devInfo
-	path := filepath.Join(dir, "dev.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return d, err
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("%s: %w", path, err)
-	}
-	return d, nil
-}
-
-// clickHouseDSN is the DSN of dev's ClickHouse and database ("" when dev.json
-// names none).
-func (d devInfo) clickHouseDSN() string {
-	if d.ClickHouse == "" {
-		return ""
-	}
-	dsn := "clickhouse://" + strings.TrimPrefix(d.ClickHouse, "clickhouse://")
-	if d.Database != "" && !strings.Contains(strings.TrimPrefix(dsn, "clickhouse://"), "/") {
-		dsn += "/" + d.Database
-	}
-	return dsn
+	return errors.Join(runErr, st.Shutdown())
 }
 
 // noAdminHelp says where CLI commands look for the admin API.
@@ -278,7 +117,7 @@ const noAdminHelp = "no admin API: pass --admin-url and --admin-token (or ROUTEL
 // names one; a dev.json that exists but cannot be read is an error.
 func resolveAdmin(url, token, dataDir string) (string, string, error) {
 	if url == "" || token == "" {
-		d, err := readDevInfo(dataDir)
+		d, err := devstack.ReadInfo(dataDir)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", "", err
 		}
@@ -298,19 +137,7 @@ func resolveAdmin(url, token, dataDir string) (string, string, error) {
 	return url, token, nil
 }
 
-func writeDevInfo(path string, info devInfo) error {
-	b, err := json.MarshalIndent(info, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path) // readers never see a half-written file
-}
-
-func printDevSummary(w io.Writer, dir string, info devInfo) {
+func printDevSummary(w io.Writer, dir string, info devstack.Info) {
 	fmt.Fprintf(w, "routelab dev is up (data in %s)\n", dir)
 	if info.API != "" {
 		fmt.Fprintf(w, "  api              %s   (api key %s)\n", info.API, info.APIKey)
@@ -324,7 +151,7 @@ func printDevSummary(w io.Writer, dir string, info devInfo) {
 	fmt.Fprintf(w, "  kafka            %s\n", info.Kafka)
 	fmt.Fprintf(w, "  clickhouse       %s (native), %s (http), database %s\n", info.ClickHouse, info.ClickHouseHTTP, info.Database)
 	fmt.Fprintf(w, "  ingest           routelab.* topics -> ClickHouse\n")
-	fmt.Fprintf(w, "  addresses        %s\n", filepath.Join(dir, "dev.json"))
+	fmt.Fprintf(w, "  addresses        %s\n", filepath.Join(dir, devstack.InfoFile))
 	fmt.Fprintln(w, "Ctrl-C stops everything; a restart keeps the data.")
 }
 
@@ -344,4 +171,27 @@ func portOf(addr string) (int, error) {
 		return 0, fmt.Errorf("port %q", p)
 	}
 	return port, nil
+}
+
+// devServeFlags are the serve flags of `routelab dev`.
+type devServeFlags struct {
+	addr       *string
+	adminAddr  *string
+	simLatency *float64
+	policy     *string
+	sample     *float64
+	rate       *float64
+}
+
+func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
+	return devServeFlags{
+		// serve's default (50/s per key) would cap `routelab loadgen` against
+		// dev's one seeded key below what the machine serves
+		rate:       fs.Float64("limit-rate", 1000, "requests per second per API key (token bucket refill)"),
+		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
+		adminAddr:  fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address (dev.json \"admin\"); port 0 picks one (env ROUTELAB_ADMIN_ADDR)"),
+		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
+		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
+		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
+	}
 }

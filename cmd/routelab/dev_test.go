@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/events"
 )
 
@@ -25,7 +26,7 @@ const devWait = 5 * time.Minute
 
 // startDevForTest runs `routelab dev --ports auto` until the returned stop is
 // called, and returns the dev.json it wrote.
-func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()) {
+func startDevForTest(t *testing.T, dir string, extra ...string) (devstack.Info, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -35,7 +36,7 @@ func startDevForTest(t *testing.T, dir string, extra ...string) (devInfo, func()
 	}()
 	path := filepath.Join(dir, "dev.json")
 	deadline := time.Now().Add(devWait)
-	var info devInfo
+	var info devstack.Info
 	for {
 		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &info) == nil {
 			break

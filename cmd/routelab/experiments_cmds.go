@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/experiments"
 )
 
@@ -225,8 +226,8 @@ func (o *expCHFlags) resolveDSN(fs *pflag.FlagSet, env Env, dataDir string) (str
 	if o.dsn != "" {
 		return o.dsn, nil
 	}
-	d, _ := readDevInfo(dataDir)
-	if dsn := d.clickHouseDSN(); dsn != "" {
+	d, _ := devstack.ReadInfo(dataDir)
+	if dsn := d.ClickHouseDSN(); dsn != "" {
 		return dsn, nil
 	}
 	return "", errors.New("no ClickHouse: give --clickhouse-dsn, set ROUTELAB_CLICKHOUSE_DSN, or run next to `routelab dev`")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/events"
 	chexp "github.com/routelab/routelab/experiments/clickhouse"
@@ -148,8 +149,8 @@ func (f *jobFlags) store(ctx context.Context, env Env) (*chsource.Store, func(),
 	}
 	dsn := f.dsn
 	if dsn == "" {
-		d, _ := readDevInfo(f.dataDir) // absent: ingest.Open's default
-		dsn = d.clickHouseDSN()
+		d, _ := devstack.ReadInfo(f.dataDir) // absent: ingest.Open's default
+		dsn = d.ClickHouseDSN()
 	}
 	conn, db, err := ingest.Open(ctx, dsn)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs"
@@ -23,7 +24,7 @@ import (
 
 // devTraffic sends image requests to dev's API from a few workers until
 // the returned stop is called, and counts the answered ones.
-func devTraffic(t *testing.T, info devInfo, workers int) (ok *atomic.Int64, stop func()) {
+func devTraffic(t *testing.T, info devstack.Info, workers int) (ok *atomic.Int64, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ok = &atomic.Int64{}

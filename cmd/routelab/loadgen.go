@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/server/loadgen"
 )
 
@@ -41,7 +42,7 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	envDefault(fs, env, "api-key", "ROUTELAB_API_KEY")
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	if *target == "" || *apiKey == "" {
-		if d, err := readDevInfo(*dataDir); err == nil {
+		if d, err := devstack.ReadInfo(*dataDir); err == nil {
 			if *target == "" {
 				*target = d.API
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/routelab/routelab/gateway"
-	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/replica"
 )
@@ -133,66 +131,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// devServeFlags are the serve flags of `routelab dev`.
-type devServeFlags struct {
-	addr       *string
-	adminAddr  *string
-	simLatency *float64
-	policy     *string
-	sample     *float64
-	rate       *float64
-}
-
-func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
-	return devServeFlags{
-		// serve's default (50/s per key) would cap `routelab loadgen` against
-		// dev's one seeded key below what the machine serves
-		rate:       fs.Float64("limit-rate", 1000, "requests per second per API key (token bucket refill)"),
-		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
-		adminAddr:  fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address (dev.json \"admin\"); port 0 picks one (env ROUTELAB_ADMIN_ADDR)"),
-		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
-		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
-		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
-	}
-}
-
-// startDevServe starts serve against the dev broker, seeding an API key
-// for tenant "dev" and an admin token (kept under DATA_DIR/serve so a
-// restart prints the same ones).
-func startDevServe(ctx context.Context, st *devStack, info *devInfo, cfg devConfig) error {
-	dir := filepath.Join(cfg.dir, "serve")
-	key, err := replica.KeptSecret(filepath.Join(dir, "api-key"), "rl_dev_")
-	if err != nil {
-		return err
-	}
-	token, err := replica.KeptSecret(filepath.Join(dir, "admin-token"), "adm_")
-	if err != nil {
-		return err
-	}
-	urlSecret, err := replica.KeptSecret(filepath.Join(dir, "url-secret"), "")
-	if err != nil {
-		return err
-	}
-	s, err := replica.Start(ctx, replica.Options{
-		Addr: *cfg.serve.addr, AdminAddr: *cfg.serve.adminAddr, Brokers: []string{info.Kafka}, DataDir: cfg.dir, Policy: *cfg.serve.policy,
-		AdminToken: token, URLSecret: urlSecret, Sim: sim.Options{LatencyScale: *cfg.serve.simLatency},
-		SeedKey: key, SeedTenant: "dev", Server: server.Config{RatePerSec: *cfg.serve.rate, RateBurst: max(100, int(*cfg.serve.rate))}, Gateway: gateway.Config{SampleRate: *cfg.serve.sample},
-		Logger: cfg.logger.With("component", "serve"),
-	})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	st.onStop("serve", func(ctx context.Context) error { return s.Stop(ctx, 30*time.Second) })
-	st.run("serve", func(ctx context.Context) error {
-		if err := s.Wait(ctx); err != nil {
-			return fmt.Errorf("serve stopped: %w", err)
-		}
-		return nil
-	})
-	info.API, info.Admin, info.APIKey, info.AdminToken = s.URL(), s.AdminURL(), key, token
-	return nil
 }
 
 // defaultGCPercent is serve's GOGC. A replica's live heap is small (53-80

@@ -4,37 +4,20 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-func TestDevInfoClickHouseDSN(t *testing.T) {
-	tests := []struct {
-		give devInfo
-		want string
-	}{
-		{devInfo{}, ""},
-		{devInfo{Database: "routelab"}, ""},
-		{devInfo{ClickHouse: "127.0.0.1:19000"}, "clickhouse://127.0.0.1:19000"},
-		{devInfo{ClickHouse: "127.0.0.1:19000", Database: "routelab"}, "clickhouse://127.0.0.1:19000/routelab"},
-		{devInfo{ClickHouse: "clickhouse://127.0.0.1:19000", Database: "routelab"}, "clickhouse://127.0.0.1:19000/routelab"},
-		{devInfo{ClickHouse: "clickhouse://h:9000/other", Database: "routelab"}, "clickhouse://h:9000/other"},
-	}
-	for _, tt := range tests {
-		if got := tt.give.clickHouseDSN(); got != tt.want {
-			t.Errorf("%+v.clickHouseDSN() = %q, want %q", tt.give, got, tt.want)
-		}
-	}
-}
+	"github.com/routelab/routelab/devstack"
+)
 
 // TestResolveAdmin: flags (or env, already in them) win, dev.json fills what
 // is missing (its admin listener, or the api of a dev.json written before
 // there was one), and a bare host:port gets a scheme.
 func TestResolveAdmin(t *testing.T) {
 	old := t.TempDir()
-	if err := writeDevInfo(filepath.Join(old, "dev.json"), devInfo{API: "http://127.0.0.1:18080", AdminToken: "dev-token"}); err != nil {
+	if err := devstack.WriteInfo(filepath.Join(old, "dev.json"), devstack.Info{API: "http://127.0.0.1:18080", AdminToken: "dev-token"}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := writeDevInfo(filepath.Join(dir, "dev.json"), devInfo{API: "http://127.0.0.1:18080", Admin: "http://127.0.0.1:18081", AdminToken: "dev-token"}); err != nil {
+	if err := devstack.WriteInfo(filepath.Join(dir, "dev.json"), devstack.Info{API: "http://127.0.0.1:18080", Admin: "http://127.0.0.1:18081", AdminToken: "dev-token"}); err != nil {
 		t.Fatal(err)
 	}
 	corrupt := t.TempDir()

@@ -1,0 +1,140 @@
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/routelab/routelab/console"
+	chexp "github.com/routelab/routelab/experiments/clickhouse"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/server"
+	"github.com/routelab/routelab/server/client"
+	"github.com/routelab/routelab/server/replica"
+)
+
+// startServe starts serve against the dev broker, seeding an API key
+// for tenant "dev" and an admin token (kept under DATA_DIR/serve so a
+// restart prints the same ones).
+func (st *Stack) startServe(ctx context.Context, cfg Config) error {
+	info := &st.Info
+	dir := filepath.Join(cfg.Dir, "serve")
+	key, err := replica.KeptSecret(filepath.Join(dir, "api-key"), "rl_dev_")
+	if err != nil {
+		return err
+	}
+	token, err := replica.KeptSecret(filepath.Join(dir, "admin-token"), "adm_")
+	if err != nil {
+		return err
+	}
+	urlSecret, err := replica.KeptSecret(filepath.Join(dir, "url-secret"), "")
+	if err != nil {
+		return err
+	}
+	sc := cfg.Serve
+	s, err := replica.Start(ctx, replica.Options{
+		Addr: sc.Addr, AdminAddr: sc.AdminAddr, Brokers: []string{info.Kafka}, DataDir: cfg.Dir, Policy: sc.Policy,
+		AdminToken: token, URLSecret: urlSecret, Sim: sim.Options{LatencyScale: sc.SimLatency},
+		SeedKey: key, SeedTenant: "dev", Server: server.Config{RatePerSec: sc.Rate, RateBurst: max(100, int(sc.Rate))}, Gateway: gateway.Config{SampleRate: sc.SampleRate},
+		Logger: cfg.Logger.With("component", "serve"),
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	st.onStop("serve", func(ctx context.Context) error { return s.Stop(ctx, 30*time.Second) })
+	st.run("serve", func(ctx context.Context) error {
+		if err := s.Wait(ctx); err != nil {
+			return fmt.Errorf("serve stopped: %w", err)
+		}
+		return nil
+	})
+	info.API, info.Admin, info.APIKey, info.AdminToken = s.URL(), s.AdminURL(), key, token
+	return nil
+}
+
+// startExperimentMonitor runs the guardrail monitor of `routelab jobs
+// analyze` every `every`: it analyses each running experiment from
+// ClickHouse and advances canary ramps or rolls back on a breach through
+// the admin API (which writes and audits the change).
+func (st *Stack) startExperimentMonitor(conn driver.Conn, db string, every time.Duration, logger *slog.Logger) {
+	if every <= 0 || st.Info.Admin == "" {
+		return
+	}
+	m := &jobs.Monitor{
+		Control: client.New(st.Info.Admin, st.Info.AdminToken, "experiments-monitor"), Reader: chexp.NewReader(conn, db),
+		Alpha: 0.05, Progress: func(string, ...any) {}, Now: time.Now,
+	}
+	st.run("experiments monitor", func(ctx context.Context) error {
+		m.Watch(ctx, every, logger.With("component", "experiments-monitor"))
+		return nil
+	})
+}
+
+// startConsole adds the console: accounts in routelab.users, review
+// events to the dev broker, data from the dev ClickHouse, and a seeded
+// admin whose password is kept in DATA_DIR/console/admin-password (0600) so
+// a restart reuses it.
+func (st *Stack) startConsole(ctx context.Context, dir, addr, dsn string, logger *slog.Logger) error {
+	info := &st.Info
+	o := console.ProcessConfig{
+		DataDir: dir, ClickHouseDSN: dsn, Brokers: []string{info.Kafka},
+		Refresh: 5 * time.Second, Logger: logger.With("component", "console"),
+	}
+	if info.Admin != "" && info.AdminToken != "" {
+		o.AdminURL, o.AdminToken = info.Admin, info.AdminToken
+	}
+	c, err := console.OpenProcess(ctx, o)
+	if err != nil {
+		return err
+	}
+	pw, err := adminPassword(filepath.Join(dir, "console", "admin-password"))
+	if err == nil {
+		_, err = console.EnsureUser(ctx, c.Deps().Users, "admin", console.RoleAdmin, pw)
+	}
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("seed console admin: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("console listen: %w", err)
+	}
+	info.Console = "http://" + ln.Addr().String()
+	info.ConsoleUser, info.ConsolePassword = "admin", pw
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(runCtx, ln) }()
+	st.onStop("console", func(context.Context) error {
+		stop()
+		err := <-done
+		c.Close()
+		return err
+	})
+	return nil
+}
+
+func adminPassword(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 8 {
+		return string(b), nil
+	}
+	var r [12]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	pw := hex.EncodeToString(r[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return pw, os.WriteFile(path, []byte(pw), 0o600)
+}
