@@ -15,10 +15,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/routelab/routelab/gateway"
-	"github.com/routelab/routelab/providers/sim"
-	"github.com/routelab/routelab/router"
-	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/loadgen"
 	"github.com/routelab/routelab/server/replica"
 )
@@ -96,7 +92,7 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	// so --cpu-profile can be read per side (pprof -tagfocus side=routelab).
 	var rl *replica.Replica
 	pprof.Do(ctx, pprof.Labels("side", "routelab"), func(ctx context.Context) {
-		rl, err = replica.Start(ctx, benchServeOptions(kafkaAddr, tmp, key, logger))
+		rl, err = replica.Start(ctx, replica.BenchOptions(kafkaAddr, tmp, key, logger))
 	})
 	if err != nil {
 		return err
@@ -146,24 +142,6 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms; CPU per request: bare %.0f µs, routelab %.0f µs\n",
 		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS, res.BareCPUMicros, res.RoutelabCPUMicros)
 	return nil
-}
-
-// benchServeOptions is the serving stack bench serve measures (and
-// BenchmarkServeHandler): simulated models with zero latency and no upstream
-// errors, so what is left is routelab; limits out of the way.
-func benchServeOptions(broker, dir, key string, logger *slog.Logger) replica.Options {
-	return replica.Options{
-		Addr: "127.0.0.1:0", Brokers: []string{broker}, DataDir: dir, Policy: "rules",
-		Sim: sim.Options{LatencyScale: 0, Variants: 1}, SeedKey: key, SeedTenant: "bench",
-		CatalogFix: func(c *router.Catalog) {
-			for i := range c.Models {
-				c.Models[i].ErrorRate, c.Models[i].RateLimitRate = 0, 0
-			}
-		},
-		Logger:  logger,
-		Server:  server.Config{RatePerSec: 1e12, RateBurst: 1 << 30},
-		Gateway: gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096},
-	}
 }
 
 // currentGCPercent reads the collector's target without changing it.

@@ -24,7 +24,7 @@ func BenchmarkServeHandler(b *testing.B) {
 	tmp := b.TempDir()
 	br := brokertest.Start(b, broker.Config{DataDir: tmp + "/kafka"})
 	key := "rl_bench_handler"
-	rl, err := replica.Start(ctx, benchServeOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	rl, err := replica.Start(ctx, replica.BenchOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
