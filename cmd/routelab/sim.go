@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -54,35 +52,14 @@ cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. 
 		defer f.Close()
 		dst = f
 	}
-	bw := bufio.NewWriterSize(dst, 1<<20)
-	enc := json.NewEncoder(bw)
 	start := time.Now()
-	var succ, cost float64
-	for i := range items {
-		if i%1000 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if i > 0 {
-				fmt.Fprintf(env.Stderr, "sim: %d/%d requests (%.0f/s)\n", i, len(items), float64(i)/time.Since(start).Seconds())
-			}
-		}
-		it := &items[i]
-		res := lb.Serve(ctx, it.Request)
-		ev := datasets.LoggedEvent{Decision: *res.Decision, Width: it.Request.Width, Height: it.Request.Height, Greedy: res.Route.Greedy, Quality: res.Quality}
-		if err := enc.Encode(&ev); err != nil {
-			return err
-		}
-		if res.Served() && res.Outcome.QAPass {
-			succ++
-		}
-		cost += res.Decision.CostUSD
-	}
-	if err := bw.Flush(); err != nil {
+	sum, err := lb.Log(ctx, items, dst, func(done int) {
+		fmt.Fprintf(env.Stderr, "sim: %d/%d requests (%.0f/s)\n", done, len(items), float64(done)/time.Since(start).Seconds())
+	})
+	if err != nil {
 		return err
 	}
-	n := float64(max(len(items), 1))
 	fmt.Fprintf(env.Stderr, "sim: %d requests through %s in %s: success %.3f, mean cost $%.4f\n",
-		len(items), p.Version, time.Since(start).Round(time.Millisecond), succ/n, cost/n)
+		sum.Requests, p.Version, time.Since(start).Round(time.Millisecond), sum.Success, sum.MeanCost)
 	return nil
 }
