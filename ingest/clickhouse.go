@@ -48,6 +48,25 @@ func ParseDSN(dsn string) (*clickhouse.Options, string, error) {
 	return opts, db, nil
 }
 
+// Connect connects to the ClickHouse the DSN names and pings it, creating
+// and migrating nothing (for readers such as experiment analyses); it
+// returns the connection and the database's name.
+func Connect(ctx context.Context, dsn string) (driver.Conn, string, error) {
+	opts, db, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("open clickhouse: %w", err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, "", fmt.Errorf("clickhouse %v: %w", opts.Addr, err)
+	}
+	return conn, db, nil
+}
+
 // Open connects to the ClickHouse the DSN names, creates its database when
 // missing, applies the migrations, and returns a connection whose default
 // database is that database, plus its name.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/routelab/routelab/devstack"
 	"github.com/routelab/routelab/experiments"
+	chexp "github.com/routelab/routelab/experiments/clickhouse"
+	"github.com/routelab/routelab/ingest"
 )
 
 // expArgs parses flags plus exactly want positional arguments.
@@ -266,11 +268,13 @@ Usage: routelab experiments results ID [--json]`)
 	if err != nil {
 		return err
 	}
-	reader, conn, err := openExpReader(ctx, dsn, ch.exact)
+	conn, db, err := ingest.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	reader := chexp.NewReader(conn, db)
+	reader.Exact = ch.exact
 	start := time.Now()
 	r, err := reader.Report(ctx, s, *alpha, time.Now())
 	if err != nil {
