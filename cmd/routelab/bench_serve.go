@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"time"
 
+	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/server/loadgen"
 	"github.com/routelab/routelab/server/replica"
 )
@@ -81,7 +78,11 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	// The broker runs in its own process (routelab kafka), as Kafka would:
 	// its log must not sit in the measured server's heap. It shares the
 	// cores, so it gets the same GC target as this process.
-	kafkaAddr, stopKafka, err := startBrokerProcess(ctx, tmp, currentGCPercent())
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	kafkaAddr, stopKafka, err := broker.StartProcess(exe, tmp, currentGCPercent())
 	if err != nil {
 		return err
 	}
@@ -161,44 +162,4 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// startBrokerProcess runs `routelab kafka --json` as a child process with its
-// data under dir and returns its address and how to stop it.
-func startBrokerProcess(ctx context.Context, dir string, gcPercent int) (string, func(), error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(exe, "kafka", "--json", "--kafka-addr", "127.0.0.1:0", "--data-dir", dir, "--gc-percent", strconv.Itoa(gcPercent))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	var info struct {
-		Kafka string `json:"kafka"`
-	}
-	line, err := bufio.NewReader(out).ReadBytes('\n')
-	if err == nil {
-		err = json.Unmarshal(line, &info)
-	}
-	if err != nil || info.Kafka == "" {
-		stop()
-		return "", nil, fmt.Errorf("routelab kafka did not report its address: %v", err)
-	}
-	return info.Kafka, stop, nil
 }

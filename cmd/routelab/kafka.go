@@ -53,7 +53,7 @@ func runKafka(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		out, _ := json.Marshal(map[string]string{"kafka": b.Addr(), "data_dir": dir})
+		out, _ := json.Marshal(broker.Ready{DataDir: dir, Kafka: b.Addr()})
 		fmt.Fprintln(env.Stdout, string(out))
 	} else {
 		fmt.Fprintf(env.Stdout, "kafka broker listening on %s (data in %s); Ctrl-C to stop\n", b.Addr(), dir)
