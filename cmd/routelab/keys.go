@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -58,15 +57,6 @@ func runKeys(ctx context.Context, env Env, args []string) error {
 		Width: 8, NoArgs: errUsage, Unknown: "unknown keys subcommand %q", Subs: keysSubcommands()}.run(ctx, env, args)
 }
 
-type apiKey struct {
-	ID      string `json:"id"`
-	Tenant  string `json:"tenant"`
-	Name    string `json:"name,omitempty"`
-	Created int64  `json:"created"`
-	Revoked bool   `json:"revoked"`
-	Secret  string `json:"secret,omitempty"`
-}
-
 func runKeysCreate(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("keys create", "Create an API key for --tenant. The secret is printed once; only its SHA-256 is stored.")
 	tenant := fs.String("tenant", "", "tenant the key belongs to (required)")
@@ -82,9 +72,8 @@ func runKeysCreate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"tenant": *tenant, "name": *name})
-	var k apiKey
-	if err := a.Do(ctx, http.MethodPost, "/admin/keys", body, &k); err != nil {
+	k, err := a.CreateKey(ctx, *tenant, *name)
+	if err != nil {
 		return err
 	}
 	if *af.jsonOut {
@@ -105,18 +94,16 @@ func runKeysList(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Keys []apiKey `json:"keys"`
-	}
-	if err := a.Do(ctx, http.MethodGet, "/admin/keys", nil, &out); err != nil {
+	keys, err := a.Keys(ctx)
+	if err != nil {
 		return err
 	}
 	if *af.jsonOut {
-		return printJSON(env.Stdout, out)
+		return printJSON(env.Stdout, map[string][]client.Key{"keys": keys})
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tCREATED\tREVOKED")
-	for _, k := range out.Keys {
+	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", k.ID, k.Tenant, k.Name, time.Unix(k.Created, 0).UTC().Format(time.RFC3339), k.Revoked)
 	}
 	return tw.Flush()
