@@ -3,6 +3,7 @@ package datasets
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/routelab/routelab/router"
 )
@@ -18,6 +19,19 @@ func LoadPolicy(path string) (*router.Policy, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
+}
+
+// WritePolicy writes p's document to path (0644), making the directories
+// it needs; LoadPolicy reads it back.
+func WritePolicy(path string, p *router.Policy) error {
+	b, err := p.JSON()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // PolicyDoc returns the document of a policy file, or of a shipped policy

@@ -90,3 +90,20 @@ func TestLoadCatalog(t *testing.T) {
 		t.Error("LoadCatalog(invalid catalog) succeeded")
 	}
 }
+
+// TestWritePolicy: a written policy is read back as the same version, in
+// a directory WritePolicy made.
+func TestWritePolicy(t *testing.T) {
+	p, err := datasets.Policy("rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policies", "candidate.json")
+	if err := datasets.WritePolicy(path, p); err != nil {
+		t.Fatalf("WritePolicy: %v", err)
+	}
+	back, err := datasets.LoadPolicy(path)
+	if err != nil || back.Version != p.Version || back.Checksum != p.Checksum {
+		t.Errorf("LoadPolicy after WritePolicy = %v, %v; want version %s", back, err, p.Version)
+	}
+}

@@ -242,14 +242,7 @@ Labels: see --label-* (default: QA pass, no thumbs_down/regenerate, mean human "
 		if err != nil {
 			return nil, "", err
 		}
-		b, err := cand.JSON()
-		if err != nil {
-			return nil, "", err
-		}
-		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-			return nil, "", err
-		}
-		if err := os.WriteFile(*out, b, 0o644); err != nil {
+		if err := datasets.WritePolicy(*out, cand); err != nil {
 			return nil, "", err
 		}
 		rep.Out = *out
@@ -438,14 +431,7 @@ rolls the experiment back and the pipeline stops; a canary that has not passed w
 		}
 		if opt.Candidate == nil && rep.CandidatePolicy != nil {
 			// keep the candidate the pipeline built, for inspection or a later push
-			b, err := rep.CandidatePolicy.JSON()
-			if err != nil {
-				return nil, "", err
-			}
-			if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-				return nil, "", err
-			}
-			if err := os.WriteFile(*out, b, 0o644); err != nil {
+			if err := datasets.WritePolicy(*out, rep.CandidatePolicy); err != nil {
 				return nil, "", err
 			}
 			progress("pipeline: candidate %s written to %s", rep.Candidate, *out)
