@@ -9,6 +9,7 @@ type producerCollector struct {
 	enqueued, produced, spooled, replayed, dropped, writeErrs *prometheus.Desc
 	writes                                                    *prometheus.Desc
 	queueDepth, queueCap, spoolEvents, spoolBytes, brokerUp   *prometheus.Desc
+	held, heldBytes, backlogged                               *prometheus.Desc
 }
 
 // registerProducerMetrics registers p's metrics (routelab_events_*) with reg.
@@ -30,12 +31,15 @@ func registerProducerMetrics(reg prometheus.Registerer, p *Producer) error {
 		spoolEvents: d("spool_events", "Events in the spool not yet replayed."),
 		spoolBytes:  d("spool_bytes", "On-disk size of the spool."),
 		brokerUp:    d("broker_up", "1 when the last write to the broker succeeded."),
+		held:        d("held", "Events neither the broker nor the spool took, kept in memory and retried; while above 0 no new events are taken and queue_depth grows behind them."),
+		heldBytes:   d("held_bytes", "Encoded size of the held events."),
+		backlogged:  d("backlogged", "1 while the events in memory are past 7/8 of queue_capacity and new requests are refused."),
 	})
 }
 
 func (c *producerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.enqueued, c.produced, c.spooled, c.replayed, c.dropped, c.writeErrs, c.writes,
-		c.queueDepth, c.queueCap, c.spoolEvents, c.spoolBytes, c.brokerUp} {
+		c.queueDepth, c.queueCap, c.spoolEvents, c.spoolBytes, c.brokerUp, c.held, c.heldBytes, c.backlogged} {
 		ch <- d
 	}
 }
@@ -61,9 +65,15 @@ func (c *producerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.queueCap, float64(s.QueueCapacity))
 	gauge(c.spoolEvents, float64(s.SpoolEvents))
 	gauge(c.spoolBytes, float64(s.SpoolBytes))
-	up := 0.0
-	if s.BrokerUp {
-		up = 1
+	gauge(c.held, float64(s.Held))
+	gauge(c.heldBytes, float64(s.HeldBytes))
+	gauge(c.brokerUp, boolGauge(s.BrokerUp))
+	gauge(c.backlogged, boolGauge(s.Backlogged))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
 	}
-	gauge(c.brokerUp, up)
+	return 0
 }

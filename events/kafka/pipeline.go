@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -24,9 +25,9 @@ import (
 // look finds the queue empty it parks on the queue, so an idle replica sleeps
 // (polling cost an idle routelab dev 6% of a core) and only the first event
 // after a pause pays the wake-up. When the writer is busy
-// (or holding a batch for an absent broker without a spool) the hand-off
-// blocks and the queue fills, which is where backpressure shows up as
-// counted drops.
+// (or holding records neither the broker nor the spool takes) the hand-off
+// blocks and the queue fills, which is where backpressure shows up: first
+// as Backlogged, then as counted drops.
 func (p *Producer) encodeLoop() {
 	defer close(p.encoded)
 	tick := time.NewTicker(p.cfg.Poll)
@@ -86,11 +87,19 @@ func (p *Producer) take(batch []item) []item {
 }
 
 // writeLoop is the second stage and the only goroutine touching the writer
-// and the spool.
+// and the spool. Records go straight to the broker while it answers and
+// nothing waits before them; otherwise they go behind the backlog: first
+// the spool, then held, the records neither the broker nor the spool took
+// (the broker away and the spool's disk full or at its cap, or no spool).
+// Held records stay in memory, retried with backoff (the broker first, then
+// the spool), until one of them takes them; meanwhile the loop takes no new
+// records, so the queue absorbs the outage and, before it overflows,
+// Backlogged tells the gateway to refuse requests whose events it could not
+// keep.
 func (p *Producer) writeLoop() {
 	defer close(p.done)
 	var (
-		held    []record // no spool only: records waiting for the broker to return
+		held    []record
 		backoff = p.cfg.RetryBackoff
 		retry   = time.NewTimer(time.Hour)
 		retryC  <-chan time.Time // non-nil while the broker is considered away
@@ -110,18 +119,25 @@ func (p *Producer) writeLoop() {
 		backoff = p.cfg.RetryBackoff
 	}
 
-	for in != nil || held != nil {
+loop:
+	for in != nil || len(held) > 0 {
 		var recs []record
 		switch {
-		case held != nil:
-			// No spool and the broker away: take nothing more until the retry
-			// is due, so the queue absorbs the outage.
+		case len(held) > 0 && retryC != nil:
+			// Nothing takes the held records: take nothing more until
+			// the retry is due.
 			select {
 			case <-retryC:
 				retryC = nil
 			case <-p.stop:
-				in = p.drainEncoded(in, &held)
+				// Close: hold what the encoder still has; finish retries
+				// until Close's deadline.
+				p.drainEncoded(in, &held)
+				p.noteHeld(held, nil)
+				break loop
 			}
+		case len(held) > 0:
+			// The retry is due: the backlog goes first.
 		case p.spool != nil && !p.spool.empty() && retryC == nil:
 			// Replay is due: take what is ready without waiting.
 			select {
@@ -137,46 +153,33 @@ func (p *Producer) writeLoop() {
 				retryC = nil
 			}
 		}
-		var linger time.Duration
-		if len(recs) > 0 && (p.spool == nil || p.spool.empty() || retryC != nil) {
-			// Gather for a while: one write of many events costs the
-			// broker far less per event than many small ones, and while
-			// the broker is away the spool is fsync'd in large frames.
-			// A replay that is due does not wait.
-			linger = p.cfg.Linger
+		if len(held) == 0 {
+			var linger time.Duration
+			if len(recs) > 0 && (p.spool == nil || p.spool.empty() || retryC != nil) {
+				// Gather for a while: one write of many events costs the
+				// broker far less per event than many small ones, and while
+				// the broker is away the spool is fsync'd in large frames.
+				// A replay that is due does not wait.
+				linger = p.cfg.Linger
+			}
+			recs = p.gather(recs, &in, linger)
 		}
-		recs = p.gather(recs, &in, linger)
 
-		if p.spool == nil {
-			held = append(held, recs...)
-			if len(held) > 0 && retryC == nil {
-				if held = p.sendStaged(held); len(held) > 0 {
-					brokerAway()
-				} else {
-					brokerBack()
-				}
-			}
-			if len(held) == 0 {
-				held = nil
-			}
-			if in == nil && held != nil && p.closing() {
-				break // finish retries what is held until Close's deadline
-			}
-			continue
-		}
-		// Keep order: while anything is spooled, new records go behind it.
-		n := len(recs)
-		if n > 0 && p.spool.empty() && retryC == nil {
+		// Keep order: while anything waits in the backlog, new records go
+		// behind it. New records arrive only while nothing is held.
+		if n := len(recs); n > 0 && p.backlogEmpty(held) && retryC == nil {
 			if recs = p.send(recs); len(recs) > 0 {
 				brokerAway()
 			} else {
 				brokerBack()
 			}
+			p.pending.Add(-int64(n - len(recs)))
 		}
-		p.toSpool(recs)
-		p.pending.Add(-int64(n))
-		if !p.spool.empty() && retryC == nil {
-			if p.replayOnce() {
+		if len(recs) > 0 {
+			held = p.toSpool(recs)
+		}
+		if !p.backlogEmpty(held) && retryC == nil {
+			if p.drainBacklog(&held) {
 				brokerBack()
 			} else {
 				brokerAway()
@@ -184,6 +187,55 @@ func (p *Producer) writeLoop() {
 		}
 	}
 	p.finish(held)
+}
+
+// backlogEmpty reports whether nothing waits for the broker.
+func (p *Producer) backlogEmpty(held []record) bool {
+	return len(held) == 0 && (p.spool == nil || p.spool.empty())
+}
+
+// drainBacklog makes one step of delivering the backlog, oldest first: a
+// chunk of the spool, or once the spool is empty the held records. It
+// reports whether the broker took it. When it did not, held records are
+// offered to the spool again (its disk may have room now).
+func (p *Producer) drainBacklog(held *[]record) bool {
+	if p.spool != nil && !p.spool.empty() {
+		if p.replayOnce() {
+			return true
+		}
+		*held = p.spoolHeld(*held)
+		return false
+	}
+	if len(*held) == 0 {
+		return true
+	}
+	n := len(*held)
+	left := p.send(*held)
+	p.pending.Add(-int64(n - len(left)))
+	if len(left) == 0 {
+		p.noteHeld(nil, nil)
+		*held = nil
+		return true
+	}
+	*held = p.spoolHeld(left)
+	return false
+}
+
+// spoolHeld moves as many held records to the spool as it takes; the rest
+// stay held.
+func (p *Producer) spoolHeld(held []record) []record {
+	if p.spool == nil || len(held) == 0 {
+		p.noteHeld(held, nil)
+		return held
+	}
+	n, err := p.spoolPrefix(held)
+	p.pending.Add(-int64(n))
+	held = held[n:]
+	p.noteHeld(held, err)
+	if len(held) == 0 {
+		return nil
+	}
+	return held
 }
 
 func openOrNil(ch chan []record, ok bool) chan []record {
@@ -229,43 +281,24 @@ func (p *Producer) gather(recs []record, in *chan []record, linger time.Duration
 }
 
 // drainEncoded moves everything the encoder still has into held; used at
-// Close while holding a batch for an absent broker.
-func (p *Producer) drainEncoded(in chan []record, held *[]record) chan []record {
+// Close while holding records nothing takes.
+func (p *Producer) drainEncoded(in chan []record, held *[]record) {
 	if in == nil {
-		return nil
+		return
 	}
 	for r := range in {
 		*held = append(*held, r...)
 	}
-	return nil
 }
 
-func (p *Producer) closing() bool {
-	select {
-	case <-p.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// finish runs at Close, after the encoder has drained the queue: keep trying
-// the broker until nothing is left or Close's context ends.
+// finish runs at Close, after the encoder has drained the queue: keep
+// delivering the backlog until it is empty or Close's context ends.
 func (p *Producer) finish(held []record) {
 	ctx := p.closeCtx
 	backoff := p.cfg.RetryBackoff
-	for ctx.Err() == nil {
-		if p.spool == nil {
-			if held = p.sendStaged(held); len(held) == 0 {
-				return
-			}
-		} else {
-			if p.spool.empty() {
-				return
-			}
-			if p.replayOnce() {
-				continue
-			}
+	for ctx.Err() == nil && !p.backlogEmpty(held) {
+		if p.drainBacklog(&held) {
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -274,8 +307,12 @@ func (p *Producer) finish(held []record) {
 		backoff = min(backoff*2, time.Second)
 	}
 	// What is spooled stays on disk for the next run; held records are lost.
+	if len(held) > 0 {
+		p.log.Error("producer closed with events neither the broker nor the spool took; dropping them", "events", len(held))
+	}
 	p.drop(DropClosed, len(held))
 	p.pending.Add(-int64(len(held)))
+	p.noteHeld(nil, nil)
 }
 
 // encode marshals a batch, spreading large batches over Encoders goroutines
@@ -321,14 +358,6 @@ func (p *Producer) encodeRange(batch []item, recs []record, ok []bool) {
 		}
 		recs[i], ok[i] = r, true
 	}
-}
-
-// sendStaged is send for the no-spool path, where records stay pending until sent.
-func (p *Producer) sendStaged(recs []record) []record {
-	n := len(recs)
-	left := p.send(recs)
-	p.pending.Add(-int64(n - len(left)))
-	return left
 }
 
 // send writes recs and returns the records still to send (nil when all were
@@ -410,26 +439,69 @@ func isPermanent(err error) bool {
 	return errors.As(err, &ke) && !ke.Temporary()
 }
 
-// toSpool appends recs to the spool. When they do not fit as one frame it
-// keeps halving, so that as many as fit are kept; the rest are dropped as
-// spool_full.
-func (p *Producer) toSpool(recs []record) {
+// toSpool appends recs to the spool and returns the records it did not
+// take (all of them without a spool), which the caller holds in memory.
+func (p *Producer) toSpool(recs []record) (held []record) {
+	if p.spool == nil {
+		p.noteHeld(recs, nil)
+		return recs
+	}
+	n, err := p.spoolPrefix(recs)
+	p.pending.Add(-int64(n))
+	if n == len(recs) {
+		return nil
+	}
+	held = recs[n:]
+	p.noteHeld(held, err)
+	return held
+}
+
+// spoolPrefix appends as many of recs to the spool as it takes, in order,
+// and returns how many, with the error that stopped it. A batch that does
+// not fit as one frame (the spool's cap, or a disk with a little room left)
+// is halved until the parts fit, so that as many records as possible leave
+// memory; the first part that does not fit ends it, so the spool never
+// holds a record ahead of an older one kept in memory.
+func (p *Producer) spoolPrefix(recs []record) (int, error) {
 	if len(recs) == 0 {
-		return
+		return 0, nil
 	}
 	err := p.spool.append(recs)
 	switch {
 	case err == nil:
 		p.spooled.Add(int64(len(recs)))
 		p.syncSpoolGauges()
-	case errors.Is(err, errSpoolFull) && len(recs) > 1:
-		p.toSpool(recs[:len(recs)/2])
-		p.toSpool(recs[len(recs)/2:])
-	case errors.Is(err, errSpoolFull):
-		p.drop(DropSpoolFull, 1)
+		return len(recs), nil
+	case len(recs) > 1 && (errors.Is(err, errSpoolFull) || errors.Is(err, syscall.ENOSPC)):
+		h := len(recs) / 2
+		n, err := p.spoolPrefix(recs[:h])
+		if n < h {
+			return n, err
+		}
+		m, err := p.spoolPrefix(recs[h:])
+		return h + m, err
 	default:
-		p.log.Error("spool append failed; dropping batch", "events", len(recs), "err", err)
-		p.drop(DropSpoolIO, len(recs))
+		return 0, err
+	}
+}
+
+// noteHeld publishes how many records are held in memory (Stats,
+// Backlogged) and logs when holding starts and ends; err is why the spool
+// did not take them.
+func (p *Producer) noteHeld(held []record, err error) {
+	var bytes int64
+	for _, r := range held {
+		bytes += int64(r.size())
+	}
+	was := p.heldEvents.Swap(int64(len(held)))
+	p.heldBytes.Store(bytes)
+	switch {
+	case was == 0 && len(held) > 0 && p.spool == nil:
+		p.log.Warn("broker unreachable and no spool; holding events in memory", "events", len(held))
+	case was == 0 && len(held) > 0:
+		p.log.Error("broker unreachable and the spool takes no more events; holding them in memory", "events", len(held), "bytes", bytes, "err", err)
+	case was > 0 && len(held) == 0:
+		p.log.Info("events held in memory delivered or spooled", "events", was)
 	}
 }
 

@@ -17,15 +17,14 @@ import (
 // Drop reasons: every event the producer gives up on is counted under one.
 const (
 	DropQueueFull = "queue_full" // the in-memory queue was full at Enqueue
-	DropSpoolFull = "spool_full" // the broker was away and the spool had no room
-	DropSpoolIO   = "spool_io"   // the broker was away and writing the spool failed (disk error)
+	DropSpoolIO   = "spool_io"   // the spool's files were unreadable at replay
 	DropEncode    = "encode"     // the event could not be marshalled
 	DropTooLarge  = "too_large"  // one encoded event exceeds the broker's batch limit
 	DropRejected  = "rejected"   // the broker refused it with a non-retriable error
 	DropClosed    = "closed"     // Enqueue after Close, or left unsent when Close's context ended
 )
 
-var dropReasons = []string{DropQueueFull, DropSpoolFull, DropSpoolIO, DropEncode, DropTooLarge, DropRejected, DropClosed}
+var dropReasons = []string{DropQueueFull, DropSpoolIO, DropEncode, DropTooLarge, DropRejected, DropClosed}
 
 // ProducerConfig configures a Producer. Zero values take the defaults shown.
 type ProducerConfig struct {
@@ -36,8 +35,11 @@ type ProducerConfig struct {
 	SpoolDir      string
 	SpoolMaxBytes int64 // default 1 GiB
 	SegmentBytes  int64 // spool segment size, default 16 MiB
-	QueueSize     int   // events held in memory, default 65536
-	BatchSize     int   // max events per write, default 4096
+	// QueueSize bounds the events in memory, default 65536. Past 7/8 of it
+	// Backlogged is true (the gateway then refuses requests); the last
+	// eighth is room for the events of requests already admitted.
+	QueueSize int
+	BatchSize int // max events per write, default 4096
 	// PartitionBatch caps the records in one produce request (one
 	// partition's share of a write); default 512. Larger batches cost the
 	// broker less per event: in bench serve, 1024 instead of 128 cut its CPU
@@ -60,6 +62,8 @@ type ProducerConfig struct {
 	Logger       *slog.Logger
 	// Registerer, when set, gets the producer's routelab_events_* metrics.
 	Registerer prometheus.Registerer
+
+	createSegment createFunc // nil: os.OpenFile; tests give a disk that fills up
 }
 
 func (c *ProducerConfig) defaults() {
@@ -104,8 +108,8 @@ func (c *ProducerConfig) defaults() {
 const maxRecordBytes = 1 << 20
 
 // ProducerStats is a snapshot of a producer's counters. Over its lifetime
-// Enqueued = (Produced - Replayed) + Spooled + dropped after enqueue (spool_full,
-// encode, too_large, rejected, closed-at-shutdown) + QueueDepth + in flight.
+// Enqueued = (Produced - Replayed) + Spooled + dropped after enqueue (encode,
+// too_large, rejected, closed-at-shutdown) + QueueDepth + in flight.
 type ProducerStats struct {
 	Enqueued      int64            `json:"enqueued"`       // accepted by Enqueue
 	Produced      int64            `json:"produced"`       // acknowledged by the broker, directly or by replay
@@ -116,6 +120,9 @@ type ProducerStats struct {
 	Writes        int64            `json:"writes"`         // successful writes; Produced/Writes is how full they are (Linger, BatchSize)
 	QueueDepth    int              `json:"queue_depth"`    // events in memory: queued, or taken and not yet acknowledged, spooled or dropped
 	QueueCapacity int              `json:"queue_capacity"` //
+	Held          int64            `json:"held"`           // events neither the broker nor the spool took, kept in memory and retried (part of QueueDepth)
+	HeldBytes     int64            `json:"held_bytes"`     // their encoded size
+	Backlogged    bool             `json:"backlogged"`     // QueueDepth is past the bound: see Backlogged
 	SpoolEvents   int64            `json:"spool_events"`   // events in the spool not yet replayed
 	SpoolBytes    int64            `json:"spool_bytes"`    // on-disk size of the spool
 	BrokerUp      bool             `json:"broker_up"`      // the last write attempt succeeded
@@ -154,6 +161,8 @@ type Producer struct {
 	tr      *kafkago.Transport // the writer's own: Close drops its connections
 	spool   *spool             // nil without SpoolDir
 
+	backlogAt int64 // pending at which Backlogged turns true
+
 	closed   atomic.Bool
 	inflight atomic.Int64 // Enqueue calls between their closed check and their send
 	stop     chan struct{}
@@ -163,6 +172,7 @@ type Producer struct {
 	enqueued, produced, spooled, replayed, writeErrors, writes atomic.Int64
 	dropped                                                    map[string]*atomic.Int64 // fixed keys, built once
 	brokerUp                                                   atomic.Bool
+	heldEvents, heldBytes                                      atomic.Int64 // writeLoop's held records
 
 	mu          sync.Mutex // guards the spool gauges read by Stats
 	spoolEvents int64
@@ -185,6 +195,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		done:    make(chan struct{}),
 		tr:      &kafkago.Transport{},
 	}
+	p.backlogAt = int64(cfg.QueueSize - cfg.QueueSize/8)
 	p.w = &partitioner{
 		client:         &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: p.tr},
 		compression:    cfg.Compression,
@@ -201,7 +212,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		}
 	}
 	if cfg.SpoolDir != "" {
-		s, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SegmentBytes)
+		s, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SegmentBytes, cfg.createSegment)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +229,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 
 // Enqueue queues ev for topic with the given Kafka key (the request id) and
 // returns at once; it never blocks. When the queue is full, or the producer
-// closed, the event is dropped and counted (Stats().Dropped). ev must not be
+// closed, the event is dropped and counted (Stats().Dropped); callers that
+// can refuse work check Backlogged first, so that it does not come to that. ev must not be
 // modified after the call: it is marshalled later, on the producer's goroutine.
 func (p *Producer) Enqueue(topic, key string, ev any) { p.TryEnqueue(topic, key, ev) }
 
@@ -251,17 +263,33 @@ func (p *Producer) drop(reason string, n int) {
 	}
 }
 
+// Backlogged reports whether the events in memory are past 7/8 of
+// QueueSize: the broker and the spool are not taking them (or not fast
+// enough), and events enqueued now may not fit. The gateway then refuses
+// new requests rather than answer them and lose their events; the queue's
+// last eighth is room for the requests already admitted. It turns false as
+// soon as the broker or the spool takes events again.
+func (p *Producer) Backlogged() bool { return p.pending.Load() >= p.backlogAt }
+
 // BrokerUp reports whether the broker took the last write.
 func (p *Producer) BrokerUp() bool { return p.brokerUp.Load() }
 
 // Healthy returns nil while events are being delivered or safely spooled,
 // which is what /readyz wants: a broker outage alone does not make serve
 // unready. It returns an error when events are at risk: the producer is
-// closed, the broker is away and there is no spool, or the spool is over 90%
-// full.
+// closed, it is backlogged, it holds events in memory that neither the
+// broker nor the spool takes, the broker is away and there is no spool, or
+// the spool is over 90% full.
 func (p *Producer) Healthy() error {
 	if p.closed.Load() {
 		return errors.New("event producer closed")
+	}
+	if p.Backlogged() {
+		return fmt.Errorf("event backlog full: %d events in memory (bound %d), %d of them taken by neither the broker nor the spool; new requests are refused",
+			p.pending.Load(), cap(p.queue), p.heldEvents.Load())
+	}
+	if n := p.heldEvents.Load(); n > 0 {
+		return fmt.Errorf("event broker unreachable and the spool takes no more events: %d held in memory", n)
 	}
 	if p.brokerUp.Load() {
 		return nil
@@ -297,6 +325,9 @@ func (p *Producer) Stats() ProducerStats {
 		Dropped:       make(map[string]int64, len(dropReasons)),
 		QueueDepth:    int(p.pending.Load()),
 		QueueCapacity: cap(p.queue),
+		Held:          p.heldEvents.Load(),
+		HeldBytes:     p.heldBytes.Load(),
+		Backlogged:    p.Backlogged(),
 		BrokerUp:      p.brokerUp.Load(),
 	}
 	for r, c := range p.dropped {
@@ -311,8 +342,8 @@ func (p *Producer) Stats() ProducerStats {
 // Close stops accepting events, writes out the queue and tries to empty the
 // spool until ctx ends. Events still in the spool then stay on disk and are
 // replayed by the next producer on the same SpoolDir; Close reports them in
-// its error. Events still queued in memory when ctx ends are dropped as
-// "closed" (only possible without a spool).
+// its error. Events still in memory when ctx ends (without a spool, or with
+// one that takes no more) are dropped as "closed".
 func (p *Producer) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		<-p.done

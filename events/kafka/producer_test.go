@@ -115,6 +115,22 @@ func TestProducerLinger(t *testing.T) {
 	}
 }
 
+// gaugeValue reads one unlabelled gauge from reg the way a scrape would.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
 // counterValue reads one unlabelled counter from reg the way a scrape would.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
@@ -268,28 +284,180 @@ func TestProducerQueueOverflowCounted(t *testing.T) {
 	}
 }
 
-func TestProducerSpoolFullCounted(t *testing.T) {
+// sender enqueues decision events numbered from, to and remembers their ids.
+type sender struct {
+	p    *kafka.Producer
+	want map[string]bool
+}
+
+func (s *sender) send(from, to int) {
+	for i := from; i < to; i++ {
+		d := decision(i)
+		s.want[d.EventID] = true
+		s.p.Enqueue(events.TopicDecisions, d.RequestID, d)
+	}
+}
+
+// delivered fails the test unless every event sent is on the broker.
+func (s *sender) delivered(t *testing.T, addr string) {
+	t.Helper()
+	got := consumeIDs(t, addr, events.TopicDecisions)
+	lost := 0
+	for id := range s.want {
+		if got[id] == 0 {
+			lost++
+		}
+	}
+	if lost > 0 || len(got) != len(s.want) {
+		t.Fatalf("%d of %d events lost (%d distinct ids on the broker)", lost, len(s.want), len(got))
+	}
+}
+
+// heldOrDropped waits until the producer holds events in memory or has
+// dropped some, and fails unless it holds them without a drop.
+func heldOrDropped(t *testing.T, p *kafka.Producer) kafka.ProducerStats {
+	t.Helper()
+	waitFor(t, "events held in memory (or dropped)", func() bool {
+		st := p.Stats()
+		return st.Held > 0 || st.DroppedTotal() > 0
+	})
+	st := p.Stats()
+	if st.DroppedTotal() != 0 || st.Held == 0 || st.HeldBytes == 0 {
+		t.Fatalf("broker away, spool taking nothing: Stats() = %+v, want events held in memory and none dropped", st)
+	}
+	if err := p.Healthy(); err == nil || !strings.Contains(err.Error(), "held in memory") {
+		t.Errorf("Healthy() = %v, want an error naming the events held in memory", err)
+	}
+	return st
+}
+
+// TestProducerSpoolDiskFull: the broker is away and the spool's disk fills
+// up. What the spool cannot take stays in memory, retried, and is never
+// dropped: it goes to the spool when the disk has room again, or to the
+// broker when it returns.
+func TestProducerSpoolDiskFull(t *testing.T) {
+	dataDir := t.TempDir()
+	b := brokertest.Start(t, broker.Config{DataDir: dataDir})
+	addr := b.Addr()
+	reg := prometheus.NewRegistry()
+	cfg := kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), RetryBackoff: 10 * time.Millisecond,
+		BatchSize: 100, Linger: 10 * time.Millisecond, Registerer: reg}
+	full := kafka.FillingDisk(&cfg)
+	p := mustProducer(t, cfg)
+	s := &sender{p: p, want: map[string]bool{}}
+
+	s.send(0, 200)
+	waitFor(t, "first events produced", func() bool { return p.Stats().Produced == 200 })
+	b.Close()
+	s.send(200, 500)
+	waitFor(t, "events spooled while the broker is away", func() bool { st := p.Stats(); return st.Spooled > 0 && st.QueueDepth == 0 })
+
+	full.Store(true)
+	s.send(500, 1000)
+	heldOrDropped(t, p)
+	if got := gaugeValue(t, reg, "routelab_events_held"); got == 0 {
+		t.Errorf("routelab_events_held = 0 while events are held")
+	}
+
+	// The disk has room again: the held events (and those queued behind
+	// them) go to the spool although the broker is still away.
+	full.Store(false)
+	waitFor(t, "held events spooled", func() bool { st := p.Stats(); return st.Held == 0 && st.QueueDepth == 0 })
+	if st := p.Stats(); st.SpoolEvents != 800 || st.DroppedTotal() != 0 {
+		t.Errorf("after the disk has room: Stats() = %+v, want 800 events spooled and none dropped", st)
+	}
+
+	// Full again, and this time the broker returns first.
+	full.Store(true)
+	s.send(1000, 1500)
+	heldOrDropped(t, p)
+	b = brokertest.Start(t, broker.Config{DataDir: dataDir, Addr: addr})
+	waitFor(t, "spool replayed and held events delivered", func() bool {
+		st := p.Stats()
+		return st.QueueDepth == 0 && st.Held == 0 && !p.Spooling()
+	})
+	if err := p.Healthy(); err != nil {
+		t.Errorf("Healthy() = %v once everything is delivered, want nil", err)
+	}
+	if err := p.Close(testCtx(t)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := p.Stats(); st.DroppedTotal() != 0 || st.HeldBytes != 0 {
+		t.Errorf("Stats() = %+v, want no drops and nothing held", st)
+	}
+	s.delivered(t, b.Addr())
+}
+
+// TestProducerSpoolCapHoldsEvents: a spool at its size cap (SpoolMaxBytes)
+// while the broker is away keeps what fits and holds the rest in memory;
+// all of it reaches the broker when it returns.
+func TestProducerSpoolCapHoldsEvents(t *testing.T) {
 	b := brokertest.Start(t, broker.Config{})
 	addr := b.Addr()
 	b.Close()
 
-	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 10, SegmentBytes: 16 << 10})
-	for i := range 2000 {
-		p.Enqueue(events.TopicDecisions, "r", decision(i))
-	}
-	waitFor(t, "queue drained to spool or dropped", func() bool {
-		st := p.Stats()
-		return st.Spooled+st.Dropped[kafka.DropSpoolFull] == 2000
-	})
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 10, SegmentBytes: 16 << 10,
+		RetryBackoff: 10 * time.Millisecond})
+	s := &sender{p: p, want: map[string]bool{}}
+	s.send(0, 2000)
+	heldOrDropped(t, p)
 	st := p.Stats()
-	if st.Dropped[kafka.DropSpoolFull] == 0 || st.Spooled == 0 || st.SpoolBytes > 64<<10 {
-		t.Errorf("Stats() = %+v, want spooled > 0, spool_full drops and spool bytes <= 64 KiB", st)
+	if st.Spooled == 0 || st.SpoolBytes > 64<<10 {
+		t.Errorf("Stats() = %+v, want spooled > 0 and spool bytes <= 64 KiB", st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := p.Close(ctx); err == nil {
-		t.Errorf("Close with events left in the spool = nil, want an error")
+
+	b = brokertest.Start(t, broker.Config{Addr: addr})
+	waitFor(t, "everything delivered", func() bool { return p.Stats().QueueDepth == 0 && !p.Spooling() })
+	if err := p.Close(testCtx(t)); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
+	if st := p.Stats(); st.DroppedTotal() != 0 || st.Produced < 2000 {
+		t.Errorf("Stats() = %+v, want 2000 produced and no drops", st)
+	}
+	s.delivered(t, addr)
+}
+
+// TestProducerBacklogged: with the broker away and nowhere to put events,
+// Backlogged turns true before the queue overflows, so a caller that checks
+// it loses nothing; it turns false once the broker takes the events.
+func TestProducerBacklogged(t *testing.T) {
+	b := brokertest.Start(t, broker.Config{})
+	addr := b.Addr()
+	b.Close()
+
+	reg := prometheus.NewRegistry()
+	p := mustProducer(t, kafka.ProducerConfig{Brokers: []string{addr}, QueueSize: 80, BatchSize: 10, RetryBackoff: 10 * time.Millisecond, Registerer: reg})
+	s := &sender{p: p, want: map[string]bool{}}
+	n := 0
+	for ; !p.Backlogged(); n++ {
+		if n == 1000 {
+			t.Fatalf("1000 events in memory of a queue of 80 and not backlogged: %+v", p.Stats())
+		}
+		s.send(n, n+1)
+	}
+	st := p.Stats()
+	if st.DroppedTotal() != 0 || n < 70 || !st.Backlogged {
+		t.Fatalf("backlogged after %d events: Stats() = %+v, want at least 70 (7/8 of 80) kept and none dropped", n, st)
+	}
+	if err := p.Healthy(); err == nil || !strings.Contains(err.Error(), "backlog") {
+		t.Errorf("Healthy() = %v while backlogged, want an error naming the backlog", err)
+	}
+	if got := gaugeValue(t, reg, "routelab_events_backlogged"); got != 1 {
+		t.Errorf("routelab_events_backlogged = %v, want 1", got)
+	}
+
+	brokertest.Start(t, broker.Config{Addr: addr})
+	waitFor(t, "backlog delivered", func() bool { return p.Stats().QueueDepth == 0 })
+	if p.Backlogged() {
+		t.Errorf("Backlogged() = true with nothing in memory")
+	}
+	if err := p.Close(testCtx(t)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := p.Stats(); st.DroppedTotal() != 0 || st.Produced != int64(n) {
+		t.Errorf("Stats() = %+v, want %d produced and no drops", st, n)
+	}
+	s.delivered(t, addr)
 }
 
 func TestProducerEncodeErrorCounted(t *testing.T) {

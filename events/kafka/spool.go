@@ -41,14 +41,30 @@ type spool struct {
 	maxBytes int64 // bound on the bytes of all segment files together
 	segBytes int64 // roll to a new segment past this size
 
-	segs    []int64  // segment sequence numbers, oldest first
-	w       *os.File // active (last) segment, opened lazily on append
-	wSize   int64    // size of the active segment
-	r       *os.File // read handle on segs[0]
-	rOff    int64    // read position in segs[0]
-	total   int64    // bytes of all segment files
-	pending int64    // records appended and not yet consumed
-	buf     []byte   // frame buffer reused across appends
+	segs    []int64     // segment sequence numbers, oldest first
+	create  createFunc  // opens a new segment for writing
+	w       segmentFile // active (last) segment, opened lazily on append
+	wSize   int64       // size of the active segment
+	r       *os.File    // read handle on segs[0]
+	rOff    int64       // read position in segs[0]
+	total   int64       // bytes of all segment files
+	pending int64       // records appended and not yet consumed
+	buf     []byte      // frame buffer reused across appends
+}
+
+// segmentFile is what the spool writes a segment through: an *os.File, or
+// in tests a file whose disk fills up.
+type segmentFile interface {
+	io.WriteCloser
+	Sync() error
+	Truncate(size int64) error
+}
+
+// createFunc creates the segment file at path.
+type createFunc func(path string) (segmentFile, error)
+
+func createSegment(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
 var (
@@ -58,11 +74,14 @@ var (
 
 const frameHeader = 12
 
-func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
+func openSpool(dir string, maxBytes, segBytes int64, create createFunc) (*spool, error) {
+	if create == nil {
+		create = createSegment
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool dir: %w", err)
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes}
+	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, create: create}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool dir: %w", err)
@@ -180,6 +199,10 @@ func (s *spool) append(recs []record) error {
 		return fmt.Errorf("spool write: %w", err)
 	}
 	if err := s.w.Sync(); err != nil {
+		// The frame may be on disk without being counted: cut it, or a
+		// replay would read it (and the producer send it again) as well as
+		// the copy the producer still holds.
+		_ = s.w.Truncate(s.wSize)
 		return fmt.Errorf("spool sync: %w", err)
 	}
 	s.wSize += int64(len(buf))
@@ -200,7 +223,7 @@ func (s *spool) roll() error {
 	if len(s.segs) > 0 {
 		seq = s.segs[len(s.segs)-1] + 1
 	}
-	f, err := os.OpenFile(s.path(seq), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := s.create(s.path(seq))
 	if err != nil {
 		return fmt.Errorf("spool new segment: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestSpoolTornTailAndReclaim(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, 1<<20, 256)
+	s, err := openSpool(dir, 1<<20, 256, nil)
 	if err != nil {
 		t.Fatalf("openSpool: %v", err)
 	}
@@ -30,7 +30,7 @@ func TestSpoolTornTailAndReclaim(t *testing.T) {
 	f.Write([]byte{200, 0, 0, 0, 1, 2, 3})
 	f.Close()
 
-	s, err = openSpool(dir, 1<<20, 256)
+	s, err = openSpool(dir, 1<<20, 256, nil)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -71,7 +71,7 @@ func TestSpoolTornTailAndReclaim(t *testing.T) {
 
 func TestSpoolDiscardWhenUnreadable(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, 1<<20, 1<<20)
+	s, err := openSpool(dir, 1<<20, 1<<20, nil)
 	if err != nil {
 		t.Fatalf("openSpool: %v", err)
 	}
