@@ -31,6 +31,14 @@ const (
 	CodeTimeout         = "timeout"
 	CodeClientClosed    = "client_closed"
 	CodeProviderFailed  = "provider_failed"
+	// CodeEventsBacklogged: the event pipeline holds as many events in
+	// memory as it may (the broker and the spool take none); the request
+	// is refused rather than served with events that could not be kept.
+	CodeEventsBacklogged = "events_backlogged"
 )
 
 var errNoModel = &Error{Code: CodeNoModel, Message: "no model can serve this request now", RetryAfter: time.Second}
+
+// errBacklogged's Retry-After is the event producer's longest wait between
+// two tries of the broker: by then it has tried again.
+var errBacklogged = &Error{Code: CodeEventsBacklogged, Message: "events cannot be recorded now; retry shortly", RetryAfter: 5 * time.Second}

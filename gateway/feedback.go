@@ -54,6 +54,9 @@ func (g *Gateway) Feedback(s Signal) (duplicate bool, err error) {
 		return false, notFound
 	}
 	pair := s.RequestID + "\x00" + s.Kind
+	if err := g.refuseBacklogged(); err != nil {
+		return false, err // not counted: the retry will be
+	}
 	if ok, _ := g.feedback.counted.ContainsOrAdd(pair, struct{}{}); ok {
 		return true, nil
 	}

@@ -90,6 +90,14 @@ type Sink interface {
 	Enqueue(topic, key string, ev any)
 }
 
+// Backlog is implemented by sinks that can run out of room (the Kafka
+// producer, while neither its broker nor its spool takes events). While
+// Backlogged, Serve and Feedback refuse work (CodeEventsBacklogged) rather
+// than answer it and lose its events.
+type Backlog interface {
+	Backlogged() bool
+}
+
 // BlobStore keeps image bytes by content address.
 type BlobStore interface {
 	Put(data []byte) (key string, err error)
@@ -168,6 +176,7 @@ type Gateway struct {
 	gates    map[string]*gate // by provider name
 	chains   *chains
 	feedback *feedbackLog
+	backlog  Backlog // deps.Events, when it can run out of room
 }
 
 // New builds a gateway.
@@ -197,8 +206,19 @@ func New(cfg Config, deps Deps) *Gateway {
 			g.gates[name] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
 		}
 	}
+	g.backlog, _ = deps.Events.(Backlog)
 	g.m = newMetrics(deps.Registry, g.gates)
 	return g
+}
+
+// refuseBacklogged returns errBacklogged, counted, while the event sink is
+// backlogged: the events of the work could not be kept.
+func (g *Gateway) refuseBacklogged() error {
+	if g.backlog == nil || !g.backlog.Backlogged() {
+		return nil
+	}
+	g.m.limited.WithLabelValues(CodeEventsBacklogged).Inc()
+	return errBacklogged
 }
 
 func (g *Gateway) gateName(model string) string {

@@ -119,3 +119,36 @@ func TestFeedbackOwnRequestsOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestBackloggedRefused: while the event sink is backlogged, requests and
+// feedback are refused with a retry hint and emit nothing; once it has room
+// they are served again.
+func TestBackloggedRefused(t *testing.T) {
+	g, sink := mustGateway(t, nil)
+	ids := gateway.NewIDs()
+	served := ids.Next()
+	if _, err := g.Serve(context.Background(), request(served, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(sink.Events())
+	sink.Full.Store(true)
+	_, err := g.Serve(context.Background(), request(ids.Next(), "acme"))
+	var ge *gateway.Error
+	if !errors.As(err, &ge) || ge.Code != gateway.CodeEventsBacklogged || ge.RetryAfter <= 0 {
+		t.Fatalf("Serve while backlogged = %v, want %s with a Retry-After", err, gateway.CodeEventsBacklogged)
+	}
+	if _, err := g.Feedback(gateway.Signal{RequestID: served, Tenant: "acme", Kind: "thumbs_up"}); !errors.As(err, &ge) || ge.Code != gateway.CodeEventsBacklogged {
+		t.Fatalf("Feedback while backlogged = %v, want %s", err, gateway.CodeEventsBacklogged)
+	}
+	if got := len(sink.Events()); got != before {
+		t.Errorf("%d events emitted while backlogged, want none", got-before)
+	}
+	sink.Full.Store(false)
+	if _, err := g.Serve(context.Background(), request(ids.Next(), "acme")); err != nil {
+		t.Errorf("Serve once the sink has room = %v, want served", err)
+	}
+	// The refused feedback was not counted: sent again, it is not a duplicate.
+	if dup, err := g.Feedback(gateway.Signal{RequestID: served, Tenant: "acme", Kind: "thumbs_up"}); err != nil || dup {
+		t.Errorf("Feedback once the sink has room = %v, %v; want recorded", dup, err)
+	}
+}

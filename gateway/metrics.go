@@ -9,7 +9,7 @@ import (
 
 type metrics struct {
 	attemptsVec *prometheus.CounterVec // model, status
-	limited     *prometheus.CounterVec // reason: daily_cap | shed (the server adds rate)
+	limited     *prometheus.CounterVec // reason: daily_cap | shed | events_backlogged (the server adds rate)
 	escalations prometheus.Counter
 	sampled     prometheus.Counter
 	attempts    Children[[2]string, prometheus.Counter]
@@ -39,7 +39,7 @@ func (c *Children[K, M]) Of(k K) M {
 // first makes it, the other gets the same vector.
 func LimitedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "routelab_serve_limited_total", Help: "Requests refused by a limit: rate, daily_cap, shed.",
+		Name: "routelab_serve_limited_total", Help: "Requests refused by a limit: rate, daily_cap, shed, events_backlogged.",
 	}, []string{"reason"}))
 }
 

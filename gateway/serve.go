@@ -18,6 +18,9 @@ import (
 // emits its events. The decision event is emitted on failures too. Errors
 // are *Error; ctx bounds every provider call.
 func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
+	if err := g.refuseBacklogged(); err != nil {
+		return nil, err
+	}
 	start := g.deps.Now()
 	o := &Outcome{ID: r.ID, Created: start}
 	if r.Refs == nil {

@@ -41,6 +41,9 @@ var gatewayStatus = map[string]int{
 	gateway.CodeClientClosed:    499, // nginx's "client closed request"
 	gateway.CodeProviderFailed:  fiber.StatusBadGateway,
 	gateway.CodeRequestNotFound: fiber.StatusNotFound,
+	// The replica's event backlog is full: another replica (or this one
+	// shortly) can take the request; /readyz already says not ready.
+	gateway.CodeEventsBacklogged: fiber.StatusServiceUnavailable,
 }
 
 // fromGateway is the HTTP error of a gateway error.

@@ -327,6 +327,29 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestEventsBacklogged: while the event producer is backlogged, image
+// requests get 503 events_backlogged with Retry-After and the admin /readyz
+// says why the replica is not ready.
+func TestEventsBacklogged(t *testing.T) {
+	e := mustStart(t, nil)
+	e.events.Full.Store(true)
+	r := e.post(t, "/v1/images", `{"prompt":"x"}`)
+	if r.status != 503 || r.errorCode() != gateway.CodeEventsBacklogged || r.header.Get("Retry-After") == "" {
+		t.Errorf("request while backlogged = %d %s (Retry-After %q), want 503 %s with Retry-After", r.status, r.body, r.header.Get("Retry-After"), gateway.CodeEventsBacklogged)
+	}
+	if r := do(t, "GET", e.adminURL+"/readyz", nil, nil); r.status != 503 || !bytes.Contains(r.body, []byte("event backlog")) {
+		t.Errorf("admin /readyz while backlogged = %d %s, want 503 naming the event backlog", r.status, r.body)
+	}
+	if n := len(e.events.Events()); n != 0 {
+		t.Errorf("%d events emitted for a refused request, want none", n)
+	}
+	e.events.Full.Store(false)
+	decodeNative(t, e.post(t, "/v1/images", `{"prompt":"x"}`))
+	if r := do(t, "GET", e.adminURL+"/readyz", nil, nil); r.status != 200 {
+		t.Errorf("admin /readyz once the backlog cleared = %d %s, want 200", r.status, r.body)
+	}
+}
+
 func TestHealth(t *testing.T) {
 	notReady := true
 	e := mustStart(t, func(s *setup) {

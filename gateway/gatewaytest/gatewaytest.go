@@ -7,6 +7,7 @@ package gatewaytest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -115,14 +116,31 @@ type Event struct {
 	Value      any
 }
 
-// Producer records events; Next waits for the next one on a topic.
+// Producer records events; Next waits for the next one on a topic. Setting
+// Full makes it backlogged (and not healthy), as a Kafka producer whose
+// broker and spool take nothing.
 type Producer struct {
+	Full   atomic.Bool
 	mu     sync.Mutex
 	events []Event
 	ch     chan Event
 }
 
-var _ gateway.Sink = (*Producer)(nil)
+var (
+	_ gateway.Sink    = (*Producer)(nil)
+	_ gateway.Backlog = (*Producer)(nil)
+)
+
+// Backlogged reports Full.
+func (p *Producer) Backlogged() bool { return p.Full.Load() }
+
+// Healthy is an error while Full.
+func (p *Producer) Healthy() error {
+	if p.Full.Load() {
+		return errors.New("event backlog full")
+	}
+	return nil
+}
 
 // NewProducer buffers up to n events for Next.
 func NewProducer(n int) *Producer { return &Producer{ch: make(chan Event, n)} }
