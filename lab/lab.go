@@ -125,7 +125,12 @@ func (l *Lab) Now() time.Time { return l.clock.Now() }
 // Result is one served request: what the gateway returned and emitted,
 // and what only the lab knows.
 type Result struct {
-	Outcome  *gateway.Outcome // nil when the gateway returned an error
+	// Outcome is what the gateway returned, nil on an error. Its Images
+	// are dropped: a lab run keeps the results of tens of thousands of
+	// requests, and each image holds its bytes, base64 and decoded pixels
+	// (over a megabyte at 1024 px); what a chain's next edit needs stays in
+	// the gateway's chains.
+	Outcome  *gateway.Outcome
 	Err      *gateway.Error
 	Decision *events.Decision // the decision event, emitted on errors too
 	Route    router.Decision  // the policy's decision (Greedy, P ...), on errors too
@@ -192,6 +197,7 @@ func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
 		return res
 	}
 	res.Quality = l.calls.quality[o.Model]
+	o.Images = nil
 	return res
 }
 

@@ -37,3 +37,23 @@ func BenchmarkLabServe(b *testing.B) {
 		i++
 	}
 }
+
+// A run keeps every Result: they must not hold the images (a full-size
+// scenario once grew past 22 GB that way).
+func TestResultsHoldNoImages(t *testing.T) {
+	l, items := mustLab(t, "rules")
+	served := 0
+	for _, it := range items[:60] {
+		res := l.Serve(context.Background(), it.Request)
+		if !res.Served() {
+			continue
+		}
+		served++
+		if len(res.Outcome.Images) != 0 {
+			t.Fatalf("result of %s holds %d images", it.Request.ID, len(res.Outcome.Images))
+		}
+	}
+	if served == 0 {
+		t.Fatal("nothing served")
+	}
+}

@@ -53,7 +53,7 @@ func TestDevRollsBackFlakyCanary(t *testing.T) {
 	defer cancel()
 	loadDone := make(chan error, 1)
 	go func() {
-		loadDone <- run(ctx, []string{"loadgen", "--data-dir", dir, "--requests", "1500", "--users", "200", "--concurrency", "8"},
+		loadDone <- run(ctx, []string{"loadgen", "--data-dir", dir, "--requests", "1500", "--users", "200", "--concurrency", "8", "--size", "64x64"},
 			func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	deadline := time.Now().Add(devWait)

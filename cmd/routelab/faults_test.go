@@ -346,7 +346,7 @@ func (c *campaign) startLoad(workers, n int) *load {
 					return
 				default:
 				}
-				req, _ := http.NewRequest(http.MethodPost, c.serve+"/v1/images", strings.NewReader(fmt.Sprintf(`{"prompt":"fault campaign %d-%d","model":"sim-lite"}`, w, i)))
+				req, _ := http.NewRequest(http.MethodPost, c.serve+"/v1/images", strings.NewReader(fmt.Sprintf(`{"prompt":"fault campaign %d-%d","model":"sim-lite","size":"64x64"}`, w, i)))
 				req.Header.Set("Authorization", "Bearer "+c.key)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/devstack"
+	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server/loadgen"
 )
 
@@ -35,6 +36,7 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	feedback := fs.Float64("feedback-rate", 0.2, "share of requests the user gives feedback on")
 	seed := fs.Uint64("seed", 1, "random seed (workload and user draws)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	size := fs.String("size", "", "send every request at this size (WxH, e.g. 256x256) instead of the workload's: cheaper renders from simulated\nproviders, to load routelab rather than the renderer; routes may change where a rule or the classifier reads the size")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +69,15 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	items, err := datasets.LoadOrGenerate(*workload, *seed, *requests)
 	if err != nil {
 		return err
+	}
+	if *size != "" {
+		w, h, err := router.ParseSize(*size)
+		if err != nil {
+			return fmt.Errorf("--size: %w", err)
+		}
+		for i := range items {
+			items[i].Request.Width, items[i].Request.Height = w, h
+		}
 	}
 	fmt.Fprintf(env.Stderr, "loadgen: target %s, key %s, %d workload items, %d users, concurrency %d, rate %g/s\n",
 		*target, mask(*apiKey), len(items), *users, *concurrency, *rate)

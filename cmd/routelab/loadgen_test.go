@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,9 +132,32 @@ func TestLoadgenBadFlags(t *testing.T) {
 		{"loadgen", "--target", "http://x", "--api-key", "k"},
 		{"loadgen", "--target", "http://x", "--api-key", "k", "--requests", "5", "--duration", "1s"},
 		{"loadgen", "--target", "http://x", "--api-key", "k", "--requests", "5", "--users", "0"},
+		{"loadgen", "--target", "http://x", "--api-key", "k", "--requests", "5", "--size", "64"},
 	} {
 		if err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
 			t.Errorf("run(%v) succeeded", args)
 		}
+	}
+}
+
+// --size replaces every workload request's size.
+func TestLoadgenSize(t *testing.T) {
+	var mu sync.Mutex
+	sizes := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Size string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		sizes[body.Size]++
+		mu.Unlock()
+		http.Error(w, `{"error":{"code":"overloaded"}}`, http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	args := []string{"loadgen", "--target", srv.URL, "--api-key", "k", "--requests", "30", "--concurrency", "2", "--size", "64x96"}
+	_ = run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 1 || sizes["64x96"] == 0 {
+		t.Errorf("sizes sent = %v, want only 64x96", sizes)
 	}
 }
