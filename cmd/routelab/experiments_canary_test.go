@@ -24,6 +24,7 @@ import (
 // both arms the guardrails' 20 units (at 50% the test took five minutes of
 // a loaded 2-core machine).
 func TestDevRollsBackFlakyCanary(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts routelab dev (ClickHouse, broker) and drives live traffic")
 	}
@@ -53,7 +54,7 @@ func TestDevRollsBackFlakyCanary(t *testing.T) {
 	defer cancel()
 	loadDone := make(chan error, 1)
 	go func() {
-		loadDone <- run(ctx, []string{"loadgen", "--data-dir", dir, "--requests", "1500", "--users", "200", "--concurrency", "8", "--size", "64x64"},
+		loadDone <- run(ctx, []string{"loadgen", "--data-dir", dir, "--requests", "1500", "--users", "200", "--concurrency", "8"},
 			func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	deadline := time.Now().Add(devWait)

@@ -346,7 +346,7 @@ func (c *campaign) startLoad(workers, n int) *load {
 					return
 				default:
 				}
-				req, _ := http.NewRequest(http.MethodPost, c.serve+"/v1/images", strings.NewReader(fmt.Sprintf(`{"prompt":"fault campaign %d-%d","model":"sim-lite","size":"64x64"}`, w, i)))
+				req, _ := http.NewRequest(http.MethodPost, c.serve+"/v1/images", strings.NewReader(fmt.Sprintf(`{"prompt":"fault campaign %d-%d","model":"sim-lite"}`, w, i)))
 				req.Header.Set("Authorization", "Bearer "+c.key)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
@@ -538,6 +538,7 @@ func TestFaultBrokerDownAndBack(t *testing.T) {
 // (the producer retries what was written: copies in Kafka), and drops
 // connections.
 func TestFaultBrokerProduceErrors(t *testing.T) {
+	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.startServeInProcess()
 	c.startIngest()
@@ -654,6 +655,7 @@ func TestFaultClickHouseKilledMidInsert(t *testing.T) {
 // serve gets SIGTERM under load: it drains, flushes its producer and loses
 // nothing it answered.
 func TestFaultServeSIGTERMUnderLoad(t *testing.T) {
+	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	cmd := c.startServeProcess()
 	c.startIngest()
@@ -674,6 +676,7 @@ func TestFaultServeSIGTERMUnderLoad(t *testing.T) {
 // serve gets SIGKILL under load: what its producer held in memory is lost,
 // bounded by its queue, and the campaign measures how much.
 func TestFaultServeSIGKILLUnderLoad(t *testing.T) {
+	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	cmd := c.startServeProcess()
 	c.startIngest()
@@ -795,6 +798,7 @@ func TestFaultSpoolDiskFull(t *testing.T) {
 // The blob store's disk is full: sampled images cannot be stored, which is
 // logged and leaves the request and its events alone.
 func TestFaultBlobDiskFull(t *testing.T) {
+	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.sampleRate = "1"
 	mountTinyDisk(t, filepath.Join(c.serveDir, "blobs"), 64<<10)

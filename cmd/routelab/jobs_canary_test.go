@@ -40,7 +40,7 @@ func devTraffic(t *testing.T, info devstack.Info, workers int) (ok *atomic.Int64
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				body := fmt.Sprintf(`{"prompt":%q,"user":"u%d-%d","size":"64x64"}`, prompts[(i+w)%len(prompts)], w, i)
+				body := fmt.Sprintf(`{"prompt":%q,"user":"u%d-%d"}`, prompts[(i+w)%len(prompts)], w, i)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, info.API+"/v1/images", strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+info.APIKey)
 				req.Header.Set("Content-Type", "application/json")
@@ -97,6 +97,7 @@ func variant(t *testing.T, live *router.Policy, name string, change func(p *rout
 // The runner's rollback, timeout and routed-check paths are unit tests in
 // jobs (canary_test.go).
 func TestCanaryAgainstDev(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts routelab dev and sends traffic for about a minute")
 	}

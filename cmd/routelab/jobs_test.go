@@ -38,6 +38,7 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 // a real ClickHouse holding simulated traffic, and checks the report keys
 // the issue names.
 func TestJobsCLI(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains a policy and simulates 20k requests")
 	}

@@ -36,7 +36,7 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 	feedback := fs.Float64("feedback-rate", 0.2, "share of requests the user gives feedback on")
 	seed := fs.Uint64("seed", 1, "random seed (workload and user draws)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	size := fs.String("size", "", "send every request at this size (WxH, e.g. 256x256) instead of the workload's: cheaper renders from simulated\nproviders, to load routelab rather than the renderer; routes may change where a rule or the classifier reads the size")
+	size := fs.String("size", "", "send every request at this size (WxH, e.g. 1024x1024) instead of the workload's mix of sizes; routes follow it\n(a model that does not list the size is not eligible, and rules and the classifier read it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ func mustServeWith(t *testing.T, gw gateway.Config) (string, *client.Admin, *gat
 // experiments are created through the CLI (each change audited). The
 // load generator itself is tested in server/loadgen.
 func TestLoadgenCLI(t *testing.T) {
+	t.Parallel()
 	url, adm, prod := mustServe(t)
 	ctx := context.Background()
 	var out bytes.Buffer

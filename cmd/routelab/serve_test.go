@@ -15,6 +15,7 @@ import (
 // through the producer, the broker and ingest. Keys made through the admin
 // API work at once and stop working when revoked.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	info, _ := startDevForTest(t, t.TempDir())
 	if info.API == "" || info.Admin == "" || info.APIKey == "" || info.AdminToken == "" {
 		t.Fatalf("dev.json = %+v, want api, admin, api_key and admin_token", info)
