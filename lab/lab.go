@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/routelab/routelab/datasets"
@@ -48,6 +49,15 @@ type Config struct {
 	// Events receives every event the gateway emits (nil: none kept
 	// beyond each Result).
 	Events gateway.Sink
+	// Feedback is the share of served requests on which the simulated user
+	// sends a signal through the gateway's feedback path, as loadgen's
+	// users do: thumbs_up when the returned image's hidden quality is a
+	// success (sim.SuccessQuality), thumbs_down when it is not. The jobs'
+	// labels (jobs.Labels) read success from QA and these signals, so with
+	// Feedback 1 the logged label of a served request is its hidden
+	// success unless QA failed it. The draw is a hash of the request id.
+	// Default 0: no feedback.
+	Feedback float64
 }
 
 // Lab serves one request at a time through a gateway in virtual time.
@@ -142,6 +152,9 @@ type Result struct {
 	// (evicted, or it failed), so the edit was sent as a new chain, as a
 	// client does on parent_not_found.
 	Restarted bool
+	// Signal is the user's feedback signal event on the request (nil when
+	// none was sent; see Config.Feedback).
+	Signal *events.Signal
 }
 
 // Served reports whether images came back.
@@ -178,7 +191,33 @@ func (l *Lab) Serve(ctx context.Context, req router.Request) Result {
 		res = l.serve(ctx, r)
 		res.Restarted = true
 	}
+	if res.Served() && l.cfg.Feedback > 0 && unitDraw(r.ID) < l.cfg.Feedback {
+		l.feedback(&res, r.ID)
+	}
 	return res
+}
+
+// feedback sends the simulated user's verdict on the served image through
+// the gateway, which emits it as a signal event.
+func (l *Lab) feedback(res *Result, id string) {
+	kind := "thumbs_down"
+	if res.Quality >= sim.SuccessQuality {
+		kind = "thumbs_up"
+	}
+	l.rec.reset()
+	if _, err := l.gw.Feedback(gateway.Signal{RequestID: id, Tenant: Tenant, Kind: kind, Value: res.Quality, User: "lab"}); err != nil {
+		// the gateway served id to Tenant a moment ago: a refusal is a bug
+		panic(fmt.Sprintf("lab feedback on %s: %v", id, err))
+	}
+	res.Signal = l.rec.signal
+}
+
+// unitDraw is a uniform draw in [0, 1) from a request id.
+func unitDraw(id string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	h.Write([]byte("\x00feedback"))
+	return float64(h.Sum64()>>11) / (1 << 53)
 }
 
 func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
@@ -239,9 +278,10 @@ type recorder struct {
 	next     gateway.Sink
 	decision *events.Decision
 	qa       []*events.QAResult
+	signal   *events.Signal
 }
 
-func (r *recorder) reset() { r.decision, r.qa = nil, nil }
+func (r *recorder) reset() { r.decision, r.qa, r.signal = nil, nil, nil }
 
 func (r *recorder) Enqueue(topic, key string, ev any) {
 	switch e := ev.(type) {
@@ -249,6 +289,8 @@ func (r *recorder) Enqueue(topic, key string, ev any) {
 		r.decision = e
 	case *events.QAResult:
 		r.qa = append(r.qa, e)
+	case *events.Signal:
+		r.signal = e
 	}
 	if r.next != nil {
 		r.next.Enqueue(topic, key, ev)
