@@ -19,7 +19,7 @@ type Cand struct {
 // Row is one labelled decision with the candidates it was chosen among: what
 // the rule audit, the threshold search and (in process) the calibration
 // bins are computed from. Rows come from a source (CalibrationSource.Rows,
-// a sample) or, in the lab, straight from the simulated loop.
+// a sample).
 type Row struct {
 	ID         string
 	Tier       router.Tier
@@ -109,6 +109,11 @@ type CandidateOptions struct {
 	// KeepThresholds keeps the live policy's thresholds (the frontier is
 	// still computed and reported).
 	KeepThresholds bool
+	// Epsilon is the candidate's exploration; 0 keeps the live policy's.
+	// It differs when the window was logged with more exploration than the
+	// candidate should serve with (the lab widens it while it gathers a
+	// window after an alarm).
+	Epsilon float64
 }
 
 // RecalibrationSlack is the threshold search's slack when a candidate is
@@ -128,7 +133,7 @@ type CandidateReport struct {
 }
 
 // BuildCandidate makes the candidate policy from the live one: calibration
-// maps fitted on bins (from a source, or BinsFromRows in the lab),
+// maps fitted on bins (from a source),
 // then on the rows the rule audit and the threshold search with the new
 // maps, then sealed. It never changes the classifier weights.
 func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, opt CandidateOptions) (*router.Policy, CandidateReport, error) {
@@ -180,6 +185,9 @@ func BuildCandidate(live *router.Policy, bins []CalBin, rows []Row, w Window, op
 		if !a.Kept {
 			rep.DroppedRules = append(rep.DroppedRules, a.Rule)
 		}
+	}
+	if opt.Epsilon > 0 {
+		cand.Epsilon = opt.Epsilon
 	}
 	if cand.Metrics != nil {
 		cand.Metrics.RuleAudit = rep.Rules

@@ -31,6 +31,8 @@
 //     simulated world;
 //   - schedule.go: once or --every D, each run's report file, audit row and
 //     JSON line;
-//   - lab (lab.go): the same loop in process against the simulated world,
-//     with the world's truth changed mid-run.
+//
+// The lab's scenarios (lab/scenario) run RunPipeline on jobs/memsource in
+// process against the simulated world; jobs itself knows nothing of the
+// lab.
 package jobs

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -384,4 +385,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// norm scales counts to shares.
+func norm(m map[string]float64) map[string]float64 {
+	t := sumMap(m)
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = v / math.Max(t, 1)
+	}
+	return out
+}
+
+func sumMap(m map[string]float64) float64 {
+	t := 0.0
+	for _, v := range m {
+		t += v
+	}
+	return t
 }

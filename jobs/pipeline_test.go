@@ -91,6 +91,39 @@ func TestPipeline(t *testing.T) {
 			t.Errorf("audit rows = %s, want one per step (5)", n)
 		}
 	})
+	t.Run("alternatives: the best that passes OPE goes on", func(t *testing.T) {
+		c, p := &fakeCanary{pass: true}, &fakePusher{}
+		rep, err := jobs.RunPipeline(ctx, s, live, w, c, p, jobs.PipelineOptions{Push: true, Alternatives: []jobs.Alternative{
+			{Name: "live-thresholds", Recalibrate: jobs.RecalibrateJob{Candidate: jobs.CandidateOptions{KeepThresholds: true}}},
+			{Name: "refit", Recalibrate: jobs.RecalibrateJob{Refit: true}},
+		}}, logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := steps(rep); got != "recalibrate:ok ope:ok drift:ok canary:ok push:ok " {
+			t.Fatalf("steps = %s (%s)", got, rep.Reason)
+		}
+		built, gated := rep.Steps[0].Report.([]jobs.CandidateChoice), rep.Steps[1].Report.([]jobs.CandidateChoice)
+		if len(built) != 3 || len(gated) != 3 {
+			t.Fatalf("%d candidates built, %d gated, want 3", len(built), len(gated))
+		}
+		best, chosen := -1, -1
+		for i, g := range gated {
+			if built[i].Candidate == nil || g.OPE == nil {
+				t.Fatalf("candidate %s: built %v, gated %v (%s)", g.Name, built[i].Candidate != nil, g.OPE != nil, g.Error)
+			}
+			t.Logf("%s %s: DR %.4f pass %v", g.Name, g.Version, g.OPE.DR.Value, g.OPE.Pass)
+			if g.OPE.Pass && (best < 0 || g.OPE.DR.Value > gated[best].OPE.DR.Value) {
+				best = i
+			}
+			if g.Chosen {
+				chosen = i
+			}
+		}
+		if best < 0 || chosen != best || rep.Candidate != gated[best].Version || p.pushed[0] != rep.Candidate {
+			t.Errorf("chosen %d, want %d (the highest DR that passed); candidate %s, pushed %v", chosen, best, rep.Candidate, p.pushed)
+		}
+	})
 	t.Run("worse candidate stops at the OPE gate", func(t *testing.T) {
 		c, p := &fakeCanary{pass: true}, &fakePusher{}
 		rep, err := jobs.RunPipeline(ctx, s, live, w, c, p, jobs.PipelineOptions{Push: true, Candidate: worse(t, live)}, logf)

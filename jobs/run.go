@@ -17,7 +17,8 @@ type RecalibrateJob struct {
 	Refit bool
 	// RefitLimit bounds the decisions read for a refit; default 200,000.
 	RefitLimit int
-	// Epsilon of a refitted candidate; default the live policy's, else 0.1.
+	// Epsilon of the candidate; default the live policy's (for a refit:
+	// else 0.1). A recalibration takes it unless Candidate.Epsilon is set.
 	Epsilon float64
 	// RowLimit bounds the decision rows (with candidates) sampled for the
 	// rule audit and the threshold search; default 50,000 (the frontier of
@@ -36,6 +37,9 @@ func RunRecalibrate(ctx context.Context, s CalibrationSource, live *router.Polic
 	}
 	if job.Refit || live.Classifier == nil {
 		return runRefit(ctx, s, live, w, job, progress)
+	}
+	if job.Candidate.Epsilon <= 0 {
+		job.Candidate.Epsilon = job.Epsilon
 	}
 	bins, err := s.CalibrationBins(ctx, w, live.Version)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/lab/scenario"
 )
 
 func runLab(ctx context.Context, env Env, args []string) error {
@@ -21,7 +21,7 @@ Subcommands:
                   OPE gate, drift check, canary, push; report what was detected when
 
 Scenarios:`)
-		for _, s := range jobs.Scenarios {
+		for _, s := range scenario.Scenarios {
 			fmt.Fprintf(env.Stdout, "  %-20s %s\n", s.Name, s.Description)
 		}
 		if len(args) == 0 {
@@ -38,15 +38,17 @@ Scenarios:`)
 
 func runLabScenario(ctx context.Context, env Env, args []string) error {
 	var names []string
-	for _, s := range jobs.Scenarios {
+	for _, s := range scenario.Scenarios {
 		names = append(names, s.Name)
 	}
 	fs := newFlagSet("lab scenario NAME", `Run one lab scenario in the simulated world, in process (no servers needed):
-train a first policy on an exploration log, serve traffic, change the world's truth,
-and let the loop detect the change (CUSUM on outcome rates, drift checks on the
-traffic), gather a window, build candidates (recalibration with a rule audit and
-thresholds, and a refit), pick one by off-policy evaluation on held-out rows,
-gate it (OPE margin, drift check, canary with a guardrail) and push it.
+train a first policy on an exploration log, serve traffic through the gateway in
+virtual time, change the world's truth, and let the loop detect the change (CUSUM on
+outcome rates, drift checks on the traffic), gather a window, and run the jobs
+pipeline on the events the gateway logged (labels from QA and the simulated users'
+thumbs up/down): candidates (recalibration with a rule audit and thresholds, the same
+with the live thresholds, a refit), the OPE gate picking the best on held-out rows,
+the drift check, a canary with a guardrail served in the lab, and the push.
 Reports detected_after_events, success_before/during/after and the pushed version.
 
 Scenarios: `+strings.Join(names, ", "))
@@ -67,14 +69,14 @@ Scenarios: `+strings.Join(names, ", "))
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
 	}
-	sc, ok := jobs.ScenarioByName(name)
+	sc, ok := scenario.ByName(name)
 	if !ok {
 		return fmt.Errorf("lab scenario: unknown scenario %q (want one of %s)", name, strings.Join(names, ", "))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rep, err := jobs.RunScenario(ctx, sc, jobs.LabConfig{
+	rep, err := scenario.Run(ctx, sc, scenario.Config{
 		Seed: *seed, TrainEvents: *train, Before: *before, Window: *window, After: *after,
 		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
 	})

@@ -1,4 +1,19 @@
-package jobs
+// Package scenario runs routelab's closed loop in process against the
+// simulated world (`routelab lab scenario NAME`): a policy trained on an
+// exploration log serves traffic through the lab (lab.Lab: the real
+// gateway in virtual time), the world's truth changes mid-run, streaming
+// detectors watch the served outcomes, and on an alarm the loop gathers a
+// window and runs the jobs pipeline (jobs.RunPipeline: recalibrate, OPE
+// gate, drift check, canary, push) on an in-memory source
+// (jobs/memsource) that the gateway's events fed, with a canary served
+// through the lab and a push that makes the candidate live in it.
+//
+// Nothing in the loop reads the truth: the world is only called the way
+// the gateway calls a provider; the detectors read QA's verdicts, and the
+// pipeline and the canary read the labels of jobs.Labels from the events:
+// QA and the signals the simulated users send (lab.Config.Feedback). The
+// report's success figures are the hidden truth, for the reader.
+package scenario
 
 import (
 	"context"
@@ -7,19 +22,12 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
-
-// The lab runs the closed loop in process against the simulated world: a
-// policy trained on exploration logs serves traffic, the world's truth
-// changes mid-run, the streaming detectors and drift checks watch, and on
-// an alarm the loop gathers a window of logged outcomes, builds a candidate
-// (recalibration, rule audit, thresholds), gates it with off-policy
-// evaluation, a drift check and a canary with a guardrail, and pushes it.
-// Nothing in the loop reads the truth: the world is only called the way
-// serve calls a provider, and success is what came back.
 
 // Scenario is one change of the world's truth (or of its traffic).
 type Scenario struct {
@@ -41,8 +49,8 @@ var Scenarios = []Scenario{
 	}},
 }
 
-// ScenarioByName finds a scenario.
-func ScenarioByName(name string) (Scenario, bool) {
+// ByName finds a scenario.
+func ByName(name string) (Scenario, bool) {
 	for _, s := range Scenarios {
 		if s.Name == name {
 			return s, true
@@ -51,8 +59,8 @@ func ScenarioByName(name string) (Scenario, bool) {
 	return Scenario{}, false
 }
 
-// LabConfig sizes a lab run. Zero fields get defaults.
-type LabConfig struct {
+// Config sizes a lab run. Zero fields get defaults.
+type Config struct {
 	Seed        uint64
 	TrainEvents int       // exploration log the first policy is trained on; default 40000
 	Before      int       // events served before the change; default 20000
@@ -72,10 +80,14 @@ type LabConfig struct {
 	CanaryMargin float64
 	DriftEvery   int // feature drift checked every this many events on the last DriftSpan; default 500
 	DriftSpan    int // default 2000
-	Progress     func(format string, args ...any)
+	// Feedback is the share of served requests the simulated users send a
+	// thumbs_up or thumbs_down on (lab.Config.Feedback); default 1, when
+	// the labels are the users' verdicts alone (see Run).
+	Feedback float64
+	Progress func(format string, args ...any)
 }
 
-func (c *LabConfig) defaults() {
+func (c *Config) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -105,24 +117,18 @@ func (c *LabConfig) defaults() {
 	if c.CanaryMargin <= 0 {
 		c.CanaryMargin = 0.02
 	}
+	if c.Feedback <= 0 {
+		c.Feedback = 1
+	}
 	if c.Progress == nil {
 		c.Progress = func(string, ...any) {}
 	}
 }
 
-// Step is one recorded step of a pipeline run (the lab's and jobs
-// pipeline's): what ran, whether it let the pipeline go on, and its report.
-type Step struct {
-	Name       string `json:"name"`
-	Status     string `json:"status"` // ok | stopped | skipped
-	Reason     string `json:"reason,omitempty"`
-	AtEvent    int    `json:"at_event,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
-	Report     any    `json:"report,omitempty"`
-}
-
-// LabReport is what `routelab lab scenario NAME --json` prints.
-type LabReport struct {
+// Report is what `routelab lab scenario NAME --json` prints. Its success
+// and cost figures are the hidden truth of every request served in the
+// period (an image came back whose drawn quality is a success).
+type Report struct {
 	Scenario    string `json:"scenario"`
 	Description string `json:"description"`
 	Seed        uint64 `json:"seed"`
@@ -145,15 +151,17 @@ type LabReport struct {
 	PushedPolicy        string   `json:"pushed_policy_version"`
 	Pushed              bool     `json:"pushed"`
 	StopReason          string   `json:"stop_reason,omitempty"`
-	Steps               []Step   `json:"steps"`
-	ElapsedMS           int64    `json:"elapsed_ms"`
+	// Steps are the lab's own (false-alarm, detect, window) and then the
+	// pipeline's (jobs.PipelineReport.Steps).
+	Steps     []jobs.Step `json:"steps"`
+	ElapsedMS int64       `json:"elapsed_ms"`
 }
 
-// RunScenario runs one scenario end to end and reports it.
-func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, error) {
+// Run runs one scenario end to end and reports it.
+func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 	start := time.Now()
 	cfg.defaults()
-	rep := LabReport{Scenario: sc.Name, Description: sc.Description, Seed: cfg.Seed, DetectedBy: []string{}, Steps: []Step{}}
+	rep := Report{Scenario: sc.Name, Description: sc.Description, Seed: cfg.Seed, DetectedBy: []string{}, Steps: []jobs.Step{}}
 	cat, err := datasets.Catalog()
 	if err != nil {
 		return rep, err
@@ -165,7 +173,20 @@ func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, er
 	if err != nil {
 		return rep, err
 	}
-	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw}, explore)
+	// every event the gateway emits (decisions, QA results, the users'
+	// signals) lands in the source the pipeline reads, as production's
+	// land in ClickHouse
+	labels := jobs.DefaultLabels()
+	if cfg.Feedback >= 1 {
+		// every served image gets its user's verdict, so the verdicts
+		// alone are the label (`jobs pipeline --label-ignore-qa`):
+		// automated QA is a proxy, which in the simulated world fails
+		// about one good image in five and passes some bad ones. With
+		// partial feedback QA stands in for the missing verdicts.
+		labels.RequireQA = false
+	}
+	src := memsource.New(labels)
+	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw, Events: src, Feedback: cfg.Feedback}, explore)
 	if err != nil {
 		return rep, err
 	}
@@ -194,22 +215,22 @@ func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, er
 	rep.InitialPolicy = live.Version
 	cfg.Progress("lab: live policy %s", live.Version)
 
-	loop := &labLoop{cfg: cfg, lb: lb, lw: lw, st: st, live: live, trainEx: ex, rules: explore.Rules}
+	loop := &labLoop{cfg: cfg, lb: lb, lw: lw, st: st, src: src, labels: labels, live: live}
 	// 2. before the change; the first Baseline events set the detectors
 	var before tally
+	loop.period = &before
 	for i := range cfg.Before {
 		ev, err := loop.step(ctx, nil)
 		if err != nil {
 			return rep, err
 		}
-		before.add(ev)
 		if i+1 == cfg.Baseline {
 			loop.arm()
 		}
 		loop.observe(ev)
 		if len(loop.alarms) > 0 {
 			// a false alarm before the change: reported, and re-armed
-			rep.Steps = append(rep.Steps, Step{Name: "false-alarm", Status: "ok", AtEvent: i + 1, Reason: strings.Join(loop.alarms, ", ")})
+			rep.Steps = append(rep.Steps, jobs.Step{Name: "false-alarm", Status: "ok", AtEvent: i + 1, Reason: strings.Join(loop.alarms, ", ")})
 			loop.alarms = nil
 			loop.arm()
 		}
@@ -219,15 +240,15 @@ func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, er
 	lw.changed = true
 	cfg.Progress("lab: change applied (%s) after %d events; success so far %.4f", sc.Name, cfg.Before, before.rate())
 
-	// 3. during: until an alarm, then a window, then the gated push
+	// 3. during: until an alarm, then a window, then the pipeline
 	var during tally
+	loop.period = &during
 	detected := -1
 	for i := 0; i < cfg.MaxDuring && detected < 0; i++ {
 		ev, err := loop.step(ctx, nil)
 		if err != nil {
 			return rep, err
 		}
-		during.add(ev)
 		loop.observe(ev)
 		if len(loop.alarms) > 0 {
 			detected = i + 1
@@ -241,30 +262,33 @@ func RunScenario(ctx context.Context, sc Scenario, cfg LabConfig) (LabReport, er
 	}
 	rep.DetectedAfterEvents = &detected
 	rep.DetectedBy = append(rep.DetectedBy, loop.alarms...)
-	rep.Steps = append(rep.Steps, Step{Name: "detect", Status: "ok", AtEvent: cfg.Before + detected, Reason: strings.Join(loop.alarms, ", ")})
+	rep.Steps = append(rep.Steps, jobs.Step{Name: "detect", Status: "ok", AtEvent: cfg.Before + detected, Reason: strings.Join(loop.alarms, ", ")})
 	cfg.Progress("lab: detected after %d events by %s", detected, strings.Join(loop.alarms, ", "))
 
-	pushed, err := loop.pipeline(ctx, &rep, &during)
+	prep, err := loop.pipeline(ctx, &rep)
 	if err != nil {
 		return rep, err
 	}
 	rep.SuccessDuring, rep.CostDuring, rep.EventsDuring = during.rate(), during.meanCost(), int(during.n)
-	rep.Pushed = pushed
-	if pushed {
-		rep.PushedPolicy = loop.live.Version
+	rep.Pushed = prep.Pushed
+	if prep.Pushed {
+		rep.PushedPolicy = prep.Version
+	} else {
+		rep.StopReason = prep.Stopped + ": " + prep.Reason
 	}
 
 	// 4. after
 	var after tally
+	loop.period = &after
 	for range cfg.After {
-		ev, err := loop.step(ctx, nil)
-		if err != nil {
+		if _, err := loop.step(ctx, nil); err != nil {
 			return rep, err
 		}
-		after.add(ev)
 	}
 	rep.SuccessAfter, rep.CostAfter, rep.EventsAfter = after.rate(), after.meanCost(), int(after.n)
 	cfg.Progress("lab: success before %.4f, during %.4f, after %.4f", rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter)
 	rep.ElapsedMS = since(start)
 	return rep, nil
 }
+
+func since(t time.Time) int64 { return time.Since(t).Milliseconds() }

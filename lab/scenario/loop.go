@@ -1,26 +1,31 @@
-package jobs
+package scenario
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/drift"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments/ope"
+	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
 
-// tally sums served outcomes of a period.
+// tally sums served outcomes of a period: the report's hidden success,
+// or (in a canary's arms) the logged label.
 type tally struct{ n, succ, cost float64 }
 
-func (t *tally) add(e event) {
+func (t *tally) add(e event, success bool) {
 	t.n++
 	t.cost += e.cost()
-	if e.success() {
+	if success {
 		t.succ++
 	}
 }
@@ -28,17 +33,17 @@ func (t tally) rate() float64     { return t.succ / math.Max(t.n, 1) }
 func (t tally) meanCost() float64 { return t.cost / math.Max(t.n, 1) }
 
 // labLoop is the live side of the lab: the policy serving, the detectors,
-// the logged rows.
+// the source its events feed.
 type labLoop struct {
-	cfg  LabConfig
-	lb   *lab.Lab
-	lw   *labWorld
-	st   *stream
-	live *router.Policy
-	n    int // live events served
-
-	trainEx []router.Example // the exploration log the first policy was trained on
-	rules   []router.Rule    // candidate rules a refit audits
+	cfg    Config
+	lb     *lab.Lab
+	lw     *labWorld
+	st     *stream
+	src    *memsource.Source // fed by the lab's gateway (lab.Config.Events)
+	labels jobs.Labels       // src's labels, which the canary reads too
+	live   *router.Policy
+	n      int    // live events served
+	period *tally // the report's period every served event counts in
 
 	// detectors, armed from a baseline of logged events
 	recent   []event // ring of the last DriftSpan events
@@ -62,8 +67,27 @@ type event struct {
 func (e *event) model() string { return e.res.Route.Model }
 
 // success is the truth the loop never reads: an image came back whose
-// drawn quality is a success.
+// drawn quality is a success. Only the report's figures count it.
 func (e *event) success() bool { return e.res.Served() && e.res.Quality >= sim.SuccessQuality }
+
+// label is the request's success as the jobs see it: jobs.Labels over its
+// logged events (the decision, QA results, the user's signal). A request
+// that got no image is a failure under any definition (the source labels
+// it so: its routed model's image was not served).
+func (e *event) label(l jobs.Labels) bool {
+	if !e.res.Served() || e.res.Decision == nil {
+		return false
+	}
+	var qa []events.QAResult
+	for _, q := range e.res.QA {
+		qa = append(qa, *q)
+	}
+	var sig []events.Signal
+	if e.res.Signal != nil {
+		sig = append(sig, *e.res.Signal)
+	}
+	return l.Success(e.res.Decision, qa, sig, nil)
+}
 
 func (e *event) cost() float64 { return e.res.Decision.CostUSD }
 
@@ -100,33 +124,15 @@ func (l *labLoop) step(ctx context.Context, canary *canaryState) (event, error) 
 		}
 	}
 	l.lb.SetPolicy(p)
-	res := l.lb.Serve(ctx, it.Request)
+	ev := event{item: it, res: l.lb.Serve(ctx, it.Request), arm: arm}
 	l.n++
 	if l.n%5000 == 0 {
 		l.cfg.Progress("lab: %d requests served since training", l.n)
 	}
-	return event{item: it, res: res, arm: arm}, nil
-}
-
-// row turns an event into a logged row for the candidate builder.
-func (e event) row() (Row, bool) {
-	first, label := e.first()
-	d := &e.res.Route
-	if !label {
-		return Row{}, false
+	if l.period != nil {
+		l.period.add(ev, ev.success())
 	}
-	r := Row{ID: e.item.Request.ID, Tier: e.item.Request.Tier, Rule: d.Rule, Model: d.Model, Propensity: d.Propensity}
-	if r.Rule == "pin" {
-		return Row{}, false
-	}
-	if first.Status == "ok" {
-		r.Y = 1
-	}
-	for _, c := range d.Candidates {
-		r.Cands = append(r.Cands, Cand{Model: c.Model, P: c.P, Cost: c.CostUSD, Eligible: c.Eligible})
-	}
-	r.LatencyMS = float64(first.LatencyMS)
-	return r, true
+	return ev, nil
 }
 
 // Stream names the lab watches with CUSUM; per-model streams follow the
@@ -232,34 +238,26 @@ func (l *labLoop) driftChecks() []drift.Check {
 		mode[string(e.item.Request.Mode)]++
 		depths = append(depths, float64(e.item.Request.EditDepth))
 	}
-	_, rr, rc := alignShares(norm(l.refRoute), 1, route)
-	_, mr, mc := alignShares(norm(l.refMode), 1, mode)
-	scale := func(xs []float64, n float64) []float64 {
-		for i := range xs {
-			xs[i] *= n
-		}
-		return xs
-	}
-	nb := sumMap(l.refRoute)
-	rs := th.RouteShare(scale(rr, nb), rc)
-	ms := th.Categorical("mode", scale(mr, nb), mc)
+	rr, rc := align(l.refRoute, route)
+	mr, mc := align(l.refMode, mode)
+	rs := th.RouteShare(rr, rc)
+	ms := th.Categorical("mode", mr, mc)
 	ds := th.Binned("edit_depth", l.refDepth, drift.Histogram(l.refEdges, depths))
 	return []drift.Check{rs, ms, ds}
 }
 
-func norm(m map[string]float64) map[string]float64 {
-	t := sumMap(m)
-	out := make(map[string]float64, len(m))
-	for k, v := range m {
-		out[k] = v / math.Max(t, 1)
+// align puts two count maps over one sorted category list.
+func align(ref, cur map[string]float64) (r, c []float64) {
+	cats := slices.Collect(maps.Keys(ref))
+	for k := range cur {
+		if _, ok := ref[k]; !ok {
+			cats = append(cats, k)
+		}
 	}
-	return out
-}
-
-func sumMap(m map[string]float64) float64 {
-	t := 0.0
-	for _, v := range m {
-		t += v
+	slices.Sort(cats)
+	for _, k := range cats {
+		r = append(r, ref[k])
+		c = append(c, cur[k])
 	}
-	return t
+	return r, c
 }
