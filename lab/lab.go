@@ -5,7 +5,7 @@
 // edit-chain restarts), with the simulated world's models in virtual time.
 // A lab figure is then a statement about production code.
 //
-// `routelab sim`, `routelab policy eval` and the jobs' lab scenarios all
+// `routelab sim`, `routelab policy eval` and the lab scenarios (lab/scenario) all
 // serve through a Lab.
 package lab
 
