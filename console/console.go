@@ -170,7 +170,7 @@ func New(cfg Config, deps Deps) (*Console, error) {
 		return nil, err
 	}
 	c.proxies = proxies
-	if c.noUserHash, err = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost); err != nil {
+	if c.noUserHash, err = bcrypt.GenerateFromPassword([]byte("no such user"), passwordCost); err != nil {
 		return nil, err
 	}
 	// The store's default lifetime is the login form's: a session that
