@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/routelab/routelab/datasets"
@@ -46,6 +48,10 @@ type Config struct {
 	// Gateway holds the serving limits; its SampleRate defaults to none
 	// (the lab keeps no images for review).
 	Gateway gateway.Config
+	// Seed seeds the draws the serving code makes besides the world's
+	// (the retrier's backoff jitter), so that a lab run is a function of
+	// its seeds; default 1.
+	Seed uint64
 	// Events receives every event the gateway emits (nil: none kept
 	// beyond each Result).
 	Events gateway.Sink
@@ -101,7 +107,7 @@ func New(cfg Config, p *router.Policy) (*Lab, error) {
 		// The render cache is keyed by what a picture depends on; a lab run
 		// replays few prompts many times, so a bigger one pays.
 		Sim: sim.Options{LatencyScale: 1, Sleep: l.clock.Sleep, Now: l.clock.Now, CacheBytes: 256 << 20},
-		Env: resilience.Env{Now: l.clock.Now, Sleep: l.clock.Sleep},
+		Env: resilience.Env{Now: l.clock.Now, Sleep: l.clock.Sleep, Rand: seededRand(cfg.Seed)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab providers: %w", err)
@@ -238,6 +244,21 @@ func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
 	res.Quality = l.calls.quality[o.Model]
 	o.Images = nil
 	return res
+}
+
+// seededRand is a deterministic source of [0,1) draws, safe for concurrent
+// use as resilience.Env.Rand must be.
+func seededRand(seed uint64) func() float64 {
+	if seed == 0 {
+		seed = 1
+	}
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(seed, 0x6c6162)) // "lab"
+	return func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return r.Float64()
+	}
 }
 
 // references are the reference images a workload request brings: the

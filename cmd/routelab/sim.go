@@ -39,7 +39,7 @@ cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. 
 	if err != nil {
 		return err
 	}
-	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Start: time.UnixMilli(*startTS)}, p)
+	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Seed: *seed, Start: time.UnixMilli(*startTS)}, p)
 	if err != nil {
 		return err
 	}

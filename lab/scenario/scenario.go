@@ -186,7 +186,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 		labels.RequireQA = false
 	}
 	src := memsource.New(labels)
-	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw, Events: src, Feedback: cfg.Feedback}, explore)
+	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw, Seed: cfg.Seed, Events: src, Feedback: cfg.Feedback}, explore)
 	if err != nil {
 		return rep, err
 	}
