@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/server"
+	"github.com/routelab/routelab/server/servertest"
 )
 
 // env is a server on a real 127.0.0.1 listener with test doubles.
@@ -105,31 +105,7 @@ func mustStart(t *testing.T, edit func(*setup)) *env {
 	s.deps.Gateway = gateway.New(s.gw, s.gwDeps)
 	cfg, deps := s.cfg, s.deps
 	e.srv = server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, deps)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.url, e.adminURL = "http://"+ln.Addr().String(), "http://"+aln.Addr().String()
-	done, adminDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- e.srv.Serve(ln) }()
-	go func() { adminDone <- e.srv.ServeAdmin(aln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
-		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("listener: %v", err)
-		}
-		if err := <-adminDone; err != nil {
-			t.Errorf("admin listener: %v", err)
-		}
-	})
+	e.url, e.adminURL = servertest.Start(t, e.srv, eventWait)
 	return e
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/routelab/routelab/server/client"
 	"github.com/routelab/routelab/server/loadgen"
 	"github.com/routelab/routelab/server/replica"
+	"github.com/routelab/routelab/server/servertest"
 )
 
 // mustServe runs a real server (test doubles for models) with the
@@ -68,26 +68,8 @@ func mustServeWith(t *testing.T, gw gateway.Config) (string, *client.Admin, *gat
 		Registry:    reg,
 		Experiments: w.Registry,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, adminDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	go func() { adminDone <- srv.ServeAdmin(aln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		<-adminDone
-	})
-	url := "http://" + ln.Addr().String()
-	return url, client.New("http://"+aln.Addr().String(), "adm", ""), prod
+	url, adminURL := servertest.Start(t, srv, time.Minute)
+	return url, client.New(adminURL, "adm", ""), prod
 }
 
 // TestLoadgenCLI: the command's --json summary, against a serve whose

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/client"
 	"github.com/routelab/routelab/server/loadgen"
+	"github.com/routelab/routelab/server/servertest"
 )
 
 // mustServe runs a real server and gateway (test doubles for models, an
@@ -58,25 +58,8 @@ func mustServe(t *testing.T, gw gateway.Config) (api, admin string, _ *gatewayte
 		Registry:    metrics,
 		Experiments: reg,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, adminDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	go func() { adminDone <- srv.ServeAdmin(aln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		<-adminDone
-	})
-	return "http://" + ln.Addr().String(), "http://" + aln.Addr().String(), prod
+	url, adminURL := servertest.Start(t, srv, time.Minute)
+	return url, adminURL, prod
 }
 
 // passQA passes every image without decoding it: the load generator only
