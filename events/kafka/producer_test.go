@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/routelab/routelab/events"
@@ -118,21 +119,17 @@ func TestProducerLinger(t *testing.T) {
 // gaugeValue reads one unlabelled gauge from reg the way a scrape would.
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("Gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
+	return scrape(t, reg, name).GetGauge().GetValue()
 }
 
 // counterValue reads one unlabelled counter from reg the way a scrape would.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return scrape(t, reg, name).GetCounter().GetValue()
+}
+
+// scrape gathers reg and returns the one series of the metric name.
+func scrape(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -140,11 +137,11 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			return mf.GetMetric()[0]
 		}
 	}
 	t.Fatalf("metric %s not registered", name)
-	return 0
+	return nil
 }
 
 // TestProducerBrokerRestart stops the broker mid-stream and restarts it from
