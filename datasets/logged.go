@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/routelab/routelab/events"
@@ -13,20 +14,27 @@ import (
 
 // LoggedEvent is one line of a logged-decisions file written by `routelab
 // sim`: the decision event serve would emit (events.Decision) plus what the
-// lab knows beyond it: the requested size, the greedy model and the drawn
-// quality. The hidden task is not logged.
+// lab knows beyond it: the requested size, the greedy model, the drawn
+// quality and the simulated user's feedback signal. The hidden task is not
+// logged.
 type LoggedEvent struct {
 	events.Decision
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	Greedy  string  `json:"greedy,omitempty"`
 	Quality float64 `json:"quality"`
+	// Signal is the user's feedback on the served image (an events.Signal
+	// kind; empty when none was sent).
+	Signal string `json:"signal,omitempty"`
 }
 
 // ReadExamples decodes a logged-decisions JSONL stream into training
 // examples, decoding on workers goroutines. It returns the number of lines
 // read; lines whose first attempt failed at the provider are skipped (see
-// router.ExampleFromDecision). progress (may be nil) is called every
+// router.ExampleFromDecision). Labels follow the default label definition
+// (jobs.DefaultLabels), as training on ClickHouse rows does: a first
+// attempt that passed QA is still a failure when the user sent a fail
+// signal (events.DefaultFailSignals) on the image it returned. progress (may be nil) is called every
 // 100,000 lines.
 func ReadExamples(r io.Reader, workers int, progress func(lines int)) ([]router.Example, int, error) {
 	if workers <= 0 {
@@ -59,6 +67,9 @@ func ReadExamples(r io.Reader, workers int, progress func(lines int)) ([]router.
 					}
 					d := e.decision()
 					if x, ok := router.ExampleFromDecision(&d, e.Width, e.Height); ok {
+						if slices.Contains(events.DefaultFailSignals, e.Signal) {
+							x.Success = false
+						}
 						res.ex = append(res.ex, x)
 					}
 				}
@@ -148,8 +159,9 @@ type leanEvent struct {
 		Model  string `json:"model"`
 		Status string `json:"status"`
 	} `json:"attempts"`
-	Width  int `json:"width"`
-	Height int `json:"height"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Signal string `json:"signal"`
 }
 
 func (e *leanEvent) decision() events.Decision {

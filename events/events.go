@@ -152,6 +152,11 @@ type Signal struct {
 	User    string  `json:"user,omitempty"`
 }
 
+// DefaultFailSignals are the signals that mark a request a failure under
+// the default label definition (jobs.DefaultLabels), however QA judged it:
+// the user rejected the image.
+var DefaultFailSignals = []string{"thumbs_down", "regenerate"}
+
 // Score is one rubric answer given by a reviewer.
 type Score struct {
 	Name  string  `json:"name"`

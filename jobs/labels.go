@@ -31,7 +31,7 @@ type Labels struct {
 
 // DefaultLabels is the documented default definition.
 func DefaultLabels() Labels {
-	return Labels{RequireQA: true, FailSignals: []string{"thumbs_down", "regenerate"}, ReviewScore: "overall", MinReviewScore: 3}
+	return Labels{RequireQA: true, FailSignals: slices.Clone(events.DefaultFailSignals), ReviewScore: "overall", MinReviewScore: 3}
 }
 
 var identLike = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)

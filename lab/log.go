@@ -18,8 +18,9 @@ type LogSummary struct {
 
 // Log serves items in order and writes one datasets.LoggedEvent per
 // request to w as JSONL: the decision serve would emit, plus width,
-// height, the greedy model and the drawn quality (what `routelab policy
-// train` reads). progress, when set, is called every 1000 requests with
+// height, the greedy model, the drawn quality and the simulated user's
+// signal when Config.Feedback sent one (what `routelab policy train`
+// reads). progress, when set, is called every 1000 requests with
 // the number served so far.
 func (l *Lab) Log(ctx context.Context, items []datasets.WorkItem, w io.Writer, progress func(done int)) (LogSummary, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
@@ -37,6 +38,9 @@ func (l *Lab) Log(ctx context.Context, items []datasets.WorkItem, w io.Writer, p
 		it := &items[i]
 		res := l.Serve(ctx, it.Request)
 		ev := datasets.LoggedEvent{Decision: *res.Decision, Width: it.Request.Width, Height: it.Request.Height, Greedy: res.Route.Greedy, Quality: res.Quality}
+		if res.Signal != nil {
+			ev.Signal = res.Signal.Signal
+		}
 		if err := enc.Encode(&ev); err != nil {
 			return LogSummary{}, err
 		}

@@ -18,18 +18,25 @@ decision event per request (JSONL). Every request is served by the same serving 
 as routelab serve (routing, providers with retries and breakers, automated QA on the
 rendered images, fallback, escalation, edit-chain restarts), in virtual time, so each
 line is the events.Decision serve emits (propensity, candidates, features, attempts,
-cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. Train a policy from it with "routelab policy train".`)
+cost, latency, qa_pass) plus width, height, greedy model, the drawn quality and the
+simulated user's feedback signal (thumbs_up when the image's hidden quality is a success,
+thumbs_down when not, on --feedback of the served requests). Train a policy from it with
+"routelab policy train": its labels are QA pass without a thumbs_down, as in production.`)
 	fs.SetOutput(env.Stderr)
 	workload := fs.String("workload", "", "workload JSONL (routelab workload generate)")
 	policyPath := fs.String("policy", "", "policy JSON, e.g. datasets/policies/explore.json")
 	out := fs.String("out", "", "logged events JSONL (default stdout)")
 	seed := fs.Uint64("world-seed", 1, "seed of the simulated world's draws")
+	feedback := fs.Float64("feedback", 1, "share of served requests the simulated user sends feedback on (0..1)")
 	startTS := fs.Int64("start-ts", 1793491200000, "virtual time (unix ms) the run starts at; requests arrive 100 ms apart")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *workload == "" || *policyPath == "" {
 		return fmt.Errorf("--workload and --policy are required")
+	}
+	if *feedback < 0 || *feedback > 1 {
+		return fmt.Errorf("--feedback must be in [0, 1], got %g", *feedback)
 	}
 	p, err := datasets.LoadPolicy(*policyPath)
 	if err != nil {
@@ -39,7 +46,7 @@ cost, latency, qa_pass) plus width, height, greedy model and the drawn quality. 
 	if err != nil {
 		return err
 	}
-	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Seed: *seed, Start: time.UnixMilli(*startTS)}, p)
+	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Seed: *seed, Start: time.UnixMilli(*startTS), Feedback: *feedback}, p)
 	if err != nil {
 		return err
 	}
