@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test test-lab bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short soak
+.PHONY: all build run test test-heavy bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short soak
 
 all: build
 
@@ -42,16 +42,18 @@ kafka: build
 test: deps browser build
 	$(GO) vet ./...
 	scripts/with-clickhouse $(GO) test -race -count=1 -timeout 20m ./...
-	@$(MAKE) --no-print-directory test-lab
+	@$(MAKE) --no-print-directory test-heavy
 	$(MAKE) fuzz-short
 
-# The heavy lab runs (tests named TestLab*, marked labtest.Heavy): thousands
-# of requests, each rendering and QA-checking an image on one goroutine, are
-# skipped under -race (a hundredfold slower there, and sequential) and run
-# here without it.
-LAB_PKGS := ./lab/... ./jobs/ ./cmd/routelab/
-test-lab: build
-	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '^TestLab[A-Z]' $(LAB_PKGS)
+# The heavy tests, marked labtest.Heavy and named TestLab* or TestFault*: lab
+# runs of thousands of requests, each rendering and QA-checking an image on
+# one goroutine, and the fault campaign's process stacks (serve and ingest
+# as child processes under load). Under -race they are a hundredfold slower
+# and race nothing the packages' own tests do not, so the race pass skips
+# them and they run here without it.
+HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/
+test-heavy: build
+	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '^Test(Lab|Fault)[A-Z]' $(HEAVY_PKGS)
 
 # Go native fuzz targets, one per decoder of outside bytes (package:target).
 # `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME. A

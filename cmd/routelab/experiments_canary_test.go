@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
-// TestDevRollsBackFlakyCanary is the canary story end to end inside
+// TestFaultFlakyCanaryRolledBack is the canary story end to end inside
 // `routelab dev`: the shipped canary spec pins the pin-only sim-flaky model
 // (its safety filter refuses about a third of prompts); live traffic from
 // loadgen reaches it through the canary arm; dev's guardrail monitor reads
@@ -23,11 +24,9 @@ import (
 // so that every generate request lands in an arm and a hundred or two give
 // both arms the guardrails' 20 units (at 50% the test took five minutes of
 // a loaded 2-core machine).
-func TestDevRollsBackFlakyCanary(t *testing.T) {
+func TestFaultFlakyCanaryRolledBack(t *testing.T) {
+	labtest.Heavy(t) // starts routelab dev (ClickHouse, broker) and drives live traffic
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("starts routelab dev (ClickHouse, broker) and drives live traffic")
-	}
 	dir := t.TempDir()
 	info, _ := startDevForTest(t, dir, "--experiments-monitor-every", "1s")
 	cli := func(args ...string) string {

@@ -40,6 +40,7 @@ import (
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/chlocal"
 	"github.com/routelab/routelab/ingest/ingesttest"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 // faultsChildEnv, when set, makes the test binary run `routelab` with these
@@ -518,6 +519,7 @@ func slow(t *testing.T) {
 // The broker goes away while serve keeps answering (its producer spools to
 // disk), and comes back on the same address with its data.
 func TestFaultBrokerDownAndBack(t *testing.T) {
+	labtest.Heavy(t)
 	slow(t)
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.startServeInProcess()
@@ -538,6 +540,7 @@ func TestFaultBrokerDownAndBack(t *testing.T) {
 // (the producer retries what was written: copies in Kafka), and drops
 // connections.
 func TestFaultBrokerProduceErrors(t *testing.T) {
+	labtest.Heavy(t)
 	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.startServeInProcess()
@@ -573,6 +576,7 @@ func TestFaultBrokerProduceErrors(t *testing.T) {
 // ingest dies (SIGKILL) after inserting a round and before committing its
 // offsets: a new ingest gets the round again, and FINAL collapses it.
 func TestFaultIngestKilledBetweenInsertAndCommit(t *testing.T) {
+	labtest.Heavy(t)
 	slow(t)
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.startServeInProcess()
@@ -608,6 +612,7 @@ func TestFaultIngestKilledBetweenInsertAndCommit(t *testing.T) {
 // ClickHouse is killed (SIGKILL) while ingest inserts, and restarted on the
 // same ports and data.
 func TestFaultClickHouseKilledMidInsert(t *testing.T) {
+	labtest.Heavy(t)
 	slow(t)
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -655,6 +660,7 @@ func TestFaultClickHouseKilledMidInsert(t *testing.T) {
 // serve gets SIGTERM under load: it drains, flushes its producer and loses
 // nothing it answered.
 func TestFaultServeSIGTERMUnderLoad(t *testing.T) {
+	labtest.Heavy(t)
 	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	cmd := c.startServeProcess()
@@ -676,6 +682,7 @@ func TestFaultServeSIGTERMUnderLoad(t *testing.T) {
 // serve gets SIGKILL under load: what its producer held in memory is lost,
 // bounded by its queue, and the campaign measures how much.
 func TestFaultServeSIGKILLUnderLoad(t *testing.T) {
+	labtest.Heavy(t)
 	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	cmd := c.startServeProcess()
@@ -758,6 +765,7 @@ func (c *campaign) metric(name string) int {
 // take stays in serve's memory (routelab_events_held), retried, and reaches
 // the broker when it returns. Nothing is dropped.
 func TestFaultSpoolDiskFull(t *testing.T) {
+	labtest.Heavy(t)
 	slow(t)
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	mountTinyDisk(t, c.serveDir, 256<<10)
@@ -798,6 +806,7 @@ func TestFaultSpoolDiskFull(t *testing.T) {
 // The blob store's disk is full: sampled images cannot be stored, which is
 // logged and leaves the request and its events alone.
 func TestFaultBlobDiskFull(t *testing.T) {
+	labtest.Heavy(t)
 	t.Parallel()
 	c := newCampaign(t, ingesttest.ClickHouse(t))
 	c.sampleRate = "1"
