@@ -14,7 +14,7 @@ type QA interface {
 type QASpec struct {
 	Width, Height   int
 	Format          string // png | jpeg | webp
-	Reference       []byte // image the edit started from, for drift
+	Reference       []byte // image the edit started from, for drift and sharpness
 	PreserveSubject bool
 }
 
@@ -29,9 +29,12 @@ type checker struct{ c *qa.Checker }
 // hash of the bytes (qa.Checker.CheckDecoded).
 func (a checker) Check(img providers.Image, spec QASpec) qa.Result {
 	s := qa.Spec{Width: spec.Width, Height: spec.Height, Format: spec.Format, PreserveSubject: spec.PreserveSubject}
-	if spec.PreserveSubject && spec.Reference != nil {
-		if h, err := a.c.HashReference(spec.Reference); err == nil {
-			s.Reference, s.HasReference = h, true
+	if spec.Reference != nil {
+		if ref, err := a.c.Reference(spec.Reference); err == nil {
+			s.IsEdit, s.RefSharpness = true, ref.Sharpness
+			if spec.PreserveSubject {
+				s.Reference, s.HasReference = ref.Hash, true
+			}
 		}
 	}
 	return a.c.CheckDecoded(img.Bytes, img.Decoded, img.Digest, s)

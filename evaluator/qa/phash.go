@@ -95,18 +95,29 @@ func HashImage(img image.Image) Hash {
 // HashBytes decodes b (refusing more than maxPixels, see Decode) and hashes
 // it; a PNG goes straight to its work plane (pngWork).
 func HashBytes(b []byte, maxPixels int) (Hash, error) {
+	r, err := measureReference(b, maxPixels)
+	return r.Hash, err
+}
+
+// measureReference decodes b (refusing more than maxPixels) and measures it
+// on the default work plane, as the checks measure outputs.
+func measureReference(b []byte, maxPixels int) (Reference, error) {
+	var g gray
+	ok := false
 	if Sniff(b) == FormatPNG {
 		if _, _, err := DecodeConfig(b, maxPixels); err == nil {
-			if g, _, _, ok := pngWork(b, defaultWorkSide, nil); ok {
-				return phash(g), nil
-			}
+			g, _, _, ok = pngWork(b, defaultWorkSide, nil)
 		}
 	}
-	img, _, err := Decode(b, maxPixels)
-	if err != nil {
-		return 0, err
+	if !ok {
+		img, _, err := Decode(b, maxPixels)
+		if err != nil {
+			return Reference{}, err
+		}
+		g = toWork(img, defaultWorkSide, nil)
 	}
-	return HashImage(img), nil
+	_, lap := stats(g)
+	return Reference{Hash: phash(g), Sharpness: lap}, nil
 }
 
 func sqrt(x float64) float64 { return math.Sqrt(x) }

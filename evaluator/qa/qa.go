@@ -16,7 +16,10 @@
 //	blank      standard deviation of luma (0..255); below MinStdDev the image is
 //	           blank or near-uniform.
 //	sharpness  variance of the 4-neighbour Laplacian of luma; below MinSharpness
-//	           the image is blurred or empty of detail.
+//	           the image is blurred or empty of detail. An edit is asked for no
+//	           more detail than its reference has: its threshold is at most
+//	           EditSharpness times the reference's (a smooth logo or gradient
+//	           comes back smooth; that is not a blurred output).
 //	drift      Hamming distance (0..64) between the pHash of the output and of the
 //	           reference; only when the request asks to preserve the subject and a
 //	           reference hash is given. Above MaxDrift the subject changed.
@@ -68,6 +71,11 @@ type Thresholds struct {
 	// 30: a crisp render measures in the hundreds to thousands; a blur of
 	// sigma ≈ 1 working pixel brings the simulator's renders under 25.
 	MinSharpness float64
+	// EditSharpness bounds an edit's sharpness threshold by this share of its
+	// reference's Laplacian variance. Default 0.5: the simulator's edits of a
+	// crisp reference keep most of its detail, blurred ones (q < 0.4) fall
+	// under a third of it.
+	EditSharpness float64
 	// MaxDrift is the largest pHash distance at which the subject counts as
 	// preserved. Default 16 of 64: re-encodes and mild edits stay under 10,
 	// unrelated images sit near 32.
@@ -84,6 +92,7 @@ func DefaultThresholds() Thresholds {
 		AspectTolerance: 0.03,
 		MinStdDev:       6,
 		MinSharpness:    30,
+		EditSharpness:   0.5,
 		MaxDrift:        16,
 		WorkSide:        defaultWorkSide,
 	}
@@ -106,6 +115,9 @@ func (t Thresholds) withDefaults() Thresholds {
 	if t.MinSharpness == 0 {
 		t.MinSharpness = d.MinSharpness
 	}
+	if t.EditSharpness == 0 {
+		t.EditSharpness = d.EditSharpness
+	}
 	if t.MaxDrift == 0 {
 		t.MaxDrift = d.MaxDrift
 	}
@@ -124,6 +136,11 @@ type Spec struct {
 	Reference       Hash
 	HasReference    bool
 	PreserveSubject bool
+	// IsEdit says the image is an edit of a reference whose Laplacian
+	// variance is RefSharpness (Reference.Sharpness): the sharpness check
+	// then asks for at most Thresholds.EditSharpness of it.
+	IsEdit       bool
+	RefSharpness float64
 }
 
 // Result is the verdict on one image.
@@ -136,6 +153,15 @@ type Result struct {
 	Width  int
 	Height int
 	Hash   Hash // pHash of the output, for drift checks on later edits in a chain
+	// Sharpness is the output's Laplacian variance, for the sharpness check
+	// of later edits in a chain.
+	Sharpness float64
+}
+
+// Reference is what the checks need of an edit's reference image.
+type Reference struct {
+	Hash      Hash    // pHash, for the drift check
+	Sharpness float64 // Laplacian variance on the work plane
 }
 
 // Event turns the result into the QA event the server emits.
@@ -149,7 +175,7 @@ type Checker struct {
 	bufs  sync.Pool // *[]uint8 work planes
 	seed  maphash.Seed
 	cache *lru.Cache[cacheKey, Result]
-	refs  *lru.Cache[uint64, Hash] // reference hashes by content
+	refs  *lru.Cache[uint64, Reference] // references measured, by content
 }
 
 type cacheKey struct {
@@ -165,26 +191,32 @@ const refHashes = 1 << 14
 
 // New returns a Checker with t (zero fields take the defaults).
 func New(t Thresholds) *Checker {
-	refs, _ := lru.New[uint64, Hash](refHashes)
+	refs, _ := lru.New[uint64, Reference](refHashes)
 	return &Checker{t: t.withDefaults(), seed: maphash.MakeSeed(), refs: refs}
 }
 
-// HashReference returns the pHash of a reference image (for Spec.Reference),
-// remembering the last refHashes by content: an edit chain sends the same
-// reference with every attempt and every escalation, and the last output
-// (whose hash Check remembered) as the next edit's reference. Errors as
-// Decode.
+// HashReference returns the pHash of a reference image (for Spec.Reference).
+// Errors as Decode.
 func (c *Checker) HashReference(b []byte) (Hash, error) {
+	r, err := c.Reference(b)
+	return r.Hash, err
+}
+
+// Reference measures an edit's reference image, remembering the last
+// refHashes by content: an edit chain sends the same reference with every
+// attempt and every escalation, and the last output (which Check measured)
+// as the next edit's reference. Errors as Decode.
+func (c *Checker) Reference(b []byte) (Reference, error) {
 	k := refKey(c.seed, b)
-	if h, ok := c.refs.Get(k); ok {
-		return h, nil
+	if r, ok := c.refs.Get(k); ok {
+		return r, nil
 	}
-	h, err := HashBytes(b, c.t.MaxPixels)
+	r, err := measureReference(b, c.t.MaxPixels)
 	if err != nil {
-		return 0, err
+		return Reference{}, err
 	}
-	c.refs.Add(k, h)
-	return h, nil
+	c.refs.Add(k, r)
+	return r, nil
 }
 
 // WithCache makes c remember the results for the last n distinct (bytes, spec)
@@ -251,7 +283,7 @@ func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
 		return c.check(b, s)
 	}
 	r := c.CheckImage(img, format, s)
-	c.rememberHash(b, r.Hash)
+	c.rememberReference(b, r)
 	return r
 }
 
@@ -263,7 +295,7 @@ func (c *Checker) check(b []byte, s Spec) Result {
 				r := c.checkPlane(g, w, h, FormatPNG, s)
 				*bufp = g.pix
 				c.bufs.Put(bufp)
-				c.rememberHash(b, r.Hash)
+				c.rememberReference(b, r)
 				return r
 			}
 			c.bufs.Put(bufp)
@@ -278,17 +310,17 @@ func (c *Checker) check(b []byte, s Spec) Result {
 		}
 	}
 	r := c.CheckImage(img, format, s)
-	c.rememberHash(b, r.Hash)
+	c.rememberReference(b, r)
 	return r
 }
 
-// rememberHash files the pHash of bytes that were just checked as their
+// rememberReference files the measures of bytes that were just checked as their
 // reference hash: an edit chain sends an output back as the next edit's
 // reference, and HashReference then finds it instead of decoding the bytes
 // again. Only at the default work side, where the two hashes are the same.
-func (c *Checker) rememberHash(b []byte, h Hash) {
+func (c *Checker) rememberReference(b []byte, r Result) {
 	if c.t.WorkSide == defaultWorkSide {
-		c.refs.Add(refKey(c.seed, b), h)
+		c.refs.Add(refKey(c.seed, b), Reference{Hash: r.Hash, Sharpness: r.Sharpness})
 	}
 }
 
@@ -358,12 +390,20 @@ func (c *Checker) checkPlane(g gray, w, h int, format string, s Spec) Result {
 	}
 
 	std, lap := stats(g)
-	r.Hash = phash(g)
+	r.Hash, r.Sharpness = phash(g), lap
 
 	add(CheckBlank, std >= c.t.MinStdDev, round3(std), std/(2*c.t.MinStdDev),
 		fmt.Sprintf("luma std-dev %.1f < %.1f", std, c.t.MinStdDev))
-	add(CheckSharpness, lap >= c.t.MinSharpness, round3(lap), lap/(2*c.t.MinSharpness),
-		fmt.Sprintf("Laplacian variance %.1f < %.1f", lap, c.t.MinSharpness))
+	minSharp := c.t.MinSharpness
+	if s.IsEdit {
+		minSharp = min(minSharp, c.t.EditSharpness*s.RefSharpness)
+	}
+	sharpScore := 1.0
+	if minSharp > 0 {
+		sharpScore = lap / (2 * minSharp)
+	}
+	add(CheckSharpness, lap >= minSharp, round3(lap), sharpScore,
+		fmt.Sprintf("Laplacian variance %.1f < %.1f", lap, minSharp))
 
 	if s.PreserveSubject && s.HasReference {
 		d := r.Hash.Distance(s.Reference)

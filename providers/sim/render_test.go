@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"testing"
 
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/providers/sim"
 )
@@ -120,4 +121,45 @@ func TestUpscaledRenderMeasuresAsItsDetailSize(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEditSharpnessIsRelativeToTheReference: QA asks an edit for no more
+// detail than its reference has. A good edit of a smooth reference (the
+// workloads' gradient) passes sharpness, as an edit of a crisp render does;
+// a blurred edit of the crisp render still fails it.
+func TestEditSharpnessIsRelativeToTheReference(t *testing.T) {
+	c := qa.New(qa.Thresholds{})
+	refs := map[string][]byte{
+		"gradient": datasets.ReferencePNG(),
+		"crisp":    sim.Render("a portrait of a smiling woman, studio light", 256, 256, 1, 3),
+	}
+	for _, tt := range []struct {
+		ref       string
+		quality   float64
+		wantSharp bool
+	}{
+		{"gradient", 1, true}, {"gradient", 0.8, true},
+		{"crisp", 1, true}, {"crisp", 0.8, true}, {"crisp", 0.2, false},
+	} {
+		t.Run(fmt.Sprintf("%s/q%.1f", tt.ref, tt.quality), func(t *testing.T) {
+			ref, err := c.Reference(refs[tt.ref])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := sim.Edit(MustDecode(t, refs[tt.ref]), "add a red hat", 512, 512, tt.quality, 9)
+			r := c.Check(out, qa.Spec{Width: 512, Height: 512, IsEdit: true, RefSharpness: ref.Sharpness})
+			if got := checkPassed(r, "sharpness"); got != tt.wantSharp {
+				t.Errorf("sharpness passed = %v, want %v (reference %.1f, %+v)", got, tt.wantSharp, ref.Sharpness, r.Checks)
+			}
+		})
+	}
+}
+
+func checkPassed(r qa.Result, name string) bool {
+	for _, ch := range r.Checks {
+		if ch.Name == name {
+			return ch.Pass
+		}
+	}
+	return false
 }
