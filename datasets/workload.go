@@ -2,18 +2,15 @@ package datasets
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
 
@@ -338,15 +335,11 @@ func ReadWorkload(r io.Reader) ([]WorkItem, error) {
 }
 
 // ReferencePNG is the reference image a workload's edits bring (the lab
-// and loadgen send the same one): a 64x64 gradient PNG. Read only.
+// and loadgen send the same one): a 128x128 render of a portrait by the
+// simulator's renderer, with the detail and texture of a small photo. (It
+// was a smooth 64x64 gradient, on which automated QA's sharpness and pHash
+// drift checks judge edits by noise: a good edit's one added shape moved a
+// gradient's hash past the drift bound.) Read only.
 var ReferencePNG = sync.OnceValue(func() []byte {
-	img := image.NewNRGBA(image.Rect(0, 0, 64, 64))
-	for y := range 64 {
-		for x := range 64 {
-			img.Set(x, y, color.NRGBA{uint8(x * 4), uint8(y * 4), 128, 255})
-		}
-	}
-	var buf bytes.Buffer
-	_ = png.Encode(&buf, img)
-	return buf.Bytes()
+	return sim.Render("a portrait photo of a smiling woman in a red scarf, studio light", 128, 128, 1, 1)
 })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
 	"testing"
 
@@ -130,7 +131,8 @@ func TestUpscaledRenderMeasuresAsItsDetailSize(t *testing.T) {
 func TestEditSharpnessIsRelativeToTheReference(t *testing.T) {
 	c := qa.New(qa.Thresholds{})
 	refs := map[string][]byte{
-		"gradient": datasets.ReferencePNG(),
+		"workload": datasets.ReferencePNG(),
+		"gradient": gradientPNG(t),
 		"crisp":    sim.Render("a portrait of a smiling woman, studio light", 256, 256, 1, 3),
 	}
 	for _, tt := range []struct {
@@ -138,7 +140,7 @@ func TestEditSharpnessIsRelativeToTheReference(t *testing.T) {
 		quality   float64
 		wantSharp bool
 	}{
-		{"gradient", 1, true}, {"gradient", 0.8, true},
+		{"gradient", 1, true}, {"gradient", 0.8, true}, {"workload", 1, true}, {"workload", 0.8, true}, {"workload", 0.2, false},
 		{"crisp", 1, true}, {"crisp", 0.8, true}, {"crisp", 0.2, false},
 	} {
 		t.Run(fmt.Sprintf("%s/q%.1f", tt.ref, tt.quality), func(t *testing.T) {
@@ -162,4 +164,19 @@ func checkPassed(r qa.Result, name string) bool {
 		}
 	}
 	return false
+}
+
+// gradientPNG is a smooth 64x64 gradient: a reference with no detail.
+func gradientPNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 64, 64))
+	for y := range 64 {
+		for x := range 64 {
+			img.Set(x, y, color.NRGBA{uint8(x * 4), uint8(y * 4), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

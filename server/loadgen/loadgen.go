@@ -14,9 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -299,16 +296,10 @@ func (lg *loadgen) one(ctx context.Context, job int, rng *rand.Rand) {
 	}
 }
 
+// refPNG is the workloads' edit reference (datasets.ReferencePNG) as the
+// JSON body carries it.
 var refPNG = sync.OnceValue(func() string {
-	img := image.NewNRGBA(image.Rect(0, 0, 64, 64))
-	for y := range 64 {
-		for x := range 64 {
-			img.Set(x, y, color.NRGBA{uint8(x * 4), uint8(y * 4), 128, 255})
-		}
-	}
-	var buf bytes.Buffer
-	_ = png.Encode(&buf, img)
-	return base64.StdEncoding.EncodeToString(buf.Bytes())
+	return base64.StdEncoding.EncodeToString(datasets.ReferencePNG())
 })
 
 // RequestBody is the native /v1/images body for a workload request. Edits
