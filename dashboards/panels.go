@@ -48,12 +48,18 @@ type Panel struct {
 	// Normalize divides each value by the sum at its x (counts -> shares);
 	// Grafana shows the same with percent stacking.
 	Normalize bool
+	// Fine is the rollup panel's query on the decisions table itself
+	// (columns ts, tenant, arm_experiments): Run uses it when the range or
+	// the data are too short for hourly buckets, e.g. fresh traffic of a
+	// few minutes, which the rollup would show as a single point.
+	Fine string
 }
 
 // Panels are the console's dashboard, in display order.
 var Panels = []Panel{
 	{ID: "route_share", Title: "Route share over time", Kind: TimeSeries, Unit: "share of requests", Normalize: true, Rollup: true, SQL: `
-SELECT $BUCKET AS t, model, countMerge(requests) AS c FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
+SELECT $BUCKET AS t, model, countMerge(requests) AS c FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t, model ORDER BY t, model`, Fine: `
+SELECT $BUCKET AS t, model, count() AS c FROM $DB.decisions WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
 	// Percentiles from latency_timing's quantileTiming states (ingest
 	// migration 0004): exact below 1 s, 16 ms steps up to 30 s, 30 s or more
 	// reads as 30000.
@@ -69,10 +75,16 @@ FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY model ORDER BY
 SELECT t, s, v FROM (
   SELECT $BUCKET AS t, countMerge(requests) AS n, sumMerge(retried) / n AS retry, sumMerge(escalated) / n AS escalation, sumMerge(fallback) / n AS fb
   FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t
+) ARRAY JOIN ['retry', 'escalation', 'fallback'] AS s, [retry, escalation, fb] AS v ORDER BY t, s`, Fine: `
+SELECT t, s, v FROM (
+  SELECT $BUCKET AS t, count() AS n, sum(length(attempt_models) > 1) / n AS retry, sum(escalated) / n AS escalation, sum(fallback) / n AS fb
+  FROM $DB.decisions WHERE $WHERE GROUP BY t
 ) ARRAY JOIN ['retry', 'escalation', 'fallback'] AS s, [retry, escalation, fb] AS v ORDER BY t, s`},
 	{ID: "qa_fail", Title: "QA fail rate by model", Kind: TimeSeries, Unit: "share failing QA", Rollup: true, SQL: `
 SELECT $BUCKET AS t, model, sumMerge(qa_fail) / countMerge(requests) AS v
-FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
+FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`, Fine: `
+SELECT $BUCKET AS t, model, sum(qa_pass = 0) / count() AS v
+FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
 	{ID: "satisfaction", Title: "User satisfaction (thumbs up share of thumbs)", Kind: TimeSeries, Unit: "thumbs up / (up + down)", SQL: `
 SELECT $BUCKET AS t, 'satisfaction' AS s, countIf(signal = 'thumbs_up') / greatest(countIf(signal IN ('thumbs_up', 'thumbs_down')), 1) AS v
 FROM $DB.signals WHERE $WHERE GROUP BY t ORDER BY t`},
@@ -83,7 +95,9 @@ WHERE $WHERE AND kind = 'score' AND n IN ('overall', 'adherence', 'legibility', 
 GROUP BY model, n ORDER BY model, n`},
 	{ID: "provider_errors", Title: "Provider error rate", Kind: TimeSeries, Unit: "share of attempts not ok", Rollup: true, SQL: `
 SELECT $BUCKET AS t, provider AS s, sumMerge(failed) / countMerge(attempts) AS v
-FROM $DB.attempts_hourly WHERE $WHERE GROUP BY t, s ORDER BY t, s`},
+FROM $DB.attempts_hourly WHERE $WHERE GROUP BY t, s ORDER BY t, s`, Fine: `
+SELECT $BUCKET AS t, p AS s, sum(st != 'ok') / count() AS v
+FROM $DB.decisions ARRAY JOIN attempt_providers AS p, attempt_statuses AS st WHERE $WHERE GROUP BY t, s ORDER BY t, s`},
 }
 
 // PanelByID finds a panel.
@@ -132,7 +146,7 @@ func (f Filter) Validate() error {
 // rollup panels never go below an hour.
 func (f Filter) Step(rollup bool) time.Duration {
 	span := f.To.Sub(f.From)
-	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
+	for _, s := range []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
 		if rollup && s < time.Hour {
 			continue
 		}
@@ -141,6 +155,12 @@ func (f Filter) Step(rollup bool) time.Duration {
 		}
 	}
 	return 7 * 24 * time.Hour
+}
+
+// fine is the panel reading the decisions table at any step.
+func (p Panel) fine() Panel {
+	p.SQL, p.Rollup, p.ExpFilter, p.Fine = p.Fine, false, true, ""
+	return p
 }
 
 func (p Panel) timeCol() string {

@@ -30,14 +30,103 @@ type Frame struct {
 	Series []Series
 	Rows   int
 	Took   time.Duration
+	// Step is the time series' bucket width; From and To the range it
+	// covers (narrower than the filter's when Run zoomed to the data).
+	Step     time.Duration
+	From, To time.Time
 }
 
-// Run executes the panel for the filter and shapes rows into series.
+// minBuckets is the fewest time buckets a time series should show before
+// Run looks for a finer step: one bucket makes no line.
+const minBuckets = 3
+
+// fineSpan is the longest range a rollup panel reads from the decisions
+// table outright: a few hours of decisions scan quickly, and the hourly
+// rollup would give at most this many points.
+const fineSpan = 6 * time.Hour
+
+// maxZooms bounds the extra queries of one panel: range step, then the
+// hours holding data at minutes, then those minutes at seconds.
+const maxZooms = 2
+
+// Run executes the panel for the filter and shapes rows into series. A time
+// series' bucket width follows the range (Filter.Step) and then the data:
+// when its rows fall in fewer than minBuckets buckets and a finer step
+// exists, it runs again over just the buckets holding data, at the step that
+// narrower range allows. Fresh traffic of a few minutes in a 24-hour view so
+// shows its minutes (from the decisions table, finer than the hourly
+// rollups) instead of a single point.
 func Run(ctx context.Context, conn driver.Conn, db string, p Panel, f Filter) (Frame, error) {
 	if err := f.Validate(); err != nil {
 		return Frame{}, err
 	}
 	start := time.Now()
+	q := p
+	if p.Fine != "" && f.To.Sub(f.From) <= fineSpan {
+		q = p.fine() // the rollup would draw a few hourly points at most
+	}
+	fr, err := run(ctx, conn, db, q, f)
+	for i := 0; err == nil && i < maxZooms; i++ {
+		zp, zf, ok := zoom(q, f, fr)
+		if !ok {
+			break
+		}
+		var zfr Frame
+		if zfr, err = run(ctx, conn, db, zp, zf); err == nil {
+			q, f, fr = zp, zf, zfr
+		}
+	}
+	if err != nil {
+		return Frame{}, err
+	}
+	fr.Panel = p
+	fr.Took = time.Since(start)
+	return fr, nil
+}
+
+// zoom is the panel and filter showing fr's data at a finer step, when fr
+// has too few buckets and a finer step exists.
+func zoom(p Panel, f Filter, fr Frame) (Panel, Filter, bool) {
+	if p.Kind != TimeSeries || fr.Rows == 0 {
+		return p, f, false
+	}
+	seen := map[time.Time]bool{}
+	var lo, hi time.Time
+	for _, s := range fr.Series {
+		for _, pt := range s.Points {
+			seen[pt.T] = true
+			if lo.IsZero() || pt.T.Before(lo) {
+				lo = pt.T
+			}
+			if pt.T.After(hi) {
+				hi = pt.T
+			}
+		}
+	}
+	if len(seen) >= minBuckets {
+		return p, f, false
+	}
+	if p.Rollup {
+		if p.Fine == "" {
+			return p, f, false
+		}
+		p = p.fine()
+	}
+	z := f
+	if lo.After(z.From) {
+		z.From = lo
+	}
+	if end := hi.Add(fr.Step); end.Before(z.To) {
+		z.To = end
+	}
+	if z.Step(false) >= fr.Step {
+		return p, f, false
+	}
+	return p, z, true
+}
+
+// run is one query of the panel over the filter's range.
+func run(ctx context.Context, conn driver.Conn, db string, p Panel, f Filter) (Frame, error) {
 	rows, err := conn.Query(ctx, p.SQLFor(db, f))
 	if err != nil {
 		return Frame{}, fmt.Errorf("panel %s: %w", p.ID, err)
@@ -53,7 +142,7 @@ func Run(ctx context.Context, conn driver.Conn, db string, p Panel, f Filter) (F
 	}
 	bySeries := map[string]*Series{}
 	var order []string
-	fr := Frame{Panel: p}
+	fr := Frame{Panel: p, Step: f.Step(p.Rollup), From: f.From, To: f.To}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return Frame{}, fmt.Errorf("panel %s: scan: %w", p.ID, err)
@@ -86,7 +175,6 @@ func Run(ctx context.Context, conn driver.Conn, db string, p Panel, f Filter) (F
 	if p.Normalize {
 		normalize(fr.Series)
 	}
-	fr.Took = time.Since(start)
 	return fr, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // Chart size of every panel.
@@ -38,7 +39,7 @@ func SVG(fr Frame) ([]byte, error) {
 			return nil, err
 		}
 	default:
-		if err := addLines(p, fr.Series); err != nil {
+		if err := addLines(p, fr); err != nil {
 			return nil, err
 		}
 	}
@@ -57,9 +58,16 @@ func write(p *plot.Plot) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func addLines(p *plot.Plot, ss []Series) error {
+// markEvery is the most points a series may have and still show a marker
+// on each: sparse series (fresh traffic, a zoomed range) read as points.
+const markEvery = 30
+
+// addLines draws each series as a line, with a marker on every point when
+// the series is sparse; a series of one point is a marker alone, since one
+// point makes no line. A frame of one bucket spans a bucket either side.
+func addLines(p *plot.Plot, fr Frame) error {
 	var minT, maxT time.Time
-	for i, s := range ss {
+	for i, s := range fr.Series {
 		xys := make(plotter.XYs, len(s.Points))
 		for j, pt := range s.Points {
 			xys[j] = plotter.XY{X: float64(pt.T.Unix()), Y: pt.V}
@@ -70,25 +78,64 @@ func addLines(p *plot.Plot, ss []Series) error {
 				maxT = pt.T
 			}
 		}
-		l, err := plotter.NewLine(xys)
+		c := plotutil.Color(i)
+		if len(xys) == 1 {
+			sc, err := plotter.NewScatter(xys)
+			if err != nil {
+				return fmt.Errorf("series %s: %w", s.Name, err)
+			}
+			sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
+			p.Add(sc)
+			p.Legend.Add(s.Name, sc)
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return fmt.Errorf("series %s: %w", s.Name, err)
 		}
-		l.Color = plotutil.Color(i)
+		l.Color = c
 		l.Width = vg.Points(1.5)
 		p.Add(l)
-		p.Legend.Add(s.Name, l)
+		if len(xys) <= markEvery {
+			pts.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
+			p.Add(pts)
+			p.Legend.Add(s.Name, l, pts)
+		} else {
+			p.Legend.Add(s.Name, l)
+		}
+	}
+	span := maxT.Sub(minT)
+	if span == 0 && fr.Step > 0 {
+		span = 2 * fr.Step
+		p.X.Min, p.X.Max = float64(minT.Add(-fr.Step).Unix()), float64(minT.Add(fr.Step).Unix())
 	}
 	format := "15:04"
-	if maxT.Sub(minT) > 48*time.Hour {
+	switch {
+	case span > 48*time.Hour:
 		format = "Jan 02"
-	} else if maxT.Sub(minT) > 12*time.Hour {
+	case span > 12*time.Hour:
 		format = "02 15:04"
+	case span <= 20*time.Minute:
+		format = "15:04:05"
 	}
 	p.X.Tick.Marker = plot.TimeTicks{Format: format, Time: func(t float64) time.Time { return time.Unix(int64(t), 0).UTC() }}
 	p.X.Label.Text = "time (UTC)"
+	if fr.Step > 0 {
+		p.X.Label.Text = fmt.Sprintf("time (UTC), %s buckets", shortDuration(fr.Step))
+	}
 	p.Y.Min = 0
 	return nil
+}
+
+// shortDuration prints 10s, 1m, 1h, 24h rather than 1m0s, 1h0m0s.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 func addBars(p *plot.Plot, ss []Series) error {
