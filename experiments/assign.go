@@ -3,6 +3,7 @@ package experiments
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -120,6 +121,12 @@ type Assignment struct {
 	Bucket      int
 	LayerBucket int
 	Overrides   *Overrides
+	// Propensity is the probability the unit had of this arm when it was
+	// assigned, given it entered the experiment: for a bandit, the arm's
+	// weight in force in the unit's stratum (0 for fixed splits, whose
+	// shares are the spec's). Stratum is the bandit's stratum key.
+	Propensity float64
+	Stratum    string
 }
 
 type compiledPred struct {
@@ -131,6 +138,18 @@ type compiledArm struct {
 	name       string
 	start, end int // experiment buckets [start, end)
 	overrides  *Overrides
+	p          float64 // bandit: (end - start) / Buckets
+}
+
+// compiledBandit lays a bandit's arms out per stratum with the weights in
+// force; units enter by the experiment hash (traffic) and draw their arm by
+// a hash salted with the epoch.
+type compiledBandit struct {
+	strata    []string
+	epochSalt string
+	traffic   int // experiment buckets below this enter
+	byStratum map[string][]compiledArm
+	def       []compiledArm
 }
 
 type compiled struct {
@@ -142,6 +161,7 @@ type compiled struct {
 	modes, tiers    []string
 	preds           []compiledPred
 	arms            []compiledArm
+	bandit          *compiledBandit
 }
 
 type layer struct {
@@ -216,7 +236,70 @@ func compile(s *Spec) *compiled {
 		}
 		return compiledArm{name: a.Name, start: start, end: end, overrides: o}
 	})
+	if s.Kind == KindBandit && s.Bandit != nil {
+		c.bandit = compileBandit(s, c.arms)
+	}
 	return c
+}
+
+func compileBandit(s *Spec, fixed []compiledArm) *compiledBandit {
+	b := &compiledBandit{
+		strata:    s.Bandit.Strata,
+		epochSalt: fmt.Sprintf("%s.e%d", s.ArmSalt(), s.Bandit.Epoch),
+		traffic:   int(math.Round(s.Traffic * Buckets)),
+		byStratum: map[string][]compiledArm{},
+	}
+	// Arms tile the buckets: each ends where the next starts, so every
+	// unit that enters gets an arm and a propensity of exactly its width.
+	layout := func(w []float64) []compiledArm {
+		arms := slices.Clone(s.Arms)
+		for i := range arms {
+			arms[i].Weight = w[i]
+		}
+		out := ArmRanges(arms, 1, func(a Arm, start, end int) compiledArm {
+			return compiledArm{name: a.Name, start: start}
+		})
+		for i := range out {
+			out[i].end = Buckets
+			if i+1 < len(out) {
+				out[i].end = out[i+1].start
+			}
+			out[i].overrides = fixed[i].overrides
+			out[i].p = float64(out[i].end-out[i].start) / Buckets
+		}
+		return out
+	}
+	b.def = layout(s.armWeights())
+	for k, w := range s.Bandit.Weights {
+		if len(w) == len(s.Arms) {
+			b.byStratum[k] = layout(w)
+		}
+	}
+	return b
+}
+
+// assign draws the unit's arm among the weights of its stratum.
+func (b *compiledBandit) assign(c *compiled, s *Subject, unit string, layerBucket int, layerName string) (Assignment, bool) {
+	if Bucket(c.salt, unit) >= b.traffic {
+		return Assignment{}, false
+	}
+	key := StratumOf(b.strata, s)
+	arms, ok := b.byStratum[key]
+	if !ok {
+		arms = b.def
+	}
+	ab := Bucket(b.epochSalt, unit)
+	for i := range arms {
+		arm := &arms[i]
+		if ab >= arm.start && ab < arm.end {
+			return Assignment{
+				Experiment: c.id, Arm: arm.name, Layer: layerName, Phase: c.phase,
+				Unit: unit, Bucket: ab, LayerBucket: layerBucket, Overrides: arm.overrides,
+				Propensity: arm.p, Stratum: key,
+			}, true
+		}
+	}
+	return Assignment{}, false
 }
 
 // ArmRanges lays the arms out on the experiment's buckets: arm i starts at
@@ -306,6 +389,12 @@ func (a *Assigner) Assign(dst []Assignment, s Subject) []Assignment {
 				continue
 			}
 			if !c.targets(&s) {
+				break
+			}
+			if c.bandit != nil {
+				if a, ok := c.bandit.assign(c, &s, unit, lastBucket, l.name); ok {
+					dst = append(dst, a)
+				}
 				break
 			}
 			b := Bucket(c.salt, unit)

@@ -223,6 +223,22 @@ func (r *Registry) Update(ctx context.Context, id string, next Spec, actor strin
 	})
 }
 
+// Reweight is a bandit's scheduled re-weighting (see Reweight) from the
+// per-stratum outcomes agg; it writes nothing when it is not time yet and
+// reports whether it wrote.
+func (r *Registry) Reweight(ctx context.Context, id string, agg map[string][]ArmOutcomes, actor string) (Spec, bool, error) {
+	done := false
+	s, err := r.change(ctx, id, "bandit.reweight", actor, "", func(s *Spec) error {
+		next, ok, err := Reweight(*s, agg, r.now())
+		if err != nil || !ok {
+			return err
+		}
+		*s, done = next, true
+		return nil
+	})
+	return s, done, err
+}
+
 // change applies fn to the current spec and writes it; fn returning the
 // spec unchanged (same revision) writes nothing.
 func (r *Registry) change(ctx context.Context, id, action, actor, reason string, fn func(*Spec) error) (Spec, error) {

@@ -69,6 +69,11 @@ type Spec struct {
 	Status Status `json:"status"`
 	Ramp   *Ramp  `json:"ramp,omitempty"`
 
+	// Kind is fixed (the default) or bandit; a bandit's allocation is in
+	// Bandit.
+	Kind   Kind    `json:"kind,omitempty"`
+	Bandit *Bandit `json:"bandit,omitempty"`
+
 	// Phase counts analysis phases: a change that would bias a running
 	// analysis (re-weighting, dropping or adding an arm, new targeting)
 	// starts a new phase with a fresh arm salt; analyses read one phase.
@@ -303,6 +308,15 @@ func (s *Spec) Normalize() {
 	if s.Phase == 0 {
 		s.Phase = 1
 	}
+	if s.Kind == "" {
+		s.Kind = KindFixed
+	}
+	if s.Kind == KindBandit && s.Bandit == nil {
+		s.Bandit = &Bandit{}
+	}
+	if s.Bandit != nil {
+		s.Bandit.normalize()
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -370,6 +384,24 @@ func (s *Spec) Validate() error {
 	case StatusDraft, StatusRunning, StatusPaused, StatusStopped:
 	default:
 		return invalid("invalid_value", "status", "status must be draft, running, paused or stopped")
+	}
+	switch s.Kind {
+	case KindFixed:
+		if s.Bandit != nil {
+			return invalid("invalid_value", "bandit", "bandit settings need kind bandit")
+		}
+	case KindBandit:
+		if s.Ramp != nil {
+			return invalid("invalid_value", "ramp", "a bandit has no ramp: its weights move by themselves")
+		}
+		if _, _, ok := banditMetric(s.PrimaryMetric); !ok {
+			return invalid("unknown_metric", "primary_metric", "a bandit needs a per-request primary metric, not %q", s.PrimaryMetric)
+		}
+		if err := s.Bandit.validate(len(s.Arms)); err != nil {
+			return err
+		}
+	default:
+		return invalid("invalid_value", "kind", "kind must be fixed or bandit")
 	}
 	if s.Ramp != nil {
 		return s.Ramp.validate()
