@@ -62,6 +62,12 @@ type Arm struct {
 	Phase      int    `json:"phase"`
 	Unit       string `json:"unit"`   // the unit id that was hashed
 	Bucket     int    `json:"bucket"` // bucket in [0, buckets)
+	// Propensity is the weight in force for this arm when the unit was
+	// assigned (bandit experiments; 0: a fixed split, whose shares are in
+	// its spec), so the analysis can weight by its inverse; Stratum is the
+	// bandit's stratum key the weight belongs to.
+	Propensity float64 `json:"propensity,omitempty"`
+	Stratum    string  `json:"stratum,omitempty"`
 }
 
 // Attempt is one provider call made while serving a request.

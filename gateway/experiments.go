@@ -53,7 +53,8 @@ func (a *ExperimentAssigner) Assign(req router.Request) ([]events.Arm, Overrides
 	arms := make([]events.Arm, len(got))
 	var ov Overrides
 	for i, g := range got {
-		arms[i] = events.Arm{Experiment: g.Experiment, Arm: g.Arm, Layer: g.Layer, Phase: g.Phase, Unit: g.Unit, Bucket: g.Bucket}
+		arms[i] = events.Arm{Experiment: g.Experiment, Arm: g.Arm, Layer: g.Layer, Phase: g.Phase, Unit: g.Unit, Bucket: g.Bucket,
+			Propensity: g.Propensity, Stratum: g.Stratum}
 		o := g.Overrides
 		if o == nil {
 			continue

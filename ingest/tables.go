@@ -70,6 +70,8 @@ func decisionColumns() []column[events.Decision] {
 		mk("arm_phases", func(d *D) []int32 { return each(d.Arms, func(a events.Arm) int32 { return int32(a.Phase) }) }),
 		mk("arm_units", func(d *D) []string { return each(d.Arms, func(a events.Arm) string { return a.Unit }) }),
 		mk("arm_buckets", func(d *D) []int32 { return each(d.Arms, func(a events.Arm) int32 { return int32(a.Bucket) }) }),
+		mk("arm_propensities", func(d *D) []float64 { return each(d.Arms, func(a events.Arm) float64 { return a.Propensity }) }),
+		mk("arm_strata", func(d *D) []string { return each(d.Arms, func(a events.Arm) string { return a.Stratum }) }),
 		mk("attempt_models", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.Model }) }),
 		mk("attempt_providers", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.Provider }) }),
 		mk("attempt_statuses", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.Status }) }),
