@@ -64,6 +64,9 @@ type Config struct {
 	// success unless QA failed it. The draw is a hash of the request id.
 	// Default 0: no feedback.
 	Feedback float64
+	// Assigner, when set, assigns requests to experiment arms as serve's
+	// experiments do (gateway.ExperimentAssigner); nil: no experiments.
+	Assigner gateway.Assigner
 }
 
 // Lab serves one request at a time through a gateway in virtual time.
@@ -125,6 +128,7 @@ func New(cfg Config, p *router.Policy) (*Lab, error) {
 		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
 		Events:     l.rec,
 		Now:        l.clock.Now,
+		Assigner:   cfg.Assigner,
 	})
 	return l, nil
 }
