@@ -106,17 +106,15 @@ func (b *Bandit) validate(arms int) error {
 }
 
 // banditMetric says how a primary metric is modelled: Beta-Bernoulli for a
-// per-request success/failure, Gaussian for a continuous value; lower says
-// smaller is better.
+// per-request success/failure (a user's thumbs up counts once per request),
+// Gaussian for a continuous value; lower says smaller is better.
 func banditMetric(metric string) (binary, lower, ok bool) {
 	switch metric {
-	case "success_rate", "qa_pass_rate":
+	case "success_rate", "qa_pass_rate", "thumbs_up_rate":
 		return true, false, true
-	case "qa_fail_rate", "error_rate", "escalation_rate":
+	case "qa_fail_rate", "error_rate", "escalation_rate", "thumbs_down_rate":
 		return true, true, true
-	case "thumbs_up_rate":
-		return false, false, true
-	case "thumbs_down_rate", "cost_per_image", "latency_ms":
+	case "cost_per_image", "latency_ms":
 		return false, true, true
 	}
 	return false, false, false // quantiles have no per-request value
