@@ -153,7 +153,9 @@ func StratumOf(strata []string, s *Subject) string {
 // stratum, over requests: count, sum and sum of squares (a success rate's
 // sum is its successes).
 type ArmOutcomes struct {
-	N, Sum, SumSq float64
+	N     float64 `json:"n"`
+	Sum   float64 `json:"sum"`
+	SumSq float64 `json:"sum_sq"`
 }
 
 // ThompsonWeights are the arms' probabilities of being best under their
@@ -274,4 +276,24 @@ func (s *Spec) armWeights() []float64 {
 		w[i] = a.Weight
 	}
 	return w
+}
+
+// Outcomes sums (stratum, arm, propensity) groups over propensities: per stratum, the arms' outcomes
+// in arm order, as Reweight reads them.
+func Outcomes(groups []LoggedGroup, arms int) map[string][]ArmOutcomes {
+	out := map[string][]ArmOutcomes{}
+	for _, g := range groups {
+		if g.Arm < 0 || g.Arm >= arms {
+			continue
+		}
+		o := out[g.Stratum]
+		if o == nil {
+			o = make([]ArmOutcomes, arms)
+			out[g.Stratum] = o
+		}
+		o[g.Arm].N += g.N
+		o[g.Arm].Sum += g.Sum
+		o[g.Arm].SumSq += g.SumSq
+	}
+	return out
 }

@@ -16,6 +16,28 @@ type LoggedOutcome struct {
 	Y          float64
 }
 
+// LoggedGroup is the requests of one (stratum, arm, propensity) with the
+// count, sum and sum of squares of their values: the estimators below are
+// sums of per-request terms linear in y, so these aggregates (what
+// ClickHouse returns) give them exactly.
+type LoggedGroup struct {
+	Arm        int     `json:"arm"`
+	Propensity float64 `json:"propensity"`
+	Stratum    string  `json:"stratum"`
+	N          float64 `json:"n"`
+	Sum        float64 `json:"sum"`
+	SumSq      float64 `json:"sum_sq"`
+}
+
+// Groups are the rows as groups of one request each.
+func Groups(rows []LoggedOutcome) []LoggedGroup {
+	out := make([]LoggedGroup, len(rows))
+	for i, r := range rows {
+		out[i] = LoggedGroup{Arm: r.Arm, Propensity: r.Propensity, Stratum: r.Stratum, N: 1, Sum: r.Y, SumSq: r.Y * r.Y}
+	}
+	return out
+}
+
 // BanditMethod names the estimator on the results page.
 const BanditMethod = "doubly robust with the logged propensities (per-stratum arm means as the outcome model)"
 
@@ -59,40 +81,45 @@ type BanditReport struct {
 // request's stratum), with normal intervals from the per-request terms.
 // Requests are treated as independent, which holds for unit "request";
 // with user units the intervals are optimistic.
-func AnalyzeBandit(s Spec, rows []LoggedOutcome, alpha float64) BanditReport {
+func AnalyzeBandit(s Spec, groups []LoggedGroup, alpha float64) BanditReport {
 	k := len(s.Arms)
-	rep := BanditReport{Experiment: s.ID, PrimaryMetric: s.PrimaryMetric, Method: BanditMethod, Alpha: alpha, Requests: len(rows)}
+	rep := BanditReport{Experiment: s.ID, PrimaryMetric: s.PrimaryMetric, Method: BanditMethod, Alpha: alpha}
 	if s.Bandit != nil {
 		rep.Epoch, rep.Weights = s.Bandit.Epoch, s.Bandit.Weights
 	}
 	type cell struct{ n, sum float64 }
 	q := map[string][]cell{}
-	counts := make([]int, k)
+	counts := make([]float64, k)
 	props := make([]float64, k)
-	for _, r := range rows {
-		if r.Arm < 0 || r.Arm >= k {
+	var n float64
+	var valid []LoggedGroup
+	for _, g := range groups {
+		if g.Arm < 0 || g.Arm >= k || g.N <= 0 || !(g.Propensity > 0) {
 			continue
 		}
-		c := q[r.Stratum]
+		valid = append(valid, g)
+		c := q[g.Stratum]
 		if c == nil {
 			c = make([]cell, k)
-			q[r.Stratum] = c
+			q[g.Stratum] = c
 		}
-		c[r.Arm].n++
-		c[r.Arm].sum += r.Y
-		counts[r.Arm]++
-		props[r.Arm] += r.Propensity
+		c[g.Arm].n += g.N
+		c[g.Arm].sum += g.Sum
+		counts[g.Arm] += g.N
+		props[g.Arm] += g.N * g.Propensity
+		n += g.N
 	}
-	// model is q(s, a): the arm's mean in the stratum, else its overall mean.
+	rep.Requests = int(n)
+	// q(s, a): the arm's mean in the stratum, else its overall mean.
 	overall := make([]float64, k)
 	for a := range k {
-		var n, sum float64
+		var cn, sum float64
 		for _, c := range q {
-			n += c[a].n
+			cn += c[a].n
 			sum += c[a].sum
 		}
-		if n > 0 {
-			overall[a] = sum / n
+		if cn > 0 {
+			overall[a] = sum / cn
 		}
 	}
 	model := func(st string, a int) float64 {
@@ -101,22 +128,34 @@ func AnalyzeBandit(s Spec, rows []LoggedOutcome, alpha float64) BanditReport {
 		}
 		return overall[a]
 	}
-	z := distuv.UnitNormal.Quantile(1 - alpha/2)
-	ips := make([][]float64, k)
-	dr := make([][]float64, k)
-	for a := range k {
-		ips[a] = make([]float64, len(rows))
-		dr[a] = make([]float64, len(rows))
-	}
-	for i, r := range rows {
-		for a := range k {
-			m := model(r.Stratum, a)
-			dr[a][i] = m
-			if r.Arm == a && r.Propensity > 0 {
-				ips[a][i] = r.Y / r.Propensity
-				dr[a][i] += (r.Y - m) / r.Propensity
+	// Each request of group g contributes alpha + beta*y to an estimator.
+	type linear func(g LoggedGroup) (alpha, beta float64)
+	ips := func(a int) linear {
+		return func(g LoggedGroup) (float64, float64) {
+			if g.Arm != a {
+				return 0, 0
 			}
+			return 0, 1 / g.Propensity
 		}
+	}
+	dr := func(a int) linear {
+		return func(g LoggedGroup) (float64, float64) {
+			m := model(g.Stratum, a)
+			if g.Arm != a {
+				return m, 0
+			}
+			return m - m/g.Propensity, 1 / g.Propensity
+		}
+	}
+	z := distuv.UnitNormal.Quantile(1 - alpha/2)
+	estimate := func(l linear) Value {
+		var sum, ss float64
+		for _, g := range valid {
+			al, be := l(g)
+			sum += g.N*al + be*g.Sum
+			ss += g.N*al*al + 2*al*be*g.Sum + be*be*g.SumSq
+		}
+		return meanCI(n, sum, ss, z)
 	}
 	ctl := 0
 	for i, a := range s.Arms {
@@ -124,51 +163,49 @@ func AnalyzeBandit(s Spec, rows []LoggedOutcome, alpha float64) BanditReport {
 			ctl = i
 		}
 	}
-	uniform := make([]float64, len(rows))
 	for a := range k {
-		ba := BanditArm{Arm: s.Arms[a].Name, Control: a == ctl, Requests: counts[a], IPS: meanCI(ips[a], z), DR: meanCI(dr[a], z)}
-		if len(rows) > 0 {
-			ba.Share = float64(counts[a]) / float64(len(rows))
+		ba := BanditArm{Arm: s.Arms[a].Name, Control: a == ctl, Requests: int(counts[a]), IPS: estimate(ips(a)), DR: estimate(dr(a))}
+		if n > 0 {
+			ba.Share = counts[a] / n
 		}
 		if counts[a] > 0 {
-			ba.MeanPropensity = props[a] / float64(counts[a])
+			ba.MeanPropensity = props[a] / counts[a]
 		}
 		if a != ctl {
-			d := make([]float64, len(rows))
-			for i := range d {
-				d[i] = dr[a][i] - dr[ctl][i]
-			}
-			v := meanCI(d, z)
+			da, dc := dr(a), dr(ctl)
+			v := estimate(func(g LoggedGroup) (float64, float64) {
+				a1, b1 := da(g)
+				a2, b2 := dc(g)
+				return a1 - a2, b1 - b2
+			})
 			ba.Delta = &v
-		}
-		for i := range uniform {
-			uniform[i] += dr[a][i] / float64(k)
 		}
 		rep.Arms = append(rep.Arms, ba)
 	}
-	rep.Uniform = meanCI(uniform, z)
+	rep.Uniform = estimate(func(g LoggedGroup) (float64, float64) {
+		var al, be float64
+		for a := range k {
+			x, y := dr(a)(g)
+			al += x / float64(k)
+			be += y / float64(k)
+		}
+		return al, be
+	})
 	return rep
 }
 
-// meanCI is the mean of xs with a normal interval of half-width z × SE.
-func meanCI(xs []float64, z float64) Value {
-	n := float64(len(xs))
+// meanCI is the mean of n terms from their sum and sum of squares, with a
+// normal interval of half-width z × SE.
+func meanCI(n, sum, ss, z float64) Value {
 	if n < 2 {
 		v := Value{Value: math.NaN()}
 		if n == 1 {
-			v.Value = xs[0]
+			v.Value = sum
 		}
 		return v
 	}
-	var sum float64
-	for _, x := range xs {
-		sum += x
-	}
 	mean := sum / n
-	var ss float64
-	for _, x := range xs {
-		ss += (x - mean) * (x - mean)
-	}
-	se := math.Sqrt(ss / (n - 1) / n)
+	v := math.Max(0, (ss-n*mean*mean)/(n-1))
+	se := math.Sqrt(v / n)
 	return Value{Value: mean, CILow: f(mean - z*se), CIHigh: f(mean + z*se)}
 }

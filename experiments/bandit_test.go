@@ -189,7 +189,7 @@ func TestAnalyzeBanditCoverage(t *testing.T) {
 			}
 			rows[i] = experiments.LoggedOutcome{Arm: arm, Propensity: logging[st][arm], Stratum: st, Y: y}
 		}
-		rep := experiments.AnalyzeBandit(s, rows, 0.05)
+		rep := experiments.AnalyzeBandit(s, experiments.Groups(rows), 0.05)
 		for a, ar := range rep.Arms {
 			if *ar.DR.CILow <= value[a] && value[a] <= *ar.DR.CIHigh {
 				coverDR++
@@ -242,6 +242,46 @@ func TestBanditValidate(t *testing.T) {
 		var ve *experiments.ValidationError
 		if !errorsAs(err, &ve) || ve.Field != tt.field {
 			t.Errorf("%s: Validate = %v, want an error on %s", tt.name, err, tt.field)
+		}
+	}
+}
+
+// The warehouse hands the analysis (stratum, arm, propensity) groups, not
+// requests; the estimates must be the same.
+func TestAnalyzeBanditGroupsEqualRows(t *testing.T) {
+	s := MustBandit(t, "group")
+	rng := rand.New(rand.NewPCG(3, 3))
+	var rows []experiments.LoggedOutcome
+	type key struct {
+		st  string
+		arm int
+		p   float64
+	}
+	byKey := map[key]*experiments.LoggedGroup{}
+	for range 3000 {
+		st := []string{"text", "image"}[rng.IntN(2)]
+		arm := rng.IntN(3)
+		p := []float64{0.2, 0.5}[rng.IntN(2)]
+		y := float64(rng.IntN(2))
+		rows = append(rows, experiments.LoggedOutcome{Arm: arm, Propensity: p, Stratum: st, Y: y})
+		g := byKey[key{st, arm, p}]
+		if g == nil {
+			g = &experiments.LoggedGroup{Arm: arm, Propensity: p, Stratum: st}
+			byKey[key{st, arm, p}] = g
+		}
+		g.N++
+		g.Sum += y
+		g.SumSq += y * y
+	}
+	var groups []experiments.LoggedGroup
+	for _, g := range byKey {
+		groups = append(groups, *g)
+	}
+	a, b := experiments.AnalyzeBandit(s, experiments.Groups(rows), 0.05), experiments.AnalyzeBandit(s, groups, 0.05)
+	for i := range a.Arms {
+		x, y := a.Arms[i], b.Arms[i]
+		if math.Abs(x.DR.Value-y.DR.Value) > 1e-9 || math.Abs(*x.DR.CIHigh-*y.DR.CIHigh) > 1e-9 || math.Abs(*x.IPS.CILow-*y.IPS.CILow) > 1e-9 {
+			t.Errorf("arm %s: rows give DR %v IPS %v, groups DR %v IPS %v", x.Arm, x.DR, x.IPS, y.DR, y.IPS)
 		}
 	}
 }

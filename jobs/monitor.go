@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,6 +24,21 @@ type AnalyzeEntry struct {
 	Applied    bool                `json:"applied"` // the ramp or rollback was written
 	Error      string              `json:"error,omitempty"`
 	Report     experiments.Report  `json:"report"`
+	// Bandit is a bandit experiment's analysis (by logged propensities);
+	// its Report stays empty: the fixed-split statistics do not apply.
+	Bandit *experiments.BanditReport `json:"bandit,omitempty"`
+}
+
+// BanditReader reads a bandit experiment's logged (stratum, arm,
+// propensity) groups (experiments/clickhouse.Reader does).
+type BanditReader interface {
+	BanditGroups(ctx context.Context, s experiments.Spec) ([]experiments.LoggedGroup, error)
+}
+
+// BanditControl hands a bandit's outcomes to the control plane, which
+// re-weights it when its schedule is due (server/client.Admin does).
+type BanditControl interface {
+	Reweight(ctx context.Context, id string, outcomes map[string][]experiments.ArmOutcomes) (experiments.Spec, error)
 }
 
 // AnalyzeReport is the analyze job's report.
@@ -71,6 +87,9 @@ func (m *Monitor) Analyze(ctx context.Context, only string) (AnalyzeReport, erro
 
 // One analyses one experiment and applies the verdict.
 func (m *Monitor) One(ctx context.Context, sp experiments.Spec) AnalyzeEntry {
+	if sp.Kind == experiments.KindBandit {
+		return m.bandit(ctx, sp)
+	}
 	e := AnalyzeEntry{Experiment: sp.ID}
 	t := m.Now()
 	data, err := m.Reader.Arms(ctx, sp)
@@ -102,6 +121,47 @@ func (m *Monitor) One(ctx context.Context, sp experiments.Spec) AnalyzeEntry {
 	}
 	e.Applied = true
 	m.Progress("analyze: %s: %s applied: status %s, traffic %g", sp.ID, e.Verdict.Action, after.Status, after.Traffic)
+	return e
+}
+
+// bandit is One for a bandit experiment: it reads the logged groups when
+// its Reader is a BanditReader, analyses them by their propensities, and
+// hands the outcomes to the control plane when its Control is a
+// BanditControl, which re-weights on the bandit's schedule. A bandit has
+// no ramp, and its guardrails are not judged by the fixed-split
+// comparisons, whose shares it does not keep.
+func (m *Monitor) bandit(ctx context.Context, sp experiments.Spec) AnalyzeEntry {
+	e := AnalyzeEntry{Experiment: sp.ID, Verdict: experiments.Verdict{Experiment: sp.ID, Action: experiments.ActionHold, Traffic: sp.Traffic}}
+	br, ok := m.Reader.(BanditReader)
+	if !ok {
+		e.Error = "the reader cannot read bandit outcomes"
+		return e
+	}
+	groups, err := br.BanditGroups(ctx, sp)
+	if err != nil {
+		e.Error = err.Error()
+		m.Progress("analyze: %s: %v", sp.ID, err)
+		return e
+	}
+	rep := experiments.AnalyzeBandit(sp, groups, m.Alpha)
+	e.Bandit = &rep
+	e.Verdict.Reason = fmt.Sprintf("bandit at epoch %d", sp.Bandit.Epoch)
+	bc, ok := m.Control.(BanditControl)
+	if m.DryRun || !ok || sp.Status != experiments.StatusRunning {
+		return e
+	}
+	after, err := bc.Reweight(ctx, sp.ID, experiments.Outcomes(groups, len(sp.Arms)))
+	if err != nil {
+		e.Error = err.Error()
+		m.Progress("analyze: %s: reweight failed: %v", sp.ID, err)
+		return e
+	}
+	if after.Bandit != nil && after.Bandit.Epoch != sp.Bandit.Epoch {
+		e.Applied = true
+		e.Verdict.Reason = fmt.Sprintf("bandit re-weighted to epoch %d: %v", after.Bandit.Epoch, after.Bandit.Weights)
+		rep.Epoch, rep.Weights = after.Bandit.Epoch, after.Bandit.Weights
+	}
+	m.Progress("analyze: %s: %d requests: %s", sp.ID, rep.Requests, e.Verdict.Reason)
 	return e
 }
 

@@ -31,6 +31,7 @@ type ExperimentRegistry interface {
 	Transition(ctx context.Context, id string, to experiments.Status, actor, reason string) (experiments.Spec, error)
 	RampTo(ctx context.Context, id string, traffic float64, actor, reason string) (experiments.Spec, error)
 	Rollback(ctx context.Context, id, actor, reason string) (experiments.Spec, error)
+	Reweight(ctx context.Context, id string, outcomes map[string][]experiments.ArmOutcomes, actor string) (experiments.Spec, bool, error)
 }
 
 var _ ExperimentRegistry = (*experiments.Registry)(nil)
@@ -133,6 +134,8 @@ func (h *handlers) experimentUpdate(c *fiber.Ctx) error {
 type experimentActionRequest struct {
 	Reason  string  `json:"reason"`
 	Traffic float64 `json:"traffic"`
+	// Outcomes are a bandit's per-stratum outcomes (reweight).
+	Outcomes map[string][]experiments.ArmOutcomes `json:"outcomes"`
 }
 
 func (h *handlers) experimentAction(c *fiber.Ctx) error {
@@ -167,8 +170,11 @@ func (h *handlers) experimentAction(c *fiber.Ctx) error {
 		s, err = h.deps.Experiments.RampTo(ctx, id, r.Traffic, who, r.Reason)
 	case "rollback":
 		s, err = h.deps.Experiments.Rollback(ctx, id, who, r.Reason)
+	case "reweight":
+		// the registry applies the schedule: an early call changes nothing
+		s, _, err = h.deps.Experiments.Reweight(ctx, id, r.Outcomes, who)
 	default:
-		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Field: "action", Message: "action must be start, pause, stop, ramp or rollback"}
+		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Field: "action", Message: "action must be start, pause, stop, ramp, rollback or reweight"}
 	}
 	if err != nil {
 		return experimentError(err)

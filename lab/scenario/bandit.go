@@ -306,7 +306,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 		return out, err
 	}
 	out.Weights, out.Outcomes = final.Bandit.Weights, agg
-	an := experiments.AnalyzeBandit(final, rows, 0.05)
+	an := experiments.AnalyzeBandit(final, experiments.Groups(rows), 0.05)
 	out.OPEUniform = an.Uniform.Value
 	out.OPELow, out.OPEHigh = deref0(an.Uniform.CILow), deref0(an.Uniform.CIHigh)
 	out.OPECoversTruth = out.OPELow <= out.TruthUniform && out.TruthUniform <= out.OPEHigh

@@ -197,6 +197,15 @@ func (c *Admin) CreateExperiment(ctx context.Context, spec []byte) (experiments.
 	return s, err
 }
 
+// Reweight sends a bandit's per-stratum outcomes; the control plane
+// re-weights it when its schedule is due (experiments.Reweight) and returns
+// the stored spec, re-weighted or not.
+func (c *Admin) Reweight(ctx context.Context, id string, outcomes map[string][]experiments.ArmOutcomes) (experiments.Spec, error) {
+	var s experiments.Spec
+	err := c.post(ctx, "/admin/experiments/"+url.PathEscape(id)+"/reweight", map[string]any{"outcomes": outcomes}, &s)
+	return s, err
+}
+
 // Act applies action (start, pause, stop, ramp, rollback) to experiment id
 // with why as the audited reason; traffic > 0 sets a ramp's traffic (0: a
 // canary's next step). It returns the stored spec afterwards.
