@@ -88,7 +88,17 @@ func (c *Console) experimentPage(ctx *fiber.Ctx) error {
 	if raw, err := json.MarshalIndent(s, "", "  "); err == nil {
 		data["JSON"] = string(raw)
 	}
-	if c.deps.Data != nil {
+	if c.deps.Data != nil && s.Kind == experiments.KindBandit {
+		// a bandit's shares move: its analysis weights by the logged
+		// propensities, never the fixed-split statistics
+		groups, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).BanditGroups(ctx.UserContext(), s)
+		if err != nil {
+			c.log.Warn("bandit results", "experiment", s.ID, "err", err)
+			data["ResultsError"] = "results query failed: see the console log"
+		} else {
+			data["Bandit"] = experiments.AnalyzeBandit(s, groups, 0.05)
+		}
+	} else if c.deps.Data != nil {
 		arms, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).Arms(ctx.UserContext(), s)
 		if err != nil {
 			c.log.Warn("experiment results", "experiment", s.ID, "err", err)

@@ -276,6 +276,9 @@ Usage: routelab experiments results ID [--json]`)
 	reader := chexp.NewReader(conn, db)
 	reader.Exact = ch.exact
 	start := time.Now()
+	if s.Kind == experiments.KindBandit {
+		return printBanditResults(ctx, env, reader, s, *alpha, *asJSON)
+	}
 	r, err := reader.Report(ctx, s, *alpha, time.Now())
 	if err != nil {
 		return err
@@ -286,5 +289,31 @@ Usage: routelab experiments results ID [--json]`)
 		return expPrintJSON(env.Stdout, r)
 	}
 	r.WriteText(env.Stdout)
+	return nil
+}
+
+// printBanditResults is `experiments results` of a bandit: the analysis by
+// logged propensities (the fixed-split report does not apply).
+func printBanditResults(ctx context.Context, env Env, reader *chexp.Reader, s experiments.Spec, alpha float64, asJSON bool) error {
+	groups, err := reader.BanditGroups(ctx, s)
+	if err != nil {
+		return err
+	}
+	r := experiments.AnalyzeBandit(s, groups, alpha)
+	if asJSON {
+		return expPrintJSON(env.Stdout, r)
+	}
+	fmt.Fprintf(env.Stdout, "%s (bandit, epoch %d): %d requests, analysed by %s\n", s.ID, r.Epoch, r.Requests, r.Method)
+	for _, a := range r.Arms {
+		delta := ""
+		if a.Delta != nil {
+			delta = fmt.Sprintf("  vs control %+.4f", a.Delta.Value)
+		}
+		fmt.Fprintf(env.Stdout, "  %-16s %6d requests (%.1f%%)  %s if all served by it: %.4f (DR), %.4f (IPS)%s\n",
+			a.Arm, a.Requests, 100*a.Share, r.PrimaryMetric, a.DR.Value, a.IPS.Value, delta)
+	}
+	for k, w := range r.Weights {
+		fmt.Fprintf(env.Stdout, "  weights in force (%s): %v\n", k, w)
+	}
 	return nil
 }
