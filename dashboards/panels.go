@@ -59,7 +59,7 @@ type Panel struct {
 var Panels = []Panel{
 	{ID: "route_share", Title: "Route share over time", Kind: TimeSeries, Unit: "share of requests", Normalize: true, Rollup: true, SQL: `
 SELECT $BUCKET AS t, model, countMerge(requests) AS c FROM $DB.decisions_hourly WHERE $WHERE GROUP BY t, model ORDER BY t, model`, Fine: `
-SELECT $BUCKET AS t, model, count() AS c FROM $DB.decisions WHERE $WHERE GROUP BY t, model ORDER BY t, model`},
+SELECT $BUCKET AS t, model, count() AS c FROM $DB.decisions WHERE $WHERE AND shadow = 0 GROUP BY t, model ORDER BY t, model`},
 	// Percentiles from latency_timing's quantileTiming states (ingest
 	// migration 0004): exact below 1 s, 16 ms steps up to 30 s, 30 s or more
 	// reads as 30000.
@@ -78,13 +78,13 @@ SELECT t, s, v FROM (
 ) ARRAY JOIN ['retry', 'escalation', 'fallback'] AS s, [retry, escalation, fb] AS v ORDER BY t, s`, Fine: `
 SELECT t, s, v FROM (
   SELECT $BUCKET AS t, count() AS n, sum(length(attempt_models) > 1) / n AS retry, sum(escalated) / n AS escalation, sum(fallback) / n AS fb
-  FROM $DB.decisions WHERE $WHERE GROUP BY t
+  FROM $DB.decisions WHERE $WHERE AND shadow = 0 GROUP BY t
 ) ARRAY JOIN ['retry', 'escalation', 'fallback'] AS s, [retry, escalation, fb] AS v ORDER BY t, s`},
 	{ID: "qa_fail", Title: "QA fail rate by model", Kind: TimeSeries, Unit: "share failing QA", Rollup: true, SQL: `
 SELECT $BUCKET AS t, model, sumMerge(qa_fail) / countMerge(requests) AS v
 FROM $DB.decisions_hourly WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`, Fine: `
 SELECT $BUCKET AS t, model, sum(qa_pass = 0) / count() AS v
-FROM $DB.decisions WHERE $WHERE AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
+FROM $DB.decisions WHERE $WHERE AND shadow = 0 AND status = 'ok' GROUP BY t, model ORDER BY t, model`},
 	{ID: "satisfaction", Title: "User satisfaction (thumbs up share of thumbs)", Kind: TimeSeries, Unit: "thumbs up / (up + down)", SQL: `
 SELECT $BUCKET AS t, 'satisfaction' AS s, countIf(signal = 'thumbs_up') / greatest(countIf(signal IN ('thumbs_up', 'thumbs_down')), 1) AS v
 FROM $DB.signals WHERE $WHERE GROUP BY t ORDER BY t`},
@@ -97,7 +97,7 @@ GROUP BY model, n ORDER BY model, n`},
 SELECT $BUCKET AS t, provider AS s, sumMerge(failed) / countMerge(attempts) AS v
 FROM $DB.attempts_hourly WHERE $WHERE GROUP BY t, s ORDER BY t, s`, Fine: `
 SELECT $BUCKET AS t, p AS s, sum(st != 'ok') / count() AS v
-FROM $DB.decisions ARRAY JOIN attempt_providers AS p, attempt_statuses AS st WHERE $WHERE GROUP BY t, s ORDER BY t, s`},
+FROM $DB.decisions ARRAY JOIN attempt_providers AS p, attempt_statuses AS st WHERE $WHERE AND shadow = 0 GROUP BY t, s ORDER BY t, s`},
 }
 
 // PanelByID finds a panel.

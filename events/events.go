@@ -129,6 +129,11 @@ type Decision struct {
 	// was given (an edit's base image first), stored with a sampled output
 	// so reviewers see what it was edited from.
 	RefKeys []string `json:"ref_keys,omitempty"`
+	// Shadow marks a shadow experiment's mirror of a live request
+	// (LiveRequestID): served after the live response, never returned to
+	// anyone. Analyses of live traffic leave these out.
+	Shadow        bool   `json:"shadow,omitempty"`
+	LiveRequestID string `json:"live_request_id,omitempty"`
 }
 
 // QACheck is one automated check on returned image bytes.
@@ -147,6 +152,9 @@ type QAResult struct {
 	Score   float64   `json:"score"`
 	Checks  []QACheck `json:"checks"`
 	Reason  string    `json:"reason,omitempty"`
+	// Shadow and LiveRequestID as on the shadow request's decision.
+	Shadow        bool   `json:"shadow,omitempty"`
+	LiveRequestID string `json:"live_request_id,omitempty"`
 }
 
 // Signal is a user signal reported by the product app through /v1/feedback.

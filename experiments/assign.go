@@ -127,6 +127,11 @@ type Assignment struct {
 	// shares are the spec's). Stratum is the bandit's stratum key.
 	Propensity float64
 	Stratum    string
+	// Shadow: the request is served live as if in no experiment and
+	// mirrored, after its response, to this arm's overrides (KindShadow),
+	// with the candidate's spend capped at ShadowCapUSD a day (0: none).
+	Shadow       bool
+	ShadowCapUSD float64
 }
 
 type compiledPred struct {
@@ -162,6 +167,7 @@ type compiled struct {
 	preds           []compiledPred
 	arms            []compiledArm
 	bandit          *compiledBandit
+	shadow          *compiledShadow
 }
 
 type layer struct {
@@ -238,6 +244,9 @@ func compile(s *Spec) *compiled {
 	})
 	if s.Kind == KindBandit && s.Bandit != nil {
 		c.bandit = compileBandit(s, c.arms)
+	}
+	if s.Kind == KindShadow && s.Shadow != nil {
+		c.shadow = compileShadow(s)
 	}
 	return c
 }
@@ -389,6 +398,12 @@ func (a *Assigner) Assign(dst []Assignment, s Subject) []Assignment {
 				continue
 			}
 			if !c.targets(&s) {
+				break
+			}
+			if c.shadow != nil {
+				if a, ok := c.shadow.assign(c, &s, unit, lastBucket, l.name); ok {
+					dst = append(dst, a)
+				}
 				break
 			}
 			if c.bandit != nil {

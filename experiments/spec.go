@@ -73,6 +73,7 @@ type Spec struct {
 	// Bandit.
 	Kind   Kind    `json:"kind,omitempty"`
 	Bandit *Bandit `json:"bandit,omitempty"`
+	Shadow *Shadow `json:"shadow,omitempty"`
 
 	// Phase counts analysis phases: a change that would bias a running
 	// analysis (re-weighting, dropping or adding an arm, new targeting)
@@ -390,6 +391,13 @@ func (s *Spec) Validate() error {
 		if s.Bandit != nil {
 			return invalid("invalid_value", "bandit", "bandit settings need kind bandit")
 		}
+		if s.Shadow != nil {
+			return invalid("invalid_value", "shadow", "shadow settings need kind shadow")
+		}
+	case KindShadow:
+		if err := s.validateShadow(); err != nil {
+			return err
+		}
 	case KindBandit:
 		if s.Ramp != nil {
 			return invalid("invalid_value", "ramp", "a bandit has no ramp: its weights move by themselves")
@@ -401,7 +409,7 @@ func (s *Spec) Validate() error {
 			return err
 		}
 	default:
-		return invalid("invalid_value", "kind", "kind must be fixed or bandit")
+		return invalid("invalid_value", "kind", "kind must be fixed, bandit or shadow")
 	}
 	if s.Ramp != nil {
 		return s.Ramp.validate()

@@ -20,6 +20,9 @@ type Assigner interface {
 type Overrides struct {
 	Policy Policy // serve this arm with another policy; nil = the live one
 	Model  string // pin a model; "" = route
+	// Shadow mirrors the request to a shadow experiment's candidate after
+	// the live response; nil: no mirror.
+	Shadow *ShadowPlan
 }
 
 // ExperimentAssigner is the Assigner of the serving path: it asks the
@@ -50,11 +53,19 @@ func (a *ExperimentAssigner) Assign(req router.Request) ([]events.Arm, Overrides
 	if len(got) == 0 {
 		return nil, Overrides{}
 	}
-	arms := make([]events.Arm, len(got))
+	arms := make([]events.Arm, 0, len(got))
 	var ov Overrides
-	for i, g := range got {
-		arms[i] = events.Arm{Experiment: g.Experiment, Arm: g.Arm, Layer: g.Layer, Phase: g.Phase, Unit: g.Unit, Bucket: g.Bucket,
+	for _, g := range got {
+		arm := events.Arm{Experiment: g.Experiment, Arm: g.Arm, Layer: g.Layer, Phase: g.Phase, Unit: g.Unit, Bucket: g.Bucket,
 			Propensity: g.Propensity, Stratum: g.Stratum}
+		if g.Shadow {
+			// served live as if in no experiment; the mirror carries the arm
+			if ov.Shadow == nil {
+				ov.Shadow = a.shadowPlan(arm, g)
+			}
+			continue
+		}
+		arms = append(arms, arm)
 		o := g.Overrides
 		if o == nil {
 			continue
@@ -68,7 +79,29 @@ func (a *ExperimentAssigner) Assign(req router.Request) ([]events.Arm, Overrides
 			}
 		}
 	}
+	if len(arms) == 0 {
+		arms = nil
+	}
 	return arms, ov
+}
+
+// shadowPlan is the mirror of a shadow assignment: the candidate's pin or
+// policy.
+func (a *ExperimentAssigner) shadowPlan(arm events.Arm, g experiments.Assignment) *ShadowPlan {
+	p := &ShadowPlan{Arm: arm, CapUSD: g.ShadowCapUSD}
+	o := g.Overrides
+	if o == nil {
+		return p
+	}
+	p.Model = o.Model
+	if a.routers != nil && (o.PolicyVersion != "" || len(o.Thresholds) > 0 || o.Epsilon != nil) {
+		rt, err := a.routers.For(o)
+		if err != nil {
+			return nil // the candidate's policy is unknown here: no mirror
+		}
+		p.Policy = rt
+	}
+	return p
 }
 
 // ArmRouters builds and caches the Policy of each arm that changes the

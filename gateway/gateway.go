@@ -39,6 +39,8 @@ type Request struct {
 	Constraints router.Constraints
 	Pin         string // an explicit model, "" = route
 	ParentID    string // edit chain: the earlier request whose output is edited
+
+	shadowOf string // a shadow experiment's mirror of this live request id
 }
 
 // References are a request's reference images. Count is known at once;
@@ -161,9 +163,12 @@ type Deps struct {
 	Events     Sink
 	Blobs      BlobStore
 	Assigner   Assigner
-	Registry   prometheus.Registerer // nil: a private registry
-	Logger     *slog.Logger          // nil: discard
-	Now        func() time.Time      // nil: time.Now
+	// Shadows runs shadow experiments' mirrors after the live response
+	// (a ShadowPool in serve; the lab runs them in turn); nil: none run.
+	Shadows  ShadowRunner
+	Registry prometheus.Registerer // nil: a private registry
+	Logger   *slog.Logger          // nil: discard
+	Now      func() time.Time      // nil: time.Now
 }
 
 // Gateway serves image requests; safe for concurrent use.
@@ -177,6 +182,7 @@ type Gateway struct {
 	chains   *chains
 	feedback *feedbackLog
 	backlog  Backlog // deps.Events, when it can run out of room
+	spend    shadowSpend
 }
 
 // New builds a gateway.

@@ -41,8 +41,8 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		req.RefCount++
 	}
 	policy := g.deps.Policy
+	var ov Overrides
 	if g.deps.Assigner != nil {
-		var ov Overrides
 		o.Arms, ov = g.deps.Assigner.Assign(req)
 		if ov.Policy != nil {
 			policy = ov.Policy
@@ -92,11 +92,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	if base != nil {
 		refs = append([][]byte{base}, refs...)
 	}
-	preq := providers.Request{
-		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
-		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
-		EditDepth: req.EditDepth, Seed: fnv1a(r.ID),
-	}
+	preq := g.providerRequest(&r, req.EditDepth, refs)
 	spec := QASpec{Width: r.Width, Height: r.Height, Format: r.Format, PreserveSubject: r.Constraints.PreserveSubject}
 	if len(refs) > 0 {
 		spec.Reference = refs[0]
@@ -115,7 +111,17 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		g.chains.add(&chainNode{id: r.ID, tenant: r.Tenant, parent: parent, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.Score, root: o.Reset})
 		g.sample(o, &r, dec, refs)
 	}
+	g.mirror(&r, req, refs, spec, ov.Shadow)
 	return o, nil
+}
+
+// providerRequest is what the provider is asked for r.
+func (g *Gateway) providerRequest(r *Request, editDepth int, refs [][]byte) providers.Request {
+	return providers.Request{
+		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
+		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
+		EditDepth: editDepth, Seed: fnv1a(r.ID),
+	}
 }
 
 // Experiment names an outcome's arms as "experiment:arm,...".
@@ -247,6 +253,7 @@ func (g *Gateway) inspect(res providers.Result, spec QASpec, r *Request, model s
 	g.emit(events.TopicQA, r.ID, &events.QAResult{
 		Header: events.Header{EventID: r.ID + ":qa:" + strconv.Itoa(attempt), SchemaVersion: events.SchemaVersion, TS: g.deps.Now().UnixMilli(), Tenant: r.Tenant, RequestID: r.ID},
 		Model:  model, Attempt: attempt, Pass: v.Pass, Score: v.Score, Checks: v.Checks, Reason: v.Reason,
+		Shadow: r.shadowOf != "", LiveRequestID: r.shadowOf,
 	})
 	return v
 }

@@ -78,6 +78,8 @@ func decisionColumns() []column[events.Decision] {
 		mk("attempt_latency_ms", func(d *D) []int64 { return each(d.Attempts, func(a events.Attempt) int64 { return a.LatencyMS }) }),
 		mk("attempt_cost_usd", func(d *D) []float64 { return each(d.Attempts, func(a events.Attempt) float64 { return a.CostUSD }) }),
 		mk("attempt_errors", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.Error }) }),
+		mk("shadow", func(d *D) uint8 { return b2u(d.Shadow) }),
+		mk("live_request_id", func(d *D) string { return d.LiveRequestID }),
 	)
 }
 
@@ -93,6 +95,8 @@ func qaColumns() []column[events.QAResult] {
 		mk("check_pass", func(q *Q) []uint8 { return each(q.Checks, func(c events.QACheck) uint8 { return b2u(c.Pass) }) }),
 		mk("check_values", func(q *Q) []float64 { return each(q.Checks, func(c events.QACheck) float64 { return c.Value }) }),
 		mk("reason", func(q *Q) string { return q.Reason }),
+		mk("shadow", func(q *Q) uint8 { return b2u(q.Shadow) }),
+		mk("live_request_id", func(q *Q) string { return q.LiveRequestID }),
 	)
 }
 

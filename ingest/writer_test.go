@@ -35,9 +35,13 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 	b := ingest.NewBatch()
 	const ts = int64(1764000000123)
 	for i := 0; i < 10; i++ {
-		b.AddDecision(decision(fmt.Sprint("d", i), ts+int64(i)))
+		d := decision(fmt.Sprint("d", i), ts+int64(i))
+		if i == 4 {
+			d.Shadow, d.LiveRequestID = true, "d3"
+		}
+		b.AddDecision(d)
 	}
-	b.AddQA(&events.QAResult{Header: header("q1", ts), Model: "fast-1", Attempt: 1, Pass: true, Score: 0.7,
+	b.AddQA(&events.QAResult{Header: header("q1", ts), Model: "fast-1", Attempt: 1, Pass: true, Score: 0.7, Shadow: true, LiveRequestID: "d3",
 		Checks: []events.QACheck{{Name: "blank", Pass: true, Value: 0.1}, {Name: "sharpness", Pass: true, Value: 30}}})
 	b.AddSignal(&events.Signal{Header: header("s1", ts), Signal: "thumbs_up", Value: 1, User: "bob"})
 	b.AddReview(&events.Review{Header: header("r1", ts), Kind: "score", Reviewer: "ann", Model: "fast-1",
@@ -67,6 +71,10 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		{"SELECT arm, exp, bucket, p, stratum FROM decisions FINAL ARRAY JOIN arm_names AS arm, arm_experiments AS exp, arm_buckets AS bucket, arm_propensities AS p, arm_strata AS stratum WHERE event_id = 'd1'", "treatment\texp1\t42\t0.25\ttext"},
 		{"SELECT prompt_len, ref_count, edit_depth, aspect, text_heavy, preserve_subject, keywords, hashed_grams FROM decisions FINAL WHERE event_id = 'd2'", "9\t1\t3\t1.5\t1\t0\t['animal']\t[7,11]"},
 		{"SELECT attempt_statuses, attempt_latency_ms FROM decisions FINAL WHERE event_id = 'd3'", "['ok']\t[2800]"},
+		{"SELECT event_id, live_request_id FROM decisions FINAL WHERE shadow = 1", "d4\td3"},
+		{"SELECT shadow, live_request_id FROM qa_results FINAL", "1\td3"},
+		// the dashboards' rollups count live traffic only: 9 of 10, delivered twice
+		{"SELECT countMerge(requests) FROM decisions_hourly", "18"},
 		{"SELECT check_names, check_pass, check_values FROM qa_results FINAL", "['blank','sharpness']\t[1,1]\t[0.1,30]"},
 		{"SELECT signal, value, user FROM signals FINAL", "thumbs_up\t1\tbob"},
 		{"SELECT score_names, score_values FROM reviews FINAL", "['fidelity','aesthetics']\t[4,5]"},

@@ -1,0 +1,150 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"image/color"
+	"testing"
+	"time"
+
+	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/gatewaytest"
+	"github.com/routelab/routelab/providers"
+)
+
+// queued is a ShadowRunner that keeps the mirrors until the test runs them.
+type queued struct{ fs []func(context.Context) }
+
+func (q *queued) Go(f func(context.Context)) { q.fs = append(q.fs, f) }
+
+func (q *queued) run() {
+	for _, f := range q.fs {
+		f(context.Background())
+	}
+	q.fs = nil
+}
+
+// shadowGateway routes to "fast"; a shadow experiment mirrors share of the
+// requests to "strong" with a daily cap.
+func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider) (*gateway.Gateway, *gatewaytest.Producer) {
+	t.Helper()
+	s := experiments.Spec{
+		ID: "shadow-strong", Name: "shadow", Owner: "t", Unit: experiments.UnitRequest, PrimaryMetric: "success_rate",
+		Kind: experiments.KindShadow, Shadow: &experiments.Shadow{Share: share, DailyCapUSD: capUSD},
+		Arms: []experiments.Arm{{Name: "live", Weight: 1}, {Name: "strong", Weight: 1, Overrides: experiments.Overrides{Model: "strong"}}},
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := experiments.Allocate(&s, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Status = experiments.StatusRunning
+	a := experiments.NewAssigner([]experiments.Spec{s})
+	sink := gatewaytest.NewProducer(256)
+	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
+		Policy: &gatewaytest.Router{Model: "fast", Version: "p1"},
+		Providers: map[string]providers.Provider{
+			"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, CostUSD: 0.01},
+			"strong": strong,
+		},
+		QA:       &gatewaytest.Inspector{},
+		Events:   sink,
+		Assigner: gateway.NewExperimentAssigner(func() *experiments.Assigner { return a }, nil),
+		Shadows:  runner,
+	})
+	return g, sink
+}
+
+// TestShadowMirrorsAfterLive: the live request is served as if in no
+// experiment (its model, no arms, no shadow flag); its mirror, run after
+// the live outcome, is served by the candidate and logged with shadow and
+// the live request's id, QA included.
+func TestShadowMirrorsAfterLive(t *testing.T) {
+	q := &queued{}
+	g, sink := shadowGateway(t, 1, 0, q, &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, CostUSD: 0.04})
+	o, err := g.Serve(context.Background(), request("live-1", "acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Model != "fast" || len(o.Arms) != 0 {
+		t.Errorf("live outcome: model %s arms %v, want fast and no arms", o.Model, o.Arms)
+	}
+	evs := sink.Events()
+	if len(q.fs) != 1 {
+		t.Fatalf("%d mirrors queued, want 1", len(q.fs))
+	}
+	for _, e := range evs {
+		if d, ok := e.Value.(*events.Decision); ok && (d.Shadow || d.RequestID != "live-1") {
+			t.Errorf("before the mirror ran: decision %+v", d)
+		}
+	}
+	q.run()
+	var dec *events.Decision
+	var qaShadow int
+	for _, e := range sink.Events()[len(evs):] {
+		switch v := e.Value.(type) {
+		case *events.Decision:
+			dec = v
+		case *events.QAResult:
+			if v.Shadow && v.LiveRequestID == "live-1" {
+				qaShadow++
+			}
+		}
+	}
+	if dec == nil || !dec.Shadow || dec.LiveRequestID != "live-1" || dec.Model != "strong" || dec.RequestID == "live-1" ||
+		len(dec.Arms) != 1 || dec.Arms[0].Experiment != "shadow-strong" || dec.Arms[0].Arm != "strong" {
+		t.Errorf("mirror decision = %+v, want shadow of live-1 served by strong in arm shadow-strong/strong", dec)
+	}
+	if qaShadow != 1 {
+		t.Errorf("%d shadow QA events of live-1, want 1", qaShadow)
+	}
+}
+
+// TestShadowNeverDelaysLive: with the candidate blocked, live requests
+// return at once; the mirror finishes once the candidate answers.
+func TestShadowNeverDelaysLive(t *testing.T) {
+	block := make(chan struct{})
+	pool := gateway.NewShadowPool(1, 4)
+	g, sink := shadowGateway(t, 1, 0, pool, &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, Block: block})
+	for i := range 3 {
+		if _, err := g.Serve(context.Background(), request(fmt.Sprintf("live-%d", i), "acme")); err != nil {
+			t.Fatalf("Serve with the candidate blocked: %v", err)
+		}
+	}
+	close(block)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	shadows := 0
+	for shadows < 3 {
+		e, ok := sink.Next(ctx, events.TopicDecisions)
+		if !ok {
+			t.Fatalf("%d mirror decisions, want 3", shadows)
+		}
+		if e.Value.(*events.Decision).Shadow {
+			shadows++
+		}
+	}
+	pool.Close(ctx)
+}
+
+// TestShadowDailyCap: once the candidate's spend reaches the cap, no more
+// mirrors that day.
+func TestShadowDailyCap(t *testing.T) {
+	q := &queued{}
+	g, _ := shadowGateway(t, 1, 0.05, q, &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, CostUSD: 0.04})
+	mirrored := 0
+	for i := range 5 {
+		if _, err := g.Serve(context.Background(), request(fmt.Sprintf("live-%d", i), "acme")); err != nil {
+			t.Fatal(err)
+		}
+		mirrored += len(q.fs)
+		q.run()
+	}
+	if mirrored != 2 { // 0.04 spent < 0.05: one more; 0.08 >= 0.05: none
+		t.Errorf("%d mirrors under a 0.05 USD cap at 0.04 each, want 2", mirrored)
+	}
+}
