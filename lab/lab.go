@@ -78,6 +78,9 @@ type Lab struct {
 	gw    *gateway.Gateway
 	rec   *recorder
 	calls *callLog
+	// shadows holds the mirrors of the request being served; Serve runs
+	// them after the live result, as serve's pool does after the response.
+	shadows shadowQueue
 }
 
 // New builds a lab serving under policy p.
@@ -129,6 +132,7 @@ func New(cfg Config, p *router.Policy) (*Lab, error) {
 		Events:     l.rec,
 		Now:        l.clock.Now,
 		Assigner:   cfg.Assigner,
+		Shadows:    &l.shadows,
 	})
 	return l, nil
 }
@@ -165,6 +169,17 @@ type Result struct {
 	// Signal is the user's feedback signal event on the request (nil when
 	// none was sent; see Config.Feedback).
 	Signal *events.Signal
+	// Shadow is the request's mirror to a shadow experiment's candidate,
+	// served after it (nil when none).
+	Shadow *ShadowResult
+}
+
+// ShadowResult is a mirror of a live request: its events, and the world's
+// drawn quality of its image (hidden from the gateway).
+type ShadowResult struct {
+	Decision *events.Decision
+	QA       []*events.QAResult
+	Quality  float64
 }
 
 // Served reports whether images came back.
@@ -204,7 +219,33 @@ func (l *Lab) Serve(ctx context.Context, req router.Request) Result {
 	if res.Served() && l.cfg.Feedback > 0 && unitDraw(r.ID) < l.cfg.Feedback {
 		l.feedback(&res, r.ID)
 	}
+	res.Shadow = l.runShadows(ctx)
 	return res
+}
+
+// shadowQueue keeps the mirrors the gateway hands over while a request is
+// served; the lab runs them in turn, after the live result.
+type shadowQueue struct{ fs []func(context.Context) }
+
+func (q *shadowQueue) Go(f func(context.Context)) { q.fs = append(q.fs, f) }
+
+// runShadows serves the queued mirrors and returns the last one's result.
+func (l *Lab) runShadows(ctx context.Context) *ShadowResult {
+	if len(l.shadows.fs) == 0 {
+		return nil
+	}
+	fs := l.shadows.fs
+	l.shadows.fs = nil
+	var out *ShadowResult
+	for _, f := range fs {
+		l.rec.reset()
+		l.calls.reset()
+		f(&virtualDeadline{Context: ctx, clock: l.clock, deadline: l.clock.Now().Add(l.cfg.RequestTimeout)})
+		if d := l.rec.decision; d != nil {
+			out = &ShadowResult{Decision: d, QA: l.rec.qa, Quality: l.calls.quality[d.Model]}
+		}
+	}
+	return out
 }
 
 // feedback sends the simulated user's verdict on the served image through

@@ -25,6 +25,7 @@ Scenarios:`)
 			fmt.Fprintf(env.Stdout, "  %-20s %s\n", s.Name, s.Description)
 		}
 		fmt.Fprintf(env.Stdout, "  %-20s %s\n", "bandit", scenario.BanditDescription)
+		fmt.Fprintf(env.Stdout, "  %-20s %s\n", "shadow", scenario.ShadowDescription)
 		if len(args) == 0 {
 			return errors.New("lab: no subcommand given")
 		}
@@ -64,8 +65,11 @@ Scenarios: `+strings.Join(names, ", "))
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if name == "bandit" {
+	switch name {
+	case "bandit":
 		return runLabBandit(ctx, env, args)
+	case "shadow":
+		return runLabShadow(ctx, env, args)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -153,5 +157,53 @@ propensities) covers its true value.`)
 	}
 	fmt.Fprintf(env.Stdout, "mean regret bandit %.1f vs fixed %.1f (%.0f%%); OPE covers the truth in %d of %d seeds\n",
 		rep.MeanRegretBandit, rep.MeanRegretFixed, 100*rep.RegretRatio, rep.OPECovers, len(rep.Seeds))
+	return nil
+}
+
+// runLabShadow is `routelab lab scenario shadow`: a shadow experiment's
+// mirrors change no live response and find the better candidate.
+func runLabShadow(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("lab scenario shadow", `Run the shadow scenario in the simulated world, in process: the same workload is
+served by two labs of the same seed, one with a shadow experiment mirroring a share of
+live requests to a candidate (a model pin) after each response. Reports live_changed
+(live responses that differ from the run without the experiment: 0), the pairs
+(mirrors logged with shadow and the live request's id), live and candidate QA pass,
+cost and latency on the pairs, per feature group, the blind pairwise review of the
+pairs by the lab's simulated reviewer, and candidate_better (the candidate preferred
+in more than half of the decided pairs at 95%), with the hidden truth beside it.`)
+	fs.SetOutput(env.Stderr)
+	asJSON := fs.Bool("json", false, "print the report as one JSON object on the last line")
+	seed := fs.Uint64("seed", 1, "seed of the world and the workload")
+	requests := fs.Int("lab-requests", 0, "live requests (default 600)")
+	share := fs.Float64("shadow-share", 0, "share of live requests mirrored (default 1)")
+	candidate := fs.String("shadow-candidate", "", "the candidate's model (default sim-premium)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rep, err := scenario.RunShadow(ctx, scenario.ShadowConfig{
+		Seed: *seed, Requests: *requests, Share: *share, Candidate: *candidate,
+		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+	})
+	if err != nil {
+		return fmt.Errorf("lab scenario shadow: %w", err)
+	}
+	if *asJSON {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "scenario shadow: %s\n", rep.Description)
+	fmt.Fprintf(env.Stdout, "%d live requests, %d mirrored; live responses changed: %d; mirrors returned: %d\n", rep.Requests, rep.Pairs, rep.LiveChanged, rep.ShadowReturned)
+	fmt.Fprintf(env.Stdout, "blind pairwise review: %d of %d decided pairs prefer the candidate (%.3f [%.3f, %.3f]); candidate better: %v\n",
+		rep.ReviewCandidate, rep.ReviewDecided, rep.ReviewShare, rep.ReviewShareLow, rep.ReviewShareHigh, rep.CandidateBetter)
+	fmt.Fprintf(env.Stdout, "QA pass live %.4f, candidate %.4f: difference %+.4f [%.4f, %.4f]; hidden success %.4f vs %.4f\n",
+		rep.LiveQAPass, rep.CandidateQAPass, rep.Delta, rep.DeltaLow, rep.DeltaHigh, rep.TruthLive, rep.TruthCandidate)
+	for _, s := range rep.Strata {
+		fmt.Fprintf(env.Stdout, "  %-6s %4d pairs: QA pass %.3f vs %.3f, cost $%.4f vs $%.4f, latency %.0f vs %.0f ms\n",
+			s.Group, s.Pairs, s.LiveQAPass, s.CandidateQAPass, s.LiveCostUSD, s.CandCostUSD, s.LiveLatencyMS, s.CandLatencyMS)
+	}
 	return nil
 }
