@@ -65,6 +65,7 @@ type Replica struct {
 	url       string
 	adminURL  string // "" without an admin listener
 	producer  *kafka.Producer
+	shadows   *gateway.ShadowPool // shadow experiments' mirrors, after responses
 	logs      []*kafka.ControlLog
 	closers   []func() error
 	done      chan error
@@ -208,6 +209,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 			providerOf[m.Name] = m.Provider
 		}
 	}
+	r.shadows = gateway.NewShadowPool(4, 256)
 	gw := gateway.New(o.Gateway, gateway.Deps{
 		Policy:     live,
 		Providers:  reg.Providers,
@@ -216,6 +218,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Events:     producer,
 		Blobs:      blobs.Store,
 		Assigner:   exp.Assigner,
+		Shadows:    r.shadows,
 		Registry:   o.Registry,
 		Logger:     o.Logger,
 	})
@@ -287,6 +290,10 @@ func (r *Replica) Stop(ctx context.Context, drain time.Duration) error {
 			}
 		}
 		r.url, r.adminURL = "", ""
+	}
+	if r.shadows != nil {
+		r.shadows.Close(ctx) // their events go out with the producer's flush
+		r.shadows = nil
 	}
 	if r.producer != nil {
 		if err := r.producer.Close(ctx); err != nil {
