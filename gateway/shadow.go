@@ -159,6 +159,12 @@ func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request
 		policy = plan.Policy
 	}
 	d := policy.Decide(req)
+	if plan.Model != "" && d.Model != plan.Model {
+		// the candidate model cannot serve this request (mode, size,
+		// references): a mirror routed otherwise would not be the candidate
+		g.m.limited.WithLabelValues("shadow_ineligible").Inc()
+		return
+	}
 	dec := &events.Decision{
 		Header: events.Header{EventID: r.ID + ":decision", SchemaVersion: events.SchemaVersion, TS: start.UnixMilli(), Tenant: r.Tenant, RequestID: r.ID},
 		Unit:   r.Unit, Mode: string(r.Mode), Tier: string(r.Tier), Prompt: r.Prompt, ParentID: r.ParentID,

@@ -12,6 +12,7 @@ import (
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/router"
 )
 
 // queued is a ShadowRunner that keeps the mirrors until the test runs them.
@@ -28,8 +29,12 @@ func (q *queued) run() {
 
 // shadowGateway routes to "fast"; a shadow experiment mirrors share of the
 // requests to "strong" with a daily cap.
-func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider) (*gateway.Gateway, *gatewaytest.Producer) {
+func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
 	t.Helper()
+	var pol gateway.Policy = &gatewaytest.Router{Model: "fast", Version: "p1"}
+	if len(policy) > 0 {
+		pol = policy[0]
+	}
 	s := experiments.Spec{
 		ID: "shadow-strong", Name: "shadow", Owner: "t", Unit: experiments.UnitRequest, PrimaryMetric: "success_rate",
 		Kind: experiments.KindShadow, Shadow: &experiments.Shadow{Share: share, DailyCapUSD: capUSD},
@@ -46,7 +51,7 @@ func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRun
 	a := experiments.NewAssigner([]experiments.Spec{s})
 	sink := gatewaytest.NewProducer(256)
 	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
-		Policy: &gatewaytest.Router{Model: "fast", Version: "p1"},
+		Policy: pol,
 		Providers: map[string]providers.Provider{
 			"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, CostUSD: 0.01},
 			"strong": strong,
@@ -146,5 +151,30 @@ func TestShadowDailyCap(t *testing.T) {
 	}
 	if mirrored != 2 { // 0.04 spent < 0.05: one more; 0.08 >= 0.05: none
 		t.Errorf("%d mirrors under a 0.05 USD cap at 0.04 each, want 2", mirrored)
+	}
+}
+
+// noPins is a policy under which no model can be pinned (as when the
+// candidate cannot serve a request's mode, size or references).
+type noPins struct{ gatewaytest.Router }
+
+func (p *noPins) Decide(req router.Request) router.Decision {
+	req.Pin = ""
+	return p.Router.Decide(req)
+}
+
+// TestShadowSkipsIneligibleCandidate: a mirror whose candidate model cannot
+// serve the request is not served by another model in the candidate's name.
+func TestShadowSkipsIneligibleCandidate(t *testing.T) {
+	q := &queued{}
+	strong := &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}}
+	g, sink := shadowGateway(t, 1, 0, q, strong, &noPins{gatewaytest.Router{Model: "fast", Version: "p1"}})
+	if _, err := g.Serve(context.Background(), request("live-x", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	n := len(sink.Events())
+	q.run()
+	if got := len(sink.Events()) - n; got != 0 || strong.Calls.Load() != 0 {
+		t.Errorf("mirror with an ineligible candidate: %d events, %d candidate calls; want none", got, strong.Calls.Load())
 	}
 }
