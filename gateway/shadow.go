@@ -118,6 +118,25 @@ func (s *shadowSpend) allow(exp string, capUSD float64, now time.Time) bool {
 	return s.spent[exp] < capUSD
 }
 
+// reserve books usd of the day's cap for a mirror about to call its
+// candidate, unless that would pass the cap: mirrors run concurrently, so
+// the check must hold what is in flight, not only what has finished.
+func (s *shadowSpend) reserve(exp string, capUSD, usd float64, now time.Time) bool {
+	if capUSD <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := now.UTC().Format(time.DateOnly); d != s.day {
+		s.day, s.spent = d, map[string]float64{}
+	}
+	if s.spent[exp]+usd > capUSD {
+		return false
+	}
+	s.spent[exp] += usd
+	return true
+}
+
 func (s *shadowSpend) add(exp string, usd float64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,6 +184,13 @@ func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request
 		g.m.limited.WithLabelValues("shadow_ineligible").Inc()
 		return
 	}
+	// the candidate's list price is booked before the call and trued up
+	// after it
+	booked := d.CostUSD * float64(max(r.N, 1))
+	if !g.spend.reserve(plan.Arm.Experiment, plan.CapUSD, booked, g.deps.Now()) {
+		g.m.limited.WithLabelValues("shadow_cap").Inc()
+		return
+	}
 	dec := &events.Decision{
 		Header: events.Header{EventID: r.ID + ":decision", SchemaVersion: events.SchemaVersion, TS: start.UnixMilli(), Tenant: r.Tenant, RequestID: r.ID},
 		Unit:   r.Unit, Mode: string(r.Mode), Tier: string(r.Tier), Prompt: r.Prompt, ParentID: r.ParentID,
@@ -174,7 +200,9 @@ func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request
 	}
 	defer func() {
 		dec.LatencyMS = g.deps.Now().Sub(start).Milliseconds()
-		g.spend.add(plan.Arm.Experiment, o.CostUSD, g.deps.Now())
+		if plan.CapUSD > 0 {
+			g.spend.add(plan.Arm.Experiment, o.CostUSD-booked, g.deps.Now())
+		}
 		g.emit(events.TopicDecisions, r.ID, dec)
 	}()
 	if d.Model == "" {

@@ -178,3 +178,21 @@ func TestShadowSkipsIneligibleCandidate(t *testing.T) {
 		t.Errorf("mirror with an ineligible candidate: %d events, %d candidate calls; want none", got, strong.Calls.Load())
 	}
 }
+
+// TestShadowDailyCapHoldsQueuedMirrors: mirrors queued before any of them
+// ran (a busy replica) still stop at the cap: the check is made again
+// when each one is about to call the candidate.
+func TestShadowDailyCapHoldsQueuedMirrors(t *testing.T) {
+	q := &queued{}
+	strong := &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, CostUSD: 0.04}
+	g, _ := shadowGateway(t, 1, 0.05, q, strong)
+	for i := range 5 {
+		if _, err := g.Serve(context.Background(), request(fmt.Sprintf("live-%d", i), "acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.run()
+	if n := strong.Calls.Load(); n != 2 {
+		t.Errorf("%d candidate calls from 5 queued mirrors under a 0.05 USD cap at 0.04 each, want 2", n)
+	}
+}
