@@ -56,4 +56,59 @@ func TestBanditExperimentPage(t *testing.T) {
 	if strings.Contains(body, `id="treatments"`) || strings.Contains(body, "sample ratio mismatch") {
 		t.Errorf("bandit page shows fixed-split statistics:\n%s", body)
 	}
+	// The weights over time come from the audited re-weightings.
+	b = ingest.NewBatch()
+	for e, w := range [][]float64{{0.5, 0.5}, {0.2, 0.8}} {
+		sp := spec
+		sp.Bandit = &experiments.Bandit{Epoch: e + 1, Weights: map[string][]float64{"text": w}}
+		raw, _ := json.Marshal(sp)
+		b.AddAudit(&events.Audit{Header: events.Header{EventID: fmt.Sprintf("rw-%d", e), SchemaVersion: events.SchemaVersion, TS: start.Add(time.Duration(e) * time.Minute).UnixMilli(), Tenant: "routelab"},
+			Action: "bandit.reweight", Subject: spec.ID, Actor: "monitor", Body: string(raw)})
+	}
+	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	resp, svg := eng.get("/experiments/" + spec.ID + "/weights.svg")
+	if resp.StatusCode != 200 || !contains(svg, "<svg", "Bandit weights in force", "text typo", "text fast") {
+		t.Errorf("weights.svg = %d, want a chart of text fast and text typo:\n%.2000s", resp.StatusCode, svg)
+	}
+}
+
+// TestShadowExperimentPage: a shadow experiment's page compares live and
+// shadow per feature group on the pairs.
+func TestShadowExperimentPage(t *testing.T) {
+	w := mustWorld(t, 2, 20, true)
+	eng := newClient(t, w.base)
+	eng.login("eng")
+	resp, body := eng.postJSON("/experiments", `{"name":"shadow premium","owner":"eng","layer":"shadow","unit":"user","kind":"shadow",
+		"shadow":{"share":0.5},"arms":[{"name":"live","weight":1},{"name":"premium","weight":1,"overrides":{"model":"sim-premium"}}],"primary_metric":"qa_pass_rate"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create shadow = %d %s", resp.StatusCode, body)
+	}
+	var spec experiments.Spec
+	if err := json.Unmarshal([]byte(body), &spec); err != nil {
+		t.Fatal(err)
+	}
+	eng.get("/experiments/" + spec.ID)
+	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("start = %d %s", resp.StatusCode, body)
+	}
+	b := ingest.NewBatch()
+	start := time.Now()
+	for i := range 20 {
+		id := fmt.Sprintf("shadow-live-%d", i)
+		ts := start.Add(time.Duration(i) * 100 * time.Millisecond).UnixMilli()
+		b.AddDecision(&events.Decision{Header: events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: ts, Tenant: "acme", RequestID: id},
+			Mode: "generate", Status: "ok", QAPass: i%2 == 0, CostUSD: 0.01, LatencyMS: 900, Features: events.Features{TextHeavy: true}})
+		b.AddDecision(&events.Decision{Header: events.Header{EventID: id + ":shadow", SchemaVersion: events.SchemaVersion, TS: ts + 5000, Tenant: "acme", RequestID: id + ":shadow"},
+			Mode: "generate", Status: "ok", QAPass: true, CostUSD: 0.16, LatencyMS: 12000, Shadow: true, LiveRequestID: id,
+			Arms: []events.Arm{{Experiment: spec.ID, Arm: "premium", Layer: "shadow", Phase: 1}}})
+	}
+	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = eng.get("/experiments/" + spec.ID)
+	if resp.StatusCode != 200 || !contains(body, `id="shadow-strata"`, "<td>text</td><td>20</td><td>50.0%</td><td>100.0%</td>") {
+		t.Errorf("shadow page = %d, want 20 text pairs, QA pass 50%% live vs 100%% shadow:\n%s", resp.StatusCode, body)
+	}
 }

@@ -98,6 +98,14 @@ func (c *Console) experimentPage(ctx *fiber.Ctx) error {
 		} else {
 			data["Bandit"] = experiments.AnalyzeBandit(s, groups, 0.05)
 		}
+	} else if c.deps.Data != nil && s.Kind == experiments.KindShadow {
+		cmp, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).ShadowComparison(ctx.UserContext(), s)
+		if err != nil {
+			c.log.Warn("shadow comparison", "experiment", s.ID, "err", err)
+			data["ResultsError"] = "results query failed: see the console log"
+		} else {
+			data["Shadow"] = cmp
+		}
 	} else if c.deps.Data != nil {
 		arms, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).Arms(ctx.UserContext(), s)
 		if err != nil {
@@ -217,6 +225,62 @@ func (c *Console) experimentEffectSVG(ctx *fiber.Ctx) error {
 	ctx.Set("Content-Type", "image/svg+xml")
 	ctx.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	return ctx.Send(svg)
+}
+
+// experimentWeightsSVG charts a bandit's weights in force over time, per
+// stratum and arm, from its audited re-weightings.
+func (c *Console) experimentWeightsSVG(ctx *fiber.Ctx) error {
+	if c.deps.Data == nil {
+		return errNoData
+	}
+	s, err := c.experimentSpec(ctx.UserContext(), ctx.Params("id"))
+	if err != nil {
+		return err
+	}
+	hist, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).BanditWeights(ctx.UserContext(), s)
+	if err != nil {
+		return err
+	}
+	svg, err := dashboards.SVG(weightsFrame(s, hist, c.deps.Now()))
+	if err != nil {
+		return err
+	}
+	ctx.Set("Content-Type", "image/svg+xml")
+	ctx.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	return ctx.Send(svg)
+}
+
+// weightsFrame is one series per stratum and arm: the weight from each
+// re-weighting on, and the weights in force now.
+func weightsFrame(s experiments.Spec, hist []chexp.WeightsAt, now time.Time) dashboards.Frame {
+	fr := dashboards.Frame{Panel: dashboards.Panel{ID: "bandit-weights", Title: "Bandit weights in force", Kind: dashboards.TimeSeries, Unit: "weight"}}
+	if len(hist) > 0 {
+		hist = append(hist, chexp.WeightsAt{At: now, Weights: hist[len(hist)-1].Weights})
+	}
+	byName := map[string]int{}
+	for _, h := range hist {
+		for st, w := range h.Weights {
+			for i, x := range w {
+				if i >= len(s.Arms) {
+					break
+				}
+				name := s.Arms[i].Name
+				if st != "" {
+					name = st + " " + name
+				}
+				k, ok := byName[name]
+				if !ok {
+					k = len(fr.Series)
+					byName[name] = k
+					fr.Series = append(fr.Series, dashboards.Series{Name: name})
+				}
+				fr.Series[k].Points = append(fr.Series[k].Points, dashboards.Point{T: h.At, V: x})
+				fr.Rows++
+			}
+		}
+	}
+	sort.Slice(fr.Series, func(i, j int) bool { return fr.Series[i].Name < fr.Series[j].Name })
+	return fr
 }
 
 const exampleSpec = `{

@@ -52,6 +52,7 @@ func (c *Console) routeTable() []route {
 		{"POST", "/experiments", engineer, c.experimentCreate},
 		{"GET", "/experiments/:id", engineer, c.experimentPage},
 		{"GET", "/experiments/:id/effect.svg", engineer, c.experimentEffectSVG},
+		{"GET", "/experiments/:id/weights.svg", engineer, c.experimentWeightsSVG},
 		{"POST", "/experiments/:id/:action", engineer, c.experimentAction},
 
 		{"GET", "/policy", engineer, c.policyPage},
