@@ -112,3 +112,42 @@ func TestShadowExperimentPage(t *testing.T) {
 		t.Errorf("shadow page = %d, want 20 text pairs, QA pass 50%% live vs 100%% shadow:\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestHoldoutExperimentPage: a holdout's page reports the cumulative effect
+// of the layer's launches against it.
+func TestHoldoutExperimentPage(t *testing.T) {
+	w := mustWorld(t, 2, 20, true)
+	eng := newClient(t, w.base)
+	eng.login("eng")
+	resp, body := eng.postJSON("/experiments", `{"name":"routing holdout","owner":"eng","layer":"routing","layer_share":0.05,"unit":"user","kind":"holdout",
+		"arms":[{"name":"baseline","weight":1,"overrides":{"policy_version":"rules-1"}}],"primary_metric":"success_rate"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create holdout = %d %s", resp.StatusCode, body)
+	}
+	var spec experiments.Spec
+	if err := json.Unmarshal([]byte(body), &spec); err != nil {
+		t.Fatal(err)
+	}
+	eng.get("/experiments/" + spec.ID)
+	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("start = %d %s", resp.StatusCode, body)
+	}
+	b := ingest.NewBatch()
+	start := time.Now()
+	for i := range 100 {
+		id := fmt.Sprintf("held-%d", i)
+		d := &events.Decision{Header: events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: start.Add(time.Duration(i) * 10 * time.Millisecond).UnixMilli(), Tenant: "acme", RequestID: id},
+			Status: "ok", QAPass: i%2 == 0}
+		if i < 20 {
+			d.Arms = []events.Arm{{Experiment: spec.ID, Arm: "baseline", Layer: "routing", Phase: 1}}
+		}
+		b.AddDecision(d)
+	}
+	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = eng.get("/experiments/" + spec.ID)
+	if resp.StatusCode != 200 || !contains(body, `id="holdout"`, "rules-1", "in 20 held-out requests", "in 80 others") {
+		t.Errorf("holdout page = %d, want the report of 20 held-out vs 80 others:\n%s", resp.StatusCode, body)
+	}
+}

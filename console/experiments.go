@@ -98,6 +98,14 @@ func (c *Console) experimentPage(ctx *fiber.Ctx) error {
 		} else {
 			data["Bandit"] = experiments.AnalyzeBandit(s, groups, 0.05)
 		}
+	} else if c.deps.Data != nil && s.Kind == experiments.KindHoldout {
+		h, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).Holdout(ctx.UserContext(), s, 0.05)
+		if err != nil {
+			c.log.Warn("holdout report", "experiment", s.ID, "err", err)
+			data["ResultsError"] = "results query failed: see the console log"
+		} else {
+			data["Holdout"] = h
+		}
 	} else if c.deps.Data != nil && s.Kind == experiments.KindShadow {
 		cmp, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).ShadowComparison(ctx.UserContext(), s)
 		if err != nil {

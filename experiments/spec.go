@@ -360,7 +360,7 @@ func (s *Spec) Validate() error {
 	if err := s.Targeting.validate(); err != nil {
 		return err
 	}
-	if err := validateArms(s.Arms, s.Control); err != nil {
+	if err := validateArms(s.Arms, s.Control, s.Kind == KindHoldout); err != nil {
 		return err
 	}
 	if _, ok := Metrics[s.PrimaryMetric]; !ok {
@@ -398,6 +398,10 @@ func (s *Spec) Validate() error {
 		if err := s.validateShadow(); err != nil {
 			return err
 		}
+	case KindHoldout:
+		if err := s.validateHoldout(); err != nil {
+			return err
+		}
 	case KindBandit:
 		if s.Ramp != nil {
 			return invalid("invalid_value", "ramp", "a bandit has no ramp: its weights move by themselves")
@@ -409,7 +413,7 @@ func (s *Spec) Validate() error {
 			return err
 		}
 	default:
-		return invalid("invalid_value", "kind", "kind must be fixed, bandit or shadow")
+		return invalid("invalid_value", "kind", "kind must be fixed, bandit, shadow or holdout")
 	}
 	if s.Ramp != nil {
 		return s.Ramp.validate()
@@ -419,8 +423,8 @@ func (s *Spec) Validate() error {
 
 func inUnit(f float64) bool { return f > 0 && f <= 1 }
 
-func validateArms(arms []Arm, control string) error {
-	if len(arms) < 2 {
+func validateArms(arms []Arm, control string, one bool) error {
+	if len(arms) < 2 && !(one && len(arms) == 1) {
 		return invalid("too_few_arms", "arms", "an experiment needs at least two arms")
 	}
 	seen := map[string]bool{}

@@ -276,8 +276,20 @@ Usage: routelab experiments results ID [--json]`)
 	reader := chexp.NewReader(conn, db)
 	reader.Exact = ch.exact
 	start := time.Now()
-	if s.Kind == experiments.KindBandit {
+	switch s.Kind {
+	case experiments.KindBandit:
 		return printBanditResults(ctx, env, reader, s, *alpha, *asJSON)
+	case experiments.KindHoldout:
+		h, err := reader.Holdout(ctx, s, *alpha)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return expPrintJSON(env.Stdout, h)
+		}
+		fmt.Fprintf(env.Stdout, "%s: holdout of layer %s on %s: %s %.4f in %.0f held-out requests vs %.4f in %.0f others: shipped effect %+.4f [%.4f, %.4f]\n",
+			s.ID, h.Layer, h.Baseline, h.PrimaryMetric, h.Holdout, h.HoldoutRequests, h.Rest, h.RestRequests, h.Effect.Delta, h.Effect.CILow, h.Effect.CIHigh)
+		return nil
 	}
 	r, err := reader.Report(ctx, s, *alpha, time.Now())
 	if err != nil {
