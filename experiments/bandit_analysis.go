@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"fmt"
+	"io"
 	"math"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -208,4 +210,20 @@ func meanCI(n, sum, ss, z float64) Value {
 	v := math.Max(0, (ss-n*mean*mean)/(n-1))
 	se := math.Sqrt(v / n)
 	return Value{Value: mean, CILow: f(mean - z*se), CIHigh: f(mean + z*se)}
+}
+
+// WriteText prints the report for a terminal.
+func (r *BanditReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%s (bandit, epoch %d): %d requests, analysed by %s\n", r.Experiment, r.Epoch, r.Requests, r.Method)
+	for _, a := range r.Arms {
+		delta := ""
+		if a.Delta != nil {
+			delta = fmt.Sprintf("  vs control %+.4f", a.Delta.Value)
+		}
+		fmt.Fprintf(w, "  %-16s %6d requests (%.1f%%)  %s if all served by it: %.4f (DR), %.4f (IPS)%s\n",
+			a.Arm, a.Requests, 100*a.Share, r.PrimaryMetric, a.DR.Value, a.IPS.Value, delta)
+	}
+	for k, wt := range r.Weights {
+		fmt.Fprintf(w, "  weights in force (%s): %v\n", k, wt)
+	}
 }

@@ -1,5 +1,10 @@
 package experiments
 
+import (
+	"fmt"
+	"io"
+)
+
 // KindHoldout reserves a share of a layer (LayerShare, traffic 1) for
 // units always served by a baseline policy (its one arm's
 // overrides.policy_version): being an experiment of the layer, its range
@@ -51,4 +56,10 @@ func HoldoutEffect(s Spec, xHold, nHold, xRest, nRest, alpha float64) HoldoutRep
 	}
 	r.Effect = TwoProportion(xHold, nHold, xRest, nRest, alpha)
 	return r
+}
+
+// WriteText prints the report for a terminal.
+func (h *HoldoutReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%s: holdout of layer %s on %s: %s %.4f in %.0f held-out requests vs %.4f in %.0f others: shipped effect %+.4f [%.4f, %.4f]\n",
+		h.Experiment, h.Layer, h.Baseline, h.PrimaryMetric, h.Holdout, h.HoldoutRequests, h.Rest, h.RestRequests, h.Effect.Delta, h.Effect.CILow, h.Effect.CIHigh)
 }

@@ -287,8 +287,7 @@ Usage: routelab experiments results ID [--json]`)
 		if *asJSON {
 			return expPrintJSON(env.Stdout, h)
 		}
-		fmt.Fprintf(env.Stdout, "%s: holdout of layer %s on %s: %s %.4f in %.0f held-out requests vs %.4f in %.0f others: shipped effect %+.4f [%.4f, %.4f]\n",
-			s.ID, h.Layer, h.Baseline, h.PrimaryMetric, h.Holdout, h.HoldoutRequests, h.Rest, h.RestRequests, h.Effect.Delta, h.Effect.CILow, h.Effect.CIHigh)
+		h.WriteText(env.Stdout)
 		return nil
 	}
 	r, err := reader.Report(ctx, s, *alpha, time.Now())
@@ -315,17 +314,6 @@ func printBanditResults(ctx context.Context, env Env, reader *chexp.Reader, s ex
 	if asJSON {
 		return expPrintJSON(env.Stdout, r)
 	}
-	fmt.Fprintf(env.Stdout, "%s (bandit, epoch %d): %d requests, analysed by %s\n", s.ID, r.Epoch, r.Requests, r.Method)
-	for _, a := range r.Arms {
-		delta := ""
-		if a.Delta != nil {
-			delta = fmt.Sprintf("  vs control %+.4f", a.Delta.Value)
-		}
-		fmt.Fprintf(env.Stdout, "  %-16s %6d requests (%.1f%%)  %s if all served by it: %.4f (DR), %.4f (IPS)%s\n",
-			a.Arm, a.Requests, 100*a.Share, r.PrimaryMetric, a.DR.Value, a.IPS.Value, delta)
-	}
-	for k, w := range r.Weights {
-		fmt.Fprintf(env.Stdout, "  weights in force (%s): %v\n", k, w)
-	}
+	r.WriteText(env.Stdout)
 	return nil
 }

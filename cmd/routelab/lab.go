@@ -143,20 +143,9 @@ propensities) covers its true value.`)
 		return fmt.Errorf("lab scenario bandit: %w", err)
 	}
 	if *asJSON {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(env.Stdout, string(b))
-		return nil
+		return printJSON(env.Stdout, rep)
 	}
-	fmt.Fprintf(env.Stdout, "scenario bandit: %s\n", rep.Description)
-	for _, s := range rep.Seeds {
-		fmt.Fprintf(env.Stdout, "  seed %d: regret bandit %.1f, fixed %.1f, oracle %.1f; OPE of the equal split %.4f [%.4f, %.4f], truth %.4f\n",
-			s.Seed, s.RegretBandit, s.RegretFixed, s.RegretOracle, s.OPEUniform, s.OPELow, s.OPEHigh, s.TruthUniform)
-	}
-	fmt.Fprintf(env.Stdout, "mean regret bandit %.1f vs fixed %.1f (%.0f%%); OPE covers the truth in %d of %d seeds\n",
-		rep.MeanRegretBandit, rep.MeanRegretFixed, 100*rep.RegretRatio, rep.OPECovers, len(rep.Seeds))
+	rep.WriteText(env.Stdout)
 	return nil
 }
 
@@ -188,22 +177,8 @@ in more than half of the decided pairs at 95%), with the hidden truth beside it.
 		return fmt.Errorf("lab scenario shadow: %w", err)
 	}
 	if *asJSON {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(env.Stdout, string(b))
-		return nil
+		return printJSON(env.Stdout, rep)
 	}
-	fmt.Fprintf(env.Stdout, "scenario shadow: %s\n", rep.Description)
-	fmt.Fprintf(env.Stdout, "%d live requests, %d mirrored; live responses changed: %d; mirrors returned: %d\n", rep.Requests, rep.Pairs, rep.LiveChanged, rep.ShadowReturned)
-	fmt.Fprintf(env.Stdout, "blind pairwise review: %d of %d decided pairs prefer the candidate (%.3f [%.3f, %.3f]); candidate better: %v\n",
-		rep.ReviewCandidate, rep.ReviewDecided, rep.ReviewShare, rep.ReviewShareLow, rep.ReviewShareHigh, rep.CandidateBetter)
-	fmt.Fprintf(env.Stdout, "QA pass live %.4f, candidate %.4f: difference %+.4f [%.4f, %.4f]; hidden success %.4f vs %.4f\n",
-		rep.LiveQAPass, rep.CandidateQAPass, rep.Delta, rep.DeltaLow, rep.DeltaHigh, rep.TruthLive, rep.TruthCandidate)
-	for _, s := range rep.Strata {
-		fmt.Fprintf(env.Stdout, "  %-6s %4d pairs: QA pass %.3f vs %.3f, cost $%.4f vs $%.4f, latency %.0f vs %.0f ms\n",
-			s.Group, s.Pairs, s.LiveQAPass, s.CandidateQAPass, s.LiveCostUSD, s.CandCostUSD, s.LiveLatencyMS, s.CandLatencyMS)
-	}
+	rep.WriteText(env.Stdout)
 	return nil
 }

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -389,4 +390,15 @@ func (g *generations) next() (datasets.WorkItem, error) {
 		}
 		return it, nil
 	}
+}
+
+// WriteText prints the report for a terminal.
+func (r *BanditReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "scenario bandit: %s\n", r.Description)
+	for _, s := range r.Seeds {
+		fmt.Fprintf(w, "  seed %d: regret bandit %.1f, fixed %.1f, oracle %.1f; OPE of the equal split %.4f [%.4f, %.4f], truth %.4f\n",
+			s.Seed, s.RegretBandit, s.RegretFixed, s.RegretOracle, s.OPEUniform, s.OPELow, s.OPEHigh, s.TruthUniform)
+	}
+	fmt.Fprintf(w, "mean regret bandit %.1f vs fixed %.1f (%.0f%%); OPE covers the truth in %d of %d seeds\n",
+		r.MeanRegretBandit, r.MeanRegretFixed, 100*r.RegretRatio, r.OPECovers, len(r.Seeds))
 }

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"time"
@@ -308,4 +309,18 @@ func pairedCI(d []float64) (mean, lo, hi float64) {
 	z := distuv.UnitNormal.Quantile(0.975)
 	se := math.Sqrt(ss / (n - 1) / n)
 	return mean, mean - z*se, mean + z*se
+}
+
+// WriteText prints the report for a terminal.
+func (r *ShadowReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "scenario shadow: %s\n", r.Description)
+	fmt.Fprintf(w, "%d live requests, %d mirrored; live responses changed: %d; mirrors returned: %d\n", r.Requests, r.Pairs, r.LiveChanged, r.ShadowReturned)
+	fmt.Fprintf(w, "blind pairwise review: %d of %d decided pairs prefer the candidate (%.3f [%.3f, %.3f]); candidate better: %v\n",
+		r.ReviewCandidate, r.ReviewDecided, r.ReviewShare, r.ReviewShareLow, r.ReviewShareHigh, r.CandidateBetter)
+	fmt.Fprintf(w, "QA pass live %.4f, candidate %.4f: difference %+.4f [%.4f, %.4f]; hidden success %.4f vs %.4f\n",
+		r.LiveQAPass, r.CandidateQAPass, r.Delta, r.DeltaLow, r.DeltaHigh, r.TruthLive, r.TruthCandidate)
+	for _, s := range r.Strata {
+		fmt.Fprintf(w, "  %-6s %4d pairs: QA pass %.3f vs %.3f, cost $%.4f vs $%.4f, latency %.0f vs %.0f ms\n",
+			s.Group, s.Pairs, s.LiveQAPass, s.CandidateQAPass, s.LiveCostUSD, s.CandCostUSD, s.LiveLatencyMS, s.CandLatencyMS)
+	}
 }
