@@ -29,7 +29,7 @@ func SQL(l jobs.Labels, db string, w jobs.Window, cols []string, extraWhere stri
 // never pays for the whole window.
 func SampleSQL(l jobs.Labels, db string, w jobs.Window, cols []string, extraWhere, keyWhere string) string {
 	inner, names := columns(cols, "request_id", "status", "qa_pass")
-	cond := where(w, "ts_ms")
+	cond := where(w, "ts_ms") + " AND " + liveOnly
 	if extraWhere != "" {
 		cond += " AND (" + extraWhere + ")"
 	}

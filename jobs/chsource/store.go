@@ -34,12 +34,17 @@ type Store struct {
 }
 
 func (s *Store) decisions() string {
+	final := ""
 	if s.Final {
-		return s.DB + ".decisions FINAL"
+		final = " FINAL"
 	}
-	return s.DB + ".decisions"
+	return "(SELECT * FROM " + s.DB + ".decisions" + final + " WHERE " + liveOnly + ")"
 }
 
+// liveOnly keeps the decisions that served a user: a shadow experiment's
+// mirrors (shadow = 1) were never shown to anyone, so they are not the live
+// policy's traffic, outcomes or labels.
+const liveOnly = "shadow = 0"
 // quote makes a ClickHouse string literal.
 func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"

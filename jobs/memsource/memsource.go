@@ -60,6 +60,9 @@ func New(l jobs.Labels) *Source {
 // AddDecision stores a decision; a redelivery (same event id) replaces the
 // first copy, as reading the decisions table with FINAL would.
 func (s *Source) AddDecision(d *events.Decision) {
+	if d.Shadow {
+		return // a shadow mirror served no user: not the live traffic (see chsource's liveOnly)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, ok := s.byEvent[d.EventID]; ok && d.EventID != "" {
@@ -75,6 +78,9 @@ func (s *Source) AddDecision(d *events.Decision) {
 
 // AddQA stores a QA result.
 func (s *Source) AddQA(q *events.QAResult) {
+	if q.Shadow {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.qa[q.RequestID] = append(s.qa[q.RequestID], *q)

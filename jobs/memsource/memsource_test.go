@@ -309,3 +309,20 @@ func TestPipelineInMemory(t *testing.T) {
 type pushFunc func(*router.Policy) string
 
 func (f pushFunc) Push(_ context.Context, p *router.Policy) (string, error) { return f(p), nil }
+
+// TestShadowMirrorsAreNotLiveTraffic: as chsource reads only shadow = 0
+// rows, the in-memory source keeps no shadow mirror.
+func TestShadowMirrorsAreNotLiveTraffic(t *testing.T) {
+	s := memsource.New(jobs.DefaultLabels())
+	ts := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	live := events.Decision{Header: events.Header{EventID: "e1", RequestID: "r1", TS: ts.UnixMilli()}, PolicyVersion: "p", Status: "ok", QAPass: true}
+	mirror := live
+	mirror.EventID, mirror.RequestID, mirror.LiveRequestID, mirror.Shadow = "e2", "r2", "r1", true
+	s.AddDecision(&live)
+	s.AddDecision(&mirror)
+	s.AddQA(&events.QAResult{Header: events.Header{RequestID: "r1"}, Shadow: true, Pass: false})
+	n, err := s.Count(context.Background(), jobs.Window{From: ts, To: ts.Add(time.Second)}, "")
+	if err != nil || n != 1 {
+		t.Errorf("Count = %d, %v; want the live decision alone", n, err)
+	}
+}
