@@ -45,6 +45,7 @@ func (s *Store) decisions() string {
 // mirrors (shadow = 1) were never shown to anyone, so they are not the live
 // policy's traffic, outcomes or labels.
 const liveOnly = "shadow = 0"
+
 // quote makes a ClickHouse string literal.
 func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
