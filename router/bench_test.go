@@ -126,3 +126,17 @@ func BenchmarkExtract(b *testing.B) {
 		router.Extract(&req, 0, &f)
 	}
 }
+
+// BenchmarkExtractPhrased: a prompt whose target text is not quoted, so
+// extraction also runs the phrasing pass.
+func BenchmarkExtractPhrased(b *testing.B) {
+	req := router.Request{Mode: router.ModeGenerate, Prompt: "A portrait photo of a kangaroo wearing an orange hoodie and blue sunglasses standing on the grass in front of the Sydney Opera House holding a sign on the chest that says Welcome Friends!", Width: 1024, Height: 1024}
+	var f router.Features
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		router.Extract(&req, 0, &f)
+	}
+	if f.NTargets != 1 {
+		b.Fatalf("NTargets = %d, want 1", f.NTargets)
+	}
+}

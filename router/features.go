@@ -85,7 +85,13 @@ type Features struct {
 	EditDepth int     // depth the features were computed for
 	Aspect    float64 // width/height, 1 when unknown
 	Keywords  uint16  // bit k set when keyword group k matched
-	Quoted    int     // words inside quotes
+	Quoted    int     // words of target text (the name predates unquoted targets)
+
+	// Target text: the strings the prompt asks the image to show (target.go).
+	Targets     [MaxTargets]Span // the first NTargets are valid
+	NTargets    int
+	TargetRunes int   // characters of all targets, spaces included
+	TargetChars uint8 // Char* classes present in the targets
 }
 
 // Active returns the active feature indices.
@@ -246,6 +252,7 @@ func Extract(req *Request, depth int, f *Features) {
 	if req.Constraints.MaxCostUSD > 0 {
 		f.add(fMaxCost)
 	}
+	findTargets(req.Prompt, f)
 	scanPrompt(req.Prompt, f)
 }
 
@@ -277,16 +284,12 @@ func scanPrompt(p string, f *Features) {
 	nc := 0
 	var prevHash uint64
 	havePrev, prevStart := false, false
-	words, quoted := 0, 0
-	inQuote := false
+	words := 0
 	flush := func() {
 		if nc == 0 {
 			return
 		}
 		words++
-		if inQuote {
-			quoted++
-		}
 		w := cur[:nc]
 		h := uint64(fnvOffset)
 		for _, c := range w {
@@ -329,13 +332,9 @@ func scanPrompt(p string, f *Features) {
 			continue // "conductor's" is one word
 		}
 		flush()
-		if c == '"' {
-			inQuote = !inQuote
-		}
 	}
 	flush()
 	f.Words = words
-	f.Quoted = quoted
 	switch {
 	case words < 5:
 		f.add(fLen0)
@@ -349,8 +348,8 @@ func scanPrompt(p string, f *Features) {
 		f.add(fLen4)
 	}
 	switch {
-	case quoted == 0:
-	case quoted <= 4:
+	case f.Quoted == 0:
+	case f.Quoted <= 4:
 		f.add(fQuotedShort)
 	default:
 		f.add(fQuotedLong)

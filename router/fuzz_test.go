@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/routelab/routelab/datasets"
@@ -36,6 +37,24 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 		if q.Version != p.Version || q.Checksum != p.Checksum {
 			t.Fatalf("round trip: version %q checksum %q, want %q %q", q.Version, q.Checksum, p.Version, p.Checksum)
+		}
+	})
+}
+
+// FuzzTargetTexts: prompts come from outside. Extraction must not panic,
+// and every target must be a non-empty, space-trimmed piece of the prompt.
+func FuzzTargetTexts(f *testing.F) {
+	for _, s := range []string{`a sign that says "OPEN"`, "a mug with \u2018Don\u2019t\u2019", "\u300c\u55b6\u696d\u300d", "a t-shirt with Carpe Diem written on it", `'"'`, "\xff\"x\""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		var feat router.Features
+		router.Extract(&router.Request{Prompt: p}, 0, &feat)
+		for i := 0; i < feat.NTargets; i++ {
+			s := feat.Target(p, i)
+			if s == "" || strings.Trim(s, " ") != s || !strings.Contains(p, s) {
+				t.Fatalf("target %d of %q = %q", i, p, s)
+			}
 		}
 	})
 }
