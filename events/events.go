@@ -155,6 +155,10 @@ type QAResult struct {
 	// Shadow and LiveRequestID as on the shadow request's decision.
 	Shadow        bool   `json:"shadow,omitempty"`
 	LiveRequestID string `json:"live_request_id,omitempty"`
+	// OCRText is what the legibility check read from the image (check
+	// "text", whose value is the score); empty when the prompt asked for no
+	// text.
+	OCRText string `json:"ocr_text,omitempty"`
 }
 
 // Signal is a user signal reported by the product app through /v1/feedback.

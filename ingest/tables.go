@@ -97,6 +97,7 @@ func qaColumns() []column[events.QAResult] {
 		mk("reason", func(q *Q) string { return q.Reason }),
 		mk("shadow", func(q *Q) uint8 { return b2u(q.Shadow) }),
 		mk("live_request_id", func(q *Q) string { return q.LiveRequestID }),
+		mk("ocr_text", func(q *Q) string { return q.OCRText }),
 	)
 }
 

@@ -42,7 +42,7 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		b.AddDecision(d)
 	}
 	b.AddQA(&events.QAResult{Header: header("q1", ts), Model: "fast-1", Attempt: 1, Pass: true, Score: 0.7, Shadow: true, LiveRequestID: "d3",
-		Checks: []events.QACheck{{Name: "blank", Pass: true, Value: 0.1}, {Name: "sharpness", Pass: true, Value: 30}}})
+		Checks: []events.QACheck{{Name: "blank", Pass: true, Value: 0.1}, {Name: "sharpness", Pass: true, Value: 30}}, OCRText: "GRAND OPENING"})
 	b.AddSignal(&events.Signal{Header: header("s1", ts), Signal: "thumbs_up", Value: 1, User: "bob"})
 	b.AddReview(&events.Review{Header: header("r1", ts), Kind: "score", Reviewer: "ann", Model: "fast-1",
 		Scores: []events.Score{{Name: "fidelity", Value: 4}, {Name: "aesthetics", Value: 5}}})
@@ -75,7 +75,7 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		{"SELECT shadow, live_request_id FROM qa_results FINAL", "1\td3"},
 		// the dashboards' rollups count live traffic only: 9 of 10, delivered twice
 		{"SELECT countMerge(requests) FROM decisions_hourly", "18"},
-		{"SELECT check_names, check_pass, check_values FROM qa_results FINAL", "['blank','sharpness']\t[1,1]\t[0.1,30]"},
+		{"SELECT check_names, check_pass, check_values, ocr_text FROM qa_results FINAL", "['blank','sharpness']\t[1,1]\t[0.1,30]\tGRAND OPENING"},
 		{"SELECT signal, value, user FROM signals FINAL", "thumbs_up\t1\tbob"},
 		{"SELECT score_names, score_values FROM reviews FINAL", "['fidelity','aesthetics']\t[4,5]"},
 		{"SELECT action, subject, actor FROM audit FINAL", "policy.push\tp7\tml"},
