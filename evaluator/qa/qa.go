@@ -23,6 +23,10 @@
 //	drift      Hamming distance (0..64) between the pHash of the output and of the
 //	           reference; only when the request asks to preserve the subject and a
 //	           reference hash is given. Above MaxDrift the subject changed.
+//	text       legibility, 1 - character error rate of what OCR read against the
+//	           words the prompt asks to render; only for prompts with target text,
+//	           through a TextChecker (text.go). Below the tier's threshold the
+//	           reason is text_illegible.
 //
 // Statistics are measured on luma averaged down to at most WorkSide pixels on
 // the longer side, so the thresholds mean the same at every output size.
@@ -156,6 +160,8 @@ type Result struct {
 	// Sharpness is the output's Laplacian variance, for the sharpness check
 	// of later edits in a chain.
 	Sharpness float64
+	// OCRText is what the legibility check read (AddText), "" without one.
+	OCRText string
 }
 
 // Reference is what the checks need of an edit's reference image.
@@ -166,7 +172,7 @@ type Reference struct {
 
 // Event turns the result into the QA event the server emits.
 func (r Result) Event(h events.Header, model string, attempt int) events.QAResult {
-	return events.QAResult{Header: h, Model: model, Attempt: attempt, Pass: r.Pass, Score: r.Score, Checks: r.Checks, Reason: r.Reason}
+	return events.QAResult{Header: h, Model: model, Attempt: attempt, Pass: r.Pass, Score: r.Score, Checks: r.Checks, Reason: r.Reason, OCRText: r.OCRText}
 }
 
 // Checker runs the checks. It is safe for concurrent use.

@@ -1,0 +1,235 @@
+package qa
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"image"
+	"image/png"
+	"strings"
+	"time"
+	"unicode"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/routelab/routelab/events"
+)
+
+// Legibility QA: for a request whose prompt asks for words in the image
+// (router.TargetTexts), an OCR engine reads the output and the check scores
+// 1 - character error rate against the words asked for. Lettering is where
+// models differ most, and the other checks pass a crisp poster whose text is
+// garbled.
+
+// CheckText is the legibility check's name; its value is the score.
+const CheckText = "text"
+
+// ReasonTextIllegible starts the reason of a failed legibility check.
+const ReasonTextIllegible = "text_illegible"
+
+// OCR reads the text in an image (PNG, JPEG or WebP bytes). Read returns an
+// error when the engine fails or ctx ends first.
+type OCR interface {
+	Read(ctx context.Context, img []byte) (string, error)
+}
+
+// TextThresholds are the smallest legibility scores that pass, per tier,
+// and the time one check may take.
+type TextThresholds struct {
+	Draft, Standard, Premium float64
+	// Timeout bounds one check, waiting for an OCR slot included: a check
+	// that runs out passes unjudged rather than hold the request.
+	Timeout time.Duration
+}
+
+// DefaultTextThresholds: one character in four wrong still passes a draft,
+// one in five a standard image, one in ten a premium one. Tesseract reads
+// clean rendered lettering at 0.95-1; a generalist's garbled lettering, with
+// letters dropped and swapped, scores under 0.7.
+func DefaultTextThresholds() TextThresholds {
+	return TextThresholds{Draft: 0.75, Standard: 0.8, Premium: 0.9, Timeout: 5 * time.Second}
+}
+
+// Min is the threshold for a tier (router.Tier names; standard when empty
+// or unknown).
+func (t TextThresholds) Min(tier string) float64 {
+	switch tier {
+	case "draft":
+		return t.Draft
+	case "premium":
+		return t.Premium
+	}
+	return t.Standard
+}
+
+// TextResult is the verdict of the legibility check.
+type TextResult struct {
+	Pass   bool
+	Score  float64 // 1 - CER, in [0,1]
+	Read   string  // what OCR read, whitespace collapsed
+	Reason string  // "" when Pass
+}
+
+// TextChecker runs the legibility check through an OCR engine, remembering
+// recent verdicts. It is safe for concurrent use.
+type TextChecker struct {
+	ocr   OCR
+	t     TextThresholds
+	seed  maphash.Seed
+	cache *lru.Cache[textKey, TextResult]
+}
+
+type textKey struct {
+	sum  uint64
+	want string
+	tier string
+}
+
+// NewTextChecker returns a checker reading with o; zero thresholds take
+// the defaults.
+func NewTextChecker(o OCR, t TextThresholds) *TextChecker {
+	d := DefaultTextThresholds()
+	if t.Draft == 0 {
+		t.Draft = d.Draft
+	}
+	if t.Standard == 0 {
+		t.Standard = d.Standard
+	}
+	if t.Premium == 0 {
+		t.Premium = d.Premium
+	}
+	if t.Timeout == 0 {
+		t.Timeout = d.Timeout
+	}
+	cache, _ := lru.New[textKey, TextResult](1024)
+	return &TextChecker{ocr: o, t: t, seed: maphash.MakeSeed(), cache: cache}
+}
+
+// Thresholds returns the effective thresholds.
+func (c *TextChecker) Thresholds() TextThresholds { return c.t }
+
+// Check reads b (or img, when it is a pixel-repeated render: the small
+// picture is read instead, the same text at a fraction of the cost) and
+// scores it against want at tier's threshold. digest, when not zero, keys
+// the verdict cache instead of a hash of b. It returns an error, and no
+// verdict, when OCR fails or the time limit passes.
+func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, digest uint64, want []string, tier string) (TextResult, error) {
+	if digest == 0 {
+		digest = maphash.Bytes(c.seed, b) ^ uint64(len(b))
+	}
+	k := textKey{sum: digest, want: strings.Join(want, "\x00"), tier: tier}
+	if r, ok := c.cache.Get(k); ok {
+		return r, nil
+	}
+	if rep, ok := img.(PixelRepeated); ok {
+		small, _ := rep.Repeated()
+		var buf bytes.Buffer
+		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, small); err == nil {
+			b = buf.Bytes()
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
+	defer cancel()
+	read, err := c.ocr.Read(ctx, b)
+	if err != nil {
+		return TextResult{}, fmt.Errorf("ocr: %w", err)
+	}
+	r := TextResult{Read: strings.Join(strings.Fields(read), " "), Score: round3(Legibility(read, want))}
+	min := c.t.Min(tier)
+	r.Pass = r.Score >= min
+	if !r.Pass {
+		r.Reason = fmt.Sprintf("%s: OCR read %q for %q, legibility %.2f < %.2f", ReasonTextIllegible, clip(r.Read, 60), strings.Join(want, " / "), r.Score, min)
+	}
+	c.cache.Add(k, r)
+	return r, nil
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// AddText adds the legibility verdict to r: its check, its score to the
+// mean, its reason, and what OCR read.
+func (r *Result) AddText(t TextResult) {
+	n := float64(len(r.Checks))
+	r.Checks = append(r.Checks, events.QACheck{Name: CheckText, Pass: t.Pass, Value: t.Score})
+	r.Score = round3((r.Score*n + t.Score) / (n + 1))
+	r.OCRText = t.Read
+	if t.Pass {
+		return
+	}
+	if r.Pass || r.Reason == "" {
+		r.Reason = t.Reason
+	} else {
+		r.Reason += "; " + t.Reason
+	}
+	r.Pass = false
+}
+
+// Legibility is 1 - the character error rate of read against want: every
+// word of want is matched to its closest stretch of read (OCR may read the
+// words in another order, split across lines, among other marks), and the
+// edit distances are summed over the characters of want. Both sides are
+// normalised first: upper case, letters and digits only. Without letters or
+// digits to match, want is legible.
+func Legibility(read string, want []string) float64 {
+	hay := normalize(read, false)
+	var dist, total int
+	for _, s := range want {
+		for _, w := range strings.Fields(string(normalize(s, true))) {
+			rw := []rune(w)
+			total += len(rw)
+			dist += substringDistance(rw, hay)
+		}
+	}
+	if total == 0 {
+		return 1
+	}
+	return max(0, 1-float64(dist)/float64(total))
+}
+
+// normalize upper-cases s and keeps letters and digits; with spaces, any
+// other run becomes one space.
+func normalize(s string, spaces bool) []rune {
+	out := make([]rune, 0, len(s))
+	gap := false
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if gap && spaces && len(out) > 0 {
+				out = append(out, ' ')
+			}
+			gap = false
+			out = append(out, unicode.ToUpper(r))
+			continue
+		}
+		gap = true
+	}
+	return out
+}
+
+// substringDistance is the smallest edit distance between w and any
+// stretch of hay (Sellers' algorithm: free start and end in hay).
+func substringDistance(w, hay []rune) int {
+	prev := make([]int, len(hay)+1) // row 0: matching may start anywhere
+	cur := make([]int, len(hay)+1)
+	for i := 1; i <= len(w); i++ {
+		cur[0] = i
+		for j := 1; j <= len(hay); j++ {
+			cost := 1
+			if w[i-1] == hay[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j-1]+cost, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	best := len(w)
+	for _, d := range prev {
+		best = min(best, d)
+	}
+	return best
+}
