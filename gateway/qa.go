@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
+
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/providers"
 )
 
-// QA is automated QA on a returned image.
+// QA is automated QA on a returned image. ctx bounds any wait (the
+// legibility check's OCR).
 type QA interface {
-	Check(img providers.Image, spec QASpec) qa.Result
+	Check(ctx context.Context, img providers.Image, spec QASpec) qa.Result
 }
 
 // QASpec is what the bytes should be.
@@ -16,18 +20,35 @@ type QASpec struct {
 	Format          string // png | jpeg | webp
 	Reference       []byte // image the edit started from, for drift and sharpness
 	PreserveSubject bool
+	// Text is the words the prompt asks to render (router.TargetTexts);
+	// Tier picks the legibility threshold.
+	Text []string
+	Tier string
 }
 
-// NewQA makes the automated QA checker the gateway's QA.
-func NewQA(c *qa.Checker) QA { return checker{c} }
+// NewQA makes the automated QA checker the gateway's QA, without the
+// legibility check.
+func NewQA(c *qa.Checker) QA { return checker{c: c} }
 
-type checker struct{ c *qa.Checker }
+// NewTextQA is NewQA with the legibility check for prompts with target
+// text. An OCR failure or timeout is logged and leaves the verdict to the
+// other checks: an OCR outage must not fail every poster.
+func NewTextQA(c *qa.Checker, t *qa.TextChecker, log *slog.Logger) QA {
+	return checker{c: c, text: t, log: log}
+}
+
+type checker struct {
+	c    *qa.Checker
+	text *qa.TextChecker
+	log  *slog.Logger
+}
 
 // Check measures the provider's decoded image when it has one
 // (providers.Image.Decoded, an in-process render), else decodes the bytes;
 // results are cached by the provider's digest when it gave one, else by a
-// hash of the bytes (qa.Checker.CheckDecoded).
-func (a checker) Check(img providers.Image, spec QASpec) qa.Result {
+// hash of the bytes (qa.Checker.CheckDecoded). The legibility check runs
+// only on images the other checks could decode.
+func (a checker) Check(ctx context.Context, img providers.Image, spec QASpec) qa.Result {
 	s := qa.Spec{Width: spec.Width, Height: spec.Height, Format: spec.Format, PreserveSubject: spec.PreserveSubject}
 	if spec.Reference != nil {
 		if ref, err := a.c.Reference(spec.Reference); err == nil {
@@ -37,5 +58,15 @@ func (a checker) Check(img providers.Image, spec QASpec) qa.Result {
 			}
 		}
 	}
-	return a.c.CheckDecoded(img.Bytes, img.Decoded, img.Digest, s)
+	r := a.c.CheckDecoded(img.Bytes, img.Decoded, img.Digest, s)
+	if a.text == nil || len(spec.Text) == 0 || r.Width == 0 {
+		return r
+	}
+	t, err := a.text.Check(ctx, img.Bytes, img.Decoded, img.Digest, spec.Text, spec.Tier)
+	if err != nil {
+		a.log.Warn("legibility check skipped", "err", err)
+		return r
+	}
+	r.AddText(t)
+	return r
 }

@@ -93,7 +93,8 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		refs = append([][]byte{base}, refs...)
 	}
 	preq := g.providerRequest(&r, req.EditDepth, refs)
-	spec := QASpec{Width: r.Width, Height: r.Height, Format: r.Format, PreserveSubject: r.Constraints.PreserveSubject}
+	spec := QASpec{Width: r.Width, Height: r.Height, Format: r.Format, PreserveSubject: r.Constraints.PreserveSubject,
+		Text: router.TargetTexts(r.Prompt), Tier: string(r.Tier)}
 	if len(refs) > 0 {
 		spec.Reference = refs[0]
 	}
@@ -186,7 +187,7 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 		}
 		att.CostUSD = res.CostUSD
 		o.CostUSD += res.CostUSD
-		v := g.inspect(res, spec, r, model, len(o.Attempts))
+		v := g.inspect(ctx, res, spec, r, model, len(o.Attempts))
 		if v.Pass {
 			att.Status = "ok"
 			g.m.attempts.Of([2]string{model, att.Status}).Inc()
@@ -231,7 +232,7 @@ func (g *Gateway) call(ctx context.Context, model string, p providers.Provider, 
 
 // inspect runs QA on every returned image and emits one QA event; no QA
 // configured counts as a pass.
-func (g *Gateway) inspect(res providers.Result, spec QASpec, r *Request, model string, attempt int) qa.Result {
+func (g *Gateway) inspect(ctx context.Context, res providers.Result, spec QASpec, r *Request, model string, attempt int) qa.Result {
 	v := qa.Result{Pass: len(res.Images) > 0, Score: 1}
 	if g.deps.QA == nil {
 		return v
@@ -240,8 +241,11 @@ func (g *Gateway) inspect(res providers.Result, spec QASpec, r *Request, model s
 		v.Score, v.Reason = 0, "no images returned"
 	}
 	for _, img := range res.Images {
-		iv := g.deps.QA.Check(img, spec)
+		iv := g.deps.QA.Check(ctx, img, spec)
 		v.Checks = append(v.Checks, iv.Checks...)
+		if v.OCRText == "" {
+			v.OCRText = iv.OCRText
+		}
 		if !iv.Pass {
 			v.Pass = false
 			if v.Reason == "" {
@@ -252,7 +256,7 @@ func (g *Gateway) inspect(res providers.Result, spec QASpec, r *Request, model s
 	}
 	g.emit(events.TopicQA, r.ID, &events.QAResult{
 		Header: events.Header{EventID: r.ID + ":qa:" + strconv.Itoa(attempt), SchemaVersion: events.SchemaVersion, TS: g.deps.Now().UnixMilli(), Tenant: r.Tenant, RequestID: r.ID},
-		Model:  model, Attempt: attempt, Pass: v.Pass, Score: v.Score, Checks: v.Checks, Reason: v.Reason,
+		Model:  model, Attempt: attempt, Pass: v.Pass, Score: v.Score, Checks: v.Checks, Reason: v.Reason, OCRText: v.OCRText,
 		Shadow: r.shadowOf != "", LiveRequestID: r.shadowOf,
 	})
 	return v

@@ -67,6 +67,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	blobDir := fs.String("blob-dir", "", "blob store (sampled outputs, image links); default DATA_DIR/blobs. Put it on a volume apart from DATA_DIR/spool so full blobs cannot stop event spooling (env ROUTELAB_BLOB_DIR)")
 	blobRetention := fs.Duration("blob-retention", 30*24*time.Hour, "blobs older than this are deleted (swept hourly at most); 0 keeps them forever")
 	blobMinFree := fs.Uint64("blob-min-free", 1<<30, "bytes that must stay free on the blob store's disk; writes past that are refused (routelab_blob_writes_refused_total); 0 = no check")
+	fs.IntVar(&o.OCRWorkers, "qa-ocr-workers", 0, "tesseract processes at once for the legibility check of prompts with text to render; 0 = half the CPUs, negative = no legibility check")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests and the event flush")
 	fs.DurationVar(&o.KeysMaxStale, "keys-max-staleness", replica.DefaultKeysMaxStale, "readiness fails when the view of the keys topic (revocations) is older than this")
 	gcPercent := gcPercentFlag(fs)
@@ -107,8 +108,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}
 		o.Server.RefAllow = append(o.Server.RefAllow, p)
 	}
-	fmt.Fprintf(env.Stderr, "serve: http-addr=%s admin-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g\n",
-		o.Addr, o.AdminAddr, *brokers, o.DataDir, o.Policy, mask(o.AdminToken), mask(o.URLSecret), o.Sim.LatencyScale, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample)
+	fmt.Fprintf(env.Stderr, "serve: http-addr=%s admin-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g qa-ocr-workers=%d\n",
+		o.Addr, o.AdminAddr, *brokers, o.DataDir, o.Policy, mask(o.AdminToken), mask(o.URLSecret), o.Sim.LatencyScale, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample, o.OCRWorkers)
 	o.Logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "serve")
 	applyGCPercent(fs, env, *gcPercent)
 	s, err := replica.Start(ctx, o)

@@ -184,7 +184,7 @@ type Inspector struct {
 
 var _ gateway.QA = (*Inspector)(nil)
 
-func (q *Inspector) Check(im providers.Image, spec gateway.QASpec) qa.Result {
+func (q *Inspector) Check(_ context.Context, im providers.Image, spec gateway.QASpec) qa.Result {
 	q.Calls.Add(1)
 	img := im.Bytes
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(img))

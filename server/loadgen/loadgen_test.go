@@ -67,7 +67,7 @@ func mustServe(t *testing.T, gw gateway.Config) (api, admin string, _ *gatewayte
 // would make these tests slow under -race.
 type passQA struct{}
 
-func (passQA) Check(providers.Image, gateway.QASpec) qa.Result {
+func (passQA) Check(context.Context, providers.Image, gateway.QASpec) qa.Result {
 	return qa.Result{Pass: true, Score: 1, Checks: []events.QACheck{{Name: "format", Pass: true, Value: 1}}}
 }
 

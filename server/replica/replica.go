@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/evaluator/tesseract"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/events/control"
 	"github.com/routelab/routelab/events/kafka"
@@ -52,6 +54,10 @@ type Options struct {
 	SeedTenant string
 	Server     server.Config
 	Gateway    gateway.Config
+	// OCRWorkers bounds the tesseract processes of the legibility check
+	// (prompts with target text); 0 = half the CPUs, at least 1; negative
+	// turns the check off. Without tesseract installed the check is off.
+	OCRWorkers int
 	// KeysMaxStale bounds how old the view of the keys topic may grow
 	// before /readyz fails; 0 means DefaultKeysMaxStale.
 	KeysMaxStale time.Duration
@@ -214,7 +220,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Policy:     live,
 		Providers:  reg.Providers,
 		ProviderOf: providerOf,
-		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
+		QA:         newQA(o.OCRWorkers, o.Logger),
 		Events:     producer,
 		Blobs:      blobs.Store,
 		Assigner:   exp.Assigner,
@@ -309,4 +315,23 @@ func (r *Replica) Stop(ctx context.Context, drain time.Duration) error {
 	}
 	r.logs, r.closers = nil, nil
 	return errors.Join(errs...)
+}
+
+// newQA is automated QA with the legibility check when tesseract is there
+// and workers allow it.
+func newQA(workers int, log *slog.Logger) gateway.QA {
+	c := qa.New(qa.DefaultThresholds()).WithCache(4096)
+	if workers < 0 {
+		return gateway.NewQA(c)
+	}
+	bin, err := tesseract.Find()
+	if err != nil {
+		log.Warn("legibility QA off", "err", err)
+		return gateway.NewQA(c)
+	}
+	if workers == 0 {
+		workers = max(1, runtime.NumCPU()/2)
+	}
+	log.Info("legibility QA on", "tesseract", bin, "workers", workers)
+	return gateway.NewTextQA(c, qa.NewTextChecker(tesseract.New(bin, workers, tesseract.PSMSparse), qa.TextThresholds{}), log.With("component", "qa"))
 }
