@@ -171,19 +171,31 @@ func (r *Result) AddText(t TextResult) {
 }
 
 // Legibility is 1 - the character error rate of read against want: every
-// word of want is matched to its closest stretch of read (OCR may read the
-// words in another order, split across lines, among other marks), and the
-// edit distances are summed over the characters of want. Both sides are
-// normalised first: upper case, letters and digits only. Without letters or
-// digits to match, want is legible.
+// word of want is matched to the closest word OCR read, or pair of adjacent
+// words (a word split in two), so that the words may come in any order,
+// across lines, among other marks, while a letter too many or too few in a
+// word still counts. Edit distances are summed over the characters of want.
+// Both sides are normalised first: upper case, letters and digits only.
+// Without letters or digits to match, want is legible.
 func Legibility(read string, want []string) float64 {
-	hay := normalize(read, false)
+	toks := strings.Fields(string(normalize(read, true)))
+	cands := make([][]rune, 0, 2*len(toks))
+	for i, t := range toks {
+		cands = append(cands, []rune(t))
+		if i+1 < len(toks) {
+			cands = append(cands, []rune(t+toks[i+1]))
+		}
+	}
 	var dist, total int
 	for _, s := range want {
 		for _, w := range strings.Fields(string(normalize(s, true))) {
 			rw := []rune(w)
 			total += len(rw)
-			dist += substringDistance(rw, hay)
+			best := len(rw)
+			for _, c := range cands {
+				best = min(best, editDistance(rw, c))
+			}
+			dist += best
 		}
 	}
 	if total == 0 {
@@ -193,11 +205,14 @@ func Legibility(read string, want []string) float64 {
 }
 
 // normalize upper-cases s and keeps letters and digits; with spaces, any
-// other run becomes one space.
+// other run but apostrophes becomes one space.
 func normalize(s string, spaces bool) []rune {
 	out := make([]rune, 0, len(s))
 	gap := false
 	for _, r := range s {
+		if r == '\'' || r == '’' {
+			continue // an apostrophe joins: DON'T reads as DONT
+		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			if gap && spaces && len(out) > 0 {
 				out = append(out, ' ')
@@ -211,25 +226,23 @@ func normalize(s string, spaces bool) []rune {
 	return out
 }
 
-// substringDistance is the smallest edit distance between w and any
-// stretch of hay (Sellers' algorithm: free start and end in hay).
-func substringDistance(w, hay []rune) int {
-	prev := make([]int, len(hay)+1) // row 0: matching may start anywhere
-	cur := make([]int, len(hay)+1)
-	for i := 1; i <= len(w); i++ {
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b []rune) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
 		cur[0] = i
-		for j := 1; j <= len(hay); j++ {
+		for j := 1; j <= len(b); j++ {
 			cost := 1
-			if w[i-1] == hay[j-1] {
+			if a[i-1] == b[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j-1]+cost, prev[j]+1, cur[j-1]+1)
 		}
 		prev, cur = cur, prev
 	}
-	best := len(w)
-	for _, d := range prev {
-		best = min(best, d)
-	}
-	return best
+	return prev[len(b)]
 }

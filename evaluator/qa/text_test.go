@@ -32,6 +32,8 @@ func TestLegibility(t *testing.T) {
 		{"OPEN CLOSED", []string{"OPEN", "CLOSED"}, 1},              // several targets
 		{"\u55b6\u696d\u4e2d", []string{"\u55b6\u696d\u4e2d"}, 1},   // beyond Latin
 		{"XXXXXXXXXXXXXXXX", []string{"ABC"}, 0},                    // nothing alike
+		{"SUMMERX SAL", []string{"SUMMER SALE"}, 1 - 2.0/10},        // a letter too many counts as one too few
+		{"SUM MER SALE", []string{"SUMMER SALE"}, 1},                // a word split in two
 	}
 	for _, tt := range tests {
 		got := qa.Legibility(tt.read, tt.want)
