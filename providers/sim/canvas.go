@@ -170,27 +170,6 @@ func (c *canvas) marks(r *rand.Rand, col [3]uint8) {
 	}
 }
 
-// text draws s in the 7x13 bitmap font, scaled to fit 80% of the width, on
-// a background band in the lower third.
-func (c *canvas) text(s string, fg, bg [3]uint8) {
-	runes := []rune(s)
-	scale := max(1, min(c.w*8/10/(7*len(runes)+1), c.h/(13*5)))
-	tw, th := 7*len(runes)*scale, 13*scale
-	x0, y0 := (c.w-tw)/2, c.h*2/3
-	c.fillRect(x0-2*scale, y0-2*scale, x0+tw+2*scale, y0+th+2*scale, bg)
-	for i, ch := range runes {
-		m := glyph(ch)
-		for gy := range 13 {
-			for gx := range 6 {
-				if m[gy][gx] {
-					px, py := x0+(7*i+gx)*scale, y0+gy*scale
-					c.fillRect(px, py, px+scale, py+scale, fg)
-				}
-			}
-		}
-	}
-}
-
 // noise adds uniform noise of ±amp to every channel. The noise repeats in
 // a 64×64 tile (deterministic xorshift) so that it stays cheap to draw and to
 // compress; at a glance it is still noise.

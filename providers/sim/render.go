@@ -11,20 +11,19 @@ import (
 	"strings"
 	"sync"
 	"unicode"
-
-	"golang.org/x/image/font/basicfont"
 )
 
 // Render draws a picture for prompt at w×h and returns it as PNG bytes. The
 // prompt picks the palette (colour words are honoured), the shapes (one per
-// word) and the text (a quoted phrase is drawn in a bitmap font; otherwise
-// word-like marks); seed moves the shapes. quality in [0,1] degrades it the
+// word) and the text (its target text, router.TargetTexts, drawn in Go Bold
+// (lettering.go); otherwise word-like marks); seed moves the shapes. quality in [0,1] degrades it the
 // way a weak model output looks, and so that QA (evaluator/qa) sees it:
 //
 //	q >= 0.6  crisp, with a fine grain like a photo's texture
 //	q <  0.6  noise; below 0.45 a blur growing as q falls (QA sharpness
 //	          fails from about q < 0.4)
-//	q <  0.8  text glyphs garbled with rising probability
+//	q <  0.7  lettering garbled: letters replaced, dropped and swapped, more
+//	          as q falls (q >= SuccessQuality draws it exactly)
 //	q <  0.2  washed out towards a flat light grey (QA blank fails from about
 //	          q < 0.1)
 //
@@ -131,11 +130,11 @@ func draw(prompt string, w, h int, quality float64, seed uint64) *canvas {
 		}
 	}
 	c.grain(max(side/256, 1), 6, ph|1)
-	text := quoted(prompt)
-	if text == "" {
+	if text := targetText(prompt); text == "" {
 		c.marks(r, pal[4])
 	} else {
-		c.text(garble(text, q, r), pal[4], pal[0])
+		ink, band := inkAndBand(pal[4], pal[0], q)
+		c.lettering(garble(text, q, r), ink, band)
 	}
 	degrade(c, q, r)
 	return c
@@ -166,46 +165,6 @@ func degrade(c *canvas, q float64, r *rand.Rand) {
 	if q < 0.2 {
 		c.washOut(0.03+0.97*math.Pow(q/0.2, 2), 232)
 	}
-}
-
-// quoted returns the first phrase in "…", “…” or '…' quotes, up to 24 runes.
-func quoted(prompt string) string {
-	for _, qs := range [][2]string{{`"`, `"`}, {"“", "”"}, {"'", "'"}} {
-		i := strings.Index(prompt, qs[0])
-		if i < 0 {
-			continue
-		}
-		rest := prompt[i+len(qs[0]):]
-		j := strings.Index(rest, qs[1])
-		if j <= 0 {
-			continue
-		}
-		s := []rune(rest[:j])
-		if len(s) > 24 {
-			s = s[:24]
-		}
-		return string(s)
-	}
-	return ""
-}
-
-// garble replaces letters with random ones, more as quality falls: the
-// typography failure of generalist models.
-func garble(s string, q float64, r *rand.Rand) string {
-	p := clamp01((0.8 - q) * 0.8)
-	if p == 0 {
-		return s
-	}
-	out := []rune(s)
-	for i, ch := range out {
-		if unicode.IsLetter(ch) && r.Float64() < p {
-			out[i] = rune('a' + r.IntN(26))
-			if unicode.IsUpper(ch) {
-				out[i] = unicode.ToUpper(out[i])
-			}
-		}
-	}
-	return string(out)
 }
 
 var colorWords = map[string][3]uint8{
@@ -287,19 +246,3 @@ func encodeJPEG(c *canvas) []byte {
 }
 
 func encode(c *canvas) []byte { return encodePNG(c) }
-
-// glyph returns the 6×13 mask of an ASCII rune from the 7x13 bitmap font.
-func glyph(ch rune) (mask [13][6]bool) {
-	f := basicfont.Face7x13
-	if ch < 0x20 || ch >= 0x7f {
-		ch = '?'
-	}
-	y0 := int(ch-0x20) * f.Height
-	for y := range 13 {
-		for x := range 6 {
-			_, _, _, a := f.Mask.At(x, y0+y).RGBA()
-			mask[y][x] = a > 0x7fff
-		}
-	}
-	return mask
-}
