@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test test-heavy bench bench-ingest deps clickhouse gomod browser clean kafka fuzz fuzz-short soak
+.PHONY: all build run test test-heavy bench bench-ingest deps clickhouse tesseract gomod browser clean kafka fuzz fuzz-short soak
 
 all: build
 
@@ -14,10 +14,15 @@ build: gomod
 	$(GO) build -o $(BIN) ./cmd/routelab
 
 # deps installs everything the stack and the tests need that is not there yet.
-deps: clickhouse gomod
+deps: clickhouse tesseract gomod
 
 clickhouse:
 	@command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
+
+# tesseract: the OCR engine of QA's legibility check (evaluator/tesseract),
+# with its English data.
+tesseract:
+	@{ command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx eng; } || { $(APT) update && $(APT) install -y tesseract-ocr tesseract-ocr-eng; }
 
 # browser: what the console's Playwright tests need (console/e2e): Debian's
 # chromium and playwright-core from npm; never a downloaded browser build.
@@ -62,7 +67,7 @@ test-heavy: build
 FUZZ_TARGETS := \
 	./server:FuzzNativeJSON ./server:FuzzOpenAIJSON ./server:FuzzMultipart \
 	./server:FuzzBase64Reference ./server:FuzzReferenceImage ./evaluator/qa:FuzzDecode \
-	./ingest:FuzzDecodeEvent ./router:FuzzParsePolicy ./experiments:FuzzParseSpec
+	./ingest:FuzzDecodeEvent ./router:FuzzParsePolicy ./router:FuzzTargetTexts ./experiments:FuzzParseSpec
 FUZZTIME       ?= 60s
 FUZZTIME_SHORT ?= 3s
 # Minimizing every new interesting input (the default, up to 60 s each)
