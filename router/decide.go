@@ -115,7 +115,21 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		}
 	}
 
-	greedy := -1
+	// pick is the policy's own choice: the first matching rule, else the
+	// classifier's (or the cheapest) model.
+	pick, pickRule := -1, ""
+	for ri := range c.rules {
+		r := &c.rules[ri]
+		if eligible[r.model] && r.matches(&req, f) {
+			pick, pickRule = r.model, r.name
+			break
+		}
+	}
+	if pick < 0 {
+		pick = c.greedy(eligible[:n], prob[:n], price[:n], tier)
+	}
+	greedy := pick
+	d.Rule = pickRule
 	if req.Pin != "" {
 		for i := range c.models {
 			if c.models[i].Name == req.Pin && capable[i] {
@@ -123,19 +137,6 @@ func Decide(req Request, p *Policy, h Health) Decision {
 				d.Rule = "pin"
 			}
 		}
-	}
-	if greedy < 0 {
-		for ri := range c.rules {
-			r := &c.rules[ri]
-			if eligible[r.model] && r.matches(&req, f) {
-				greedy = r.model
-				d.Rule = r.name
-				break
-			}
-		}
-	}
-	if greedy < 0 {
-		greedy = c.greedy(eligible[:n], prob[:n], price[:n], tier)
 	}
 
 	chosen := greedy
@@ -167,7 +168,25 @@ func Decide(req Request, p *Policy, h Health) Decision {
 	d.P = prob[chosen]
 	d.CostUSD = d.Candidates[chosen].CostUSD
 	d.Fallbacks = c.fallbacks(chosen, &eligible, &prob, &d.Candidates)
+	if d.Rule == "pin" && pick != chosen {
+		// A pinned model that fails escalates to what the policy would
+		// have chosen (a poster pinned to a cheap generalist goes to the
+		// typography model), then to the rest in the usual order.
+		d.Fallbacks = first(d.Fallbacks, c.models[pick].Name)
+	}
 	return d
+}
+
+// first moves name to the front of list.
+func first(list []string, name string) []string {
+	for i, m := range list {
+		if m == name {
+			copy(list[1:i+1], list[:i])
+			list[0] = name
+			break
+		}
+	}
+	return list
 }
 
 // check prices model i for the request and says why it is not eligible

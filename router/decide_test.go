@@ -59,6 +59,36 @@ func TestDecideRulesAndConstraints(t *testing.T) {
 	}
 }
 
+// A pinned model's fallbacks start with the policy's own choice: a poster
+// pinned to the cheap generalist escalates to the typography model, not to
+// the next cheapest generalist.
+func TestDecidePinFallsBackToPolicyChoice(t *testing.T) {
+	p := mustPolicy(t, "rules")
+	tests := []struct {
+		give router.Request
+		want string // first fallback
+	}{
+		{router.Request{ID: "a", Mode: router.ModeGenerate, Prompt: "A poster that says \u201cGRAND OPENING\u201d", Pin: "sim-lite"}, "sim-typo"},
+		{router.Request{ID: "b", Mode: router.ModeGenerate, Prompt: "A banner with the words 'SUMMER SALE'", Pin: "sim-lite"}, "sim-typo"},
+		{router.Request{ID: "c", Mode: router.ModeGenerate, Prompt: "a cat on a sofa", Pin: "sim-lite"}, "sim-fast"},
+		{router.Request{ID: "d", Mode: router.ModeGenerate, Prompt: "a cat on a sofa", Pin: "sim-fast"}, "sim-lite"},
+		{router.Request{ID: "e", Mode: router.ModeGenerate, Prompt: `sign "HI"`, Pin: "sim-typo"}, "sim-lite"},
+	}
+	for _, tt := range tests {
+		d := router.Decide(tt.give, p, nil)
+		if d.Model != tt.give.Pin || len(d.Fallbacks) == 0 || d.Fallbacks[0] != tt.want {
+			t.Errorf("Decide(%q pinned to %s) = %s, fallbacks %v; want the pin, then %s", tt.give.Prompt, tt.give.Pin, d.Model, d.Fallbacks, tt.want)
+		}
+		seen := map[string]bool{d.Model: true}
+		for _, m := range d.Fallbacks {
+			if seen[m] {
+				t.Errorf("Decide(%q) fallbacks %v repeat %s", tt.give.Prompt, d.Fallbacks, m)
+			}
+			seen[m] = true
+		}
+	}
+}
+
 func TestDecideNoModel(t *testing.T) {
 	p := mustPolicy(t, "rules")
 	d := router.Decide(router.Request{ID: "x", Mode: router.ModeEdit, Prompt: "x", RefCount: 9, EditDepth: 1}, p, nil)
