@@ -203,4 +203,9 @@ func inkAndBand(text, bg [3]uint8, q float64) (ink, band [3]uint8) {
 	return ink, band
 }
 
+// pastel takes a colour nearly four fifths of the way to white.
+func pastel(col [3]uint8) [3]uint8 {
+	return [3]uint8{mix(col[0], 250, 200), mix(col[1], 250, 200), mix(col[2], 250, 200)}
+}
+
 func nrgba(c [3]uint8) color.NRGBA { return color.NRGBA{c[0], c[1], c[2], 255} }

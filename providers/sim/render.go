@@ -103,6 +103,16 @@ func draw(prompt string, w, h int, quality float64, seed uint64) *canvas {
 	r := rand.New(rand.NewPCG(seed, ph))
 	pal := palette(prompt)
 	c := newCanvas(w, h)
+	text := targetText(prompt)
+	ink, band := inkAndBand(pal[4], pal[0], q)
+	if text != "" {
+		// A picture with lettering is drawn in pastels behind dark ink, as
+		// posters are: OCR then sees the letters and passes over the
+		// shapes, which it would otherwise read as stray O's and e's.
+		for i := range pal {
+			pal[i] = pastel(pal[i])
+		}
+	}
 	c.gradient(pal[0], pal[1])
 	side := min(w, h)
 	words := strings.Fields(prompt)
@@ -130,10 +140,9 @@ func draw(prompt string, w, h int, quality float64, seed uint64) *canvas {
 		}
 	}
 	c.grain(max(side/256, 1), 6, ph|1)
-	if text := targetText(prompt); text == "" {
+	if text == "" {
 		c.marks(r, pal[4])
 	} else {
-		ink, band := inkAndBand(pal[4], pal[0], q)
 		c.lettering(garble(text, q, r), ink, band)
 	}
 	degrade(c, q, r)
