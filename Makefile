@@ -56,7 +56,7 @@ test: deps browser build
 # as child processes under load). Under -race they are a hundredfold slower
 # and race nothing the packages' own tests do not, so the race pass skips
 # them and they run here without it.
-HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/
+HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/ ./providers/sim/
 test-heavy: build
 	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '^Test(Lab|Fault)[A-Z]' $(HEAVY_PKGS)
 
