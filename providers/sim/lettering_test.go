@@ -73,7 +73,7 @@ func TestLetteringReadByTesseract(t *testing.T) {
 // Tesseract, and text_illegible (legibility below the standard threshold)
 // set against the hidden truth (the call's Success). It logs precision and
 // recall of text_illegible and holds both at 0.9 or more. A heavy run (a
-// Tesseract process per image): make test-lab runs it.
+// Tesseract process per image): make test-heavy runs it.
 func TestLabOCRQAAgreesWithTruth(t *testing.T) {
 	labtest.Heavy(t)
 	bin, err := tesseract.Find()
