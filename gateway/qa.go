@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/routelab/routelab/evaluator/qa"
@@ -63,6 +64,9 @@ func (a checker) Check(ctx context.Context, img providers.Image, spec QASpec) qa
 		return r
 	}
 	t, err := a.text.Check(ctx, img.Bytes, img.Decoded, img.Digest, spec.Text, spec.Tier)
+	if errors.Is(err, qa.ErrNoReadableText) {
+		return r
+	}
 	if err != nil {
 		a.log.Warn("legibility check skipped", "err", err)
 		return r

@@ -3,6 +3,7 @@ package qa
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"image"
@@ -33,6 +34,11 @@ const ReasonTextIllegible = "text_illegible"
 type OCR interface {
 	Read(ctx context.Context, img []byte) (string, error)
 }
+
+// ErrNoReadableText is returned by TextChecker.Check when the target text
+// has no word in the Latin script or digits: the English data Tesseract
+// reads with cannot judge it, and "illegible" would be a lie.
+var ErrNoReadableText = errors.New("no target text in a script OCR reads")
 
 // TextThresholds are the smallest legibility scores that pass, per tier,
 // and the time one check may take.
@@ -115,6 +121,10 @@ func (c *TextChecker) Thresholds() TextThresholds { return c.t }
 // the verdict cache instead of a hash of b. It returns an error, and no
 // verdict, when OCR fails or the time limit passes.
 func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, digest uint64, want []string, tier string) (TextResult, error) {
+	want = readable(want)
+	if len(want) == 0 {
+		return TextResult{}, ErrNoReadableText
+	}
 	if digest == 0 {
 		digest = maphash.Bytes(c.seed, b) ^ uint64(len(b))
 	}
@@ -143,6 +153,30 @@ func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, dige
 	}
 	c.cache.Add(k, r)
 	return r, nil
+}
+
+// readable keeps the words of want written in Latin letters and digits.
+func readable(want []string) []string {
+	var out []string
+	for _, s := range want {
+		var words []string
+		for _, w := range strings.Fields(s) {
+			ok, letters := true, 0
+			for _, r := range w {
+				if unicode.IsLetter(r) || unicode.IsDigit(r) {
+					letters++
+					ok = ok && (r < 0x80 || unicode.Is(unicode.Latin, r))
+				}
+			}
+			if ok && letters > 0 {
+				words = append(words, w)
+			}
+		}
+		if len(words) > 0 {
+			out = append(out, strings.Join(words, " "))
+		}
+	}
+	return out
 }
 
 func clip(s string, n int) string {

@@ -137,3 +137,22 @@ func TestAddText(t *testing.T) {
 		t.Errorf("AddText(legible) = pass %v reason %q score %v, want true, \"\", 0.933", r.Pass, r.Reason, r.Score)
 	}
 }
+
+// Words OCR's English data cannot read are left out of the check; with none
+// left there is no verdict.
+func TestTextCheckerOnlyReadableScripts(t *testing.T) {
+	o := &fakeOCR{text: "SALE"}
+	c := qa.NewTextChecker(o, qa.TextThresholds{})
+	ctx := context.Background()
+	if _, err := c.Check(ctx, []byte("a"), nil, 0, []string{"\u55b6\u696d\u4e2d"}, ""); !errors.Is(err, qa.ErrNoReadableText) {
+		t.Errorf("Check(CJK only) = %v, want ErrNoReadableText", err)
+	}
+	if o.calls.Load() != 0 {
+		t.Errorf("OCR ran %d times for text it cannot read", o.calls.Load())
+	}
+	r, err := c.Check(ctx, []byte("b"), nil, 0, []string{"SALE \u5927\u58f2\u51fa\u3057", "Caf\u00e9"}, "")
+	// SALE matches; CAF\u00c9 is 3 edits from SALE: 1 - 3/8.
+	if err != nil || r.Score != 0.625 {
+		t.Errorf("Check(SALE + CJK, Caf\u00e9) read SALE = %+v, %v; want score 0.625 (the CJK word left out)", r, err)
+	}
+}
