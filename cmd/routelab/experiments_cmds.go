@@ -32,8 +32,6 @@ func expArgs(fs *pflag.FlagSet, args []string, want int, what string) ([]string,
 	return fs.Args(), nil
 }
 
-func expPrintJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
-
 func readSpecFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("-f FILE is required")
@@ -77,7 +75,7 @@ Prints "created experiment ID" (the id is the last word).`)
 		}
 	}
 	if *asJSON {
-		return expPrintJSON(env.Stdout, s)
+		return printJSON(env.Stdout, s)
 	}
 	fmt.Fprintf(env.Stderr, "layer %s buckets %d-%d, %d arms, status %s\n", s.Layer, s.Buckets.Start, s.Buckets.End, len(s.Arms), s.Status)
 	fmt.Fprintf(env.Stdout, "created experiment %s\n", s.ID)
@@ -103,7 +101,7 @@ func runExperimentsList(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return expPrintJSON(env.Stdout, out)
+		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tLAYER\tTRAFFIC\tPHASE\tARMS\tNAME")
@@ -204,7 +202,7 @@ func expSpecCommand(ctx context.Context, env Env, args []string, fs *pflag.FlagS
 		return err
 	}
 	if *asJSON {
-		return expPrintJSON(env.Stdout, s)
+		return printJSON(env.Stdout, s)
 	}
 	fmt.Fprintln(env.Stdout, text(s))
 	return nil
@@ -285,7 +283,7 @@ Usage: routelab experiments results ID [--json]`)
 			return err
 		}
 		if *asJSON {
-			return expPrintJSON(env.Stdout, h)
+			return printJSON(env.Stdout, h)
 		}
 		h.WriteText(env.Stdout)
 		return nil
@@ -297,7 +295,7 @@ Usage: routelab experiments results ID [--json]`)
 	r.QueryMS = time.Since(start).Milliseconds()
 	fmt.Fprintf(env.Stderr, "results: %s phase %d analysed in %d ms\n", s.ID, s.Phase, r.QueryMS)
 	if *asJSON {
-		return expPrintJSON(env.Stdout, r)
+		return printJSON(env.Stdout, r)
 	}
 	r.WriteText(env.Stdout)
 	return nil
@@ -312,7 +310,7 @@ func printBanditResults(ctx context.Context, env Env, reader *chexp.Reader, s ex
 	}
 	r := experiments.AnalyzeBandit(s, groups, alpha)
 	if asJSON {
-		return expPrintJSON(env.Stdout, r)
+		return printJSON(env.Stdout, r)
 	}
 	r.WriteText(env.Stdout)
 	return nil

@@ -75,7 +75,7 @@ for --power.
 		}
 	}
 	if *asJSON {
-		return expPrintJSON(env.Stdout, r)
+		return printJSON(env.Stdout, r)
 	}
 	fmt.Fprintf(env.Stdout, "%s metric, difference %g at alpha %g: %.0f units per arm for power %.3f\n", r.Metric, r.MDE, r.Alpha, r.UnitsPerArm, r.Power)
 	return nil

@@ -86,7 +86,7 @@ Scenarios: `+strings.Join(names, ", "))
 	}
 	rep, err := scenario.Run(ctx, sc, scenario.Config{
 		Seed: *seed, TrainEvents: *train, Before: *before, Window: *window, After: *after,
-		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+		Progress: stderrProgress(env),
 	})
 	if err != nil {
 		return fmt.Errorf("lab scenario %s: %w", name, err)
@@ -137,7 +137,7 @@ propensities) covers its true value.`)
 	}
 	rep, err := scenario.RunBandit(ctx, scenario.BanditConfig{
 		Seed: *seed, Seeds: *seeds, Requests: *requests,
-		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+		Progress: stderrProgress(env),
 	})
 	if err != nil {
 		return fmt.Errorf("lab scenario bandit: %w", err)
@@ -171,7 +171,7 @@ in more than half of the decided pairs at 95%), with the hidden truth beside it.
 	}
 	rep, err := scenario.RunShadow(ctx, scenario.ShadowConfig{
 		Seed: *seed, Requests: *requests, Share: *share, Candidate: *candidate,
-		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+		Progress: stderrProgress(env),
 	})
 	if err != nil {
 		return fmt.Errorf("lab scenario shadow: %w", err)

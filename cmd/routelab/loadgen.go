@@ -89,7 +89,7 @@ to ROUTELAB_API_URL/ROUTELAB_API_KEY, then dev.json under --data-dir.`)
 		return err
 	}
 	if *asJSON {
-		return expPrintJSON(env.Stdout, sum)
+		return printJSON(env.Stdout, sum)
 	}
 	sum.WriteText(env.Stdout)
 	return nil

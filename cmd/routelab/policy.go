@@ -33,14 +33,7 @@ func runPolicy(ctx context.Context, env Env, args []string) error {
 }
 
 // printJSON writes v as one line: the last line of stdout for --json.
-func printJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
-}
+func printJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func runPolicyTrain(_ context.Context, env Env, args []string) error {
 	fs := newFlagSet("policy train", `Train a routing policy from logged decisions (routelab sim output, or any JSONL of
@@ -84,7 +77,7 @@ kept only where the data supports them. Prints the held-out ECE/Brier and fronti
 	p, err := router.Train(ex, router.TrainConfig{
 		Name: *name, Models: base.Models, DefaultModel: base.DefaultModel, Rules: base.Rules, Epsilon: *eps,
 		Lambda: *lambda, Unweighted: *unweighted, Workers: *workers, Source: *logged,
-		Progress: func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) },
+		Progress: stderrProgress(env),
 	})
 	if err != nil {
 		return err
