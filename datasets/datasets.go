@@ -13,7 +13,7 @@ import (
 	"github.com/routelab/routelab/router"
 )
 
-//go:embed catalog.json policies/*.json prompts/parti/PartiPrompts.tsv
+//go:embed catalog.json catalogs/*.json policies/*.json prompts/parti/PartiPrompts.tsv
 var files embed.FS
 
 // Catalog returns the default model catalog: six simulated models shaped
@@ -34,6 +34,24 @@ func Catalog() (router.Catalog, error) {
 		return router.Catalog{}, err
 	}
 	return ParseCatalog(b)
+}
+
+// NamedCatalog returns a shipped catalog by name: "sim" (or "") is the
+// default Catalog; "vendors" (catalogs/vendors.json) holds real vendor
+// models with their native sizes and prices, each with its source.
+func NamedCatalog(name string) (router.Catalog, error) {
+	if name == "" || name == "sim" {
+		return Catalog()
+	}
+	b, err := files.ReadFile("catalogs/" + name + ".json")
+	if err != nil {
+		return router.Catalog{}, fmt.Errorf("no shipped catalog %q", name)
+	}
+	c, err := ParseCatalog(b)
+	if err != nil {
+		return c, fmt.Errorf("catalog %s: %w", name, err)
+	}
+	return c, nil
 }
 
 // ParseCatalog decodes and validates a catalog file.

@@ -112,3 +112,27 @@ func TestPartiPrompts(t *testing.T) {
 		}
 	}
 }
+
+// TestVendorsCatalog: the shipped vendors catalog loads, cites a source
+// beside every native size table and price, and maps a 3:2 request to
+// Gemini's documented 1248x832.
+func TestVendorsCatalog(t *testing.T) {
+	c, err := datasets.NamedCatalog("vendors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Models {
+		if m.Source == "" {
+			t.Errorf("model %s has no source", m.Name)
+		}
+		if len(m.NativeSizes) > 0 && m.NativeSizesSource == "" {
+			t.Errorf("model %s has native sizes without a source", m.Name)
+		}
+	}
+	if w, h := c.NativeSize("gemini-2.5-flash-image", 1536, 1024); w != 1248 || h != 832 {
+		t.Errorf("gemini-2.5-flash-image answers 1536x1024 at %dx%d, want 1248x832", w, h)
+	}
+	if _, err := datasets.NamedCatalog("nope"); err == nil {
+		t.Error("NamedCatalog(nope) = nil error")
+	}
+}

@@ -160,15 +160,25 @@ type Deps struct {
 	// a model missing here has a gate of its own.
 	ProviderOf map[string]string
 	QA         QA
-	Events     Sink
-	Blobs      BlobStore
-	Assigner   Assigner
+	// Sizes gives the size each model answers a request at (its native
+	// size for the requested aspect: router.Catalog.NativeSize); QA judges
+	// a model's image against that, not against a size the vendor cannot
+	// produce. nil: the requested size.
+	Sizes    Sizes
+	Events   Sink
+	Blobs    BlobStore
+	Assigner Assigner
 	// Shadows runs shadow experiments' mirrors after the live response
 	// (a ShadowPool in serve; the lab runs them in turn); nil: none run.
 	Shadows  ShadowRunner
 	Registry prometheus.Registerer // nil: a private registry
 	Logger   *slog.Logger          // nil: discard
 	Now      func() time.Time      // nil: time.Now
+}
+
+// Sizes is the size a model answers a w×h request at.
+type Sizes interface {
+	NativeSize(model string, w, h int) (int, int)
 }
 
 // Gateway serves image requests; safe for concurrent use.

@@ -187,7 +187,7 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 		}
 		att.CostUSD = res.CostUSD
 		o.CostUSD += res.CostUSD
-		v := g.inspect(ctx, res, spec, r, model, len(o.Attempts))
+		v := g.inspect(ctx, res, g.specFor(model, spec), r, model, len(o.Attempts))
 		if v.Pass {
 			att.Status = "ok"
 			g.m.attempts.Of([2]string{model, att.Status}).Inc()
@@ -213,6 +213,15 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 		return best, nil
 	}
 	return providers.Result{}, providerError(lastErr)
+}
+
+// specFor is what model's images should be: spec at the model's native
+// size for the requested aspect.
+func (g *Gateway) specFor(model string, spec QASpec) QASpec {
+	if g.deps.Sizes != nil {
+		spec.Width, spec.Height = g.deps.Sizes.NativeSize(model, spec.Width, spec.Height)
+	}
+	return spec
 }
 
 // call takes a slot at the provider's gate and calls it.

@@ -34,6 +34,13 @@ type Model struct {
 	PinOnly     bool   `json:"pin_only,omitempty"`
 	Description string `json:"description,omitempty"`
 	Source      string `json:"source,omitempty"` // public figures the entry is shaped after
+	// NativeSizes are the sizes ("WxH") the vendor answers at, one per
+	// aspect it offers (Gemini answers a 3:2 request at 1248x832): QA
+	// judges the model's image against the one nearest the requested
+	// aspect. Empty: the model answers at the requested size.
+	NativeSizes []string `json:"native_sizes,omitempty"`
+	// NativeSizesSource says where the native sizes come from (URL, date).
+	NativeSizesSource string `json:"native_sizes_source,omitempty"`
 }
 
 // Catalog is the set of models a deployment routes between.
@@ -109,6 +116,14 @@ func (m *Model) Validate() error {
 			}
 		}
 	}
+	for _, s := range m.NativeSizes {
+		if _, _, err := ParseSize(s); err != nil {
+			return fmt.Errorf("model %q: native size: %w", m.Name, err)
+		}
+	}
+	if len(m.NativeSizes) > 0 && m.NativeSizesSource == "" {
+		return fmt.Errorf("model %q: native_sizes without native_sizes_source", m.Name)
+	}
 	if m.LatencyP50MS <= 0 || m.LatencySigma < 0 {
 		return fmt.Errorf("model %q: latency_p50_ms must be > 0 and latency_sigma >= 0", m.Name)
 	}
@@ -116,6 +131,37 @@ func (m *Model) Validate() error {
 		return fmt.Errorf("model %q: error, rate-limit and refusal rates must be in [0,1) together", m.Name)
 	}
 	return nil
+}
+
+// NativeSize is the size the model answers a w×h request at: of its
+// native sizes, the one whose aspect is nearest to w/h (on a log scale, so
+// 2:1 and 1:2 are as far from 1:1; ties go to the earlier entry), or w×h
+// itself when it has none or w or h is not positive.
+func (m *Model) NativeSize(w, h int) (int, int) {
+	if len(m.NativeSizes) == 0 || w <= 0 || h <= 0 {
+		return w, h
+	}
+	want := math.Log(float64(w) / float64(h))
+	bw, bh, best := w, h, math.Inf(1)
+	for _, s := range m.NativeSizes {
+		nw, nh, err := ParseSize(s)
+		if err != nil {
+			continue // Validate rejects these
+		}
+		if d := math.Abs(math.Log(float64(nw)/float64(nh)) - want); d < best {
+			bw, bh, best = nw, nh, d
+		}
+	}
+	return bw, bh
+}
+
+// NativeSize is the named model's Model.NativeSize; w×h for a model not
+// in the catalog.
+func (c *Catalog) NativeSize(model string, w, h int) (int, int) {
+	if m, ok := c.Model(model); ok {
+		return m.NativeSize(w, h)
+	}
+	return w, h
 }
 
 // Supports reports whether the model can serve mode at all.

@@ -221,6 +221,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Providers:  reg.Providers,
 		ProviderOf: providerOf,
 		QA:         newQA(o.OCRWorkers, o.Logger),
+		Sizes:      &cat,
 		Events:     producer,
 		Blobs:      blobs.Store,
 		Assigner:   exp.Assigner,

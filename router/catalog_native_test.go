@@ -1,0 +1,50 @@
+package router_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/routelab/routelab/router"
+)
+
+func TestNativeSize(t *testing.T) {
+	gemini := router.Model{NativeSizes: []string{"1024x1024", "832x1248", "1248x832", "864x1184", "1184x864", "768x1344", "1344x768"}}
+	tests := []struct {
+		name         string
+		m            router.Model
+		w, h         int
+		wantW, wantH int
+	}{
+		{"3:2 to its native 3:2", gemini, 1536, 1024, 1248, 832},
+		{"2:3 to its native 2:3", gemini, 1024, 1536, 832, 1248},
+		{"square", gemini, 2048, 2048, 1024, 1024},
+		{"16:9", gemini, 1920, 1080, 1344, 768},
+		{"an aspect it lacks goes to the nearest (2:1 to 16:9)", gemini, 2000, 1000, 1344, 768},
+		{"no native sizes: as asked", router.Model{}, 1536, 1024, 1536, 1024},
+		{"no size asked", gemini, 0, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if w, h := tt.m.NativeSize(tt.w, tt.h); w != tt.wantW || h != tt.wantH {
+				t.Errorf("NativeSize(%d, %d) = %dx%d, want %dx%d", tt.w, tt.h, w, h, tt.wantW, tt.wantH)
+			}
+		})
+	}
+}
+
+func TestNativeSizesNeedASource(t *testing.T) {
+	m := router.Model{Name: "g", Provider: "gemini", Modes: []router.Mode{router.ModeGenerate}, Sizes: []string{"1024x1024"},
+		CostUSD:      map[string]map[router.Tier]float64{"1024x1024": {router.TierDraft: 0.039, router.TierStandard: 0.039, router.TierPremium: 0.039}},
+		LatencyP50MS: 4000, NativeSizes: []string{"1248x832"}}
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "native_sizes_source") {
+		t.Errorf("Validate without a source = %v, want an error naming native_sizes_source", err)
+	}
+	m.NativeSizesSource = "https://example.invalid/docs"
+	if err := m.Validate(); err != nil {
+		t.Errorf("Validate with a source = %v", err)
+	}
+	m.NativeSizes = []string{"1248by832"}
+	if err := m.Validate(); err == nil {
+		t.Error("Validate accepted native size 1248by832")
+	}
+}
