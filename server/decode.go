@@ -172,19 +172,21 @@ func (r refInput) raw(field string, maxBytes int) ([]byte, error) {
 // imageRequest is the native body of POST /v1/images (JSON, or the same
 // names as multipart form fields).
 type imageRequest struct {
-	Prompt         string             `json:"prompt"`
-	Mode           string             `json:"mode"`
-	References     []refInput         `json:"references"`
-	N              int                `json:"n"`
-	Size           string             `json:"size"`
-	AspectRatio    string             `json:"aspect_ratio"`
-	OutputFormat   string             `json:"output_format"`
-	Quality        string             `json:"quality"`
-	Constraints    router.Constraints `json:"constraints"`
-	Model          string             `json:"model"`
-	User           string             `json:"user"`
-	ParentID       string             `json:"parent_id"`
-	ResponseFormat string             `json:"response_format"`
+	Prompt       string     `json:"prompt"`
+	Mode         string     `json:"mode"`
+	References   []refInput `json:"references"`
+	N            int        `json:"n"`
+	Size         string     `json:"size"`
+	AspectRatio  string     `json:"aspect_ratio"`
+	OutputFormat string     `json:"output_format"`
+	// OutputCompression is the JPEG/WebP quality, 0-100 (nil: not given).
+	OutputCompression *int               `json:"output_compression"`
+	Quality           string             `json:"quality"`
+	Constraints       router.Constraints `json:"constraints"`
+	Model             string             `json:"model"`
+	User              string             `json:"user"`
+	ParentID          string             `json:"parent_id"`
+	ResponseFormat    string             `json:"response_format"`
 
 	mask []byte // OpenAI edits only
 }
@@ -201,6 +203,7 @@ type job struct {
 	n              int
 	width, height  int
 	format         string
+	compression    int // output_compression 0-100, -1 = not given
 	tier           router.Tier
 	constraints    router.Constraints
 	pin            string
@@ -257,6 +260,13 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 		j.format = "webp"
 	default:
 		return nil, errField(CodeInvalidFormat, "output_format", "output_format must be png, jpeg or webp")
+	}
+	j.compression = -1
+	if c := r.OutputCompression; c != nil {
+		if *c < 0 || *c > 100 {
+			return nil, errField(CodeInvalidField, "output_compression", "output_compression must be between 0 and 100")
+		}
+		j.compression = *c
 	}
 	switch f := strings.ToLower(r.ResponseFormat); f {
 	case "", "b64_json":

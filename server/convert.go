@@ -1,0 +1,86 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"image/png"
+
+	"github.com/gen2brain/webp"
+
+	"github.com/routelab/routelab/evaluator/qa"
+)
+
+// convertPixels bounds what the server decodes to convert: the largest
+// vendor outputs are ~16 Mpx (4096x4096); 40 Mpx is QA's own bound.
+const convertPixels = 40_000_000
+
+// Default qualities when the request gives no output_compression: JPEG
+// at 90 is visually lossless for photos at a fifth of PNG's bytes; WebP at
+// 90 likewise (100 would switch libwebp to lossless, 5-10x slower).
+const (
+	defaultJPEGQuality = 90
+	defaultWebPQuality = 90
+)
+
+var mimeOf = map[string]string{qa.FormatPNG: "image/png", qa.FormatJPEG: "image/jpeg", qa.FormatWebP: "image/webp"}
+
+// convert returns b encoded as format (png | jpeg | webp) with its MIME
+// type, and whether that is b itself: vendors answer in the format they like (Gemini and Ideogram send
+// PNG whatever was asked, the simulator sends PNG for webp), and the
+// client gets what it asked for. compression (0-100, -1 = not given) is
+// output_compression: the JPEG or WebP quality; bytes already in the asked
+// lossy format are re-encoded only when it is given and below 100, since
+// the vendor was not told it. Bytes already right are returned as they are.
+func convert(b []byte, format string, compression int) (_ []byte, mime string, same bool, _ error) {
+	have := qa.Sniff(b)
+	if have == "" {
+		return nil, "", false, fmt.Errorf("convert to %s: unrecognised image bytes", format)
+	}
+	if have == format && (format == qa.FormatPNG || compression < 0 || compression >= 100) {
+		return b, mimeOf[have], true, nil
+	}
+	img, _, err := qa.Decode(b, convertPixels)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("convert %s to %s: %w", have, format, err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	switch format {
+	case qa.FormatPNG:
+		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
+	case qa.FormatJPEG:
+		q := defaultJPEGQuality
+		if compression >= 0 {
+			q = max(compression, 1)
+		}
+		err = jpeg.Encode(&buf, onWhite(img), &jpeg.Options{Quality: q})
+	case qa.FormatWebP:
+		q := defaultWebPQuality
+		if compression >= 0 {
+			q = max(compression, 1)
+		}
+		err = webp.Encode(&buf, img, webp.Options{Quality: q, Method: 2})
+	default:
+		return nil, "", false, fmt.Errorf("convert to %q: unknown format", format)
+	}
+	if err != nil {
+		return nil, "", false, fmt.Errorf("encode %s: %w", format, err)
+	}
+	return buf.Bytes(), mimeOf[format], false, nil
+}
+
+// onWhite flattens an image with transparency onto white: JPEG has no
+// alpha, and image/jpeg would otherwise keep the colour values under
+// transparent pixels (often black).
+func onWhite(img image.Image) image.Image {
+	if o, ok := img.(interface{ Opaque() bool }); ok && o.Opaque() {
+		return img
+	}
+	dst := image.NewRGBA(img.Bounds())
+	draw.Draw(dst, dst.Bounds(), image.White, image.Point{}, draw.Src)
+	draw.Draw(dst, dst.Bounds(), img, img.Bounds().Min, draw.Over)
+	return dst
+}

@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+
+	"github.com/routelab/routelab/evaluator/qa"
+)
+
+// TestOutputFormatConverted: the providers answer PNG whatever was asked
+// (as Gemini and Ideogram do); the client gets the format it asked for,
+// labelled as such, and output_compression sets the JPEG quality.
+func TestOutputFormatConverted(t *testing.T) {
+	e := mustStart(t, nil)
+	tests := []struct {
+		name, path, body string
+		wantFormat       string
+		wantDCQuant      int // first luminance quantiser of a JPEG: 16 scaled by the quality
+	}{
+		{"webp", "/v1/images", `{"prompt":"a red fox","size":"256x256","output_format":"webp"}`, qa.FormatWebP, 0},
+		{"jpeg default quality 90", "/v1/images", `{"prompt":"a red fox","size":"256x256","output_format":"jpeg"}`, qa.FormatJPEG, 3},
+		{"jpeg output_compression 20", "/v1/images", `{"prompt":"a red fox","size":"256x256","output_format":"jpeg","output_compression":20}`, qa.FormatJPEG, 40},
+		{"openai webp", "/v1/images/generations", `{"prompt":"a red fox","size":"256x256","output_format":"webp"}`, qa.FormatWebP, 0},
+		{"png stays png", "/v1/images", `{"prompt":"a red fox","size":"256x256","output_format":"png"}`, qa.FormatPNG, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.post(t, tt.path, tt.body)
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			var body struct {
+				OutputFormat string `json:"output_format"`
+				Images       []struct {
+					B64  string `json:"b64_json"`
+					MIME string `json:"mime_type"`
+				} `json:"images"`
+				Data []struct {
+					B64 string `json:"b64_json"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatal(err)
+			}
+			b64, mime := "", ""
+			if len(body.Images) == 1 {
+				b64, mime = body.Images[0].B64, body.Images[0].MIME
+			} else if len(body.Data) == 1 {
+				b64, mime = body.Data[0].B64, "image/"+body.OutputFormat
+			}
+			raw, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := qa.Sniff(raw); got != tt.wantFormat || mime != "image/"+tt.wantFormat {
+				t.Fatalf("bytes are %q labelled %q, want %s", got, mime, tt.wantFormat)
+			}
+			if _, _, err := qa.Decode(raw, 1<<20); err != nil {
+				t.Fatalf("the %s does not decode: %v", tt.wantFormat, err)
+			}
+			if tt.wantDCQuant > 0 {
+				if q := dcQuant(raw); q != tt.wantDCQuant {
+					t.Errorf("JPEG DC quantiser = %d, want %d", q, tt.wantDCQuant)
+				}
+			}
+		})
+	}
+	if r := e.post(t, "/v1/images", `{"prompt":"a red fox","output_format":"jpeg","output_compression":101}`); r.status != 400 || r.errorCode() != "invalid_field" {
+		t.Errorf("output_compression 101: status %d code %q, want 400 invalid_field", r.status, r.errorCode())
+	}
+}
+
+// dcQuant returns the first value of a JPEG's first quantisation table
+// (the DC quantiser), or -1.
+func dcQuant(b []byte) int {
+	i := bytes.Index(b, []byte{0xff, 0xdb})
+	if i < 0 || i+5 >= len(b) {
+		return -1
+	}
+	return int(b[i+5])
+}
