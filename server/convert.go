@@ -9,6 +9,7 @@ import (
 	"image/png"
 
 	"github.com/gen2brain/webp"
+	xdraw "golang.org/x/image/draw"
 
 	"github.com/routelab/routelab/evaluator/qa"
 )
@@ -27,24 +28,36 @@ const (
 
 var mimeOf = map[string]string{qa.FormatPNG: "image/png", qa.FormatJPEG: "image/jpeg", qa.FormatWebP: "image/webp"}
 
-// convert returns b encoded as format (png | jpeg | webp) with its MIME
-// type, and whether that is b itself: vendors answer in the format they like (Gemini and Ideogram send
+// convert returns b at w×h (when both are positive) encoded as format
+// (png | jpeg | webp) with its MIME type, and whether that is b itself.
+// Vendors answer at their native sizes (Gemini: 1248x832 for a 3:2
+// request): the image is scaled to the size asked for, centre-cropped first
+// when its aspect differs (the crop policy; fit=pad|native is not offered
+// yet). Formats: vendors answer in the format they like (Gemini and Ideogram send
 // PNG whatever was asked, the simulator sends PNG for webp), and the
 // client gets what it asked for. compression (0-100, -1 = not given) is
 // output_compression: the JPEG or WebP quality; bytes already in the asked
 // lossy format are re-encoded only when it is given and below 100, since
 // the vendor was not told it. Bytes already right are returned as they are.
-func convert(b []byte, format string, compression int) (_ []byte, mime string, same bool, _ error) {
+func convert(b []byte, w, h int, format string, compression int) (_ []byte, mime string, same bool, _ error) {
 	have := qa.Sniff(b)
 	if have == "" {
 		return nil, "", false, fmt.Errorf("convert to %s: unrecognised image bytes", format)
 	}
-	if have == format && (format == qa.FormatPNG || compression < 0 || compression >= 100) {
+	cfg, _, err := qa.DecodeConfig(b, convertPixels)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("convert %s to %s: %w", have, format, err)
+	}
+	resize := w > 0 && h > 0 && (cfg.Width != w || cfg.Height != h)
+	if !resize && have == format && (format == qa.FormatPNG || compression < 0 || compression >= 100) {
 		return b, mimeOf[have], true, nil
 	}
 	img, _, err := qa.Decode(b, convertPixels)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("convert %s to %s: %w", have, format, err)
+	}
+	if resize {
+		img = fitCrop(img, w, h)
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(b))
@@ -82,5 +95,24 @@ func onWhite(img image.Image) image.Image {
 	dst := image.NewRGBA(img.Bounds())
 	draw.Draw(dst, dst.Bounds(), image.White, image.Point{}, draw.Src)
 	draw.Draw(dst, dst.Bounds(), img, img.Bounds().Min, draw.Over)
+	return dst
+}
+
+// fitCrop scales img to w×h, cutting the centre of the longer side first
+// when the aspects differ.
+func fitCrop(img image.Image, w, h int) image.Image {
+	src := img.Bounds()
+	sw, sh := src.Dx(), src.Dy()
+	if sw*h > sh*w { // wider than asked: crop the sides
+		cw := sh * w / h
+		src.Min.X += (sw - cw) / 2
+		src.Max.X = src.Min.X + cw
+	} else if sw*h < sh*w { // taller: crop top and bottom
+		ch := sw * h / w
+		src.Min.Y += (sh - ch) / 2
+		src.Max.Y = src.Min.Y + ch
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	xdraw.BiLinear.Scale(dst, dst.Bounds(), img, src, xdraw.Src, nil)
 	return dst
 }

@@ -2,11 +2,15 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"image"
+	"image/png"
 	"testing"
 
 	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/providers"
 )
 
 // TestOutputFormatConverted: the providers answer PNG whatever was asked
@@ -80,4 +84,45 @@ func dcQuant(b []byte) int {
 		return -1
 	}
 	return int(b[i+5])
+}
+
+// nativeSize answers every request with a w×h PNG of a diagonal
+// gradient, as a vendor that generates at its own native sizes does.
+type nativeSize struct{ w, h int }
+
+func (p nativeSize) Name() string { return "native" }
+
+func (p nativeSize) Generate(context.Context, providers.Request) (providers.Result, error) {
+	img := image.NewGray(image.Rect(0, 0, p.w, p.h))
+	for y := range p.h {
+		for x := range p.w {
+			img.Pix[y*img.Stride+x] = uint8(x + y)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return providers.Result{}, err
+	}
+	return providers.Result{Images: []providers.Image{{Bytes: buf.Bytes(), MIME: "image/png"}}}, nil
+}
+
+// TestDeliveredAtTheRequestedSize: a vendor's native 1248x832 answer to a
+// 1536x1024 request is delivered at 1536x1024; a square answer to it is
+// centre-cropped to 3:2 and delivered at 1536x1024 too.
+func TestDeliveredAtTheRequestedSize(t *testing.T) {
+	for _, native := range []nativeSize{{1248, 832}, {1024, 1024}} {
+		e := mustStart(t, func(s *setup) {
+			s.gwDeps.Providers = map[string]providers.Provider{"fast": native, "strong": native}
+		})
+		r := e.post(t, "/v1/images", `{"prompt":"a wide valley","size":"1536x1024","output_format":"png"}`)
+		n := decodeNative(t, r)
+		raw, err := base64.StdEncoding.DecodeString(n.Images[0].B64JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(bytes.NewReader(raw))
+		if err != nil || cfg.Width != 1536 || cfg.Height != 1024 {
+			t.Errorf("%dx%d answer delivered at %dx%d (%v), want 1536x1024", native.w, native.h, cfg.Width, cfg.Height, err)
+		}
+	}
 }

@@ -329,7 +329,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
 	for i, im := range o.Images {
 		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
-		b, mime, same, err := convert(im.Bytes, j.format, j.compression)
+		b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.compression)
 		if err != nil {
 			// QA decoded these bytes, so this is rare; the client gets
 			// them as they are, with their real type.
