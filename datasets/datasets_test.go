@@ -136,3 +136,15 @@ func TestVendorsCatalog(t *testing.T) {
 		t.Error("NamedCatalog(nope) = nil error")
 	}
 }
+
+// TestLoadCatalogByName: --catalog takes a shipped catalog's name as well
+// as a file.
+func TestLoadCatalogByName(t *testing.T) {
+	c, err := datasets.LoadCatalog("vendors")
+	if err != nil || c.DefaultModel != "gemini-2.5-flash-image" {
+		t.Fatalf("LoadCatalog(vendors) = default %q, %v", c.DefaultModel, err)
+	}
+	if _, err := datasets.LoadCatalog("missing.json"); err == nil {
+		t.Error("LoadCatalog(missing.json) = nil error")
+	}
+}

@@ -1,9 +1,12 @@
 package datasets
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/routelab/routelab/router"
 )
@@ -61,10 +64,15 @@ func LoadWorkload(path string) ([]WorkItem, error) {
 	return items, nil
 }
 
-// LoadCatalog reads a catalog file; "" is the shipped catalog.
+// LoadCatalog reads a catalog file; "" is the shipped catalog, and a
+// shipped catalog's name ("sim", "vendors": NamedCatalog) with no file of
+// that name beside it is that catalog.
 func LoadCatalog(path string) (router.Catalog, error) {
 	if path == "" {
 		return Catalog()
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(path, `/\.`) {
+		return NamedCatalog(path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

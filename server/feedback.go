@@ -67,6 +67,11 @@ type modelInfo struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// CostUSD is the catalog's price of one image by size and quality
+	// tier; Simulated says the simulator serves the model (a vendor model
+	// without a key). Extensions to OpenAI's shape, which SDKs ignore.
+	CostUSD   map[string]map[string]float64 `json:"cost_usd,omitempty"`
+	Simulated bool                          `json:"simulated,omitempty"`
 }
 
 // models lists "auto" (routed) and every catalog model (a pin), in the
@@ -78,7 +83,7 @@ func (h *handlers) models(c *fiber.Ctx) error {
 		if owner == "" {
 			owner = "routelab"
 		}
-		resp.Data = append(resp.Data, modelInfo{ID: m.Name, Object: "model", OwnedBy: owner})
+		resp.Data = append(resp.Data, modelInfo{ID: m.Name, Object: "model", OwnedBy: owner, CostUSD: m.CostUSD, Simulated: m.Simulated})
 	}
 	return c.JSON(resp)
 }

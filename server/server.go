@@ -97,9 +97,11 @@ func (c Config) withDefaults() Config {
 
 // Model is one catalog entry shown by /v1/models and accepted as a pin.
 type Model struct {
-	Name     string
-	Provider string
-	Sizes    []string // "WxH" the model offers; empty = any
+	Name      string
+	Provider  string
+	Sizes     []string                      // "WxH" the model offers; empty = any
+	CostUSD   map[string]map[string]float64 // price per image by size and tier, listed by GET /v1/models
+	Simulated bool                          // served by the simulator (a vendor model without a key)
 }
 
 // Deps are the parts the server calls. Gateway and Keys are required for

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -211,7 +212,8 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	providerOf := map[string]string{}
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
-			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes})
+			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes,
+				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name)})
 			providerOf[m.Name] = m.Provider
 		}
 	}
@@ -335,4 +337,16 @@ func newQA(workers int, log *slog.Logger) gateway.QA {
 	}
 	log.Info("legibility QA on", "tesseract", bin, "workers", workers)
 	return gateway.NewTextQA(c, qa.NewTextChecker(tesseract.New(bin, workers, tesseract.PSMSparse), qa.TextThresholds{}), log.With("component", "qa"))
+}
+
+// prices is a catalog model's price table with string tiers, for GET /v1/models.
+func prices(c map[string]map[router.Tier]float64) map[string]map[string]float64 {
+	out := make(map[string]map[string]float64, len(c))
+	for size, byTier := range c {
+		out[size] = make(map[string]float64, len(byTier))
+		for t, usd := range byTier {
+			out[size][string(t)] = usd
+		}
+	}
+	return out
 }
