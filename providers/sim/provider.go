@@ -120,13 +120,21 @@ type renderKey struct {
 // quantised quality is what a cache hit returns.
 const qualitySteps = 20
 
-// renderQuality is the quality Render is called with: quantised to 0.05, and
-// 1 from 0.8 up, where Render draws the same picture.
+// renderQuality is the quality Render is called with: quantised down to
+// 0.05, and 1 from 0.8 up, where Render draws the same picture. Down, never
+// to the nearest step: a failure just under SuccessQuality rounded up to it
+// would be drawn as a success, its lettering intact for OCR QA to pass.
 func renderQuality(q float64) int {
 	if q >= 0.8 {
 		return qualitySteps
 	}
-	return int(math.Round(clamp01(q) * qualitySteps))
+	n := int(math.Floor(clamp01(q) * qualitySteps))
+	if success := int(math.Round(SuccessQuality * qualitySteps)); q < SuccessQuality {
+		n = min(n, success-1)
+	} else {
+		n = max(n, success) // 0.7*20 is 13.999... in floating point
+	}
+	return n
 }
 
 const maxCacheEntries = 1 << 14

@@ -2,9 +2,13 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"testing"
+	"time"
+
+	"github.com/routelab/routelab/providers"
 
 	"github.com/routelab/routelab/evaluator/qa"
 )
@@ -55,6 +59,29 @@ func TestEditOfRepeatedMatchesMaterialised(t *testing.T) {
 			if !bytes.Equal(got.pix, want.pix) {
 				t.Errorf("edit %v of a %v picture: the repeated reference draws differently", out, size)
 			}
+		}
+	}
+}
+
+// TestFailedDrawRendersFailed: a call the world judged failed must come out
+// as a failed render, however close its quality is to SuccessQuality. The
+// render cache quantises quality; rounding a failure at 0.675-0.7 up to 0.7
+// drew its lettering intact, and OCR QA passed it (a cheap generalist then
+// "succeeded" at text about 3 failures in 100 more than the hidden truth
+// says).
+func TestFailedDrawRendersFailed(t *testing.T) {
+	const prompt = `A coffee cup labeled "MORNING"`
+	for _, q := range []float64{0.676, 0.69, 0.6999, SuccessQuality, 0.72} {
+		p := New(OracleFunc(func(context.Context, providers.Request, time.Duration) Outcome {
+			return Outcome{Success: q >= SuccessQuality, Quality: q}
+		}), Options{})
+		res, err := p.Generate(context.Background(), providers.Request{Model: "sim-lite", Mode: "generate", Prompt: prompt, Width: 512, Height: 512})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean := Render(prompt, 512, 512, 1, hashString("sim-lite\x00"+prompt))
+		if got, want := bytes.Equal(res.Images[0].Bytes, clean), q >= SuccessQuality; got != want {
+			t.Errorf("quality %.4f: rendered as the clean picture %v, want %v", q, got, want)
 		}
 	}
 }
