@@ -76,8 +76,10 @@ func MustCatalog() router.Catalog {
 	return c
 }
 
-// Policy returns a shipped policy by name: "explore" (rules plus 80%
-// uniform exploration, for collecting training data), "rules" (the
+// Policy returns a shipped policy by name: "default" (trained in the
+// simulated world by `make default-policy`, epsilon 0.05: what `routelab
+// dev` makes live), "explore" (rules plus 80% uniform exploration, for
+// collecting training data on purpose), "rules" (the
 // hand-written rules alone) or "canary-flaky" (the rules plus the pin-only
 // sim-flaky model, for the canary arm of datasets/experiments/canary.json
 // that pins it).

@@ -30,7 +30,7 @@ func TestCatalog(t *testing.T) {
 // Shipped policies carry a checksum that matches their content (a policy
 // with an empty checksum would be sealed on load, hiding an edit).
 func TestShippedPoliciesSealed(t *testing.T) {
-	for _, name := range []string{"explore", "rules", "canary-flaky"} {
+	for _, name := range []string{"default", "explore", "rules", "canary-flaky"} {
 		p, err := datasets.Policy(name)
 		if err != nil {
 			t.Fatalf("Policy(%s) = %v", name, err)
@@ -146,5 +146,21 @@ func TestLoadCatalogByName(t *testing.T) {
 	}
 	if _, err := datasets.LoadCatalog("missing.json"); err == nil {
 		t.Error("LoadCatalog(missing.json) = nil error")
+	}
+}
+
+// The policy `routelab dev` makes live is a trained one that explores
+// little; explore (80%) stays shipped for collecting data on purpose.
+func TestDefaultPolicyTrainedWithSmallEpsilon(t *testing.T) {
+	p, err := datasets.Policy("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Classifier == nil || p.Epsilon <= 0 || p.Epsilon > 0.1 {
+		t.Errorf("default policy: classifier %v, epsilon %v; want a trained classifier and 0 < epsilon <= 0.1", p.Classifier != nil, p.Epsilon)
+	}
+	e, err := datasets.Policy("explore")
+	if err != nil || e.Epsilon < 0.5 {
+		t.Errorf("explore policy: %v, epsilon %v; want it shipped, exploring", err, e)
 	}
 }

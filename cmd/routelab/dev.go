@@ -191,7 +191,7 @@ func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
 		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
 		adminAddr:  fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address (dev.json \"admin\"); port 0 picks one (env ROUTELAB_ADMIN_ADDR)"),
 		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
-		policy:     fs.String("policy", "explore", "policy made live on first start: a file or a shipped name"),
+		policy:     fs.String("policy", "default", "policy made live on first start: a file or a shipped name (default: trained in the simulated world, epsilon 0.05; explore: 80% exploration, for collecting training data)"),
 		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
 	}
 }
