@@ -51,8 +51,9 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil || len(got.Images) != 1 || !bytes.HasPrefix(got.Images[0].B64, []byte("\x89PNG")) {
 		t.Fatalf("response: %v, %d images", err, len(got.Images))
 	}
-	if resp.Header.Get("x-routelab-model") != got.Model || resp.Header.Get("x-routelab-policy") == "" {
-		t.Errorf("headers model %q policy %q, body model %q", resp.Header.Get("x-routelab-model"), resp.Header.Get("x-routelab-policy"), got.Model)
+	// dev makes the shipped trained policy live, not the exploring one
+	if resp.Header.Get("x-routelab-model") != got.Model || !strings.HasPrefix(resp.Header.Get("x-routelab-policy"), "default-") {
+		t.Errorf("headers model %q policy %q, body model %q; want the shipped default policy", resp.Header.Get("x-routelab-model"), resp.Header.Get("x-routelab-policy"), got.Model)
 	}
 	deadline := time.Now().Add(devWait)
 	for chQuery(t, info.ClickHouseHTTP, "SELECT count() FROM routelab.decisions FINAL WHERE request_id = '"+id+"' AND model = '"+got.Model+"'") != "1" ||
