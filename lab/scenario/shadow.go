@@ -13,6 +13,7 @@ import (
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers/sim"
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -299,15 +300,9 @@ func pairedCI(d []float64) (mean, lo, hi float64) {
 	if n < 2 {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	for _, x := range d {
-		mean += x / n
-	}
-	var ss float64
-	for _, x := range d {
-		ss += (x - mean) * (x - mean)
-	}
+	mean, sd := stat.MeanStdDev(d, nil)
+	se := sd / math.Sqrt(n)
 	z := distuv.UnitNormal.Quantile(0.975)
-	se := math.Sqrt(ss / (n - 1) / n)
 	return mean, mean - z*se, mean + z*se
 }
 
