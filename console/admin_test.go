@@ -128,19 +128,9 @@ func seedArms(t testing.TB, db *ingesttest.DB, s experiments.Spec, n int) {
 // seeds decisions for its arms.
 func mustExperiment(t testing.TB, eng *client, db *ingesttest.DB, admin console.Control) experiments.Spec {
 	t.Helper()
-	var spec experiments.Spec
-	resp, body := eng.postJSON("/experiments", `{"name":"typo for text","owner":"eng","hypothesis":"h","layer":"routing","layer_share":0.5,"traffic":0.5,"unit":"user",
+	spec := startExperiment(t, eng, `{"name":"typo for text","owner":"eng","hypothesis":"h","layer":"routing","layer_share":0.5,"traffic":0.5,"unit":"user",
 		"arms":[{"name":"control","weight":0.5},{"name":"treatment","weight":0.5}],"primary_metric":"success_rate","min_sample":10}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("create experiment = %d %s", resp.StatusCode, body)
-	}
-	if err := json.Unmarshal([]byte(body), &spec); err != nil {
-		t.Fatal(err)
-	}
-	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
-		t.Fatalf("start = %d %s", resp.StatusCode, body)
-	}
-	_, body = eng.get("/experiments/" + spec.ID) // fresh CSRF token and the started spec
+	eng.get("/experiments/" + spec.ID) // fresh CSRF token and the started spec
 	st, raw, err := admin.Do(context.Background(), "GET", "/admin/experiments/"+spec.ID, "", nil)
 	if err != nil || st != 200 {
 		t.Fatalf("get spec = %d %v", st, err)

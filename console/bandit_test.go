@@ -20,20 +20,9 @@ func TestBanditExperimentPage(t *testing.T) {
 	w := mustWorld(t, 2, 20, true)
 	eng := newClient(t, w.base)
 	eng.login("eng")
-	resp, body := eng.postJSON("/experiments", `{"name":"bandit models","owner":"eng","layer":"bandit","unit":"request","kind":"bandit",
+	spec := startExperiment(t, eng, `{"name":"bandit models","owner":"eng","layer":"bandit","unit":"request","kind":"bandit",
 		"bandit":{"strata":["group"],"weights":{"text":[0.2,0.8]}},
 		"arms":[{"name":"fast","weight":1,"overrides":{"model":"sim-fast"}},{"name":"typo","weight":1,"overrides":{"model":"sim-typo"}}],"primary_metric":"success_rate"}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("create bandit = %d %s", resp.StatusCode, body)
-	}
-	var spec experiments.Spec
-	if err := json.Unmarshal([]byte(body), &spec); err != nil {
-		t.Fatal(err)
-	}
-	eng.get("/experiments/" + spec.ID) // a CSRF token
-	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
-		t.Fatalf("start = %d %s", resp.StatusCode, body)
-	}
 	b := ingest.NewBatch()
 	start := time.Now() // after the start: in the phase
 	for i := range 200 {
@@ -49,7 +38,7 @@ func TestBanditExperimentPage(t *testing.T) {
 	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	resp, body = eng.get("/experiments/" + spec.ID)
+	resp, body := eng.get("/experiments/" + spec.ID)
 	if resp.StatusCode != 200 || !contains(body, `id="bandit-method"`, "logged propensities", `id="bandit-arms"`, `id="bandit-weights"`, "<td>text</td><td>0.200 · 0.800</td>") {
 		t.Errorf("bandit page = %d, want the propensity analysis and the weights:\n%s", resp.StatusCode, body)
 	}
@@ -80,19 +69,8 @@ func TestShadowExperimentPage(t *testing.T) {
 	w := mustWorld(t, 2, 20, true)
 	eng := newClient(t, w.base)
 	eng.login("eng")
-	resp, body := eng.postJSON("/experiments", `{"name":"shadow premium","owner":"eng","layer":"shadow","unit":"user","kind":"shadow",
+	spec := startExperiment(t, eng, `{"name":"shadow premium","owner":"eng","layer":"shadow","unit":"user","kind":"shadow",
 		"shadow":{"share":0.5},"arms":[{"name":"live","weight":1},{"name":"premium","weight":1,"overrides":{"model":"sim-premium"}}],"primary_metric":"qa_pass_rate"}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("create shadow = %d %s", resp.StatusCode, body)
-	}
-	var spec experiments.Spec
-	if err := json.Unmarshal([]byte(body), &spec); err != nil {
-		t.Fatal(err)
-	}
-	eng.get("/experiments/" + spec.ID)
-	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
-		t.Fatalf("start = %d %s", resp.StatusCode, body)
-	}
 	b := ingest.NewBatch()
 	start := time.Now()
 	for i := range 20 {
@@ -107,7 +85,7 @@ func TestShadowExperimentPage(t *testing.T) {
 	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	resp, body = eng.get("/experiments/" + spec.ID)
+	resp, body := eng.get("/experiments/" + spec.ID)
 	if resp.StatusCode != 200 || !contains(body, `id="shadow-strata"`, "<td>text</td><td>20</td><td>50.0%</td><td>100.0%</td>") {
 		t.Errorf("shadow page = %d, want 20 text pairs, QA pass 50%% live vs 100%% shadow:\n%s", resp.StatusCode, body)
 	}
@@ -119,19 +97,8 @@ func TestHoldoutExperimentPage(t *testing.T) {
 	w := mustWorld(t, 2, 20, true)
 	eng := newClient(t, w.base)
 	eng.login("eng")
-	resp, body := eng.postJSON("/experiments", `{"name":"routing holdout","owner":"eng","layer":"routing","layer_share":0.05,"unit":"user","kind":"holdout",
+	spec := startExperiment(t, eng, `{"name":"routing holdout","owner":"eng","layer":"routing","layer_share":0.05,"unit":"user","kind":"holdout",
 		"arms":[{"name":"baseline","weight":1,"overrides":{"policy_version":"rules-1"}}],"primary_metric":"success_rate"}`)
-	if resp.StatusCode != 201 {
-		t.Fatalf("create holdout = %d %s", resp.StatusCode, body)
-	}
-	var spec experiments.Spec
-	if err := json.Unmarshal([]byte(body), &spec); err != nil {
-		t.Fatal(err)
-	}
-	eng.get("/experiments/" + spec.ID)
-	if resp, body := eng.do("POST", "/experiments/"+spec.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
-		t.Fatalf("start = %d %s", resp.StatusCode, body)
-	}
 	b := ingest.NewBatch()
 	start := time.Now()
 	for i := range 100 {
@@ -146,7 +113,7 @@ func TestHoldoutExperimentPage(t *testing.T) {
 	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	resp, body = eng.get("/experiments/" + spec.ID)
+	resp, body := eng.get("/experiments/" + spec.ID)
 	if resp.StatusCode != 200 || !contains(body, `id="holdout"`, "rules-1", "in 20 held-out requests", "in 80 others") {
 		t.Errorf("holdout page = %d, want the report of 20 held-out vs 80 others:\n%s", resp.StatusCode, body)
 	}

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/console"
+	"github.com/routelab/routelab/experiments"
 )
 
 // testUsers are seeded in every test console; password = name + "-password".
@@ -226,4 +228,23 @@ func TestAdminCreatesUser(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":"bad_name"`) {
 		t.Errorf("create bad user = %d %s, want 400 bad_name", resp.StatusCode, body)
 	}
+}
+
+// startExperiment creates an experiment from its JSON spec through the
+// console and starts it, as an engineer does from the experiment's page.
+func startExperiment(t testing.TB, eng *client, spec string) experiments.Spec {
+	t.Helper()
+	resp, body := eng.postJSON("/experiments", spec)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create experiment = %d %s", resp.StatusCode, body)
+	}
+	var s experiments.Spec
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatal(err)
+	}
+	eng.get("/experiments/" + s.ID) // a CSRF token
+	if resp, body := eng.do("POST", "/experiments/"+s.ID+"/start", nil, "application/x-www-form-urlencoded"); resp.StatusCode != 303 {
+		t.Fatalf("start = %d %s", resp.StatusCode, body)
+	}
+	return s
 }
