@@ -26,15 +26,7 @@ func TestBanditPropensityInDecision(t *testing.T) {
 			{Name: "strong", Weight: 1, Overrides: experiments.Overrides{Model: "strong"}},
 		},
 	}
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := experiments.Allocate(&s, nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Status = experiments.StatusRunning
-	a := experiments.NewAssigner([]experiments.Spec{s})
+	a := runningAssigner(t, s)
 	sink := gatewaytest.NewProducer(256)
 	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
 		Policy: &gatewaytest.Router{Model: "fast", Version: "p1"},
@@ -70,4 +62,19 @@ func TestBanditPropensityInDecision(t *testing.T) {
 	if served["fast"] == 0 || served["strong"] <= served["fast"] {
 		t.Errorf("served %v, want both arms, strong (0.8) more than fast (0.2)", served)
 	}
+}
+
+// runningAssigner validates and allocates s, starts it and returns an
+// assigner holding it alone.
+func runningAssigner(t *testing.T, s experiments.Spec) *experiments.Assigner {
+	t.Helper()
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := experiments.Allocate(&s, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Status = experiments.StatusRunning
+	return experiments.NewAssigner([]experiments.Spec{s})
 }

@@ -40,15 +40,7 @@ func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRun
 		Kind: experiments.KindShadow, Shadow: &experiments.Shadow{Share: share, DailyCapUSD: capUSD},
 		Arms: []experiments.Arm{{Name: "live", Weight: 1}, {Name: "strong", Weight: 1, Overrides: experiments.Overrides{Model: "strong"}}},
 	}
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := experiments.Allocate(&s, nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Status = experiments.StatusRunning
-	a := experiments.NewAssigner([]experiments.Spec{s})
+	a := runningAssigner(t, s)
 	sink := gatewaytest.NewProducer(256)
 	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
 		Policy: pol,
