@@ -12,6 +12,7 @@
 package blob
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -84,7 +85,9 @@ func Key(data []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func valid(key string) bool {
+// Valid says whether key is a content address (64 hex digits), so a
+// key from a URL never names a path outside the store.
+func Valid(key string) bool {
 	if len(key) != 64 {
 		return false
 	}
@@ -106,7 +109,10 @@ func (s *Store) Swept() uint64   { return s.swept.Load() }
 // no-op that renews the blob's age for retention. The file is synced before
 // it is renamed into place, so after a crash a key names its whole content
 // or nothing.
-func (s *Store) Put(data []byte) (string, error) {
+func (s *Store) Put(ctx context.Context, data []byte) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put blob: %w", err)
+	}
 	key := Key(data)
 	p := s.Path(key)
 	if _, err := os.Stat(p); err == nil {
@@ -153,8 +159,11 @@ func (s *Store) Put(data []byte) (string, error) {
 }
 
 // Get returns the bytes stored under key, or ErrNotFound.
-func (s *Store) Get(key string) ([]byte, error) {
-	if !valid(key) {
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get blob: %w", err)
+	}
+	if !Valid(key) {
 		return nil, ErrNotFound
 	}
 	b, err := os.ReadFile(s.Path(key))

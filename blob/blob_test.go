@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -31,21 +32,21 @@ func TestPutSyncsBeforeRename(t *testing.T) {
 		synced = append(synced, filepath.Base(f.Name()))
 		return f.Sync()
 	}
-	key, err := s.Put(data)
+	key, err := s.Put(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(synced) != 1 || !strings.HasPrefix(synced[0], ".tmp-") {
 		t.Errorf("synced %q, want the one temporary file", synced)
 	}
-	if b, err := s.Get(key); err != nil || string(b) != string(data) {
+	if b, err := s.Get(context.Background(), key); err != nil || string(b) != string(data) {
 		t.Errorf("Get = %q, %v", b, err)
 	}
 	s.sync = func(*os.File) error { return errors.New("disk gone") }
-	if _, err := s.Put([]byte("other")); err == nil {
+	if _, err := s.Put(context.Background(), []byte("other")); err == nil {
 		t.Error("a failed sync was not reported")
 	}
-	if _, err := s.Get(Key([]byte("other"))); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(context.Background(), Key([]byte("other"))); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after a failed sync = %v, want ErrNotFound", err)
 	}
 }
@@ -55,17 +56,17 @@ func TestPutSyncsBeforeRename(t *testing.T) {
 func TestPutRefusedBelowMinFree(t *testing.T) {
 	free := uint64(1 << 20)
 	s := mustNew(t, Options{MinFree: 1 << 20, FreeSpace: func(string) (uint64, error) { return free, nil }})
-	if _, err := s.Put([]byte("x")); !errors.Is(err, ErrNoSpace) {
+	if _, err := s.Put(context.Background(), []byte("x")); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("Put with exactly MinFree free = %v, want ErrNoSpace", err)
 	}
-	if _, err := s.Get(Key([]byte("x"))); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(context.Background(), Key([]byte("x"))); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a refused blob was written: %v", err)
 	}
 	if s.Refused() != 1 {
 		t.Errorf("Refused() = %d, want 1", s.Refused())
 	}
 	free = 2 << 20
-	if _, err := s.Put([]byte("x")); err != nil {
+	if _, err := s.Put(context.Background(), []byte("x")); err != nil {
 		t.Errorf("Put with room = %v", err)
 	}
 }
@@ -75,12 +76,12 @@ func TestPutRefusedBelowMinFree(t *testing.T) {
 func TestSweepRemovesOldBlobs(t *testing.T) {
 	s := mustNew(t, Options{})
 	now := time.Now()
-	old, err := s.Put([]byte("old"))
+	old, err := s.Put(context.Background(), []byte("old"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	renewed, _ := s.Put([]byte("renewed"))
-	young, _ := s.Put([]byte("young"))
+	renewed, _ := s.Put(context.Background(), []byte("renewed"))
+	young, _ := s.Put(context.Background(), []byte("young"))
 	long := now.Add(-48 * time.Hour)
 	for _, k := range []string{old, renewed} {
 		if err := os.Chtimes(s.Path(k), long, long); err != nil {
@@ -92,7 +93,7 @@ func TestSweepRemovesOldBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Chtimes(tmp, long, long)
-	if _, err := s.Put([]byte("renewed")); err != nil { // used again: young again
+	if _, err := s.Put(context.Background(), []byte("renewed")); err != nil { // used again: young again
 		t.Fatal(err)
 	}
 	n, err := s.Sweep(now, 24*time.Hour)
@@ -100,7 +101,7 @@ func TestSweepRemovesOldBlobs(t *testing.T) {
 		t.Errorf("Sweep = %d, %v; want 2 (the old blob and the temporary file)", n, err)
 	}
 	for k, want := range map[string]bool{old: false, renewed: true, young: true} {
-		if _, err := s.Get(k); (err == nil) != want {
+		if _, err := s.Get(context.Background(), k); (err == nil) != want {
 			t.Errorf("after sweep, Get(%s) = %v, want present %v", k[:8], err, want)
 		}
 	}

@@ -176,7 +176,7 @@ func (c *Console) blob(ctx *fiber.Ctx) error {
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		return &FieldError{Code: "bad_key", Field: "key", Message: "a blob key is 64 hex digits"}
 	}
-	b, err := c.deps.Blobs.Get(key)
+	b, err := c.deps.Blobs.Get(ctx.UserContext(), key)
 	if err != nil {
 		return errNotFound
 	}

@@ -44,7 +44,7 @@ func BenchmarkConsole(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, err := blobs.Put([]byte("\x89PNG\r\n\x1a\nbench"))
+	key, err := blobs.Put(context.Background(), []byte("\x89PNG\r\n\x1a\nbench"))
 	if err != nil {
 		b.Fatal(err)
 	}

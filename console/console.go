@@ -83,7 +83,7 @@ type ReviewSink interface {
 
 // Blobs reads sampled image bytes by content key.
 type Blobs interface {
-	Get(key string) ([]byte, error)
+	Get(ctx context.Context, key string) ([]byte, error)
 }
 
 // Deps are the console's collaborators; nil ones turn their pages into a

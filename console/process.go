@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/routelab/routelab/blob"
+	"github.com/routelab/routelab/blob/s3blob"
 	"github.com/routelab/routelab/events/kafka"
 	"github.com/routelab/routelab/ingest"
 )
@@ -23,7 +24,8 @@ type ProcessConfig struct {
 	DataDir       string
 	ClickHouseDSN string // "none": no data pages
 	Brokers       []string
-	BlobDir       string // "" = DATA_DIR/blobs
+	BlobDir       string         // "" = DATA_DIR/blobs
+	BlobS3        *s3blob.Config // the bucket serve keeps blobs in, instead of BlobDir
 	TLSCert       string
 	TLSKey        string
 	AdminURL      string
@@ -58,8 +60,12 @@ func OpenProcess(ctx context.Context, o ProcessConfig) (_ *Process, err error) {
 	if o.BlobDir == "" {
 		o.BlobDir = filepath.Join(o.DataDir, "blobs")
 	}
-	blobs, err := blob.Open(o.BlobDir)
-	if err != nil {
+	var blobs Blobs
+	if o.BlobS3 != nil {
+		if blobs, err = s3blob.Open(ctx, *o.BlobS3, nil); err != nil {
+			return nil, fmt.Errorf("--blob-s3: %w", err)
+		}
+	} else if blobs, err = blob.Open(o.BlobDir); err != nil {
 		return nil, err
 	}
 	deps := Deps{Logger: o.Logger, Blobs: blobs}

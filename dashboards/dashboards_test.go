@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { os.Exit(ingesttest.Main(m)) }
 
 type memBlobs struct{}
 
-func (memBlobs) Put(b []byte) (string, error) { return "k", nil }
+func (memBlobs) Put(_ context.Context, b []byte) (string, error) { return "k", nil }
 
 func TestPanelsRunOnClickHouse(t *testing.T) {
 	db := ingesttest.ClickHouse(t)

@@ -102,8 +102,8 @@ type Backlog interface {
 
 // BlobStore keeps image bytes by content address.
 type BlobStore interface {
-	Put(data []byte) (key string, err error)
-	Get(key string) ([]byte, error)
+	Put(ctx context.Context, data []byte) (key string, err error)
+	Get(ctx context.Context, key string) ([]byte, error)
 }
 
 // Config holds the serving limits. Zero values take the defaults.

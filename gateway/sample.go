@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 
 	"github.com/routelab/routelab/events"
@@ -74,7 +75,7 @@ func (g *Gateway) sampleRate(model, tier string, arms []events.Arm) float64 {
 // was given (normalised; an edit's base image first) so reviewers see the
 // reference next to the output. The draw hashes the request id, so it is
 // deterministic and needs no shared random source.
-func (g *Gateway) sample(o *Outcome, r *Request, dec *events.Decision, refs [][]byte) {
+func (g *Gateway) sample(ctx context.Context, o *Outcome, r *Request, dec *events.Decision, refs [][]byte) {
 	rate := g.sampleRate(o.Model, string(r.Tier), o.Arms)
 	if rate <= 0 || g.deps.Blobs == nil {
 		return
@@ -82,14 +83,14 @@ func (g *Gateway) sample(o *Outcome, r *Request, dec *events.Decision, refs [][]
 	if !drawn(r.ID, rate) {
 		return
 	}
-	key, err := g.deps.Blobs.Put(o.Images[0].Bytes)
+	key, err := g.deps.Blobs.Put(ctx, o.Images[0].Bytes)
 	if err != nil {
 		g.log.Warn("store sampled image", "request_id", r.ID, "err", err)
 		return
 	}
 	var refKeys []string
 	for _, ref := range refs {
-		k, err := g.deps.Blobs.Put(ref)
+		k, err := g.deps.Blobs.Put(ctx, ref)
 		if err != nil {
 			// The output is still worth reviewing; the UI says a
 			// reference is missing (ref_count > len(ref_keys)).

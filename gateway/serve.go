@@ -110,7 +110,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	dec.Model, dec.Provider, dec.QAPass, dec.Images, dec.Status = o.Model, o.Provider, o.QAPass, len(res.Images), "ok"
 	if len(res.Images) > 0 {
 		g.chains.add(&chainNode{id: r.ID, tenant: r.Tenant, parent: parent, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.Score, root: o.Reset})
-		g.sample(o, &r, dec, refs)
+		g.sample(ctx, o, &r, dec, refs)
 	}
 	g.mirror(&r, req, refs, spec, ov.Shadow)
 	return o, nil

@@ -20,8 +20,8 @@ type Healthy interface {
 
 // BlobStore keeps image bytes by content address.
 type BlobStore interface {
-	Put(data []byte) (key string, err error)
-	Get(key string) ([]byte, error) // ErrNotFound when absent
+	Put(ctx context.Context, data []byte) (key string, err error)
+	Get(ctx context.Context, key string) ([]byte, error) // ErrNotFound when absent
 }
 
 // ErrNotFound is returned by stores for an absent key or record.

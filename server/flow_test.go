@@ -328,7 +328,7 @@ func TestSampling(t *testing.T) {
 			t.Errorf("%s: sampled %v blob %q, want sampled %v", q, d.Sampled, d.BlobKey, want)
 		}
 		if want {
-			b, err := blobs.Get(d.BlobKey)
+			b, err := blobs.Get(context.Background(), d.BlobKey)
 			img, _ := base64.StdEncoding.DecodeString(got.Images[0].B64JSON)
 			if err != nil || string(b) != string(img) {
 				t.Errorf("blob %s: %v, equal to response image %v", d.BlobKey, err, string(b) == string(img))

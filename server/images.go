@@ -326,7 +326,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 	if base == "" {
 		base = c.BaseURL()
 	}
-	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
+	s := signer{secret: h.cfg.URLSecret, previous: h.cfg.URLSecretPrevious, ttl: h.cfg.URLTTL}
 	for i, im := range o.Images {
 		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
 		b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.compression)
@@ -348,7 +348,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 		if h.deps.Blobs == nil {
 			return nil, errField(CodeInvalidRespFormat, "response_format", "url responses need a blob store")
 		}
-		key, err := h.deps.Blobs.Put(im.Bytes)
+		key, err := h.deps.Blobs.Put(c.UserContext(), im.Bytes)
 		if err != nil {
 			// The image was made (and its events sent); only the link
 			// cannot be: a retry may find room, or the client can ask
@@ -365,14 +365,14 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 // imageGet serves an image behind a signed, expiring link.
 func (h *handlers) imageGet(c *fiber.Ctx) error {
 	id := c.Params("id")
-	s := signer{secret: h.cfg.URLSecret, ttl: h.cfg.URLTTL}
+	s := signer{secret: h.cfg.URLSecret, previous: h.cfg.URLSecretPrevious, ttl: h.cfg.URLTTL}
 	if !s.valid(id, c.Query("exp"), c.Query("sig"), h.deps.Now()) {
 		return &Error{Status: fiber.StatusForbidden, Code: CodeForbidden, Message: "link is invalid or expired"}
 	}
 	if h.deps.Blobs == nil {
 		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no such image"}
 	}
-	b, err := h.deps.Blobs.Get(id)
+	b, err := h.deps.Blobs.Get(c.UserContext(), id)
 	if err != nil {
 		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no such image"}
 	}

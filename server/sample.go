@@ -8,14 +8,21 @@ import (
 	"time"
 )
 
-// signer makes and checks expiring image links.
+// signer makes and checks expiring image links. Links are signed with
+// secret and accepted under secret or previous, so a secret can be rotated
+// without breaking the links already handed out: deploy the new secret
+// with the old one as previous, and drop previous once the links signed
+// with it have expired (the link TTL).
 type signer struct {
-	secret []byte
-	ttl    time.Duration
+	secret   []byte
+	previous []byte
+	ttl      time.Duration
 }
 
-func (s signer) sig(id string, exp int64) string {
-	m := hmac.New(sha256.New, s.secret)
+func (s signer) sig(id string, exp int64) string { return sign(s.secret, id, exp) }
+
+func sign(secret []byte, id string, exp int64) string {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(id))
 	m.Write([]byte{'.'})
 	m.Write([]byte(strconv.FormatInt(exp, 10)))
@@ -33,5 +40,8 @@ func (s signer) valid(id, expStr, sig string, now time.Time) bool {
 	if err != nil || now.Unix() > exp || len(s.secret) == 0 {
 		return false
 	}
-	return hmac.Equal([]byte(sig), []byte(s.sig(id, exp)))
+	if hmac.Equal([]byte(sig), []byte(s.sig(id, exp))) {
+		return true
+	}
+	return len(s.previous) > 0 && hmac.Equal([]byte(sig), []byte(sign(s.previous, id, exp)))
 }

@@ -44,7 +44,7 @@ func TestSamplingStoresReferences(t *testing.T) {
 	if !d.Sampled || len(d.RefKeys) != 1 {
 		t.Fatalf("edit: sampled %v ref keys %v, want one", d.Sampled, d.RefKeys)
 	}
-	b, err := blobs.Get(d.RefKeys[0])
+	b, err := blobs.Get(context.Background(), d.RefKeys[0])
 	if err != nil {
 		t.Fatalf("reference blob %s: %v", d.RefKeys[0], err)
 	}

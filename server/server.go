@@ -46,10 +46,13 @@ type Config struct {
 	MaxConns          int           // open connections per listener; more are answered 503 and closed; default 4096
 	MaxConnsPerIP     int           // open connections per client address; 0 = no limit (behind a proxy all share one)
 
-	AdminToken string        // required for /admin/*; empty disables the admin API
-	URLSecret  []byte        // signs image links; required for response_format=url
-	URLTTL     time.Duration // lifetime of image links; default 1 h
-	PublicURL  string        // base of image links, e.g. https://img.example.com; default from the request's Host
+	AdminToken string // required for /admin/*; empty disables the admin API
+	URLSecret  []byte // signs image links; required for response_format=url
+	// URLSecretPrevious is the secret before the last rotation: links it
+	// signed still open until they expire; new links use URLSecret.
+	URLSecretPrevious []byte
+	URLTTL            time.Duration // lifetime of image links; default 1 h
+	PublicURL         string        // base of image links, e.g. https://img.example.com; default from the request's Host
 	// TrustedProxies (IPs or CIDRs) may set X-Forwarded-Host/-Proto;
 	// from anyone else those headers are ignored, so a caller cannot choose
 	// the host its image links point at. Empty: trust no one.

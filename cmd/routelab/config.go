@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/routelab/routelab/blob/s3blob"
 )
 
 // newFlagSet makes a subcommand's flag set; --help prints the description and
@@ -36,4 +38,26 @@ func mask(s string) string {
 		return strings.Repeat("*", len(s))
 	}
 	return s[:2] + strings.Repeat("*", len(s)-4) + s[len(s)-2:]
+}
+
+// blobS3Flag is serve's and the console's --blob-s3: both must name the
+// same bucket for the console to show what serve sampled.
+func blobS3Flag(fs *pflag.FlagSet) {
+	fs.String("blob-s3", "", "keep blobs in an S3-compatible bucket instead of --blob-dir: http(s)://HOST[:PORT]/BUCKET[/PREFIX][?region=R], e.g. http://minio:9000/routelab-blobs; credentials from ROUTELAB_S3_ACCESS_KEY/ROUTELAB_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; retention is the bucket's lifecycle rule (env ROUTELAB_BLOB_S3)")
+}
+
+// blobS3Config reads --blob-s3 (or ROUTELAB_BLOB_S3) and the credentials
+// beside it; nil when blobs stay on the filesystem.
+func blobS3Config(fs *pflag.FlagSet, env Env) (*s3blob.Config, error) {
+	envDefault(fs, env, "blob-s3", "ROUTELAB_BLOB_S3")
+	raw, err := fs.GetString("blob-s3")
+	if err != nil || raw == "" {
+		return nil, nil
+	}
+	c, err := s3blob.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--blob-s3: %w", err)
+	}
+	c = c.Credentials(env.Getenv)
+	return &c, nil
 }

@@ -35,6 +35,7 @@ two reviewers (an extra score, never a lost one).`)
 	chDSN := fs.String("clickhouse-dsn", ingest.DefaultDSN, `ClickHouse DSN; "none" runs without data pages (env ROUTELAB_CLICKHOUSE_DSN)`)
 	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated: review events and accounts (env ROUTELAB_KAFKA_BROKERS)")
 	blobDir := fs.String("blob-dir", "", "blob store directory (default DATA_DIR/blobs)")
+	blobS3Flag(fs)
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file; with --tls-key serves HTTPS and marks cookies Secure")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	adminURL := fs.String("admin-url", "", "serve's admin API for experiment and policy pages (env ROUTELAB_ADMIN_URL)")
@@ -51,13 +52,17 @@ two reviewers (an extra score, never a lost one).`)
 	envDefault(fs, env, "admin-url", "ROUTELAB_ADMIN_URL")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
+	s3, err := blobS3Config(fs, env)
+	if err != nil {
+		return err
+	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("console: --tls-cert and --tls-key go together")
 	}
 	fmt.Fprintf(env.Stderr, "console: http-addr=%s data-dir=%s clickhouse-dsn=%s kafka-brokers=%s blob-dir=%s tls=%t admin-url=%s admin-token=%s\n",
 		*addr, *dataDir, maskDSN(*chDSN), *brokers, *blobDir, *tlsCert != "", *adminURL, mask(*adminToken))
 	o := console.ProcessConfig{
-		DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir,
+		DataDir: *dataDir, ClickHouseDSN: *chDSN, BlobDir: *blobDir, BlobS3: s3,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, AdminURL: *adminURL, AdminToken: *adminToken, Refresh: *refresh,
 		TrustedProxies: splitList(*trusted),
 		Logger:         slog.New(slog.NewTextHandler(env.Stderr, nil)),

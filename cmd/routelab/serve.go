@@ -64,6 +64,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
 	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
+	urlSecretPrev := fs.String("url-secret-previous", "", "the image-link secret before a rotation: links it signed keep opening until they expire, new links use --url-secret (env ROUTELAB_URL_SECRET_PREVIOUS)")
+	blobS3Flag(fs)
 	blobDir := fs.String("blob-dir", "", "blob store (sampled outputs, image links); default DATA_DIR/blobs. Put it on a volume apart from DATA_DIR/spool so full blobs cannot stop event spooling (env ROUTELAB_BLOB_DIR)")
 	blobRetention := fs.Duration("blob-retention", 30*24*time.Hour, "blobs older than this are deleted (swept hourly at most); 0 keeps them forever")
 	blobMinFree := fs.Uint64("blob-min-free", 1<<30, "bytes that must stay free on the blob store's disk; writes past that are refused (routelab_blob_writes_refused_total); 0 = no check")
@@ -80,6 +82,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "admin-token", "ROUTELAB_ADMIN_TOKEN")
 	envDefault(fs, env, "url-secret", "ROUTELAB_URL_SECRET")
+	envDefault(fs, env, "url-secret-previous", "ROUTELAB_URL_SECRET_PREVIOUS")
 	envDefault(fs, env, "blob-dir", "ROUTELAB_BLOB_DIR")
 	envDefault(fs, env, "public-url", "ROUTELAB_PUBLIC_URL")
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
@@ -87,6 +90,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	o.Brokers = splitList(*brokers)
 	o.Blobs = replica.BlobOptions{Dir: *blobDir, Retention: *blobRetention, MinFree: *blobMinFree}
 	o.AdminToken, o.URLSecret, o.PublicURL, o.Sim.LatencyScale = *adminToken, *urlSecret, *publicURL, *simLatency
+	o.URLSecretPrevious = *urlSecretPrev
+	s3, err := blobS3Config(fs, env)
+	if err != nil {
+		return err
+	}
+	o.Blobs.S3 = s3
 	o.Server = server.Config{
 		BodyLimit: *bodyLimit, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, RatePerSec: *rate, RateBurst: *burst,

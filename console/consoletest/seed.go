@@ -28,7 +28,7 @@ const XSSPrompt = `<script>window.__xss=1</script><img src=x onerror="window.__x
 
 // BlobPutter stores image bytes and returns their key (blob.Store).
 type BlobPutter interface {
-	Put([]byte) (string, error)
+	Put(ctx context.Context, data []byte) (string, error)
 }
 
 // Config sizes the seed.
@@ -110,7 +110,7 @@ func Seed(ctx context.Context, conn driver.Conn, db string, blobs BlobPutter, cf
 			if err != nil {
 				return info, err
 			}
-			key, err := blobs.Put(ref)
+			key, err := blobs.Put(ctx, ref)
 			if err != nil {
 				return info, err
 			}
@@ -131,7 +131,7 @@ func Seed(ctx context.Context, conn driver.Conn, db string, blobs BlobPutter, cf
 			if err != nil {
 				return info, err
 			}
-			key, err := blobs.Put(img)
+			key, err := blobs.Put(ctx, img)
 			if err != nil {
 				return info, err
 			}

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,27 +23,27 @@ func TestServeBlobsSweptAndBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, _ := pre.Put([]byte("old review sample"))
-	young, _ := pre.Put([]byte("young review sample"))
+	old, _ := pre.Put(context.Background(), []byte("old review sample"))
+	young, _ := pre.Put(context.Background(), []byte("young review sample"))
 	long := time.Now().Add(-72 * time.Hour)
 	if err := os.Chtimes(pre.Path(old), long, long); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	b, err := openBlobs(BlobOptions{Dir: dir, Retention: 48 * time.Hour, MinFree: 1 << 62}, t.TempDir(), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := openBlobs(context.Background(), BlobOptions{Dir: dir, Retention: 48 * time.Hour, MinFree: 1 << 62}, t.TempDir(), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Put([]byte("new")); !errors.Is(err, blob.ErrNoSpace) {
+	if _, err := b.Put(context.Background(), []byte("new")); !errors.Is(err, blob.ErrNoSpace) {
 		t.Errorf("Put with 4 EiB required free = %v, want ErrNoSpace", err)
 	}
 	if err := b.stop(); err != nil { // returns once the first sweep is done
 		t.Fatal(err)
 	}
-	if _, err := b.Get(old); !errors.Is(err, blob.ErrNotFound) {
+	if _, err := b.Get(context.Background(), old); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("blob past retention: Get = %v, want ErrNotFound", err)
 	}
-	if _, err := b.Get(young); err != nil {
+	if _, err := b.Get(context.Background(), young); err != nil {
 		t.Errorf("young blob: Get = %v", err)
 	}
 	mfs, err := reg.Gather()

@@ -48,13 +48,15 @@ type Options struct {
 	CatalogFix func(*router.Catalog) // adjusts the loaded catalog (bench)
 	AdminToken string
 	URLSecret  string
-	PublicURL  string
-	Sim        sim.Options // the simulated models (LatencyScale: 1 real time, 0 none)
-	Blobs      BlobOptions
-	SeedKey    string // a key secret inserted for SeedTenant at start (dev)
-	SeedTenant string
-	Server     server.Config
-	Gateway    gateway.Config
+	// URLSecretPrevious still verifies links signed before a rotation.
+	URLSecretPrevious string
+	PublicURL         string
+	Sim               sim.Options // the simulated models (LatencyScale: 1 real time, 0 none)
+	Blobs             BlobOptions
+	SeedKey           string // a key secret inserted for SeedTenant at start (dev)
+	SeedTenant        string
+	Server            server.Config
+	Gateway           gateway.Config
 	// OCRWorkers bounds the tesseract processes of the legibility check
 	// (prompts with target text); 0 = half the CPUs, at least 1; negative
 	// turns the check off. Without tesseract installed the check is off.
@@ -197,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		return nil, err
 	}
 	r.closers = append(r.closers, exp.Close)
-	blobs, err := openBlobs(o.Blobs, o.DataDir, o.Registry, o.Logger)
+	blobs, err := openBlobs(ctx, o.Blobs, o.DataDir, o.Registry, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +210,12 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	}
 	cfg := o.Server
 	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.AdminToken, secret, o.PublicURL
+	if o.URLSecretPrevious != "" {
+		if len(o.URLSecretPrevious) < minURLSecret {
+			return nil, fmt.Errorf("--url-secret-previous is %d characters; want at least %d", len(o.URLSecretPrevious), minURLSecret)
+		}
+		cfg.URLSecretPrevious = []byte(o.URLSecretPrevious)
+	}
 	var catalog []server.Model
 	providerOf := map[string]string{}
 	for _, m := range cat.Models {
@@ -225,7 +233,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		QA:         newQA(o.OCRWorkers, o.Logger),
 		Sizes:      &cat,
 		Events:     producer,
-		Blobs:      blobs.Store,
+		Blobs:      blobs,
 		Assigner:   exp.Assigner,
 		Shadows:    r.shadows,
 		Registry:   o.Registry,
@@ -236,7 +244,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Catalog:     catalog,
 		Events:      producer,
 		Keys:        keys,
-		Blobs:       blobs.Store,
+		Blobs:       blobs,
 		Experiments: exp.Registry,
 		Policy:      policies,
 		Registry:    o.Registry,
