@@ -87,7 +87,9 @@ type responder func(c *fiber.Ctx, j *job, o *gateway.Outcome) error
 func (h *handlers) imageEndpoint(c *fiber.Ctx, route string, parse func(*fiber.Ctx) (*imageRequest, error), respond responder) (err error) {
 	start := time.Now()
 	model := ""
+	h.m.inFlight.Inc()
 	defer func() {
+		h.m.inFlight.Dec()
 		status := c.Response().StatusCode()
 		if err != nil {
 			status = toError(err).Status

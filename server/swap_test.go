@@ -140,6 +140,8 @@ func TestDrain(t *testing.T) {
 		go func() { results <- e.post(t, "/v1/images", `{"prompt":"x","size":"64x64"}`).status }()
 	}
 	waitMetric(t, e, `routelab_serve_provider_in_flight{provider="fakeco"} 8`)
+	// The autoscaler's signal (deploy/serve.yaml) counts them too.
+	waitMetric(t, e, `routelab_serve_in_flight_requests 8`)
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
