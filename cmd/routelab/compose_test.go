@@ -19,6 +19,7 @@ type composeFile struct {
 }
 
 type composeService struct {
+	Image       string            `yaml:"image"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Ports       []string          `yaml:"ports"`
