@@ -20,6 +20,25 @@ func TestBanditExperimentPage(t *testing.T) {
 	w := mustWorld(t, 2, 20, true)
 	eng := newClient(t, w.base)
 	eng.login("eng")
+	spec := seedBandit(t, eng, w)
+	resp, body := eng.get("/experiments/" + spec.ID)
+	if resp.StatusCode != 200 || !contains(body, `id="bandit-method"`, "logged propensities", `id="bandit-arms"`, `id="bandit-weights"`, "<td>text</td><td>0.200 · 0.800</td>") {
+		t.Errorf("bandit page = %d, want the propensity analysis and the weights:\n%s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, `id="treatments"`) || strings.Contains(body, "sample ratio mismatch") {
+		t.Errorf("bandit page shows fixed-split statistics:\n%s", body)
+	}
+	resp, svg := eng.get("/experiments/" + spec.ID + "/weights.svg")
+	if resp.StatusCode != 200 || !contains(svg, "<svg", "Bandit weights in force", "text typo", "text fast") {
+		t.Errorf("weights.svg = %d, want a chart of text fast and text typo:\n%.2000s", resp.StatusCode, svg)
+	}
+}
+
+// seedBandit starts a contextual bandit of two arms whose text stratum is
+// at 0.2/0.8, with 200 logged decisions at those propensities and two
+// audited re-weightings (the weights over time: 0.5/0.5, then 0.2/0.8).
+func seedBandit(t testing.TB, eng *client, w *world) experiments.Spec {
+	t.Helper()
 	spec := startExperiment(t, eng, `{"name":"bandit models","owner":"eng","layer":"bandit","unit":"request","kind":"bandit",
 		"bandit":{"strata":["group"],"weights":{"text":[0.2,0.8]}},
 		"arms":[{"name":"fast","weight":1,"overrides":{"model":"sim-fast"}},{"name":"typo","weight":1,"overrides":{"model":"sim-typo"}}],"primary_metric":"success_rate"}`)
@@ -35,32 +54,18 @@ func TestBanditExperimentPage(t *testing.T) {
 			Status: "ok", QAPass: arm == "typo" || i%2 == 0, Images: 1,
 			Arms: []events.Arm{{Experiment: spec.ID, Arm: arm, Layer: "bandit", Phase: 1, Unit: id, Propensity: p, Stratum: "text"}}})
 	}
-	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	resp, body := eng.get("/experiments/" + spec.ID)
-	if resp.StatusCode != 200 || !contains(body, `id="bandit-method"`, "logged propensities", `id="bandit-arms"`, `id="bandit-weights"`, "<td>text</td><td>0.200 · 0.800</td>") {
-		t.Errorf("bandit page = %d, want the propensity analysis and the weights:\n%s", resp.StatusCode, body)
-	}
-	if strings.Contains(body, `id="treatments"`) || strings.Contains(body, "sample ratio mismatch") {
-		t.Errorf("bandit page shows fixed-split statistics:\n%s", body)
-	}
-	// The weights over time come from the audited re-weightings.
-	b = ingest.NewBatch()
 	for e, w := range [][]float64{{0.5, 0.5}, {0.2, 0.8}} {
 		sp := spec
 		sp.Bandit = &experiments.Bandit{Epoch: e + 1, Weights: map[string][]float64{"text": w}}
 		raw, _ := json.Marshal(sp)
-		b.AddAudit(&events.Audit{Header: events.Header{EventID: fmt.Sprintf("rw-%d", e), SchemaVersion: events.SchemaVersion, TS: start.Add(time.Duration(e) * time.Minute).UnixMilli(), Tenant: "routelab"},
+		at := start.Add(time.Duration(e-2) * time.Minute) // two and one minute ago
+		b.AddAudit(&events.Audit{Header: events.Header{EventID: fmt.Sprintf("rw-%d", e), SchemaVersion: events.SchemaVersion, TS: at.UnixMilli(), Tenant: "routelab"},
 			Action: "bandit.reweight", Subject: spec.ID, Actor: "monitor", Body: string(raw)})
 	}
 	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	resp, svg := eng.get("/experiments/" + spec.ID + "/weights.svg")
-	if resp.StatusCode != 200 || !contains(svg, "<svg", "Bandit weights in force", "text typo", "text fast") {
-		t.Errorf("weights.svg = %d, want a chart of text fast and text typo:\n%.2000s", resp.StatusCode, svg)
-	}
+	return spec
 }
 
 // TestShadowExperimentPage: a shadow experiment's page compares live and
@@ -69,6 +74,17 @@ func TestShadowExperimentPage(t *testing.T) {
 	w := mustWorld(t, 2, 20, true)
 	eng := newClient(t, w.base)
 	eng.login("eng")
+	spec := seedShadow(t, eng, w)
+	resp, body := eng.get("/experiments/" + spec.ID)
+	if resp.StatusCode != 200 || !contains(body, `id="shadow-strata"`, "<td>text</td><td>20</td><td>50.0%</td><td>100.0%</td>") {
+		t.Errorf("shadow page = %d, want 20 text pairs, QA pass 50%% live vs 100%% shadow:\n%s", resp.StatusCode, body)
+	}
+}
+
+// seedShadow starts a shadow experiment mirroring to sim-premium, with 20
+// text-heavy live requests (half pass QA) and their mirrors (all pass).
+func seedShadow(t testing.TB, eng *client, w *world) experiments.Spec {
+	t.Helper()
 	spec := startExperiment(t, eng, `{"name":"shadow premium","owner":"eng","layer":"shadow","unit":"user","kind":"shadow",
 		"shadow":{"share":0.5},"arms":[{"name":"live","weight":1},{"name":"premium","weight":1,"overrides":{"model":"sim-premium"}}],"primary_metric":"qa_pass_rate"}`)
 	b := ingest.NewBatch()
@@ -85,10 +101,7 @@ func TestShadowExperimentPage(t *testing.T) {
 	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := eng.get("/experiments/" + spec.ID)
-	if resp.StatusCode != 200 || !contains(body, `id="shadow-strata"`, "<td>text</td><td>20</td><td>50.0%</td><td>100.0%</td>") {
-		t.Errorf("shadow page = %d, want 20 text pairs, QA pass 50%% live vs 100%% shadow:\n%s", resp.StatusCode, body)
-	}
+	return spec
 }
 
 // TestHoldoutExperimentPage: a holdout's page reports the cumulative effect

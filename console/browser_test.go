@@ -86,20 +86,23 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 // TestBrowser drives the console in headless chromium over seeded
 // ClickHouse data: stored XSS stays inert, a reviewer scores ten items with
 // the keyboard alone (and the scores land in ClickHouse), a pairwise round,
-// an engineer's pages with data, a reviewer refused engineer/admin pages.
+// an engineer's pages with data, a bandit's weights over time and a shadow
+// experiment's comparison, a reviewer refused engineer/admin pages.
 func TestBrowser(t *testing.T) {
 	w := mustWorld(t, 16, 200, true, true) // scores through Kafka and ingest
 	eng := newClient(t, w.base)
 	eng.login("eng")
 	spec := mustExperiment(t, eng, w.db, w.c.Deps().Control)
-	pages := append(engineerPages, "/experiments/"+spec.ID)
+	bandit, shadow := seedBandit(t, eng, w), seedShadow(t, eng, w)
+	pages := append(engineerPages, "/experiments/"+spec.ID, "/experiments/"+bandit.ID, "/experiments/"+shadow.ID)
 	models, _ := json.Marshal([]string{"sim-lite", "sim-fast", "sim-premium", "sim-editor", "sim-typo"})
-	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "reviewer_refused_admin"}
+	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "learning_experiments", "reviewer_refused_admin"}
 	if s := os.Getenv("E2E_ONLY"); s != "" {
 		scen = strings.Split(s, ",")
 	}
 	res := runBrowser(t, w.base, scen,
-		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models), "E2E_ENGINEER_PAGES="+strings.Join(pages, ","))
+		"E2E_REVIEW_N=10", "E2E_PAIRS_N=3", "E2E_MODELS="+string(models), "E2E_ENGINEER_PAGES="+strings.Join(pages, ","),
+		"E2E_BANDIT_PAGE=/experiments/"+bandit.ID, "E2E_SHADOW_PAGE=/experiments/"+shadow.ID)
 	var scored, answered []string
 	for _, r := range res.Results {
 		scored = append(scored, r.Scored...)

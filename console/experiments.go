@@ -259,12 +259,22 @@ func (c *Console) experimentWeightsSVG(ctx *fiber.Ctx) error {
 }
 
 // weightsFrame is one series per stratum and arm: the weight from each
-// re-weighting on, and the weights in force now.
+// re-weighting on, drawn as steps (a weight holds until the next
+// re-weighting; a slope between two would show shares never in force),
+// and the weights in force now.
 func weightsFrame(s experiments.Spec, hist []chexp.WeightsAt, now time.Time) dashboards.Frame {
 	fr := dashboards.Frame{Panel: dashboards.Panel{ID: "bandit-weights", Title: "Bandit weights in force", Kind: dashboards.TimeSeries, Unit: "weight"}}
-	if len(hist) > 0 {
-		hist = append(hist, chexp.WeightsAt{At: now, Weights: hist[len(hist)-1].Weights})
+	var stepped []chexp.WeightsAt
+	for i, h := range hist {
+		if i > 0 {
+			stepped = append(stepped, chexp.WeightsAt{At: h.At, Weights: hist[i-1].Weights})
+		}
+		stepped = append(stepped, h)
 	}
+	if len(hist) > 0 && now.After(hist[len(hist)-1].At) {
+		stepped = append(stepped, chexp.WeightsAt{At: now, Weights: hist[len(hist)-1].Weights})
+	}
+	hist = stepped
 	byName := map[string]int{}
 	for _, h := range hist {
 		for st, w := range h.Weights {

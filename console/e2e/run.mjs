@@ -182,6 +182,38 @@ const scenarios = {
     await ctx.close();
   },
 
+  // The learning experiments' pages: a bandit's weights over time (the
+  // chart and the table of weights in force, analysed by propensities) and
+  // a shadow experiment's live-vs-shadow comparison per group.
+  async learning_experiments(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "engineer");
+    const bandit = process.env.E2E_BANDIT_PAGE, shadow = process.env.E2E_SHADOW_PAGE;
+    check(bandit && shadow, "E2E_BANDIT_PAGE and E2E_SHADOW_PAGE must name the pages");
+    let resp = await page.goto(base + bandit);
+    check(resp.status() === 200, `${bandit} answered ${resp.status()}`);
+    await page.waitForLoadState("networkidle");
+    check((await page.textContent("#bandit-method")).includes("propensities"), "the bandit page does not say it is analysed by the logged propensities");
+    check(!(await page.$("#treatments")), "the bandit page shows the fixed-split table");
+    const img = await page.$eval("#weights", (i) => ({ ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth, src: i.src }));
+    check(img.ok, "the weights chart did not load: " + img.src);
+    const svg = await page.evaluate(async (src) => (await fetch(src)).text(), img.src);
+    for (const want of ["Bandit weights in force", "text fast", "text typo"]) check(svg.includes(want), `weights chart lacks "${want}"`);
+    check((svg.match(/<path/g) || []).length >= 2, "weights chart draws no lines");
+    const weights = await page.$$eval("#bandit-weights tbody tr", (rows) => rows.map((r) => r.textContent.replace(/\s+/g, " ").trim()));
+    check(weights.some((w) => w.includes("text") && w.includes("0.800")), "weights in force not shown: " + weights.join(" | "));
+    await shot(page, "experiment-bandit");
+    resp = await page.goto(base + shadow);
+    check(resp.status() === 200, `${shadow} answered ${resp.status()}`);
+    const rows = await page.$$eval("#shadow-strata tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+    check(rows.length >= 1, "the shadow page has no live-vs-shadow rows");
+    const text = rows.find((r) => r[0] === "text");
+    check(text && +text[1] > 0 && text[2] !== text[3], "no text group with pairs and differing live/shadow QA: " + JSON.stringify(rows));
+    await shot(page, "experiment-shadow");
+    check(problems.length === 0, problems.join("; "));
+    await ctx.close();
+  },
+
   async engineer_pages(browser) {
     const { ctx, page, problems } = await newPage(browser);
     await loginByKeyboard(page, "engineer");
