@@ -72,8 +72,11 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 	for _, r := range res.Results {
 		if r.OK {
 			t.Logf("browser %s ok in %d ms", r.Name, r.MS)
+			if testing.Verbose() {
+				t.Log(stderr.String())
+			}
 		} else {
-			t.Errorf("browser %s failed: %s", r.Name, r.Error)
+			t.Errorf("browser %s failed: %s\nrun.mjs stderr:\n%s", r.Name, r.Error, stderr.String())
 		}
 	}
 	if len(res.Results) != len(scenarios) {
@@ -87,7 +90,8 @@ func runBrowser(t *testing.T, base string, scenarios []string, extraEnv ...strin
 // ClickHouse data: stored XSS stays inert, a reviewer scores ten items with
 // the keyboard alone (and the scores land in ClickHouse), a pairwise round,
 // an engineer's pages with data, a bandit's weights over time and a shadow
-// experiment's comparison, a reviewer refused engineer/admin pages.
+// experiment's comparison, a canary made with the experiment form, a
+// reviewer refused engineer/admin pages.
 func TestBrowser(t *testing.T) {
 	w := mustWorld(t, 16, 200, true, true) // scores through Kafka and ingest
 	eng := newClient(t, w.base)
@@ -96,7 +100,7 @@ func TestBrowser(t *testing.T) {
 	bandit, shadow := seedBandit(t, eng, w), seedShadow(t, eng, w)
 	pages := append(engineerPages, "/experiments/"+spec.ID, "/experiments/"+bandit.ID, "/experiments/"+shadow.ID)
 	models, _ := json.Marshal([]string{"sim-lite", "sim-fast", "sim-premium", "sim-editor", "sim-typo"})
-	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "learning_experiments", "reviewer_refused_admin"}
+	scen := []string{"csp_and_login", "stored_xss_inert", "review_keyboard", "pairwise_round", "engineer_pages", "learning_experiments", "experiment_form", "reviewer_refused_admin"}
 	if s := os.Getenv("E2E_ONLY"); s != "" {
 		scen = strings.Split(s, ",")
 	}

@@ -323,6 +323,8 @@ func (c *Console) render(ctx *fiber.Ctx, name, title string, data any) error {
 	switch name {
 	case "review", "pairwise":
 		p.Script = name + ".js"
+	case "experiments":
+		p.Script = "experimentform.js"
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {

@@ -21,7 +21,7 @@ func (c *Console) experimentsPage(ctx *fiber.Ctx) error {
 		Experiments []experiments.Spec `json:"experiments"`
 	}
 	err := c.controlCall(ctx.UserContext(), "GET", "/admin/experiments", "", nil, &list)
-	data := fiber.Map{"Experiments": list.Experiments, "Example": exampleSpec}
+	data := fiber.Map{"Experiments": list.Experiments, "Example": exampleSpec, "Metrics": metricOptions()}
 	if err != nil {
 		data["Error"] = err.Error()
 	}

@@ -50,6 +50,7 @@ func (c *Console) routeTable() []route {
 
 		{"GET", "/experiments", engineer, c.experimentsPage},
 		{"POST", "/experiments", engineer, c.experimentCreate},
+		{"POST", "/experiments/check", engineer, c.experimentCheck},
 		{"GET", "/experiments/:id", engineer, c.experimentPage},
 		{"GET", "/experiments/:id/effect.svg", engineer, c.experimentEffectSVG},
 		{"GET", "/experiments/:id/weights.svg", engineer, c.experimentWeightsSVG},

@@ -24,7 +24,8 @@ const models = JSON.parse(process.env.E2E_MODELS || "[]");
 mkdirSync(shots, { recursive: true });
 
 function check(cond, msg) { if (!cond) throw new Error(msg); }
-const log = (...a) => console.error("[e2e]", ...a);
+const t0 = Date.now();
+const log = (...a) => console.error("[e2e]", ((Date.now() - t0) / 1000).toFixed(1) + "s", ...a);
 
 async function newPage(browser) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -210,6 +211,56 @@ const scenarios = {
     const text = rows.find((r) => r[0] === "text");
     check(text && +text[1] > 0 && text[2] !== text[3], "no text group with pairs and differing live/shadow QA: " + JSON.stringify(rows));
     await shot(page, "experiment-shadow");
+    check(problems.length === 0, problems.join("; "));
+    await ctx.close();
+  },
+
+  // The experiment form: validated as the engineer types with the API's own
+  // errors (on the field that is wrong), a sample-size estimate, the JSON
+  // view mirroring the form, and a canary created from it.
+  async experiment_form(browser) {
+    const { ctx, page, problems } = await newPage(browser);
+    await loginByKeyboard(page, "engineer");
+    await page.goto(base + "/experiments");
+    await page.waitForSelector("#expform:not([hidden])");
+    const valid = () => page.waitForFunction(() => document.getElementById("check").className === "ok");
+    log("form: waiting for the example to validate");
+    await valid();
+    const size = await page.textContent("#sample-size");
+    check(/[\d,]+ units per arm/.test(size), "no sample-size estimate: " + size);
+    const weight = "#arms-edit tbody tr:nth-child(2) [data-key=weight]";
+    log("form: zero weight");
+    await page.fill(weight, "0");
+    await page.waitForFunction(() => document.getElementById("check").className === "bad");
+    const msg = await page.textContent("#check");
+    check(msg.includes("weight must be > 0") && msg.includes("arms[1].weight"), "zero weight not refused with the API's error: " + msg);
+    check(await page.$eval(weight, (e) => e.classList.contains("invalid") && e.nextElementSibling && e.nextElementSibling.classList.contains("field-error")), "the wrong field is not marked");
+    check(await page.$eval("#create", (b) => b.disabled), "create is enabled on an invalid spec");
+    await shot(page, "experiment-form-invalid");
+    await page.fill(weight, "0.5");
+    log("form: weight fixed");
+    await valid();
+    await page.fill("#expform [name=name]", "form canary");
+    await page.selectOption("#expform [name=kind]", "canary");
+    check(await page.isVisible("#expform .kind-canary"), "the canary ramp fields did not appear");
+    log("form: canary");
+    await page.click("#add-guardrail");
+    await page.fill("#guardrails-edit tbody tr:last-child [data-key=max_increase]", "0.05");
+    await valid();
+    const json = JSON.parse(await page.inputValue("#spec-json"));
+    check(json.name === "form canary" && json.ramp && json.ramp.steps.length === 4 && json.guardrails.some((g) => g.max_increase === 0.05),
+      "the JSON view does not mirror the form: " + JSON.stringify(json));
+    await shot(page, "experiment-form-valid");
+    log("form: create");
+    await page.click("#create");
+    await page.waitForURL(/\/experiments\/form-canary-/, { timeout: 30000 })
+      .catch(async (e) => { throw new Error("create did not open the experiment: " + (await page.textContent("#check").catch(() => page.url())) + " " + e.message); });
+    log("form: created");
+    check((await page.textContent("h1")).includes("form canary"), "the created experiment's page is not shown");
+    check((await page.textContent("#status")) === "draft", "the experiment is not a draft");
+    check(await page.isVisible("#ramp"), "the created experiment has no ramp");
+    await shot(page, "experiment-form-created");
+    log("form: done");
     check(problems.length === 0, problems.join("; "));
     await ctx.close();
   },
