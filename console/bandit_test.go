@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,67 @@ func TestHoldoutExperimentPage(t *testing.T) {
 	resp, body := eng.get("/experiments/" + spec.ID)
 	if resp.StatusCode != 200 || !contains(body, `id="holdout"`, "rules-1", "in 20 held-out requests", "in 80 others") {
 		t.Errorf("holdout page = %d, want the report of 20 held-out vs 80 others:\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestShadowPairsInPairwiseQueue: a mirror stored for review is paired
+// with its live output in the blind pairwise queue (whatever their
+// prompts' other outputs), and never enters the score queue, whose
+// estimates are of live traffic.
+func TestShadowPairsInPairwiseQueue(t *testing.T) {
+	w := mustWorld(t, 2, 0, false)
+	b := ingest.NewBatch()
+	ts := time.Now().UnixMilli()
+	live, mirror := "shadow-pair-live", "shadow-pair-live:shadow"
+	for _, d := range []*events.Decision{
+		{Header: events.Header{EventID: live, SchemaVersion: events.SchemaVersion, TS: ts, Tenant: "acme", RequestID: live},
+			Mode: "generate", Tier: "standard", Prompt: "a shop sign that says OPEN", Model: "sim-fast", Status: "ok", QAPass: true, Images: 1,
+			Sampled: true, BlobKey: strings.Repeat("a", 64)},
+		{Header: events.Header{EventID: mirror, SchemaVersion: events.SchemaVersion, TS: ts + 3000, Tenant: "acme", RequestID: mirror},
+			Mode: "generate", Tier: "standard", Prompt: "a shop sign that says OPEN", Model: "sim-typo", Status: "ok", QAPass: true, Images: 1,
+			Sampled: true, BlobKey: strings.Repeat("b", 64), Shadow: true, LiveRequestID: live,
+			Arms: []events.Arm{{Experiment: "shadow-typo", Arm: "typo", Layer: "shadow", Phase: 1}}},
+	} {
+		b.AddDecision(d)
+	}
+	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rev := newClient(t, w.base)
+	rev.login("rev")
+	found := false
+	for range 50 {
+		_, page := rev.get("/pairwise")
+		if strings.Contains(page, "No pairs left") {
+			break
+		}
+		id := regexp.MustCompile(`data-id="([^"]+)"`).FindStringSubmatch(page)
+		if id == nil {
+			t.Fatalf("pairwise page without a pair:\n%s", page)
+		}
+		if id[1] == live+"~"+mirror {
+			found = true
+			if !contains(page, "/blob/"+strings.Repeat("a", 64), "/blob/"+strings.Repeat("b", 64)) || strings.Contains(page, "sim-typo") {
+				t.Errorf("shadow pair page does not show both images blind:\n%s", page)
+			}
+			break
+		}
+		rev.postJSON("/pairwise/submit", `{"id":"`+id[1]+`","choice":"skip"}`)
+	}
+	if !found {
+		t.Error("the live/shadow pair never reached the pairwise queue")
+	}
+	for range 50 {
+		it := rev.next()
+		if it.Done {
+			break
+		}
+		if it.ID == mirror {
+			t.Fatalf("the shadow output %s is in the score queue", mirror)
+		}
+		rev.postJSON("/review/skip", `{"id":"`+it.ID+`"}`)
 	}
 }

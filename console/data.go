@@ -45,6 +45,10 @@ type Output struct {
 	RefCount  int
 	EditDepth int
 	QAPass    bool
+	// Shadow outputs are a shadow experiment's mirrors of LiveRequestID,
+	// stored only to be paired with their live output.
+	Shadow        bool
+	LiveRequestID string
 }
 
 // Stratum is how review queues balance items: route (model), tier, arm.
@@ -56,7 +60,8 @@ func (o Output) Stratum() string { return o.Model + "|" + o.Tier + "|" + o.Arms 
 func (d *Data) SampledSince(ctx context.Context, sinceMS uint64, limit int) ([]Output, error) {
 	q := fmt.Sprintf(`SELECT request_id, any(tenant), max(ts_ms), any(mode), any(tier), any(prompt), any(parent_id),
 	any(model), any(provider), any(blob_key), any(arm_experiments), any(arm_names),
-	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass), any(ref_keys)
+	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass), any(ref_keys),
+	max(shadow), any(live_request_id)
 FROM %s.decisions
 PREWHERE sampled = 1
 WHERE blob_key != '' AND ts_ms >= ?
@@ -72,13 +77,14 @@ LIMIT %d`, d.db, limit)
 	for rows.Next() {
 		var o Output
 		var exps, arms []string
-		var th, ps, qa uint8
+		var th, ps, qa, shadow uint8
 		var refs, depth uint16
 		if err := rows.Scan(&o.RequestID, &o.Tenant, &o.TSMS, &o.Mode, &o.Tier, &o.Prompt, &o.ParentID,
-			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa, &o.RefKeys); err != nil {
+			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa, &o.RefKeys,
+			&shadow, &o.LiveRequestID); err != nil {
 			return nil, fmt.Errorf("scan sampled output: %w", err)
 		}
-		o.TextHeavy, o.Preserve, o.QAPass = th == 1, ps == 1, qa == 1
+		o.TextHeavy, o.Preserve, o.QAPass, o.Shadow = th == 1, ps == 1, qa == 1, shadow == 1
 		o.RefCount, o.EditDepth = int(refs), int(depth)
 		o.Arms = joinArms(exps, arms)
 		out = append(out, o)

@@ -54,25 +54,38 @@ func (c *Console) Refresh(ctx context.Context) error {
 	for _, o := range outs {
 		if _, ok := c.itemCache[o.RequestID]; !ok {
 			c.itemCache[o.RequestID] = o
-			items = append(items, review.Item{ID: o.RequestID, Stratum: o.Stratum(), Overlap: review.IsOverlap(o.RequestID, c.cfg.OverlapRate)})
+			// A mirror is judged against its live output only: in the
+			// score queue it would mix a candidate into the live
+			// quality estimates.
+			if !o.Shadow {
+				items = append(items, review.Item{ID: o.RequestID, Stratum: o.Stratum(), Overlap: review.IsOverlap(o.RequestID, c.cfg.OverlapRate)})
+			}
 		}
 	}
 	c.scores.Add(items...)
+	var shadows []Output
 	for _, o := range c.itemCache {
+		if o.Shadow {
+			shadows = append(shadows, o)
+			continue
+		}
 		// Edits pair only with edits of the same references: comparing
 		// two edits of different images says nothing about the models.
 		k := o.Mode + "\x00" + o.Prompt + "\x00" + strings.Join(o.RefKeys, ",")
 		byPrompt[k] = append(byPrompt[k], o)
 	}
-	var pairs []review.Item
+	var formed []Pair
 	for _, group := range byPrompt {
-		for _, p := range formPairs(group) {
-			if _, ok := c.pairCache[p.ID]; ok {
-				continue
-			}
-			c.pairCache[p.ID] = p
-			pairs = append(pairs, review.Item{ID: p.ID, Stratum: p.A.Model + "~" + p.B.Model, Overlap: review.IsOverlap(p.ID, c.cfg.OverlapRate)})
+		formed = append(formed, formPairs(group)...)
+	}
+	formed = append(formed, shadowPairs(shadows, c.itemCache)...)
+	var pairs []review.Item
+	for _, p := range formed {
+		if _, ok := c.pairCache[p.ID]; ok {
+			continue
 		}
+		c.pairCache[p.ID] = p
+		pairs = append(pairs, review.Item{ID: p.ID, Stratum: p.A.Model + "~" + p.B.Model, Overlap: review.IsOverlap(p.ID, c.cfg.OverlapRate)})
 	}
 	c.pairs.Add(pairs...)
 	for _, j := range js {
@@ -104,6 +117,25 @@ func (c *Console) Run(ctx context.Context, every time.Duration) error {
 			}
 		}
 	}
+}
+
+// shadowPairs pairs each mirror with its live output when both were
+// stored and different models made them: the blind judgement of a shadow
+// candidate on real traffic.
+func shadowPairs(shadows []Output, byID map[string]Output) []Pair {
+	var out []Pair
+	for _, s := range shadows {
+		live, ok := byID[s.LiveRequestID]
+		if !ok || live.Shadow || live.Model == s.Model {
+			continue
+		}
+		a, b := live, s
+		if b.RequestID < a.RequestID {
+			a, b = b, a
+		}
+		out = append(out, Pair{ID: pairID(a.RequestID, b.RequestID), A: a, B: b})
+	}
+	return out
 }
 
 // formPairs pairs outputs of one prompt made by different models: each

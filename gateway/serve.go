@@ -112,7 +112,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		g.chains.add(&chainNode{id: r.ID, tenant: r.Tenant, parent: parent, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.Score, root: o.Reset})
 		g.sample(ctx, o, &r, dec, refs)
 	}
-	g.mirror(&r, req, refs, spec, ov.Shadow)
+	g.mirror(&r, req, refs, spec, ov.Shadow, dec)
 	return o, nil
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -148,8 +149,11 @@ func (s *shadowSpend) add(exp string, usd float64, now time.Time) {
 
 // mirror hands the live request's shadow to the runner once the live
 // outcome is complete. The mirror reads copies only: the live request's
-// loaded references, its routed request, its QA spec.
-func (g *Gateway) mirror(live *Request, req router.Request, refs [][]byte, spec QASpec, plan *ShadowPlan) {
+// loaded references, its routed request, its QA spec. When the live output
+// was sampled for review, the mirror's is stored too, so the console can
+// pair them in the blind pairwise queue (reviewers judge the candidate on
+// real traffic); the pairs are the review sample's share of the mirrors.
+func (g *Gateway) mirror(live *Request, req router.Request, refs [][]byte, spec QASpec, plan *ShadowPlan, liveDec *events.Decision) {
 	if plan == nil || g.deps.Shadows == nil {
 		return
 	}
@@ -159,14 +163,25 @@ func (g *Gateway) mirror(live *Request, req router.Request, refs [][]byte, spec 
 	}
 	r := *live
 	r.ID, r.shadowOf = live.ID+":shadow", live.ID
-	g.deps.Shadows.Go(func(ctx context.Context) { g.serveShadow(ctx, r, req, refs, spec, plan) })
+	var pair *reviewPair
+	if liveDec != nil && liveDec.Sampled {
+		pair = &reviewPair{refKeys: slices.Clone(liveDec.RefKeys)}
+	}
+	g.deps.Shadows.Go(func(ctx context.Context) { g.serveShadow(ctx, r, req, refs, spec, plan, pair) })
+}
+
+// reviewPair says a mirror's output joins its live output in the pairwise
+// review queue; refKeys are the live output's stored references.
+type reviewPair struct {
+	refKeys []string
 }
 
 // serveShadow serves the mirror of a live request: the candidate's decision
 // and attempts with QA, as Serve does, and its events marked shadow with
 // the live request's id. It touches nothing the live path reads: no edit
-// chain, no daily image cap, no review sample, no feedback record.
-func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request, refs [][]byte, spec QASpec, plan *ShadowPlan) {
+// chain, no daily image cap, no feedback record; its image is stored only
+// to pair it with a sampled live output (pair non-nil).
+func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request, refs [][]byte, spec QASpec, plan *ShadowPlan, pair *reviewPair) {
 	start := g.deps.Now()
 	o := &Outcome{ID: r.ID, Created: start}
 	req.ID = r.ID
@@ -218,4 +233,12 @@ func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request
 		return
 	}
 	dec.Model, dec.Provider, dec.QAPass, dec.Images, dec.Status = o.Model, o.Provider, o.QAPass, len(res.Images), "ok"
+	if pair != nil && len(res.Images) > 0 && g.deps.Blobs != nil {
+		key, err := g.deps.Blobs.Put(ctx, res.Images[0].Bytes)
+		if err != nil {
+			g.log.Warn("store shadow image for pairwise review", "request_id", r.ID, "err", err)
+			return
+		}
+		dec.Sampled, dec.BlobKey, dec.RefKeys = true, key, pair.refKeys
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/blob"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
@@ -31,6 +32,13 @@ func (q *queued) run() {
 // requests to "strong" with a daily cap.
 func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
 	t.Helper()
+	return shadowGatewayWith(t, gateway.Config{SampleRate: -1}, nil, share, capUSD, runner, strong, policy...)
+}
+
+// shadowGatewayWith is shadowGateway with the serving config and a blob
+// store (review samples).
+func shadowGatewayWith(t *testing.T, cfg gateway.Config, blobs gateway.BlobStore, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
+	t.Helper()
 	var pol gateway.Policy = &gatewaytest.Router{Model: "fast", Version: "p1"}
 	if len(policy) > 0 {
 		pol = policy[0]
@@ -42,7 +50,8 @@ func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRun
 	}
 	a := runningAssigner(t, s)
 	sink := gatewaytest.NewProducer(256)
-	g := gateway.New(gateway.Config{SampleRate: -1}, gateway.Deps{
+	g := gateway.New(cfg, gateway.Deps{
+		Blobs:  blobs,
 		Policy: pol,
 		Providers: map[string]providers.Provider{
 			"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, CostUSD: 0.01},
@@ -98,6 +107,52 @@ func TestShadowMirrorsAfterLive(t *testing.T) {
 	}
 	if qaShadow != 1 {
 		t.Errorf("%d shadow QA events of live-1, want 1", qaShadow)
+	}
+}
+
+// TestShadowPairsForReview: a mirror of a live request sampled for review
+// stores its image too (with the live output's references), so the console
+// pairs live and candidate; a mirror of an unsampled request stores nothing.
+func TestShadowPairsForReview(t *testing.T) {
+	for _, tc := range []struct {
+		rate   float64
+		stored bool
+	}{{1, true}, {-1, false}} {
+		store, err := blob.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := &queued{}
+		g, sink := shadowGatewayWith(t, gateway.Config{SampleRate: tc.rate}, store, 1, 0, q,
+			&gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, CostUSD: 0.04})
+		if _, err := g.Serve(context.Background(), request("live-1", "acme")); err != nil {
+			t.Fatal(err)
+		}
+		q.run()
+		var live, mirror *events.Decision
+		for _, e := range sink.Events() {
+			if d, ok := e.Value.(*events.Decision); ok && d.Shadow {
+				mirror = d
+			} else if ok {
+				live = d
+			}
+		}
+		if live == nil || mirror == nil {
+			t.Fatalf("rate %g: live %v mirror %v, want both decisions", tc.rate, live, mirror)
+		}
+		if !tc.stored {
+			if mirror.Sampled || mirror.BlobKey != "" {
+				t.Errorf("unsampled live request: mirror stored its image (%+v)", mirror)
+			}
+			continue
+		}
+		if !live.Sampled || !mirror.Sampled || mirror.BlobKey == "" || mirror.BlobKey == live.BlobKey {
+			t.Fatalf("sampled live request: live %q sampled %v, mirror %q sampled %v; want both stored, different images",
+				live.BlobKey, live.Sampled, mirror.BlobKey, mirror.Sampled)
+		}
+		if b, err := store.Get(context.Background(), mirror.BlobKey); err != nil || len(b) == 0 {
+			t.Errorf("mirror's image not in the store: %v", err)
+		}
 	}
 }
 
