@@ -34,6 +34,16 @@ type Model struct {
 	PinOnly     bool   `json:"pin_only,omitempty"`
 	Description string `json:"description,omitempty"`
 	Source      string `json:"source,omitempty"` // public figures the entry is shaped after
+	// The vendor's own terms, for people reading the catalog: how the
+	// vendor computes the price that CostUSD tabulates, the size rule
+	// when the model takes arbitrary sizes, and where each figure comes
+	// from (URL and date read, or that it was not found).
+	PriceFormula  string `json:"price_formula,omitempty"`
+	PriceSource   string `json:"price_source,omitempty"`
+	SizeRule      string `json:"size_rule,omitempty"`
+	RefsSource    string `json:"refs_source,omitempty"`
+	LatencySource string `json:"latency_source,omitempty"`
+	Endpoint      string `json:"endpoint,omitempty"`
 	// NativeSizes are the sizes ("WxH") the vendor answers at, one per
 	// aspect it offers (Gemini answers a 3:2 request at 1248x832): QA
 	// judges the model's image against the one nearest the requested
@@ -41,6 +51,11 @@ type Model struct {
 	NativeSizes []string `json:"native_sizes,omitempty"`
 	// NativeSizesSource says where the native sizes come from (URL, date).
 	NativeSizesSource string `json:"native_sizes_source,omitempty"`
+	// SimulateAs names the simulated model whose hidden truth (success per
+	// task, edit-chain decay) the simulated world gives this model when it
+	// acts it out, e.g. a vendor model served without a key. Empty: the
+	// world's truth for the model's own name, else a flat 0.5.
+	SimulateAs string `json:"simulate_as,omitempty"`
 }
 
 // Catalog is the set of models a deployment routes between.
