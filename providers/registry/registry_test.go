@@ -1,9 +1,12 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"image"
+	_ "image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,4 +132,76 @@ func TestPrice(t *testing.T) {
 	if got, want := p(512, 512, "draft"), m.CostUSD["1024x1024"][router.TierDraft]/4; got != want {
 		t.Errorf("unlisted size: %v, want %v (per pixel)", got, want)
 	}
+}
+
+// TestSimulatedAtNativeSize: a vendor model simulated for want of a key
+// answers at its native size for the requested aspect, as the vendor
+// would (Gemini 2.5 Flash Image: 1248x832 for 3:2), billed at the
+// catalog's price for the size asked for; a vendor without an adapter
+// (Seedream) is simulated without a key and left out with one.
+func TestSimulatedAtNativeSize(t *testing.T) {
+	cat, err := datasets.NamedCatalog("vendors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Build(cat, registry.Config{
+		Vendors: registry.VendorsFromEnv(func(string) string { return "" }), SimulateMissing: true,
+		Breaker: resilience.BreakerConfig{}, Retry: resilience.RetryPolicy{MaxAttempts: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Simulated) != len(cat.Models) {
+		t.Fatalf("Simulated = %v, want all %d vendor models", reg.Simulated, len(cat.Models))
+	}
+	tests := []struct {
+		model        string
+		w, h         int
+		wantW, wantH int
+		wantUSD      float64
+	}{
+		{"gemini-2.5-flash-image", 1536, 1024, 1248, 832, 0.039},
+		{"imagen-4.0-fast-generate-001", 1536, 1024, 1280, 896, 0.02}, // Imagen has no 3:2: 4:3
+		{"gpt-image-1", 1536, 864, 1536, 1024, 0.063},                 // 16:9 answered at 3:2, priced so
+		{"gpt-image-2", 1536, 864, 1536, 864, 0.047},                  // any size: answered as asked
+	}
+	for _, tt := range tests {
+		var res providers.Result
+		for attempt := 0; ; attempt++ { // the world draws errors; a later attempt is a fresh draw
+			res, err = reg.Providers[tt.model].Generate(context.Background(), providers.Request{
+				RequestID: "r-" + tt.model, Model: tt.model, Mode: "generate", Prompt: "a wide valley", Width: tt.w, Height: tt.h,
+				Quality: "standard", Attempt: attempt})
+			if err == nil || attempt == 20 {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.model, err)
+		}
+		cfg, err := decodeConfig(res.Images[0].Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Width != tt.wantW || cfg.Height != tt.wantH || res.CostUSD != tt.wantUSD {
+			t.Errorf("%s at %dx%d = %dx%d for $%v, want %dx%d for $%v", tt.model, tt.w, tt.h, cfg.Width, cfg.Height, res.CostUSD, tt.wantW, tt.wantH, tt.wantUSD)
+		}
+	}
+
+	keyed, err := registry.Build(cat, registry.Config{Vendors: registry.VendorsFromEnv(func(k string) string {
+		if k == "ARK_API_KEY" {
+			return "ark-key"
+		}
+		return ""
+	}), SimulateMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := keyed.Missing["seedream-4-5-251128"]; !ok {
+		t.Errorf("with ARK_API_KEY, Missing = %v, want seedream left out (no adapter yet)", keyed.Missing)
+	}
+}
+
+func decodeConfig(b []byte) (image.Config, error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	return cfg, err
 }
