@@ -189,6 +189,9 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	if err := policies.Seed(ctx, seed); err != nil {
 		return nil, fmt.Errorf("seed policy: %w", err)
 	}
+	if err := servable(live.Policy(), reg, cat.Version); err != nil {
+		return nil, err
+	}
 	if _, ok := keys.Lookup(server.HashSecret(o.SeedKey)); o.SeedKey != "" && !ok {
 		if _, err := keys.Insert(ctx, o.SeedTenant, "dev", o.SeedKey); err != nil {
 			return nil, fmt.Errorf("seed key: %w", err)
@@ -248,6 +251,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Experiments: exp.Registry,
 		Policy:      policies,
 		Registry:    o.Registry,
+		AutoPrice:   func() *server.AutoPrice { return autoPrice(live.Policy()) },
 		Ready: func() error {
 			if live.Policy() == nil {
 				return errors.New("no policy loaded")
@@ -345,6 +349,44 @@ func newQA(workers int, log *slog.Logger) gateway.QA {
 	}
 	log.Info("legibility QA on", "tesseract", bin, "workers", workers)
 	return gateway.NewTextQA(c, qa.NewTextChecker(tesseract.New(bin, workers, tesseract.PSMSparse), qa.TextThresholds{}), log.With("component", "qa"))
+}
+
+// servable refuses to start with a live policy that routes to a model no
+// provider serves: it would start fine and answer those requests with 503
+// no_model_available.
+func servable(p *router.Policy, reg *registry.Registry, catalog string) error {
+	if p == nil {
+		return nil
+	}
+	for _, m := range p.Models {
+		if _, ok := reg.Providers[m.Name]; ok {
+			continue
+		}
+		why := "catalog " + catalog + " lacks it"
+		if r, ok := reg.Missing[m.Name]; ok {
+			why = r
+		}
+		return fmt.Errorf("policy %s routes to model %s, which cannot be served (%s): start with a policy for this catalog (--policy) or push one", p.Version, m.Name, why)
+	}
+	return nil
+}
+
+// autoPrice is "auto"'s price under the live policy p (nil: none yet).
+func autoPrice(p *router.Policy) *server.AutoPrice {
+	if p == nil {
+		return nil
+	}
+	rp := p.RoutePrice()
+	ap := &server.AutoPrice{PolicyVersion: p.Version, MinUSD: rp.MinUSD, MaxUSD: rp.MaxUSD,
+		Basis: "range: the cheapest and the dearest image among the models the live policy routes between (a rules policy's mean depends on the traffic)"}
+	if len(rp.ExpectedUSD) > 0 {
+		ap.Basis = "expected_usd: mean cost per image by quality tier at the live policy's thresholds, measured on held-out traffic when it was trained; min/max: the range among its models"
+		ap.ExpectedUSD = map[string]float64{}
+		for t, c := range rp.ExpectedUSD {
+			ap.ExpectedUSD[string(t)] = c
+		}
+	}
+	return ap
 }
 
 // prices is a catalog model's price table with string tiers, for GET /v1/models.
