@@ -189,6 +189,11 @@ type imageRequest struct {
 	ResponseFormat    string             `json:"response_format"`
 
 	mask []byte // OpenAI edits only
+	// Stream and PartialImages: OpenAI's streaming (stream.go); only the
+	// OpenAI-shaped routes set openaiEvents, the event type prefix.
+	Stream        bool `json:"-"`
+	PartialImages *int `json:"-"`
+	openaiEvents  string
 }
 
 // job is a validated image request, ready to serve.
@@ -209,6 +214,8 @@ type job struct {
 	pin            string
 	parentID       string
 	responseFormat string
+	stream         string // event type prefix when streaming ("image_generation", "image_edit"); "" = not streaming
+	partialImages  int
 }
 
 // validate checks everything that can be checked without I/O and builds the
@@ -278,6 +285,9 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 		j.responseFormat = "url"
 	default:
 		return nil, errField(CodeInvalidRespFormat, "response_format", "response_format must be b64_json or url")
+	}
+	if err := validateStream(r, j); err != nil {
+		return nil, err
 	}
 	if m := strings.TrimSpace(r.Model); m != "" && m != "auto" {
 		if _, ok := h.catalog[m]; !ok {

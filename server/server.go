@@ -120,7 +120,10 @@ type Deps struct {
 	Policy      PolicyAdmin
 	Registry    prometheus.Registerer
 	Ready       func() error // extra readiness condition (e.g. policy loaded); nil = ready
-	Now         func() time.Time
+	// AutoPrice prices "auto" in GET /v1/models from the live policy; nil
+	// (or a nil result, no policy yet) lists auto without a price.
+	AutoPrice func() *AutoPrice
+	Now       func() time.Time
 }
 
 // Server is the public fiber app (the image API), the admin app (the admin
