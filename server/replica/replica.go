@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,6 +127,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		return nil, err
 	}
 	o.Registry.MustRegister(resilience.NewCollector(reg.Breakers))
+	logCatalog(o.Logger, cat, reg)
 	live := gateway.NewLivePolicy(nil, reg.Breakers)
 	keys := server.NewMemKeys()
 	var policyLog server.ControlLog = server.NewMemLog()
@@ -349,6 +352,22 @@ func newQA(workers int, log *slog.Logger) gateway.QA {
 	}
 	log.Info("legibility QA on", "tesseract", bin, "workers", workers)
 	return gateway.NewTextQA(c, qa.NewTextChecker(tesseract.New(bin, workers, tesseract.PSMSparse), qa.TextThresholds{}), log.With("component", "qa"))
+}
+
+// logCatalog says at start which models are live (a vendor key or a
+// simulated catalog model), which vendor models the simulator acts out for
+// want of a key, and which are left out and why.
+func logCatalog(log *slog.Logger, cat router.Catalog, reg *registry.Registry) {
+	var live []string
+	for _, m := range cat.Models {
+		if _, ok := reg.Providers[m.Name]; ok && !slices.Contains(reg.Simulated, m.Name) {
+			live = append(live, m.Name)
+		}
+	}
+	log.Info("catalog", "version", cat.Version, "live", strings.Join(live, ","), "simulated_no_key", strings.Join(reg.Simulated, ","))
+	for _, name := range slices.Sorted(maps.Keys(reg.Missing)) {
+		log.Warn("model left out", "model", name, "reason", reg.Missing[name])
+	}
 }
 
 // servable refuses to start with a live policy that routes to a model no
