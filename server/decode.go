@@ -187,6 +187,9 @@ type imageRequest struct {
 	User              string             `json:"user"`
 	ParentID          string             `json:"parent_id"`
 	ResponseFormat    string             `json:"response_format"`
+	// Fit: how a vendor image of another aspect becomes the size asked
+	// for: crop (default), pad or native (convert.go).
+	Fit string `json:"fit"`
 
 	mask []byte // OpenAI edits only
 	// Stream and PartialImages: OpenAI's streaming (stream.go); only the
@@ -214,6 +217,7 @@ type job struct {
 	pin            string
 	parentID       string
 	responseFormat string
+	fit            string // crop | pad | native
 	stream         string // event type prefix when streaming ("image_generation", "image_edit"); "" = not streaming
 	partialImages  int
 }
@@ -285,6 +289,14 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 		j.responseFormat = "url"
 	default:
 		return nil, errField(CodeInvalidRespFormat, "response_format", "response_format must be b64_json or url")
+	}
+	switch f := strings.ToLower(strings.TrimSpace(r.Fit)); f {
+	case "", FitCrop:
+		j.fit = FitCrop
+	case FitPad, FitNative:
+		j.fit = f
+	default:
+		return nil, errField(CodeInvalidField, "fit", "fit must be crop, pad or native")
 	}
 	if err := validateStream(r, j); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/providers"
@@ -70,6 +71,8 @@ type openaiGenerateRequest struct {
 	// OutputCompression is honoured by converting (convert.go).
 	OutputCompression *int   `json:"output_compression"`
 	User              string `json:"user"`
+	// Fit is routelab's extension: crop | pad | native (convert.go).
+	Fit string `json:"fit"`
 	// Stream answers as Server-Sent Events in OpenAI's shape (stream.go).
 	Stream        bool `json:"stream"`
 	PartialImages *int `json:"partial_images"`
@@ -202,7 +205,7 @@ func parseOpenAIGenerate(c *fiber.Ctx) (*imageRequest, error) {
 		return nil, err
 	}
 	return &imageRequest{Prompt: o.Prompt, Model: o.Model, N: o.N, Size: o.Size, Quality: o.Quality, ResponseFormat: o.ResponseFormat, OutputFormat: o.OutputFormat, OutputCompression: o.OutputCompression, User: o.User, Mode: "generate",
-		Stream: o.Stream, PartialImages: o.PartialImages, openaiEvents: "image_generation"}, nil
+		Stream: o.Stream, PartialImages: o.PartialImages, Fit: o.Fit, openaiEvents: "image_generation"}, nil
 }
 
 func (h *handlers) parseOpenAIEdit(c *fiber.Ctx) (*imageRequest, error) {
@@ -238,7 +241,7 @@ func (h *handlers) parseMultipart(c *fiber.Ctx, openai bool) (*imageRequest, err
 	r := &imageRequest{
 		Prompt: val("prompt"), Mode: val("mode"), Size: val("size"), AspectRatio: val("aspect_ratio"),
 		OutputFormat: val("output_format"), Quality: val("quality"), Model: val("model"), User: val("user"),
-		ParentID: val("parent_id"), ResponseFormat: val("response_format"),
+		ParentID: val("parent_id"), ResponseFormat: val("response_format"), Fit: val("fit"),
 	}
 	if v := val("output_compression"); v != "" {
 		c, err := strconv.Atoi(v)
@@ -344,6 +347,9 @@ func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *gateway.Outcome) error
 		return err
 	}
 	resp := openaiImagesResponse{Created: o.Created.Unix(), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
+	if len(imgs) > 0 {
+		resp.Size = strconv.Itoa(imgs[0].Width) + "x" + strconv.Itoa(imgs[0].Height) // fit native: the vendor's
+	}
 	return sendImages(c, resp, "data", imgs, true)
 }
 
@@ -366,8 +372,8 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 	}
 	s := signer{secret: h.cfg.URLSecret, previous: h.cfg.URLSecretPrevious, ttl: h.cfg.URLTTL}
 	for i, im := range o.Images {
-		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
-		im, out[i].MIMEType = h.deliverable(j, o.ID, im)
+		out[i] = imageOut{MIMEType: im.MIME}
+		im, out[i].MIMEType, out[i].Width, out[i].Height = h.deliverable(j, o.ID, im)
 		if j.responseFormat != "url" {
 			out[i].raw, out[i].b64 = im.Bytes, im.Base64
 			continue
@@ -390,9 +396,10 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 }
 
 // deliverable is im as the client asked for it: at the requested size
-// and in the requested format (convert).
-func (h *handlers) deliverable(j *job, requestID string, im providers.Image) (providers.Image, string) {
-	b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.compression)
+// (unless fit is native) and in the requested format (convert), with its
+// MIME type and size.
+func (h *handlers) deliverable(j *job, requestID string, im providers.Image) (_ providers.Image, mime string, w, ht int) {
+	b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.fit, j.compression)
 	if err != nil {
 		// QA decoded these bytes, so this is rare; the client gets
 		// them as they are, with their real type.
@@ -403,7 +410,13 @@ func (h *handlers) deliverable(j *job, requestID string, im providers.Image) (pr
 		im.Base64 = "" // the vendor's base64 is of other bytes
 	}
 	im.Bytes = b
-	return im, mime
+	w, ht = j.width, j.height
+	if j.fit == FitNative {
+		if cfg, _, err := qa.DecodeConfig(b, convertPixels); err == nil {
+			w, ht = cfg.Width, cfg.Height
+		}
+	}
+	return im, mime, w, ht
 }
 
 // imageGet serves an image behind a signed, expiring link.

@@ -151,10 +151,10 @@ func (h *handlers) stream(ctx context.Context, cancel context.CancelFunc, w *buf
 // writeCompleted writes one completed event per image, converted to the
 // size and format asked for as a non-streaming response is.
 func (h *handlers) writeCompleted(w *bufio.Writer, j *job, o *gateway.Outcome) {
-	size := strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height)
 	sim := h.simulated(o.Model)
 	for _, im := range o.Images {
-		im, _ = h.deliverable(j, o.ID, im)
+		im, _, iw, ih := h.deliverable(j, o.ID, im)
+		size := strconv.Itoa(iw) + "x" + strconv.Itoa(ih)
 		b64 := im.Base64
 		if b64 == "" {
 			buf := make([]byte, base64.StdEncoding.EncodedLen(len(im.Bytes)))
