@@ -79,6 +79,7 @@ type Outcome struct {
 	Attempts  []events.Attempt
 	Latency   time.Duration
 	CostUSD   float64
+	Usage     *providers.Usage // the returned images' token usage, when the vendor reports one
 	Images    []providers.Image
 	QAPass    bool
 	Score     float64 // QA score of the returned images

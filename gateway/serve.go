@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -185,14 +186,14 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 			o.Fallback = true
 			continue
 		}
-		att.CostUSD = res.CostUSD
+		att.CostUSD, att.CostSource = res.CostUSD, cmp.Or(res.CostSource, providers.CostCatalog)
 		o.CostUSD += res.CostUSD
 		v := g.inspect(ctx, res, g.specFor(model, spec), r, model, len(o.Attempts))
 		if v.Pass {
 			att.Status = "ok"
 			g.m.attempts.Of([2]string{model, att.Status}).Inc()
 			o.Attempts = append(o.Attempts, att)
-			o.Model, o.Provider, o.QAPass, o.Score = model, p.Name(), true, v.Score
+			o.Model, o.Provider, o.QAPass, o.Score, o.Usage = model, p.Name(), true, v.Score, res.Usage
 			return res, nil
 		}
 		att.Status = "qa_fail"

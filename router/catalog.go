@@ -34,6 +34,11 @@ type Model struct {
 	PinOnly     bool   `json:"pin_only,omitempty"`
 	Description string `json:"description,omitempty"`
 	Source      string `json:"source,omitempty"` // public figures the entry is shaped after
+	// TokenUSDPer1M prices a call from the token usage the vendor reports
+	// (keys text_input, image_input, image_output, text_output; USD per
+	// million tokens): the GPT image models bill by tokens, and CostUSD is
+	// then only the estimate routing compares models with.
+	TokenUSDPer1M map[string]float64 `json:"token_usd_per_1m,omitempty"`
 	// The vendor's own terms, for people reading the catalog: how the
 	// vendor computes the price that CostUSD tabulates, the size rule
 	// when the model takes arbitrary sizes, and where each figure comes
@@ -138,6 +143,17 @@ func (m *Model) Validate() error {
 	}
 	if len(m.NativeSizes) > 0 && m.NativeSizesSource == "" {
 		return fmt.Errorf("model %q: native_sizes without native_sizes_source", m.Name)
+	}
+	for k, v := range m.TokenUSDPer1M {
+		switch {
+		case k != "text_input" && k != "image_input" && k != "image_output" && k != "text_output":
+			return fmt.Errorf("model %q: token_usd_per_1m: unknown kind %q", m.Name, k)
+		case v <= 0:
+			return fmt.Errorf("model %q: token_usd_per_1m[%s] = %v, want a price above 0", m.Name, k, v)
+		}
+	}
+	if len(m.TokenUSDPer1M) > 0 && m.TokenUSDPer1M["image_output"] == 0 {
+		return fmt.Errorf("model %q: token_usd_per_1m without image_output", m.Name)
 	}
 	if m.LatencyP50MS <= 0 || m.LatencySigma < 0 {
 		return fmt.Errorf("model %q: latency_p50_ms must be > 0 and latency_sigma >= 0", m.Name)

@@ -152,6 +152,13 @@ func (h *handlers) stream(ctx context.Context, cancel context.CancelFunc, w *buf
 // size and format asked for as a non-streaming response is.
 func (h *handlers) writeCompleted(w *bufio.Writer, j *job, o *gateway.Outcome) {
 	sim := h.simulated(o.Model)
+	usage := &streamUsage{}
+	if u := o.Usage; u != nil {
+		usage.InputTokensDetails.TextTokens, usage.InputTokensDetails.ImageTokens = u.InputTextTokens, u.InputImageTokens
+		usage.InputTokens = u.InputTextTokens + u.InputImageTokens
+		usage.OutputTokens = u.OutputImageTokens + u.OutputTextTokens
+		usage.TotalTokens = usage.InputTokens + usage.OutputTokens
+	}
 	for _, im := range o.Images {
 		im, _, iw, ih := h.deliverable(j, o.ID, im)
 		size := strconv.Itoa(iw) + "x" + strconv.Itoa(ih)
@@ -163,7 +170,7 @@ func (h *handlers) writeCompleted(w *bufio.Writer, j *job, o *gateway.Outcome) {
 		}
 		writeEvent(w, j.stream+".completed", streamEvent{
 			Type: j.stream + ".completed", B64JSON: b64, Background: "auto", CreatedAt: o.Created.Unix(),
-			OutputFormat: j.format, Quality: openaiQuality(string(j.tier)), Size: size, Usage: &streamUsage{},
+			OutputFormat: j.format, Quality: openaiQuality(string(j.tier)), Size: size, Usage: usage,
 			Model: o.Model, CostUSD: o.CostUSD / float64(max(len(o.Images), 1)), Simulated: sim,
 		})
 	}

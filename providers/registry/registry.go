@@ -145,12 +145,22 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 		// rather than answered by a simulation the operator did not ask for.
 		return nil, fmt.Errorf("provider %q has no adapter yet (unset its API key to simulate it)", m.Provider)
 	case "openai":
-		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
+		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price,
+			TokenPrices: tokenPrices(m)}), nil
 	case "gemini":
 		return gemini.New(gemini.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	default: // ideogram
 		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	}
+}
+
+// tokenPrices are m's token prices, nil when the catalog gives none.
+func tokenPrices(m router.Model) *providers.TokenPrices {
+	t := m.TokenUSDPer1M
+	if len(t) == 0 {
+		return nil
+	}
+	return &providers.TokenPrices{TextInput: t["text_input"], ImageInput: t["image_input"], ImageOutput: t["image_output"], TextOutput: t["text_output"]}
 }
 
 func knownVendor(p string) bool {
