@@ -39,6 +39,9 @@ type Request struct {
 	Constraints router.Constraints
 	Pin         string // an explicit model, "" = route
 	ParentID    string // edit chain: the earlier request whose output is edited
+	// OpenAI Images options passed to the provider (providers.Request);
+	// a transparent Background also restricts routing to models that can.
+	Background, Moderation, InputFidelity, Style, User string
 
 	shadowOf string // a shadow experiment's mirror of this live request id
 }

@@ -30,6 +30,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	req := router.Request{
 		ID: r.ID, Tenant: r.Tenant, Unit: r.Unit, Mode: r.Mode, Prompt: r.Prompt, RefCount: r.Refs.Count(),
 		Width: r.Width, Height: r.Height, Tier: r.Tier, Constraints: r.Constraints, Pin: r.Pin, Parent: r.ParentID,
+		Transparent: r.Background == "transparent",
 	}
 	var parent *chainNode
 	if r.ParentID != "" {
@@ -123,6 +124,7 @@ func (g *Gateway) providerRequest(r *Request, editDepth int, refs [][]byte) prov
 		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
 		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
 		EditDepth: editDepth, Seed: fnv1a(r.ID),
+		Background: r.Background, Moderation: r.Moderation, InputFidelity: r.InputFidelity, Style: r.Style, User: r.User,
 	}
 }
 

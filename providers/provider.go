@@ -27,6 +27,11 @@ type Request struct {
 	OutputFormat string // png | jpeg | webp
 	EditDepth    int
 	Seed         uint64
+	// OpenAI Images options, forwarded by adapters whose API has them and
+	// ignored by the rest: Background transparent|opaque|auto, Moderation
+	// auto|low, InputFidelity high|low (edits), Style vivid|natural
+	// (dall-e-3), User (the end user, for the vendor's abuse monitoring).
+	Background, Moderation, InputFidelity, Style, User string
 	// Attempt counts the calls made for this request to this model: 0 for the
 	// first, then 1, 2 ... for retries (set by the retrier), so that a
 	// simulated retry draws a fresh outcome.

@@ -56,6 +56,10 @@ type Model struct {
 	NativeSizes []string `json:"native_sizes,omitempty"`
 	// NativeSizesSource says where the native sizes come from (URL, date).
 	NativeSizesSource string `json:"native_sizes_source,omitempty"`
+	// TransparentBackground: the model can answer with a transparent
+	// background (OpenAI's background: transparent); a request asking for
+	// one is routed only to such models.
+	TransparentBackground bool `json:"transparent_background,omitempty"`
 	// SimulateAs names the simulated model whose hidden truth (success per
 	// task, edit-chain decay) the simulated world gives this model when it
 	// acts it out, e.g. a vendor model served without a key. Empty: the

@@ -190,6 +190,11 @@ type imageRequest struct {
 	// Fit: how a vendor image of another aspect becomes the size asked
 	// for: crop (default), pad or native (convert.go).
 	Fit string `json:"fit"`
+	// OpenAI Images options (options.go).
+	Background    string `json:"background"`
+	Moderation    string `json:"moderation"`
+	InputFidelity string `json:"input_fidelity"`
+	Style         string `json:"style"`
 
 	mask []byte // OpenAI edits only
 	// Stream and PartialImages: OpenAI's streaming (stream.go); only the
@@ -218,6 +223,7 @@ type job struct {
 	parentID       string
 	responseFormat string
 	fit            string // crop | pad | native
+	opts           options
 	stream         string // event type prefix when streaming ("image_generation", "image_edit"); "" = not streaming
 	partialImages  int
 }
@@ -324,6 +330,9 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 	}
 	if j.mode == router.ModeEdit && len(j.refs) == 0 && j.parentID == "" {
 		return nil, errField(CodeEditNeedsImage, "references", "edit needs an image: references or parent_id")
+	}
+	if err := h.validateOptions(r, j); err != nil {
+		return nil, err
 	}
 	return j, nil
 }

@@ -73,6 +73,11 @@ type openaiGenerateRequest struct {
 	User              string `json:"user"`
 	// Fit is routelab's extension: crop | pad | native (convert.go).
 	Fit string `json:"fit"`
+	// Passed to vendors that have them (validate checks the values).
+	Background    string `json:"background"`
+	Moderation    string `json:"moderation"`
+	InputFidelity string `json:"input_fidelity"`
+	Style         string `json:"style"`
 	// Stream answers as Server-Sent Events in OpenAI's shape (stream.go).
 	Stream        bool `json:"stream"`
 	PartialImages *int `json:"partial_images"`
@@ -205,7 +210,8 @@ func parseOpenAIGenerate(c *fiber.Ctx) (*imageRequest, error) {
 		return nil, err
 	}
 	return &imageRequest{Prompt: o.Prompt, Model: o.Model, N: o.N, Size: o.Size, Quality: o.Quality, ResponseFormat: o.ResponseFormat, OutputFormat: o.OutputFormat, OutputCompression: o.OutputCompression, User: o.User, Mode: "generate",
-		Stream: o.Stream, PartialImages: o.PartialImages, Fit: o.Fit, openaiEvents: "image_generation"}, nil
+		Stream: o.Stream, PartialImages: o.PartialImages, Fit: o.Fit, openaiEvents: "image_generation",
+		Background: o.Background, Moderation: o.Moderation, InputFidelity: o.InputFidelity, Style: o.Style}, nil
 }
 
 func (h *handlers) parseOpenAIEdit(c *fiber.Ctx) (*imageRequest, error) {
@@ -242,6 +248,7 @@ func (h *handlers) parseMultipart(c *fiber.Ctx, openai bool) (*imageRequest, err
 		Prompt: val("prompt"), Mode: val("mode"), Size: val("size"), AspectRatio: val("aspect_ratio"),
 		OutputFormat: val("output_format"), Quality: val("quality"), Model: val("model"), User: val("user"),
 		ParentID: val("parent_id"), ResponseFormat: val("response_format"), Fit: val("fit"),
+		Background: val("background"), Moderation: val("moderation"), InputFidelity: val("input_fidelity"), Style: val("style"),
 	}
 	if v := val("output_compression"); v != "" {
 		c, err := strconv.Atoi(v)

@@ -105,6 +105,8 @@ type Model struct {
 	Sizes     []string                      // "WxH" the model offers; empty = any
 	CostUSD   map[string]map[string]float64 // price per image by size and tier, listed by GET /v1/models
 	Simulated bool                          // served by the simulator (a vendor model without a key)
+	// Transparent: the model can answer with a transparent background.
+	Transparent bool
 }
 
 // Deps are the parts the server calls. Gateway and Keys are required for

@@ -87,6 +87,9 @@ type generateBody struct {
 	OutputFormat   string `json:"output_format,omitempty"`
 	ResponseFormat string `json:"response_format,omitempty"`
 	User           string `json:"user,omitempty"`
+	Background     string `json:"background,omitempty"`
+	Moderation     string `json:"moderation,omitempty"`
+	Style          string `json:"style,omitempty"`
 }
 
 type errorResponse struct {
@@ -267,9 +270,15 @@ func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
 		Size:    size(req),
 		Quality: c.quality(req.Quality),
 	}
-	if c.gptImage() {
+	body.User = req.User
+	switch {
+	case c.gptImage():
 		body.OutputFormat = outputFormat(req.OutputFormat)
-	} else {
+		body.Background, body.Moderation = req.Background, req.Moderation
+	case c.cfg.Model == "dall-e-3":
+		body.Style = req.Style
+	}
+	if !c.gptImage() {
 		body.ResponseFormat = "b64_json" // dall-e defaults to url; the GPT image models always answer b64_json
 	}
 	b, err := json.Marshal(body)
@@ -290,9 +299,17 @@ func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	if q := c.quality(req.Quality); q != "" {
 		f.Field("quality", q)
 	}
+	if req.User != "" {
+		f.Field("user", req.User)
+	}
 	if c.gptImage() {
 		if of := outputFormat(req.OutputFormat); of != "" {
 			f.Field("output_format", of)
+		}
+		for _, kv := range [][2]string{{"background", req.Background}, {"input_fidelity", req.InputFidelity}} {
+			if kv[1] != "" {
+				f.Field(kv[0], kv[1])
+			}
 		}
 	} else {
 		f.Field("response_format", "b64_json")

@@ -372,3 +372,42 @@ func TestCostFromUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsForwarded: OpenAI's options reach the API where the model has
+// them: background and moderation for GPT image generations, background
+// and input_fidelity for their edits, style for dall-e-3 only, user always.
+func TestOptionsForwarded(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { b64Response(w, 1) })
+	opts := providers.Request{Prompt: "a logo", Width: 1024, Height: 1024, Background: "transparent", Moderation: "low",
+		InputFidelity: "high", Style: "vivid", User: "end-user-7"}
+	if _, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(f.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["background"] != "transparent" || got["moderation"] != "low" || got["user"] != "end-user-7" || got["style"] != nil {
+		t.Errorf("gpt-image-1 generation body %v, want background, moderation and user, no style", got)
+	}
+	if _, err := client(f, "dall-e-3", "sk-test").Generate(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := json.Unmarshal(f.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["style"] != "vivid" || got["background"] != nil || got["moderation"] != nil {
+		t.Errorf("dall-e-3 body %v, want style and no background or moderation", got)
+	}
+	edit := opts
+	edit.Mode, edit.References = "edit", [][]byte{png}
+	if _, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), edit); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"background": "transparent", "input_fidelity": "high", "user": "end-user-7"} {
+		if v := f.form.Value[k]; len(v) != 1 || v[0] != want {
+			t.Errorf("edit field %s = %v, want %s", k, v, want)
+		}
+	}
+}

@@ -227,7 +227,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
 			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes,
-				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name)})
+				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name), Transparent: m.TransparentBackground})
 			providerOf[m.Name] = m.Provider
 		}
 	}
