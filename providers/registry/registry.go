@@ -105,13 +105,13 @@ func Build(cat router.Catalog, cfg Config) (*Registry, error) {
 		p, err := build(m, cfg, simulator)
 		switch {
 		case err == errNoKey && cfg.SimulateMissing:
-			p = simulatedAs(simulator, m)
+			p = simulator
 			reg.Simulated = append(reg.Simulated, m.Name)
 		case err != nil:
 			reg.Missing[m.Name] = err.Error()
 			continue
 		}
-		reg.Providers[m.Name] = resilience.Wrap(p, reg.Breakers.For(m.Name), retrier)
+		reg.Providers[m.Name] = resilience.Wrap(nativeSized(p, m), reg.Breakers.For(m.Name), retrier)
 	}
 	sort.Strings(reg.Simulated)
 	if len(reg.Providers) == 0 {
@@ -124,7 +124,7 @@ var errNoKey = fmt.Errorf("no API key")
 
 func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provider, error) {
 	if m.Simulated || m.Provider == "sim" {
-		return simulatedAs(simulator, m), nil
+		return simulator, nil
 	}
 	v, ok := cfg.Vendors[m.Provider]
 	if !ok && !knownVendor(m.Provider) {
@@ -171,24 +171,26 @@ func knownVendor(p string) bool {
 	return false
 }
 
-// simulatedAs is the simulator acting out m. A model with native sizes
-// is rendered at the one nearest the requested aspect, as the vendor
-// would answer, so QA and the server's resizing meet what the real model
-// returns; the price stays the catalog's for the size asked for.
-func simulatedAs(simulator *sim.Provider, m router.Model) providers.Provider {
+// nativeSized is p asked for m's native size: a model with native sizes
+// gets the one nearest the requested aspect (OpenAI's gpt-image-1 refuses
+// 1536x864 and makes 1536x1024; the simulator renders what the vendor
+// would), so QA and the server's resizing meet what the model returns. A
+// price from the catalog stays the catalog's for the size asked for; one
+// from the vendor's usage is the bill.
+func nativeSized(p providers.Provider, m router.Model) providers.Provider {
 	if len(m.NativeSizes) == 0 {
-		return simulator
+		return p
 	}
-	return nativeSim{Provider: simulator, m: m, price: Price(m)}
+	return native{Provider: p, m: m, price: Price(m)}
 }
 
-type nativeSim struct {
-	*sim.Provider
+type native struct {
+	providers.Provider
 	m     router.Model
 	price func(w, h int, tier string) float64
 }
 
-func (n nativeSim) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
+func (n native) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
 	w, h := req.Width, req.Height
 	if w <= 0 || h <= 0 {
 		w, h = 1024, 1024
@@ -196,10 +198,13 @@ func (n nativeSim) Generate(ctx context.Context, req providers.Request) (provide
 	nreq := req
 	nreq.Width, nreq.Height = n.m.NativeSize(w, h)
 	res, err := n.Provider.Generate(ctx, nreq)
-	if err == nil && res.CostUSD > 0 {
-		res.CostUSD = n.price(w, h, req.Quality)
+	if err != nil || res.CostSource == providers.CostUsage || res.CostUSD <= 0 {
+		return res, err
 	}
-	return res, err
+	if at := n.price(nreq.Width, nreq.Height, req.Quality); at > 0 {
+		res.CostUSD *= n.price(w, h, req.Quality) / at // the catalog's per-call count of images kept
+	}
+	return res, nil
 }
 
 // Price returns the catalog price of one image of m: the listed price for

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"image"
 	_ "image/png"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -182,7 +184,7 @@ func TestSimulatedAtNativeSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Width != tt.wantW || cfg.Height != tt.wantH || res.CostUSD != tt.wantUSD {
+		if cfg.Width != tt.wantW || cfg.Height != tt.wantH || math.Abs(res.CostUSD-tt.wantUSD) > 1e-12 {
 			t.Errorf("%s at %dx%d = %dx%d for $%v, want %dx%d for $%v", tt.model, tt.w, tt.h, cfg.Width, cfg.Height, res.CostUSD, tt.wantW, tt.wantH, tt.wantUSD)
 		}
 	}
@@ -204,4 +206,37 @@ func TestSimulatedAtNativeSize(t *testing.T) {
 func decodeConfig(b []byte) (image.Config, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	return cfg, err
+}
+
+// TestVendorAskedForNativeSize: with a key, the vendor adapter is asked
+// for the model's native size too: gpt-image-1 cannot make 1536x864, so a
+// 16:9 request goes upstream as 1536x1024 (the server crops it after),
+// priced at the catalog's 16:9 price.
+func TestVendorAskedForNativeSize(t *testing.T) {
+	png := sim.Render("x", 8, 8, 1, 1)
+	var size string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Size string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		size = body.Size
+		io.WriteString(w, `{"created":1,"data":[{"b64_json":"`+base64.StdEncoding.EncodeToString(png)+`"}]}`)
+	}))
+	defer srv.Close()
+	cat, err := datasets.NamedCatalog("vendors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Build(cat, registry.Config{Vendors: registry.Vendors{"openai": {APIKey: "sk-test", BaseURL: srv.URL + "/v1"}}, SimulateMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := reg.Providers["gpt-image-1"].Generate(context.Background(),
+		providers.Request{Model: "gpt-image-1", Prompt: "x", Width: 1536, Height: 864, Quality: "standard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := cat.Model("gpt-image-1")
+	if want := m.CostUSD["1536x864"][router.TierStandard]; size != "1536x1024" || math.Abs(res.CostUSD-want) > 1e-12 {
+		t.Errorf("upstream size %q, cost %v; want 1536x1024 at $%v", size, res.CostUSD, want)
+	}
 }
