@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/providers/gemini"
@@ -139,7 +140,7 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	}
 	price := Price(m)
 	switch m.Provider {
-	case "imagen", "byteplus", "bfl":
+	case "byteplus", "bfl":
 		// Catalogued with their sizes and prices, simulated without a
 		// key; with one they are left out until their adapter lands
 		// rather than answered by a simulation the operator did not ask for.
@@ -147,11 +148,24 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	case "openai":
 		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price,
 			TokenPrices: tokenPrices(m)}), nil
-	case "gemini":
+	case "gemini", "imagen": // the Gemini API serves both; the adapter calls :predict for imagen-* models
 		return gemini.New(gemini.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	default: // ideogram
-		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price}), nil
+		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price,
+			RenderingSpeed: ideogramSpeed(upstreamModel)}), nil
 	}
+}
+
+// ideogramSpeed is the rendering speed a catalog model name fixes
+// ("ideogram-v3-turbo" is TURBO whatever the request's tier), or "" for a
+// name without one (the tier picks it).
+func ideogramSpeed(model string) string {
+	for _, s := range []string{"turbo", "default", "quality"} {
+		if strings.HasSuffix(model, "-"+s) {
+			return strings.ToUpper(s)
+		}
+	}
+	return ""
 }
 
 // tokenPrices are m's token prices, nil when the catalog gives none.

@@ -240,3 +240,46 @@ func TestVendorAskedForNativeSize(t *testing.T) {
 		t.Errorf("upstream size %q, cost %v; want 1536x1024 at $%v", size, res.CostUSD, want)
 	}
 }
+
+// TestVendorKeysServeCatalogModels: with keys, the vendors catalog's
+// Imagen models are served by the Gemini adapter (the Gemini API's
+// :predict) and each Ideogram 3.0 model sends its own rendering speed,
+// whatever the request's tier, with magic_prompt OFF so the prompt's words
+// are not rewritten.
+func TestVendorKeysServeCatalogModels(t *testing.T) {
+	png := sim.Render("x", 8, 8, 1, 1)
+	var form map[string][]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/img.png" {
+			w.Write(png)
+			return
+		}
+		if err := r.ParseMultipartForm(1 << 20); err == nil {
+			form = r.MultipartForm.Value
+		}
+		io.WriteString(w, `{"created":"x","data":[{"url":"http://`+r.Host+`/img.png","is_image_safe":true}]}`)
+	}))
+	defer srv.Close()
+	cat, err := datasets.NamedCatalog("vendors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Build(cat, registry.Config{Vendors: registry.VendorsFromEnv(func(k string) string {
+		return map[string]string{"GEMINI_API_KEY": "g-key", "IDEOGRAM_API_KEY": "i-key", "IDEOGRAM_BASE_URL": srv.URL}[k]
+	}), SimulateMissing: true, Retry: resilience.RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"imagen-4.0-fast-generate-001", "gemini-3-pro-image-preview"} {
+		if p := reg.Providers[m]; p == nil || p.Name() != "gemini" {
+			t.Errorf("%s not served by the gemini adapter (missing: %q)", m, reg.Missing[m])
+		}
+	}
+	if _, err := reg.Providers["ideogram-v3-quality"].Generate(context.Background(),
+		providers.Request{Model: "ideogram-v3-quality", Prompt: `a sign that says "OPEN"`, Width: 1024, Height: 1024, Quality: "draft"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := form["rendering_speed"]; len(got) != 1 || got[0] != "QUALITY" || len(form["magic_prompt"]) != 1 || form["magic_prompt"][0] != "OFF" {
+		t.Errorf("ideogram form %v, want rendering_speed QUALITY and magic_prompt OFF", form)
+	}
+}
