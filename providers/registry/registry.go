@@ -1,8 +1,8 @@
 // Package registry builds the providers a serve process calls, one per
 // catalog model, from the catalog's model -> provider mapping: simulated
 // models (and, when asked, vendor models without credentials) are acted out
-// by the simulated world; openai, gemini and ideogram models get their
-// vendor adapter. Every provider is wrapped with the shared retrier and its
+// by the simulated world; openai, gemini (and imagen), ideogram and bfl
+// models get their vendor adapter. Every provider is wrapped with the shared retrier and its
 // own circuit breaker, whose set is the router's Health.
 package registry
 
@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/bfl"
 	"github.com/routelab/routelab/providers/gemini"
 	"github.com/routelab/routelab/providers/ideogram"
 	"github.com/routelab/routelab/providers/openai"
@@ -140,7 +141,7 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	}
 	price := Price(m)
 	switch m.Provider {
-	case "byteplus", "bfl":
+	case "byteplus":
 		// Catalogued with their sizes and prices, simulated without a
 		// key; with one they are left out until their adapter lands
 		// rather than answered by a simulation the operator did not ask for.
@@ -148,6 +149,8 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	case "openai":
 		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price,
 			TokenPrices: tokenPrices(m)}), nil
+	case "bfl":
+		return bfl.New(bfl.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	case "gemini", "imagen": // the Gemini API serves both; the adapter calls :predict for imagen-* models
 		return gemini.New(gemini.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	default: // ideogram
