@@ -1,8 +1,8 @@
 // Package registry builds the providers a serve process calls, one per
 // catalog model, from the catalog's model -> provider mapping: simulated
 // models (and, when asked, vendor models without credentials) are acted out
-// by the simulated world; openai, gemini (and imagen), ideogram and bfl
-// models get their vendor adapter. Every provider is wrapped with the shared retrier and its
+// by the simulated world; openai, gemini (and imagen), ideogram, byteplus
+// (Seedream) and bfl (FLUX) models get their vendor adapter. Every provider is wrapped with the shared retrier and its
 // own circuit breaker, whose set is the router's Health.
 package registry
 
@@ -19,6 +19,7 @@ import (
 	"github.com/routelab/routelab/providers/ideogram"
 	"github.com/routelab/routelab/providers/openai"
 	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/seedream"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -142,10 +143,7 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	price := Price(m)
 	switch m.Provider {
 	case "byteplus":
-		// Catalogued with their sizes and prices, simulated without a
-		// key; with one they are left out until their adapter lands
-		// rather than answered by a simulation the operator did not ask for.
-		return nil, fmt.Errorf("provider %q has no adapter yet (unset its API key to simulate it)", m.Provider)
+		return seedream.New(seedream.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	case "openai":
 		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price,
 			TokenPrices: tokenPrices(m)}), nil

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,8 +140,8 @@ func TestPrice(t *testing.T) {
 // TestSimulatedAtNativeSize: a vendor model simulated for want of a key
 // answers at its native size for the requested aspect, as the vendor
 // would (Gemini 2.5 Flash Image: 1248x832 for 3:2), billed at the
-// catalog's price for the size asked for; a vendor without an adapter
-// (Seedream) is simulated without a key and left out with one.
+// catalog's price for the size asked for; with ARK_API_KEY, Seedream is
+// served by its adapter instead.
 func TestSimulatedAtNativeSize(t *testing.T) {
 	cat, err := datasets.NamedCatalog("vendors")
 	if err != nil {
@@ -198,8 +199,8 @@ func TestSimulatedAtNativeSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := keyed.Missing["seedream-4-5-251128"]; !ok {
-		t.Errorf("with ARK_API_KEY, Missing = %v, want seedream left out (no adapter yet)", keyed.Missing)
+	if p := keyed.Providers["seedream-4-5-251128"]; p == nil || p.Name() != "byteplus" || slices.Contains(keyed.Simulated, "seedream-4-5-251128") {
+		t.Errorf("with ARK_API_KEY, seedream is not served by the byteplus adapter (simulated %v, missing %v)", keyed.Simulated, keyed.Missing)
 	}
 }
 
