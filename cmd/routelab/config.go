@@ -67,7 +67,7 @@ func blobS3Config(fs *pflag.FlagSet, env Env) (*s3blob.Config, error) {
 const catalogHelp = `model catalog: a file, or a shipped catalog's name ("vendors": the current OpenAI, Google, Ideogram, ByteDance and Black Forest Labs image models with their native sizes and prices, served by the simulator for want of a vendor key); default the simulated catalog`
 
 // policyForCatalog is the policy to start with: --policy when given, else
-// the shipped policy of a shipped catalog (vendors), else def.
+// the shipped policy of a shipped catalog (vendors), else policy.
 func policyForCatalog(fs *pflag.FlagSet, policy, catalog string) string {
 	if fs.Changed("policy") {
 		return policy
