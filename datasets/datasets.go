@@ -54,6 +54,18 @@ func NamedCatalog(name string) (router.Catalog, error) {
 	return c, nil
 }
 
+// CatalogPolicy is the shipped policy that routes between a shipped
+// catalog's models ("vendors" for the vendors catalog), or "" for the
+// simulated catalog and for catalog files, whose policy the caller names.
+// A policy routing to models its catalog lacks cannot serve, so serve and
+// dev start the catalog's own policy unless --policy says otherwise.
+func CatalogPolicy(catalog string) string {
+	if catalog == "vendors" {
+		return "vendors"
+	}
+	return ""
+}
+
 // ParseCatalog decodes and validates a catalog file.
 func ParseCatalog(b []byte) (router.Catalog, error) {
 	var c router.Catalog

@@ -43,7 +43,7 @@ func (st *Stack) startServe(ctx context.Context, cfg Config) error {
 	}
 	sc := cfg.Serve
 	s, err := replica.Start(ctx, replica.Options{
-		Addr: sc.Addr, AdminAddr: sc.AdminAddr, Brokers: []string{info.Kafka}, DataDir: cfg.Dir, Policy: sc.Policy,
+		Addr: sc.Addr, AdminAddr: sc.AdminAddr, Brokers: []string{info.Kafka}, DataDir: cfg.Dir, Policy: sc.Policy, Catalog: sc.Catalog,
 		AdminToken: token, URLSecret: urlSecret, Sim: sim.Options{LatencyScale: sc.SimLatency},
 		SeedKey: key, SeedTenant: "dev", Server: server.Config{RatePerSec: sc.Rate, RateBurst: max(100, int(sc.Rate))}, Gateway: gateway.Config{SampleRate: sc.SampleRate},
 		Logger: cfg.Logger.With("component", "serve"),

@@ -46,6 +46,7 @@ type ServeConfig struct {
 	Policy     string  // made live on first start: a file or a shipped name
 	SampleRate float64 // review sampling
 	Rate       float64 // requests per second per API key
+	Catalog    string  // model catalog: a file or a shipped name ("" = the simulated one)
 }
 
 // Stack owns the components of a running dev stack: long-running ones run

@@ -77,7 +77,10 @@ type Attempt struct {
 	Status    string  `json:"status"` // ok | error | qa_fail | timeout | rate_limited
 	LatencyMS int64   `json:"latency_ms"`
 	CostUSD   float64 `json:"cost_usd"`
-	Error     string  `json:"error,omitempty"`
+	// CostSource: "usage" when the cost comes from the vendor's reported
+	// token usage, "catalog" when from the catalog's price per image.
+	CostSource string `json:"cost_source,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Features are the request features the router saw, logged so that training,

@@ -39,6 +39,9 @@ type Request struct {
 	Constraints router.Constraints
 	Pin         string // an explicit model, "" = route
 	ParentID    string // edit chain: the earlier request whose output is edited
+	// OpenAI Images options passed to the provider (providers.Request);
+	// a transparent Background also restricts routing to models that can.
+	Background, Moderation, InputFidelity, Style, User string
 
 	shadowOf string // a shadow experiment's mirror of this live request id
 }
@@ -79,6 +82,7 @@ type Outcome struct {
 	Attempts  []events.Attempt
 	Latency   time.Duration
 	CostUSD   float64
+	Usage     *providers.Usage // the returned images' token usage, when the vendor reports one
 	Images    []providers.Image
 	QAPass    bool
 	Score     float64 // QA score of the returned images

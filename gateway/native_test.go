@@ -75,3 +75,37 @@ func TestQAJudgesTheNativeSize(t *testing.T) {
 		})
 	}
 }
+
+// billed answers like fixedSize, with a cost from the vendor's usage.
+type billed struct{ fixedSize }
+
+func (p billed) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
+	res, err := p.fixedSize.Generate(ctx, req)
+	res.CostUSD, res.CostSource = 0.1248, providers.CostUsage
+	res.Usage = &providers.Usage{OutputImageTokens: 4160}
+	return res, err
+}
+
+// TestAttemptCostSource: each attempt says where its cost comes from, the
+// vendor's usage or the catalog, and the outcome keeps the usage of the
+// images it returns.
+func TestAttemptCostSource(t *testing.T) {
+	for _, tt := range []struct {
+		p    providers.Provider
+		want string
+	}{{billed{fixedSize{1024, 1024}}, providers.CostUsage}, {fixedSize{1024, 1024}, providers.CostCatalog}} {
+		g := gateway.New(gateway.Config{SampleRate: -1, MaxEscalations: -1}, gateway.Deps{
+			Policy:    &gatewaytest.Router{Model: "m", Version: "p1"},
+			Providers: map[string]providers.Provider{"m": tt.p},
+			QA:        gateway.NewQA(qa.New(qa.Thresholds{MinStdDev: -1, MinSharpness: -1})),
+			Events:    gatewaytest.NewProducer(16),
+		})
+		o, err := g.Serve(context.Background(), request(gateway.NewIDs().Next(), "acme"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Attempts) != 1 || o.Attempts[0].CostSource != tt.want || (tt.want == providers.CostUsage) != (o.Usage != nil) {
+			t.Errorf("attempts %+v, usage %v, want cost_source %s", o.Attempts, o.Usage, tt.want)
+		}
+	}
+}

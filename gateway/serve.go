@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -29,6 +30,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	req := router.Request{
 		ID: r.ID, Tenant: r.Tenant, Unit: r.Unit, Mode: r.Mode, Prompt: r.Prompt, RefCount: r.Refs.Count(),
 		Width: r.Width, Height: r.Height, Tier: r.Tier, Constraints: r.Constraints, Pin: r.Pin, Parent: r.ParentID,
+		Transparent: r.Background == "transparent",
 	}
 	var parent *chainNode
 	if r.ParentID != "" {
@@ -122,6 +124,7 @@ func (g *Gateway) providerRequest(r *Request, editDepth int, refs [][]byte) prov
 		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
 		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
 		EditDepth: editDepth, Seed: fnv1a(r.ID),
+		Background: r.Background, Moderation: r.Moderation, InputFidelity: r.InputFidelity, Style: r.Style, User: r.User,
 	}
 }
 
@@ -185,14 +188,14 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 			o.Fallback = true
 			continue
 		}
-		att.CostUSD = res.CostUSD
+		att.CostUSD, att.CostSource = res.CostUSD, cmp.Or(res.CostSource, providers.CostCatalog)
 		o.CostUSD += res.CostUSD
 		v := g.inspect(ctx, res, g.specFor(model, spec), r, model, len(o.Attempts))
 		if v.Pass {
 			att.Status = "ok"
 			g.m.attempts.Of([2]string{model, att.Status}).Inc()
 			o.Attempts = append(o.Attempts, att)
-			o.Model, o.Provider, o.QAPass, o.Score = model, p.Name(), true, v.Score
+			o.Model, o.Provider, o.QAPass, o.Score, o.Usage = model, p.Name(), true, v.Score, res.Usage
 			return res, nil
 		}
 		att.Status = "qa_fail"

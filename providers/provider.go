@@ -27,6 +27,11 @@ type Request struct {
 	OutputFormat string // png | jpeg | webp
 	EditDepth    int
 	Seed         uint64
+	// OpenAI Images options, forwarded by adapters whose API has them and
+	// ignored by the rest: Background transparent|opaque|auto, Moderation
+	// auto|low, InputFidelity high|low (edits), Style vivid|natural
+	// (dall-e-3), User (the end user, for the vendor's abuse monitoring).
+	Background, Moderation, InputFidelity, Style, User string
 	// Attempt counts the calls made for this request to this model: 0 for the
 	// first, then 1, 2 ... for retries (set by the retrier), so that a
 	// simulated retry draws a fresh outcome.
@@ -59,7 +64,40 @@ type Image struct {
 type Result struct {
 	Images  []Image
 	CostUSD float64
-	Latency time.Duration
+	// CostSource says where CostUSD comes from: CostUsage when the vendor
+	// reported token usage and the model has token prices, else
+	// CostCatalog (the catalog's price per image).
+	CostSource string
+	Usage      *Usage // the vendor's token usage, when it reports one
+	Latency    time.Duration
+}
+
+// Cost sources of a Result.
+const (
+	CostUsage   = "usage"
+	CostCatalog = "catalog"
+)
+
+// Usage is a vendor's token count for one call (OpenAI's GPT image models).
+type Usage struct {
+	InputTextTokens   int64
+	InputImageTokens  int64
+	OutputImageTokens int64
+	OutputTextTokens  int64
+}
+
+// TokenPrices are USD per million tokens of each kind.
+type TokenPrices struct {
+	TextInput   float64 `json:"text_input"`
+	ImageInput  float64 `json:"image_input"`
+	ImageOutput float64 `json:"image_output"`
+	TextOutput  float64 `json:"text_output,omitempty"`
+}
+
+// Cost is what u costs at p.
+func (p TokenPrices) Cost(u Usage) float64 {
+	return (float64(u.InputTextTokens)*p.TextInput + float64(u.InputImageTokens)*p.ImageInput +
+		float64(u.OutputImageTokens)*p.ImageOutput + float64(u.OutputTextTokens)*p.TextOutput) / 1e6
 }
 
 // Provider calls one upstream. Generate returns *Error for upstream failures

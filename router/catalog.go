@@ -34,6 +34,21 @@ type Model struct {
 	PinOnly     bool   `json:"pin_only,omitempty"`
 	Description string `json:"description,omitempty"`
 	Source      string `json:"source,omitempty"` // public figures the entry is shaped after
+	// TokenUSDPer1M prices a call from the token usage the vendor reports
+	// (keys text_input, image_input, image_output, text_output; USD per
+	// million tokens): the GPT image models bill by tokens, and CostUSD is
+	// then only the estimate routing compares models with.
+	TokenUSDPer1M map[string]float64 `json:"token_usd_per_1m,omitempty"`
+	// The vendor's own terms, for people reading the catalog: how the
+	// vendor computes the price that CostUSD tabulates, the size rule
+	// when the model takes arbitrary sizes, and where each figure comes
+	// from (URL and date read, or that it was not found).
+	PriceFormula  string `json:"price_formula,omitempty"`
+	PriceSource   string `json:"price_source,omitempty"`
+	SizeRule      string `json:"size_rule,omitempty"`
+	RefsSource    string `json:"refs_source,omitempty"`
+	LatencySource string `json:"latency_source,omitempty"`
+	Endpoint      string `json:"endpoint,omitempty"`
 	// NativeSizes are the sizes ("WxH") the vendor answers at, one per
 	// aspect it offers (Gemini answers a 3:2 request at 1248x832): QA
 	// judges the model's image against the one nearest the requested
@@ -41,6 +56,15 @@ type Model struct {
 	NativeSizes []string `json:"native_sizes,omitempty"`
 	// NativeSizesSource says where the native sizes come from (URL, date).
 	NativeSizesSource string `json:"native_sizes_source,omitempty"`
+	// TransparentBackground: the model can answer with a transparent
+	// background (OpenAI's background: transparent); a request asking for
+	// one is routed only to such models.
+	TransparentBackground bool `json:"transparent_background,omitempty"`
+	// SimulateAs names the simulated model whose hidden truth (success per
+	// task, edit-chain decay) the simulated world gives this model when it
+	// acts it out, e.g. a vendor model served without a key. Empty: the
+	// world's truth for the model's own name, else a flat 0.5.
+	SimulateAs string `json:"simulate_as,omitempty"`
 }
 
 // Catalog is the set of models a deployment routes between.
@@ -123,6 +147,17 @@ func (m *Model) Validate() error {
 	}
 	if len(m.NativeSizes) > 0 && m.NativeSizesSource == "" {
 		return fmt.Errorf("model %q: native_sizes without native_sizes_source", m.Name)
+	}
+	for k, v := range m.TokenUSDPer1M {
+		switch {
+		case k != "text_input" && k != "image_input" && k != "image_output" && k != "text_output":
+			return fmt.Errorf("model %q: token_usd_per_1m: unknown kind %q", m.Name, k)
+		case v <= 0:
+			return fmt.Errorf("model %q: token_usd_per_1m[%s] = %v, want a price above 0", m.Name, k, v)
+		}
+	}
+	if len(m.TokenUSDPer1M) > 0 && m.TokenUSDPer1M["image_output"] == 0 {
+		return fmt.Errorf("model %q: token_usd_per_1m without image_output", m.Name)
 	}
 	if m.LatencyP50MS <= 0 || m.LatencySigma < 0 {
 		return fmt.Errorf("model %q: latency_p50_ms must be > 0 and latency_sigma >= 0", m.Name)

@@ -16,12 +16,13 @@ type Candidate = events.Candidate
 
 // Ineligibility reasons, stable strings for events and dashboards.
 const (
-	ReasonMode      = "mode"      // model cannot serve the mode
-	ReasonRefs      = "refs"      // too many references
-	ReasonSize      = "size"      // size not offered
-	ReasonUnhealthy = "unhealthy" // provider circuit open
-	ReasonCost      = "cost"      // over max_cost_usd
-	ReasonLatency   = "latency"   // p90 latency over max_latency_ms
+	ReasonMode       = "mode"       // model cannot serve the mode
+	ReasonRefs       = "refs"       // too many references
+	ReasonSize       = "size"       // size not offered
+	ReasonUnhealthy  = "unhealthy"  // provider circuit open
+	ReasonCost       = "cost"       // over max_cost_usd
+	ReasonLatency    = "latency"    // p90 latency over max_latency_ms
+	ReasonBackground = "background" // cannot make the transparent background asked for
 )
 
 // Decision is the router's answer for one request.
@@ -87,7 +88,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		cand.CostUSD = cost
 		price[i] = cost
 		cand.Reason = reason
-		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize {
+		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize && reason != ReasonBackground {
 			prob[i] = c.score(i, f)
 			cand.P = prob[i]
 		}
@@ -198,6 +199,9 @@ func (c *compiled) check(i int, req *Request, tier int, h Health) (float64, stri
 	}
 	if req.RefCount > m.MaxRefs {
 		return 0, ReasonRefs
+	}
+	if req.Transparent && !m.TransparentBackground {
+		return 0, ReasonBackground
 	}
 	w, ht := req.Width, req.Height
 	if w <= 0 || ht <= 0 {

@@ -46,4 +46,6 @@ type Request struct {
 	Pin         string      `json:"pin,omitempty"`        // explicit model pin
 	EditDepth   int         `json:"edit_depth,omitempty"` // 0 for a fresh request
 	Parent      string      `json:"parent,omitempty"`     // edit chain: the request whose output is edited
+	// Transparent: the image must have a transparent background.
+	Transparent bool `json:"transparent,omitempty"`
 }

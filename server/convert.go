@@ -28,18 +28,28 @@ const (
 
 var mimeOf = map[string]string{qa.FormatPNG: "image/png", qa.FormatJPEG: "image/jpeg", qa.FormatWebP: "image/webp"}
 
-// convert returns b at w×h (when both are positive) encoded as format
-// (png | jpeg | webp) with its MIME type, and whether that is b itself.
-// Vendors answer at their native sizes (Gemini: 1248x832 for a 3:2
-// request): the image is scaled to the size asked for, centre-cropped first
-// when its aspect differs (the crop policy; fit=pad|native is not offered
-// yet). Formats: vendors answer in the format they like (Gemini and Ideogram send
+// Fit policies: how an image of another aspect than asked becomes the
+// size asked for.
+const (
+	FitCrop   = "crop"   // scale to cover w×h, cut the centre of the longer side (default)
+	FitPad    = "pad"    // scale to fit inside w×h, centred on transparent padding (white in JPEG)
+	FitNative = "native" // deliver the vendor's size as it is, only converting the format
+)
+
+// convert returns b at w×h (when both are positive and fit is not native)
+// encoded as format (png | jpeg | webp) with its MIME type, and whether
+// that is b itself. Vendors answer at their native sizes (Gemini: 1248x832
+// for a 3:2 request): the image is scaled to the size asked for, by the
+// fit policy when its aspect differs. Formats: vendors answer in the format they like (Gemini and Ideogram send
 // PNG whatever was asked, the simulator sends PNG for webp), and the
 // client gets what it asked for. compression (0-100, -1 = not given) is
 // output_compression: the JPEG or WebP quality; bytes already in the asked
 // lossy format are re-encoded only when it is given and below 100, since
 // the vendor was not told it. Bytes already right are returned as they are.
-func convert(b []byte, w, h int, format string, compression int) (_ []byte, mime string, same bool, _ error) {
+func convert(b []byte, w, h int, format, fit string, compression int) (_ []byte, mime string, same bool, _ error) {
+	if fit == FitNative {
+		w, h = 0, 0
+	}
 	have := qa.Sniff(b)
 	if have == "" {
 		return nil, "", false, fmt.Errorf("convert to %s: unrecognised image bytes", format)
@@ -56,7 +66,9 @@ func convert(b []byte, w, h int, format string, compression int) (_ []byte, mime
 	if err != nil {
 		return nil, "", false, fmt.Errorf("convert %s to %s: %w", have, format, err)
 	}
-	if resize {
+	if resize && fit == FitPad {
+		img = fitPad(img, w, h)
+	} else if resize {
 		img = fitCrop(img, w, h)
 	}
 	var buf bytes.Buffer
@@ -114,5 +126,20 @@ func fitCrop(img image.Image, w, h int) image.Image {
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	xdraw.BiLinear.Scale(dst, dst.Bounds(), img, src, xdraw.Src, nil)
+	return dst
+}
+
+// fitPad scales img to fit inside w×h and centres it on a transparent
+// canvas of w×h: nothing of the vendor's image is cut.
+func fitPad(img image.Image, w, h int) image.Image {
+	src := img.Bounds()
+	sw, sh := src.Dx(), src.Dy()
+	dw, dh := w, sh*w/sw // as wide as asked
+	if dh > h {          // too tall: as high as asked
+		dw, dh = sw*h/sh, h
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h)) // zero: transparent
+	at := image.Rect((w-dw)/2, (h-dh)/2, (w-dw)/2+dw, (h-dh)/2+dh)
+	xdraw.BiLinear.Scale(dst, at, img, src, xdraw.Src, nil)
 	return dst
 }

@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"image"
+	"image/color"
+	_ "image/jpeg"
 	"image/png"
+	"strings"
 	"testing"
 
 	"github.com/routelab/routelab/evaluator/qa"
@@ -124,5 +127,49 @@ func TestDeliveredAtTheRequestedSize(t *testing.T) {
 		if err != nil || cfg.Width != 1536 || cfg.Height != 1024 {
 			t.Errorf("%dx%d answer delivered at %dx%d (%v), want 1536x1024", native.w, native.h, cfg.Width, cfg.Height, err)
 		}
+	}
+}
+
+// TestFitPolicies: a square vendor answer to a 3:2 request, by fit: crop
+// fills 1536x1024 (the corner is image), pad keeps the whole square inside
+// transparent side bars (white in JPEG), native delivers the vendor's
+// 1024x1024 and says so.
+func TestFitPolicies(t *testing.T) {
+	e := mustStart(t, func(s *setup) {
+		sq := nativeSize{1024, 1024}
+		s.gwDeps.Providers = map[string]providers.Provider{"fast": sq, "strong": sq}
+	})
+	tests := []struct {
+		fit, format  string
+		wantW, wantH int
+		wantCorner   color.NRGBA // pixel (0,0)
+	}{
+		{"crop", "png", 1536, 1024, color.NRGBA{A: 255}},
+		{"pad", "png", 1536, 1024, color.NRGBA{}},
+		{"pad", "jpeg", 1536, 1024, color.NRGBA{255, 255, 255, 255}},
+		{"native", "png", 1024, 1024, color.NRGBA{A: 255}},
+	}
+	for _, tt := range tests {
+		r := e.post(t, "/v1/images", `{"prompt":"a wide valley","size":"1536x1024","fit":"`+tt.fit+`","output_format":"`+tt.format+`"}`)
+		n := decodeNative(t, r)
+		raw, err := base64.StdEncoding.DecodeString(n.Images[0].B64JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _, err := image.Decode(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("fit %s: %v", tt.fit, err)
+		}
+		b := img.Bounds()
+		if b.Dx() != tt.wantW || b.Dy() != tt.wantH || n.Images[0].Width != tt.wantW || n.Images[0].Height != tt.wantH {
+			t.Errorf("fit %s: image %dx%d, reported %dx%d, want %dx%d", tt.fit, b.Dx(), b.Dy(), n.Images[0].Width, n.Images[0].Height, tt.wantW, tt.wantH)
+		}
+		c := color.NRGBAModel.Convert(img.At(0, 0)).(color.NRGBA)
+		if c.A != tt.wantCorner.A || (tt.wantCorner.R == 255 && c.R < 250) {
+			t.Errorf("fit %s %s: corner pixel %v, want like %v", tt.fit, tt.format, c, tt.wantCorner)
+		}
+	}
+	if r := e.post(t, "/v1/images", `{"prompt":"x","fit":"stretch"}`); r.status != 400 || !strings.Contains(string(r.body), `"fit"`) {
+		t.Errorf("fit stretch = %d %s, want 400 on fit", r.status, r.body)
 	}
 }

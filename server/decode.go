@@ -187,8 +187,21 @@ type imageRequest struct {
 	User              string             `json:"user"`
 	ParentID          string             `json:"parent_id"`
 	ResponseFormat    string             `json:"response_format"`
+	// Fit: how a vendor image of another aspect becomes the size asked
+	// for: crop (default), pad or native (convert.go).
+	Fit string `json:"fit"`
+	// OpenAI Images options (options.go).
+	Background    string `json:"background"`
+	Moderation    string `json:"moderation"`
+	InputFidelity string `json:"input_fidelity"`
+	Style         string `json:"style"`
 
 	mask []byte // OpenAI edits only
+	// Stream and PartialImages: OpenAI's streaming (stream.go); only the
+	// OpenAI-shaped routes set openaiEvents, the event type prefix.
+	Stream        bool `json:"-"`
+	PartialImages *int `json:"-"`
+	openaiEvents  string
 }
 
 // job is a validated image request, ready to serve.
@@ -209,6 +222,10 @@ type job struct {
 	pin            string
 	parentID       string
 	responseFormat string
+	fit            string // crop | pad | native
+	opts           options
+	stream         string // event type prefix when streaming ("image_generation", "image_edit"); "" = not streaming
+	partialImages  int
 }
 
 // validate checks everything that can be checked without I/O and builds the
@@ -279,6 +296,17 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 	default:
 		return nil, errField(CodeInvalidRespFormat, "response_format", "response_format must be b64_json or url")
 	}
+	switch f := strings.ToLower(strings.TrimSpace(r.Fit)); f {
+	case "", FitCrop:
+		j.fit = FitCrop
+	case FitPad, FitNative:
+		j.fit = f
+	default:
+		return nil, errField(CodeInvalidField, "fit", "fit must be crop, pad or native")
+	}
+	if err := validateStream(r, j); err != nil {
+		return nil, err
+	}
 	if m := strings.TrimSpace(r.Model); m != "" && m != "auto" {
 		if _, ok := h.catalog[m]; !ok {
 			return nil, errField(CodeUnknownModel, "model", fmt.Sprintf("unknown model %q; GET /v1/models lists them", m))
@@ -302,6 +330,9 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 	}
 	if j.mode == router.ModeEdit && len(j.refs) == 0 && j.parentID == "" {
 		return nil, errField(CodeEditNeedsImage, "references", "edit needs an image: references or parent_id")
+	}
+	if err := h.validateOptions(r, j); err != nil {
+		return nil, err
 	}
 	return j, nil
 }

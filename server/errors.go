@@ -58,7 +58,10 @@ const (
 	CodeTimeout            = "timeout"
 	CodeShuttingDown       = "shutting_down"
 	CodeStorageUnavailable = "storage_unavailable"
-	CodeInternal           = "internal_error"
+	// CodeUnsupportedOption: no model this request may use can do an
+	// option it asks for (a transparent background from a model without).
+	CodeUnsupportedOption = "unsupported_option"
+	CodeInternal          = "internal_error"
 )
 
 func errField(code, field, msg string) *Error {

@@ -72,12 +72,32 @@ type modelInfo struct {
 	// without a key). Extensions to OpenAI's shape, which SDKs ignore.
 	CostUSD   map[string]map[string]float64 `json:"cost_usd,omitempty"`
 	Simulated bool                          `json:"simulated,omitempty"`
+	// Price is auto's: what an image routed by the live policy costs.
+	Price *AutoPrice `json:"price,omitempty"`
+}
+
+// AutoPrice is the price of "auto" in GET /v1/models: the live policy
+// decides the model, so it is a range (the cheapest and dearest image
+// among the models the policy routes between) and, for a trained policy,
+// the expected cost per quality tier at its chosen thresholds, measured
+// on held-out traffic when it was trained. An escalation after a QA
+// failure adds a second attempt's cost to a request.
+type AutoPrice struct {
+	PolicyVersion string             `json:"policy_version"`
+	Basis         string             `json:"basis"`
+	MinUSD        float64            `json:"min_usd"`
+	MaxUSD        float64            `json:"max_usd"`
+	ExpectedUSD   map[string]float64 `json:"expected_usd,omitempty"`
 }
 
 // models lists "auto" (routed) and every catalog model (a pin), in the
 // shape of OpenAI's model list.
 func (h *handlers) models(c *fiber.Ctx) error {
-	resp := modelsResponse{Object: "list", Data: []modelInfo{{ID: "auto", Object: "model", OwnedBy: "routelab"}}}
+	auto := modelInfo{ID: "auto", Object: "model", OwnedBy: "routelab"}
+	if h.deps.AutoPrice != nil {
+		auto.Price = h.deps.AutoPrice()
+	}
+	resp := modelsResponse{Object: "list", Data: []modelInfo{auto}}
 	for _, m := range h.deps.Catalog {
 		owner := m.Provider
 		if owner == "" {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/providers"
 )
 
 // imagesResponse is the native response of POST /v1/images.
@@ -31,6 +33,9 @@ type imagesResponse struct {
 	Attempts      []events.Attempt `json:"attempts"`
 	LatencyMS     int64            `json:"latency_ms"`
 	CostUSD       float64          `json:"cost_usd"`
+	// Simulated: the simulator made the images, acting out a model that
+	// has no vendor key (or a sim-* model); their cost is the catalog's.
+	Simulated bool `json:"simulated"`
 	// images are appended by sendImages, base64 written straight into
 	// the response buffer.
 }
@@ -66,6 +71,16 @@ type openaiGenerateRequest struct {
 	// OutputCompression is honoured by converting (convert.go).
 	OutputCompression *int   `json:"output_compression"`
 	User              string `json:"user"`
+	// Fit is routelab's extension: crop | pad | native (convert.go).
+	Fit string `json:"fit"`
+	// Passed to vendors that have them (validate checks the values).
+	Background    string `json:"background"`
+	Moderation    string `json:"moderation"`
+	InputFidelity string `json:"input_fidelity"`
+	Style         string `json:"style"`
+	// Stream answers as Server-Sent Events in OpenAI's shape (stream.go).
+	Stream        bool `json:"stream"`
+	PartialImages *int `json:"partial_images"`
 }
 
 func (h *handlers) imagesNative(c *fiber.Ctx) error {
@@ -105,6 +120,12 @@ func (h *handlers) imageEndpoint(c *fiber.Ctx, route string, parse func(*fiber.C
 	if err != nil {
 		return err
 	}
+	if j.stream != "" {
+		if c.Get("Idempotency-Key") != "" {
+			return errField(CodeInvalidField, "Idempotency-Key", "Idempotency-Key cannot be replayed as a stream; send it without stream")
+		}
+		return h.serveStream(c, j)
+	}
 	if ik := c.Get("Idempotency-Key"); ik != "" {
 		return h.idempotent(c, j.tenant+"\x00"+ik, route, func() error { return h.serveAndRespond(c, j, respond, &model) })
 	}
@@ -123,6 +144,7 @@ func (h *handlers) serveAndRespond(c *fiber.Ctx, j *job, respond responder, mode
 	c.Set("x-routelab-policy", o.Decision.PolicyVersion)
 	c.Set("x-routelab-experiment", o.Experiment())
 	c.Set("x-routelab-escalated", strconv.FormatBool(o.Escalated))
+	c.Set("x-routelab-simulated", strconv.FormatBool(h.simulated(o.Model)))
 	return respond(c, j, o)
 }
 
@@ -164,7 +186,7 @@ func (h *handlers) idempotent(c *fiber.Ctx, key, route string, fn func() error) 
 	}
 	finished = true
 	resp := &savedResponse{status: c.Response().StatusCode(), ctype: string(c.Response().Header.ContentType()), body: append([]byte(nil), c.Response().Body()...)}
-	for _, name := range []string{"x-routelab-request-id", "x-routelab-model", "x-routelab-policy", "x-routelab-experiment", "x-routelab-escalated"} {
+	for _, name := range []string{"x-routelab-request-id", "x-routelab-model", "x-routelab-policy", "x-routelab-experiment", "x-routelab-escalated", "x-routelab-simulated"} {
 		resp.headers = append(resp.headers, [2]string{name, string(c.Response().Header.Peek(name))})
 	}
 	h.idem.finish(key, e, resp)
@@ -187,7 +209,9 @@ func parseOpenAIGenerate(c *fiber.Ctx) (*imageRequest, error) {
 	if err := decodeJSON(c, &o); err != nil {
 		return nil, err
 	}
-	return &imageRequest{Prompt: o.Prompt, Model: o.Model, N: o.N, Size: o.Size, Quality: o.Quality, ResponseFormat: o.ResponseFormat, OutputFormat: o.OutputFormat, OutputCompression: o.OutputCompression, User: o.User, Mode: "generate"}, nil
+	return &imageRequest{Prompt: o.Prompt, Model: o.Model, N: o.N, Size: o.Size, Quality: o.Quality, ResponseFormat: o.ResponseFormat, OutputFormat: o.OutputFormat, OutputCompression: o.OutputCompression, User: o.User, Mode: "generate",
+		Stream: o.Stream, PartialImages: o.PartialImages, Fit: o.Fit, openaiEvents: "image_generation",
+		Background: o.Background, Moderation: o.Moderation, InputFidelity: o.InputFidelity, Style: o.Style}, nil
 }
 
 func (h *handlers) parseOpenAIEdit(c *fiber.Ctx) (*imageRequest, error) {
@@ -199,6 +223,7 @@ func (h *handlers) parseOpenAIEdit(c *fiber.Ctx) (*imageRequest, error) {
 		return nil, err
 	}
 	r.Mode = "edit"
+	r.openaiEvents = "image_edit"
 	return r, nil
 }
 
@@ -222,7 +247,8 @@ func (h *handlers) parseMultipart(c *fiber.Ctx, openai bool) (*imageRequest, err
 	r := &imageRequest{
 		Prompt: val("prompt"), Mode: val("mode"), Size: val("size"), AspectRatio: val("aspect_ratio"),
 		OutputFormat: val("output_format"), Quality: val("quality"), Model: val("model"), User: val("user"),
-		ParentID: val("parent_id"), ResponseFormat: val("response_format"),
+		ParentID: val("parent_id"), ResponseFormat: val("response_format"), Fit: val("fit"),
+		Background: val("background"), Moderation: val("moderation"), InputFidelity: val("input_fidelity"), Style: val("style"),
 	}
 	if v := val("output_compression"); v != "" {
 		c, err := strconv.Atoi(v)
@@ -230,6 +256,20 @@ func (h *handlers) parseMultipart(c *fiber.Ctx, openai bool) (*imageRequest, err
 			return nil, errField(CodeInvalidField, "output_compression", "output_compression must be an integer")
 		}
 		r.OutputCompression = &c
+	}
+	if v := val("stream"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, errField(CodeInvalidField, "stream", "stream must be true or false")
+		}
+		r.Stream = b
+	}
+	if v := val("partial_images"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, errField(CodeInvalidField, "partial_images", "partial_images must be an integer")
+		}
+		r.PartialImages = &p
 	}
 	if v := val("n"); v != "" {
 		if r.N, err = strconv.Atoi(v); err != nil {
@@ -298,8 +338,14 @@ func (h *handlers) respondNative(c *fiber.Ctx, j *job, o *gateway.Outcome) error
 	return sendImages(c, imagesResponse{
 		ID: o.ID, Created: o.Created.Unix(), Model: o.Model, Provider: o.Provider, PolicyVersion: o.Decision.PolicyVersion,
 		Experiments: o.Arms, Escalated: o.Escalated, Fallback: o.Fallback, Reset: o.Reset, QAPass: o.QAPass,
-		Attempts: o.Attempts, LatencyMS: o.Latency.Milliseconds(), CostUSD: o.CostUSD,
+		Attempts: o.Attempts, LatencyMS: o.Latency.Milliseconds(), CostUSD: o.CostUSD, Simulated: h.simulated(o.Model),
 	}, "images", imgs, false)
+}
+
+// simulated says whether the simulator serves model (the catalog says;
+// a model outside it, as in tests without a catalog, is not marked).
+func (h *handlers) simulated(model string) bool {
+	return h.catalog[model].Simulated
 }
 
 func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *gateway.Outcome) error {
@@ -308,6 +354,9 @@ func (h *handlers) respondOpenAI(c *fiber.Ctx, j *job, o *gateway.Outcome) error
 		return err
 	}
 	resp := openaiImagesResponse{Created: o.Created.Unix(), OutputFormat: j.format, Size: strconv.Itoa(j.width) + "x" + strconv.Itoa(j.height), Quality: openaiQuality(string(j.tier))}
+	if len(imgs) > 0 {
+		resp.Size = strconv.Itoa(imgs[0].Width) + "x" + strconv.Itoa(imgs[0].Height) // fit native: the vendor's
+	}
 	return sendImages(c, resp, "data", imgs, true)
 }
 
@@ -330,19 +379,8 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 	}
 	s := signer{secret: h.cfg.URLSecret, previous: h.cfg.URLSecretPrevious, ttl: h.cfg.URLTTL}
 	for i, im := range o.Images {
-		out[i] = imageOut{MIMEType: im.MIME, Width: j.width, Height: j.height}
-		b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.compression)
-		if err != nil {
-			// QA decoded these bytes, so this is rare; the client gets
-			// them as they are, with their real type.
-			h.log.Warn("convert image", "request_id", o.ID, "err", err)
-			b, mime, same = im.Bytes, im.MIME, true
-		}
-		if !same {
-			im.Base64 = "" // the vendor's base64 is of other bytes
-		}
-		out[i].MIMEType = mime
-		im.Bytes = b
+		out[i] = imageOut{MIMEType: im.MIME}
+		im, out[i].MIMEType, out[i].Width, out[i].Height = h.deliverable(j, o.ID, im)
 		if j.responseFormat != "url" {
 			out[i].raw, out[i].b64 = im.Bytes, im.Base64
 			continue
@@ -362,6 +400,30 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 		out[i].URL = base + "/v1/images/" + key + "?" + s.link(key, h.deps.Now())
 	}
 	return out, nil
+}
+
+// deliverable is im as the client asked for it: at the requested size
+// (unless fit is native) and in the requested format (convert), with its
+// MIME type and size.
+func (h *handlers) deliverable(j *job, requestID string, im providers.Image) (_ providers.Image, mime string, w, ht int) {
+	b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.fit, j.compression)
+	if err != nil {
+		// QA decoded these bytes, so this is rare; the client gets
+		// them as they are, with their real type.
+		h.log.Warn("convert image", "request_id", requestID, "err", err)
+		b, mime, same = im.Bytes, im.MIME, true
+	}
+	if !same {
+		im.Base64 = "" // the vendor's base64 is of other bytes
+	}
+	im.Bytes = b
+	w, ht = j.width, j.height
+	if j.fit == FitNative {
+		if cfg, _, err := qa.DecodeConfig(b, convertPixels); err == nil {
+			w, ht = cfg.Width, cfg.Height
+		}
+	}
+	return im, mime, w, ht
 }
 
 // imageGet serves an image behind a signed, expiring link.

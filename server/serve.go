@@ -16,6 +16,7 @@ func (h *handlers) serve(ctx context.Context, j *job) (*gateway.Outcome, error) 
 		ID: j.id, Tenant: j.tenant, Unit: j.unit, Mode: j.mode, Prompt: j.prompt, Refs: jobRefs{h.refs, j.refs}, Mask: j.mask,
 		N: j.n, Width: j.width, Height: j.height, Format: j.format, Tier: j.tier, Constraints: j.constraints,
 		Pin: j.pin, ParentID: j.parentID,
+		Background: j.opts.background, Moderation: j.opts.moderation, InputFidelity: j.opts.inputFidelity, Style: j.opts.style, User: j.opts.user,
 	})
 }
 

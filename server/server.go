@@ -105,6 +105,8 @@ type Model struct {
 	Sizes     []string                      // "WxH" the model offers; empty = any
 	CostUSD   map[string]map[string]float64 // price per image by size and tier, listed by GET /v1/models
 	Simulated bool                          // served by the simulator (a vendor model without a key)
+	// Transparent: the model can answer with a transparent background.
+	Transparent bool
 }
 
 // Deps are the parts the server calls. Gateway and Keys are required for
@@ -120,7 +122,10 @@ type Deps struct {
 	Policy      PolicyAdmin
 	Registry    prometheus.Registerer
 	Ready       func() error // extra readiness condition (e.g. policy loaded); nil = ready
-	Now         func() time.Time
+	// AutoPrice prices "auto" in GET /v1/models from the live policy; nil
+	// (or a nil result, no policy yet) lists auto without a price.
+	AutoPrice func() *AutoPrice
+	Now       func() time.Time
 }
 
 // Server is the public fiber app (the image API), the admin app (the admin

@@ -161,6 +161,8 @@ type nativeResponse struct {
 	Images        []struct {
 		B64JSON string `json:"b64_json"`
 		URL     string `json:"url"`
+		Width   int    `json:"width"`
+		Height  int    `json:"height"`
 	} `json:"images"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/routelab/routelab/blob/s3blob"
+	"github.com/routelab/routelab/datasets"
 )
 
 // newFlagSet makes a subcommand's flag set; --help prints the description and
@@ -60,4 +61,19 @@ func blobS3Config(fs *pflag.FlagSet, env Env) (*s3blob.Config, error) {
 	}
 	c = c.Credentials(env.Getenv)
 	return &c, nil
+}
+
+// catalogHelp documents --catalog of serve and dev.
+const catalogHelp = `model catalog: a file, or a shipped catalog's name ("vendors": the current OpenAI, Google, Ideogram, ByteDance and Black Forest Labs image models with their native sizes and prices, served by the simulator for want of a vendor key); default the simulated catalog`
+
+// policyForCatalog is the policy to start with: --policy when given, else
+// the shipped policy of a shipped catalog (vendors), else policy.
+func policyForCatalog(fs *pflag.FlagSet, policy, catalog string) string {
+	if fs.Changed("policy") {
+		return policy
+	}
+	if p := datasets.CatalogPolicy(catalog); p != "" {
+		return p
+	}
+	return policy
 }

@@ -60,6 +60,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "console-addr", "ROUTELAB_CONSOLE_ADDR")
 	envDefault(fs, env, "admin-addr", "ROUTELAB_ADMIN_ADDR")
 	iflags.applyEnv(fs, env)
+	*sf.policy = policyForCatalog(fs, *sf.policy, *sf.catalog)
 	switch *ports {
 	case "fixed":
 	case "auto":
@@ -92,7 +93,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		Dir: dir, KafkaAddr: *kafkaAddr, ClickHousePort: chPort, ClickHouseHTTPPort: chHTTPPort, Database: *database,
 		Partitions: *partitions, Ingest: iflags.config(nil, nil), ConsoleAddr: *consoleAddr, MonitorEvery: *monitorEvery,
 		Serve: devstack.ServeConfig{Addr: *sf.addr, AdminAddr: *sf.adminAddr, SimLatency: *sf.simLatency, Policy: *sf.policy,
-			SampleRate: *sf.sample, Rate: *sf.rate},
+			SampleRate: *sf.sample, Rate: *sf.rate, Catalog: *sf.catalog},
 		Logger: slog.New(slog.NewTextHandler(env.Stderr, nil)), Log: env.Stderr,
 	})
 	if err != nil {
@@ -181,6 +182,7 @@ type devServeFlags struct {
 	policy     *string
 	sample     *float64
 	rate       *float64
+	catalog    *string
 }
 
 func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
@@ -193,5 +195,6 @@ func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
 		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),
 		policy:     fs.String("policy", "default", "policy made live on first start: a file or a shipped name (default: trained in the simulated world, epsilon 0.05; explore: 80% exploration, for collecting training data)"),
 		sample:     fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review"),
+		catalog:    fs.String("catalog", "", catalogHelp),
 	}
 }

@@ -42,8 +42,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	adminAddr := fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address, kept off the public port; empty serves no admin API (env ROUTELAB_ADMIN_ADDR)")
 	brokers := fs.String("kafka-brokers", "", "Kafka brokers, comma separated; empty discards events (env ROUTELAB_KAFKA_BROKERS)")
 	dataDir := fs.String("data-dir", "./.routelab", "data dir: blobs/ for sampled images, spool/ for events while Kafka is away (env ROUTELAB_DATA_DIR)")
-	policy := fs.String("policy", "rules", "policy used when none is live yet: a file or a shipped name (rules, explore)")
-	catalog := fs.String("catalog", "", "model catalog file (default: the shipped catalog)")
+	policy := fs.String("policy", "rules", "policy used when none is live yet: a file or a shipped name (rules, explore); with --catalog vendors the default is the vendors policy")
+	catalog := fs.String("catalog", "", catalogHelp)
 	adminToken := fs.String("admin-token", "", "token for /admin/*; empty disables the admin API (env ROUTELAB_ADMIN_TOKEN)")
 	urlSecret := fs.String("url-secret", "", "secret signing image links (response_format=url), at least 32 characters; every replica needs the same one. Default: DATA_DIR/url-secret, made on first start (env ROUTELAB_URL_SECRET)")
 	publicURL := fs.String("public-url", "", "base URL of image links (default: http://HOST of the request's Host header) (env ROUTELAB_PUBLIC_URL)")
@@ -86,7 +86,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "blob-dir", "ROUTELAB_BLOB_DIR")
 	envDefault(fs, env, "public-url", "ROUTELAB_PUBLIC_URL")
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
-	o.Addr, o.AdminAddr, o.DataDir, o.Policy, o.Catalog = *addr, *adminAddr, *dataDir, *policy, *catalog
+	o.Addr, o.AdminAddr, o.DataDir, o.Catalog = *addr, *adminAddr, *dataDir, *catalog
+	o.Policy = policyForCatalog(fs, *policy, *catalog)
 	o.Brokers = splitList(*brokers)
 	o.Blobs = replica.BlobOptions{Dir: *blobDir, Retention: *blobRetention, MinFree: *blobMinFree}
 	o.AdminToken, o.URLSecret, o.PublicURL, o.Sim.LatencyScale = *adminToken, *urlSecret, *publicURL, *simLatency

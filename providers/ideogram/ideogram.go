@@ -29,6 +29,9 @@ type Config struct {
 	HTTPClient *http.Client
 	Price      func(width, height int, tier string) float64
 	Now        func() time.Time
+	// RenderingSpeed fixes TURBO, DEFAULT or QUALITY (a catalog model per
+	// speed, each with its price); "" picks it from the request's tier.
+	RenderingSpeed string
 }
 
 // Client calls Ideogram 3.0.
@@ -78,7 +81,14 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	start := c.cfg.Now()
 	f := upstream.NewForm()
 	f.Field("prompt", req.Prompt)
-	f.Field("rendering_speed", speed(req.Quality))
+	rs := c.cfg.RenderingSpeed
+	if rs == "" {
+		rs = speed(req.Quality)
+	}
+	f.Field("rendering_speed", rs)
+	// Ideogram's magic_prompt defaults to AUTO, which may rewrite the
+	// prompt, and with it the exact words a user asked to see rendered.
+	f.Field("magic_prompt", "OFF")
 	f.Field("num_images", strconv.Itoa(max(req.N, 1)))
 	if req.Seed > 0 {
 		f.Field("seed", strconv.FormatUint(req.Seed%2147483648, 10))

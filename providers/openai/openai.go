@@ -36,7 +36,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// Price is the cost of one image (from the catalog); nil means 0.
 	Price func(width, height int, tier string) float64
-	Now   func() time.Time // for Retry-After dates; default time.Now
+	// TokenPrices, when set, price a response that reports token usage
+	// (the GPT image models) from that usage instead of Price.
+	TokenPrices *providers.TokenPrices
+	Now         func() time.Time // for Retry-After dates; default time.Now
 }
 
 // Client calls one OpenAI image model.
@@ -84,6 +87,9 @@ type generateBody struct {
 	OutputFormat   string `json:"output_format,omitempty"`
 	ResponseFormat string `json:"response_format,omitempty"`
 	User           string `json:"user,omitempty"`
+	Background     string `json:"background,omitempty"`
+	Moderation     string `json:"moderation,omitempty"`
+	Style          string `json:"style,omitempty"`
 }
 
 type errorResponse struct {
@@ -125,22 +131,53 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 		return providers.Result{}, c.apiError(resp.Status(), resp.Headers(), body)
 	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
-	if res.Images, err = c.images(ctx, body); err != nil {
+	if res.Images, res.Usage, err = c.images(ctx, body); err != nil {
 		return providers.Result{}, err
 	}
 	if len(res.Images) == 0 {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
 	}
-	if c.cfg.Price != nil {
-		res.CostUSD = c.cfg.Price(req.Width, req.Height, req.Quality) * float64(len(res.Images))
+	switch {
+	case res.Usage != nil && c.cfg.TokenPrices != nil:
+		res.CostUSD, res.CostSource = c.cfg.TokenPrices.Cost(*res.Usage), providers.CostUsage
+	case c.cfg.Price != nil:
+		res.CostUSD, res.CostSource = c.cfg.Price(req.Width, req.Height, req.Quality)*float64(len(res.Images)), providers.CostCatalog
 	}
 	return res, nil
+}
+
+// usageJSON is the usage member of an Images API response. Two shapes are
+// seen from the GPT image models: with output_tokens_details (gpt-image-2
+// reports the text tokens it reasons with apart from the image tokens) and
+// without it (every output token is an image token). Input tokens without
+// their details are counted as text, the cheaper rate.
+type usageJSON struct {
+	InputTokens        int64         `json:"input_tokens"`
+	InputTokensDetails *tokenDetails `json:"input_tokens_details"`
+	OutputTokens       int64         `json:"output_tokens"`
+	OutputTokensDetail *tokenDetails `json:"output_tokens_details"`
+}
+
+type tokenDetails struct {
+	ImageTokens int64 `json:"image_tokens"`
+	TextTokens  int64 `json:"text_tokens"`
+}
+
+func (u usageJSON) usage() *providers.Usage {
+	out := &providers.Usage{InputTextTokens: u.InputTokens, OutputImageTokens: u.OutputTokens}
+	if d := u.InputTokensDetails; d != nil {
+		out.InputTextTokens, out.InputImageTokens = d.TextTokens, d.ImageTokens
+	}
+	if d := u.OutputTokensDetail; d != nil {
+		out.OutputImageTokens, out.OutputTextTokens = d.ImageTokens, d.TextTokens
+	}
+	return out
 }
 
 // images reads the images of a 200 response, {"created":..., "data":
 // [{"b64_json": ...} or {"url": ...}], ...}: base64 is decoded straight
 // from the body (upstream.Scanner), URLs are fetched.
-func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, error) {
+func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, *providers.Usage, error) {
 	bad := func(what string, err error) error {
 		return &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: what + ": " + err.Error()}
 	}
@@ -151,9 +188,22 @@ func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, er
 	var (
 		imgs    []providers.Image
 		fetches []fetch
+		usage   *providers.Usage
 	)
 	s := upstream.NewScanner(body)
 	err := s.Object(func(key []byte) error {
+		if string(key) == "usage" && !s.Null() {
+			raw, err := s.Raw()
+			var u usageJSON
+			if err == nil {
+				err = json.Unmarshal(raw, &u)
+			}
+			if err != nil {
+				return bad("decode usage", err)
+			}
+			usage = u.usage()
+			return nil
+		}
 		if string(key) != "data" {
 			return s.Skip()
 		}
@@ -198,18 +248,18 @@ func (c *Client) images(ctx context.Context, body []byte) ([]providers.Image, er
 	if err != nil {
 		var pe *providers.Error
 		if errors.As(err, &pe) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, bad("decode response", err)
+		return nil, nil, bad("decode response", err)
 	}
 	for _, f := range fetches {
 		b, err := upstream.Fetch(ctx, c.cfg.HTTPClient, c.Name(), f.url)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		imgs[f.i] = providers.Image{Bytes: b, MIME: upstream.MIME(b)}
 	}
-	return imgs, nil
+	return imgs, usage, nil
 }
 
 func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
@@ -220,9 +270,15 @@ func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
 		Size:    size(req),
 		Quality: c.quality(req.Quality),
 	}
-	if c.gptImage() {
+	body.User = req.User
+	switch {
+	case c.gptImage():
 		body.OutputFormat = outputFormat(req.OutputFormat)
-	} else {
+		body.Background, body.Moderation = req.Background, req.Moderation
+	case c.cfg.Model == "dall-e-3":
+		body.Style = req.Style
+	}
+	if !c.gptImage() {
 		body.ResponseFormat = "b64_json" // dall-e defaults to url; the GPT image models always answer b64_json
 	}
 	b, err := json.Marshal(body)
@@ -243,9 +299,17 @@ func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	if q := c.quality(req.Quality); q != "" {
 		f.Field("quality", q)
 	}
+	if req.User != "" {
+		f.Field("user", req.User)
+	}
 	if c.gptImage() {
 		if of := outputFormat(req.OutputFormat); of != "" {
 			f.Field("output_format", of)
+		}
+		for _, kv := range [][2]string{{"background", req.Background}, {"input_fidelity", req.InputFidelity}} {
+			if kv[1] != "" {
+				f.Field(kv[0], kv[1])
+			}
 		}
 	} else {
 		f.Field("response_format", "b64_json")

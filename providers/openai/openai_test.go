@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -326,5 +327,87 @@ func TestGenerateResponseShapes(t *testing.T) {
 				t.Fatalf("Generate = %+v, %v; want the PNG (and its base64, if kept, as sent)", res, err)
 			}
 		})
+	}
+}
+
+// TestCostFromUsage: with token prices, the cost is the vendor's reported
+// usage at those prices, in both usage shapes seen from the GPT image
+// models (with and without output_tokens_details); without usage it is
+// the catalog price per image.
+func TestCostFromUsage(t *testing.T) {
+	prices := &providers.TokenPrices{TextInput: 5, ImageInput: 8, ImageOutput: 30, TextOutput: 10}
+	tests := []struct {
+		name       string
+		usage      any
+		wantUSD    float64
+		wantSource string
+	}{
+		{"flat", map[string]any{"input_tokens": 50, "input_tokens_details": map[string]any{"text_tokens": 40, "image_tokens": 10},
+			"output_tokens": 4160, "total_tokens": 4210},
+			(40*5 + 10*8 + 4160*30) / 1e6, providers.CostUsage},
+		{"with output details", map[string]any{"input_tokens": 50, "input_tokens_details": map[string]any{"text_tokens": 50, "image_tokens": 0},
+			"output_tokens": 4300, "output_tokens_details": map[string]any{"image_tokens": 4160, "text_tokens": 140}, "total_tokens": 4350},
+			(50*5 + 4160*30 + 140*10) / 1e6, providers.CostUsage},
+		{"no details", map[string]any{"input_tokens": 20, "output_tokens": 1056, "total_tokens": 1076},
+			(20*5 + 1056*30) / 1e6, providers.CostUsage},
+		{"no usage", nil, 0.04, providers.CostCatalog},
+	}
+	for _, tt := range tests {
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+			body := map[string]any{"created": 1, "data": []map[string]string{{"b64_json": base64.StdEncoding.EncodeToString(png)}}}
+			if tt.usage != nil {
+				body["usage"] = tt.usage
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(body)
+		})
+		c := openai.New(openai.Config{APIKey: "sk-test", BaseURL: f.URL + "/v1", Model: "gpt-image-2", TokenPrices: prices,
+			Price: func(w, h int, tier string) float64 { return 0.04 }})
+		res, err := c.Generate(context.Background(), providers.Request{Prompt: "a fox", Width: 1024, Height: 1024, Quality: "premium"})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if math.Abs(res.CostUSD-tt.wantUSD) > 1e-12 || res.CostSource != tt.wantSource {
+			t.Errorf("%s: cost %v from %s, want %v from %s", tt.name, res.CostUSD, res.CostSource, tt.wantUSD, tt.wantSource)
+		}
+	}
+}
+
+// TestOptionsForwarded: OpenAI's options reach the API where the model has
+// them: background and moderation for GPT image generations, background
+// and input_fidelity for their edits, style for dall-e-3 only, user always.
+func TestOptionsForwarded(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { b64Response(w, 1) })
+	opts := providers.Request{Prompt: "a logo", Width: 1024, Height: 1024, Background: "transparent", Moderation: "low",
+		InputFidelity: "high", Style: "vivid", User: "end-user-7"}
+	if _, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(f.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["background"] != "transparent" || got["moderation"] != "low" || got["user"] != "end-user-7" || got["style"] != nil {
+		t.Errorf("gpt-image-1 generation body %v, want background, moderation and user, no style", got)
+	}
+	if _, err := client(f, "dall-e-3", "sk-test").Generate(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := json.Unmarshal(f.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["style"] != "vivid" || got["background"] != nil || got["moderation"] != nil {
+		t.Errorf("dall-e-3 body %v, want style and no background or moderation", got)
+	}
+	edit := opts
+	edit.Mode, edit.References = "edit", [][]byte{png}
+	if _, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), edit); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"background": "transparent", "input_fidelity": "high", "user": "end-user-7"} {
+		if v := f.form.Value[k]; len(v) != 1 || v[0] != want {
+			t.Errorf("edit field %s = %v, want %s", k, v, want)
+		}
 	}
 }

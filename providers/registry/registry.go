@@ -1,21 +1,25 @@
 // Package registry builds the providers a serve process calls, one per
 // catalog model, from the catalog's model -> provider mapping: simulated
 // models (and, when asked, vendor models without credentials) are acted out
-// by the simulated world; openai, gemini and ideogram models get their
-// vendor adapter. Every provider is wrapped with the shared retrier and its
+// by the simulated world; openai, gemini (and imagen), ideogram, byteplus
+// (Seedream) and bfl (FLUX) models get their vendor adapter. Every provider is wrapped with the shared retrier and its
 // own circuit breaker, whose set is the router's Health.
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/bfl"
 	"github.com/routelab/routelab/providers/gemini"
 	"github.com/routelab/routelab/providers/ideogram"
 	"github.com/routelab/routelab/providers/openai"
 	"github.com/routelab/routelab/providers/resilience"
+	"github.com/routelab/routelab/providers/seedream"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -29,13 +33,19 @@ type Vendor struct {
 // Vendors holds every vendor's settings by provider name.
 type Vendors map[string]Vendor
 
-// VendorsFromEnv reads OPENAI_API_KEY, GEMINI_API_KEY and IDEOGRAM_API_KEY,
-// and OPENAI_BASE_URL, GEMINI_BASE_URL, IDEOGRAM_BASE_URL, through getenv.
+// VendorsFromEnv reads OPENAI_API_KEY, GEMINI_API_KEY, IDEOGRAM_API_KEY,
+// ARK_API_KEY (BytePlus ModelArk, for Seedream) and BFL_API_KEY (Black
+// Forest Labs, for FLUX), and their *_BASE_URL, through getenv. Imagen is
+// reached with the Gemini API key.
 func VendorsFromEnv(getenv func(string) string) Vendors {
+	gemini := Vendor{APIKey: getenv("GEMINI_API_KEY"), BaseURL: getenv("GEMINI_BASE_URL")}
 	return Vendors{
 		"openai":   {APIKey: getenv("OPENAI_API_KEY"), BaseURL: getenv("OPENAI_BASE_URL")},
-		"gemini":   {APIKey: getenv("GEMINI_API_KEY"), BaseURL: getenv("GEMINI_BASE_URL")},
+		"gemini":   gemini,
+		"imagen":   gemini,
 		"ideogram": {APIKey: getenv("IDEOGRAM_API_KEY"), BaseURL: getenv("IDEOGRAM_BASE_URL")},
+		"byteplus": {APIKey: getenv("ARK_API_KEY"), BaseURL: getenv("ARK_BASE_URL")},
+		"bfl":      {APIKey: getenv("BFL_API_KEY"), BaseURL: getenv("BFL_BASE_URL")},
 	}
 }
 
@@ -104,7 +114,7 @@ func Build(cat router.Catalog, cfg Config) (*Registry, error) {
 			reg.Missing[m.Name] = err.Error()
 			continue
 		}
-		reg.Providers[m.Name] = resilience.Wrap(p, reg.Breakers.For(m.Name), retrier)
+		reg.Providers[m.Name] = resilience.Wrap(nativeSized(p, m), reg.Breakers.For(m.Name), retrier)
 	}
 	sort.Strings(reg.Simulated)
 	if len(reg.Providers) == 0 {
@@ -132,16 +142,85 @@ func build(m router.Model, cfg Config, simulator *sim.Provider) (providers.Provi
 	}
 	price := Price(m)
 	switch m.Provider {
+	case "byteplus":
+		return seedream.New(seedream.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	case "openai":
-		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
-	case "gemini":
+		return openai.New(openai.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price,
+			TokenPrices: tokenPrices(m)}), nil
+	case "bfl":
+		return bfl.New(bfl.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
+	case "gemini", "imagen": // the Gemini API serves both; the adapter calls :predict for imagen-* models
 		return gemini.New(gemini.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, Model: upstreamModel, HTTPClient: cfg.HTTPClient, Price: price}), nil
 	default: // ideogram
-		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price}), nil
+		return ideogram.New(ideogram.Config{APIKey: v.APIKey, BaseURL: v.BaseURL, HTTPClient: cfg.HTTPClient, Price: price,
+			RenderingSpeed: ideogramSpeed(upstreamModel)}), nil
 	}
 }
 
-func knownVendor(p string) bool { return p == "openai" || p == "gemini" || p == "ideogram" }
+// ideogramSpeed is the rendering speed a catalog model name fixes
+// ("ideogram-v3-turbo" is TURBO whatever the request's tier), or "" for a
+// name without one (the tier picks it).
+func ideogramSpeed(model string) string {
+	for _, s := range []string{"turbo", "default", "quality"} {
+		if strings.HasSuffix(model, "-"+s) {
+			return strings.ToUpper(s)
+		}
+	}
+	return ""
+}
+
+// tokenPrices are m's token prices, nil when the catalog gives none.
+func tokenPrices(m router.Model) *providers.TokenPrices {
+	t := m.TokenUSDPer1M
+	if len(t) == 0 {
+		return nil
+	}
+	return &providers.TokenPrices{TextInput: t["text_input"], ImageInput: t["image_input"], ImageOutput: t["image_output"], TextOutput: t["text_output"]}
+}
+
+func knownVendor(p string) bool {
+	switch p {
+	case "openai", "gemini", "imagen", "ideogram", "byteplus", "bfl":
+		return true
+	}
+	return false
+}
+
+// nativeSized is p asked for m's native size: a model with native sizes
+// gets the one nearest the requested aspect (OpenAI's gpt-image-1 refuses
+// 1536x864 and makes 1536x1024; the simulator renders what the vendor
+// would), so QA and the server's resizing meet what the model returns. A
+// price from the catalog stays the catalog's for the size asked for; one
+// from the vendor's usage is the bill.
+func nativeSized(p providers.Provider, m router.Model) providers.Provider {
+	if len(m.NativeSizes) == 0 {
+		return p
+	}
+	return native{Provider: p, m: m, price: Price(m)}
+}
+
+type native struct {
+	providers.Provider
+	m     router.Model
+	price func(w, h int, tier string) float64
+}
+
+func (n native) Generate(ctx context.Context, req providers.Request) (providers.Result, error) {
+	w, h := req.Width, req.Height
+	if w <= 0 || h <= 0 {
+		w, h = 1024, 1024
+	}
+	nreq := req
+	nreq.Width, nreq.Height = n.m.NativeSize(w, h)
+	res, err := n.Provider.Generate(ctx, nreq)
+	if err != nil || res.CostSource == providers.CostUsage || res.CostUSD <= 0 {
+		return res, err
+	}
+	if at := n.price(nreq.Width, nreq.Height, req.Quality); at > 0 {
+		res.CostUSD *= n.price(w, h, req.Quality) / at // the catalog's per-call count of images kept
+	}
+	return res, nil
+}
 
 // Price returns the catalog price of one image of m: the listed price for
 // the size and tier, else the 1024x1024 price scaled by pixels (the same rule

@@ -84,6 +84,9 @@ func NewWorld(cat router.Catalog, seed uint64) *World {
 	w := &World{seed: seed, models: map[string]*modelTruth{}, tasks: tasks}
 	for _, m := range cat.Models {
 		t, ok := truths[m.Name]
+		if as, found := truths[m.SimulateAs]; !ok && found {
+			t, ok = as, true
+		}
 		if !ok {
 			t = truthSpec{p: map[string]float64{}, half: 7, scale: 0.8}
 		}

@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,6 +127,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		return nil, err
 	}
 	o.Registry.MustRegister(resilience.NewCollector(reg.Breakers))
+	logCatalog(o.Logger, cat, reg)
 	live := gateway.NewLivePolicy(nil, reg.Breakers)
 	keys := server.NewMemKeys()
 	var policyLog server.ControlLog = server.NewMemLog()
@@ -189,6 +192,9 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	if err := policies.Seed(ctx, seed); err != nil {
 		return nil, fmt.Errorf("seed policy: %w", err)
 	}
+	if err := servable(live.Policy(), reg, cat.Version); err != nil {
+		return nil, err
+	}
 	if _, ok := keys.Lookup(server.HashSecret(o.SeedKey)); o.SeedKey != "" && !ok {
 		if _, err := keys.Insert(ctx, o.SeedTenant, "dev", o.SeedKey); err != nil {
 			return nil, fmt.Errorf("seed key: %w", err)
@@ -221,7 +227,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
 			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes,
-				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name)})
+				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name), Transparent: m.TransparentBackground})
 			providerOf[m.Name] = m.Provider
 		}
 	}
@@ -248,6 +254,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Experiments: exp.Registry,
 		Policy:      policies,
 		Registry:    o.Registry,
+		AutoPrice:   func() *server.AutoPrice { return autoPrice(live.Policy()) },
 		Ready: func() error {
 			if live.Policy() == nil {
 				return errors.New("no policy loaded")
@@ -345,6 +352,60 @@ func newQA(workers int, log *slog.Logger) gateway.QA {
 	}
 	log.Info("legibility QA on", "tesseract", bin, "workers", workers)
 	return gateway.NewTextQA(c, qa.NewTextChecker(tesseract.New(bin, workers, tesseract.PSMSparse), qa.TextThresholds{}), log.With("component", "qa"))
+}
+
+// logCatalog says at start which models are live (a vendor key or a
+// simulated catalog model), which vendor models the simulator acts out for
+// want of a key, and which are left out and why.
+func logCatalog(log *slog.Logger, cat router.Catalog, reg *registry.Registry) {
+	var live []string
+	for _, m := range cat.Models {
+		if _, ok := reg.Providers[m.Name]; ok && !slices.Contains(reg.Simulated, m.Name) {
+			live = append(live, m.Name)
+		}
+	}
+	log.Info("catalog", "version", cat.Version, "live", strings.Join(live, ","), "simulated_no_key", strings.Join(reg.Simulated, ","))
+	for _, name := range slices.Sorted(maps.Keys(reg.Missing)) {
+		log.Warn("model left out", "model", name, "reason", reg.Missing[name])
+	}
+}
+
+// servable refuses to start with a live policy that routes to a model no
+// provider serves: it would start fine and answer those requests with 503
+// no_model_available.
+func servable(p *router.Policy, reg *registry.Registry, catalog string) error {
+	if p == nil {
+		return nil
+	}
+	for _, m := range p.Models {
+		if _, ok := reg.Providers[m.Name]; ok {
+			continue
+		}
+		why := "catalog " + catalog + " lacks it"
+		if r, ok := reg.Missing[m.Name]; ok {
+			why = r
+		}
+		return fmt.Errorf("policy %s routes to model %s, which cannot be served (%s): start with a policy for this catalog (--policy) or push one", p.Version, m.Name, why)
+	}
+	return nil
+}
+
+// autoPrice is "auto"'s price under the live policy p (nil: none yet).
+func autoPrice(p *router.Policy) *server.AutoPrice {
+	if p == nil {
+		return nil
+	}
+	rp := p.RoutePrice()
+	ap := &server.AutoPrice{PolicyVersion: p.Version, MinUSD: rp.MinUSD, MaxUSD: rp.MaxUSD,
+		Basis: "range: the cheapest and the dearest image among the models the live policy routes between (a rules policy's mean depends on the traffic)"}
+	if len(rp.ExpectedUSD) > 0 {
+		ap.Basis = "expected_usd: mean cost per image by quality tier at the live policy's thresholds, measured on held-out traffic when it was trained; min/max: the range among its models"
+		ap.ExpectedUSD = map[string]float64{}
+		for t, c := range rp.ExpectedUSD {
+			ap.ExpectedUSD[string(t)] = c
+		}
+	}
+	return ap
 }
 
 // prices is a catalog model's price table with string tiers, for GET /v1/models.

@@ -215,6 +215,17 @@ func (s *Scanner) Skip() error {
 	return nil
 }
 
+// Raw consumes one value and returns its JSON text (a slice of the body),
+// for a small member the adapter decodes with encoding/json.
+func (s *Scanner) Raw() ([]byte, error) {
+	s.ws()
+	start := s.i
+	if err := s.Skip(); err != nil {
+		return nil, err
+	}
+	return s.b[start:s.i], nil
+}
+
 func isNumberByte(c byte) bool {
 	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
