@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -28,6 +29,7 @@ type EvalReport struct {
 	Calibration EvalCalibration    `json:"calibration"`
 	Frontier    []FrontierPoint    `json:"frontier"`
 	Targets     map[string]any     `json:"targets"`
+	Text        TextRouting        `json:"text"`
 	Seconds     float64            `json:"seconds"`
 }
 
@@ -57,7 +59,12 @@ type EvalConfig struct {
 	// tiers) for its realised cost/success frontier (a classifier policy
 	// only).
 	Frontier bool
-	Progress func(string, ...any)
+	// OCR reads the outputs of the first OCRSample requests with target
+	// text for the legibility check's agreement with the hidden truth;
+	// nil: routing shares only.
+	OCR       qa.OCR
+	OCRSample int
+	Progress  func(string, ...any)
 }
 
 // EvalPolicy runs items through p in the simulated world, and through the
@@ -138,12 +145,20 @@ func EvalPolicy(ctx context.Context, p *router.Policy, items []datasets.WorkItem
 		wg.Wait()
 		cfg.Progress("eval: frontier done")
 	}
+	cfg.Progress("eval: text routing of %s", name)
+	text, err := evalText(ctx, w, p, jobs, sim.PolicyChooser(p), cfg.OCR, cfg.OCRSample, cfg.Workers)
+	if err != nil {
+		return EvalReport{}, err
+	}
 	oracle.Regret = 0
 	results = append(results, oracle)
 	rep := EvalReport{Requests: len(jobs), WorldSeed: cfg.WorldSeed, Policy: p.Name, Version: p.Version, Policies: results, Frontier: frontier}
 	rep.Calibration.ECE, rep.Calibration.Brier, rep.Calibration.Reliability = router.Calibration(calib.P, calib.Success, nil)
 	rep.Calibration.N = len(calib.P)
 	rep.Targets = targets(results, rep.Calibration.ECE, frontier)
+	rep.Text = text
+	rep.Targets["text_to_text_capable_at_least_0.9"] = text.WithTextToCapable >= 0.9
+	rep.Targets["no_text_to_typography_specialist_at_most_0.1"] = text.WithoutTextToSpecialist <= 0.1
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }
@@ -215,6 +230,7 @@ func (r *EvalReport) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "calibration of %s: ECE %.4f  Brier %.4f  (n=%d)\n", r.Policy, r.Calibration.ECE, r.Calibration.Brier, r.Calibration.N)
+	r.Text.writeText(w, r.Policy)
 	keys := make([]string, 0, len(r.Targets))
 	for k := range r.Targets {
 		keys = append(keys, k)

@@ -2,11 +2,14 @@ package jobs_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/tesseract"
 	"github.com/routelab/routelab/jobs"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 // EvalPolicy runs the policy and every baseline on the same requests: the
@@ -49,5 +52,71 @@ func TestEvalPolicy(t *testing.T) {
 	rep.WriteText(&b)
 	if !strings.Contains(b.String(), "\nrouter ") || !strings.Contains(b.String(), "\noracle ") || !strings.Contains(b.String(), "calibration of explore: ECE ") {
 		t.Errorf("WriteText lacks the table header:\n%s", b.String())
+	}
+}
+
+// readsNothing is an OCR that finds no text in any image: QA calls every
+// output illegible.
+type readsNothing struct{}
+
+func (readsNothing) Read(context.Context, []byte) (string, error) { return "", nil }
+
+// TestLabEvalTextRouting: the shipped default policy sends the requests with
+// words to render to a text-capable model whenever one may serve them, and
+// keeps the typography specialist for them; OCR QA reading the simulated
+// outputs with real Tesseract agrees with the hidden draws.
+func TestLabEvalTextRouting(t *testing.T) {
+	labtest.Heavy(t) // every baseline over 800 requests, and 80 renders read by OCR
+	p, err := datasets.Policy("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := datasets.Generate(5, 800)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := jobs.EvalConfig{WorldSeed: 7, Workers: 2, Progress: t.Logf}
+	bin, err := tesseract.Find()
+	if err != nil {
+		t.Fatalf("%v (make test installs it)", err)
+	}
+	cfg.OCR, cfg.OCRSample = tesseract.New(bin, 2, tesseract.PSMSparse), 40
+	rep, err := jobs.EvalPolicy(context.Background(), p, items, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rep.Text
+	if strings.Join(tr.TextCapable, ",") != "sim-premium,sim-typo" || strings.Join(tr.Specialists, ",") != "sim-typo" {
+		t.Errorf("text-capable %v, specialists %v; want sim-premium and sim-typo, and sim-typo", tr.TextCapable, tr.Specialists)
+	}
+	if tr.WithText < 50 || tr.WithTextEligible > tr.WithText || tr.WithText+tr.WithoutText != 800 {
+		t.Fatalf("with text %d (eligible %d), without %d of 800", tr.WithText, tr.WithTextEligible, tr.WithoutText)
+	}
+	if tr.WithTextToCapable < 0.9 || tr.WithoutTextToSpecialist > 0.1 {
+		t.Errorf("text to text-capable %.3f (want >= 0.9), no text to the specialist %.3f (want <= 0.1)", tr.WithTextToCapable, tr.WithoutTextToSpecialist)
+	}
+	o := tr.OCR
+	if o == nil || o.Checked < 30 || o.Agreement < 0.9 || o.Errors > 0 {
+		t.Fatalf("OCR agreement %+v, want 30+ text outputs read, agreeing with the hidden draw 90%%+", o)
+	}
+	if o.Recall < 0.9 {
+		t.Errorf("text_illegible found %.2f of the failed draws, want 0.9+", o.Recall)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "text routing of default") || !strings.Contains(b.String(), "OCR QA on ") {
+		t.Errorf("WriteText lacks the text section:\n%s", b.String())
+	}
+
+	// An OCR that reads nothing calls every output illegible: every
+	// failed draw found (recall 1), precision and agreement the hidden
+	// failure rate.
+	cfg.OCR = readsNothing{}
+	rep, err = jobs.EvalPolicy(context.Background(), p, items, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := rep.Text.OCR; o == nil || o.OCRPass != 0 || o.Recall != 1 || math.Abs(o.Precision-(1-o.HiddenSuccess)) > 1e-9 || math.Abs(o.Agreement-(1-o.HiddenSuccess)) > 1e-9 {
+		t.Errorf("OCR that reads nothing: %+v, want pass 0, recall 1, precision and agreement 1 - hidden success", o)
 	}
 }

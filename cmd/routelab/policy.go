@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/tesseract"
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/router"
 )
@@ -121,7 +122,9 @@ always:<model> for every catalog model, rules-only (the shipped hand-written rul
 random (uniform over eligible models) and oracle (knows the hidden truth). Reports
 success rate, mean cost, p50/p95 latency and regret against the oracle (expected success
 from the true probabilities), and the calibration (ECE over 15 bins, Brier) of the
-policy's predicted P for the model it routed to.`)
+policy's predicted P for the model it routed to; the share of requests with words to
+render sent to a text-capable model (and of the others), and QA's OCR legibility check
+on a sample of text outputs against the hidden truth.`)
 	fs.SetOutput(env.Stderr)
 	policyPath := fs.String("policy", "", "policy JSON to evaluate")
 	workload := fs.String("workload", "", "workload JSONL")
@@ -129,6 +132,7 @@ policy's predicted P for the model it routed to.`)
 	workers := fs.Int("workers", 2, "parallel workers")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
 	withFrontier := fs.Bool("frontier", true, "also re-run the policy at thresholds 0.5..1 (one for all tiers) to report its realised cost/success frontier")
+	ocrSample := fs.Int("ocr-sample", 200, "render the outputs of this many requests with target text and read them with Tesseract (QA's legibility check) to report its agreement with the hidden truth; 0 skips it (also without tesseract)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,7 +148,15 @@ policy's predicted P for the model it routed to.`)
 	if err != nil {
 		return err
 	}
-	rep, err := jobs.EvalPolicy(ctx, p, items, jobs.EvalConfig{WorldSeed: *seed, Workers: *workers, Frontier: *withFrontier, Progress: stderrProgress(env)})
+	cfg := jobs.EvalConfig{WorldSeed: *seed, Workers: *workers, Frontier: *withFrontier, Progress: stderrProgress(env)}
+	if *ocrSample > 0 {
+		if bin, err := tesseract.Find(); err != nil {
+			fmt.Fprintf(env.Stderr, "policy eval: no OCR agreement: %v\n", err)
+		} else {
+			cfg.OCR, cfg.OCRSample = tesseract.New(bin, *workers, tesseract.PSMSparse), *ocrSample
+		}
+	}
+	rep, err := jobs.EvalPolicy(ctx, p, items, cfg)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,15 @@ const qualitySteps = 20
 // 0.05, and 1 from 0.8 up, where Render draws the same picture. Down, never
 // to the nearest step: a failure just under SuccessQuality rounded up to it
 // would be drawn as a success, its lettering intact for OCR QA to pass.
+// RenderOutput is the image the simulated provider returns for model's
+// generation of prompt at the drawn quality (its first variant), with the
+// image it encodes losslessly, so QA can check it without decoding: what
+// the lab's and the evaluation's OCR read is what serve would have served.
+func RenderOutput(model, prompt string, w, h int, quality float64) ([]byte, image.Image) {
+	c := renderCanvas(nil, prompt, w, h, float64(renderQuality(quality))/qualitySteps, hashString(model+"\x00"+prompt))
+	return encode(c), c.image()
+}
+
 func renderQuality(q float64) int {
 	if q >= 0.8 {
 		return qualitySteps
