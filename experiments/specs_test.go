@@ -10,8 +10,8 @@ import (
 
 func TestShippedSpecsParse(t *testing.T) {
 	files, _ := filepath.Glob("../datasets/experiments/*.json")
-	if len(files) < 2 {
-		t.Fatalf("found %d example specs, want ab-policies.json and canary.json", len(files))
+	if len(files) < 4 {
+		t.Fatalf("found %d example specs, want the examples (ab-policies, canary, shadow, bandit)", len(files))
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)

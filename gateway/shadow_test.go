@@ -32,13 +32,23 @@ func (q *queued) run() {
 // requests to "strong" with a daily cap.
 func shadowGateway(t *testing.T, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
 	t.Helper()
-	return shadowGatewayWith(t, gateway.Config{SampleRate: -1}, nil, share, capUSD, runner, strong, policy...)
+	return shadowGatewayWith(t, shadowOpts{cfg: gateway.Config{SampleRate: -1}}, share, capUSD, runner, strong, policy...)
 }
 
-// shadowGatewayWith is shadowGateway with the serving config and a blob
-// store (review samples).
-func shadowGatewayWith(t *testing.T, cfg gateway.Config, blobs gateway.BlobStore, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
+// shadowOpts are what shadowGatewayWith changes: the serving config, a
+// blob store (review samples), the QA (default: pass images of the right
+// size).
+type shadowOpts struct {
+	cfg   gateway.Config
+	blobs gateway.BlobStore
+	qa    gateway.QA
+}
+
+func shadowGatewayWith(t *testing.T, o shadowOpts, share, capUSD float64, runner gateway.ShadowRunner, strong *gatewaytest.Provider, policy ...gateway.Policy) (*gateway.Gateway, *gatewaytest.Producer) {
 	t.Helper()
+	if o.qa == nil {
+		o.qa = &gatewaytest.Inspector{}
+	}
 	var pol gateway.Policy = &gatewaytest.Router{Model: "fast", Version: "p1"}
 	if len(policy) > 0 {
 		pol = policy[0]
@@ -50,14 +60,14 @@ func shadowGatewayWith(t *testing.T, cfg gateway.Config, blobs gateway.BlobStore
 	}
 	a := runningAssigner(t, s)
 	sink := gatewaytest.NewProducer(256)
-	g := gateway.New(cfg, gateway.Deps{
-		Blobs:  blobs,
+	g := gateway.New(o.cfg, gateway.Deps{
+		Blobs:  o.blobs,
 		Policy: pol,
 		Providers: map[string]providers.Provider{
 			"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, CostUSD: 0.01},
 			"strong": strong,
 		},
-		QA:       &gatewaytest.Inspector{},
+		QA:       o.qa,
 		Events:   sink,
 		Assigner: gateway.NewExperimentAssigner(func() *experiments.Assigner { return a }, nil),
 		Shadows:  runner,
@@ -123,7 +133,7 @@ func TestShadowPairsForReview(t *testing.T) {
 			t.Fatal(err)
 		}
 		q := &queued{}
-		g, sink := shadowGatewayWith(t, gateway.Config{SampleRate: tc.rate}, store, 1, 0, q,
+		g, sink := shadowGatewayWith(t, shadowOpts{cfg: gateway.Config{SampleRate: tc.rate}, blobs: store}, 1, 0, q,
 			&gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}, CostUSD: 0.04})
 		if _, err := g.Serve(context.Background(), request("live-1", "acme")); err != nil {
 			t.Fatal(err)
@@ -153,6 +163,31 @@ func TestShadowPairsForReview(t *testing.T) {
 		if b, err := store.Get(context.Background(), mirror.BlobKey); err != nil || len(b) == 0 {
 			t.Errorf("mirror's image not in the store: %v", err)
 		}
+	}
+}
+
+// TestShadowCandidateJudgedAlone: a candidate model whose image fails QA is
+// logged as failing, with its own attempt only: the mirror neither
+// escalates nor falls back to the live policy's models.
+func TestShadowCandidateJudgedAlone(t *testing.T) {
+	blue := color.NRGBA{0, 0, 200, 255}
+	q := &queued{}
+	inspect := &gatewaytest.Inspector{Fail: map[string]bool{gatewaytest.ColorKey(blue): true}}
+	g, sink := shadowGatewayWith(t, shadowOpts{cfg: gateway.Config{SampleRate: -1}, qa: inspect}, 1, 0, q,
+		&gatewaytest.Provider{Model: "strong", Color: blue, CostUSD: 0.04},
+		&gatewaytest.Router{Model: "fast", Chain: []string{"fast"}, Version: "p1"})
+	if _, err := g.Serve(context.Background(), request("live-1", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	q.run()
+	var mirror *events.Decision
+	for _, e := range sink.Events() {
+		if d, ok := e.Value.(*events.Decision); ok && d.Shadow {
+			mirror = d
+		}
+	}
+	if mirror == nil || mirror.Model != "strong" || mirror.QAPass || mirror.Escalated || mirror.Fallback || len(mirror.Attempts) != 1 {
+		t.Fatalf("mirror = %+v, want strong alone, failing QA, one attempt", mirror)
 	}
 }
 
