@@ -49,6 +49,9 @@ type Output struct {
 	// stored only to be paired with their live output.
 	Shadow        bool
 	LiveRequestID string
+	// SampleRate is the probability the output was drawn for review with
+	// (0 on rows from before migration 0055).
+	SampleRate float64
 }
 
 // Stratum is how review queues balance items: route (model), tier, arm.
@@ -61,7 +64,7 @@ func (d *Data) SampledSince(ctx context.Context, sinceMS uint64, limit int) ([]O
 	q := fmt.Sprintf(`SELECT request_id, any(tenant), max(ts_ms), any(mode), any(tier), any(prompt), any(parent_id),
 	any(model), any(provider), any(blob_key), any(arm_experiments), any(arm_names),
 	max(text_heavy), max(preserve_subject), max(ref_count), max(edit_depth), max(qa_pass), any(ref_keys),
-	max(shadow), any(live_request_id)
+	max(shadow), any(live_request_id), max(sample_rate)
 FROM %s.decisions
 PREWHERE sampled = 1
 WHERE blob_key != '' AND ts_ms >= ?
@@ -81,7 +84,7 @@ LIMIT %d`, d.db, limit)
 		var refs, depth uint16
 		if err := rows.Scan(&o.RequestID, &o.Tenant, &o.TSMS, &o.Mode, &o.Tier, &o.Prompt, &o.ParentID,
 			&o.Model, &o.Provider, &o.BlobKey, &exps, &arms, &th, &ps, &refs, &depth, &qa, &o.RefKeys,
-			&shadow, &o.LiveRequestID); err != nil {
+			&shadow, &o.LiveRequestID, &o.SampleRate); err != nil {
 			return nil, fmt.Errorf("scan sampled output: %w", err)
 		}
 		o.TextHeavy, o.Preserve, o.QAPass, o.Shadow = th == 1, ps == 1, qa == 1, shadow == 1

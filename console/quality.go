@@ -1,12 +1,69 @@
 package console
 
 import (
+	"sort"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/routelab/routelab/evaluator/review"
 )
+
+// legacyRate weighs reviews of outputs logged before sampling rates were
+// recorded (migration 0055): the default review rate.
+const legacyRate = 0.05
+
+// modelScore is one model's reviewed outputs and their mean overall score,
+// unweighted and weighted by the inverse of each output's sampling rate:
+// failure audits over-sample QA failures, escalations and resets, which
+// drag the unweighted mean down; the weighted one estimates the model's
+// served outputs as they are.
+type modelScore struct {
+	Model              string
+	Reviewed, Audited  int // Audited: reviewed outputs that failed QA
+	Mean, WeightedMean float64
+}
+
+func modelScores(overall map[string][]float64, items map[string]Output) []modelScore {
+	type acc struct {
+		n, audited  int
+		sx, swx, sw float64
+	}
+	by := map[string]*acc{}
+	for id, vs := range overall {
+		o, ok := items[id]
+		if !ok || o.Shadow || len(vs) == 0 {
+			continue
+		}
+		x := 0.0
+		for _, v := range vs {
+			x += v
+		}
+		x /= float64(len(vs))
+		a := by[o.Model]
+		if a == nil {
+			a = &acc{}
+			by[o.Model] = a
+		}
+		rate := o.SampleRate
+		if rate <= 0 {
+			rate = legacyRate
+		}
+		a.n++
+		if !o.QAPass {
+			a.audited++
+		}
+		a.sx += x
+		a.swx += x / rate
+		a.sw += 1 / rate
+	}
+	out := make([]modelScore, 0, len(by))
+	for m, a := range by {
+		out = append(out, modelScore{Model: m, Reviewed: a.n, Audited: a.audited, Mean: a.sx / float64(a.n), WeightedMean: a.swx / a.sw})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
+	return out
+}
 
 type questionAgreement struct {
 	Name              string
@@ -61,6 +118,7 @@ func (c *Console) qualityPage(ctx *fiber.Ctx) error {
 	var qaPass []bool
 	var human []float64
 	c.mu.Lock()
+	scores := modelScores(humanOverall, c.itemCache)
 	for id, vs := range humanOverall {
 		o, ok := c.itemCache[id]
 		if !ok {
@@ -78,5 +136,6 @@ func (c *Console) qualityPage(ctx *fiber.Ctx) error {
 	return c.render(ctx, "quality", "Reviewers", fiber.Map{
 		"Overall": overall, "Questions": questions, "QA": review.CompareQA(qaPass, human, 3),
 		"Ratings": ratings, "Comparisons": len(cmps), "Judgements": len(js), "Since": since.Format("2006-01-02"),
+		"ModelScores": scores,
 	})
 }

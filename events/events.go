@@ -126,8 +126,12 @@ type Decision struct {
 	LatencyMS     int64       `json:"latency_ms"`
 	CostUSD       float64     `json:"cost_usd"`
 	Images        int         `json:"images"`
-	Sampled       bool        `json:"sampled"`            // marked for human review
-	BlobKey       string      `json:"blob_key,omitempty"` // content address of the sampled image
+	Sampled       bool        `json:"sampled"` // marked for human review
+	// SampleRate is the probability the output was drawn for review with
+	// (its stratum's rate, raised for failures); 1/SampleRate weighs its
+	// review in unbiased estimates. 0 on outputs not sampled.
+	SampleRate float64 `json:"sample_rate,omitempty"`
+	BlobKey    string  `json:"blob_key,omitempty"` // content address of the sampled image
 	// RefKeys are the content addresses of the reference images the model
 	// was given (an edit's base image first), stored with a sampled output
 	// so reviewers see what it was edited from.

@@ -122,6 +122,12 @@ type Config struct {
 
 	SampleRate  float64            // review sampling rate per stratum; default 0.05, negative none
 	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
+	// FailureBoost multiplies a stratum's rate (capped at 1) for outputs
+	// that failed QA, escalated or reset an edit chain, so reviewers see
+	// what goes wrong more often; each decision records the rate it was
+	// drawn at, and estimates weight a reviewed output by its inverse.
+	// Default 4; 1 or less samples failures like the rest.
+	FailureBoost float64
 
 	ChainSize  int   // remembered edit-chain nodes; default 4096
 	ChainBytes int64 // image bytes those nodes may hold; default 256 MiB
@@ -145,6 +151,7 @@ func (c Config) withDefaults() Config {
 	if c.SampleRate == 0 {
 		c.SampleRate = 0.05
 	}
+	setDefault(&c.FailureBoost, 4)
 	return c
 }
 

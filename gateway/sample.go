@@ -70,7 +70,14 @@ func (g *Gateway) sampleRate(model, tier string, arms []events.Arm) float64 {
 	return g.cfg.SampleRate
 }
 
-// sample marks the output for human review at its stratum's rate and stores
+// audited reports whether an outcome is one failure audits over-sample: QA
+// failed (the best image was served anyway), the request escalated, or an
+// edit chain was reset.
+func audited(o *Outcome) bool { return !o.QAPass || o.Escalated || o.Reset }
+
+// sample marks the output for human review at its stratum's rate (raised by
+// FailureBoost for an audited outcome; the rate drawn at is recorded in the
+// decision, for inverse-probability weights) and stores
 // its first image in the blob store, with the reference images the model
 // was given (normalised; an edit's base image first) so reviewers see the
 // reference next to the output. The draw hashes the request id, so it is
@@ -79,6 +86,9 @@ func (g *Gateway) sample(ctx context.Context, o *Outcome, r *Request, dec *event
 	rate := g.sampleRate(o.Model, string(r.Tier), o.Arms)
 	if rate <= 0 || g.deps.Blobs == nil {
 		return
+	}
+	if audited(o) && g.cfg.FailureBoost > 1 {
+		rate = min(1, rate*g.cfg.FailureBoost)
 	}
 	if !drawn(r.ID, rate) {
 		return
@@ -100,6 +110,6 @@ func (g *Gateway) sample(ctx context.Context, o *Outcome, r *Request, dec *event
 		refKeys = append(refKeys, k)
 	}
 	o.Sampled, o.BlobKey = true, key
-	dec.Sampled, dec.BlobKey, dec.RefKeys = true, key, refKeys
+	dec.Sampled, dec.BlobKey, dec.RefKeys, dec.SampleRate = true, key, refKeys, rate
 	g.m.sampled.Inc()
 }

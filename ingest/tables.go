@@ -80,6 +80,7 @@ func decisionColumns() []column[events.Decision] {
 		mk("attempt_errors", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.Error }) }),
 		mk("shadow", func(d *D) uint8 { return b2u(d.Shadow) }),
 		mk("live_request_id", func(d *D) string { return d.LiveRequestID }),
+		mk("sample_rate", func(d *D) float64 { return d.SampleRate }),
 	)
 }
 

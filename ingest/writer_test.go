@@ -39,6 +39,9 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		if i == 4 {
 			d.Shadow, d.LiveRequestID = true, "d3"
 		}
+		if i == 5 {
+			d.Sampled, d.SampleRate = true, 0.2 // a failure audit's boosted rate
+		}
 		b.AddDecision(d)
 	}
 	b.AddQA(&events.QAResult{Header: header("q1", ts), Model: "fast-1", Attempt: 1, Pass: true, Score: 0.7, Shadow: true, LiveRequestID: "d3",
@@ -72,6 +75,7 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		{"SELECT prompt_len, ref_count, edit_depth, aspect, text_heavy, preserve_subject, keywords, hashed_grams FROM decisions FINAL WHERE event_id = 'd2'", "9\t1\t3\t1.5\t1\t0\t['animal']\t[7,11]"},
 		{"SELECT attempt_statuses, attempt_latency_ms FROM decisions FINAL WHERE event_id = 'd3'", "['ok']\t[2800]"},
 		{"SELECT event_id, live_request_id FROM decisions FINAL WHERE shadow = 1", "d4\td3"},
+		{"SELECT event_id, sample_rate FROM decisions FINAL WHERE sampled = 1", "d5\t0.2"},
 		{"SELECT shadow, live_request_id FROM qa_results FINAL", "1\td3"},
 		// the dashboards' rollups count live traffic only: 9 of 10, delivered twice
 		{"SELECT countMerge(requests) FROM decisions_hourly", "18"},

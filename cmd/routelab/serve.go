@@ -63,6 +63,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	conc := fs.Int("limit-provider-concurrency", 64, "provider calls in flight per provider (per replica)")
 	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
+	boost := fs.Float64("review-failure-boost", 4, "failure audits: outputs that failed QA, escalated or reset an edit chain are sampled at this many times their stratum's rate (capped at 1); the rate is recorded with each decision and review estimates weigh by its inverse; 1 samples them like the rest")
 	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
 	urlSecretPrev := fs.String("url-secret-previous", "", "the image-link secret before a rotation: links it signed keep opening until they expire, new links use --url-secret (env ROUTELAB_URL_SECRET_PREVIOUS)")
 	blobS3Flag(fs)
@@ -102,7 +103,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, RatePerSec: *rate, RateBurst: *burst,
 		TrustedProxies: splitList(*trusted),
 	}
-	o.Gateway = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample}
+	o.Gateway = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample, FailureBoost: *boost}
 	if *sample == 0 {
 		o.Gateway.SampleRate = -1
 	}
