@@ -165,6 +165,10 @@ func TestExperimentAndPolicyPages(t *testing.T) {
 	if resp.StatusCode != 200 || !contains(body, "running", "treatment", "success_rate", "id=\"treatments\"") {
 		t.Errorf("experiment page = %d, want running with results:\n%s", resp.StatusCode, body)
 	}
+	// 70% vs 90% success at $0.02 a request, all within the standard budget
+	if !contains(body, `id="cost-speed"`, "<td>35.00</td>", "<td>45.00</td>", "<td>70.0%</td>", "<td>90.0%</td>") {
+		t.Errorf("experiment page lacks the cost and speed table (35 and 45 successes per dollar, 70%% and 90%% in budget):\n%s", body)
+	}
 	resp, svg := eng.get("/experiments/" + spec.ID + "/effect.svg")
 	if resp.StatusCode != 200 || !contains(svg, "<svg", "interval") {
 		t.Errorf("effect.svg = %d (%d bytes)", resp.StatusCode, len(svg))

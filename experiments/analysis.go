@@ -124,7 +124,10 @@ type Report struct {
 	Arms          []ArmResult       `json:"arms"`
 	Treatments    []TreatmentResult `json:"treatments"`
 	Guardrails    []GuardrailResult `json:"guardrails,omitempty"`
-	QueryMS       int64             `json:"query_ms,omitempty"`
+	// CostSpeed are the cost- and speed-aware figures per arm (control
+	// first), when the reader computed them.
+	CostSpeed []CostSpeedResult `json:"cost_speed,omitempty"`
+	QueryMS   int64             `json:"query_ms,omitempty"`
 }
 
 func f(v float64) *float64 {

@@ -59,6 +59,16 @@ func (r Report) WriteText(w io.Writer) {
 				t.CUPED.Estimate.Delta, t.CUPED.Estimate.CILow, t.CUPED.Estimate.CIHigh, 100*t.CUPED.VarianceReduction)
 		}
 	}
+	if len(r.CostSpeed) > 0 {
+		fmt.Fprintln(w, "\ncost and speed (successes per dollar; share of requests that succeeded within their latency budget)")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ARM\tSUCCESS / $\t95% CI\tVS CONTROL\tIN BUDGET\t95% CI\tVS CONTROL")
+		for _, c := range r.CostSpeed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Arm, valueText(c.SuccessPerDollar, "%.2f"), intervalText(c.SuccessPerDollar, "%.2f"),
+				deltaText(c.DeltaPerDollar, "%+.2f"), valueText(c.SuccessInBudget, "%.4f"), intervalText(c.SuccessInBudget, "%.4f"), deltaText(c.DeltaInBudget, "%+.4f"))
+		}
+		tw.Flush()
+	}
 	if len(r.Guardrails) > 0 {
 		fmt.Fprintln(w, "\nguardrails")
 		for _, g := range r.Guardrails {

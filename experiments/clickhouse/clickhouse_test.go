@@ -23,6 +23,8 @@ type world struct {
 	spec  experiments.Spec
 	batch *ingest.Batch
 	want  map[string]experiments.ArmData // per arm, computed here from the raw events
+	// costSpeed per arm, computed here, for the default latency budgets
+	costSpeed map[string]experiments.CostSpeedArm
 }
 
 func mustWorld(t *testing.T, seed uint64) world {
@@ -32,16 +34,17 @@ func mustWorld(t *testing.T, seed uint64) world {
 	s := experiments.Spec{ID: "exp-ch", Name: "ch", Owner: "t", Layer: "l", Unit: experiments.UnitUser, Control: "control",
 		Arms:          []experiments.Arm{{Name: "control", Weight: 1}, {Name: "treatment", Weight: 1}},
 		PrimaryMetric: "success_rate", Status: experiments.StatusRunning, Phase: 2, PhaseStarted: start.UnixMilli()}
-	w := world{spec: s, batch: ingest.NewBatch(), want: map[string]experiments.ArmData{}}
+	w := world{spec: s, batch: ingest.NewBatch(), want: map[string]experiments.ArmData{}, costSpeed: map[string]experiments.CostSpeedArm{}}
 	for _, a := range s.Arms {
 		w.want[a.Name] = experiments.ArmData{Arm: a.Name, Ratios: map[string]experiments.RatioMoments{}}
+		w.costSpeed[a.Name] = experiments.CostSpeedArm{Arm: a.Name}
 	}
 	n := 0
 	for u := range 300 {
 		user := fmt.Sprintf("user-%d", u)
 		arm := s.Arms[u%2].Name
 		reqs := 1 + rng.IntN(6)
-		var succ, qap, qaf, errs, esc, lat, cost, imgs, up, down, pre float64
+		var succ, qap, qaf, errs, esc, lat, cost, imgs, up, down, pre, fast float64
 		// pre-period traffic of the same user (no experiment)
 		for range rng.IntN(3) {
 			n++
@@ -70,6 +73,11 @@ func mustWorld(t *testing.T, seed uint64) world {
 				d.QAPass = true
 				succ++
 				qap++
+				// a third of the users' requests set a 3 s budget; the
+				// rest get the standard tier's (30 s, none is slower)
+				if d.Features.MaxLatency = int64(3000 * (u % 3 / 2)); d.Features.MaxLatency == 0 || d.LatencyMS <= d.Features.MaxLatency {
+					fast++
+				}
 			default:
 				qaf++
 			}
@@ -108,6 +116,10 @@ func mustWorld(t *testing.T, seed uint64) world {
 		a.Ratios["cost_per_image"] = rm
 		a.CUPED.Add(succ, pre)
 		w.want[arm] = a
+		cs := w.costSpeed[arm]
+		cs.SuccessPerDollar.Add(succ, cost)
+		cs.InBudget.Add(fast, r)
+		w.costSpeed[arm] = cs
 	}
 	return w
 }
@@ -159,6 +171,37 @@ func TestReaderMatchesRawEvents(t *testing.T) {
 	ref := experiments.Analyze(w.spec, []experiments.ArmData{w.want["control"], w.want["treatment"]}, 0.05)
 	if !closeTo(*rep.Treatments[0].PValue, *ref.Treatments[0].PValue) || !closeTo(rep.SRMPValue, ref.SRMPValue) {
 		t.Errorf("report p %v srm %v, want %v %v", *rep.Treatments[0].PValue, rep.SRMPValue, *ref.Treatments[0].PValue, ref.SRMPValue)
+	}
+}
+
+// TestCostSpeedMatchesRawEvents: the per-unit sums of successes, cost,
+// requests and successes within the latency budget (a request's own, else
+// its tier's) equal those computed from the events.
+func TestCostSpeedMatchesRawEvents(t *testing.T) {
+	db := ingesttest.ClickHouse(t)
+	w := mustWorld(t, 1)
+	ctx := context.Background()
+	if err := ingest.NewWriter(db.Conn, db.Database).Write(ctx, w.batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chexp.NewReader(db.Conn, db.Database).CostSpeed(ctx, w.spec, experiments.DefaultLatencyBudgets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d arms, want 2", len(got))
+	}
+	same := func(g, w experiments.RatioMoments) bool {
+		return g.N == w.N && closeTo(g.SumX, w.SumX) && closeTo(g.SumXX, w.SumXX) && closeTo(g.SumY, w.SumY) && closeTo(g.SumYY, w.SumYY) && closeTo(g.SumXY, w.SumXY)
+	}
+	for _, g := range got {
+		want := w.costSpeed[g.Arm]
+		if !same(g.SuccessPerDollar, want.SuccessPerDollar) || !same(g.InBudget, want.InBudget) {
+			t.Errorf("arm %s: got %+v, want %+v", g.Arm, g, want)
+		}
+		if g.InBudget.SumX >= want.SuccessPerDollar.SumX {
+			t.Errorf("arm %s: every success within budget (%v of %v): the 3 s budgets cut none", g.Arm, g.InBudget.SumX, want.SuccessPerDollar.SumX)
+		}
 	}
 }
 

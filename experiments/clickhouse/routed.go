@@ -33,5 +33,10 @@ func (r *Reader) Report(ctx context.Context, s experiments.Spec, alpha float64, 
 	if err := r.Look(ctx, s, alpha, &rep, true, at); err != nil {
 		return experiments.Report{}, err
 	}
+	cs, err := r.CostSpeed(ctx, s, experiments.DefaultLatencyBudgets())
+	if err != nil {
+		return experiments.Report{}, err
+	}
+	rep.CostSpeed = experiments.AnalyzeCostSpeed(s, cs, alpha)
 	return rep, nil
 }
