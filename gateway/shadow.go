@@ -199,13 +199,10 @@ func (g *Gateway) serveShadow(ctx context.Context, r Request, req router.Request
 		g.m.limited.WithLabelValues("shadow_ineligible").Inc()
 		return
 	}
-	if plan.Model != "" {
-		// A candidate model is judged alone: a mirror that fell back or
-		// escalated would log another model's image, QA and cost as the
-		// candidate's. (A candidate policy keeps its chain: falling back
-		// is part of how it serves.)
-		d.Fallbacks = nil
-	}
+	// The mirror is served as the candidate would be if it were live: a
+	// pin keeps its fallbacks and QA escalation, as the live side does,
+	// so the two are compared like for like (the mirror's attempts show
+	// when the candidate itself failed).
 	// the candidate's list price is booked before the call and trued up
 	// after it
 	booked := d.CostUSD * float64(max(r.N, 1))

@@ -166,10 +166,11 @@ func TestShadowPairsForReview(t *testing.T) {
 	}
 }
 
-// TestShadowCandidateJudgedAlone: a candidate model whose image fails QA is
-// logged as failing, with its own attempt only: the mirror neither
-// escalates nor falls back to the live policy's models.
-func TestShadowCandidateJudgedAlone(t *testing.T) {
+// TestShadowServedAsIfLive: a candidate model whose image fails QA
+// escalates on the mirror as it would if it were live (the live side
+// escalates too, so the comparison is like for like); its first attempt
+// is the candidate's.
+func TestShadowServedAsIfLive(t *testing.T) {
 	blue := color.NRGBA{0, 0, 200, 255}
 	q := &queued{}
 	inspect := &gatewaytest.Inspector{Fail: map[string]bool{gatewaytest.ColorKey(blue): true}}
@@ -186,8 +187,9 @@ func TestShadowCandidateJudgedAlone(t *testing.T) {
 			mirror = d
 		}
 	}
-	if mirror == nil || mirror.Model != "strong" || mirror.QAPass || mirror.Escalated || mirror.Fallback || len(mirror.Attempts) != 1 {
-		t.Fatalf("mirror = %+v, want strong alone, failing QA, one attempt", mirror)
+	if mirror == nil || len(mirror.Attempts) != 2 || mirror.Attempts[0].Model != "strong" || mirror.Attempts[0].Status != "qa_fail" ||
+		!mirror.Escalated || mirror.Model != "fast" || !mirror.QAPass {
+		t.Fatalf("mirror = %+v, want strong failing QA, then escalated to fast", mirror)
 	}
 }
 
