@@ -35,6 +35,7 @@ import (
 	"github.com/routelab/routelab/providers/registry"
 	"github.com/routelab/routelab/providers/resilience"
 	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/redisstate"
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
 )
@@ -66,8 +67,13 @@ type Options struct {
 	// KeysMaxStale bounds how old the view of the keys topic may grow
 	// before /readyz fails; 0 means DefaultKeysMaxStale.
 	KeysMaxStale time.Duration
-	Logger       *slog.Logger
-	Registry     *prometheus.Registry
+	// StateStore is the redis:// URL of the store replicas share daily
+	// caps, rate limits, vendor budgets, edit chains and Idempotency-Key
+	// records through (redisstate); "" keeps them in this process.
+	// Server.Replicas and Gateway.Replicas say how many replicas share it.
+	StateStore string
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry
 }
 
 // Replica is a running serve: the app, its listeners and what it owns.
@@ -214,6 +220,13 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var state *redisstate.Store
+	if o.StateStore != "" {
+		if state, err = redisstate.Open(ctx, redisstate.Options{URL: o.StateStore, Registry: o.Registry, Logger: o.Logger.With("component", "state")}); err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, state.Close)
+	}
 	cfg := o.Server
 	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.AdminToken, secret, o.PublicURL
 	if o.URLSecretPrevious != "" {
@@ -232,7 +245,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		}
 	}
 	r.shadows = gateway.NewShadowPool(4, 256)
-	gw := gateway.New(o.Gateway, gateway.Deps{
+	gdeps := gateway.Deps{
 		Policy:     live,
 		Providers:  reg.Providers,
 		ProviderOf: providerOf,
@@ -244,24 +257,23 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Shadows:    r.shadows,
 		Registry:   o.Registry,
 		Logger:     o.Logger,
-	})
-	r.srv = server.New(o.Logger, cfg, server.Deps{
-		Gateway:     gw,
-		Catalog:     catalog,
-		Events:      producer,
-		Keys:        keys,
-		Blobs:       blobs,
-		Experiments: exp.Registry,
-		Policy:      policies,
-		Registry:    o.Registry,
-		AutoPrice:   func() *server.AutoPrice { return autoPrice(live.Policy()) },
-		Ready: func() error {
-			if live.Policy() == nil {
-				return errors.New("no policy loaded")
-			}
-			return keysReady()
-		},
-	})
+	}
+	sdeps := server.Deps{}
+	if state != nil {
+		gdeps.Caps, gdeps.Chains, gdeps.Limits = state, state, state
+		sdeps.Rates, sdeps.Idempotency, sdeps.State = state, state, state
+	}
+	gw := gateway.New(o.Gateway, gdeps)
+	sdeps.Gateway, sdeps.Catalog, sdeps.Events, sdeps.Keys, sdeps.Blobs = gw, catalog, producer, keys, blobs
+	sdeps.Experiments, sdeps.Policy, sdeps.Registry = exp.Registry, policies, o.Registry
+	sdeps.AutoPrice = func() *server.AutoPrice { return autoPrice(live.Policy()) }
+	sdeps.Ready = func() error {
+		if live.Policy() == nil {
+			return errors.New("no policy loaded")
+		}
+		return keysReady()
+	}
+	r.srv = server.New(o.Logger, cfg, sdeps)
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, err
