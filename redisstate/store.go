@@ -77,6 +77,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// and a retry would count twice; the callers have fallbacks.
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = o.Timeout, o.Timeout, o.Timeout, o.Timeout
 	ro.MaxRetries = -1
+	ro.DialerRetries = 1 // a down store answers at once: callers fall back
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{})}
