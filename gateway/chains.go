@@ -65,6 +65,17 @@ func (g *Gateway) chainNode(ctx context.Context, id string) (*chainNode, bool) {
 	if !ok {
 		return nil, false
 	}
+	if sn.ImageKey != "" {
+		if g.deps.Blobs == nil {
+			return nil, false
+		}
+		b, err := g.deps.Blobs.Get(sn.ImageKey)
+		if err != nil {
+			g.log.Warn("edit chain parent's image not in the blob store", "parent_id", id, "blob", sn.ImageKey, "err", err)
+			return nil, false
+		}
+		sn.Image = b
+	}
 	n := chainNodeOf(sn)
 	g.chains.add(n)
 	return n, true
@@ -78,10 +89,23 @@ func (g *Gateway) keepChain(ctx context.Context, n *chainNode) {
 	if g.deps.Chains == nil {
 		return
 	}
+	sn := ChainNode{ID: n.id, Tenant: n.tenant, Parent: n.parentID, Depth: n.depth, Score: n.score, Model: n.model, Root: n.root, Image: n.image}
+	if g.deps.Blobs != nil {
+		// The image goes to the blob store the replicas share (content
+		// addressed: a chain's repeated images are kept once); the state
+		// store gets its key. A vendor image is megabytes: an hour of
+		// them would not fit a Redis.
+		key, err := g.deps.Blobs.Put(n.image)
+		if err != nil {
+			g.m.stateFallback.WithLabelValues("chain").Inc()
+			g.log.Warn("blob store refused an edit chain image: this output can be edited on this replica only", "request_id", n.id, "err", err)
+			return
+		}
+		sn.Image, sn.ImageKey = nil, key
+	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err := g.deps.Chains.PutChain(wctx, ChainNode{ID: n.id, Tenant: n.tenant, Parent: n.parentID, Depth: n.depth, Score: n.score, Model: n.model, Root: n.root, Image: n.image})
-	if err != nil {
+	if err := g.deps.Chains.PutChain(wctx, sn); err != nil {
 		g.m.stateFallback.WithLabelValues("chain").Inc()
 		g.log.Warn("edit chain store unavailable: this output can be edited on this replica only", "request_id", n.id, "err", err)
 	}

@@ -72,8 +72,12 @@ type ChainNode struct {
 	Depth  int
 	Score  float64 // QA score; higher is cleaner
 	Model  string
-	Root   bool   // a reset started a new segment here
-	Image  []byte // the first returned image
+	Root   bool // a reset started a new segment here
+	// The first returned image: its bytes, or (when the gateway has a
+	// blob store, which replicas share) its blob key, so the state store
+	// holds no image bytes.
+	Image    []byte
+	ImageKey string
 }
 
 // ChainStore keeps edit-chain nodes for replicas to share, for a TTL.

@@ -11,8 +11,10 @@
 //
 //	cap:DAY:KIND:...   daily counter (INCRBY), expires an hour after its UTC day
 //	rate:KEY           GCRA theoretical arrival time in µs of the store's clock, expires when idle
-//	chain:ID           edit-chain node: image hash + JSON, ChainTTL
-//	img:SHA256         the node's image bytes, content-addressed, ChainTTL
+//	chain:ID           edit-chain node: 'B' + JSON with the image's blob key (serve: images
+//	                   live in the blob store the replicas share), or 'R' + the image's
+//	                   SHA-256 + JSON (no blob store), ChainTTL
+//	img:SHA256         that image's bytes, content-addressed, ChainTTL
 //	idem:SHA256        Idempotency-Key record: F+sum+token while in flight (InFlightTTL),
 //	                   D+sum+response when done (IdempotencyTTL)
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -282,7 +283,9 @@ func (s *Store) Allow(ctx context.Context, key string, r gateway.Rate) (bool, ti
 	return false, max(time.Duration(res[1])*time.Microsecond, time.Millisecond), nil
 }
 
-// chainMeta is a node as stored, beside its image's hash.
+// chainMeta is a node as stored: after 'R' and the hex SHA-256 of its
+// image (kept at img:SHA256), or after 'B' with its image in the blob
+// store (Blob).
 type chainMeta struct {
 	Tenant string  `json:"tenant"`
 	Parent string  `json:"parent,omitempty"`
@@ -290,25 +293,33 @@ type chainMeta struct {
 	Score  float64 `json:"score"`
 	Model  string  `json:"model,omitempty"`
 	Root   bool    `json:"root,omitempty"`
+	Blob   string  `json:"blob,omitempty"`
 }
 
-// PutChain implements gateway.ChainStore: the node and its image (by
-// content, so a chain's repeated images are kept once) in one MULTI.
+// PutChain implements gateway.ChainStore: the node, and its image when it
+// carries the bytes (by content, so a chain's repeated images are kept
+// once), in one MULTI.
 func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 	ctx, cancel, err := s.begin(ctx, "chain_put")
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	sum := sha256.Sum256(n.Image)
-	h := hex.EncodeToString(sum[:])
-	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root})
+	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Blob: n.ImageKey})
 	if err != nil {
 		return err
 	}
+	if n.ImageKey != "" {
+		if err := s.c.Set(ctx, s.o.Prefix+"chain:"+n.ID, "B"+string(meta), s.o.ChainTTL).Err(); err != nil {
+			return s.fail(ctx, "chain_put", err)
+		}
+		return nil
+	}
+	sum := sha256.Sum256(n.Image)
+	h := hex.EncodeToString(sum[:])
 	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.o.Prefix+"img:"+h, n.Image, s.o.ChainTTL)
-		p.Set(ctx, s.o.Prefix+"chain:"+n.ID, h+string(meta), s.o.ChainTTL)
+		p.Set(ctx, s.o.Prefix+"chain:"+n.ID, "R"+h+string(meta), s.o.ChainTTL)
 		return nil
 	})
 	if err != nil {
@@ -317,12 +328,14 @@ func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 	return nil
 }
 
-// chainScript reads a node and its image: KEYS[1] the node, ARGV[1] the
-// image key prefix. Returns false when either is gone.
+// chainScript reads a node and, when the store holds it, its image:
+// KEYS[1] the node, ARGV[1] the image key prefix. Returns false when either
+// is gone.
 var chainScript = redis.NewScript(`
 local m = redis.call('GET', KEYS[1])
 if not m then return false end
-local img = redis.call('GET', ARGV[1] .. string.sub(m, 1, 64))
+if string.sub(m, 1, 1) ~= 'R' then return {m} end
+local img = redis.call('GET', ARGV[1] .. string.sub(m, 2, 65))
 if not img then return false end
 return {m, img}`)
 
@@ -340,12 +353,18 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	if err != nil {
 		return gateway.ChainNode{}, false, s.fail(ctx, "chain_get", err)
 	}
-	if len(res) != 2 || len(res[0]) < 64 {
-		return gateway.ChainNode{}, false, nil
-	}
 	var m chainMeta
-	if err := json.Unmarshal([]byte(res[0][64:]), &m); err != nil {
+	var img []byte
+	switch {
+	case len(res) == 1 && strings.HasPrefix(res[0], "B"):
+		err = json.Unmarshal([]byte(res[0][1:]), &m)
+	case len(res) == 2 && len(res[0]) > 65 && res[0][0] == 'R':
+		err, img = json.Unmarshal([]byte(res[0][65:]), &m), []byte(res[1])
+	default:
 		return gateway.ChainNode{}, false, nil // a damaged record is an unknown parent
 	}
-	return gateway.ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: []byte(res[1])}, true, nil
+	if err != nil {
+		return gateway.ChainNode{}, false, nil
+	}
+	return gateway.ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: img, ImageKey: m.Blob}, true, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/redisstate"
 	"github.com/routelab/routelab/redisstate/redislocal"
 	"github.com/routelab/routelab/redisstate/redistest"
@@ -123,6 +124,21 @@ func TestReplicasShareState(t *testing.T) {
 		other := mustStart(t, nil) // not sharing: the parent is unknown there
 		if r := other.post(t, "/v1/images", `{"prompt":"x","mode":"edit","parent_id":"`+parent+`"}`); r.status != 400 || r.errorCode() != "parent_not_found" {
 			t.Errorf("parent on a server outside the store = %d %s", r.status, r.errorCode())
+		}
+	})
+	t.Run("edit chain with images in a shared blob store", func(t *testing.T) {
+		srv := redistest.Start(t)
+		blobs := mustBlobs(t)
+		edit := func(s *setup) { s.deps.Blobs = blobs }
+		rs := []*env{mustStartReplica(t, srv, nil, edit), mustStartReplica(t, srv, nil, edit)}
+		parent := decodeNative(t, rs[0].post(t, "/v1/images", `{"prompt":"a cat","size":"64x64"}`)).ID
+		refs := make(chan int, 1)
+		rs[1].fast.Fail = func(req providers.Request) error { refs <- len(req.References); return nil }
+		if r := rs[1].post(t, "/v1/images", `{"prompt":"blue","mode":"edit","size":"64x64","parent_id":"`+parent+`"}`); r.status != 200 {
+			t.Errorf("edit on the other replica = %d %s, want 200", r.status, r.errorCode())
+		}
+		if n := <-refs; n != 1 {
+			t.Errorf("the edit's provider call had %d references, want 1: the parent's image from the blob store", n)
 		}
 	})
 	t.Run("idempotency", func(t *testing.T) {
