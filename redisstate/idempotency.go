@@ -87,7 +87,7 @@ func (s *Store) claim(ctx context.Context, key, hsum, token string) (string, err
 		return "", err
 	}
 	defer cancel()
-	v, err := claimScript.Run(cctx, s.c, []string{s.idemKey(key)}, hsum, token, s.o.InFlightTTL.Milliseconds()).Text()
+	v, err := claimScript.Run(cctx, s.ap, []string{s.idemKey(key)}, hsum, token, s.o.InFlightTTL.Milliseconds()).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
@@ -108,7 +108,7 @@ func (s *Store) Finish(ctx context.Context, key string, c server.IdemClaim, resp
 	if resp != nil {
 		rec = "D" + c.Token[1:1+sumLen] + string(resp)
 	}
-	if err := finishScript.Run(ctx, s.c, []string{s.idemKey(key)}, c.Token, rec, s.o.IdempotencyTTL.Milliseconds()).Err(); err != nil {
+	if err := finishScript.Run(ctx, s.ap, []string{s.idemKey(key)}, c.Token, rec, s.o.IdempotencyTTL.Milliseconds()).Err(); err != nil {
 		return s.fail(ctx, "idempotency_finish", err)
 	}
 	return nil

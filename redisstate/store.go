@@ -36,8 +36,12 @@ type Options struct {
 // Store is the shared state in one Redis-protocol server. Safe for
 // concurrent use.
 type Store struct {
-	o      Options
-	c      *redis.Client
+	o Options
+	c *redis.Client
+	// ap batches the commands of concurrent requests into one write and
+	// one read (go-redis' autopipelining): a request's store operations
+	// then cost a share of a round trip's syscalls, not one each.
+	ap     *redis.AutoPipeliner
 	log    *slog.Logger
 	down   atomic.Pointer[error] // nil while reachable
 	errs   *prometheus.CounterVec
@@ -82,6 +86,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.ap, err = s.c.AutoPipeline(); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("state store: autopipeline: %w", err)
+	}
 	s.errs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routelab_state_store_errors_total", Help: "Shared state store operations that failed, by operation (the store was unreachable or slow).",
 	}, []string{"op"})
@@ -227,7 +235,7 @@ func (s *Store) Reserve(ctx context.Context, day int64, counters []gateway.Count
 	for _, c := range counters {
 		args = append(args, c.Limit)
 	}
-	i, err := reserveScript.Run(ctx, s.c, s.capKeys(day, counters), args...).Int()
+	i, err := reserveScript.Run(ctx, s.ap, s.capKeys(day, counters), args...).Int()
 	if err != nil {
 		return 0, s.fail(ctx, "cap_reserve", err)
 	}
@@ -241,7 +249,7 @@ func (s *Store) Release(ctx context.Context, day int64, counters []gateway.Count
 		return err
 	}
 	defer cancel()
-	if err := releaseScript.Run(ctx, s.c, s.capKeys(day, counters), n).Err(); err != nil {
+	if err := releaseScript.Run(ctx, s.ap, s.capKeys(day, counters), n).Err(); err != nil {
 		return s.fail(ctx, "cap_release", err)
 	}
 	return nil
@@ -273,7 +281,7 @@ func (s *Store) Allow(ctx context.Context, key string, r gateway.Rate) (bool, ti
 	}
 	defer cancel()
 	interval := 1e6 / r.PerSec
-	res, err := gcraScript.Run(ctx, s.c, []string{s.o.Prefix + "rate:" + key}, interval, interval*float64(max(r.Burst, 1))).Int64Slice()
+	res, err := gcraScript.Run(ctx, s.ap, []string{s.o.Prefix + "rate:" + key}, interval, interval*float64(max(r.Burst, 1))).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return false, 0, s.fail(ctx, "rate", fmt.Errorf("gcra: %v %w", res, err))
 	}
@@ -310,7 +318,7 @@ func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 		return err
 	}
 	if n.ImageKey != "" {
-		if err := s.c.Set(ctx, s.o.Prefix+"chain:"+n.ID, "B"+string(meta), s.o.ChainTTL).Err(); err != nil {
+		if err := s.ap.Set(ctx, s.o.Prefix+"chain:"+n.ID, "B"+string(meta), s.o.ChainTTL).Err(); err != nil {
 			return s.fail(ctx, "chain_put", err)
 		}
 		return nil
@@ -346,7 +354,7 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 		return gateway.ChainNode{}, false, err
 	}
 	defer cancel()
-	res, err := chainScript.Run(ctx, s.c, []string{s.o.Prefix + "chain:" + id}, s.o.Prefix+"img:").StringSlice()
+	res, err := chainScript.Run(ctx, s.ap, []string{s.o.Prefix + "chain:" + id}, s.o.Prefix+"img:").StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return gateway.ChainNode{}, false, nil
 	}
