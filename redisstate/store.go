@@ -83,6 +83,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = o.Timeout, o.Timeout, o.Timeout, o.Timeout
 	ro.MaxRetries = -1
 	ro.DialerRetries = 1 // a down store answers at once: callers fall back
+	// RESP2: with RESP3 the client peeks for push notifications (which
+	// this store never subscribes to) around every command, a syscall each.
+	ro.Protocol = 2
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{})}
