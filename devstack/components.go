@@ -29,7 +29,7 @@ import (
 // rates, chains, idempotency), the blob directory and the image-link
 // secret, so a request may go to any of them; each has a data dir of its
 // own for its event spool and run marker (the first DATA_DIR, the others
-// DATA_DIR/replicas/N), and only the first an admin listener.
+// DATA_DIR/replicas/N); the first's admin listener is dev.json's "admin".
 func (st *Stack) startServe(ctx context.Context, cfg Config) error {
 	info := &st.Info
 	dir := filepath.Join(cfg.Dir, "serve")
@@ -63,6 +63,9 @@ func (st *Stack) startServe(ctx context.Context, cfg Config) error {
 		if i == 0 {
 			o.AdminAddr = sc.AdminAddr
 		} else {
+			// An admin listener of its own, on a free port, for the
+			// images of edit chains made there (not in dev.json).
+			o.AdminAddr = "127.0.0.1:0"
 			name = fmt.Sprintf("serve replica %d", i+1)
 			o.DataDir = filepath.Join(cfg.Dir, "replicas", strconv.Itoa(i+1))
 			o.Logger = cfg.Logger.With("component", "serve", "replica", i+1)

@@ -10,9 +10,10 @@ import (
 // chains remembers recent outputs so an edit can name its parent_id. This
 // replica's copy is bounded by count and by the image bytes it holds (a
 // vendor's PNG is megabytes: 4,096 of them would be gigabytes); with a
-// shared ChainStore (Deps.Chains) every node is also written there, so an
-// edit reaches its parent on any replica, and this copy saves the round
-// trip for the parents made here. A parent in neither answers
+// shared ChainStore (Deps.Chains) every node is also written there (with
+// Deps.ChainImages its owner instead of its bytes: another replica fetches
+// the image from this one), so an edit reaches its parent on any replica
+// while the replica that made it holds it. A parent in neither answers
 // parent_not_found and the client sends the image as a reference. A node's
 // ancestors stay reachable from it (cleanest walks back through them)
 // while it is kept.
@@ -65,13 +66,13 @@ func (g *Gateway) chainNode(ctx context.Context, id string) (*chainNode, bool) {
 	if !ok {
 		return nil, false
 	}
-	if sn.ImageKey != "" {
-		if g.deps.Blobs == nil {
-			return nil, false
+	if sn.Owner != "" {
+		if g.deps.ChainImages == nil || sn.Owner == g.deps.ChainImages.Self() {
+			return nil, false // ours, and no longer held here
 		}
-		b, err := g.deps.Blobs.Get(sn.ImageKey)
+		b, err := g.deps.ChainImages.Fetch(ctx, sn.Owner, id)
 		if err != nil {
-			g.log.Warn("edit chain parent's image not in the blob store", "parent_id", id, "blob", sn.ImageKey, "err", err)
+			g.log.Warn("edit chain parent's image not fetched from its replica", "parent_id", id, "owner", sn.Owner, "err", err)
 			return nil, false
 		}
 		sn.Image = b
@@ -90,18 +91,8 @@ func (g *Gateway) keepChain(ctx context.Context, n *chainNode) {
 		return
 	}
 	sn := ChainNode{ID: n.id, Tenant: n.tenant, Parent: n.parentID, Depth: n.depth, Score: n.score, Model: n.model, Root: n.root, Image: n.image}
-	if g.deps.Blobs != nil {
-		// The image goes to the blob store the replicas share (content
-		// addressed: a chain's repeated images are kept once); the state
-		// store gets its key. A vendor image is megabytes: an hour of
-		// them would not fit a Redis.
-		key, err := g.deps.Blobs.Put(n.image)
-		if err != nil {
-			g.m.stateFallback.WithLabelValues("chain").Inc()
-			g.log.Warn("blob store refused an edit chain image: this output can be edited on this replica only", "request_id", n.id, "err", err)
-			return
-		}
-		sn.Image, sn.ImageKey = nil, key
+	if g.deps.ChainImages != nil {
+		sn.Image, sn.Owner = nil, g.deps.ChainImages.Self()
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -114,6 +105,16 @@ func (g *Gateway) keepChain(ctx context.Context, n *chainNode) {
 // maxChainWalk bounds cleanest's walk: a chain's ids come from stored
 // records, and a loop among them must not hang a request.
 const maxChainWalk = 256
+
+// ChainImage is the image of chain node id made on this replica, for
+// another replica editing it (Deps.ChainImages there fetches it).
+func (g *Gateway) ChainImage(id string) ([]byte, bool) {
+	n, ok := g.chains.get(id)
+	if !ok || n.image == nil {
+		return nil, false
+	}
+	return n.image, true
+}
 
 // cleanest returns the node with the best QA score from n back to the root
 // of its chain; on ties the shallower one, which has drifted least. An

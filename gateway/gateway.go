@@ -203,9 +203,12 @@ type Deps struct {
 	Shadows ShadowRunner
 	// Caps, Chains and Limits are the state replicas share (redisstate):
 	// daily caps, edit chains, vendor budgets. nil: this replica's memory.
-	Caps     CapStore
-	Chains   ChainStore
-	Limits   Limiter
+	Caps   CapStore
+	Chains ChainStore
+	Limits Limiter
+	// ChainImages, with Chains, leaves chain images on the replica that
+	// made them (the store gets the owner); nil: the store gets the bytes.
+	ChainImages ChainImages
 	Registry prometheus.Registerer // nil: a private registry
 	Logger   *slog.Logger          // nil: discard
 	Now      func() time.Time      // nil: time.Now

@@ -73,11 +73,21 @@ type ChainNode struct {
 	Score  float64 // QA score; higher is cleaner
 	Model  string
 	Root   bool // a reset started a new segment here
-	// The first returned image: its bytes, or (when the gateway has a
-	// blob store, which replicas share) its blob key, so the state store
-	// holds no image bytes.
-	Image    []byte
-	ImageKey string
+	// The first returned image: its bytes, or (with Deps.ChainImages) the
+	// replica that holds them, Owner, so the state store holds no image
+	// bytes and a response writes none anywhere: a vendor image is
+	// megabytes, and only the few outputs that get edited are ever read.
+	Image []byte
+	Owner string
+}
+
+// ChainImages fetches a chain node's image from the replica that made it.
+type ChainImages interface {
+	// Self is where other replicas fetch this replica's images.
+	Self() string
+	// Fetch returns the image of node id from owner. Errors: owner is
+	// gone, or no longer holds it.
+	Fetch(ctx context.Context, owner, id string) ([]byte, error)
 }
 
 // ChainStore keeps edit-chain nodes for replicas to share, for a TTL.

@@ -11,8 +11,8 @@ import (
 )
 
 // BenchmarkRequestOps is what one image request asks of the store: the
-// key's rate, a daily cap booking and an edit-chain node (image in the
-// blob store), in turn, from 16 concurrent requests.
+// key's rate, a daily cap booking and an edit-chain node (its image left on
+// the replica), in turn, from 16 concurrent requests.
 func BenchmarkRequestOps(b *testing.B) {
 	srv := redistest.Start(b)
 	s, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
@@ -35,7 +35,7 @@ func BenchmarkRequestOps(b *testing.B) {
 			if idx, err := s.Reserve(ctx, day, cs, 1); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
-			if err := s.PutChain(ctx, gateway.ChainNode{ID: "req", Tenant: "bench", ImageKey: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}); err != nil {
+			if err := s.PutChain(ctx, gateway.ChainNode{ID: "req", Tenant: "bench", Owner: "http://127.0.0.1:8081"}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -11,9 +11,9 @@
 //
 //	cap:DAY:KIND:...   daily counter (INCRBY), expires an hour after its UTC day
 //	rate:KEY           GCRA theoretical arrival time in µs of the store's clock, expires when idle
-//	chain:ID           edit-chain node: 'B' + JSON with the image's blob key (serve: images
-//	                   live in the blob store the replicas share), or 'R' + the image's
-//	                   SHA-256 + JSON (no blob store), ChainTTL
+//	chain:ID           edit-chain node: 'O' + JSON naming the replica that holds the image
+//	                   (serve: other replicas fetch it from that one's admin listener), or
+//	                   'R' + the image's SHA-256 + JSON (the image in img:), ChainTTL
 //	img:SHA256         that image's bytes, content-addressed, ChainTTL
 //	idem:SHA256        Idempotency-Key record: F+sum+token while in flight (InFlightTTL),
 //	                   D+sum+response when done (IdempotencyTTL)

@@ -295,8 +295,8 @@ func (s *Store) Allow(ctx context.Context, key string, r gateway.Rate) (bool, ti
 }
 
 // chainMeta is a node as stored: after 'R' and the hex SHA-256 of its
-// image (kept at img:SHA256), or after 'B' with its image in the blob
-// store (Blob).
+// image (kept at img:SHA256), or after 'O' with its image on the replica
+// that made it (Owner).
 type chainMeta struct {
 	Tenant string  `json:"tenant"`
 	Parent string  `json:"parent,omitempty"`
@@ -304,7 +304,7 @@ type chainMeta struct {
 	Score  float64 `json:"score"`
 	Model  string  `json:"model,omitempty"`
 	Root   bool    `json:"root,omitempty"`
-	Blob   string  `json:"blob,omitempty"`
+	Owner  string  `json:"owner,omitempty"`
 }
 
 // PutChain implements gateway.ChainStore: the node, and its image when it
@@ -316,12 +316,12 @@ func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 		return err
 	}
 	defer cancel()
-	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Blob: n.ImageKey})
+	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Owner: n.Owner})
 	if err != nil {
 		return err
 	}
-	if n.ImageKey != "" {
-		if err := s.ap.Set(ctx, s.o.Prefix+"chain:"+n.ID, "B"+string(meta), s.o.ChainTTL).Err(); err != nil {
+	if n.Owner != "" {
+		if err := s.ap.Set(ctx, s.o.Prefix+"chain:"+n.ID, "O"+string(meta), s.o.ChainTTL).Err(); err != nil {
 			return s.fail(ctx, "chain_put", err)
 		}
 		return nil
@@ -367,7 +367,7 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	var m chainMeta
 	var img []byte
 	switch {
-	case len(res) == 1 && strings.HasPrefix(res[0], "B"):
+	case len(res) == 1 && strings.HasPrefix(res[0], "O"):
 		err = json.Unmarshal([]byte(res[0][1:]), &m)
 	case len(res) == 2 && len(res[0]) > 65 && res[0][0] == 'R':
 		err, img = json.Unmarshal([]byte(res[0][65:]), &m), []byte(res[1])
@@ -377,5 +377,5 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	if err != nil {
 		return gateway.ChainNode{}, false, nil
 	}
-	return gateway.ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: img, ImageKey: m.Blob}, true, nil
+	return gateway.ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: img, Owner: m.Owner}, true, nil
 }

@@ -134,13 +134,13 @@ func TestChainsShared(t *testing.T) {
 	if got.Tenant != want.Tenant || got.Parent != want.Parent || got.Depth != 2 || got.Score != 0.75 || got.Model != "m" || !got.Root || !bytes.Equal(got.Image, want.Image) {
 		t.Errorf("Chain(req_1) = %+v, want %+v", got, want)
 	}
-	// A node whose image is in a blob store carries the key, no bytes.
-	ref := gateway.ChainNode{ID: "req_2", Tenant: "acme", Parent: "req_1", Depth: 3, ImageKey: "ab12"}
+	// A node whose image stays on its replica names it, no bytes.
+	ref := gateway.ChainNode{ID: "req_2", Tenant: "acme", Parent: "req_1", Depth: 3, Owner: "http://10.0.0.7:8081"}
 	if err := a.PutChain(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok, err := b.Chain(ctx, "req_2"); err != nil || !ok || got.ImageKey != "ab12" || got.Image != nil || got.Parent != "req_1" || got.Depth != 3 {
-		t.Errorf("Chain(req_2) = %+v, %v, %v; want the blob key and no bytes", got, ok, err)
+	if got, ok, err := b.Chain(ctx, "req_2"); err != nil || !ok || got.Owner != ref.Owner || got.Image != nil || got.Parent != "req_1" || got.Depth != 3 {
+		t.Errorf("Chain(req_2) = %+v, %v, %v; want the owner and no bytes", got, ok, err)
 	}
 	if _, ok, err := b.Chain(ctx, "req_unknown"); ok || err != nil {
 		t.Errorf("Chain(unknown) = %v, %v; want not found", ok, err)

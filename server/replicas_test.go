@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,11 +127,15 @@ func TestReplicasShareState(t *testing.T) {
 			t.Errorf("parent on a server outside the store = %d %s", r.status, r.errorCode())
 		}
 	})
-	t.Run("edit chain with images in a shared blob store", func(t *testing.T) {
+	t.Run("edit chain with images left on their replica", func(t *testing.T) {
 		srv := redistest.Start(t)
-		blobs := mustBlobs(t)
-		edit := func(s *setup) { s.deps.Blobs = blobs }
-		rs := []*env{mustStartReplica(t, srv, nil, edit), mustStartReplica(t, srv, nil, edit)}
+		peers := []*testPeers{{}, {}}
+		var rs []*env
+		for _, p := range peers {
+			e := mustStartReplica(t, srv, nil, func(s *setup) { s.gwDeps.ChainImages = p })
+			p.set(e.adminURL, e.admin)
+			rs = append(rs, e)
+		}
 		parent := decodeNative(t, rs[0].post(t, "/v1/images", `{"prompt":"a cat","size":"64x64"}`)).ID
 		refs := make(chan int, 1)
 		rs[1].fast.Fail = func(req providers.Request) error { refs <- len(req.References); return nil }
@@ -138,7 +143,11 @@ func TestReplicasShareState(t *testing.T) {
 			t.Errorf("edit on the other replica = %d %s, want 200", r.status, r.errorCode())
 		}
 		if n := <-refs; n != 1 {
-			t.Errorf("the edit's provider call had %d references, want 1: the parent's image from the blob store", n)
+			t.Errorf("the edit's provider call had %d references, want 1: the parent's image from its replica", n)
+		}
+		// Public port: no chain images.
+		if r := do(t, "GET", rs[0].url+"/admin/chains/"+parent+"/image", map[string]string{"Authorization": "Bearer " + rs[0].admin}, nil); r.status == 200 {
+			t.Errorf("chain image on the public port = %d, want refused", r.status)
 		}
 	})
 	t.Run("idempotency", func(t *testing.T) {
@@ -258,4 +267,20 @@ func waitReady(t *testing.T, e *env, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("/readyz never showed %s", want)
+}
+
+// testPeers is server.ChainPeers whose own URL is set once its replica
+// listens (after the gateway is built).
+type testPeers struct {
+	self atomic.Pointer[server.ChainPeers]
+}
+
+func (p *testPeers) set(url, token string) {
+	p.self.Store(&server.ChainPeers{SelfURL: url, Token: token})
+}
+
+func (p *testPeers) Self() string { return p.self.Load().Self() }
+
+func (p *testPeers) Fetch(ctx context.Context, owner, id string) ([]byte, error) {
+	return p.self.Load().Fetch(ctx, owner, id)
 }

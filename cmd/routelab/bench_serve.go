@@ -121,7 +121,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			url = rs.URL()
 		}
 		o := replica.BenchOptions(kafkaAddr, filepath.Join(tmp, "state"), key, logger)
-		o.StateStore = url
+		// As serve runs with a store: edit-chain images stay on the
+		// replica, other replicas fetch them through its admin listener.
+		o.StateStore, o.AdminAddr, o.AdminToken = url, "127.0.0.1:0", replica.RandomToken("adm_")
 		pprof.Do(ctx, pprof.Labels("side", "state"), func(ctx context.Context) {
 			rlState, err = replica.Start(ctx, o)
 		})

@@ -39,7 +39,7 @@ func benchServeHandler(b *testing.B, state bool) {
 	key := "rl_bench_handler"
 	o := replica.BenchOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if state {
-		o.StateStore = redistest.Start(b).URL()
+		o.StateStore, o.AdminAddr, o.AdminToken = redistest.Start(b).URL(), "127.0.0.1:0", "adm_bench"
 	}
 	rl, err := replica.Start(ctx, o)
 	if err != nil {

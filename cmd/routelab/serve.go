@@ -39,7 +39,9 @@ without it they are per replica. When the store cannot be reached, rate limits a
 vendor budgets fall back to limit/--replicas on each replica, daily caps refuse with
 503 state_unavailable, and idempotency and edit chains work on this replica only
 (a warning is logged); /readyz lists the store as degraded. Provider concurrency
-is per replica.`
+is per replica. An edit chain's image stays on the replica that made it; another
+replica editing it fetches it from that one's admin listener (--advertise-admin-url,
+with the admin token all replicas share).`
 
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("serve", serveHelp)
@@ -64,6 +66,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	maxConnsPerIP := fs.Int("http-max-conns-per-ip", 0, "open connections per client address; 0 = no limit (leave 0 behind a proxy)")
 	limits := addLimitFlags(fs, 50)
 	stateStore := fs.String("state-store", "", "redis:// URL of the Redis or Valkey the replicas share daily caps, rate limits, vendor budgets, edit chains and Idempotency-Key records through; empty keeps them in this process (env ROUTELAB_STATE_STORE)")
+	advertise := fs.String("advertise-admin-url", "", "where other replicas reach this one's admin listener, to fetch the images of edit chains made here, e.g. http://POD_IP:8081 (default: the admin listener's address) (env ROUTELAB_ADVERTISE_ADMIN_URL)")
 	replicas := fs.Int("replicas", 1, "how many replicas share --state-store: while it is unreachable each allows limit/replicas (env ROUTELAB_REPLICAS)")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
 	boost := fs.Float64("review-failure-boost", 4, "failure audits: outputs that failed QA, escalated or reset an edit chain are sampled at this many times their stratum's rate (capped at 1); the rate is recorded with each decision and review estimates weigh by its inverse; 1 samples them like the rest")
@@ -92,6 +95,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
 	envDefault(fs, env, "state-store", "ROUTELAB_STATE_STORE")
 	envDefault(fs, env, "replicas", "ROUTELAB_REPLICAS")
+	envDefault(fs, env, "advertise-admin-url", "ROUTELAB_ADVERTISE_ADMIN_URL")
 	o.Addr, o.AdminAddr, o.DataDir, o.Catalog = *addr, *adminAddr, *dataDir, *catalog
 	o.Policy = policyForCatalog(fs, *policy, *catalog)
 	o.Brokers = splitList(*brokers)
@@ -115,7 +119,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if err := limits.apply(&o.Server, &o.Gateway); err != nil {
 		return err
 	}
-	o.StateStore = *stateStore
+	o.StateStore, o.AdvertiseAdminURL = *stateStore, *advertise
 	for _, c := range splitList(*refAllow) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {

@@ -8,6 +8,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,7 +73,12 @@ type Options struct {
 	// records through (redisstate); "" keeps them in this process.
 	// Server.Replicas and Gateway.Replicas say how many replicas share it.
 	StateStore string
-	Logger     *slog.Logger
+	// AdvertiseAdminURL is where other replicas reach this one's admin
+	// listener, to fetch the images of edit chains made here; default the
+	// admin listener's own URL (right on one machine; behind a network,
+	// e.g. http://POD_IP:8081 with --admin-addr 0.0.0.0:8081).
+	AdvertiseAdminURL string
+	Logger            *slog.Logger
 	Registry   *prometheus.Registry
 }
 
@@ -259,9 +265,15 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Logger:     o.Logger,
 	}
 	sdeps := server.Deps{}
+	var peers *server.ChainPeers
 	if state != nil {
 		gdeps.Caps, gdeps.Chains, gdeps.Limits = state, state, state
 		sdeps.Rates, sdeps.Idempotency, sdeps.State = state, state, state
+		if o.AdminAddr != "" && o.AdminToken != "" {
+			// Chain images stay here; the store names this replica.
+			peers = &server.ChainPeers{Token: o.AdminToken}
+			gdeps.ChainImages = peers
+		}
 	}
 	gw := gateway.New(o.Gateway, gdeps)
 	sdeps.Gateway, sdeps.Catalog, sdeps.Events, sdeps.Keys, sdeps.Blobs = gw, catalog, producer, keys, blobs
@@ -285,6 +297,9 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 			return nil, fmt.Errorf("admin listener: %w", err)
 		}
 		r.adminURL = "http://" + aln.Addr().String()
+		if peers != nil {
+			peers.SelfURL = cmp.Or(o.AdvertiseAdminURL, r.adminURL)
+		}
 		go func() { r.adminDone <- r.srv.ServeAdmin(aln) }()
 	}
 	r.url = "http://" + ln.Addr().String()
