@@ -22,10 +22,14 @@ import (
 
 // Options configure a Store. Zero values take the defaults.
 type Options struct {
-	URL            string        // redis://[:password@]host:port[/db]; required
-	Prefix         string        // key prefix; default "rl:"
-	ChainTTL       time.Duration // edit-chain nodes and their images; default 1 h
-	IdempotencyTTL time.Duration // finished Idempotency-Key records; default 24 h
+	URL      string        // redis://[:password@]host:port[/db]; required
+	Prefix   string        // key prefix; default "rl:"
+	ChainTTL time.Duration // edit-chain nodes and their images; default 1 h
+	// IdempotencyTTL keeps finished Idempotency-Key records; default 1 h.
+	// A record holds its response, images included (megabytes from a
+	// vendor unless the client asks for url): the store needs about
+	// keyed requests per second x TTL x response size.
+	IdempotencyTTL time.Duration
 	InFlightTTL    time.Duration // a claim whose owner died is released after this; default 2 min
 	Timeout        time.Duration // per operation; default 1 s
 	PingEvery      time.Duration // health check; default 1 s
@@ -65,7 +69,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("state store %q: %w", o.URL, err)
 	}
 	setDefault(&o.ChainTTL, time.Hour)
-	setDefault(&o.IdempotencyTTL, 24*time.Hour)
+	setDefault(&o.IdempotencyTTL, time.Hour)
 	setDefault(&o.InFlightTTL, 2*time.Minute)
 	setDefault(&o.Timeout, time.Second)
 	setDefault(&o.PingEvery, time.Second)
