@@ -209,9 +209,9 @@ type Deps struct {
 	// ChainImages, with Chains, leaves chain images on the replica that
 	// made them (the store gets the owner); nil: the store gets the bytes.
 	ChainImages ChainImages
-	Registry prometheus.Registerer // nil: a private registry
-	Logger   *slog.Logger          // nil: discard
-	Now      func() time.Time      // nil: time.Now
+	Registry    prometheus.Registerer // nil: a private registry
+	Logger      *slog.Logger          // nil: discard
+	Now         func() time.Time      // nil: time.Now
 }
 
 // Sizes is the size a model answers a w×h request at.

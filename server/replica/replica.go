@@ -79,7 +79,7 @@ type Options struct {
 	// e.g. http://POD_IP:8081 with --admin-addr 0.0.0.0:8081).
 	AdvertiseAdminURL string
 	Logger            *slog.Logger
-	Registry   *prometheus.Registry
+	Registry          *prometheus.Registry
 }
 
 // Replica is a running serve: the app, its listeners and what it owns.
