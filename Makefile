@@ -6,7 +6,7 @@ DATA    ?= ./.routelab
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build run test test-heavy bench bench-ingest deps clickhouse tesseract gomod browser clean kafka fuzz fuzz-short soak default-policy
+.PHONY: all build run test test-heavy bench bench-ingest deps clickhouse redis tesseract gomod browser clean kafka fuzz fuzz-short soak default-policy
 
 all: build
 
@@ -14,10 +14,15 @@ build: gomod
 	$(GO) build -o $(BIN) ./cmd/routelab
 
 # deps installs everything the stack and the tests need that is not there yet.
-deps: clickhouse tesseract gomod
+deps: clickhouse redis tesseract gomod
 
 clickhouse:
 	@command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || { $(APT) update && $(APT) install -y clickhouse-server clickhouse-client; }
+
+# redis: the shared state store of serve replicas (redisstate); routelab dev
+# and the tests run redis-server as a child process, never the system service.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || { $(APT) update && $(APT) install -y redis-server; }
 
 # tesseract: the OCR engine of QA's legibility check (evaluator/tesseract),
 # with its English data.

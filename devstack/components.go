@@ -9,23 +9,27 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/routelab/routelab/console"
 	chexp "github.com/routelab/routelab/experiments/clickhouse"
-	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/providers/sim"
-	"github.com/routelab/routelab/server"
 	"github.com/routelab/routelab/server/client"
 	"github.com/routelab/routelab/server/replica"
 )
 
-// startServe starts serve against the dev broker, seeding an API key
-// for tenant "dev" and an admin token (kept under DATA_DIR/serve so a
-// restart prints the same ones).
+// startServe starts the serve replicas against the dev broker and state
+// store, seeding an API key for tenant "dev" and an admin token (kept
+// under DATA_DIR/serve so a restart prints the same ones). Every replica
+// shares the broker (keys, policies, experiments), the state store (caps,
+// rates, chains, idempotency), the blob directory and the image-link
+// secret, so a request may go to any of them; each has a data dir of its
+// own for its event spool and run marker (the first DATA_DIR, the others
+// DATA_DIR/replicas/N); the first's admin listener is dev.json's "admin".
 func (st *Stack) startServe(ctx context.Context, cfg Config) error {
 	info := &st.Info
 	dir := filepath.Join(cfg.Dir, "serve")
@@ -42,24 +46,58 @@ func (st *Stack) startServe(ctx context.Context, cfg Config) error {
 		return err
 	}
 	sc := cfg.Serve
-	s, err := replica.Start(ctx, replica.Options{
-		Addr: sc.Addr, AdminAddr: sc.AdminAddr, Brokers: []string{info.Kafka}, DataDir: cfg.Dir, Policy: sc.Policy, Catalog: sc.Catalog,
-		AdminToken: token, URLSecret: urlSecret, Sim: sim.Options{LatencyScale: sc.SimLatency},
-		SeedKey: key, SeedTenant: "dev", Server: server.Config{RatePerSec: sc.Rate, RateBurst: max(100, int(sc.Rate))}, Gateway: gateway.Config{SampleRate: sc.SampleRate},
-		Logger: cfg.Logger.With("component", "serve"),
-	})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	st.onStop("serve", func(ctx context.Context) error { return s.Stop(ctx, 30*time.Second) })
-	st.run("serve", func(ctx context.Context) error {
-		if err := s.Wait(ctx); err != nil {
-			return fmt.Errorf("serve stopped: %w", err)
+	n := max(sc.Replicas, 1)
+	scfg, gcfg := sc.Server, sc.Gateway
+	scfg.RatePerSec, scfg.Replicas = sc.Rate, n
+	scfg.RateBurst = max(scfg.RateBurst, 100, int(sc.Rate))
+	gcfg.SampleRate, gcfg.Replicas = sc.SampleRate, n
+	for i := range n {
+		o := replica.Options{
+			Addr: replicaAddr(sc.Addr, i), Brokers: []string{info.Kafka}, DataDir: cfg.Dir, Policy: sc.Policy, Catalog: sc.Catalog,
+			AdminToken: token, URLSecret: urlSecret, Sim: sim.Options{LatencyScale: sc.SimLatency},
+			Blobs:   replica.BlobOptions{Dir: filepath.Join(cfg.Dir, "blobs")},
+			SeedKey: key, SeedTenant: "dev", Server: scfg, Gateway: gcfg, StateStore: info.Redis,
+			Logger: cfg.Logger.With("component", "serve"),
 		}
-		return nil
-	})
-	info.API, info.Admin, info.APIKey, info.AdminToken = s.URL(), s.AdminURL(), key, token
+		name := "serve"
+		if i == 0 {
+			o.AdminAddr = sc.AdminAddr
+		} else {
+			// An admin listener of its own, on a free port, for the
+			// images of edit chains made there (not in dev.json).
+			o.AdminAddr = "127.0.0.1:0"
+			name = fmt.Sprintf("serve replica %d", i+1)
+			o.DataDir = filepath.Join(cfg.Dir, "replicas", strconv.Itoa(i+1))
+			o.Logger = cfg.Logger.With("component", "serve", "replica", i+1)
+		}
+		s, err := replica.Start(ctx, o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		st.onStop(name, func(ctx context.Context) error { return s.Stop(ctx, 30*time.Second) })
+		st.run(name, func(ctx context.Context) error {
+			if err := s.Wait(ctx); err != nil {
+				return fmt.Errorf("stopped: %w", err)
+			}
+			return nil
+		})
+		info.APIReplicas = append(info.APIReplicas, s.URL())
+		if i == 0 {
+			info.API, info.Admin, info.APIKey, info.AdminToken = s.URL(), s.AdminURL(), key, token
+		}
+	}
 	return nil
+}
+
+// replicaAddr is replica i's listen address: addr for the first, the next
+// ports after it for the others (port 0 stays 0: a free one each).
+func replicaAddr(addr string, i int) string {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if i == 0 || err != nil || perr != nil || p == 0 {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i))
 }
 
 // startExperimentMonitor runs the guardrail monitor of `routelab jobs

@@ -15,15 +15,18 @@ const InfoFile = "dev.json"
 // Info is DATA_DIR/dev.json: the bound addresses and seeded credentials
 // of a running `routelab dev`. Components that are not running are omitted.
 type Info struct {
-	API            string `json:"api,omitempty"`
-	Admin          string `json:"admin,omitempty"` // serve's admin API, a listener apart from api
-	Console        string `json:"console,omitempty"`
-	Kafka          string `json:"kafka"`
-	ClickHouse     string `json:"clickhouse"`
-	ClickHouseHTTP string `json:"clickhouse_http"`
-	Database       string `json:"database"`
-	APIKey         string `json:"api_key,omitempty"`
-	AdminToken     string `json:"admin_token,omitempty"`
+	API string `json:"api,omitempty"`
+	// APIReplicas are every serve replica's image API, API first.
+	APIReplicas    []string `json:"api_replicas,omitempty"`
+	Admin          string   `json:"admin,omitempty"` // serve's admin API, a listener apart from api
+	Console        string   `json:"console,omitempty"`
+	Kafka          string   `json:"kafka"`
+	Redis          string   `json:"redis,omitempty"` // the state store the replicas share, redis://
+	ClickHouse     string   `json:"clickhouse"`
+	ClickHouseHTTP string   `json:"clickhouse_http"`
+	Database       string   `json:"database"`
+	APIKey         string   `json:"api_key,omitempty"`
+	AdminToken     string   `json:"admin_token,omitempty"`
 	// The console's seeded admin account.
 	ConsoleUser     string `json:"console_user,omitempty"`
 	ConsolePassword string `json:"console_password,omitempty"`

@@ -1,7 +1,8 @@
 // Package devstack runs the whole routelab stack on one machine in one
 // process tree, as `routelab dev` does: the local Kafka-protocol broker, a
+// redis-server child process (the state serve replicas share), a
 // clickhouse-server child process with the schema, the ingest consumer,
-// a serve replica, the experiments guardrail monitor and the console, each
+// one or more serve replicas, the experiments guardrail monitor and the console, each
 // started after what it depends on and stopped in reverse order on one
 // stop path. Info is what a running stack writes to DATA_DIR/dev.json.
 package devstack
@@ -18,14 +19,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/ingest"
 	"github.com/routelab/routelab/ingest/chlocal"
+	"github.com/routelab/routelab/redisstate/redislocal"
+	"github.com/routelab/routelab/server"
 )
 
 // Config places and sizes the components. Addresses accept port 0.
 type Config struct {
 	Dir                string // data dir, absolute: kafka/, clickhouse/, serve/, console/ ...
 	KafkaAddr          string
+	RedisPort          int // the state store, on 127.0.0.1; 0 picks one
 	ClickHousePort     int // native protocol, on 127.0.0.1
 	ClickHouseHTTPPort int
 	Database           string                // ClickHouse database of the event tables
@@ -38,10 +43,15 @@ type Config struct {
 	Log                io.Writer // one line per stopped component
 }
 
-// ServeConfig is what dev sets of its serve replica.
+// ServeConfig is what dev sets of its serve replicas.
 type ServeConfig struct {
-	Addr       string  // image API
-	AdminAddr  string  // admin API
+	Replicas  int    // serve replicas sharing the state store, Kafka, the blobs and the link secret; default 1
+	Addr      string // image API of the first replica; the others take the next ports (or free ones with port 0)
+	AdminAddr string // admin API (the first replica's)
+	// Server and Gateway hold the limits every replica gets (dev's
+	// --limit-* flags); Rate and SampleRate below override theirs.
+	Server     server.Config
+	Gateway    gateway.Config
 	SimLatency float64 // simulated model latency multiplier
 	Policy     string  // made live on first start: a file or a shipped name
 	SampleRate float64 // review sampling
@@ -124,6 +134,22 @@ func (st *Stack) start(ctx context.Context, cfg Config) error {
 	}
 	st.onStop("kafka", func(context.Context) error { b.Close(); return nil })
 	info.Kafka = b.Addr()
+
+	// The state store the serve replicas share.
+	rs, err := redislocal.Start(ctx, redislocal.Config{Dir: filepath.Join(cfg.Dir, "redis"), Port: cfg.RedisPort, Persist: true})
+	if err != nil {
+		return err
+	}
+	st.onStop("redis", rs.Stop)
+	st.run("redis", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rs.Done():
+			return fmt.Errorf("redis-server exited unexpectedly; see %s/redis.log", rs.Dir)
+		}
+	})
+	info.Redis = rs.URL()
 
 	// ClickHouse, with the schema.
 	ch, err := chlocal.Start(ctx, chlocal.Config{Dir: filepath.Join(cfg.Dir, "clickhouse"), TCPPort: cfg.ClickHousePort, HTTPPort: cfg.ClickHouseHTTPPort})

@@ -35,6 +35,10 @@ const (
 	// memory as it may (the broker and the spool take none); the request
 	// is refused rather than served with events that could not be kept.
 	CodeEventsBacklogged = "events_backlogged"
+	// CodeStateUnavailable: the store shared by replicas (daily caps)
+	// cannot be reached; the request is refused rather than served past
+	// a cap no replica can check.
+	CodeStateUnavailable = "state_unavailable"
 )
 
 var errNoModel = &Error{Code: CodeNoModel, Message: "no model can serve this request now", RetryAfter: time.Second}
@@ -42,3 +46,5 @@ var errNoModel = &Error{Code: CodeNoModel, Message: "no model can serve this req
 // errBacklogged's Retry-After is the event producer's longest wait between
 // two tries of the broker: by then it has tried again.
 var errBacklogged = &Error{Code: CodeEventsBacklogged, Message: "events cannot be recorded now; retry shortly", RetryAfter: 5 * time.Second}
+
+var errStateUnavailable = &Error{Code: CodeStateUnavailable, Message: "limits cannot be checked now; retry shortly", RetryAfter: 5 * time.Second}

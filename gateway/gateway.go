@@ -41,6 +41,7 @@ type Request struct {
 	ParentID    string // edit chain: the earlier request whose output is edited
 	// OpenAI Images options passed to the provider (providers.Request);
 	// a transparent Background also restricts routing to models that can.
+	// User, the tenant's end user, also has daily caps of its own.
 	Background, Moderation, InputFidelity, Style, User string
 
 	shadowOf string // a shadow experiment's mirror of this live request id
@@ -119,6 +120,22 @@ type Config struct {
 
 	DailyCap  int            // images per tenant per UTC day; 0 = unlimited
 	DailyCaps map[string]int // per-tenant caps overriding DailyCap (0 = unlimited for that tenant)
+	// DailyCapUser caps the images of one end user (Request.User) of a
+	// tenant per UTC day, DailyCapHiRes their high-resolution ones (at
+	// least HiResPixels, default 2,000,000: 1536x1536 is, 1792x1024 is
+	// not); 0 = unlimited. Requests without a user have neither.
+	DailyCapUser  int
+	DailyCapHiRes int
+	HiResPixels   int
+
+	// VendorPerMinute is each provider's request budget per minute,
+	// shared by every replica through Deps.Limits (vendors rate-limit a
+	// whole organisation); a call past it is not made and the fallback
+	// chain moves on. Absent or 0: none.
+	VendorPerMinute map[string]int
+	// Replicas is how many replicas share the limits: while the shared
+	// store is unreachable each takes limit / Replicas. Default 1.
+	Replicas int
 
 	SampleRate  float64            // review sampling rate per stratum; default 0.05, negative none
 	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
@@ -145,6 +162,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ChainSize, 4096)
 	setDefault(&c.ChainBytes, 256<<20)
 	setDefault(&c.FeedbackSize, 200_000)
+	setDefault(&c.HiResPixels, 2_000_000)
+	setDefault(&c.Replicas, 1)
 	if c.MaxEscalations == 0 {
 		c.MaxEscalations = 1
 	}
@@ -181,10 +200,18 @@ type Deps struct {
 	Assigner Assigner
 	// Shadows runs shadow experiments' mirrors after the live response
 	// (a ShadowPool in serve; the lab runs them in turn); nil: none run.
-	Shadows  ShadowRunner
-	Registry prometheus.Registerer // nil: a private registry
-	Logger   *slog.Logger          // nil: discard
-	Now      func() time.Time      // nil: time.Now
+	Shadows ShadowRunner
+	// Caps, Chains and Limits are the state replicas share (redisstate):
+	// daily caps, edit chains, vendor budgets. nil: this replica's memory.
+	Caps   CapStore
+	Chains ChainStore
+	Limits Limiter
+	// ChainImages, with Chains, leaves chain images on the replica that
+	// made them (the store gets the owner); nil: the store gets the bytes.
+	ChainImages ChainImages
+	Registry    prometheus.Registerer // nil: a private registry
+	Logger      *slog.Logger          // nil: discard
+	Now         func() time.Time      // nil: time.Now
 }
 
 // Sizes is the size a model answers a w×h request at.
@@ -198,9 +225,10 @@ type Gateway struct {
 	deps     Deps
 	log      *slog.Logger
 	m        *metrics
-	caps     *dailyCaps
+	caps     CapStore
+	vendor   *RateLimits      // vendor budgets
 	gates    map[string]*gate // by provider name
-	chains   *chains
+	chains   *chains          // this replica's; Deps.Chains when shared
 	feedback *feedbackLog
 	backlog  Backlog // deps.Events, when it can run out of room
 	spend    shadowSpend
@@ -222,7 +250,7 @@ func New(cfg Config, deps Deps) *Gateway {
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
-		caps:     newDailyCaps(cfg.DailyCap, cfg.DailyCaps),
+		caps:     deps.Caps,
 		gates:    map[string]*gate{},
 		chains:   newChains(cfg.ChainSize, cfg.ChainBytes),
 		feedback: newFeedbackLog(cfg.FeedbackSize),
@@ -233,8 +261,15 @@ func New(cfg Config, deps Deps) *Gateway {
 			g.gates[name] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
 		}
 	}
+	if g.caps == nil {
+		g.caps = NewMemCaps()
+	}
 	g.backlog, _ = deps.Events.(Backlog)
 	g.m = newMetrics(deps.Registry, g.gates)
+	g.vendor = NewRateLimits(deps.Limits, cfg.Replicas, deps.Now, func(key string, err error) {
+		g.m.stateFallback.WithLabelValues("vendor_budget").Inc()
+		g.log.Warn("vendor budget store unavailable: this replica's share applies", "budget", key, "err", err)
+	})
 	return g
 }
 

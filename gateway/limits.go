@@ -2,76 +2,88 @@ package gateway
 
 import (
 	"context"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 )
 
-// Daily caps and provider gates are per replica: behind N replicas a tenant
-// gets N times its daily cap, a provider N times the concurrency.
+// Provider gates are per replica: behind N replicas a provider gets N
+// times the concurrency (a vendor's organisation-wide rate is the shared
+// vendor budget's, Config.VendorPerMinute). Daily caps are the CapStore's.
 
-// dailyCaps counts images per tenant per UTC day against the tenant's cap
-// (its override, else the default; 0 is unlimited).
-type dailyCaps struct {
-	limit     int64
-	overrides map[string]int64
-	mu        sync.Mutex
-	m         map[string]*dayCount
-}
-
-type dayCount struct {
-	day int64
-	n   int64
-}
-
-func newDailyCaps(limit int, overrides map[string]int) *dailyCaps {
-	d := &dailyCaps{limit: int64(limit), overrides: make(map[string]int64, len(overrides)), m: make(map[string]*dayCount)}
-	for t, n := range overrides {
-		d.overrides[t] = int64(n)
+// capCounters are the daily caps a request books against: its tenant's,
+// its end user's, and its end user's high-resolution renders'. Unlimited
+// caps are left out.
+func (g *Gateway) capCounters(r *Request) []Counter {
+	var cs []Counter
+	limit := int64(g.cfg.DailyCap)
+	if n, ok := g.cfg.DailyCaps[r.Tenant]; ok {
+		limit = int64(n)
 	}
-	return d
-}
-
-func (d *dailyCaps) limitOf(tenant string) int64 {
-	if n, ok := d.overrides[tenant]; ok {
-		return n
+	if limit > 0 {
+		cs = append(cs, Counter{Key: capKey("tenant", r.Tenant), Limit: limit})
 	}
-	return d.limit
+	if r.User == "" {
+		return cs
+	}
+	if g.cfg.DailyCapUser > 0 {
+		cs = append(cs, Counter{Key: capKey("user", r.Tenant, r.User), Limit: int64(g.cfg.DailyCapUser)})
+	}
+	if g.cfg.DailyCapHiRes > 0 && r.Width*r.Height >= g.cfg.HiResPixels {
+		cs = append(cs, Counter{Key: capKey("hires", r.Tenant, r.User), Limit: int64(g.cfg.DailyCapHiRes)})
+	}
+	return cs
 }
 
-// reserve books n images for tenant today, or says how long until the cap
-// resets. Call release when the images were not delivered.
-func (d *dailyCaps) reserve(tenant string, n int, now time.Time) (bool, time.Duration) {
-	limit := d.limitOf(tenant)
-	if limit <= 0 {
-		return true, 0
+// capMessages say which cap a refusal hit, by counter kind.
+var capMessages = map[string]string{
+	"tenant": "the tenant's daily image cap is reached",
+	"user":   "this user's daily image cap is reached",
+	"hires":  "this user's daily cap on high-resolution images is reached",
+}
+
+// reserve books r's images against its daily caps. The returned release
+// gives them back (the images were not delivered); it is nil when nothing
+// was booked. A store that cannot be reached refuses the request: caps
+// fail closed.
+func (g *Gateway) reserve(ctx context.Context, r *Request, now time.Time) (release func(), err *Error) {
+	cs := g.capCounters(r)
+	if len(cs) == 0 {
+		return func() {}, nil
 	}
 	day := now.UTC().Unix() / 86400
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c, ok := d.m[tenant]
-	if !ok || c.day != day {
-		c = &dayCount{day: day}
-		d.m[tenant] = c
+	i, serr := g.caps.Reserve(ctx, day, cs, r.N)
+	if serr != nil {
+		g.m.stateFallback.WithLabelValues("daily_cap").Inc()
+		g.log.Warn("daily cap store unavailable: request refused", "request_id", r.ID, "err", serr)
+		return nil, errStateUnavailable
 	}
-	if c.n+int64(n) > limit {
+	if i >= 0 {
+		g.m.limited.WithLabelValues("daily_cap").Inc()
+		kind, _, _ := strings.Cut(cs[i].Key, ":")
 		reset := time.Unix((day+1)*86400, 0).Sub(now)
-		return false, reset
+		return nil, &Error{Code: CodeDailyCapReached, Message: capMessages[kind], RetryAfter: reset}
 	}
-	c.n += int64(n)
-	return true, 0
+	return func() {
+		// The request's own context may be done (cancelled, timed out):
+		// the release must still happen.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := g.caps.Release(rctx, day, cs, r.N); err != nil {
+			g.log.Warn("release daily cap: images stay counted", "request_id", r.ID, "images", r.N, "err", err)
+		}
+	}, nil
 }
 
-func (d *dailyCaps) release(tenant string, n int, now time.Time) {
-	if d.limitOf(tenant) <= 0 {
-		return
+// vendorAllows spends one request of provider's shared per-minute budget,
+// when it has one.
+func (g *Gateway) vendorAllows(ctx context.Context, provider string) bool {
+	perMin := g.cfg.VendorPerMinute[provider]
+	if perMin <= 0 {
+		return true
 	}
-	day := now.UTC().Unix() / 86400
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.m[tenant]; ok && c.day == day {
-		c.n = max(0, c.n-int64(n))
-	}
+	ok, _ := g.vendor.Allow(ctx, capKey("vendor", provider), Rate{PerSec: float64(perMin) / 60, Burst: perMin})
+	return ok
 }
 
 // gate bounds the calls in flight to one provider, with a short queue;

@@ -8,11 +8,12 @@ import (
 )
 
 type metrics struct {
-	attemptsVec *prometheus.CounterVec // model, status
-	limited     *prometheus.CounterVec // reason: daily_cap | shed | events_backlogged (the server adds rate)
-	escalations prometheus.Counter
-	sampled     prometheus.Counter
-	attempts    Children[[2]string, prometheus.Counter]
+	attemptsVec   *prometheus.CounterVec // model, status
+	limited       *prometheus.CounterVec // reason: daily_cap | shed | events_backlogged (the server adds rate)
+	stateFallback *prometheus.CounterVec // part: daily_cap | chain | vendor_budget (the server adds rate, idempotency)
+	escalations   prometheus.Counter
+	sampled       prometheus.Counter
+	attempts      Children[[2]string, prometheus.Counter]
 }
 
 // Children caches a metric vector's children by their label values (the
@@ -43,6 +44,16 @@ func LimitedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	}, []string{"reason"}))
 }
 
+// StateFallbackCounter is routelab_state_fallback_total{part}: requests
+// that met an unreachable shared state store, by the part whose fallback
+// they took (rate, vendor_budget: this replica's share; daily_cap: 503;
+// idempotency, chain: served without). Shared like LimitedCounter.
+func StateFallbackCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_state_fallback_total", Help: "Requests that met an unreachable shared state store, by part: rate, vendor_budget (per-replica share), daily_cap (refused 503), idempotency, chain (served without).",
+	}, []string{"part"}))
+}
+
 // register registers c, or returns the identical collector registered
 // before (Prometheus' AlreadyRegisteredError idiom).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
@@ -63,7 +74,8 @@ func newMetrics(reg prometheus.Registerer, gates map[string]*gate) *metrics {
 		attemptsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "routelab_serve_provider_attempts_total", Help: "Provider calls by model and outcome (ok, qa_fail, or the error kind).",
 		}, []string{"model", "status"}),
-		limited: LimitedCounter(reg),
+		limited:       LimitedCounter(reg),
+		stateFallback: StateFallbackCounter(reg),
 		escalations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "routelab_serve_escalations_total", Help: "Requests escalated to another model after QA failed.",
 		}),

@@ -34,9 +34,9 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	}
 	var parent *chainNode
 	if r.ParentID != "" {
-		p, ok := g.chains.get(r.ParentID)
+		p, ok := g.chainNode(ctx, r.ParentID)
 		if !ok || p.tenant != r.Tenant {
-			return nil, &Error{Code: CodeParentNotFound, Field: "parent_id", Message: "unknown parent_id (edit chains are kept for recent requests on this replica)"}
+			return nil, &Error{Code: CodeParentNotFound, Field: "parent_id", Message: "unknown parent_id (edit chains are kept for recent requests only)"}
 		}
 		parent = p
 		req.EditDepth = p.depth + 1
@@ -62,7 +62,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		if d.Reset {
 			// Editing an edit of an edit degrades; restart from the
 			// cleanest image of the chain instead of the last output.
-			c := g.chains.cleanest(parent)
+			c := g.cleanest(ctx, parent)
 			base, req.EditDepth, o.Reset = c.image, d.EditDepth, true
 		}
 	}
@@ -80,14 +80,14 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		dec.Status, dec.ErrorCode = "error", errNoModel.Code
 		return nil, errNoModel
 	}
-	if ok, wait := g.caps.reserve(r.Tenant, r.N, start); !ok {
-		g.m.limited.WithLabelValues("daily_cap").Inc()
-		dec.Status, dec.ErrorCode = "error", CodeDailyCapReached
-		return nil, &Error{Code: CodeDailyCapReached, Message: "the tenant's daily image cap is reached", RetryAfter: wait}
+	release, cerr := g.reserve(ctx, &r, start)
+	if cerr != nil {
+		dec.Status, dec.ErrorCode = "error", cerr.Code
+		return nil, cerr
 	}
 	refs, err := r.Refs.Load(ctx)
 	if err != nil {
-		g.caps.release(r.Tenant, r.N, start)
+		release()
 		dec.Status, dec.ErrorCode = "error", CodeReferenceFailed
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	res, aerr := g.attempt(ctx, o, &d, preq, spec, &r)
 	dec.Attempts, dec.Escalated, dec.Fallback, dec.CostUSD = o.Attempts, o.Escalated, o.Fallback, o.CostUSD
 	if aerr != nil {
-		g.caps.release(r.Tenant, r.N, start)
+		release()
 		dec.Status, dec.ErrorCode = "error", aerr.Code
 		return nil, aerr
 	}
@@ -111,7 +111,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	o.Latency = g.deps.Now().Sub(start)
 	dec.Model, dec.Provider, dec.QAPass, dec.Images, dec.Status = o.Model, o.Provider, o.QAPass, len(res.Images), "ok"
 	if len(res.Images) > 0 {
-		g.chains.add(&chainNode{id: r.ID, tenant: r.Tenant, parent: parent, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.Score, root: o.Reset})
+		g.keepChain(ctx, &chainNode{id: r.ID, tenant: r.Tenant, parent: parent, parentID: r.ParentID, depth: req.EditDepth, image: res.Images[0].Bytes, score: o.Score, model: o.Model, root: o.Reset})
 		g.sample(ctx, o, &r, dec, refs)
 	}
 	g.mirror(&r, req, refs, spec, ov.Shadow, dec)
@@ -229,6 +229,10 @@ func (g *Gateway) specFor(model string, spec QASpec) QASpec {
 
 // call takes a slot at the provider's gate and calls it.
 func (g *Gateway) call(ctx context.Context, model string, p providers.Provider, preq providers.Request) (providers.Result, error) {
+	if !g.vendorAllows(ctx, g.gateName(model)) {
+		g.m.limited.WithLabelValues("vendor_budget").Inc()
+		return providers.Result{}, &providers.Error{Provider: g.gateName(model), Kind: providers.KindRateLimited, Message: "the vendor's shared per-minute budget is spent", RetryAfter: time.Second}
+	}
 	if gt := g.gates[g.gateName(model)]; gt != nil {
 		release, err := gt.acquire(ctx)
 		if err != nil {

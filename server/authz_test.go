@@ -102,6 +102,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{true, "POST", "/admin/policy", "", string(explore), [6]int{403, 403, 403, 403, 403, 200}},
 		{true, "POST", "/admin/policy/stage", "", string(rules), [6]int{403, 403, 403, 403, 403, 200}},
 		{true, "POST", "/admin/policy/rollback", "", "{}", [6]int{403, 403, 403, 403, 403, 200}},
+		// An edit chain's image, for another replica: a tenant's bytes,
+		// admin only.
+		{true, "GET", "/admin/chains/:id/image", "/admin/chains/" + owned.ID + "/image", "", [6]int{403, 403, 403, 403, 403, 200}},
 		{true, "GET", "/admin/experiments", "", "", [6]int{403, 403, 403, 403, 403, 200}},
 		{true, "POST", "/admin/experiments", "", strings.NewReplacer("pin strong", "matrix", `"layer":"models"`, `"layer":"matrix"`).Replace(pinSpec), [6]int{403, 403, 403, 403, 403, 201}},
 		{true, "GET", "/admin/experiments/:id", "/admin/experiments/" + spec.ID, "", [6]int{403, 403, 403, 403, 403, 200}},

@@ -23,9 +23,10 @@ type handlers struct {
 	m       *metrics
 	catalog map[string]Model
 	sizes   [][2]int // every size some catalog model offers; empty = any
-	rates   *buckets
+	rates   *gateway.RateLimits
+	rate    gateway.Rate // per API key
 	refs    *refLoader
-	idem    *idempotency
+	idem    IdempotencyStore
 	ids     *gateway.IDs
 }
 
@@ -36,10 +37,13 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		deps:    deps,
 		srv:     srv,
 		catalog: map[string]Model{},
-		rates:   newBuckets(cfg.RatePerSec, cfg.RateBurst),
+		rate:    gateway.Rate{PerSec: cfg.RatePerSec, Burst: cfg.RateBurst},
 		refs:    newRefLoader(cfg, logger),
-		idem:    newIdempotency(cfg.IdempotencySize, cfg.IdempotencyBytes),
+		idem:    deps.Idempotency,
 		ids:     gateway.NewIDs(),
+	}
+	if h.idem == nil {
+		h.idem = newIdempotency(cfg.IdempotencySize, cfg.IdempotencyBytes)
 	}
 	for _, m := range deps.Catalog {
 		h.catalog[m.Name] = m
@@ -51,6 +55,10 @@ func newHandlers(logger *slog.Logger, cfg Config, deps Deps, srv *Server) *handl
 		}
 	}
 	h.m = newMetrics(deps.Registry)
+	h.rates = gateway.NewRateLimits(deps.Rates, cfg.Replicas, deps.Now, func(_ string, err error) {
+		h.m.stateFallback.WithLabelValues("rate").Inc()
+		logger.Warn("rate limit store unavailable: this replica's share of the rate applies", "replicas", cfg.Replicas, "err", err)
+	})
 	return h
 }
 
@@ -76,7 +84,7 @@ func (h *handlers) admit(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusServiceUnavailable, Code: CodeShuttingDown, Message: "server is draining; retry on another replica", RetryAfter: 1e9}
 	}
 	k := keyOf(c)
-	if ok, wait := h.rates.take(k.ID, h.deps.Now()); !ok {
+	if ok, wait := h.rates.Allow(c.UserContext(), "key:"+k.ID, h.rate); !ok {
 		h.m.limited.WithLabelValues("rate").Inc()
 		return &Error{Status: fiber.StatusTooManyRequests, Code: CodeRateLimited, Message: "rate limit exceeded for this API key", RetryAfter: wait}
 	}
@@ -108,10 +116,15 @@ func (h *handlers) notReady() error {
 // readyz is the public readiness probe: ready when not draining, the policy
 // is loaded and the event producer is delivering or spooling. It does not
 // say why not (broker addresses, internal state): readyzReason on the
-// admin listener does.
+// admin listener does. A shared state store that is down leaves the
+// replica ready (every part has its fallback, and all replicas would go
+// out of rotation at once); "degraded" names it.
 func (h *handlers) readyz(c *fiber.Ctx) error {
 	if h.notReady() != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
+	}
+	if h.stateDown() != nil {
+		return c.JSON(fiber.Map{"status": "ready", "degraded": []string{"state_store"}})
 	}
 	return c.JSON(fiber.Map{"status": "ready"})
 }
@@ -120,7 +133,24 @@ func (h *handlers) readyzReason(c *fiber.Ctx) error {
 	if err := h.notReady(); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": err.Error()})
 	}
+	if err := h.stateDown(); err != nil {
+		return c.JSON(fiber.Map{"status": "ready", "degraded": fiber.Map{"state_store": fiber.Map{
+			"error":       err.Error(),
+			"rate":        fmt.Sprintf("per replica: the limit / %d", h.cfg.Replicas),
+			"daily_cap":   "refused: 503 state_unavailable for tenants with a cap",
+			"idempotency": "off: requests with an Idempotency-Key run, a retry may run again",
+			"chains":      "this replica's only: edits of outputs made elsewhere get parent_not_found",
+		}}})
+	}
 	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// stateDown is the shared state store's error while it cannot be reached.
+func (h *handlers) stateDown() error {
+	if h.deps.State == nil {
+		return nil
+	}
+	return h.deps.State.Healthy()
 }
 
 func (h *handlers) metricsHandler() fiber.Handler {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -149,47 +150,64 @@ func (h *handlers) serveAndRespond(c *fiber.Ctx, j *job, respond responder, mode
 }
 
 // idempotent runs fn once per key: a repeat with the same body replays the
-// stored response, a different body is 409.
+// stored response, a different body is 409. A store that cannot be reached
+// fails open: the request runs, with a logged warning.
 func (h *handlers) idempotent(c *fiber.Ctx, key, route string, fn func() error) error {
-	e, sum, owner := h.idem.begin(key, route, c.Body())
-	if !owner {
-		if e.body != sum {
-			return &Error{Status: fiber.StatusConflict, Code: CodeIdempotencyReuse, Field: "Idempotency-Key", Message: "Idempotency-Key was used with a different request"}
-		}
-		select {
-		case <-e.done:
-		case <-c.UserContext().Done():
+	sum := requestSum(route, c.Body())
+	claim, err := h.idem.Begin(c.UserContext(), key, sum)
+	if err != nil {
+		if c.UserContext().Err() != nil {
 			return c.UserContext().Err()
 		}
-		if e.resp == nil {
+		h.m.stateFallback.WithLabelValues("idempotency").Inc()
+		h.log.Warn("idempotency store unavailable: request runs without its Idempotency-Key", "request_id", requestID(c), "err", err)
+		return fn()
+	}
+	if !claim.Owner {
+		if claim.Sum != sum {
+			return &Error{Status: fiber.StatusConflict, Code: CodeIdempotencyReuse, Field: "Idempotency-Key", Message: "Idempotency-Key was used with a different request"}
+		}
+		if claim.Resp == nil {
 			return &Error{Status: fiber.StatusConflict, Code: CodeIdempotencyReuse, Field: "Idempotency-Key", Message: "the first request with this Idempotency-Key failed; retry with a new key"}
 		}
-		c.Status(e.resp.status)
-		c.Set(fiber.HeaderContentType, e.resp.ctype)
-		for _, kv := range e.resp.headers {
+		resp, err := decodeResponse(claim.Resp)
+		if err != nil {
+			return fmt.Errorf("replay Idempotency-Key: %w", err)
+		}
+		c.Status(resp.status)
+		c.Set(fiber.HeaderContentType, resp.ctype)
+		for _, kv := range resp.headers {
 			c.Set(kv[0], kv[1])
 		}
 		c.Set("x-routelab-idempotent-replay", "true")
-		return c.Send(e.resp.body)
+		return c.Send(resp.body)
+	}
+	finish := func(resp []byte) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 5*time.Second)
+		defer cancel()
+		if err := h.idem.Finish(ctx, key, claim, resp); err != nil {
+			h.m.stateFallback.WithLabelValues("idempotency").Inc()
+			h.log.Warn("idempotency store unavailable: response not kept for replays", "request_id", requestID(c), "err", err)
+		}
 	}
 	finished := false
 	defer func() {
 		// A panic in fn (recovered further up) must not leave the key in
-		// flight: later requests with it would wait forever.
+		// flight: later requests with it would wait for it.
 		if !finished {
-			h.idem.finish(key, e, nil)
+			finish(nil)
 		}
 	}()
-	err := fn()
+	err = fn()
 	if err != nil || c.Response().StatusCode() >= 300 {
 		return err
 	}
 	finished = true
-	resp := &savedResponse{status: c.Response().StatusCode(), ctype: string(c.Response().Header.ContentType()), body: append([]byte(nil), c.Response().Body()...)}
+	resp := &savedResponse{status: c.Response().StatusCode(), ctype: string(c.Response().Header.ContentType()), body: c.Response().Body()}
 	for _, name := range []string{"x-routelab-request-id", "x-routelab-model", "x-routelab-policy", "x-routelab-experiment", "x-routelab-escalated", "x-routelab-simulated"} {
 		resp.headers = append(resp.headers, [2]string{name, string(c.Response().Header.Peek(name))})
 	}
-	h.idem.finish(key, e, resp)
+	finish(resp.encode())
 	return nil
 }
 

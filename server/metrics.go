@@ -9,9 +9,10 @@ import (
 )
 
 type metrics struct {
-	requestsVec *prometheus.CounterVec   // route, model, status
-	latencyVec  *prometheus.HistogramVec // route
-	limited     *prometheus.CounterVec   // reason: rate (the gateway adds daily_cap, shed)
+	requestsVec   *prometheus.CounterVec   // route, model, status
+	latencyVec    *prometheus.HistogramVec // route
+	limited       *prometheus.CounterVec   // reason: rate (the gateway adds daily_cap, shed)
+	stateFallback *prometheus.CounterVec   // part: rate, idempotency (the gateway adds its own)
 	// inFlight is the image requests being served: the load signal an
 	// autoscaler reads (deploy/serve.yaml), since a replica waiting on
 	// providers is busy at low CPU.
@@ -38,7 +39,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "routelab_serve_request_seconds", Help: "Image request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 40},
 		}, []string{"route"}),
-		limited: gateway.LimitedCounter(reg),
+		limited:       gateway.LimitedCounter(reg),
+		stateFallback: gateway.StateFallbackCounter(reg),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "routelab_serve_in_flight_requests", Help: "Image requests being served (parsed, waiting on providers or QA, responding).",
 		}),

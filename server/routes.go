@@ -37,5 +37,6 @@ func adminRoutes(app *fiber.App, h *handlers) {
 	admin.Post("/policy", h.policyPush)
 	admin.Post("/policy/rollback", h.policyRollback)
 	admin.Post("/policy/stage", h.policyStage)
+	admin.Get("/chains/:id/image", h.chainImage)
 	experimentRoutes(admin, h)
 }

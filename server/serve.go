@@ -45,6 +45,9 @@ var gatewayStatus = map[string]int{
 	// The replica's event backlog is full: another replica (or this one
 	// shortly) can take the request; /readyz already says not ready.
 	gateway.CodeEventsBacklogged: fiber.StatusServiceUnavailable,
+	// The shared state store is down and the request has a daily cap to
+	// check: refused, not served past the cap.
+	gateway.CodeStateUnavailable: fiber.StatusServiceUnavailable,
 }
 
 // fromGateway is the HTTP error of a gateway error.

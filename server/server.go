@@ -38,6 +38,10 @@ type Config struct {
 
 	RatePerSec float64 // per API key, token bucket refill; default 50
 	RateBurst  int     // per API key bucket size; default 100
+	// Replicas is how many replicas share the limits: while the shared
+	// state store cannot be reached each one allows RatePerSec/Replicas.
+	// Default 1.
+	Replicas int
 
 	ReadHeaderTimeout time.Duration // for a request's headers, and the whole request when not authorised; default 10 s
 	ReadTimeout       time.Duration // for an authorised request's body, after its headers; default 60 s
@@ -81,6 +85,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.RefMaxSide, 2048)
 	setDefault(&c.RefCacheSize, 256)
 	setDefault(&c.RateBurst, 100)
+	setDefault(&c.Replicas, 1)
 	setDefault(&c.IdempotencySize, 10000)
 	setDefault(&c.IdempotencyBytes, 256<<20)
 	setDefault(&c.RequestTimeout, 60*time.Second)
@@ -125,7 +130,16 @@ type Deps struct {
 	// AutoPrice prices "auto" in GET /v1/models from the live policy; nil
 	// (or a nil result, no policy yet) lists auto without a price.
 	AutoPrice func() *AutoPrice
-	Now       func() time.Time
+	// Rates and Idempotency are the state replicas share (redisstate):
+	// per-key rate limits and Idempotency-Key records. nil: this
+	// replica's memory.
+	Rates       gateway.Limiter
+	Idempotency IdempotencyStore
+	// State reports the shared state store's health; /readyz names it as
+	// degraded while it is down (the replica stays ready: each part has
+	// its fallback). nil: no shared store.
+	State Healthy
+	Now   func() time.Time
 }
 
 // Server is the public fiber app (the image API), the admin app (the admin

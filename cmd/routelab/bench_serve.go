@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
 	"github.com/routelab/routelab/events/broker"
+	"github.com/routelab/routelab/redisstate/redislocal"
 	"github.com/routelab/routelab/server/loadgen"
 	"github.com/routelab/routelab/server/replica"
 )
@@ -38,6 +40,12 @@ load on the machine; the throughput ratio assumes an otherwise idle one),
 the producer's counters and the heap; --json prints one JSON object on
 stdout's last line.
 
+With --state (the default), a second routelab replica whose daily caps, rate limits
+and edit chains go through a shared state store (a redis-server child process, or
+--state-store) is a third side of every round: state_rps, state_ratio (beside ratio),
+state_vs_off (the median per-round ratio of its throughput to routelab's without the
+store), state_p99_ms and state_added_p99_ms.
+
 --soak 5m then drives routelab alone at --rate for five minutes and samples
 its live heap every --soak-every (after a GC): soak_heap_mb is the series,
 soak_heap_growth_mb the mean of its last third minus its first third.`
@@ -58,6 +66,8 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	memProfile := fs.String("mem-profile", "", "write a heap profile at the end of the run to this file")
 	soak := fs.Duration("soak", 0, "after the rounds, drive routelab alone at --rate for this long (e.g. 5m) and sample its live heap: is memory steady?")
 	soakEvery := fs.Duration("soak-every", 30*time.Second, "heap sampling interval during --soak")
+	withState := fs.Bool("state", true, "also measure a replica with the shared state store, in the same rounds")
+	stateStore := fs.String("state-store", "", "redis:// URL of the state store for --state; default: a redis-server child process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +109,29 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer rl.Stop(context.Background(), 10*time.Second)
+	var rlState *replica.Replica
+	if *withState {
+		url := *stateStore
+		if url == "" {
+			rs, err := redislocal.Start(ctx, redislocal.Config{Dir: filepath.Join(tmp, "redis")})
+			if err != nil {
+				return err
+			}
+			defer rs.Stop(context.Background())
+			url = rs.URL()
+		}
+		o := replica.BenchOptions(kafkaAddr, filepath.Join(tmp, "state"), key, logger)
+		// As serve runs with a store: edit-chain images stay on the
+		// replica, other replicas fetch them through its admin listener.
+		o.StateStore, o.AdminAddr, o.AdminToken = url, "127.0.0.1:0", replica.RandomToken("adm_")
+		pprof.Do(ctx, pprof.Labels("side", "state"), func(ctx context.Context) {
+			rlState, err = replica.Start(ctx, o)
+		})
+		if err != nil {
+			return err
+		}
+		defer rlState.Stop(context.Background(), 10*time.Second)
+	}
 
 	body := []byte(`{"prompt":"a red fox in snow at dawn","size":"` + *size + `","response_format":"b64_json"}`)
 	hdr := http.Header{"Authorization": {"Bearer " + key}, "Content-Type": {"application/json"}}
@@ -106,6 +139,9 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 		URL: rl.URL() + "/v1/images", Header: hdr, Body: body, Closed: *closed, Rounds: *rounds, Workers: *workers,
 		Open: *open, OpenRounds: *openRounds, Rate: *rate, WarmMax: *warmMax, Soak: *soak, SoakEvery: *soakEvery,
 		CPUTime: cpuTime, Log: env.Stderr,
+	}
+	if rlState != nil {
+		cfg.StateURL = rlState.URL() + "/v1/images"
 	}
 	if *cpuProfile != "" {
 		cfg.StartProfile = func() (func(), error) {
@@ -130,9 +166,14 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
-	if p := rl.Producer(); p != nil {
-		st := p.Stats()
-		res.EventsProduced, res.EventsDropped, res.EventsWrites = st.Produced, st.DroppedTotal(), st.Writes
+	for _, r := range []*replica.Replica{rl, rlState} {
+		if r == nil {
+			continue
+		}
+		if p := r.Producer(); p != nil {
+			st := p.Stats()
+			res.EventsProduced, res.EventsDropped, res.EventsWrites = res.EventsProduced+st.Produced, res.EventsDropped+st.DroppedTotal(), res.EventsWrites+st.Writes
+		}
 	}
 	if res.Errors > 0 {
 		fmt.Fprintf(env.Stderr, "bench serve: %d routelab requests failed\n", res.Errors)
@@ -142,6 +183,10 @@ func runBenchServe(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "bare %.0f req/s, routelab %.0f req/s, ratio %.3f; p99 at %d/s: bare %.3f ms, routelab %.3f ms, added %.3f ms; CPU per request: bare %.0f µs, routelab %.0f µs\n",
 		res.BareRPS, res.RoutelabRPS, res.Ratio, res.Rate, res.BareP99MS, res.RoutelabP99MS, res.AddedP99MS, res.BareCPUMicros, res.RoutelabCPUMicros)
+	if rlState != nil {
+		fmt.Fprintf(env.Stdout, "with the shared state store: %.0f req/s, ratio %.3f (without it %.3f; per round %.3f of routelab without it); p99 %.3f ms, added %.3f ms; CPU per request %.0f µs (this process)\n",
+			res.StateRPS, res.StateRatio, res.Ratio, res.StateVsOff, res.StateP99MS, res.StateAddedP99MS, res.StateCPUMicros)
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/routelab/routelab/events/broker"
 	"github.com/routelab/routelab/events/broker/brokertest"
+	"github.com/routelab/routelab/redisstate/redistest"
 	"github.com/routelab/routelab/server/replica"
 )
 
@@ -20,11 +21,27 @@ import (
 // process). cpu-us/op is the process CPU per request, background goroutines
 // (producer, kafka-go, broker, GC) included: what routelab adds.
 func BenchmarkServeHandler(b *testing.B) {
+	for _, state := range []bool{false, true} {
+		name := "memory"
+		if state {
+			name = "state-store"
+		}
+		b.Run(name, func(b *testing.B) { benchServeHandler(b, state) })
+	}
+}
+
+// benchServeHandler measures the handler with its limits and edit chains
+// in this process's memory, or (state) in a redis-server child.
+func benchServeHandler(b *testing.B, state bool) {
 	ctx := context.Background()
 	tmp := b.TempDir()
 	br := brokertest.Start(b, broker.Config{DataDir: tmp + "/kafka"})
 	key := "rl_bench_handler"
-	rl, err := replica.Start(ctx, replica.BenchOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	o := replica.BenchOptions(br.Addr(), tmp, key, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if state {
+		o.StateStore, o.AdminAddr, o.AdminToken = redistest.Start(b).URL(), "127.0.0.1:0", "adm_bench"
+	}
+	rl, err := replica.Start(ctx, o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -76,4 +77,16 @@ func policyForCatalog(fs *pflag.FlagSet, policy, catalog string) string {
 		return p
 	}
 	return policy
+}
+
+// maskURL hides the password of a URL in printed configuration.
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
 }

@@ -17,14 +17,21 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/routelab/routelab/devstack"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/ingest"
+	"github.com/routelab/routelab/server"
 )
 
 const devHelp = `Run the whole routelab stack on this machine in one process tree.
 
 Starts, in order: the local Kafka-protocol broker (data in DATA_DIR/kafka), a
+redis-server child process (the state the serve replicas share: daily caps, rate
+limits, edit chains, Idempotency-Key records; data in DATA_DIR/redis), a
 clickhouse-server child process (the installed binary, generated config, data in
-DATA_DIR/clickhouse), the schema migrations, and the ingest consumer. Writes the
+DATA_DIR/clickhouse), the schema migrations, the ingest consumer, --replicas serve
+replicas (dev.json "api_replicas"; "api" is the first, which also serves the admin
+API), the experiments monitor and the console. Every replica gets the --limit-*
+flags. Writes the
 bound addresses to DATA_DIR/dev.json:
   {"kafka", "clickhouse" (native host:port), "clickhouse_http", "database", ...}
 and prints a short summary. Ctrl-C stops everything cleanly (the round in hand is
@@ -40,6 +47,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	dataDir := fs.String("data-dir", "./.routelab", "where every component keeps its data (env ROUTELAB_DATA_DIR)")
 	ports := fs.String("ports", "fixed", `"fixed" uses the address flags; "auto" picks free ports for every component`)
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "broker listen address; port 0 picks one (env ROUTELAB_KAFKA_ADDR)")
+	redisAddr := fs.String("redis-addr", "127.0.0.1:16379", "listen address of the redis-server the serve replicas share state through; port 0 picks one (env ROUTELAB_REDIS_ADDR)")
+	replicas := fs.Int("replicas", 1, "serve replicas sharing the state store, Kafka, ClickHouse, the blobs and the link secret (dev.json api_replicas; api is the first)")
 	chAddr := fs.String("clickhouse-addr", "127.0.0.1:19000", "ClickHouse native listen address; port 0 picks one (env ROUTELAB_CLICKHOUSE_ADDR)")
 	chHTTPAddr := fs.String("clickhouse-http-addr", "127.0.0.1:18123", "ClickHouse HTTP listen address; port 0 picks one (env ROUTELAB_CLICKHOUSE_HTTP_ADDR)")
 	database := fs.String("clickhouse-database", ingest.DefaultDatabase, "ClickHouse database for the event tables")
@@ -55,6 +64,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	applyGCPercent(fs, env, *gcPercent) // dev serves in this process
 	envDefault(fs, env, "data-dir", "ROUTELAB_DATA_DIR")
 	envDefault(fs, env, "kafka-addr", "ROUTELAB_KAFKA_ADDR")
+	envDefault(fs, env, "redis-addr", "ROUTELAB_REDIS_ADDR")
 	envDefault(fs, env, "clickhouse-addr", "ROUTELAB_CLICKHOUSE_ADDR")
 	envDefault(fs, env, "clickhouse-http-addr", "ROUTELAB_CLICKHOUSE_HTTP_ADDR")
 	envDefault(fs, env, "console-addr", "ROUTELAB_CONSOLE_ADDR")
@@ -64,7 +74,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	switch *ports {
 	case "fixed":
 	case "auto":
-		*kafkaAddr, *chAddr, *chHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		*kafkaAddr, *chAddr, *chHTTPAddr, *redisAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		*consoleAddr = "127.0.0.1:0"
 		*sf.addr, *sf.adminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	default:
@@ -78,6 +88,18 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--clickhouse-http-addr: %w", err)
 	}
+	redisPort, err := portOf(*redisAddr)
+	if err != nil {
+		return fmt.Errorf("--redis-addr: %w", err)
+	}
+	if *replicas < 1 {
+		return fmt.Errorf("--replicas %d: want at least 1", *replicas)
+	}
+	var scfg server.Config
+	var gcfg gateway.Config
+	if err := sf.limits.apply(&scfg, &gcfg); err != nil {
+		return err
+	}
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {
 		return err
@@ -87,13 +109,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	infoPath := filepath.Join(dir, devstack.InfoFile)
 	_ = os.Remove(infoPath) // a stale file from a killed run must not be read as live
-	fmt.Fprintf(env.Stderr, "dev: data-dir=%s ports=%s kafka-addr=%s clickhouse-addr=%s clickhouse-http-addr=%s %s\n",
-		dir, *ports, *kafkaAddr, *chAddr, *chHTTPAddr, iflags)
+	fmt.Fprintf(env.Stderr, "dev: data-dir=%s ports=%s kafka-addr=%s redis-addr=%s clickhouse-addr=%s clickhouse-http-addr=%s replicas=%d %s %s\n",
+		dir, *ports, *kafkaAddr, *redisAddr, *chAddr, *chHTTPAddr, *replicas, sf.limits, iflags)
 	st, err := devstack.Start(ctx, devstack.Config{
-		Dir: dir, KafkaAddr: *kafkaAddr, ClickHousePort: chPort, ClickHouseHTTPPort: chHTTPPort, Database: *database,
+		Dir: dir, KafkaAddr: *kafkaAddr, RedisPort: redisPort, ClickHousePort: chPort, ClickHouseHTTPPort: chHTTPPort, Database: *database,
 		Partitions: *partitions, Ingest: iflags.config(nil, nil), ConsoleAddr: *consoleAddr, MonitorEvery: *monitorEvery,
 		Serve: devstack.ServeConfig{Addr: *sf.addr, AdminAddr: *sf.adminAddr, SimLatency: *sf.simLatency, Policy: *sf.policy,
-			SampleRate: *sf.sample, Rate: *sf.rate, Catalog: *sf.catalog},
+			SampleRate: *sf.sample, Rate: *sf.limits.rate, Replicas: *replicas, Server: scfg, Gateway: gcfg, Catalog: *sf.catalog},
 		Logger: slog.New(slog.NewTextHandler(env.Stderr, nil)), Log: env.Stderr,
 	})
 	if err != nil {
@@ -143,6 +165,12 @@ func printDevSummary(w io.Writer, dir string, info devstack.Info) {
 	if info.API != "" {
 		fmt.Fprintf(w, "  api              %s   (api key %s)\n", info.API, info.APIKey)
 	}
+	for i, r := range info.APIReplicas[min(1, len(info.APIReplicas)):] {
+		fmt.Fprintf(w, "  api replica %d    %s\n", i+2, r)
+	}
+	if info.Redis != "" {
+		fmt.Fprintf(w, "  state store      %s\n", info.Redis)
+	}
 	if info.Admin != "" {
 		fmt.Fprintf(w, "  admin api        %s   (admin token in dev.json)\n", info.Admin)
 	}
@@ -181,15 +209,15 @@ type devServeFlags struct {
 	simLatency *float64
 	policy     *string
 	sample     *float64
-	rate       *float64
 	catalog    *string
+	limits     limitFlags
 }
 
 func addDevServeFlags(fs *pflag.FlagSet) devServeFlags {
 	return devServeFlags{
-		// serve's default (50/s per key) would cap `routelab loadgen` against
-		// dev's one seeded key below what the machine serves
-		rate:       fs.Float64("limit-rate", 1000, "requests per second per API key (token bucket refill)"),
+		// serve's default rate (50/s per key) would cap `routelab loadgen`
+		// against dev's one seeded key below what the machine serves
+		limits:     addLimitFlags(fs, 1000),
 		addr:       fs.String("api-addr", "127.0.0.1:8080", "image API listen address; port 0 picks one"),
 		adminAddr:  fs.String("admin-addr", "127.0.0.1:8081", "admin API listen address (dev.json \"admin\"); port 0 picks one (env ROUTELAB_ADMIN_ADDR)"),
 		simLatency: fs.Float64("sim-latency-scale", 0.05, "simulated model latency multiplier (1 = real time)"),

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,11 +90,36 @@ func chQuery(t *testing.T, httpURL, sql string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// devImages posts a generate request with key to each base URL in turn
+// and returns the statuses.
+func devImages(t *testing.T, key string, urls ...string) []int {
+	t.Helper()
+	var out []int
+	for _, u := range urls {
+		req, _ := http.NewRequest(http.MethodPost, u+"/v1/images", strings.NewReader(`{"prompt":"a red kite"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", u, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out = append(out, resp.StatusCode)
+	}
+	return out
+}
+
 func TestDevUpIngestRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
-	info, stop := startDevForTest(t, dir)
+	// Two replicas sharing the dev tenant's cap of 2 images a day.
+	flags := []string{"--replicas", "2", "--limit-daily-images-tenant", "dev=2"}
+	info, stop := startDevForTest(t, dir, flags...)
 	if info.Kafka == "" || info.ClickHouse == "" || info.ClickHouseHTTP == "" || info.Database != "routelab" {
 		t.Fatalf("dev.json = %+v, want kafka, clickhouse, clickhouse_http and database routelab", info)
+	}
+	if len(info.APIReplicas) != 2 || info.APIReplicas[0] != info.API || info.Redis == "" {
+		t.Fatalf("dev.json api_replicas %v (api %s), redis %q; want two replicas, api first, and the state store", info.APIReplicas, info.API, info.Redis)
 	}
 	for _, table := range []string{"decisions", "qa_results", "reviews", "signals", "audit"} {
 		if got := chQuery(t, info.ClickHouseHTTP, "EXISTS TABLE routelab."+table); got != "1" {
@@ -118,13 +144,22 @@ func TestDevUpIngestRestartKeepsData(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	r1, r2 := info.APIReplicas[0], info.APIReplicas[1]
+	if got, want := devImages(t, info.APIKey, r1, r2, r1), []int{200, 200, 429}; !slices.Equal(got, want) {
+		t.Errorf("statuses alternating replicas with a cap of 2 = %v, want %v", got, want)
+	}
+
 	stop()
 	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
 		t.Errorf("dev.json still there after stop (err %v)", err)
 	}
 
-	info2, _ := startDevForTest(t, dir)
-	if got := chQuery(t, info2.ClickHouseHTTP, "SELECT event_id FROM routelab.decisions FINAL"); got != ev.EventID {
+	info2, _ := startDevForTest(t, dir, flags...)
+	if got := chQuery(t, info2.ClickHouseHTTP, "SELECT event_id FROM routelab.decisions FINAL WHERE event_id = '"+ev.EventID+"'"); got != ev.EventID {
 		t.Errorf("after restart decisions = %q, want the one event %s", got, ev.EventID)
+	}
+	// The state store kept the day's counter.
+	if got := devImages(t, info2.APIKey, info2.APIReplicas[1]); got[0] != 429 {
+		t.Errorf("after restart the capped tenant got %d, want 429: the count is kept", got[0])
 	}
 }

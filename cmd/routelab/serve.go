@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +32,16 @@ routelab.policies topics, so every replica converges; without it they live in th
 process only. SIGTERM/Ctrl-C drains: readiness fails, in-flight requests finish,
 events are flushed.
 
-Limits (rate per key, daily cap per tenant, provider concurrency) are per replica.`
+Limits (rate per key, daily caps per tenant, per end user and on high-resolution
+renders per end user, vendor budgets per minute) are shared by every replica through
+--state-store (Redis or Valkey), as are edit chains and Idempotency-Key records;
+without it they are per replica. When the store cannot be reached, rate limits and
+vendor budgets fall back to limit/--replicas on each replica, daily caps refuse with
+503 state_unavailable, and idempotency and edit chains work on this replica only
+(a warning is logged); /readyz lists the store as degraded. Provider concurrency
+is per replica. An edit chain's image stays on the replica that made it; another
+replica editing it fetches it from that one's admin listener (--advertise-admin-url,
+with the admin token all replicas share).`
 
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("serve", serveHelp)
@@ -56,12 +64,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	idleTimeout := fs.Duration("http-idle-timeout", 60*time.Second, "keep-alive wait for a connection's next request")
 	maxConns := fs.Int("http-max-conns", 4096, "open connections per listener; more are answered 503")
 	maxConnsPerIP := fs.Int("http-max-conns-per-ip", 0, "open connections per client address; 0 = no limit (leave 0 behind a proxy)")
-	rate := fs.Float64("limit-rate", 50, "requests per second per API key (token bucket refill; per replica)")
-	burst := fs.Int("limit-burst", 100, "token bucket size per API key")
-	dailyCap := fs.Int("limit-daily-images", 0, "images per tenant per UTC day; 0 = unlimited (per replica)")
-	tenantCaps := fs.String("limit-daily-images-tenant", "", "per-tenant daily image caps overriding --limit-daily-images, e.g. acme=5000,trial=50 (0 = unlimited; per replica)")
-	conc := fs.Int("limit-provider-concurrency", 64, "provider calls in flight per provider (per replica)")
-	queue := fs.Int("limit-provider-queue", 64, "calls waiting per provider before shedding with 503")
+	limits := addLimitFlags(fs, 50)
+	stateStore := fs.String("state-store", "", "redis:// URL of the Redis or Valkey the replicas share daily caps, rate limits, vendor budgets, edit chains and Idempotency-Key records through; empty keeps them in this process (env ROUTELAB_STATE_STORE)")
+	advertise := fs.String("advertise-admin-url", "", "where other replicas reach this one's admin listener, to fetch the images of edit chains made here, e.g. http://POD_IP:8081 (default: the admin listener's address) (env ROUTELAB_ADVERTISE_ADMIN_URL)")
+	replicas := fs.Int("replicas", 1, "how many replicas share --state-store: while it is unreachable each allows limit/replicas (env ROUTELAB_REPLICAS)")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
 	boost := fs.Float64("review-failure-boost", 4, "failure audits: outputs that failed QA, escalated or reset an edit chain are sampled at this many times their stratum's rate (capped at 1); the rate is recorded with each decision and review estimates weigh by its inverse; 1 samples them like the rest")
 	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
@@ -87,6 +93,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	envDefault(fs, env, "blob-dir", "ROUTELAB_BLOB_DIR")
 	envDefault(fs, env, "public-url", "ROUTELAB_PUBLIC_URL")
 	envDefault(fs, env, "trusted-proxies", "ROUTELAB_TRUSTED_PROXIES")
+	envDefault(fs, env, "state-store", "ROUTELAB_STATE_STORE")
+	envDefault(fs, env, "replicas", "ROUTELAB_REPLICAS")
+	envDefault(fs, env, "advertise-admin-url", "ROUTELAB_ADVERTISE_ADMIN_URL")
 	o.Addr, o.AdminAddr, o.DataDir, o.Catalog = *addr, *adminAddr, *dataDir, *catalog
 	o.Policy = policyForCatalog(fs, *policy, *catalog)
 	o.Brokers = splitList(*brokers)
@@ -100,18 +109,17 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	o.Blobs.S3 = s3
 	o.Server = server.Config{
 		BodyLimit: *bodyLimit, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
-		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, RatePerSec: *rate, RateBurst: *burst,
-		TrustedProxies: splitList(*trusted),
+		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
+		TrustedProxies: splitList(*trusted), Replicas: *replicas,
 	}
-	o.Gateway = gateway.Config{DailyCap: *dailyCap, ProviderConcurrency: *conc, ProviderQueue: *queue, SampleRate: *sample, FailureBoost: *boost}
+	o.Gateway = gateway.Config{SampleRate: *sample, FailureBoost: *boost, Replicas: *replicas}
 	if *sample == 0 {
 		o.Gateway.SampleRate = -1
 	}
-	caps, err := parseTenantCaps(*tenantCaps)
-	if err != nil {
+	if err := limits.apply(&o.Server, &o.Gateway); err != nil {
 		return err
 	}
-	o.Gateway.DailyCaps = caps
+	o.StateStore, o.AdvertiseAdminURL = *stateStore, *advertise
 	for _, c := range splitList(*refAllow) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -119,8 +127,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}
 		o.Server.RefAllow = append(o.Server.RefAllow, p)
 	}
-	fmt.Fprintf(env.Stderr, "serve: http-addr=%s admin-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d limit-rate=%g limit-burst=%d limit-daily-images=%d provider-concurrency=%d provider-queue=%d review-sample-rate=%g qa-ocr-workers=%d\n",
-		o.Addr, o.AdminAddr, *brokers, o.DataDir, o.Policy, mask(o.AdminToken), mask(o.URLSecret), o.Sim.LatencyScale, *bodyLimit, *rate, *burst, *dailyCap, *conc, *queue, *sample, o.OCRWorkers)
+	fmt.Fprintf(env.Stderr, "serve: http-addr=%s admin-addr=%s kafka-brokers=%s data-dir=%s policy=%s admin-token=%s url-secret=%s sim-latency-scale=%g body-limit=%d %s state-store=%s replicas=%d review-sample-rate=%g qa-ocr-workers=%d\n",
+		o.Addr, o.AdminAddr, *brokers, o.DataDir, o.Policy, mask(o.AdminToken), mask(o.URLSecret), o.Sim.LatencyScale, *bodyLimit, limits, maskURL(o.StateStore), *replicas, *sample, o.OCRWorkers)
 	o.Logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("component", "serve")
 	applyGCPercent(fs, env, *gcPercent)
 	s, err := replica.Start(ctx, o)
@@ -167,18 +175,4 @@ func applyGCPercent(fs *pflag.FlagSet, env Env, percent int) {
 		return
 	}
 	debug.SetGCPercent(percent)
-}
-
-// parseTenantCaps reads "tenant=n,tenant=n".
-func parseTenantCaps(s string) (map[string]int, error) {
-	caps := map[string]int{}
-	for _, kv := range splitList(s) {
-		t, n, ok := strings.Cut(kv, "=")
-		v, err := strconv.Atoi(strings.TrimSpace(n))
-		if !ok || strings.TrimSpace(t) == "" || err != nil || v < 0 {
-			return nil, fmt.Errorf("--limit-daily-images-tenant: %q is not tenant=images (images >= 0)", kv)
-		}
-		caps[strings.TrimSpace(t)] = v
-	}
-	return caps, nil
 }

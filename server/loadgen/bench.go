@@ -22,9 +22,14 @@ import (
 
 // BenchConfig is one bench run against routelab's POST URL.
 type BenchConfig struct {
-	URL    string // routelab's /v1/images
-	Header http.Header
-	Body   []byte
+	URL string // routelab's /v1/images
+	// StateURL, when set, is a second routelab replica's /v1/images whose
+	// state (caps, rates, chains, idempotency) is in a shared store: a
+	// third side of every round, its ratio to bare reported beside
+	// routelab's.
+	StateURL string
+	Header   http.Header
+	Body     []byte
 	// Closed-loop rounds: Rounds pairs of Closed each, Workers clients.
 	Closed  time.Duration
 	Rounds  int
@@ -69,6 +74,22 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			flat++
 		}
 	}
+	if cfg.StateURL != "" {
+		st := vegeta.Target{Method: "POST", URL: cfg.StateURL, Body: cfg.Body, Header: cfg.Header}
+		if _, err := fetchOnce(ctx, cfg.StateURL, cfg.Header, cfg.Body); err != nil {
+			return BenchResult{}, fmt.Errorf("routelab with the state store, sample request: %w", err)
+		}
+		top = 0
+		for i, flat := 0, 0; i < cfg.WarmMax && (i < 5 || flat < 3) && ctx.Err() == nil; i++ {
+			m := attack(ctx, st, 0, cfg.Workers, time.Second, nil)
+			fmt.Fprintf(cfg.Log, "bench serve: warm-up %2d state    %8.0f req/s\n", i+1, m.Throughput)
+			if m.Throughput > top*1.05 {
+				top, flat = m.Throughput, 0
+			} else {
+				flat++
+			}
+		}
+	}
 	// The baseline: fiber with one handler that returns the bytes of
 	// routelab responses, in turn: the same bytes, in the same mix of sizes.
 	// A render's size follows its quality, and a rare escalation answers
@@ -105,6 +126,20 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		"bare":     {Method: "POST", URL: bareURL + "/v1/images", Body: cfg.Body, Header: cfg.Header},
 		"routelab": rlTarget,
 	}
+	sides := []string{"bare", "routelab"}
+	if cfg.StateURL != "" {
+		targets["state"] = vegeta.Target{Method: "POST", URL: cfg.StateURL, Body: cfg.Body, Header: cfg.Header}
+		sides = append(sides, "state")
+	}
+	// order is round r's sides: bare first on even rounds, last on odd
+	// ones (ABBA, or ABCCBA with the state side).
+	order := func(r int) []string {
+		o := slices.Clone(sides)
+		if r%2 == 1 {
+			slices.Reverse(o)
+		}
+		return o
+	}
 	attack(ctx, targets["bare"], 0, cfg.Workers, time.Second, nil)
 	if cfg.StartProfile != nil { // the measured rounds only, not the warm-up
 		stop, err := cfg.StartProfile()
@@ -123,24 +158,21 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	var rps = map[string][]float64{}
 	var p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	var ratios, added []float64
+	var stateRatios, stateAdded, stateVsOff []float64
 	var cpuPer = map[string][]float64{}
 	type bytesServed struct{ bytes, responses uint64 }
-	served := map[string]*bytesServed{"bare": {}, "routelab": {}} // closed loop
+	served := map[string]*bytesServed{"bare": {}, "routelab": {}, "state": {}} // closed loop
 	// Each routelab round's responses replace the bare side's samples.
 	keep := map[string]*atomic.Pointer[[][]byte]{"routelab": &samples}
 	count := func(name string, m *vegeta.Metrics) {
-		if name == "routelab" {
+		if name != "bare" {
 			res.Requests += m.Requests
 			res.Errors += m.Requests - uint64(m.Success*float64(m.Requests)+0.5)
 		}
 	}
 	for r := 0; r < cfg.Rounds && ctx.Err() == nil; r++ {
-		order := []string{"bare", "routelab"}
-		if r%2 == 1 {
-			order = []string{"routelab", "bare"}
-		}
 		got := map[string]*vegeta.Metrics{}
-		for _, name := range order {
+		for _, name := range order(r) {
 			c0 := cfg.CPUTime()
 			m := labelledAttack(ctx, name, "closed", targets[name], 0, cfg.Workers, cfg.Closed, keep[name])
 			if m.Requests > 0 {
@@ -154,14 +186,14 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			count(name, m)
 		}
 		ratios = append(ratios, got["routelab"].Throughput/got["bare"].Throughput)
+		if st := got["state"]; st != nil {
+			stateRatios = append(stateRatios, st.Throughput/got["bare"].Throughput)
+			stateVsOff = append(stateVsOff, st.Throughput/got["routelab"].Throughput)
+		}
 	}
 	for r := 0; r < cfg.OpenRounds && ctx.Err() == nil; r++ {
-		order := []string{"bare", "routelab"}
-		if r%2 == 1 {
-			order = []string{"routelab", "bare"}
-		}
 		got := map[string]*vegeta.Metrics{}
-		for _, name := range order {
+		for _, name := range order(r) {
 			m := labelledAttack(ctx, name, "open", targets[name], cfg.Rate, cfg.Workers, cfg.Open, keep[name])
 			fmt.Fprintf(cfg.Log, "bench serve: round %d %-8s open loop %d/s  p50 %.3f ms  p99 %.3f ms (success %.3f)\n", r+1, name, cfg.Rate, ms(m.Latencies.P50), ms(m.Latencies.P99), m.Success)
 			got[name] = m
@@ -170,6 +202,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			count(name, m)
 		}
 		added = append(added, ms(got["routelab"].Latencies.P99)-ms(got["bare"].Latencies.P99))
+		if st := got["state"]; st != nil {
+			stateAdded = append(stateAdded, ms(st.Latencies.P99)-ms(got["bare"].Latencies.P99))
+		}
 	}
 	if ctx.Err() != nil {
 		return BenchResult{}, ctx.Err()
@@ -184,6 +219,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	res.BareServedBytes, res.RoutelabServedBytes = perResponse(served["bare"]), perResponse(served["routelab"])
 	if res.RoutelabCPUMicros > 0 {
 		res.CPURatio = round3(res.BareCPUMicros / res.RoutelabCPUMicros)
+	}
+	if cfg.StateURL != "" && len(stateRatios) > 0 {
+		res.StateRPS, res.StateRatio, res.StateVsOff = round1(median(rps["state"])), round3(median(stateRatios)), round3(median(stateVsOff))
+		res.StateCPUMicros, res.StateServedBytes = round1(median(cpuPer["state"])), perResponse(served["state"])
+		if len(stateAdded) > 0 {
+			res.StateP99MS, res.StateAddedP99MS = round3(median(p99s["state"])), round3(median(stateAdded))
+		}
 	}
 	if cfg.Soak > 0 {
 		soakRun(ctx, cfg.Log, &res, rlTarget, cfg.Rate, cfg.Workers, cfg.Soak, cfg.SoakEvery)
@@ -396,10 +438,22 @@ type BenchResult struct {
 	// --soak: an open-loop run at --rate against routelab alone, the live
 	// heap (after a GC) sampled every --soak-every. Steady memory means the
 	// last samples sit where the first ones did.
-	SoakSeconds    float64   `json:"soak_seconds,omitempty"`
-	SoakRequests   uint64    `json:"soak_requests,omitempty"`
-	SoakErrors     uint64    `json:"soak_errors,omitempty"`
-	SoakP99MS      float64   `json:"soak_p99_ms,omitempty"`
-	SoakHeapMB     []float64 `json:"soak_heap_mb,omitempty"`
-	SoakHeapGrowMB float64   `json:"soak_heap_growth_mb,omitempty"`
+	// The side with the shared state store (BenchConfig.StateURL), measured
+	// in the same rounds: its throughput, its ratio to bare (beside
+	// Ratio), the median per-round ratio of its throughput to routelab's
+	// without the store, its p99 and added p99, and its CPU per request
+	// (this process only: the store's own CPU is another process's).
+	StateRPS         float64   `json:"state_rps,omitempty"`
+	StateRatio       float64   `json:"state_ratio,omitempty"`
+	StateVsOff       float64   `json:"state_vs_off,omitempty"`
+	StateP99MS       float64   `json:"state_p99_ms,omitempty"`
+	StateAddedP99MS  float64   `json:"state_added_p99_ms,omitempty"`
+	StateCPUMicros   float64   `json:"state_cpu_us_per_request,omitempty"`
+	StateServedBytes float64   `json:"state_served_bytes,omitempty"`
+	SoakSeconds      float64   `json:"soak_seconds,omitempty"`
+	SoakRequests     uint64    `json:"soak_requests,omitempty"`
+	SoakErrors       uint64    `json:"soak_errors,omitempty"`
+	SoakP99MS        float64   `json:"soak_p99_ms,omitempty"`
+	SoakHeapMB       []float64 `json:"soak_heap_mb,omitempty"`
+	SoakHeapGrowMB   float64   `json:"soak_heap_growth_mb,omitempty"`
 }

@@ -12,7 +12,10 @@ import (
 // BenchOptions is the replica `routelab bench serve` measures (and
 // BenchmarkServeHandler), on 127.0.0.1 with events to broker: simulated
 // models with zero latency and no upstream errors, so what is left is
-// routelab; limits out of the way; key seeded for tenant "bench".
+// routelab; key seeded for tenant "bench". The limits a production replica
+// checks on every request are there, a per-key rate and a daily cap, but
+// never reached; with Options.StateStore set they (and the edit chain) go
+// through the shared store.
 func BenchOptions(broker, dir, key string, logger *slog.Logger) Options {
 	return Options{
 		Addr: "127.0.0.1:0", Brokers: []string{broker}, DataDir: dir, Policy: "rules",
@@ -23,7 +26,7 @@ func BenchOptions(broker, dir, key string, logger *slog.Logger) Options {
 			}
 		},
 		Logger:  logger,
-		Server:  server.Config{RatePerSec: 1e12, RateBurst: 1 << 30},
-		Gateway: gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096},
+		Server:  server.Config{RatePerSec: 1e6, RateBurst: 1 << 30},
+		Gateway: gateway.Config{ProviderConcurrency: 4096, ProviderQueue: 4096, DailyCap: 1 << 40},
 	}
 }

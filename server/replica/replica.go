@@ -8,6 +8,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ import (
 	"github.com/routelab/routelab/providers/registry"
 	"github.com/routelab/routelab/providers/resilience"
 	"github.com/routelab/routelab/providers/sim"
+	"github.com/routelab/routelab/redisstate"
 	"github.com/routelab/routelab/router"
 	"github.com/routelab/routelab/server"
 )
@@ -66,8 +68,18 @@ type Options struct {
 	// KeysMaxStale bounds how old the view of the keys topic may grow
 	// before /readyz fails; 0 means DefaultKeysMaxStale.
 	KeysMaxStale time.Duration
-	Logger       *slog.Logger
-	Registry     *prometheus.Registry
+	// StateStore is the redis:// URL of the store replicas share daily
+	// caps, rate limits, vendor budgets, edit chains and Idempotency-Key
+	// records through (redisstate); "" keeps them in this process.
+	// Server.Replicas and Gateway.Replicas say how many replicas share it.
+	StateStore string
+	// AdvertiseAdminURL is where other replicas reach this one's admin
+	// listener, to fetch the images of edit chains made here; default the
+	// admin listener's own URL (right on one machine; behind a network,
+	// e.g. http://POD_IP:8081 with --admin-addr 0.0.0.0:8081).
+	AdvertiseAdminURL string
+	Logger            *slog.Logger
+	Registry          *prometheus.Registry
 }
 
 // Replica is a running serve: the app, its listeners and what it owns.
@@ -214,6 +226,13 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var state *redisstate.Store
+	if o.StateStore != "" {
+		if state, err = redisstate.Open(ctx, redisstate.Options{URL: o.StateStore, Registry: o.Registry, Logger: o.Logger.With("component", "state")}); err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, state.Close)
+	}
 	cfg := o.Server
 	cfg.AdminToken, cfg.URLSecret, cfg.PublicURL = o.AdminToken, secret, o.PublicURL
 	if o.URLSecretPrevious != "" {
@@ -232,7 +251,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		}
 	}
 	r.shadows = gateway.NewShadowPool(4, 256)
-	gw := gateway.New(o.Gateway, gateway.Deps{
+	gdeps := gateway.Deps{
 		Policy:     live,
 		Providers:  reg.Providers,
 		ProviderOf: providerOf,
@@ -244,24 +263,29 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		Shadows:    r.shadows,
 		Registry:   o.Registry,
 		Logger:     o.Logger,
-	})
-	r.srv = server.New(o.Logger, cfg, server.Deps{
-		Gateway:     gw,
-		Catalog:     catalog,
-		Events:      producer,
-		Keys:        keys,
-		Blobs:       blobs,
-		Experiments: exp.Registry,
-		Policy:      policies,
-		Registry:    o.Registry,
-		AutoPrice:   func() *server.AutoPrice { return autoPrice(live.Policy()) },
-		Ready: func() error {
-			if live.Policy() == nil {
-				return errors.New("no policy loaded")
-			}
-			return keysReady()
-		},
-	})
+	}
+	sdeps := server.Deps{}
+	var peers *server.ChainPeers
+	if state != nil {
+		gdeps.Caps, gdeps.Chains, gdeps.Limits = state, state, state
+		sdeps.Rates, sdeps.Idempotency, sdeps.State = state, state, state
+		if o.AdminAddr != "" && o.AdminToken != "" {
+			// Chain images stay here; the store names this replica.
+			peers = &server.ChainPeers{Token: o.AdminToken}
+			gdeps.ChainImages = peers
+		}
+	}
+	gw := gateway.New(o.Gateway, gdeps)
+	sdeps.Gateway, sdeps.Catalog, sdeps.Events, sdeps.Keys, sdeps.Blobs = gw, catalog, producer, keys, blobs
+	sdeps.Experiments, sdeps.Policy, sdeps.Registry = exp.Registry, policies, o.Registry
+	sdeps.AutoPrice = func() *server.AutoPrice { return autoPrice(live.Policy()) }
+	sdeps.Ready = func() error {
+		if live.Policy() == nil {
+			return errors.New("no policy loaded")
+		}
+		return keysReady()
+	}
+	r.srv = server.New(o.Logger, cfg, sdeps)
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, err
@@ -273,6 +297,9 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 			return nil, fmt.Errorf("admin listener: %w", err)
 		}
 		r.adminURL = "http://" + aln.Addr().String()
+		if peers != nil {
+			peers.SelfURL = cmp.Or(o.AdvertiseAdminURL, r.adminURL)
+		}
 		go func() { r.adminDone <- r.srv.ServeAdmin(aln) }()
 	}
 	r.url = "http://" + ln.Addr().String()

@@ -1,0 +1,43 @@
+package redisstate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/redisstate"
+	"github.com/routelab/routelab/redisstate/redistest"
+)
+
+// BenchmarkRequestOps is what one image request asks of the store: the
+// key's rate, a daily cap booking and an edit-chain node (its image left on
+// the replica), in turn, from 16 concurrent requests.
+func BenchmarkRequestOps(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	day := time.Now().Unix() / 86400
+	cs := []gateway.Counter{{Key: "tenant:bench", Limit: 1 << 40}}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if ok, _, err := s.Allow(ctx, "key:k", gateway.Rate{PerSec: 1e6, Burst: 1 << 30}); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			if idx, err := s.Reserve(ctx, day, cs, 1); err != nil || idx != -1 {
+				b.Fatal(idx, err)
+			}
+			if err := s.PutChain(ctx, gateway.ChainNode{ID: "req", Tenant: "bench", Owner: "http://127.0.0.1:8081"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
