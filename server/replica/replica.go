@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -298,7 +299,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		}
 		r.adminURL = "http://" + aln.Addr().String()
 		if peers != nil {
-			peers.SelfURL = cmp.Or(o.AdvertiseAdminURL, r.adminURL)
+			peers.SelfURL = cmp.Or(o.AdvertiseAdminURL, advertised(aln.Addr()))
 		}
 		go func() { r.adminDone <- r.srv.ServeAdmin(aln) }()
 	}
@@ -445,4 +446,24 @@ func prices(c map[string]map[router.Tier]float64) map[string]map[string]float64 
 		}
 	}
 	return out
+}
+
+// advertised is the admin URL other replicas can reach this one at when
+// none is configured: the listener's address, or, when it listens on every
+// interface (0.0.0.0 or ::, as in a container), this host's first
+// non-loopback address: a container's or pod's own IP, which its peers
+// reach it by.
+func advertised(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + a.String()
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ia := range addrs {
+			if ip, ok := ia.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+				return "http://" + net.JoinHostPort(ip.IP.String(), strconv.Itoa(tcp.Port))
+			}
+		}
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
