@@ -31,10 +31,12 @@ tesseract:
 
 # browser: what the console's Playwright tests need (console/e2e): Debian's
 # chromium and playwright-core from npm; never a downloaded browser build.
+# Also the official OpenAI Node SDK the server's SDK test drives (server/sdk-e2e).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(APT) update && $(APT) install -y chromium; }
 	@command -v npm >/dev/null 2>&1 || { $(APT) update && $(APT) install -y nodejs npm; }
 	@[ -d console/e2e/node_modules/playwright-core ] || (cd console/e2e && npm ci --no-audit --no-fund)
+	@[ -d server/sdk-e2e/node_modules/openai ] || (cd server/sdk-e2e && npm ci --no-audit --no-fund)
 
 gomod:
 	@$(GO) mod download
