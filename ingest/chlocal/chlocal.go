@@ -17,9 +17,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/routelab/routelab/internal/child"
 )
 
 // Config says where the server keeps its files and which ports it uses.
@@ -48,11 +48,7 @@ type Server struct {
 	// StartDuration is how long the start took until the server answered.
 	StartDuration time.Duration
 
-	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	*child.Process // Done, Stop, Kill
 }
 
 // ErrNotInstalled is returned by Start when no clickhouse-server binary exists.
@@ -144,24 +140,17 @@ func start(ctx context.Context, cfg Config, bin string, baseArgs []string) (*Ser
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group (a Ctrl-C to the terminal reaches us, and we stop the
-	// server in order), and killed if we die without stopping it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	proc, err := child.Start("clickhouse-server", cmd)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
 		HTTPURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(http)),
 		Dir:     cfg.Dir,
-		cmd:     cmd,
-		done:    make(chan struct{}),
+		Process: proc,
 	}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
 	if err := s.waitReady(ctx, cfg.StartTimeout); err != nil {
 		_ = s.Stop(context.Background())
 		if b, _ := os.ReadFile(errLog); strings.Contains(string(b), "Address already in use") {
@@ -186,8 +175,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("exited during start: %v", s.waitErr)
+		case <-s.Done():
+			return fmt.Errorf("exited during start: %v", s.WaitErr())
 		case <-ctx.Done():
 			return fmt.Errorf("not answering: %w", ctx.Err())
 		case <-tick.C:
@@ -221,39 +210,6 @@ func (s *Server) ready(ctx context.Context, client *http.Client) bool {
 // DSN is the clickhouse-go DSN of the native port for a database.
 func (s *Server) DSN(database string) string {
 	return "clickhouse://" + s.Addr + "/" + database
-}
-
-// Done is closed when the process has exited, whether stopped or crashed.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Stop sends SIGTERM and waits for the process to exit; if ctx ends first it
-// kills the process. Calling Stop again returns the first result.
-func (s *Server) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() {
-		select {
-		case <-s.done:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			s.stopErr = fmt.Errorf("clickhouse-server killed after %w", ctx.Err())
-		}
-	})
-	return s.stopErr
-}
-
-// Kill sends SIGKILL, as a crash or the OOM killer would, and waits for
-// the process to exit (fault tests). A later Stop returns at once.
-func (s *Server) Kill() {
-	s.stopOnce.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
 }
 
 // ports returns the requested ports, picking free ones for zeros.

@@ -18,9 +18,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/routelab/routelab/internal/child"
 )
 
 // Config says where the server keeps its files and its port.
@@ -37,11 +37,7 @@ type Server struct {
 	Addr string // host:port
 	Dir  string
 
-	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	*child.Process // Done, Stop, Kill
 }
 
 // ErrNotInstalled is returned by Start when no redis-server binary exists.
@@ -113,17 +109,11 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cmd := exec.Command(cfg.Binary, conf)
 	cmd.Dir = cfg.Dir
-	// Own process group (a Ctrl-C reaches us, and we stop it in order),
-	// and killed if we die without stopping it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", cfg.Binary, err)
+	proc, err := child.Start("redis-server", cmd)
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: cfg.Dir, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: cfg.Dir, Process: proc}
 	if err := s.waitReady(ctx, cfg.StartTimeout); err != nil {
 		_ = s.Stop(context.Background())
 		log, _ := os.ReadFile(filepath.Join(cfg.Dir, "redis.log"))
@@ -171,8 +161,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("exited during start: %v", s.waitErr)
+		case <-s.Done():
+			return fmt.Errorf("exited during start: %v", s.WaitErr())
 		case <-ctx.Done():
 			return fmt.Errorf("not answering: %w", ctx.Err())
 		case <-tick.C:
@@ -199,28 +189,4 @@ func Ping(addr string) error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-// Done is closed when the process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Stop sends SIGTERM (redis-server saves its snapshot when persisting) and
-// waits; if ctx ends first it kills the process.
-func (s *Server) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() {
-		select {
-		case <-s.done:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			s.stopErr = fmt.Errorf("redis-server killed after %w", ctx.Err())
-		}
-	})
-	return s.stopErr
 }
