@@ -49,21 +49,12 @@ var _ providers.Provider = (*Client)(nil)
 
 // New returns a client for cfg.Model.
 func New(cfg Config) *Client {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = upstream.Client()
-	}
+	upstream.Defaults(&cfg.BaseURL, DefaultBaseURL, &cfg.HTTPClient, &cfg.Now)
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = 500 * time.Millisecond
 	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	return &Client{cfg: cfg}
 }

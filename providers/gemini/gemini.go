@@ -40,16 +40,7 @@ var _ providers.Provider = (*Client)(nil)
 
 // New returns a client for cfg.Model.
 func New(cfg Config) *Client {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = upstream.Client()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	upstream.Defaults(&cfg.BaseURL, DefaultBaseURL, &cfg.HTTPClient, &cfg.Now)
 	return &Client{cfg: cfg}
 }
 

@@ -52,18 +52,9 @@ var _ providers.Provider = (*Client)(nil)
 
 // New returns a client for cfg.Model.
 func New(cfg Config) *Client {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	upstream.Defaults(&cfg.BaseURL, DefaultBaseURL, &cfg.HTTPClient, &cfg.Now)
 	if cfg.API == nil {
 		cfg.API = upstream.DefaultAPI()
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = upstream.Client()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	c := &Client{cfg: cfg, header: [][2]string{{"Authorization", "Bearer " + cfg.APIKey}}}
 	if cfg.Organization != "" {

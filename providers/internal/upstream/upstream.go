@@ -297,3 +297,19 @@ func Truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Defaults fills the connection settings every adapter's Config has: the
+// base URL (def when empty, no trailing slash), the shared HTTP client,
+// the clock.
+func Defaults(baseURL *string, def string, client **http.Client, now *func() time.Time) {
+	if *baseURL == "" {
+		*baseURL = def
+	}
+	*baseURL = strings.TrimRight(*baseURL, "/")
+	if *client == nil {
+		*client = Client()
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+}
