@@ -122,6 +122,9 @@ type Console struct {
 	loadedAt  time.Time
 
 	panels *expirable.LRU[string, dashboards.Frame] // nil: no cache
+	// week caches the last week's traffic for the experiment form, which
+	// checks after every pause in typing: one ClickHouse scan a minute.
+	week *expirable.LRU[struct{}, weekTraffic]
 }
 
 // New builds the console app. Call Refresh (or Run) to load review items.
@@ -159,6 +162,7 @@ func New(cfg Config, deps Deps) (*Console, error) {
 	c.scores = review.NewQueue(qc)
 	qc.Seed++
 	c.pairs = review.NewQueue(qc)
+	c.week = expirable.NewLRU[struct{}, weekTraffic](1, nil, time.Minute)
 	if cfg.PanelCacheTTL > 0 {
 		c.panels = expirable.NewLRU[string, dashboards.Frame](512, nil, cfg.PanelCacheTTL)
 	}

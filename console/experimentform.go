@@ -114,7 +114,7 @@ func (c *Console) sampleSize(ctx context.Context, s experiments.Spec, req checkR
 	treatments := max(len(s.Arms)-1, 1)
 	z := &sampleSize{Metric: s.PrimaryMetric, MDE: req.MDE, Alpha: req.Alpha / float64(treatments), Power: req.Power, Arms: len(s.Arms)}
 	expr, isRate := rateMetrics[s.PrimaryMetric]
-	perDay, rates := c.lastWeek(ctx)
+	perDay, rates := c.lastWeekCached(ctx)
 	switch {
 	case s.Kind == experiments.KindBandit || s.Kind == experiments.KindShadow:
 		z.Note = "a " + string(s.Kind) + " experiment has no fixed sample size: its shares move or it changes no response"
@@ -153,6 +153,25 @@ func (c *Console) sampleSize(ctx context.Context, s experiments.Spec, req checkR
 		}
 	}
 	return z
+}
+
+// weekTraffic is lastWeek's answer.
+type weekTraffic struct {
+	perDay float64
+	rates  map[string]float64
+}
+
+// lastWeekCached is lastWeek, read at most once a minute; a failed read is
+// not kept.
+func (c *Console) lastWeekCached(ctx context.Context) (float64, map[string]float64) {
+	if w, ok := c.week.Get(struct{}{}); ok {
+		return w.perDay, w.rates
+	}
+	perDay, rates := c.lastWeek(ctx)
+	if rates != nil {
+		c.week.Add(struct{}{}, weekTraffic{perDay, rates})
+	}
+	return perDay, rates
 }
 
 // lastWeek reads the live requests a day and the decision-derived rates
