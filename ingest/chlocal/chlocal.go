@@ -151,7 +151,7 @@ func start(ctx context.Context, cfg Config, bin string, baseArgs []string) (*Ser
 		Dir:     cfg.Dir,
 		Process: proc,
 	}
-	if err := s.waitReady(ctx, cfg.StartTimeout); err != nil {
+	if err := s.WaitReady(ctx, cfg.StartTimeout, 20*time.Millisecond, s.readiness()); err != nil {
 		_ = s.Stop(context.Background())
 		if b, _ := os.ReadFile(errLog); strings.Contains(string(b), "Address already in use") {
 			return nil, fmt.Errorf("%w: %v", errPortInUse, err)
@@ -162,26 +162,10 @@ func start(ctx context.Context, cfg Config, bin string, baseArgs []string) (*Ser
 	return s, nil
 }
 
-// waitReady polls /ping and the native port until both answer, the process
-// exits, or the timeout passes.
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// readiness is the start-up probe: /ping and the native port both answer.
+func (s *Server) readiness() func(context.Context) bool {
 	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.ready(ctx, client) {
-			return nil
-		}
-		select {
-		case <-s.Done():
-			return fmt.Errorf("exited during start: %v", s.WaitErr())
-		case <-ctx.Done():
-			return fmt.Errorf("not answering: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return func(ctx context.Context) bool { return s.ready(ctx, client) }
 }
 
 func (s *Server) ready(ctx context.Context, client *http.Client) bool {

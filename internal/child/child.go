@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Process is a started child.
@@ -71,4 +72,25 @@ func (p *Process) Kill() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	})
+}
+
+// WaitReady polls ready every interval until it says yes, the process
+// exits, or timeout passes.
+func (p *Process) WaitReady(ctx context.Context, timeout, interval time.Duration, ready func(context.Context) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if ready(ctx) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("exited during start: %v", p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("not answering: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

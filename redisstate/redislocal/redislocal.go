@@ -114,7 +114,7 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: cfg.Dir, Process: proc}
-	if err := s.waitReady(ctx, cfg.StartTimeout); err != nil {
+	if err := s.WaitReady(ctx, cfg.StartTimeout, 10*time.Millisecond, func(context.Context) bool { return Ping(s.Addr) == nil }); err != nil {
 		_ = s.Stop(context.Background())
 		log, _ := os.ReadFile(filepath.Join(cfg.Dir, "redis.log"))
 		return nil, fmt.Errorf("redis-server in %s: %w (log: %s)", cfg.Dir, err, lastLine(string(log)))
@@ -150,25 +150,6 @@ func lastLine(s string) string {
 
 // URL is the server's redis:// URL (database 0).
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
-
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if Ping(s.Addr) == nil {
-			return nil
-		}
-		select {
-		case <-s.Done():
-			return fmt.Errorf("exited during start: %v", s.WaitErr())
-		case <-ctx.Done():
-			return fmt.Errorf("not answering: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
 
 // Ping sends PING to addr and expects PONG.
 func Ping(addr string) error {
