@@ -54,7 +54,7 @@ func New(cfg Config) *Client {
 		cfg.PollEvery = 500 * time.Millisecond
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = upstream.Sleep
 	}
 	return &Client{cfg: cfg}
 }
@@ -220,15 +220,4 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
 	}
 	return e
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

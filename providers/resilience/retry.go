@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/internal/upstream"
 )
 
 // RetryPolicy bounds retries; zero fields take the defaults.
@@ -68,7 +69,7 @@ func (e Env) withDefaults() Env {
 		e.Now = time.Now
 	}
 	if e.Sleep == nil {
-		e.Sleep = sleep
+		e.Sleep = upstream.Sleep
 	}
 	if e.Rand == nil {
 		e.Rand = randFloat
@@ -168,19 +169,5 @@ func (r *Retrier) refill() {
 	if el := now.Sub(r.refills); el > 0 {
 		r.tokens = min(r.tokens+el.Seconds()*r.p.BudgetMinPerSec, budgetCap)
 		r.refills = now
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/providers"
+	"github.com/routelab/routelab/providers/internal/upstream"
 )
 
 // Oracle decides the outcome of a call: the hidden truth the provider acts
@@ -169,7 +170,7 @@ func New(o Oracle, opt Options) *Provider {
 		opt.RetryAfter = time.Second
 	}
 	if opt.Sleep == nil {
-		opt.Sleep = sleep
+		opt.Sleep = upstream.Sleep
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -325,18 +326,4 @@ func statusOf(k providers.ErrorKind) int {
 		return 401
 	}
 	return 503
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

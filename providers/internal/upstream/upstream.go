@@ -313,3 +313,20 @@ func Defaults(baseURL *string, def string, client **http.Client, now *func() tim
 		*now = time.Now
 	}
 }
+
+// Sleep waits d or until ctx ends (then its error); d <= 0 returns at once.
+// Adapters and the retry loop take it as their default sleeper, which tests
+// replace.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
