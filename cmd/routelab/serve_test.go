@@ -22,16 +22,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	postTo := func(base, key, path, body string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, b
+		return callAPI(t, http.MethodPost, base+path, key, body)
 	}
 	post := func(key, path, body string) (*http.Response, []byte) {
 		t.Helper()
@@ -86,4 +77,20 @@ func TestServeEndToEnd(t *testing.T) {
 	if resp, _ := post(k.Secret, "/v1/images", `{"prompt":"x"}`); resp.StatusCode != 401 {
 		t.Errorf("revoked key = %d, want 401", resp.StatusCode)
 	}
+}
+
+// callAPI sends a JSON body (or none) with a bearer key and returns the
+// response and its body.
+func callAPI(t *testing.T, method, url, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }

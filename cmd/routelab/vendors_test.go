@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"image/png"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,16 +20,7 @@ func TestDevVendorsCatalog(t *testing.T) {
 	info, _ := startDevForTest(t, t.TempDir(), "--catalog", "vendors")
 	do := func(method, path, body string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, info.API+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+info.APIKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, b
+		return callAPI(t, method, info.API+path, info.APIKey, body)
 	}
 	_, body := do("GET", "/v1/models", "")
 	var models struct {
