@@ -121,10 +121,11 @@ func (c *Console) experimentPage(ctx *fiber.Ctx) error {
 			data["ResultsError"] = "results query failed: see the console log"
 		} else {
 			data["Report"] = experiments.Analyze(s, arms, 0.05)
-			if cs, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).CostSpeed(ctx.UserContext(), s, experiments.DefaultLatencyBudgets()); err != nil {
+			if cs, err := chexp.NewReader(c.deps.Data.Conn(), c.deps.Data.Database()).CostSpeed(ctx.UserContext(), s, s.LatencyBudgets()); err != nil {
 				c.log.Warn("experiment cost and speed", "experiment", s.ID, "err", err)
 			} else {
 				data["CostSpeed"] = experiments.AnalyzeCostSpeed(s, cs, 0.05)
+				data["LatencyBudgets"] = s.LatencyBudgets().String()
 			}
 		}
 	}

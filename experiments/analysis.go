@@ -127,7 +127,9 @@ type Report struct {
 	// CostSpeed are the cost- and speed-aware figures per arm (control
 	// first), when the reader computed them.
 	CostSpeed []CostSpeedResult `json:"cost_speed,omitempty"`
-	QueryMS   int64             `json:"query_ms,omitempty"`
+	// LatencyBudgets says which tier budgets CostSpeed was measured against.
+	LatencyBudgets string `json:"latency_budgets,omitempty"`
+	QueryMS        int64  `json:"query_ms,omitempty"`
 }
 
 func f(v float64) *float64 {

@@ -27,6 +27,54 @@ func DefaultLatencyBudgets() LatencyBudgets {
 	return LatencyBudgets{Draft: 10 * time.Second, Standard: 30 * time.Second, Premium: 60 * time.Second}
 }
 
+// String reads "draft 10s, standard 30s, premium 1m0s".
+func (b LatencyBudgets) String() string {
+	return fmt.Sprintf("draft %s, standard %s, premium %s", b.Draft, b.Standard, b.Premium)
+}
+
+// LatencyBudgetsMS is a spec's per-tier latency budgets in milliseconds;
+// a tier left out (0) keeps its default.
+type LatencyBudgetsMS struct {
+	Draft    int64 `json:"draft,omitempty"`
+	Standard int64 `json:"standard,omitempty"`
+	Premium  int64 `json:"premium,omitempty"`
+}
+
+// maxLatencyBudgetMS bounds a budget: past ten minutes no user is waiting.
+const maxLatencyBudgetMS = 10 * 60 * 1000
+
+func (b *LatencyBudgetsMS) validate() error {
+	if b == nil {
+		return nil
+	}
+	for _, t := range []struct {
+		tier string
+		ms   int64
+	}{{"draft", b.Draft}, {"standard", b.Standard}, {"premium", b.Premium}} {
+		if t.ms < 0 || t.ms > maxLatencyBudgetMS {
+			return invalid("out_of_range", "latency_budgets_ms."+t.tier, "a latency budget is in milliseconds, from 1 to %d (0 or absent keeps the default)", maxLatencyBudgetMS)
+		}
+	}
+	return nil
+}
+
+// LatencyBudgets are the budgets s is analysed with: its own where it sets
+// them, else the defaults.
+func (s Spec) LatencyBudgets() LatencyBudgets {
+	b := DefaultLatencyBudgets()
+	if o := s.LatencyBudgetsMS; o != nil {
+		for _, t := range []struct {
+			ms  int64
+			dst *time.Duration
+		}{{o.Draft, &b.Draft}, {o.Standard, &b.Standard}, {o.Premium, &b.Premium}} {
+			if t.ms > 0 {
+				*t.dst = time.Duration(t.ms) * time.Millisecond
+			}
+		}
+	}
+	return b
+}
+
 // CostSpeedArm is one arm's per-unit sums: successes over cost, and
 // successes within budget over requests.
 type CostSpeedArm struct {

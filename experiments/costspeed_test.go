@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/routelab/routelab/experiments"
 )
@@ -49,5 +50,21 @@ func TestCostSpeed(t *testing.T) {
 	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Errorf("marshal: %v", err)
+	}
+}
+
+// TestSpecLatencyBudgets: a spec's budgets replace the defaults tier by
+// tier; the tiers it leaves out keep theirs.
+func TestSpecLatencyBudgets(t *testing.T) {
+	s, err := experiments.ParseSpec([]byte(`{"name":"n","owner":"o","primary_metric":"success_rate","arms":[{"name":"a","weight":1},{"name":"b","weight":1}],"latency_budgets_ms":{"draft":4000,"premium":90000}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := s.LatencyBudgets(), experiments.LatencyBudgets{Draft: 4 * time.Second, Standard: 30 * time.Second, Premium: 90 * time.Second}
+	if got != want {
+		t.Errorf("LatencyBudgets() = %v, want %v", got, want)
+	}
+	if d := (experiments.Spec{}).LatencyBudgets(); d != experiments.DefaultLatencyBudgets() {
+		t.Errorf("no budgets in the spec: %v, want the defaults", d)
 	}
 }

@@ -64,7 +64,11 @@ type Spec struct {
 
 	PrimaryMetric string      `json:"primary_metric"`
 	Guardrails    []Guardrail `json:"guardrails,omitempty"`
-	MinSample     int         `json:"min_sample"` // units per arm before a decision
+	// LatencyBudgetsMS override the tiers' default latency budgets (draft
+	// 10 s, standard 30 s, premium 60 s) for "success within the latency
+	// budget"; a request's own max_latency_ms still comes first.
+	LatencyBudgetsMS *LatencyBudgetsMS `json:"latency_budgets_ms,omitempty"`
+	MinSample        int               `json:"min_sample"` // units per arm before a decision
 
 	Status Status `json:"status"`
 	Ramp   *Ramp  `json:"ramp,omitempty"`
@@ -365,6 +369,9 @@ func (s *Spec) Validate() error {
 	}
 	if _, ok := Metrics[s.PrimaryMetric]; !ok {
 		return invalid("unknown_metric", "primary_metric", "primary_metric %q is not one of the analysed metrics", s.PrimaryMetric)
+	}
+	if err := s.LatencyBudgetsMS.validate(); err != nil {
+		return err
 	}
 	for i, g := range s.Guardrails {
 		f := fmt.Sprintf("guardrails[%d]", i)

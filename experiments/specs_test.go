@@ -46,6 +46,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"epsilon", `{"name":"n","owner":"o","primary_metric":"success_rate","arms":[{"name":"a","weight":1},{"name":"b","weight":1,"overrides":{"epsilon":2}}]}`, "out_of_range", "arms[1].overrides.epsilon"},
 		{"control", `{` + base + `,"control":"z"}`, "invalid_value", "control"},
 		{"version", `{` + base + `,"schema_version":9}`, "unsupported_version", "schema_version"},
+		{"latency budget", `{` + base + `,"latency_budgets_ms":{"premium":-1}}`, "out_of_range", "latency_budgets_ms.premium"},
+		{"latency budget tier", `{` + base + `,"latency_budgets_ms":{"hero":1000}}`, "unknown_field", "hero"},
 	}
 	for _, tt := range tests {
 		_, err := experiments.ParseSpec([]byte(tt.give))

@@ -60,7 +60,7 @@ func (r Report) WriteText(w io.Writer) {
 		}
 	}
 	if len(r.CostSpeed) > 0 {
-		fmt.Fprintln(w, "\ncost and speed (successes per dollar; share of requests that succeeded within their latency budget)")
+		fmt.Fprintf(w, "\ncost and speed (successes per dollar; share of requests that succeeded within their latency budget: the request's own, else its tier's: %s)\n", r.LatencyBudgets)
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ARM\tSUCCESS / $\t95% CI\tVS CONTROL\tIN BUDGET\t95% CI\tVS CONTROL")
 		for _, c := range r.CostSpeed {

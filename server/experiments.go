@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -97,6 +98,15 @@ func (h *handlers) parseSpec(c *fiber.Ctx) (experiments.Spec, error) {
 	s, err := experiments.ParseSpec(c.Body()) // copies every string out of the body
 	if err != nil {
 		return experiments.Spec{}, experimentError(err)
+	}
+	// A pin to a model this server does not serve would route the arm's
+	// requests by the live policy and call it the pinned model's result.
+	for i, a := range s.Arms {
+		if m := a.Overrides.Model; m != "" {
+			if _, ok := h.catalog[m]; !ok {
+				return experiments.Spec{}, errField(CodeUnknownModel, fmt.Sprintf("arms[%d].overrides.model", i), fmt.Sprintf("unknown model %q; GET /v1/models lists them", m))
+			}
+		}
 	}
 	return s, nil
 }

@@ -103,6 +103,7 @@ func TestExperimentAdminErrors(t *testing.T) {
 		{"missing", "GET", "/admin/experiments/nope", ``, 404, "not_found"},
 		{"missing start", "POST", "/admin/experiments/nope/start", ``, 404, "not_found"},
 		{"bad action", "POST", "/admin/experiments/nope/explode", ``, 404, "not_found"},
+		{"unknown model pin", "POST", "/admin/experiments", `{"name":"x","owner":"o","primary_metric":"success_rate","arms":[{"name":"a","weight":1},{"name":"b","weight":1,"overrides":{"model":"sim-nope"}}]}`, 400, "unknown_model"},
 	}
 	for _, tt := range tests {
 		r := e.admin_(t, tt.method, tt.path, tt.body)

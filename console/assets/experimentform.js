@@ -89,6 +89,12 @@
     s.arms = [].map.call(armsBody.rows, function (r) {
       return rowValues(r, { weight: true, "overrides.epsilon": true });
     });
+    var lb = {};
+    ["draft", "standard", "premium"].forEach(function (t) {
+      var v = num(f["budget_" + t].value);
+      if (v !== undefined) lb[t] = Math.round(v * 1000);
+    });
+    if (Object.keys(lb).length) s.latency_budgets_ms = lb;
     var g = [].map.call(guardBody.rows, function (r) { return rowValues(r, { max_increase: true, max: true }); });
     if (g.length) s.guardrails = g;
     if (kind === "canary") {
@@ -163,9 +169,9 @@
   function changed() {
     var spec = buildSpec(), f = form.elements;
     var key = JSON.stringify([spec, f.mde.value, f.baseline.value, f.sd.value, f.power.value]);
-    showKind();
-    if (key === last) return;
+    if (key === last) return; // a blur after typing: nothing to redraw
     last = key;
+    showKind();
     jsonArea.value = JSON.stringify(spec, null, 2);
     check.className = "muted";
     check.textContent = "Checking…";
@@ -195,6 +201,10 @@
     var f = form.elements;
     ["name", "owner", "hypothesis", "layer", "layer_share", "traffic", "unit", "primary_metric", "min_sample"].forEach(function (k) {
       if (s[k] != null) f[k].value = s[k];
+    });
+    ["draft", "standard", "premium"].forEach(function (t) {
+      var ms = s.latency_budgets_ms && s.latency_budgets_ms[t];
+      f["budget_" + t].value = ms ? ms / 1000 : "";
     });
     f.kind.value = s.ramp ? "canary" : (s.kind || "fixed");
     armsBody.innerHTML = "";

@@ -203,6 +203,32 @@ func TestCostSpeedMatchesRawEvents(t *testing.T) {
 			t.Errorf("arm %s: every success within budget (%v of %v): the 3 s budgets cut none", g.Arm, g.InBudget.SumX, want.SuccessPerDollar.SumX)
 		}
 	}
+
+	// A spec's own tier budgets replace the defaults: 2 s for the standard
+	// tier cuts successes (latencies are 1-5 s), ten minutes cuts none more
+	// than the 30 s default did.
+	budgets := func(ms int64) map[string]float64 {
+		s := w.spec
+		s.LatencyBudgetsMS = &experiments.LatencyBudgetsMS{Standard: ms}
+		got, err := chexp.NewReader(db.Conn, db.Database).CostSpeed(ctx, s, s.LatencyBudgets())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, g := range got {
+			out[g.Arm] = g.InBudget.SumX
+		}
+		return out
+	}
+	tight, loose := budgets(2000), budgets(600000)
+	for arm, want := range w.costSpeed {
+		if loose[arm] != want.InBudget.SumX {
+			t.Errorf("arm %s: %v successes within a 10 min standard budget, want %v as with 30 s", arm, loose[arm], want.InBudget.SumX)
+		}
+		if tight[arm] >= want.InBudget.SumX {
+			t.Errorf("arm %s: %v successes within a 2 s standard budget, want fewer than %v", arm, tight[arm], want.InBudget.SumX)
+		}
+	}
 }
 
 func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b)) }

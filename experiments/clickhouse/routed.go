@@ -33,10 +33,11 @@ func (r *Reader) Report(ctx context.Context, s experiments.Spec, alpha float64, 
 	if err := r.Look(ctx, s, alpha, &rep, true, at); err != nil {
 		return experiments.Report{}, err
 	}
-	cs, err := r.CostSpeed(ctx, s, experiments.DefaultLatencyBudgets())
+	cs, err := r.CostSpeed(ctx, s, s.LatencyBudgets())
 	if err != nil {
 		return experiments.Report{}, err
 	}
 	rep.CostSpeed = experiments.AnalyzeCostSpeed(s, cs, alpha)
+	rep.LatencyBudgets = s.LatencyBudgets().String()
 	return rep, nil
 }
