@@ -118,9 +118,10 @@ func TestHoldoutExperimentPage(t *testing.T) {
 	for i := range 100 {
 		id := fmt.Sprintf("held-%d", i)
 		d := &events.Decision{Header: events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: start.Add(time.Duration(i) * 10 * time.Millisecond).UnixMilli(), Tenant: "acme", RequestID: id},
-			Status: "ok", QAPass: i%2 == 0}
+			Unit: fmt.Sprintf("u%d", i/2), Status: "ok", QAPass: i%2 == 0, PolicyVersion: "trained-2"}
 		if i < 20 {
 			d.Arms = []events.Arm{{Experiment: spec.ID, Arm: "baseline", Layer: "routing", Phase: 1}}
+			d.PolicyVersion = "rules-1"
 		}
 		b.AddDecision(d)
 	}
@@ -128,8 +129,9 @@ func TestHoldoutExperimentPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := eng.get("/experiments/" + spec.ID)
-	if resp.StatusCode != 200 || !contains(body, `id="holdout"`, "rules-1", "in 20 held-out requests", "in 80 others") {
-		t.Errorf("holdout page = %d, want the report of 20 held-out vs 80 others:\n%s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || !contains(body, `id="holdout"`, "rules-1", "in 20 held-out requests (10 units)", "in 80 others (40 units)",
+		`id="holdout-policies"`, "<td>trained-2</td>", `id="holdout-daily"`) {
+		t.Errorf("holdout page = %d, want the report of 20 held-out requests of 10 users vs 80 of 40, by policy and day:\n%s", resp.StatusCode, body)
 	}
 }
 
