@@ -81,6 +81,7 @@ func decisionColumns() []column[events.Decision] {
 		mk("shadow", func(d *D) uint8 { return b2u(d.Shadow) }),
 		mk("live_request_id", func(d *D) string { return d.LiveRequestID }),
 		mk("sample_rate", func(d *D) float64 { return d.SampleRate }),
+		mk("attempt_cost_sources", func(d *D) []string { return each(d.Attempts, func(a events.Attempt) string { return a.CostSource }) }),
 	)
 }
 

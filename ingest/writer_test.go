@@ -23,7 +23,7 @@ func decision(id string, ts int64) *events.Decision {
 		Candidates: []events.Candidate{{Model: "fast-1", P: 0.8, CostUSD: 0.01, Eligible: true}, {Model: "heavy-2", P: 0.9, CostUSD: 0.04, Eligible: false, Reason: "latency"}},
 		Features:   events.Features{PromptLen: 9, RefCount: 1, EditDepth: 3, Aspect: 1.5, TextHeavy: true, Keywords: []string{"animal"}, HashedGrams: []uint32{7, 11}},
 		Arms:       []events.Arm{{Experiment: "exp1", Arm: "treatment", Layer: "l1", Phase: 2, Unit: "u1", Bucket: 42, Propensity: 0.25, Stratum: "text"}},
-		Attempts:   []events.Attempt{{Model: "fast-1", Provider: "sim", Status: "ok", LatencyMS: 2800, CostUSD: 0.01}},
+		Attempts:   []events.Attempt{{Model: "fast-1", Provider: "sim", Status: "ok", LatencyMS: 2800, CostUSD: 0.01, CostSource: "usage"}},
 		Status:     "ok", QAPass: true, LatencyMS: 2810, CostUSD: 0.01, Images: 1,
 	}
 }
@@ -73,7 +73,7 @@ func TestWriterRoundTripAndDuplicates(t *testing.T) {
 		{"SELECT candidate_models, candidate_eligible, candidate_reasons FROM decisions FINAL WHERE event_id = 'd0'", "['fast-1','heavy-2']\t[1,0]\t['','latency']"},
 		{"SELECT arm, exp, bucket, p, stratum FROM decisions FINAL ARRAY JOIN arm_names AS arm, arm_experiments AS exp, arm_buckets AS bucket, arm_propensities AS p, arm_strata AS stratum WHERE event_id = 'd1'", "treatment\texp1\t42\t0.25\ttext"},
 		{"SELECT prompt_len, ref_count, edit_depth, aspect, text_heavy, preserve_subject, keywords, hashed_grams FROM decisions FINAL WHERE event_id = 'd2'", "9\t1\t3\t1.5\t1\t0\t['animal']\t[7,11]"},
-		{"SELECT attempt_statuses, attempt_latency_ms FROM decisions FINAL WHERE event_id = 'd3'", "['ok']\t[2800]"},
+		{"SELECT attempt_statuses, attempt_latency_ms, attempt_cost_sources FROM decisions FINAL WHERE event_id = 'd3'", "['ok']\t[2800]\t['usage']"},
 		{"SELECT event_id, live_request_id FROM decisions FINAL WHERE shadow = 1", "d4\td3"},
 		{"SELECT event_id, sample_rate FROM decisions FINAL WHERE sampled = 1", "d5\t0.2"},
 		{"SELECT shadow, live_request_id FROM qa_results FINAL", "1\td3"},
