@@ -135,10 +135,20 @@ func (m *Model) Validate() error {
 			return fmt.Errorf("model %q: no cost for size %s", m.Name, s)
 		}
 		for _, t := range []Tier{TierDraft, TierStandard, TierPremium} {
-			if c, ok := byTier[t]; !ok || c < 0 {
+			c, ok := byTier[t]
+			switch {
+			case !ok || c < 0 || math.IsNaN(c) || math.IsInf(c, 0):
 				return fmt.Errorf("model %q: no cost for size %s tier %s", m.Name, s, t)
+			case c == 0 && m.billed():
+				// a vendor bills every image: $0 is a price left out, and
+				// would make the router prefer the model and the spend
+				// figures wrong
+				return fmt.Errorf("model %q: cost for size %s tier %s is $0; a vendor model needs its real price", m.Name, s, t)
 			}
 		}
+	}
+	if m.billed() && m.PriceSource == "" {
+		return fmt.Errorf("model %q: a vendor model needs price_source (where its price comes from)", m.Name)
 	}
 	for _, s := range m.NativeSizes {
 		if _, _, err := ParseSize(s); err != nil {
@@ -167,6 +177,10 @@ func (m *Model) Validate() error {
 	}
 	return nil
 }
+
+// billed reports whether a vendor charges for m's images: every model but
+// the simulated world's own.
+func (m *Model) billed() bool { return m.Provider != "sim" && !m.Simulated }
 
 // NativeSize is the size the model answers a w×h request at: of its
 // native sizes, the one whose aspect is nearest to w/h (on a log scale, so

@@ -35,7 +35,7 @@ func TestNativeSize(t *testing.T) {
 func TestNativeSizesNeedASource(t *testing.T) {
 	m := router.Model{Name: "g", Provider: "gemini", Modes: []router.Mode{router.ModeGenerate}, Sizes: []string{"1024x1024"},
 		CostUSD:      map[string]map[router.Tier]float64{"1024x1024": {router.TierDraft: 0.039, router.TierStandard: 0.039, router.TierPremium: 0.039}},
-		LatencyP50MS: 4000, NativeSizes: []string{"1248x832"}}
+		LatencyP50MS: 4000, NativeSizes: []string{"1248x832"}, PriceSource: "https://example.invalid/pricing"}
 	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "native_sizes_source") {
 		t.Errorf("Validate without a source = %v, want an error naming native_sizes_source", err)
 	}
@@ -46,5 +46,34 @@ func TestNativeSizesNeedASource(t *testing.T) {
 	m.NativeSizes = []string{"1248by832"}
 	if err := m.Validate(); err == nil {
 		t.Error("Validate accepted native size 1248by832")
+	}
+}
+
+// A vendor model's price is never $0 and always sourced: a price left out
+// would make the router prefer the model and every spend figure wrong. The
+// simulated world's models may be free.
+func TestVendorPriceRequired(t *testing.T) {
+	model := func(provider string, usd float64, source string) router.Model {
+		return router.Model{Name: "m", Provider: provider, Modes: []router.Mode{router.ModeGenerate}, Sizes: []string{"1024x1024"},
+			CostUSD:      map[string]map[router.Tier]float64{"1024x1024": {router.TierDraft: usd, router.TierStandard: usd, router.TierPremium: usd}},
+			LatencyP50MS: 4000, PriceSource: source}
+	}
+	tests := []struct {
+		name    string
+		m       router.Model
+		wantErr string
+	}{
+		{"priced and sourced", model("openai", 0.04, "https://openai.com/api/pricing"), ""},
+		{"zero price", model("openai", 0, "https://openai.com/api/pricing"), "is $0"},
+		{"no source", model("gemini", 0.039, ""), "price_source"},
+		{"simulated and free", model("sim", 0, ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.m.Validate()
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
