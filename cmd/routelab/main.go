@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"ingest":      {"consume the event topics into ClickHouse (consumer group, at-least-once)", runIngest},
 		"version":     {"print the build version", runVersion},
 		"qa":          {"run serve's automated image QA (format, size, blank, sharpness, drift) on files", runQA},
+		"smoke":       {"send one cheap request to every real model whose vendor key is set; print latency, size, cost", runSmoke},
 		"workload":    {"generate lab workloads (JSONL requests with hidden tasks)", runWorkload},
 		"sim":         {"run a workload through a policy in the simulated world, logging decisions", runSim},
 		"policy":      {"routing policies: train, eval, show, diff", runPolicy},

@@ -33,20 +33,27 @@ type Vendor struct {
 // Vendors holds every vendor's settings by provider name.
 type Vendors map[string]Vendor
 
-// VendorsFromEnv reads OPENAI_API_KEY, GEMINI_API_KEY, IDEOGRAM_API_KEY,
-// ARK_API_KEY (BytePlus ModelArk, for Seedream) and BFL_API_KEY (Black
-// Forest Labs, for FLUX), and their *_BASE_URL, through getenv. Imagen is
-// reached with the Gemini API key.
+// KeyEnv is the environment variable holding each vendor provider's API
+// key (and, with _KEY swapped for _BASE_URL, its endpoint). Imagen is
+// reached with the Gemini API key; ARK is BytePlus ModelArk (Seedream);
+// BFL is Black Forest Labs (FLUX).
+var KeyEnv = map[string]string{
+	"openai":   "OPENAI_API_KEY",
+	"gemini":   "GEMINI_API_KEY",
+	"imagen":   "GEMINI_API_KEY",
+	"ideogram": "IDEOGRAM_API_KEY",
+	"byteplus": "ARK_API_KEY",
+	"bfl":      "BFL_API_KEY",
+}
+
+// VendorsFromEnv reads every vendor's key and base URL (KeyEnv) through
+// getenv.
 func VendorsFromEnv(getenv func(string) string) Vendors {
-	gemini := Vendor{APIKey: getenv("GEMINI_API_KEY"), BaseURL: getenv("GEMINI_BASE_URL")}
-	return Vendors{
-		"openai":   {APIKey: getenv("OPENAI_API_KEY"), BaseURL: getenv("OPENAI_BASE_URL")},
-		"gemini":   gemini,
-		"imagen":   gemini,
-		"ideogram": {APIKey: getenv("IDEOGRAM_API_KEY"), BaseURL: getenv("IDEOGRAM_BASE_URL")},
-		"byteplus": {APIKey: getenv("ARK_API_KEY"), BaseURL: getenv("ARK_BASE_URL")},
-		"bfl":      {APIKey: getenv("BFL_API_KEY"), BaseURL: getenv("BFL_BASE_URL")},
+	v := Vendors{}
+	for provider, key := range KeyEnv {
+		v[provider] = Vendor{APIKey: getenv(key), BaseURL: getenv(strings.TrimSuffix(key, "_API_KEY") + "_BASE_URL")}
 	}
+	return v
 }
 
 // Config says how to build the providers.
