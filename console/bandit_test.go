@@ -196,3 +196,49 @@ func TestShadowPairsInPairwiseQueue(t *testing.T) {
 		rev.postJSON("/review/skip", `{"id":"`+it.ID+`"}`)
 	}
 }
+
+// TestOCRVersusPeople: the Reviewers page sets each reviewed text output's
+// legibility check (its last attempt's) against the reviewers' mean
+// legibility score: 3 agree legible, 1 agrees illegible, 1 passed OCR that
+// people could not read; an earlier failed attempt and a shadow's check do
+// not count.
+func TestOCRVersusPeople(t *testing.T) {
+	w := mustWorld(t, 2, 0, false)
+	b := ingest.NewBatch()
+	now := time.Now()
+	type out struct {
+		id      string
+		ocrPass bool
+		score   float64
+		human   []float64
+	}
+	for i, o := range []out{
+		{"ocr-1", true, 1, []float64{5, 4}}, {"ocr-2", true, 0.95, []float64{4}}, {"ocr-3", true, 1, []float64{3}},
+		{"ocr-4", false, 0.2, []float64{1, 2}}, {"ocr-5", true, 0.9, []float64{1}},
+	} {
+		ts := now.Add(time.Duration(i) * time.Second).UnixMilli()
+		hdr := func(id string) events.Header {
+			return events.Header{EventID: id, SchemaVersion: events.SchemaVersion, TS: ts, Tenant: "acme", RequestID: o.id}
+		}
+		// a failed first attempt on another model: the served output is the second
+		b.AddQA(&events.QAResult{Header: hdr(o.id + "-qa0"), Model: "sim-lite", Attempt: 0, Checks: []events.QACheck{{Name: "text", Pass: false, Value: 0.1}}, OCRText: "GRNA"})
+		b.AddQA(&events.QAResult{Header: hdr(o.id + "-qa1"), Model: "sim-typo", Attempt: 1, Pass: o.ocrPass,
+			Checks: []events.QACheck{{Name: "blank", Pass: true, Value: 40}, {Name: "text", Pass: o.ocrPass, Value: o.score}}, OCRText: "GRAND OPENING"})
+		for k, h := range o.human {
+			b.AddReview(&events.Review{Header: hdr(fmt.Sprintf("%s-rev%d", o.id, k)), Kind: "score", Reviewer: fmt.Sprintf("r%d", k),
+				Scores: []events.Score{{Name: "overall", Value: 4}, {Name: "legibility", Value: h}}})
+		}
+	}
+	shadow := events.Header{EventID: "ocr-1-shadow-qa", SchemaVersion: events.SchemaVersion, TS: now.UnixMilli(), Tenant: "acme", RequestID: "ocr-1"}
+	b.AddQA(&events.QAResult{Header: shadow, Model: "sim-lite", Attempt: 5, Shadow: true, Checks: []events.QACheck{{Name: "text", Pass: false}}})
+	if err := ingest.NewWriter(w.db.Conn, w.db.Database).Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	eng := newClient(t, w.base)
+	eng.login("eng")
+	resp, body := eng.get("/quality")
+	if resp.StatusCode != 200 || !contains(body, `id="ocr-qa"`, "<tr><th>OCR pass</th><td>3</td><td class=\"bad\">1</td></tr>",
+		"<tr><th>OCR fail (text_illegible)</th><td class=\"bad\">0</td><td>1</td></tr>", "5 reviewed text outputs", `id="ocr-disagreements"`, "<td>ocr-5</td>") {
+		t.Errorf("quality page = %d, want OCR against people 3/1/0/1 with ocr-5 as a disagreement:\n%s", resp.StatusCode, body)
+	}
+}

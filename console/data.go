@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/routelab/routelab/evaluator/qa"
 )
 
 // Data reads what the console shows from ClickHouse (the tables ingest
@@ -147,6 +149,43 @@ ORDER BY ts_ms`, d.db)
 		}
 		j.Overlap = ov == 1
 		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// OCRCheck is the legibility check (OCR against the prompt's target text)
+// of the last QA'd attempt of a request: the output that was served.
+type OCRCheck struct {
+	Pass  bool
+	Score float64 // 1 - character error rate
+	Read  string  // what OCR read
+}
+
+// OCRChecks returns the legibility checks of live requests since, by
+// request id.
+func (d *Data) OCRChecks(ctx context.Context, since time.Time) (map[string]OCRCheck, error) {
+	q := fmt.Sprintf(`SELECT request_id, argMax(check_pass[indexOf(check_names, ?)], attempt), argMax(check_values[indexOf(check_names, ?)], attempt),
+	argMax(ocr_text, attempt)
+FROM %s.qa_results FINAL
+WHERE ts >= toDateTime(?) AND shadow = 0 AND has(check_names, ?)
+GROUP BY request_id`, d.db)
+	rows, err := d.conn.Query(ctx, q, qa.CheckText, qa.CheckText, since.Unix(), qa.CheckText)
+	if err != nil {
+		return nil, fmt.Errorf("query legibility checks: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]OCRCheck{}
+	for rows.Next() {
+		var (
+			id   string
+			pass uint8
+			c    OCRCheck
+		)
+		if err := rows.Scan(&id, &pass, &c.Score, &c.Read); err != nil {
+			return nil, fmt.Errorf("scan legibility check: %w", err)
+		}
+		c.Pass = pass == 1
+		out[id] = c
 	}
 	return out, rows.Err()
 }

@@ -1,8 +1,12 @@
 package console
 
 import (
+	"context"
+	"math"
 	"sort"
 	"time"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -82,15 +86,18 @@ func (c *Console) qualityPage(ctx *fiber.Ctx) error {
 	}
 	byQuestion := map[string][]review.ScoreRecord{}
 	var cmps []review.Comparison
-	humanOverall := map[string][]float64{}
+	humanOverall, humanLegibility := map[string][]float64{}, map[string][]float64{}
 	for _, j := range js {
 		switch j.Kind {
 		case "score":
 			for i, n := range j.Names {
 				if i < len(j.Values) {
 					byQuestion[n] = append(byQuestion[n], review.ScoreRecord{Reviewer: j.Reviewer, Item: j.RequestID, Value: j.Values[i], At: time.UnixMilli(int64(j.TSMS))})
-					if n == "overall" {
+					switch n {
+					case "overall":
 						humanOverall[j.RequestID] = append(humanOverall[j.RequestID], j.Values[i])
+					case "legibility":
+						humanLegibility[j.RequestID] = append(humanLegibility[j.RequestID], j.Values[i])
 					}
 				}
 			}
@@ -132,10 +139,97 @@ func (c *Console) qualityPage(ctx *fiber.Ctx) error {
 		human = append(human, s/float64(len(vs)))
 	}
 	c.mu.Unlock()
+	ocr, err := c.ocrVersusPeople(ctx.UserContext(), since, humanLegibility)
+	if err != nil {
+		return err
+	}
 	ratings, _ := review.BradleyTerry(cmps, 1.96)
 	return c.render(ctx, "quality", "Reviewers", fiber.Map{
 		"Overall": overall, "Questions": questions, "QA": review.CompareQA(qaPass, human, 3),
 		"Ratings": ratings, "Comparisons": len(cmps), "Judgements": len(js), "Since": since.Format("2006-01-02"),
-		"ModelScores": scores,
+		"ModelScores": scores, "OCR": ocr,
 	})
+}
+
+// ocrVersus is OCR legibility QA against the reviewers' legibility scores
+// on the same served outputs (item 4 of the text issue: is the QA signal
+// itself right?).
+type ocrVersus struct {
+	review.QAAgreement
+	// Correlation is Spearman's rank correlation of the OCR score (1 - CER)
+	// with the mean legibility score; NaN under 3 outputs.
+	Correlation float64
+	// Disagreements are the outputs where they differ most, for a look.
+	Disagreements []ocrDisagreement
+}
+
+type ocrDisagreement struct {
+	RequestID, Read string
+	OCRPass         bool
+	OCRScore, Human float64
+}
+
+// ocrVersusPeople compares each reviewed text output's legibility check
+// with the mean of its reviewers' legibility scores (human pass >= 3).
+func (c *Console) ocrVersusPeople(ctx context.Context, since time.Time, legibility map[string][]float64) (ocrVersus, error) {
+	var out ocrVersus
+	if len(legibility) == 0 {
+		return out, nil
+	}
+	checks, err := c.deps.Data.OCRChecks(ctx, since)
+	if err != nil {
+		return out, err
+	}
+	var (
+		pass          []bool
+		human, scores []float64
+	)
+	for id, vs := range legibility {
+		ch, ok := checks[id]
+		if !ok || len(vs) == 0 {
+			continue
+		}
+		h := stat.Mean(vs, nil)
+		pass, human, scores = append(pass, ch.Pass), append(human, h), append(scores, ch.Score)
+		if ch.Pass != (h >= 3) {
+			out.Disagreements = append(out.Disagreements, ocrDisagreement{RequestID: id, Read: ch.Read, OCRPass: ch.Pass, OCRScore: ch.Score, Human: h})
+		}
+	}
+	out.QAAgreement = review.CompareQA(pass, human, 3)
+	out.Correlation = spearman(scores, human)
+	sort.Slice(out.Disagreements, func(i, j int) bool {
+		a, b := out.Disagreements[i], out.Disagreements[j]
+		return math.Abs(a.OCRScore*4+1-a.Human) > math.Abs(b.OCRScore*4+1-b.Human)
+	})
+	out.Disagreements = out.Disagreements[:min(len(out.Disagreements), 10)]
+	return out, nil
+}
+
+// spearman is the rank correlation of x and y (ties take their mean rank),
+// NaN for fewer than 3 pairs.
+func spearman(x, y []float64) float64 {
+	if len(x) < 3 {
+		return math.NaN()
+	}
+	return stat.Correlation(ranks(x), ranks(y), nil)
+}
+
+func ranks(x []float64) []float64 {
+	idx := make([]int, len(x))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return x[idx[a]] < x[idx[b]] })
+	r := make([]float64, len(x))
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && x[idx[j+1]] == x[idx[i]] {
+			j++
+		}
+		for k := i; k <= j; k++ {
+			r[idx[k]] = float64(i+j)/2 + 1
+		}
+		i = j + 1
+	}
+	return r
 }
