@@ -47,39 +47,74 @@ func chainNodeOf(n ChainNode) *chainNode {
 	return &chainNode{id: n.ID, tenant: n.Tenant, parentID: n.Parent, depth: n.Depth, image: n.Image, score: n.Score, model: n.Model, root: n.Root}
 }
 
+// chainMissWait is how long an edit whose parent the shared store lacks
+// waits before looking once more: the replica that made the parent writes
+// its node just after the response (redisstate's chain writer), and a
+// client may send the edit to another replica at once.
+const chainMissWait = 25 * time.Millisecond
+
+// pause waits d unless ctx ends first; it reports whether d passed.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // chainNode finds id here, then in the shared store. A store that cannot
 // be reached counts as not found (chains fail open: the edit is refused
 // as if the parent were unknown, the replica keeps serving).
 func (g *Gateway) chainNode(ctx context.Context, id string) (*chainNode, bool) {
+	n, ok, _ := g.lookupChain(ctx, id)
+	return n, ok
+}
+
+// parentNode is chainNode for an edit's parent: when the shared store
+// answers that it lacks the node, it looks once more after chainMissWait.
+func (g *Gateway) parentNode(ctx context.Context, id string) (*chainNode, bool) {
+	n, ok, unknown := g.lookupChain(ctx, id)
+	if !ok && unknown && pause(ctx, chainMissWait) {
+		n, ok, _ = g.lookupChain(ctx, id)
+	}
+	return n, ok
+}
+
+// lookupChain is chainNode, and whether the shared store answered that it
+// does not hold id.
+func (g *Gateway) lookupChain(ctx context.Context, id string) (n *chainNode, found, unknown bool) {
 	if n, ok := g.chains.get(id); ok {
-		return n, true
+		return n, true, false
 	}
 	if g.deps.Chains == nil {
-		return nil, false
+		return nil, false, false
 	}
 	sn, ok, err := g.deps.Chains.Chain(ctx, id)
 	if err != nil {
 		g.m.stateFallback.WithLabelValues("chain").Inc()
 		g.log.Warn("edit chain store unavailable: parent looked up on this replica only", "parent_id", id, "err", err)
-		return nil, false
+		return nil, false, false
 	}
 	if !ok {
-		return nil, false
+		return nil, false, true
 	}
 	if sn.Owner != "" {
 		if g.deps.ChainImages == nil || sn.Owner == g.deps.ChainImages.Self() {
-			return nil, false // ours, and no longer held here
+			return nil, false, false // ours, and no longer held here
 		}
 		b, err := g.deps.ChainImages.Fetch(ctx, sn.Owner, id)
 		if err != nil {
 			g.log.Warn("edit chain parent's image not fetched from its replica", "parent_id", id, "owner", sn.Owner, "err", err)
-			return nil, false
+			return nil, false, false
 		}
 		sn.Image = b
 	}
-	n := chainNodeOf(sn)
+	n = chainNodeOf(sn)
 	g.chains.add(n)
-	return n, true
+	return n, true, false
 }
 
 // keepChain remembers n here and, with a shared store, there. A failed

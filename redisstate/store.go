@@ -52,6 +52,9 @@ type Store struct {
 	stop   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
+	// chainQ feeds the edit-chain writer (chainwriter.go).
+	chainQ    chan chainWrite
+	chainDone chan struct{}
 }
 
 var (
@@ -92,7 +95,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	ro.Protocol = 2
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{}),
+		chainQ: make(chan chainWrite, chainQueue), chainDone: make(chan struct{})}
 	if s.ap, err = s.c.AutoPipeline(); err != nil {
 		s.c.Close()
 		return nil, fmt.Errorf("state store: autopipeline: %w", err)
@@ -110,6 +114,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}))
 	s.ping(ctx)
 	go s.watch()
+	go s.writeChains()
 	return s, nil
 }
 
@@ -134,6 +139,10 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	select { // queued chain nodes, while the store answers
+	case <-s.chainDone:
+	case <-time.After(chainFlushWait):
+	}
 	return s.c.Close()
 }
 
@@ -311,25 +320,27 @@ type chainMeta struct {
 	Owner  string  `json:"owner,omitempty"`
 }
 
-// PutChain implements gateway.ChainStore: the node, and its image when it
-// carries the bytes (by content, so a chain's repeated images are kept
-// once), in one MULTI.
+// PutChain implements gateway.ChainStore: a node whose image stays on its
+// replica (Owner) is queued for the chain writer; a node that carries its
+// image is written with it (by content, so a chain's repeated images are
+// kept once) in one MULTI before PutChain returns.
 func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
-	ctx, cancel, err := s.begin(ctx, "chain_put")
-	if err != nil {
-		return err
-	}
-	defer cancel()
 	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Owner: n.Owner})
 	if err != nil {
 		return err
 	}
 	if n.Owner != "" {
-		if err := s.ap.Set(ctx, s.o.Prefix+"chain:"+n.ID, "O"+string(meta), s.o.ChainTTL).Err(); err != nil {
-			return s.fail(ctx, "chain_put", err)
+		if err := s.Healthy(); err != nil {
+			s.errs.WithLabelValues("chain_put").Inc()
+			return err
 		}
-		return nil
+		return s.queueChain(ctx, s.o.Prefix+"chain:"+n.ID, "O"+string(meta))
 	}
+	ctx, cancel, err := s.begin(ctx, "chain_put")
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	sum := sha256.Sum256(n.Image)
 	h := hex.EncodeToString(sum[:])
 	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
