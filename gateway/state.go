@@ -181,7 +181,12 @@ func NewMemLimiter(now func() time.Time) *MemLimiter {
 var _ Limiter = (*MemLimiter)(nil)
 
 // Allow implements Limiter.
-func (m *MemLimiter) Allow(_ context.Context, key string, r Rate) (bool, time.Duration, error) {
+func (m *MemLimiter) Allow(ctx context.Context, key string, r Rate) (bool, time.Duration, error) {
+	return m.AllowN(ctx, key, r, 1)
+}
+
+// AllowN implements BatchLimiter.
+func (m *MemLimiter) AllowN(_ context.Context, key string, r Rate, n int) (bool, time.Duration, error) {
 	now := m.now()
 	interval, tolerance := gcra(r)
 	m.mu.Lock()
@@ -190,7 +195,7 @@ func (m *MemLimiter) Allow(_ context.Context, key string, r Rate) (bool, time.Du
 	if tat.Before(now) {
 		tat = now
 	}
-	next := tat.Add(interval)
+	next := tat.Add(interval * time.Duration(n))
 	if at := next.Add(-tolerance); at.After(now) {
 		return false, max(at.Sub(now), time.Millisecond), nil
 	}
@@ -209,12 +214,15 @@ func gcra(r Rate) (interval, tolerance time.Duration) {
 
 // RateLimits applies rates through a shared Limiter when there is one,
 // and through this replica's share of them (limit / Replicas) in memory
-// when there is none or it cannot be reached.
+// when there is none or it cannot be reached. High rates are leased from a
+// shared BatchLimiter in blocks (lease.go).
 type RateLimits struct {
 	shared     Limiter
 	local      *MemLimiter
 	replicas   int
 	onFallback func(key string, err error)
+	now        func() time.Time
+	leases     rateLeases
 }
 
 // NewRateLimits limits through shared (nil: memory only). replicas is how
@@ -224,12 +232,23 @@ func NewRateLimits(shared Limiter, replicas int, now func() time.Time, onFallbac
 	if onFallback == nil {
 		onFallback = func(string, error) {}
 	}
-	return &RateLimits{shared: shared, local: NewMemLimiter(now), replicas: replicas, onFallback: onFallback}
+	if now == nil {
+		now = time.Now
+	}
+	return &RateLimits{shared: shared, local: NewMemLimiter(now), replicas: replicas, onFallback: onFallback, now: now, leases: rateLeases{m: map[string]*rateLease{}}}
 }
 
 // Allow admits one request for key under r, or says how long to wait.
 func (l *RateLimits) Allow(ctx context.Context, key string, r Rate) (bool, time.Duration) {
 	if l.shared != nil {
+		if ok, err := l.fromLease(ctx, key, r); ok || err != nil {
+			if err == nil {
+				return true, 0
+			}
+			l.onFallback(key, err)
+			ok, wait, _ := l.local.Allow(ctx, key, r.share(l.replicas))
+			return ok, wait
+		}
 		ok, wait, err := l.shared.Allow(ctx, key, r)
 		if err == nil {
 			return ok, wait

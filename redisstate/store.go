@@ -58,9 +58,10 @@ type Store struct {
 }
 
 var (
-	_ gateway.CapStore   = (*Store)(nil)
-	_ gateway.Limiter    = (*Store)(nil)
-	_ gateway.ChainStore = (*Store)(nil)
+	_ gateway.CapStore     = (*Store)(nil)
+	_ gateway.Limiter      = (*Store)(nil)
+	_ gateway.BatchLimiter = (*Store)(nil)
+	_ gateway.ChainStore   = (*Store)(nil)
 )
 
 // Open connects to o.URL and starts the health check. A store that cannot
@@ -273,14 +274,14 @@ func (s *Store) Release(ctx context.Context, day int64, counters []gateway.Count
 
 // gcraScript is GCRA on the store's clock (TIME, so replicas' clocks need
 // not agree): KEYS[1] holds the theoretical arrival time in µs; ARGV the
-// emission interval and the tolerance in µs. Returns {1, 0} when admitted,
-// {0, µs until one would be}.
+// emission interval, the tolerance in µs and the requests admitted at
+// once (n). Returns {1, 0} when admitted, {0, µs until they would be}.
 var gcraScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local nxt = tat + tonumber(ARGV[1])
+local nxt = tat + tonumber(ARGV[1]) * tonumber(ARGV[3])
 local at = nxt - tonumber(ARGV[2])
 if at > now then return {0, math.ceil(at - now)} end
 redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
@@ -288,6 +289,12 @@ return {1, 0}`)
 
 // Allow implements gateway.Limiter.
 func (s *Store) Allow(ctx context.Context, key string, r gateway.Rate) (bool, time.Duration, error) {
+	return s.AllowN(ctx, key, r, 1)
+}
+
+// AllowN implements gateway.BatchLimiter: n requests admitted in one step,
+// or none.
+func (s *Store) AllowN(ctx context.Context, key string, r gateway.Rate, n int) (bool, time.Duration, error) {
 	if r.PerSec <= 0 {
 		return true, 0, nil
 	}
@@ -297,7 +304,7 @@ func (s *Store) Allow(ctx context.Context, key string, r gateway.Rate) (bool, ti
 	}
 	defer cancel()
 	interval := 1e6 / r.PerSec
-	res, err := gcraScript.Run(ctx, s.ap, []string{s.o.Prefix + "rate:" + key}, interval, interval*float64(max(r.Burst, 1))).Int64Slice()
+	res, err := gcraScript.Run(ctx, s.ap, []string{s.o.Prefix + "rate:" + key}, interval, interval*float64(max(r.Burst, 1)), max(n, 1)).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return false, 0, s.fail(ctx, "rate", fmt.Errorf("gcra: %v %w", res, err))
 	}

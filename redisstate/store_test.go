@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,18 @@ func TestRateSharedByClients(t *testing.T) {
 	}
 	if ok, _, _ := a.Allow(ctx, "key:k2", r); !ok {
 		t.Error("another key shares the first key's limit")
+	}
+	// A block (gateway's leases) takes n admissions at once, or none.
+	var got []bool
+	for _, n := range []int{2, 2, 2, 1} {
+		ok, _, err := b.AllowN(ctx, "key:k3", r, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ok)
+	}
+	if want := []bool{true, true, false, false}; !slices.Equal(got, want) {
+		t.Errorf("AllowN 2, 2, 2, 1 with a burst of 4 = %v, want %v", got, want)
 	}
 }
 
