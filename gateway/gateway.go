@@ -137,6 +137,13 @@ type Config struct {
 	// store is unreachable each takes limit / Replicas. Default 1.
 	Replicas int
 
+	// ContentPolicyFallback lists the tenants that opted in to having a
+	// model's content-policy refusal tried on the next model of the chain
+	// ("*": every tenant). For the others a refusal ends the request with
+	// content_policy and the vendor's reason: another vendor's filter is
+	// not a way around the first one's without the tenant's say.
+	ContentPolicyFallback []string
+
 	SampleRate  float64            // review sampling rate per stratum; default 0.05, negative none
 	SampleRates map[string]float64 // per stratum "model|tier|arm" (arm "-" when none), or "model", overriding SampleRate
 	// FailureBoost multiplies a stratum's rate (capped at 1) for outputs

@@ -152,3 +152,51 @@ func TestBackloggedRefused(t *testing.T) {
 		t.Errorf("Feedback once the sink has room = %v, %v; want recorded", dup, err)
 	}
 }
+
+// TestContentPolicyRefusal: a refusal ends the request with content_policy
+// and the vendor's coded reason (never its free text), unless the tenant
+// opted in to having it tried on the next model.
+func TestContentPolicyRefusal(t *testing.T) {
+	tests := []struct {
+		name     string
+		optedIn  []string
+		wantCode string
+		calls    int64 // of the next model
+	}{
+		{"not opted in", nil, gateway.CodeContentPolicy, 0},
+		{"another tenant opted in", []string{"globex"}, gateway.CodeContentPolicy, 0},
+		{"opted in", []string{"acme"}, "", 1},
+		{"every tenant", []string{"*"}, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refuse := func(providers.Request) error {
+				return &providers.Error{Provider: "openai", Kind: providers.KindContentPolicy, Status: 400,
+					Message: "Your request was rejected by the safety system. request id req_8f2 at 10.0.3.7", Reason: "moderation_blocked"}
+			}
+			strong := &gatewaytest.Provider{Model: "strong", Color: color.NRGBA{0, 0, 200, 255}}
+			g := gateway.New(gateway.Config{SampleRate: -1, ContentPolicyFallback: tt.optedIn}, gateway.Deps{
+				Policy: &gatewaytest.Router{Model: "fast", Chain: []string{"strong"}, Version: "p1"},
+				Providers: map[string]providers.Provider{
+					"fast":   &gatewaytest.Provider{Model: "fast", Color: color.NRGBA{200, 0, 0, 255}, Fail: refuse},
+					"strong": strong,
+				},
+				QA:     &gatewaytest.Inspector{},
+				Events: gatewaytest.NewProducer(64),
+			})
+			o, err := g.Serve(context.Background(), request(gateway.NewIDs().Next(), "acme"))
+			var ge *gateway.Error
+			switch {
+			case tt.wantCode == "" && (err != nil || o.Model != "strong"):
+				t.Errorf("Serve = %v, %v; want the next model's image", o, err)
+			case tt.wantCode != "" && (!errors.As(err, &ge) || ge.Code != tt.wantCode):
+				t.Errorf("Serve error = %v, want %s", err, tt.wantCode)
+			case tt.wantCode != "" && (!strings.Contains(ge.Message, "openai: moderation_blocked") || strings.Contains(ge.Message, "10.0.3.7")):
+				t.Errorf("message %q, want the coded reason and none of the vendor's text", ge.Message)
+			}
+			if c := strong.Calls.Load(); c != tt.calls {
+				t.Errorf("next model called %d times, want %d", c, tt.calls)
+			}
+		})
+	}
+}

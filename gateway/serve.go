@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,7 +183,7 @@ func (g *Gateway) attempt(ctx context.Context, o *Outcome, d *router.Decision, p
 			g.m.attempts.Of([2]string{model, att.Status}).Inc()
 			o.Attempts = append(o.Attempts, att)
 			lastErr = err
-			if final(err) {
+			if final(err) && !g.refusalMovesOn(err, r.Tenant) {
 				break
 			}
 			o.Fallback = true
@@ -349,6 +350,16 @@ func final(err error) bool {
 	return errors.Is(err, context.Canceled)
 }
 
+// refusalMovesOn reports whether err is a content-policy refusal that
+// tenant opted in to having tried on the next model.
+func (g *Gateway) refusalMovesOn(err error, tenant string) bool {
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.KindContentPolicy {
+		return false
+	}
+	return slices.Contains(g.cfg.ContentPolicyFallback, tenant) || slices.Contains(g.cfg.ContentPolicyFallback, "*")
+}
+
 // providerError maps the last attempt's failure to what the caller sees.
 func providerError(err error) *Error {
 	var pe *providers.Error
@@ -356,7 +367,11 @@ func providerError(err error) *Error {
 	case err == nil:
 		return errNoModel
 	case errors.As(err, &pe) && pe.Kind == providers.KindContentPolicy:
-		return &Error{Code: CodeContentPolicy, Field: "prompt", Message: "the model refused this prompt under its content policy"}
+		msg := "the model refused this prompt under its content policy"
+		if pe.Reason != "" {
+			msg += " (" + pe.Provider + ": " + pe.Reason + ")"
+		}
+		return &Error{Code: CodeContentPolicy, Field: "prompt", Message: msg}
 	case errors.As(err, &pe) && pe.Kind == providers.KindBadRequest:
 		return &Error{Code: CodeInvalidRequest, Message: "the model rejected the request"}
 	case errors.Is(err, errShed):

@@ -127,6 +127,12 @@ type Error struct {
 	Status     int
 	RetryAfter time.Duration
 	Message    string
+	// Reason is a content-policy refusal's cause as the vendor coded it
+	// (OpenAI's error code, Gemini's block or finish reason, BFL's status,
+	// Seedream's error code): a short code, never free text, so the caller
+	// may see it where Message (which can echo a key or a host) stays in
+	// the logs.
+	Reason string
 }
 
 func (e *Error) Error() string {

@@ -69,6 +69,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	advertise := fs.String("advertise-admin-url", "", "where other replicas reach this one's admin listener, to fetch the images of edit chains made here, e.g. http://POD_IP:8081 (default: the admin listener's address) (env ROUTELAB_ADVERTISE_ADMIN_URL)")
 	replicas := fs.Int("replicas", 1, "how many replicas share --state-store: while it is unreachable each allows limit/replicas (env ROUTELAB_REPLICAS)")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")
+	refusalFallback := fs.StringSlice("content-policy-fallback", nil, "tenants (comma-separated; * for all) whose content-policy refusals are tried on the next model of the chain; for the others a refusal ends the request with content_policy and the vendor's coded reason")
 	boost := fs.Float64("review-failure-boost", 4, "failure audits: outputs that failed QA, escalated or reset an edit chain are sampled at this many times their stratum's rate (capped at 1); the rate is recorded with each decision and review estimates weigh by its inverse; 1 samples them like the rest")
 	refAllow := fs.String("ref-allow", "", "CIDRs reference URLs may reach despite being private/loopback, comma separated")
 	urlSecretPrev := fs.String("url-secret-previous", "", "the image-link secret before a rotation: links it signed keep opening until they expire, new links use --url-secret (env ROUTELAB_URL_SECRET_PREVIOUS)")
@@ -112,7 +113,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		TrustedProxies: splitList(*trusted), Replicas: *replicas,
 	}
-	o.Gateway = gateway.Config{SampleRate: *sample, FailureBoost: *boost, Replicas: *replicas}
+	o.Gateway = gateway.Config{SampleRate: *sample, FailureBoost: *boost, Replicas: *replicas, ContentPolicyFallback: *refusalFallback}
 	if *sample == 0 {
 		o.Gateway.SampleRate = -1
 	}

@@ -199,7 +199,8 @@ func (c *Client) poll(ctx context.Context, pollURL string) (string, error) {
 			}
 			return p.Result.Sample, nil
 		case "Request Moderated", "Content Moderated":
-			return "", &providers.Error{Provider: c.Name(), Kind: providers.KindContentPolicy, Status: 400, Message: p.Status}
+			return "", &providers.Error{Provider: c.Name(), Kind: providers.KindContentPolicy, Status: 400, Message: p.Status,
+				Reason: strings.ReplaceAll(strings.ToLower(p.Status), " ", "_")}
 		case "Error", "Failed", "Task not found":
 			return "", &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "task " + p.Status}
 		}

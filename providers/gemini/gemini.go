@@ -178,7 +178,7 @@ func (c *Client) generateContent(ctx context.Context, req providers.Request) (pr
 		return providers.Result{}, c.bad("decode response: " + err.Error())
 	}
 	if out.PromptFeedback != nil && out.PromptFeedback.BlockReason != "" {
-		return providers.Result{}, c.policy("prompt blocked: " + out.PromptFeedback.BlockReason)
+		return providers.Result{}, c.policy("prompt_blocked_"+strings.ToLower(out.PromptFeedback.BlockReason), "prompt blocked: "+out.PromptFeedback.BlockReason)
 	}
 	var res providers.Result
 	var text, finish string
@@ -200,12 +200,12 @@ func (c *Client) generateContent(ctx context.Context, req providers.Request) (pr
 	}
 	switch finish {
 	case "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "RECITATION", "IMAGE_RECITATION":
-		return providers.Result{}, c.policy("output blocked: " + finish)
+		return providers.Result{}, c.policy("output_blocked_"+strings.ToLower(finish), "output blocked: "+finish)
 	}
 	if strings.TrimSpace(text) != "" {
 		// The model answered in words instead of drawing: a refusal, which
 		// another attempt with the same prompt would repeat.
-		return providers.Result{}, c.policy("no image, model said: " + upstream.Truncate(text, 160))
+		return providers.Result{}, c.policy("text_only_answer", "no image, model said: "+upstream.Truncate(text, 160))
 	}
 	return providers.Result{}, c.bad("response has no image (finishReason " + finish + ")")
 }
@@ -244,7 +244,7 @@ func (c *Client) predict(ctx context.Context, req providers.Request) (providers.
 		if filtered == "" {
 			filtered = "all images filtered"
 		}
-		return providers.Result{}, c.policy(filtered)
+		return providers.Result{}, c.policy("images_filtered", filtered)
 	}
 	return res, nil
 }
@@ -300,7 +300,7 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 	case e.Kind == providers.KindBadRequest && (strings.Contains(lower, "blocked") || strings.Contains(lower, "violate") || strings.Contains(lower, "safety")):
 		// Imagen answers 400 INVALID_ARGUMENT "The response is blocked, as it
 		// may violate our policies."
-		e.Kind = providers.KindContentPolicy
+		e.Kind, e.Reason = providers.KindContentPolicy, "blocked"
 	case e.Kind == providers.KindRateLimited && e.RetryAfter == 0:
 		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
 	}
@@ -310,8 +310,8 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 	return e
 }
 
-func (c *Client) policy(msg string) error {
-	return &providers.Error{Provider: c.Name(), Kind: providers.KindContentPolicy, Status: 400, Message: msg}
+func (c *Client) policy(reason, msg string) error {
+	return &providers.Error{Provider: c.Name(), Kind: providers.KindContentPolicy, Status: 400, Message: msg, Reason: reason}
 }
 
 // bad is an answer we cannot use: the upstream misbehaved, which another

@@ -135,7 +135,7 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	if len(res.Images) == 0 {
 		if unsafe > 0 {
 			return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindContentPolicy, Status: 400,
-				Message: fmt.Sprintf("%d image(s) withheld as unsafe", unsafe)}
+				Message: fmt.Sprintf("%d image(s) withheld as unsafe", unsafe), Reason: "image_unsafe"}
 		}
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
 	}
@@ -151,7 +151,7 @@ func (c *Client) apiError(resp *http.Response, body []byte) error {
 	e := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(resp.StatusCode), Status: resp.StatusCode, Message: msg}
 	switch {
 	case resp.StatusCode == http.StatusUnprocessableEntity:
-		e.Kind = providers.KindContentPolicy // "Prompt failed the safety check" (Ideogram's 422)
+		e.Kind, e.Reason = providers.KindContentPolicy, "safety_check_failed" // "Prompt failed the safety check" (Ideogram's 422)
 	case e.Kind == providers.KindRateLimited:
 		e.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
 	}

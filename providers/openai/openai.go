@@ -5,6 +5,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -342,7 +343,7 @@ func (c *Client) apiError(status int, header http.Header, body []byte) error {
 	switch {
 	case code == "content_policy_violation" || code == "moderation_blocked" ||
 		(status == 400 && strings.Contains(strings.ToLower(er.Error.Message), "safety system")):
-		e.Kind = providers.KindContentPolicy
+		e.Kind, e.Reason = providers.KindContentPolicy, cmp.Or(code, "safety_system")
 	case code == "insufficient_quota" || code == "billing_hard_limit_reached":
 		e.Kind = providers.KindAuth // no retry will help until billing changes
 	case e.Kind == providers.KindRateLimited:

@@ -163,7 +163,7 @@ func (c *Client) apiError(resp *http.Response, e *apiError, body []byte) error {
 	pe := &providers.Error{Provider: c.Name(), Kind: upstream.KindForStatus(status), Status: status, Message: msg}
 	switch {
 	case strings.HasSuffix(code, "SensitiveContentDetected") || strings.HasPrefix(code, "SensitiveContentDetected"):
-		pe.Kind, pe.Status = providers.KindContentPolicy, http.StatusBadRequest
+		pe.Kind, pe.Status, pe.Reason = providers.KindContentPolicy, http.StatusBadRequest, code
 	case pe.Kind == providers.KindRateLimited:
 		pe.RetryAfter = upstream.RetryAfter(resp.Header, c.cfg.Now())
 	}

@@ -204,6 +204,9 @@ func (p *Provider) Generate(ctx context.Context, req providers.Request) (provide
 	}
 	if v.ErrKind != "" {
 		e := &providers.Error{Provider: p.opt.Name, Kind: v.ErrKind, Status: statusOf(v.ErrKind), Message: "simulated " + string(v.ErrKind)}
+		if v.ErrKind == providers.KindContentPolicy {
+			e.Reason = "simulated_refusal"
+		}
 		if v.ErrKind == providers.KindRateLimited {
 			e.RetryAfter = p.opt.RetryAfter
 		}
