@@ -63,7 +63,8 @@ func (s *sleeps) longest() time.Duration {
 // dall-e-3, only n=1 is supported").
 var dallE3 = router.Model{Name: "dall-e-3", Provider: "openai", Modes: []router.Mode{router.ModeGenerate}, Sizes: []string{"1024x1024"},
 	CostUSD:      map[string]map[router.Tier]float64{"1024x1024": {router.TierDraft: 0.04, router.TierStandard: 0.04, router.TierPremium: 0.08}},
-	LatencyP50MS: 12000, LatencySigma: 0.3}
+	LatencyP50MS: 12000, LatencySigma: 0.3,
+	PriceSource: "OpenAI's published DALL·E 3 prices (standard 1024x1024 $0.040, HD $0.080); an entry of this test's catalog only"}
 
 // startContract starts the stack; extra models join the vendors catalog
 // and policy; requestTimeout, when set, is the server's deadline.
