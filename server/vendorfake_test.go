@@ -124,6 +124,13 @@ func (f *vendorFake) answered(vendor string, w, h int) {
 	}
 }
 
+// callCount is how many calls all vendors have had.
+func (f *vendorFake) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
 // callsTo returns the calls made to vendor.
 func (f *vendorFake) callsTo(vendor string) []vendorCall {
 	f.mu.Lock()
