@@ -181,12 +181,20 @@ func filterSub(cdat []byte, bpp int) {
 	}
 }
 
-// filterUp adds the row above, 8 bytes at a time.
+// filterUp adds the row above, 8 bytes at a time, four words a turn.
 func filterUp(cdat, pdat []byte) {
+	pdat = pdat[:len(cdat)]
 	i := 0
-	for ; i+8 <= len(cdat); i += 8 {
-		v := addBytes(binary.LittleEndian.Uint64(cdat[i:]), binary.LittleEndian.Uint64(pdat[i:]))
-		binary.LittleEndian.PutUint64(cdat[i:], v)
+	for ; i+32 <= len(cdat); i += 32 {
+		c, p := cdat[i:i+32:i+32], pdat[i:i+32:i+32]
+		a0 := addBytes(binary.LittleEndian.Uint64(c[0:]), binary.LittleEndian.Uint64(p[0:]))
+		a1 := addBytes(binary.LittleEndian.Uint64(c[8:]), binary.LittleEndian.Uint64(p[8:]))
+		a2 := addBytes(binary.LittleEndian.Uint64(c[16:]), binary.LittleEndian.Uint64(p[16:]))
+		a3 := addBytes(binary.LittleEndian.Uint64(c[24:]), binary.LittleEndian.Uint64(p[24:]))
+		binary.LittleEndian.PutUint64(c[0:], a0)
+		binary.LittleEndian.PutUint64(c[8:], a1)
+		binary.LittleEndian.PutUint64(c[16:], a2)
+		binary.LittleEndian.PutUint64(c[24:], a3)
 	}
 	for ; i < len(cdat); i++ {
 		cdat[i] += pdat[i]
