@@ -22,8 +22,8 @@ import (
 // is the one CheckImage gives on the image png.Decode returns. The images:
 // the test data re-encoded as PNG, generated blank, near-blank, noise and
 // scene images in every colour model Go's encoder writes, and the
-// simulator's renders with lettering from crisp to washed out, at vendors'
-// native sizes.
+// simulator's renders with lettering from crisp to washed out, square and
+// at Gemini's 3:2 (work planes at full size and averaged 2x2 and 3x3).
 func TestStreamedPNGVerdicts(t *testing.T) {
 	type tc struct {
 		name string
@@ -42,25 +42,28 @@ func TestStreamedPNGVerdicts(t *testing.T) {
 		}
 		cases = append(cases, tc{filepath.Base(p), MustPNG(t, img)})
 	}
+	// Sizes cover work planes at full size (f 1) and averaged 2x2 and 3x3,
+	// kept small: under the race detector every pixel costs.
 	gen := map[string]image.Image{
 		"blank":       uniform(640, 480, color.RGBA{200, 200, 200, 255}, 0, 1),
-		"near-blank":  uniform(1024, 1024, color.RGBA{120, 130, 140, 255}, 2, 2),
-		"noise":       uniform(1024, 1024, color.RGBA{128, 128, 128, 255}, 100, 3),
-		"scene":       scene(1024, 1024, 4),
-		"scene-grain": func() image.Image { m := scene(1536, 1024, 5); grain(m, 12, 6); return m }(),
-		"grey":        toGray(scene(1024, 1536, 7)),
-		"translucent": translucent(scene(832, 1248, 8)),
+		"near-blank":  uniform(500, 500, color.RGBA{120, 130, 140, 255}, 2, 2),
+		"noise":       uniform(600, 400, color.RGBA{128, 128, 128, 255}, 100, 3),
+		"scene":       scene(768, 768, 4),
+		"scene-grain": func() image.Image { m := scene(768, 512, 5); grain(m, 12, 6); return m }(),
+		"grey":        toGray(scene(700, 1050, 7)),
+		"translucent": translucent(scene(624, 416, 8)),
 	}
 	for name, img := range gen {
 		cases = append(cases, tc{name, MustPNG(t, img)})
 	}
 	prompt := `a poster that says "OPEN LATE" over a night street`
-	for _, sz := range [][2]int{{1024, 1024}, {1248, 832}, {1536, 1024}, {512, 512}} {
-		for _, q := range []float64{0.95, 0.65, 0.5, 0.3, 0.05} {
+	for _, sz := range [][2]int{{512, 512}, {1248, 832}} {
+		for _, q := range []float64{0.95, 0.5, 0.3, 0.05} {
 			cases = append(cases, tc{fmt.Sprintf("sim-%dx%d-q%.2f", sz[0], sz[1], q), sim.Render(prompt, sz[0], sz[1], q, 11)})
 		}
 	}
 	c := qa.New(qa.Thresholds{})
+	ref := qa.HashImage(scene(64, 64, 1))
 	passed, failed := 0, 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,8 +74,8 @@ func TestStreamedPNGVerdicts(t *testing.T) {
 			b := img.Bounds()
 			for _, spec := range []qa.Spec{
 				{Width: b.Dx(), Height: b.Dy(), Format: "png"},
-				{Width: 1024, Height: 1024, Format: "jpeg"},
-				{Width: b.Dx(), Height: b.Dy(), Reference: qa.HashImage(scene(64, 64, 1)), HasReference: true, PreserveSubject: true},
+				// format mismatch (0.5), size or aspect off for most, drift
+				{Width: 1024, Height: 1024, Format: "jpeg", Reference: ref, HasReference: true, PreserveSubject: true},
 			} {
 				got, want := c.Check(tc.b, spec), c.CheckImage(img, qa.FormatPNG, spec)
 				if !reflect.DeepEqual(got, want) {
