@@ -92,7 +92,7 @@ test-heavy: build
 # plain `go test` replays it from then on: commit it with the fix.
 FUZZ_TARGETS := \
 	./server:FuzzNativeJSON ./server:FuzzOpenAIJSON ./server:FuzzMultipart \
-	./server:FuzzBase64Reference ./server:FuzzReferenceImage ./evaluator/qa:FuzzDecode \
+	./server:FuzzBase64Reference ./server:FuzzReferenceImage ./evaluator/qa:FuzzDecode ./evaluator/qa:FuzzPNGWork \
 	./ingest:FuzzDecodeEvent ./router:FuzzParsePolicy ./router:FuzzTargetTexts ./experiments:FuzzParseSpec
 FUZZTIME       ?= 60s
 FUZZTIME_SHORT ?= 3s

@@ -200,3 +200,45 @@ func TestContentPolicyRefusal(t *testing.T) {
 		})
 	}
 }
+
+// TestModelLimitMovesOn: a model refusing what it cannot do (unsupported:
+// dall-e-3 asked for two images) hands the request to the next model in
+// the chain, where a bad request ends it; when every model refuses, the
+// caller gets invalid_request, not a provider failure to retry.
+func TestModelLimitMovesOn(t *testing.T) {
+	tests := []struct {
+		name      string
+		refuses   map[string]providers.ErrorKind // by model
+		wantModel string
+		wantCode  string
+	}{
+		{"first model's limit", map[string]providers.ErrorKind{"fast": providers.KindUnsupported}, "strong", ""},
+		{"every model's limit", map[string]providers.ErrorKind{"fast": providers.KindUnsupported, "strong": providers.KindUnsupported}, "", gateway.CodeInvalidRequest},
+		{"bad request ends it", map[string]providers.ErrorKind{"fast": providers.KindBadRequest}, "", gateway.CodeInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, sink := mustGateway(t, func(req providers.Request) error {
+				if k, ok := tt.refuses[req.Model]; ok {
+					return &providers.Error{Provider: "vendor", Kind: k, Status: 400, Message: "You must provide n=1 for this model."}
+				}
+				return nil
+			})
+			o, err := g.Serve(context.Background(), request(gateway.NewIDs().Next(), "acme"))
+			if tt.wantCode != "" {
+				var ge *gateway.Error
+				if !errors.As(err, &ge) || ge.Code != tt.wantCode {
+					t.Fatalf("Serve = %v, want code %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil || o.Model != tt.wantModel || !o.Fallback {
+				t.Fatalf("Serve = %+v, %v; want served by %s after a fallback", o, err, tt.wantModel)
+			}
+			d := sink.Events()[len(sink.Events())-1].Value.(*events.Decision)
+			if len(d.Attempts) != 2 || d.Attempts[0].Error != string(providers.KindUnsupported) || d.Attempts[1].Status != "ok" {
+				t.Errorf("attempts %+v, want fast unsupported then strong ok", d.Attempts)
+			}
+		})
+	}
+}

@@ -374,6 +374,8 @@ func providerError(err error) *Error {
 		return &Error{Code: CodeContentPolicy, Field: "prompt", Message: msg}
 	case errors.As(err, &pe) && pe.Kind == providers.KindBadRequest:
 		return &Error{Code: CodeInvalidRequest, Message: "the model rejected the request"}
+	case errors.As(err, &pe) && pe.Kind == providers.KindUnsupported:
+		return &Error{Code: CodeInvalidRequest, Message: "no model in the chain can do this request (the last one's limits refused it)"}
 	case errors.Is(err, errShed):
 		return errShed
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &pe) && pe.Kind == providers.KindTimeout):

@@ -118,6 +118,11 @@ const (
 	KindBadRequest    ErrorKind = "bad_request"    // upstream rejected the input; final
 	KindAuth          ErrorKind = "auth"           // credentials missing or rejected; final
 	KindCircuitOpen   ErrorKind = "circuit_open"   // not called: its circuit breaker is open; try another model
+	// KindUnsupported: the request is beyond this model's own limits (n
+	// images when it makes one, a size or option it lacks), which another
+	// model may not share: not retried on this model, and not final for
+	// the request: the next model in the chain is tried.
+	KindUnsupported ErrorKind = "unsupported"
 )
 
 // Error is an upstream failure.

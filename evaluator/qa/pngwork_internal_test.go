@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"fmt"
+	"hash/adler32"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -197,6 +198,15 @@ func TestPNGWorkDeclines(t *testing.T) {
 		"not a PNG":          []byte("GIF89a"),
 		"no IDAT":            good[:33],
 		"bad filter (ctype)": rawPNG(4, 4, 2, 3, make([]byte, 48), []byte{5}),
+		// damage the chunk CRCs do not see: the zlib stream's own
+		"bad Adler-32":          rezlib(good, func(z []byte) []byte { z[len(z)-1] ^= 1; return z }),
+		"data after the stream": rezlib(good, func(z []byte) []byte { return append(z, 0) }),
+		"preset dictionary": rezlib(good, func(z []byte) []byte {
+			z[1] = z[1]&0xc0 | 0x20 // FDICT set, FCHECK made valid again
+			z[1] += byte((31 - (uint16(z[0])<<8|uint16(z[1]))%31) % 31)
+			return z
+		}),
+		"not deflate": rezlib(good, func(z []byte) []byte { z[0] = z[0]&0xf0 | 7; return z }),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -216,5 +226,127 @@ func TestPNGWorkDeclines(t *testing.T) {
 				t.Errorf("Check = %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// rezlib returns b (a PNG) with its IDAT data replaced by edit of it,
+// in one IDAT chunk with a valid CRC.
+func rezlib(b []byte, edit func(z []byte) []byte) []byte {
+	hdr, idat, ok := pngChunks(b)
+	if !ok {
+		panic("rezlib: not a PNG")
+	}
+	var z []byte
+	for _, c := range idat {
+		z = append(z, c...)
+	}
+	z = edit(z)
+	var out bytes.Buffer
+	out.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(data)))
+		out.Write(n[:])
+		td := append([]byte(typ), data...)
+		out.Write(td)
+		binary.BigEndian.PutUint32(n[:], crc32.ChecksumIEEE(td))
+		out.Write(n[:])
+	}
+	chunk("IHDR", hdr)
+	chunk("IDAT", z)
+	chunk("IEND", nil)
+	return out.Bytes()
+}
+
+// TestAdler32: adler32Update is hash/adler32's checksum, at every length
+// around its word and block boundaries, on the bytes that make its sums
+// largest (all 0xff), and continued across calls (pngWork sums row by row).
+func TestAdler32(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	lengths := []int{0, 1, 7, 8, 9, 15, 16, 17, 24, 3073, 8 << 16, 8<<16 + 5, 3 << 20}
+	for range 50 {
+		lengths = append(lengths, r.IntN(20000))
+	}
+	for _, n := range lengths {
+		for _, fill := range []string{"random", "0xff"} {
+			p := make([]byte, n)
+			for i := range p {
+				if fill == "random" {
+					p[i] = byte(r.Uint32())
+				} else {
+					p[i] = 0xff
+				}
+			}
+			if got, want := adler32Update(1, p), adler32.Checksum(p); got != want {
+				t.Fatalf("%s %d bytes: %08x, want %08x", fill, n, got, want)
+			}
+			cut := n / 3
+			if got, want := adler32Update(adler32Update(1, p[:cut]), p[cut:]), adler32.Checksum(p); got != want {
+				t.Fatalf("%s %d bytes in two calls: %08x, want %08x", fill, n, got, want)
+			}
+		}
+	}
+}
+
+// FuzzPNGWork: pngWork never panics on any bytes, and whatever it accepts
+// image/png decodes to the same plane: it may decline (the caller then
+// decodes with image/png), never disagree.
+func FuzzPNGWork(f *testing.F) {
+	for _, model := range []string{"gray", "rgba", "nrgba"} {
+		f.Add(encodePNG(f, testImage(model, 21, 13, 1)))
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, ct := range []struct {
+		ctype byte
+		bpp   int
+	}{{0, 1}, {2, 3}, {4, 2}, {6, 4}} {
+		pix := make([]byte, 9*7*ct.bpp)
+		for i := range pix {
+			pix[i] = byte(r.Uint32())
+		}
+		f.Add(rawPNG(9, 7, ct.ctype, ct.bpp, pix, []byte{0, 1, 2, 3, 4}))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, _, err := DecodeConfig(b, 1<<16); err != nil {
+			return // Check never calls pngWork then
+		}
+		for _, side := range []int{512, 4} {
+			g, w, h, ok := pngWork(b, side, nil)
+			if !ok {
+				continue
+			}
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("pngWork accepted what image/png refuses: %v", err)
+			}
+			if want := toWork(img, side, nil); w != img.Bounds().Dx() || h != img.Bounds().Dy() || !reflect.DeepEqual(g, want) {
+				t.Fatalf("side %d: pngWork %dx%d, plane differs from image/png's", side, w, h)
+			}
+		}
+	})
+}
+
+// TestPaethMatchesTheSpec: paeth is the PNG specification's predictor
+// (section 9.4) for every a, b, c.
+func TestPaethMatchesTheSpec(t *testing.T) {
+	spec := func(a, b, c int) int {
+		p := a + b - c
+		pa, pb, pc := abs(p-a), abs(p-b), abs(p-c)
+		switch {
+		case pa <= pb && pa <= pc:
+			return a
+		case pb <= pc:
+			return b
+		}
+		return c
+	}
+	for a := range 256 {
+		for b := range 256 {
+			for c := range 256 {
+				if got, want := paeth(a, b, c), spec(a, b, c); got != want {
+					t.Fatalf("paeth(%d, %d, %d) = %d, want %d", a, b, c, got, want)
+				}
+			}
+		}
 	}
 }

@@ -120,7 +120,7 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	defer resp.Release()
 	body := resp.Body()
 	if resp.Status() != http.StatusOK {
-		return providers.Result{}, c.apiError(resp.Status(), resp.Headers(), body)
+		return providers.Result{}, c.apiError(resp.Status(), resp.Headers(), body, req)
 	}
 	res := providers.Result{Latency: c.cfg.Now().Sub(start)}
 	if res.Images, res.Usage, err = c.images(ctx, body); err != nil {
@@ -324,8 +324,8 @@ func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	return upstream.Call{URL: c.cfg.BaseURL + "/images/edits", ContentType: contentType, Body: body.Bytes()}, nil
 }
 
-// apiError maps an OpenAI error response to a *providers.Error.
-func (c *Client) apiError(status int, header http.Header, body []byte) error {
+// apiError maps an OpenAI error response to req to a *providers.Error.
+func (c *Client) apiError(status int, header http.Header, body []byte, req providers.Request) error {
 	var er errorResponse
 	_ = json.Unmarshal(body, &er) // a non-JSON body (a proxy's HTML page) still maps by status
 	code := ""
@@ -346,6 +346,8 @@ func (c *Client) apiError(status int, header http.Header, body []byte) error {
 		e.Kind, e.Reason = providers.KindContentPolicy, cmp.Or(code, "safety_system")
 	case code == "insufficient_quota" || code == "billing_hard_limit_reached":
 		e.Kind = providers.KindAuth // no retry will help until billing changes
+	case status == http.StatusBadRequest && c.beyondLimits(req, er.Error.Param):
+		e.Kind = providers.KindUnsupported // another model may do it
 	case e.Kind == providers.KindRateLimited:
 		e.RetryAfter = upstream.RetryAfter(header, c.cfg.Now())
 	}
@@ -353,6 +355,17 @@ func (c *Client) apiError(status int, header http.Header, body []byte) error {
 }
 
 func (c *Client) gptImage() bool { return strings.HasPrefix(c.cfg.Model, "gpt-image") }
+
+// beyondLimits says whether a 400 refuses what this model cannot do rather
+// than the request itself: the error names the n parameter, or the model
+// is dall-e-3 and more than one image was asked for ("For dall-e-3, only
+// n=1 is supported", the n parameter of OpenAI's Images API reference).
+func (c *Client) beyondLimits(req providers.Request, param *string) bool {
+	if param != nil && *param == "n" {
+		return true
+	}
+	return c.cfg.Model == "dall-e-3" && req.N > 1
+}
 
 // quality maps routelab's tier to the model's quality parameter.
 func (c *Client) quality(tier string) string {

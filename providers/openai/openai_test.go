@@ -411,3 +411,37 @@ func TestOptionsForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestModelLimitIsUnsupported: a 400 refusing what the model cannot do
+// (dall-e-3 makes one image a call; an error naming the n parameter) is
+// unsupported, which the gateway answers by trying the next model, while
+// a 400 refusing the request itself stays bad_request, which ends it.
+func TestModelLimitIsUnsupported(t *testing.T) {
+	const nRefused = `{"error":{"code":null,"message":"You must provide n=1 for this model.","param":null,"type":"invalid_request_error"}}`
+	tests := []struct {
+		name  string
+		model string
+		n     int
+		body  string
+		want  providers.ErrorKind
+	}{
+		{"dall-e-3 with n=2", "dall-e-3", 2, nRefused, providers.KindUnsupported},
+		{"error naming n", "dall-e-2", 12, `{"error":{"code":"invalid_value","message":"Invalid value for n.","param":"n","type":"invalid_request_error"}}`, providers.KindUnsupported},
+		{"dall-e-3 with n=1: the request itself", "dall-e-3", 1, `{"error":{"code":null,"message":"Invalid prompt.","param":"prompt","type":"invalid_request_error"}}`, providers.KindBadRequest},
+		{"gpt-image-1 with n=2: the request itself", "gpt-image-1", 2, `{"error":{"code":"invalid_value","message":"Invalid size.","param":"size","type":"invalid_request_error"}}`, providers.KindBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(400)
+				io.WriteString(w, tt.body)
+			})
+			_, err := client(f, tt.model, "sk-test").Generate(context.Background(), providers.Request{Prompt: "x", N: tt.n})
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Kind != tt.want || pe.Retryable() {
+				t.Fatalf("Generate = %#v, want kind %s, not retryable", err, tt.want)
+			}
+		})
+	}
+}

@@ -266,7 +266,7 @@ func (b *Breaker) Status() Status {
 
 // classify says whether err is an upstream failure and whether it counts at
 // all. Successes and refusals that prove the upstream works (content policy,
-// bad request) count as successes; the caller giving up (context.Canceled)
+// bad request, a model limit) count as successes; the caller giving up (context.Canceled)
 // does not count; outages, timeouts, rate limits, rejected credentials and
 // unknown errors are failures.
 func classify(err error) (failed, counts bool) {
@@ -276,7 +276,7 @@ func classify(err error) (failed, counts bool) {
 	var pe *providers.Error
 	if errors.As(err, &pe) {
 		switch pe.Kind {
-		case providers.KindContentPolicy, providers.KindBadRequest:
+		case providers.KindContentPolicy, providers.KindBadRequest, providers.KindUnsupported:
 			return false, true
 		case providers.KindCircuitOpen:
 			return false, false
