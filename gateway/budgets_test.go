@@ -194,6 +194,27 @@ func TestBudgetSettlesActualCost(t *testing.T) {
 	})
 }
 
+// badRefs are references that fail to load.
+type badRefs struct{}
+
+func (badRefs) Count() int { return 1 }
+
+func (badRefs) Load(context.Context) ([][]byte, error) { return nil, errors.New("fetch: 404") }
+
+// TestBudgetRefundWhenReferencesFail: a request booked, then stopped by
+// references that do not load, gives its estimate back.
+func TestBudgetRefundWhenReferencesFail(t *testing.T) {
+	r := mustBudgetRig(t, gateway.Config{DailyBudgetUSD: 1}, nil)
+	req := request(r.ids.Next(), "acme")
+	req.Refs = badRefs{}
+	if _, err := r.g.Serve(context.Background(), req); err == nil {
+		t.Fatal("Serve with failing references = nil error")
+	}
+	if u := r.usage(t, "acme"); u.Day.SpentUSD != 0 {
+		t.Errorf("day spend after the references failed = $%v, want 0 (refunded)", u.Day.SpentUSD)
+	}
+}
+
 // TestBudgetReservedBeforeTheCall: a request in flight holds its estimate,
 // so a concurrent one cannot spend the same dollars.
 func TestBudgetReservedBeforeTheCall(t *testing.T) {
@@ -211,8 +232,27 @@ func TestBudgetReservedBeforeTheCall(t *testing.T) {
 	if u := r.usage(t, "acme"); !near(u.Day.SpentUSD, 0.10) {
 		t.Errorf("usage with a request in flight = $%v, want its $0.10 estimate", u.Day.SpentUSD)
 	}
-	if _, err := r.serve(t, "acme", 1); err == nil || err.Code != gateway.CodeBudgetExhausted {
-		t.Errorf("second request while the first holds $0.10 of $0.15 = %v, want budget_exhausted", err)
+	second := make(chan *gateway.Error, 1)
+	go func() {
+		_, err := r.serve(t, "acme", 1)
+		second <- err
+	}()
+	// The second is refused at once, or reaches the provider (a failure:
+	// it would block there until the first is let go).
+	for {
+		select {
+		case err := <-second:
+			if err == nil || err.Code != gateway.CodeBudgetExhausted {
+				t.Errorf("second request while the first holds $0.10 of $0.15 = %v, want budget_exhausted", err)
+			}
+		default:
+			if r.fast.Calls.Load() < 2 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			t.Errorf("second request while the first holds $0.10 of $0.15 reached the provider, want budget_exhausted")
+		}
+		break
 	}
 	close(block)
 	if err := <-first; err != nil {
