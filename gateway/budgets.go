@@ -20,7 +20,9 @@ import (
 // Spend is counted for every tenant, budget or not (GET /v1/usage shows
 // it). A tenant without a budget costs the store nothing per request: its
 // spend is added without a reply (SpendStore.AddSpend, batched by the
-// Redis store). A tenant with a budget costs one settle per request.
+// Redis store). A tenant with a budget costs one settle per request when
+// the actual cost differs from the estimate or an alert is due, and none
+// otherwise.
 
 // BudgetAlertAt is the share of a budget at which its alert fires, once
 // per tenant, period and budget.
@@ -45,9 +47,11 @@ type SpendStore interface {
 	// counter when no cap counter would pass its limit and no spend
 	// counter with a Limit has reached it or would pass it, and returns
 	// -1; otherwise it adds nothing and returns the index of the first
-	// that would, caps first: len(caps)+j is spend[j]. Errors wrap
-	// ErrStateUnavailable.
-	Book(ctx context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (int, error)
+	// that would, caps first: len(caps)+j is spend[j]. alertDue says that
+	// after booking a spend counter is at or past its Alert and its alert
+	// has not fired: Settle must then be called even when the actual cost
+	// is the amount. Errors wrap ErrStateUnavailable.
+	Book(ctx context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (refused int, alertDue bool, err error)
 	// Settle adds delta (negative: a refund) to every spend counter and
 	// says, per counter, whether this call is the first of its period to
 	// find it at or past its Alert.
@@ -123,6 +127,7 @@ type booking struct {
 	spend    []SpendCounter
 	budgeted bool
 	est      int64 // µ$ booked on spend (budgeted tenants only)
+	alertDue bool  // Book said a budget's alert is due at settle
 }
 
 // reserve books r's images against its daily caps and, when its tenant
@@ -146,7 +151,7 @@ func (g *Gateway) reserve(ctx context.Context, r *Request, now time.Time, unitUS
 		return b, nil
 	}
 	b.est = micros(unitUSD) * int64(r.N)
-	i, serr := g.ledger.Book(ctx, b.day, b.caps, r.N, b.spend, b.est)
+	i, due, serr := g.ledger.Book(ctx, b.day, b.caps, r.N, b.spend, b.est)
 	if serr != nil {
 		if len(b.caps) > 0 {
 			g.m.stateFallback.WithLabelValues("daily_cap").Inc()
@@ -163,6 +168,7 @@ func (g *Gateway) reserve(ctx context.Context, r *Request, now time.Time, unitUS
 	case i >= 0:
 		return nil, g.capRefusal(b, i)
 	}
+	b.alertDue = due
 	return b, nil
 }
 
@@ -194,6 +200,9 @@ func (b *booking) done(ctx context.Context, delivered bool, costUSD float64) {
 			}
 		}
 		return
+	}
+	if actual == b.est && !b.alertDue {
+		return // the booking was the cost: nothing to settle
 	}
 	alerts, err := g.ledger.Settle(ctx, b.spend, actual-b.est)
 	if err != nil {
@@ -292,26 +301,29 @@ type spendCount struct {
 var _ SpendStore = (*MemCaps)(nil)
 
 // Book implements SpendStore.
-func (c *MemCaps) Book(_ context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (int, error) {
+func (c *MemCaps) Book(_ context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (int, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, ct := range caps {
 		if c.count(ct.Key, day).n+int64(n) > ct.Limit {
-			return i, nil
+			return i, false, nil
 		}
 	}
 	for j, sc := range spend {
 		if cur := c.spendOf(sc).n; sc.Limit > 0 && (cur >= sc.Limit || cur+amount > sc.Limit) {
-			return len(caps) + j, nil
+			return len(caps) + j, false, nil
 		}
 	}
 	for _, ct := range caps {
 		c.count(ct.Key, day).n += int64(n)
 	}
+	due := false
 	for _, sc := range spend {
-		c.spendOf(sc).n += amount
+		s := c.spendOf(sc)
+		s.n += amount
+		due = due || (sc.Alert > 0 && s.n >= sc.Alert && !s.alerted)
 	}
-	return -1, nil
+	return -1, due, nil
 }
 
 // Settle implements SpendStore.
@@ -371,18 +383,18 @@ type splitLedger struct {
 	*MemCaps
 }
 
-func (l splitLedger) Book(ctx context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (int, error) {
+func (l splitLedger) Book(ctx context.Context, day int64, caps []Counter, n int, spend []SpendCounter, amount int64) (int, bool, error) {
 	if len(caps) > 0 {
 		if i, err := l.caps.Reserve(ctx, day, caps, n); err != nil || i >= 0 {
-			return i, err
+			return i, false, err
 		}
 	}
-	i, err := l.MemCaps.Book(ctx, day, nil, 0, spend, amount)
+	i, due, err := l.MemCaps.Book(ctx, day, nil, 0, spend, amount)
 	if i >= 0 && len(caps) > 0 {
 		if err := l.caps.Release(ctx, day, caps, n); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		i += len(caps)
 	}
-	return i, err
+	return i, due, err
 }

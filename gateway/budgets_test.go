@@ -179,7 +179,9 @@ func TestBudgetSettlesActualCost(t *testing.T) {
 	})
 	t.Run("failure refunds", func(t *testing.T) {
 		r := mustBudgetRig(t, gateway.Config{DailyBudgetUSD: 0.10, DailyCap: 1}, nil)
-		fail := func(providers.Request) error { return &providers.Error{Kind: providers.KindUnavailable, Message: "down"} }
+		fail := func(providers.Request) error {
+			return &providers.Error{Kind: providers.KindUnavailable, Message: "down"}
+		}
 		r.fast.Fail, r.strong.Fail = fail, fail
 		if _, err := r.serve(t, "acme", 1); err == nil || err.Code != gateway.CodeProviderFailed {
 			t.Fatalf("Serve with every provider down = %v, want provider_failed", err)
@@ -341,5 +343,65 @@ func TestBudgetBesideAPlainCapStore(t *testing.T) {
 	}
 	if _, err := r.serve(t, "acme", 1); err == nil || err.Code != gateway.CodeDailyCapReached {
 		t.Errorf("a third image = %v, want daily_cap_reached", err)
+	}
+}
+
+// countingLedger counts the store operations of a MemCaps.
+type countingLedger struct {
+	*gateway.MemCaps
+	books, settles, adds atomic.Int64
+}
+
+func (c *countingLedger) Book(ctx context.Context, day int64, caps []gateway.Counter, n int, spend []gateway.SpendCounter, amount int64) (int, bool, error) {
+	c.books.Add(1)
+	return c.MemCaps.Book(ctx, day, caps, n, spend, amount)
+}
+
+func (c *countingLedger) Settle(ctx context.Context, spend []gateway.SpendCounter, delta int64) ([]bool, error) {
+	c.settles.Add(1)
+	return c.MemCaps.Settle(ctx, spend, delta)
+}
+
+func (c *countingLedger) AddSpend(ctx context.Context, spend []gateway.SpendCounter, amount int64) error {
+	c.adds.Add(1)
+	return c.MemCaps.AddSpend(ctx, spend, amount)
+}
+
+// TestBudgetStoreCalls: what each request asks of the store. Without a
+// budget: no booking, the spend added (batched by the Redis store). With
+// one: a booking, and a settle only when the cost differs from the
+// estimate or an alert is due.
+func TestBudgetStoreCalls(t *testing.T) {
+	store := &countingLedger{MemCaps: gateway.NewMemCaps()}
+	r := mustBudgetRig(t, gateway.Config{DailyBudgetsUSD: map[string]float64{"acme": 1}}, store)
+	calls := func() [3]int64 { return [3]int64{store.books.Load(), store.settles.Load(), store.adds.Load()} }
+	tests := []struct {
+		name   string
+		tenant string
+		fail   bool // fast fails QA: an escalation costs more than the estimate
+		want   [3]int64
+	}{
+		{"no budget", "free", false, [3]int64{0, 0, 1}},
+		{"budget, cost as estimated", "acme", false, [3]int64{1, 0, 0}},  // $0.20 spent
+		{"budget, escalated", "acme", true, [3]int64{1, 1, 0}},           // $0.70: $0.50 for $0.10 estimated
+		{"budget, alert due", "acme", false, [3]int64{1, 1, 0}},          // $0.80: the alert
+		{"budget, alert fired before", "acme", false, [3]int64{1, 0, 0}}, // $0.90
+		{"budget, as estimated again", "acme", false, [3]int64{1, 0, 0}}, // $1.00
+	}
+	r.serve(t, "acme", 1) // $0.10 to start from
+	for _, tt := range tests {
+		r.qa.Fail[gatewaytest.ColorKey(red)] = tt.fail
+		before := calls()
+		if _, err := r.serve(t, tt.tenant, 1); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		after := calls()
+		got := [3]int64{after[0] - before[0], after[1] - before[1], after[2] - before[2]}
+		if got != tt.want {
+			t.Errorf("%s: books, settles, adds = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if n := len(r.alerts()); n != 1 {
+		t.Errorf("alerts = %d, want 1", n)
 	}
 }

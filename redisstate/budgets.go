@@ -15,34 +15,40 @@ import (
 var _ gateway.SpendStore = (*Store)(nil)
 
 // bookScript is reserveScript with spend: it books n on every cap counter
-// and an amount on every spend counter, or nothing. KEYS the cap counters
-// then the spend counters; ARGV n, the caps' expiry, the number of cap
-// counters, the amount, each cap's limit, then each spend counter's budget
-// (0: none) and expiry. Returns -1, or the 0-based index (over KEYS) of
-// the first counter that refuses: a cap that would pass its limit, a
-// budget reached or that the amount would pass.
+// and an amount on every spend counter, or nothing. KEYS the cap counters,
+// then the m spend counters, then their m alert flags; ARGV n, the caps'
+// expiry, the number of cap counters, the amount, each cap's limit, then
+// each spend counter's budget (0: none), expiry and alert threshold (0:
+// none). Returns {-1, due} when booked, due 1 when a spend counter is at
+// or past its threshold with its alert flag unset; or {i, 0} with i the
+// 0-based index (over KEYS) of the first counter that refuses: a cap that
+// would pass its limit, a budget reached or that the amount would pass.
 var bookScript = redis.NewScript(`
 local n, nc, amt = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = (#KEYS - nc) / 2
 for i = 1, nc do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') + n > tonumber(ARGV[4 + i]) then return i - 1 end
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + n > tonumber(ARGV[4 + i]) then return {i - 1, 0} end
 end
 local base = 4 + nc
-for i = nc + 1, #KEYS do
-  local lim = tonumber(ARGV[base + 2 * (i - nc) - 1])
+for j = 1, m do
+  local lim = tonumber(ARGV[base + 3 * j - 2])
   if lim > 0 then
-    local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
-    if cur >= lim or cur + amt > lim then return i - 1 end
+    local cur = tonumber(redis.call('GET', KEYS[nc + j]) or '0')
+    if cur >= lim or cur + amt > lim then return {nc + j - 1, 0} end
   end
 end
 for i = 1, nc do
   redis.call('INCRBY', KEYS[i], n)
   redis.call('EXPIREAT', KEYS[i], ARGV[2])
 end
-for i = nc + 1, #KEYS do
-  redis.call('INCRBY', KEYS[i], amt)
-  redis.call('EXPIREAT', KEYS[i], ARGV[base + 2 * (i - nc)])
+local due = 0
+for j = 1, m do
+  local v = redis.call('INCRBY', KEYS[nc + j], amt)
+  redis.call('EXPIREAT', KEYS[nc + j], ARGV[base + 3 * j - 1])
+  local at = tonumber(ARGV[base + 3 * j])
+  if at > 0 and v >= at and redis.call('EXISTS', KEYS[nc + m + j]) == 0 then due = 1 end
 end
-return -1`)
+return {-1, due}`)
 
 // settleScript adds a delta to spend counters and claims their alerts:
 // KEYS the m counters then their m alert flags; ARGV the delta, then each
@@ -71,30 +77,38 @@ func (s *Store) spendKey(c gateway.SpendCounter) string {
 	return s.o.Prefix + "spend:" + strconv.FormatInt(c.Period, 10) + ":" + c.Key
 }
 
+func (s *Store) alertKey(c gateway.SpendCounter) string {
+	return s.o.Prefix + "spendalert:" + strconv.FormatInt(c.Period, 10) + ":" + c.Key
+}
+
 // Book implements gateway.SpendStore: the caps and the spend in one
 // script, so a budgeted request costs the store no more round trips than
 // a capped one.
-func (s *Store) Book(ctx context.Context, day int64, caps []gateway.Counter, n int, spend []gateway.SpendCounter, amount int64) (int, error) {
+func (s *Store) Book(ctx context.Context, day int64, caps []gateway.Counter, n int, spend []gateway.SpendCounter, amount int64) (int, bool, error) {
 	ctx, cancel, err := s.begin(ctx, "budget_book")
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer cancel()
-	keys := s.capKeys(day, caps)
-	args := make([]any, 0, 4+len(caps)+2*len(spend))
+	keys := make([]string, 0, len(caps)+2*len(spend))
+	keys = append(keys, s.capKeys(day, caps)...)
+	args := make([]any, 0, 4+len(caps)+3*len(spend))
 	args = append(args, n, (day+1)*86400+3600, len(caps), amount)
 	for _, c := range caps {
 		args = append(args, c.Limit)
 	}
 	for _, c := range spend {
 		keys = append(keys, s.spendKey(c))
-		args = append(args, c.Limit, c.Expires)
+		args = append(args, c.Limit, c.Expires, c.Alert)
 	}
-	i, err := bookScript.Run(ctx, s.ap, keys, args...).Int()
-	if err != nil {
-		return 0, s.fail(ctx, "budget_book", err)
+	for _, c := range spend {
+		keys = append(keys, s.alertKey(c))
 	}
-	return i, nil
+	res, err := bookScript.Run(ctx, s.ap, keys, args...).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, false, s.fail(ctx, "budget_book", fmt.Errorf("book: %v %w", res, err))
+	}
+	return int(res[0]), res[1] == 1, nil
 }
 
 // Settle implements gateway.SpendStore.
@@ -109,7 +123,7 @@ func (s *Store) Settle(ctx context.Context, spend []gateway.SpendCounter, delta 
 	args = append(args, delta)
 	for i, c := range spend {
 		keys[i] = s.spendKey(c)
-		keys[len(spend)+i] = s.o.Prefix + "spendalert:" + strconv.FormatInt(c.Period, 10) + ":" + c.Key
+		keys[len(spend)+i] = s.alertKey(c)
 		args = append(args, c.Expires, c.Alert)
 	}
 	res, err := settleScript.Run(ctx, s.ap, keys, args...).Int64Slice()

@@ -60,7 +60,7 @@ func BenchmarkRequestOpsSpend(b *testing.B) {
 		}},
 		{"budgeted", func(b *testing.B) {
 			common(b)
-			if idx, err := s.Book(ctx, day, cs, 1, budgeted, 40_000); err != nil || idx != -1 {
+			if idx, _, err := s.Book(ctx, day, cs, 1, budgeted, 40_000); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
 			chain(b)

@@ -44,7 +44,7 @@ func TestBudgetBookAtomicAcrossClients(t *testing.T) {
 			if i%2 == 1 {
 				s = b
 			}
-			idx, err := s.Book(ctx, today, nil, 1, sc, 100_000)
+			idx, _, err := s.Book(ctx, today, nil, 1, sc, 100_000)
 			if err != nil {
 				t.Error(err)
 				return
@@ -69,20 +69,20 @@ func TestBudgetBookAtomicAcrossClients(t *testing.T) {
 	// A full cap books no spend; a full budget books no cap.
 	other := spendCounters("other", 1, 100_000, 0)
 	caps := []gateway.Counter{{Key: "tenant:other", Limit: 1}}
-	if idx, err := a.Book(ctx, today, caps, 2, other, 50_000); err != nil || idx != 0 {
+	if idx, _, err := a.Book(ctx, today, caps, 2, other, 50_000); err != nil || idx != 0 {
 		t.Fatalf("Book past the cap = %d, %v; want 0", idx, err)
 	}
 	if got, _ := a.Spent(ctx, other); got[1] != 0 {
 		t.Errorf("spend after a cap refusal = %d µ$, want 0", got[1])
 	}
-	if idx, err := a.Book(ctx, today, caps, 1, other, 150_000); err != nil || idx != 2 {
+	if idx, _, err := a.Book(ctx, today, caps, 1, other, 150_000); err != nil || idx != 2 {
 		t.Fatalf("Book past the budget = %d, %v; want 2 (caps first, then month, day)", idx, err)
 	}
-	if idx, err := a.Book(ctx, today, caps, 1, other, 100_000); err != nil || idx != -1 {
+	if idx, _, err := a.Book(ctx, today, caps, 1, other, 100_000); err != nil || idx != -1 {
 		t.Errorf("Book of the cap's one image and the whole budget = %d, %v; want -1 (nothing booked before)", idx, err)
 	}
 	// Reached exactly: even a free request is refused.
-	if idx, err := a.Book(ctx, today, nil, 1, other, 0); err != nil || idx != 1 {
+	if idx, _, err := a.Book(ctx, today, nil, 1, other, 0); err != nil || idx != 1 {
 		t.Errorf("Book of $0 on a reached budget = %d, %v; want 1", idx, err)
 	}
 }
@@ -95,8 +95,8 @@ func TestBudgetSettle(t *testing.T) {
 	a, b := mustOpen(t, srv, redisstate.Options{}), mustOpen(t, srv, redisstate.Options{})
 	ctx := context.Background()
 	sc := spendCounters("acme", 7, 1_000_000, 100_000_000)
-	if idx, err := a.Book(ctx, 0, nil, 1, sc, 500_000); err != nil || idx != -1 {
-		t.Fatalf("Book = %d, %v", idx, err)
+	if idx, due, err := a.Book(ctx, 0, nil, 1, sc, 500_000); err != nil || idx != -1 || due {
+		t.Fatalf("Book of $0.50 = %d, due %v, %v; want booked, no alert due", idx, due, err)
 	}
 	alerts, err := a.Settle(ctx, sc, 250_000) // actual $0.75 for an estimate of $0.50
 	if err != nil || alerts[0] || alerts[1] {
@@ -122,15 +122,23 @@ func TestBudgetSettle(t *testing.T) {
 	if got, _ := b.Spent(ctx, sc); got[1] != 810_000 {
 		t.Errorf("Spent = %v µ$, want 810000", got)
 	}
+	// The alert has fired: a booking past 80% has none due.
+	if idx, due, err := b.Book(ctx, 0, nil, 1, sc, 10_000); err != nil || idx != -1 || due {
+		t.Errorf("Book past 80%% after the alert = %d, due %v, %v; want booked, none due", idx, due, err)
+	}
 	if _, err := a.Settle(ctx, sc, -2_000_000); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := b.Spent(ctx, sc); got[0] != 0 || got[1] != 0 {
 		t.Errorf("Spent after refunding more than booked = %v, want 0 (never below)", got)
 	}
-	// The next period alerts again.
+	// The next period alerts again: a booking that reaches 80% says the
+	// alert is due, and the settle fires it even with nothing to add.
 	next := spendCounters("acme", 8, 1_000_000, 0)
-	if alerts, err := b.Settle(ctx, next, 900_000); err != nil || !alerts[1] || alerts[0] {
+	if idx, due, err := a.Book(ctx, 0, nil, 1, next, 900_000); err != nil || idx != -1 || !due {
+		t.Errorf("Book to 90%% in the next period = %d, due %v, %v; want booked with the alert due", idx, due, err)
+	}
+	if alerts, err := b.Settle(ctx, next, 0); err != nil || !alerts[1] || alerts[0] {
 		t.Errorf("Settle past 80%% in the next period = %v, %v; want the daily alert only (no monthly budget)", alerts, err)
 	}
 }
@@ -179,7 +187,7 @@ func TestSpendKeptWhileDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := map[string]func() error{
-		"Book":   func() error { _, err := s.Book(ctx, 0, nil, 1, sc, 1); return err },
+		"Book":   func() error { _, _, err := s.Book(ctx, 0, nil, 1, sc, 1); return err },
 		"Settle": func() error { _, err := s.Settle(ctx, sc, 1); return err },
 		"Spent":  func() error { _, err := s.Spent(ctx, sc); return err },
 	}
