@@ -24,6 +24,10 @@ func (e *Error) Error() string {
 const (
 	CodeNoModel         = "no_model_available" // no eligible model now
 	CodeDailyCapReached = "daily_cap_reached"
+	// CodeBudgetExhausted: the tenant's daily or monthly spend budget
+	// (the message says which) is spent, or this request's estimate
+	// would pass it; Retry-After is the budget's reset.
+	CodeBudgetExhausted = "budget_exhausted"
 	CodeParentNotFound  = "parent_not_found"
 	CodeOverloaded      = "overloaded" // the provider's gate shed the call
 	CodeContentPolicy   = "content_policy"
@@ -35,9 +39,9 @@ const (
 	// memory as it may (the broker and the spool take none); the request
 	// is refused rather than served with events that could not be kept.
 	CodeEventsBacklogged = "events_backlogged"
-	// CodeStateUnavailable: the store shared by replicas (daily caps)
-	// cannot be reached; the request is refused rather than served past
-	// a cap no replica can check.
+	// CodeStateUnavailable: the store shared by replicas (daily caps,
+	// spend budgets) cannot be reached; the request is refused rather
+	// than served past a cap or budget no replica can check.
 	CodeStateUnavailable = "state_unavailable"
 )
 

@@ -128,6 +128,16 @@ type Config struct {
 	DailyCapHiRes int
 	HiResPixels   int
 
+	// DailyBudgetUSD and MonthlyBudgetUSD are every tenant's spend budget
+	// per UTC day and month in US dollars, DailyBudgetsUSD and
+	// MonthlyBudgetsUSD per-tenant budgets overriding them (0 = none for
+	// that tenant); 0 = none. A request past one is refused with
+	// CodeBudgetExhausted (see budgets.go).
+	DailyBudgetUSD    float64
+	DailyBudgetsUSD   map[string]float64
+	MonthlyBudgetUSD  float64
+	MonthlyBudgetsUSD map[string]float64
+
 	// VendorPerMinute is each provider's request budget per minute,
 	// shared by every replica through Deps.Limits (vendors rate-limit a
 	// whole organisation); a call past it is not made and the fallback
@@ -209,7 +219,8 @@ type Deps struct {
 	// (a ShadowPool in serve; the lab runs them in turn); nil: none run.
 	Shadows ShadowRunner
 	// Caps, Chains and Limits are the state replicas share (redisstate):
-	// daily caps, edit chains, vendor budgets. nil: this replica's memory.
+	// daily caps and, when Caps is also a SpendStore, spend budgets; edit
+	// chains; vendor budgets. nil: this replica's memory.
 	Caps   CapStore
 	Chains ChainStore
 	Limits Limiter
@@ -233,6 +244,7 @@ type Gateway struct {
 	log      *slog.Logger
 	m        *metrics
 	caps     CapStore
+	ledger   SpendStore       // tenants' spend: caps when it is one
 	vendor   *RateLimits      // vendor budgets
 	gates    map[string]*gate // by provider name
 	chains   *chains          // this replica's; Deps.Chains when shared
@@ -270,6 +282,11 @@ func New(cfg Config, deps Deps) *Gateway {
 	}
 	if g.caps == nil {
 		g.caps = NewMemCaps()
+	}
+	if l, ok := g.caps.(SpendStore); ok {
+		g.ledger = l
+	} else {
+		g.ledger = splitLedger{caps: g.caps, MemCaps: NewMemCaps()}
 	}
 	g.backlog, _ = deps.Events.(Backlog)
 	g.m = newMetrics(deps.Registry, g.gates)

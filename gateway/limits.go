@@ -42,37 +42,12 @@ var capMessages = map[string]string{
 	"hires":  "this user's daily cap on high-resolution images is reached",
 }
 
-// reserve books r's images against its daily caps. The returned release
-// gives them back (the images were not delivered); it is nil when nothing
-// was booked. A store that cannot be reached refuses the request: caps
-// fail closed.
-func (g *Gateway) reserve(ctx context.Context, r *Request, now time.Time) (release func(), err *Error) {
-	cs := g.capCounters(r)
-	if len(cs) == 0 {
-		return func() {}, nil
-	}
-	day := now.UTC().Unix() / 86400
-	i, serr := g.caps.Reserve(ctx, day, cs, r.N)
-	if serr != nil {
-		g.m.stateFallback.WithLabelValues("daily_cap").Inc()
-		g.log.Warn("daily cap store unavailable: request refused", "request_id", r.ID, "err", serr)
-		return nil, errStateUnavailable
-	}
-	if i >= 0 {
-		g.m.limited.WithLabelValues("daily_cap").Inc()
-		kind, _, _ := strings.Cut(cs[i].Key, ":")
-		reset := time.Unix((day+1)*86400, 0).Sub(now)
-		return nil, &Error{Code: CodeDailyCapReached, Message: capMessages[kind], RetryAfter: reset}
-	}
-	return func() {
-		// The request's own context may be done (cancelled, timed out):
-		// the release must still happen.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := g.caps.Release(rctx, day, cs, r.N); err != nil {
-			g.log.Warn("release daily cap: images stay counted", "request_id", r.ID, "images", r.N, "err", err)
-		}
-	}, nil
+// capRefusal is the refusal by b's cap counter i.
+func (g *Gateway) capRefusal(b *booking, i int) *Error {
+	g.m.limited.WithLabelValues("daily_cap").Inc()
+	kind, _, _ := strings.Cut(b.caps[i].Key, ":")
+	reset := time.Unix((b.day+1)*86400, 0).Sub(b.now)
+	return &Error{Code: CodeDailyCapReached, Message: capMessages[kind], RetryAfter: reset}
 }
 
 // vendorAllows spends one request of provider's shared per-minute budget,

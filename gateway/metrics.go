@@ -9,8 +9,9 @@ import (
 
 type metrics struct {
 	attemptsVec   *prometheus.CounterVec // model, status
-	limited       *prometheus.CounterVec // reason: daily_cap | shed | events_backlogged (the server adds rate)
-	stateFallback *prometheus.CounterVec // part: daily_cap | chain | vendor_budget (the server adds rate, idempotency)
+	limited       *prometheus.CounterVec // reason: daily_cap | budget | shed | events_backlogged (the server adds rate)
+	stateFallback *prometheus.CounterVec // part: daily_cap | budget | usage | chain | vendor_budget (the server adds rate, idempotency)
+	budgetAlerts  *prometheus.CounterVec // period: daily | monthly
 	escalations   prometheus.Counter
 	sampled       prometheus.Counter
 	attempts      Children[[2]string, prometheus.Counter]
@@ -40,17 +41,17 @@ func (c *Children[K, M]) Of(k K) M {
 // first makes it, the other gets the same vector.
 func LimitedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "routelab_serve_limited_total", Help: "Requests refused by a limit: rate, daily_cap, shed, events_backlogged.",
+		Name: "routelab_serve_limited_total", Help: "Requests refused by a limit: rate, daily_cap, budget, shed, events_backlogged.",
 	}, []string{"reason"}))
 }
 
 // StateFallbackCounter is routelab_state_fallback_total{part}: requests
 // that met an unreachable shared state store, by the part whose fallback
-// they took (rate, vendor_budget: this replica's share; daily_cap: 503;
-// idempotency, chain: served without). Shared like LimitedCounter.
+// they took (rate, vendor_budget: this replica's share; daily_cap, budget,
+// usage: 503; idempotency, chain: served without). Shared like LimitedCounter.
 func StateFallbackCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "routelab_state_fallback_total", Help: "Requests that met an unreachable shared state store, by part: rate, vendor_budget (per-replica share), daily_cap (refused 503), idempotency, chain (served without).",
+		Name: "routelab_state_fallback_total", Help: "Requests that met an unreachable shared state store, by part: rate, vendor_budget (per-replica share), daily_cap, budget, usage (refused 503), idempotency, chain (served without).",
 	}, []string{"part"}))
 }
 
@@ -76,6 +77,9 @@ func newMetrics(reg prometheus.Registerer, gates map[string]*gate) *metrics {
 		}, []string{"model", "status"}),
 		limited:       LimitedCounter(reg),
 		stateFallback: StateFallbackCounter(reg),
+		budgetAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "routelab_budget_alerts_total", Help: "Spend budget alerts (a tenant spent 80% of a budget), by period, from this replica.",
+		}, []string{"period"}),
 		escalations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "routelab_serve_escalations_total", Help: "Requests escalated to another model after QA failed.",
 		}),
@@ -84,7 +88,7 @@ func newMetrics(reg prometheus.Registerer, gates map[string]*gate) *metrics {
 		}),
 	}
 	m.attempts.New = func(l [2]string) prometheus.Counter { return m.attemptsVec.WithLabelValues(l[0], l[1]) }
-	reg.MustRegister(m.attemptsVec, m.escalations, m.sampled)
+	reg.MustRegister(m.attemptsVec, m.escalations, m.sampled, m.budgetAlerts)
 	for name, g := range gates {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "routelab_serve_provider_in_flight", Help: "Provider calls in flight.", ConstLabels: prometheus.Labels{"provider": name},

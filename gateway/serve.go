@@ -16,7 +16,7 @@ import (
 )
 
 // Serve runs one validated request through experiment assignment, routing,
-// the daily cap, providers, QA and escalation, samples it for review and
+// the daily cap and spend budget, providers, QA and escalation, samples it for review and
 // emits its events. The decision event is emitted on failures too. Errors
 // are *Error; ctx bounds every provider call.
 func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
@@ -81,14 +81,14 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 		dec.Status, dec.ErrorCode = "error", errNoModel.Code
 		return nil, errNoModel
 	}
-	release, cerr := g.reserve(ctx, &r, start)
+	booked, cerr := g.reserve(ctx, &r, start, d.CostUSD)
 	if cerr != nil {
 		dec.Status, dec.ErrorCode = "error", cerr.Code
 		return nil, cerr
 	}
 	refs, err := r.Refs.Load(ctx)
 	if err != nil {
-		release()
+		booked.done(ctx, false, 0)
 		dec.Status, dec.ErrorCode = "error", CodeReferenceFailed
 		return nil, err
 	}
@@ -103,8 +103,9 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	}
 	res, aerr := g.attempt(ctx, o, &d, preq, spec, &r)
 	dec.Attempts, dec.Escalated, dec.Fallback, dec.CostUSD = o.Attempts, o.Escalated, o.Fallback, o.CostUSD
+	// What the attempts cost is spent whether or not they delivered.
+	booked.done(ctx, aerr == nil, o.CostUSD)
 	if aerr != nil {
-		release()
 		dec.Status, dec.ErrorCode = "error", aerr.Code
 		return nil, aerr
 	}

@@ -17,9 +17,9 @@ import (
 //
 // A store that cannot be reached is handled by what each part protects:
 // rate limits and vendor budgets fall back to this replica's share
-// (limit / Config.Replicas), daily caps refuse (503 state_unavailable: an
-// unbounded spend is worse than a refused request), and edit chains fail
-// open to this replica's memory.
+// (limit / Config.Replicas), daily caps and spend budgets refuse (503
+// state_unavailable: an unbounded spend is worse than a refused request),
+// and edit chains fail open to this replica's memory.
 
 // ErrStateUnavailable wraps a shared store's errors: it could not be
 // reached, or did not answer in time.
@@ -111,8 +111,9 @@ func capKey(kind string, parts ...string) string {
 // MemCaps is this replica's daily counters (the default without a shared
 // store).
 type MemCaps struct {
-	mu sync.Mutex
-	m  map[string]*dayCount
+	mu    sync.Mutex
+	m     map[string]*dayCount
+	spend map[string]*spendCount // budgets.go
 }
 
 type dayCount struct {
@@ -121,7 +122,9 @@ type dayCount struct {
 }
 
 // NewMemCaps makes empty counters.
-func NewMemCaps() *MemCaps { return &MemCaps{m: map[string]*dayCount{}} }
+func NewMemCaps() *MemCaps {
+	return &MemCaps{m: map[string]*dayCount{}, spend: map[string]*spendCount{}}
+}
 
 var _ CapStore = (*MemCaps)(nil)
 

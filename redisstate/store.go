@@ -33,8 +33,11 @@ type Options struct {
 	InFlightTTL    time.Duration // a claim whose owner died is released after this; default 2 min
 	Timeout        time.Duration // per operation; default 1 s
 	PingEvery      time.Duration // health check; default 1 s
-	Registry       prometheus.Registerer
-	Logger         *slog.Logger
+	// SpendFlushEvery is how often the spend of tenants without a budget
+	// is written (budgets.go); default 250 ms.
+	SpendFlushEvery time.Duration
+	Registry        prometheus.Registerer
+	Logger          *slog.Logger
 }
 
 // Store is the shared state in one Redis-protocol server. Safe for
@@ -55,6 +58,7 @@ type Store struct {
 	// chainQ feeds the edit-chain writer (chainwriter.go).
 	chainQ    chan chainWrite
 	chainDone chan struct{}
+	spend     *spendBatch // budgets.go
 }
 
 var (
@@ -77,6 +81,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	setDefault(&o.InFlightTTL, 2*time.Minute)
 	setDefault(&o.Timeout, time.Second)
 	setDefault(&o.PingEvery, time.Second)
+	setDefault(&o.SpendFlushEvery, 250*time.Millisecond)
 	if o.Prefix == "" {
 		o.Prefix = "rl:"
 	}
@@ -97,7 +102,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{}),
-		chainQ: make(chan chainWrite, chainQueue), chainDone: make(chan struct{})}
+		chainQ: make(chan chainWrite, chainQueue), chainDone: make(chan struct{}), spend: newSpendBatch()}
 	if s.ap, err = s.c.AutoPipeline(); err != nil {
 		s.c.Close()
 		return nil, fmt.Errorf("state store: autopipeline: %w", err)
@@ -116,6 +121,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.ping(ctx)
 	go s.watch()
 	go s.writeChains()
+	go s.flushSpendLoop()
 	return s, nil
 }
 
@@ -144,6 +150,7 @@ func (s *Store) Close() error {
 	case <-s.chainDone:
 	case <-time.After(chainFlushWait):
 	}
+	<-s.spend.done // the last flush
 	return s.c.Close()
 }
 

@@ -91,6 +91,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// request is unknown to another tenant.
 		{false, "POST", "/v1/feedback", "", `{"request_id":"` + owned.ID + `","signal":"thumbs_down"}`, [6]int{401, 202, 404, 401, 401, 401}},
 		{false, "GET", "/v1/models", "", "", [6]int{401, 200, 200, 401, 401, 401}},
+		{false, "GET", "/v1/usage", "", "", [6]int{401, 200, 200, 401, 401, 401}},
 
 		{true, "GET", "/healthz", "", "", [6]int{200, 200, 200, 200, 200, 200}},
 		{true, "GET", "/readyz", "", "", [6]int{200, 200, 200, 200, 200, 200}},

@@ -138,6 +138,7 @@ func (h *handlers) readyzReason(c *fiber.Ctx) error {
 			"error":       err.Error(),
 			"rate":        fmt.Sprintf("per replica: the limit / %d", h.cfg.Replicas),
 			"daily_cap":   "refused: 503 state_unavailable for tenants with a cap",
+			"budget":      "refused: 503 state_unavailable for tenants with a spend budget; the spend of others is kept here and written when the store is back; /v1/usage 503",
 			"idempotency": "off: requests with an Idempotency-Key run, a retry may run again",
 			"chains":      "this replica's only: edits of outputs made elsewhere get parent_not_found",
 		}}})

@@ -18,6 +18,7 @@ func routes(app *fiber.App, h *handlers) {
 	v1.Post("/images/edits", h.admit, h.openaiEdits)
 	v1.Post("/feedback", h.admit, h.feedback)
 	v1.Get("/models", h.models)
+	v1.Get("/usage", h.admit, h.usage)
 }
 
 // adminRoutes lists every route of the admin listener (Server.Admin): the

@@ -34,6 +34,7 @@ func (r jobRefs) Load(ctx context.Context) ([][]byte, error) { return r.l.load(c
 var gatewayStatus = map[string]int{
 	gateway.CodeNoModel:         fiber.StatusServiceUnavailable,
 	gateway.CodeDailyCapReached: fiber.StatusTooManyRequests,
+	gateway.CodeBudgetExhausted: fiber.StatusTooManyRequests,
 	gateway.CodeParentNotFound:  fiber.StatusBadRequest,
 	gateway.CodeOverloaded:      fiber.StatusServiceUnavailable,
 	gateway.CodeContentPolicy:   fiber.StatusBadRequest,
@@ -45,8 +46,8 @@ var gatewayStatus = map[string]int{
 	// The replica's event backlog is full: another replica (or this one
 	// shortly) can take the request; /readyz already says not ready.
 	gateway.CodeEventsBacklogged: fiber.StatusServiceUnavailable,
-	// The shared state store is down and the request has a daily cap to
-	// check: refused, not served past the cap.
+	// The shared state store is down and the request has a daily cap or
+	// a spend budget to check: refused, not served past it.
 	gateway.CodeStateUnavailable: fiber.StatusServiceUnavailable,
 }
 

@@ -25,13 +25,13 @@ import (
 const devHelp = `Run the whole routelab stack on this machine in one process tree.
 
 Starts, in order: the local Kafka-protocol broker (data in DATA_DIR/kafka), a
-redis-server child process (the state the serve replicas share: daily caps, rate
-limits, edit chains, Idempotency-Key records; data in DATA_DIR/redis), a
+redis-server child process (the state the serve replicas share: daily caps, spend
+budgets, rate limits, edit chains, Idempotency-Key records; data in DATA_DIR/redis), a
 clickhouse-server child process (the installed binary, generated config, data in
 DATA_DIR/clickhouse), the schema migrations, the ingest consumer, --replicas serve
 replicas (dev.json "api_replicas"; "api" is the first, which also serves the admin
 API), the experiments monitor and the console. Every replica gets the --limit-*
-flags. Writes the
+and --budget-* flags. Writes the
 bound addresses to DATA_DIR/dev.json:
   {"kafka", "clickhouse" (native host:port), "clickhouse_http", "database", ...}
 and prints a short summary. Ctrl-C stops everything cleanly (the round in hand is

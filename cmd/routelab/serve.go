@@ -33,11 +33,17 @@ process only. SIGTERM/Ctrl-C drains: readiness fails, in-flight requests finish,
 events are flushed.
 
 Limits (rate per key, daily caps per tenant, per end user and on high-resolution
-renders per end user, vendor budgets per minute) are shared by every replica through
---state-store (Redis or Valkey), as are edit chains and Idempotency-Key records;
-without it they are per replica. When the store cannot be reached, rate limits and
-vendor budgets fall back to limit/--replicas on each replica, daily caps refuse with
-503 state_unavailable, and idempotency and edit chains work on this replica only
+renders per end user, spend budgets per tenant per day and month in dollars, vendor
+budgets per minute) are shared by every replica through --state-store (Redis or
+Valkey), as are edit chains and Idempotency-Key records; without it they are per
+replica. A request books its estimated cost (list price x n) against its tenant's
+budgets before the provider call and settles the actual cost after; past a budget it
+gets 429 budget_exhausted with Retry-After the budget's reset, and at 80% of a budget
+an audit event (action budget.alert) and a warning are logged once per period.
+GET /v1/usage shows a key's tenant its spend, budgets and resets. When the store
+cannot be reached, rate limits and vendor budgets fall back to limit/--replicas on
+each replica, daily caps and spend budgets refuse with 503 state_unavailable, and
+idempotency and edit chains work on this replica only
 (a warning is logged); /readyz lists the store as degraded. Provider concurrency
 is per replica. An edit chain's image stays on the replica that made it; another
 replica editing it fetches it from that one's admin listener (--advertise-admin-url,
@@ -65,7 +71,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	maxConns := fs.Int("http-max-conns", 4096, "open connections per listener; more are answered 503")
 	maxConnsPerIP := fs.Int("http-max-conns-per-ip", 0, "open connections per client address; 0 = no limit (leave 0 behind a proxy)")
 	limits := addLimitFlags(fs, 50)
-	stateStore := fs.String("state-store", "", "redis:// URL of the Redis or Valkey the replicas share daily caps, rate limits, vendor budgets, edit chains and Idempotency-Key records through; empty keeps them in this process (env ROUTELAB_STATE_STORE)")
+	stateStore := fs.String("state-store", "", "redis:// URL of the Redis or Valkey the replicas share daily caps, spend budgets, rate limits, vendor budgets, edit chains and Idempotency-Key records through; empty keeps them in this process (env ROUTELAB_STATE_STORE)")
 	advertise := fs.String("advertise-admin-url", "", "where other replicas reach this one's admin listener, to fetch the images of edit chains made here, e.g. http://POD_IP:8081 (default: the admin listener's address) (env ROUTELAB_ADVERTISE_ADMIN_URL)")
 	replicas := fs.Int("replicas", 1, "how many replicas share --state-store: while it is unreachable each allows limit/replicas (env ROUTELAB_REPLICAS)")
 	sample := fs.Float64("review-sample-rate", 0.05, "share of outputs sampled for human review, per stratum (model|tier|arm)")

@@ -87,7 +87,7 @@ type Router struct {
 	Chain        []string
 	Version      string
 	EditDepthMax int
-	Costs        map[string]float64             // list price per image, for candidates
+	Costs        map[string]float64             // list price per image, for candidates and the decision
 	Seen         atomic.Pointer[router.Request] // last request decided
 }
 
@@ -105,7 +105,7 @@ func (r *Router) Decide(req router.Request) router.Decision {
 	}
 	reset := r.EditDepthMax > 0 && req.Mode == router.ModeEdit && req.EditDepth >= r.EditDepthMax
 	return router.Decision{
-		Model: m, Fallbacks: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1, Candidates: cands,
+		Model: m, CostUSD: r.Costs[m], Fallbacks: r.Chain, PolicyVersion: r.Version, Propensity: 1, Reset: reset, EditDepth: 1, Candidates: cands,
 		Features: router.Features{PromptLen: len(req.Prompt), RefCount: req.RefCount, EditDepth: req.EditDepth},
 	}
 }
