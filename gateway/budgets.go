@@ -141,7 +141,7 @@ func (g *Gateway) reserve(ctx context.Context, r *Request, now time.Time, unitUS
 		if len(b.caps) == 0 {
 			return b, nil
 		}
-		i, serr := g.caps.Reserve(ctx, b.day, b.caps, r.N)
+		i, serr := g.leased.Reserve(ctx, b.day, b.caps, r.N)
 		if serr != nil {
 			return nil, g.stateRefusal(r, "daily_cap", serr)
 		}
@@ -188,7 +188,11 @@ func (b *booking) done(ctx context.Context, delivered bool, costUSD float64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if !delivered && len(b.caps) > 0 {
-		if err := g.caps.Release(ctx, b.day, b.caps, b.r.N); err != nil {
+		caps := g.leased // as reserve booked them
+		if b.budgeted {
+			caps = g.caps
+		}
+		if err := caps.Release(ctx, b.day, b.caps, b.r.N); err != nil {
 			g.log.Warn("release daily cap: images stay counted", "request_id", b.r.ID, "images", b.r.N, "err", err)
 		}
 	}

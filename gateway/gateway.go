@@ -239,11 +239,14 @@ type Sizes interface {
 
 // Gateway serves image requests; safe for concurrent use.
 type Gateway struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	m        *metrics
-	caps     CapStore
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+	caps CapStore
+	// leased books unbudgeted requests' caps: caps itself, or with a
+	// shared store its large caps leased in blocks (lease.go)
+	leased   CapStore
 	ledger   SpendStore       // tenants' spend: caps when it is one
 	vendor   *RateLimits      // vendor budgets
 	gates    map[string]*gate // by provider name
@@ -280,8 +283,12 @@ func New(cfg Config, deps Deps) *Gateway {
 			g.gates[name] = newGate(cfg.ProviderConcurrency, cfg.ProviderQueue, cfg.QueueWait)
 		}
 	}
+	g.leased = g.caps
 	if g.caps == nil {
 		g.caps = NewMemCaps()
+		g.leased = g.caps
+	} else if _, mem := g.caps.(*MemCaps); !mem {
+		g.leased = newCapLeases(g.caps, cfg.Replicas) // a shared store
 	}
 	if l, ok := g.caps.(SpendStore); ok {
 		g.ledger = l

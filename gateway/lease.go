@@ -108,3 +108,135 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 	b.until = now.Add(leaseWindow)
 	return true, nil
 }
+
+// Daily caps are leased the same way when they are large: a replica books
+// a block of a counter's images in the store at once and hands them out
+// from memory. A block is at most a hundredth of the cap per replica, so
+// the images a replica holds and does not use (lost at the day's end or a
+// restart) are at most 1% of the cap; caps under minLease blocks are
+// booked exactly, one request at a time, as before. Budgeted tenants' caps
+// are booked with their spend in one store step and are never leased.
+
+// capLeaseMax bounds a cap block.
+const capLeaseMax = 4096
+
+// capLeaseSize is the block a replica leases of a cap, or 0 for exact
+// booking.
+func capLeaseSize(limit int64, replicas int) int64 {
+	n := min(limit/(100*int64(max(replicas, 1))), capLeaseMax)
+	if n < minLease {
+		return 0
+	}
+	return n
+}
+
+type capPool struct {
+	day  int64
+	left int64
+}
+
+// capLeases is a CapStore that leases large caps from next in blocks.
+type capLeases struct {
+	next     CapStore
+	replicas int
+	mu       sync.Mutex
+	pools    map[string]*capPool
+}
+
+func newCapLeases(next CapStore, replicas int) *capLeases {
+	return &capLeases{next: next, replicas: replicas, pools: map[string]*capPool{}}
+}
+
+// take hands out n of key's leased images for day, if it holds them.
+func (c *capLeases) take(key string, day, n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[key]
+	if p == nil || p.day != day || p.left < n {
+		return false
+	}
+	p.left -= n
+	return true
+}
+
+// give puts n images of day back into key's block.
+func (c *capLeases) give(key string, day, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[key]
+	if p == nil || p.day != day {
+		p = &capPool{day: day}
+		c.pools[key] = p
+	}
+	p.left += n
+}
+
+// Reserve implements CapStore: leased counters from their blocks (a new
+// block when spent; the exact n when the cap has no block's room left),
+// then the exact counters in one store step. A refusal gives back what
+// this call took.
+func (c *capLeases) Reserve(ctx context.Context, day int64, counters []Counter, n int) (int, error) {
+	var exact []Counter
+	var exactAt []int // exact[i] is counters[exactAt[i]]
+	var taken []Counter
+	undo := func() {
+		for _, t := range taken {
+			c.give(t.Key, day, int64(n))
+		}
+	}
+	for i, ct := range counters {
+		size := capLeaseSize(ct.Limit, c.replicas)
+		if size == 0 {
+			exact, exactAt = append(exact, ct), append(exactAt, i)
+			continue
+		}
+		if c.take(ct.Key, day, int64(n)) {
+			taken = append(taken, ct)
+			continue
+		}
+		block := max(size, int64(n))
+		refused, err := c.next.Reserve(ctx, day, []Counter{ct}, int(block))
+		if err == nil && refused >= 0 { // no block's room left: book exactly
+			block = int64(n)
+			refused, err = c.next.Reserve(ctx, day, []Counter{ct}, n)
+		}
+		switch {
+		case err != nil:
+			undo()
+			return 0, err
+		case refused >= 0:
+			undo()
+			return i, nil
+		}
+		c.give(ct.Key, day, block-int64(n))
+		taken = append(taken, ct)
+	}
+	if len(exact) > 0 {
+		refused, err := c.next.Reserve(ctx, day, exact, n)
+		if err != nil || refused >= 0 {
+			undo()
+			if err != nil {
+				return 0, err
+			}
+			return exactAt[refused], nil
+		}
+	}
+	return -1, nil
+}
+
+// Release implements CapStore: leased counters' images go back to their
+// blocks, the others to the store.
+func (c *capLeases) Release(ctx context.Context, day int64, counters []Counter, n int) error {
+	var exact []Counter
+	for _, ct := range counters {
+		if capLeaseSize(ct.Limit, c.replicas) == 0 {
+			exact = append(exact, ct)
+			continue
+		}
+		c.give(ct.Key, day, int64(n))
+	}
+	if len(exact) == 0 {
+		return nil
+	}
+	return c.next.Release(ctx, day, exact, n)
+}
