@@ -144,11 +144,19 @@ const maxChainWalk = 256
 // ChainImage is the image of chain node id made on this replica, for
 // another replica editing it (Deps.ChainImages there fetches it).
 func (g *Gateway) ChainImage(id string) ([]byte, bool) {
+	n, ok := g.LocalChainNode(id)
+	return n.Image, ok
+}
+
+// LocalChainNode is chain node id as this replica holds it, image
+// included, for another replica editing it (server.PeerChains there asks
+// every replica).
+func (g *Gateway) LocalChainNode(id string) (ChainNode, bool) {
 	n, ok := g.chains.get(id)
 	if !ok || n.image == nil {
-		return nil, false
+		return ChainNode{}, false
 	}
-	return n.image, true
+	return ChainNode{ID: n.id, Tenant: n.tenant, Parent: n.parentID, Depth: n.depth, Score: n.score, Model: n.model, Root: n.root, Image: n.image}, true
 }
 
 // cleanest returns the node with the best QA score from n back to the root

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/redisstate"
 	"github.com/routelab/routelab/redisstate/redislocal"
@@ -148,6 +150,54 @@ func TestReplicasShareState(t *testing.T) {
 		// Public port: no chain images.
 		if r := do(t, "GET", rs[0].url+"/admin/chains/"+parent+"/image", map[string]string{"Authorization": "Bearer " + rs[0].admin}, nil); r.status == 200 {
 			t.Errorf("chain image on the public port = %d, want refused", r.status)
+		}
+	})
+	t.Run("edit chain asked of the other replicas", func(t *testing.T) {
+		srv := redistest.Start(t)
+		dir, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = dir.Close() })
+		var rs []*env
+		for range 2 {
+			peers := &server.ChainPeers{}
+			e := mustStartReplica(t, srv, nil, func(s *setup) {
+				s.gwDeps.Chains = &server.PeerChains{Peers: peers, Directory: s.gwDeps.Limits.(*redisstate.Store)}
+			})
+			peers.SelfURL, peers.Token = e.adminURL, e.admin
+			if err := dir.Announce(context.Background(), e.adminURL, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, e)
+		}
+		rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		t.Cleanup(func() { _ = rc.Close() })
+		chainKeys := func() int {
+			ks, err := rc.Keys(context.Background(), "*chain*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(ks)
+		}
+		parent := decodeNative(t, rs[0].post(t, "/v1/images", `{"prompt":"a cat","size":"64x64"}`)).ID
+		refs := make(chan int, 2)
+		for _, e := range rs {
+			e.fast.Fail = func(req providers.Request) error { refs <- len(req.References); return nil }
+		}
+		// each edit on the replica that did not make its parent, twice
+		for i := range 2 {
+			got := decodeNative(t, rs[(i+1)%2].post(t, "/v1/images", `{"prompt":"blue","mode":"edit","size":"64x64","parent_id":"`+parent+`"}`))
+			if n := <-refs; n != 1 {
+				t.Errorf("edit %d's provider call had %d references, want 1: the parent's image from its replica", i, n)
+			}
+			parent = got.ID
+		}
+		if n := chainKeys(); n != 0 {
+			t.Errorf("%d chain keys in the store, want none: nodes stay on their replica", n)
+		}
+		if r := rs[0].post(t, "/v1/images", `{"prompt":"blue","mode":"edit","size":"64x64","parent_id":"req_nowhere"}`); r.status != 400 || r.errorCode() != "parent_not_found" {
+			t.Errorf("edit of a parent no replica holds = %d %s, want 400 parent_not_found", r.status, r.errorCode())
 		}
 	})
 	t.Run("idempotency", func(t *testing.T) {

@@ -271,9 +271,11 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		gdeps.Caps, gdeps.Chains, gdeps.Limits = state, state, state
 		sdeps.Rates, sdeps.Idempotency, sdeps.State = state, state, state
 		if o.AdminAddr != "" && o.AdminToken != "" {
-			// Chain images stay here; the store names this replica.
+			// Chain nodes stay here, and a replica lacking one asks the
+			// others in the store's directory: no response writes to the
+			// store for its chain.
 			peers = &server.ChainPeers{Token: o.AdminToken}
-			gdeps.ChainImages = peers
+			gdeps.Chains = &server.PeerChains{Peers: peers, Directory: state}
 		}
 	}
 	gw := gateway.New(o.Gateway, gdeps)
@@ -300,6 +302,8 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 		r.adminURL = "http://" + aln.Addr().String()
 		if peers != nil {
 			peers.SelfURL = cmp.Or(o.AdvertiseAdminURL, advertised(aln.Addr()))
+			// first in line at Stop, before the store closes
+			r.closers = append([]func() error{announce(state, peers.SelfURL, o.Logger)}, r.closers...)
 		}
 		go func() { r.adminDone <- r.srv.ServeAdmin(aln) }()
 	}
@@ -361,6 +365,41 @@ func (r *Replica) Stop(ctx context.Context, drain time.Duration) error {
 	}
 	r.logs, r.closers = nil, nil
 	return errors.Join(errs...)
+}
+
+// Directory entries: renewed every announceEvery, they lapse after
+// announceTTL (a replica that died leaves the directory within it).
+const (
+	announceEvery = 10 * time.Second
+	announceTTL   = 30 * time.Second
+)
+
+// announce lists url in the replica directory until the returned stop is
+// called, which takes it out.
+func announce(state *redisstate.Store, url string, log *slog.Logger) (stop func() error) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(announceEvery)
+		defer t.Stop()
+		for {
+			if err := state.Announce(context.Background(), url, announceTTL); err != nil {
+				log.Warn("replica directory: not announced; edits of this replica's images elsewhere fail until it is", "url", url, "err", err)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		<-finished
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return state.Withdraw(ctx, url)
+	}
 }
 
 // newQA is automated QA with the legibility check when tesseract is there
