@@ -81,6 +81,28 @@ type ChainNode struct {
 	Owner string
 }
 
+// ChainMeta is a chain node's fields but its id and image, as a store
+// keeps them or one replica tells another (JSON).
+type ChainMeta struct {
+	Tenant string  `json:"tenant"`
+	Parent string  `json:"parent,omitempty"`
+	Depth  int     `json:"depth"`
+	Score  float64 `json:"score"`
+	Model  string  `json:"model,omitempty"`
+	Root   bool    `json:"root,omitempty"`
+	Owner  string  `json:"owner,omitempty"`
+}
+
+// Meta is n's fields but its id and image.
+func (n ChainNode) Meta() ChainMeta {
+	return ChainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Owner: n.Owner}
+}
+
+// Node is the node id with these fields and image.
+func (m ChainMeta) Node(id string, image []byte) ChainNode {
+	return ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Owner: m.Owner, Image: image}
+}
+
 // ChainImages fetches a chain node's image from the replica that made it.
 type ChainImages interface {
 	// Self is where other replicas fetch this replica's images.

@@ -15,11 +15,7 @@ import (
 // the replica), in turn, from 16 concurrent requests.
 func BenchmarkRequestOps(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(b, srv, redisstate.Options{})
 	ctx := context.Background()
 	day := time.Now().Unix() / 86400
 	cs := []gateway.Counter{{Key: "tenant:bench", Limit: 1 << 40}}

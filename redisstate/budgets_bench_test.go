@@ -18,11 +18,7 @@ import (
 // alert is due.
 func BenchmarkRequestOpsSpend(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(b, srv, redisstate.Options{})
 	ctx := context.Background()
 	day := time.Now().Unix() / 86400
 	cs := []gateway.Counter{{Key: "tenant:bench", Limit: 1 << 40}}
@@ -94,11 +90,7 @@ func BenchmarkRequestOpsSpend(b *testing.B) {
 // the request: no round trip, an addition to this replica's batch.
 func BenchmarkAddSpend(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstate.Open(context.Background(), redisstate.Options{URL: srv.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(b, srv, redisstate.Options{})
 	ctx := context.Background()
 	free := spendCounters("free", time.Now().Unix()/86400, 0, 0)
 	b.ReportAllocs()

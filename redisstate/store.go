@@ -321,25 +321,16 @@ func (s *Store) AllowN(ctx context.Context, key string, r gateway.Rate, n int) (
 	return false, max(time.Duration(res[1])*time.Microsecond, time.Millisecond), nil
 }
 
-// chainMeta is a node as stored: after 'R' and the hex SHA-256 of its
-// image (kept at img:SHA256), or after 'O' with its image on the replica
-// that made it (Owner).
-type chainMeta struct {
-	Tenant string  `json:"tenant"`
-	Parent string  `json:"parent,omitempty"`
-	Depth  int     `json:"depth"`
-	Score  float64 `json:"score"`
-	Model  string  `json:"model,omitempty"`
-	Root   bool    `json:"root,omitempty"`
-	Owner  string  `json:"owner,omitempty"`
-}
+// A chain node is stored as its gateway.ChainMeta in JSON: after 'R' and
+// the hex SHA-256 of its image (kept at img:SHA256), or after 'O' with its
+// image on the replica that made it (Owner).
 
 // PutChain implements gateway.ChainStore: a node whose image stays on its
 // replica (Owner) is queued for the chain writer; a node that carries its
 // image is written with it (by content, so a chain's repeated images are
 // kept once) in one MULTI before PutChain returns.
 func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
-	meta, err := json.Marshal(chainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Owner: n.Owner})
+	meta, err := json.Marshal(n.Meta())
 	if err != nil {
 		return err
 	}
@@ -393,7 +384,7 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	if err != nil {
 		return gateway.ChainNode{}, false, s.fail(ctx, "chain_get", err)
 	}
-	var m chainMeta
+	var m gateway.ChainMeta
 	var img []byte
 	switch {
 	case len(res) == 1 && strings.HasPrefix(res[0], "O"):
@@ -406,5 +397,5 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	if err != nil {
 		return gateway.ChainNode{}, false, nil
 	}
-	return gateway.ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: img, Owner: m.Owner}, true, nil
+	return m.Node(id, img), true, nil
 }

@@ -19,7 +19,7 @@ import (
 // eventWait bounds waits for an event only so a hang fails.
 const eventWait = time.Minute
 
-func mustOpen(t *testing.T, srv *redislocal.Server, o redisstate.Options) *redisstate.Store {
+func mustOpen(t testing.TB, srv *redislocal.Server, o redisstate.Options) *redisstate.Store {
 	t.Helper()
 	o.URL = srv.URL()
 	s, err := redisstate.Open(context.Background(), o)

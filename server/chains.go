@@ -26,7 +26,7 @@ func (h *handlers) chainImage(c *fiber.Ctx) error {
 	if !ok {
 		return &Error{Status: fiber.StatusNotFound, Code: CodeNotFound, Message: "no such chain node on this replica"}
 	}
-	meta, err := json.Marshal(chainNodeMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root})
+	meta, err := json.Marshal(n.Meta())
 	if err != nil {
 		return err
 	}
@@ -36,17 +36,6 @@ func (h *handlers) chainImage(c *fiber.Ctx) error {
 }
 
 const headerChainNode = "X-Routelab-Chain-Node"
-
-// chainNodeMeta is a chain node's fields but its image, as one replica
-// tells another.
-type chainNodeMeta struct {
-	Tenant string  `json:"tenant"`
-	Parent string  `json:"parent,omitempty"`
-	Depth  int     `json:"depth"`
-	Score  float64 `json:"score"`
-	Model  string  `json:"model,omitempty"`
-	Root   bool    `json:"root,omitempty"`
-}
 
 // ChainPeers fetches edit-chain images from the replica that made them,
 // through its admin listener (GET /admin/chains/ID/image with the admin
@@ -100,15 +89,13 @@ func (p *ChainPeers) fetchNode(ctx context.Context, owner, id string) (gateway.C
 	if len(b) > maxChainImage {
 		return gateway.ChainNode{}, fmt.Errorf("fetch chain node %s: over %d bytes", id, maxChainImage)
 	}
-	n := gateway.ChainNode{ID: id, Image: b}
+	var m gateway.ChainMeta
 	if h := resp.Header.Get(headerChainNode); h != "" {
-		var m chainNodeMeta
 		if err := json.Unmarshal([]byte(h), &m); err != nil {
 			return gateway.ChainNode{}, fmt.Errorf("fetch chain node %s: %w", id, err)
 		}
-		n.Tenant, n.Parent, n.Depth, n.Score, n.Model, n.Root = m.Tenant, m.Parent, m.Depth, m.Score, m.Model, m.Root
 	}
-	return n, nil
+	return m.Node(id, b), nil
 }
 
 var errNoChainNode = errors.New("no such chain node")
