@@ -35,6 +35,7 @@ type Request struct {
 	Width       int
 	Height      int
 	Format      string // png | jpeg | webp
+	Compression *int   // output_compression, 0-100; nil: none
 	Tier        router.Tier
 	Constraints router.Constraints
 	Pin         string // an explicit model, "" = route

@@ -124,7 +124,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 func (g *Gateway) providerRequest(r *Request, editDepth int, refs [][]byte) providers.Request {
 	return providers.Request{
 		RequestID: r.ID, Mode: string(r.Mode), Prompt: r.Prompt, References: refs, Mask: r.Mask,
-		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format,
+		Width: r.Width, Height: r.Height, N: r.N, Quality: string(r.Tier), OutputFormat: r.Format, OutputCompression: r.Compression,
 		EditDepth: editDepth, Seed: fnv1a(r.ID),
 		Background: r.Background, Moderation: r.Moderation, InputFidelity: r.InputFidelity, Style: r.Style, User: r.User,
 	}

@@ -25,6 +25,9 @@ type Request struct {
 	N            int
 	Quality      string // draft | standard | premium
 	OutputFormat string // png | jpeg | webp
+	// OutputCompression is the JPEG or WebP quality asked for (0-100),
+	// forwarded to vendors that take it; nil: none asked.
+	OutputCompression *int
 	EditDepth    int
 	Seed         uint64
 	// OpenAI Images options, forwarded by adapters whose API has them and
@@ -52,6 +55,9 @@ type Image struct {
 	// like automated QA's, may use it instead of hashing Bytes again. Zero
 	// when the provider has none; then Bytes are hashed.
 	Digest uint64
+	// Compressed: the vendor encoded Bytes at the request's
+	// OutputCompression (it was told), so they need no encoding again.
+	Compressed bool
 	// Base64 is Bytes in standard base64 with padding, as the vendor sent
 	// them (OpenAI's b64_json, Gemini's inline data) or as the simulator
 	// keeps them with a cached render: a b64_json response passes it through

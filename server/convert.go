@@ -44,9 +44,10 @@ const (
 // PNG whatever was asked, the simulator sends PNG for webp), and the
 // client gets what it asked for. compression (0-100, -1 = not given) is
 // output_compression: the JPEG or WebP quality; bytes already in the asked
-// lossy format are re-encoded only when it is given and below 100, since
-// the vendor was not told it. Bytes already right are returned as they are.
-func convert(b []byte, w, h int, format, fit string, compression int) (_ []byte, mime string, same bool, _ error) {
+// lossy format are re-encoded only when it is given and below 100, unless
+// the vendor encoded them at it (vendorCompressed: it was told). Bytes
+// already right are returned as they are.
+func convert(b []byte, w, h int, format, fit string, compression int, vendorCompressed bool) (_ []byte, mime string, same bool, _ error) {
 	if fit == FitNative {
 		w, h = 0, 0
 	}
@@ -59,7 +60,7 @@ func convert(b []byte, w, h int, format, fit string, compression int) (_ []byte,
 		return nil, "", false, fmt.Errorf("convert %s to %s: %w", have, format, err)
 	}
 	resize := w > 0 && h > 0 && (cfg.Width != w || cfg.Height != h)
-	if !resize && have == format && (format == qa.FormatPNG || compression < 0 || compression >= 100) {
+	if !resize && have == format && (format == qa.FormatPNG || compression < 0 || compression >= 100 || vendorCompressed) {
 		return b, mimeOf[have], true, nil
 	}
 	img, _, err := qa.Decode(b, convertPixels)

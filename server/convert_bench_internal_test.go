@@ -39,7 +39,7 @@ func BenchmarkConvert(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, _, err := convert(bc.in, bc.w, bc.h, bc.format, FitCrop, -1); err != nil {
+				if _, _, _, err := convert(bc.in, bc.w, bc.h, bc.format, FitCrop, -1, false); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -424,7 +424,7 @@ func (h *handlers) images(c *fiber.Ctx, j *job, o *gateway.Outcome) ([]imageOut,
 // (unless fit is native) and in the requested format (convert), with its
 // MIME type and size.
 func (h *handlers) deliverable(j *job, requestID string, im providers.Image) (_ providers.Image, mime string, w, ht int) {
-	b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.fit, j.compression)
+	b, mime, same, err := convert(im.Bytes, j.width, j.height, j.format, j.fit, j.compression, im.Compressed)
 	if err != nil {
 		// QA decoded these bytes, so this is rare; the client gets
 		// them as they are, with their real type.

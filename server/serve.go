@@ -14,7 +14,7 @@ import (
 func (h *handlers) serve(ctx context.Context, j *job) (*gateway.Outcome, error) {
 	return h.deps.Gateway.Serve(ctx, gateway.Request{
 		ID: j.id, Tenant: j.tenant, Unit: j.unit, Mode: j.mode, Prompt: j.prompt, Refs: jobRefs{h.refs, j.refs}, Mask: j.mask,
-		N: j.n, Width: j.width, Height: j.height, Format: j.format, Tier: j.tier, Constraints: j.constraints,
+		N: j.n, Width: j.width, Height: j.height, Format: j.format, Compression: j.compressionPtr(), Tier: j.tier, Constraints: j.constraints,
 		Pin: j.pin, ParentID: j.parentID,
 		Background: j.opts.background, Moderation: j.opts.moderation, InputFidelity: j.opts.inputFidelity, Style: j.opts.style, User: j.opts.user,
 	})
@@ -58,4 +58,13 @@ func fromGateway(e *gateway.Error) *Error {
 		status = http.StatusInternalServerError
 	}
 	return &Error{Status: status, Code: e.Code, Message: e.Message, Field: e.Field, RetryAfter: e.RetryAfter}
+}
+
+// compressionPtr is output_compression for the gateway: nil when not given.
+func (j *job) compressionPtr() *int {
+	if j.compression < 0 {
+		return nil
+	}
+	c := j.compression
+	return &c
 }

@@ -71,17 +71,20 @@ func New(cfg Config) *Client {
 func (c *Client) Name() string { return "openai" }
 
 type generateBody struct {
-	Model          string `json:"model"`
-	Prompt         string `json:"prompt"`
-	N              int    `json:"n,omitempty"`
-	Size           string `json:"size,omitempty"`
-	Quality        string `json:"quality,omitempty"`
-	OutputFormat   string `json:"output_format,omitempty"`
-	ResponseFormat string `json:"response_format,omitempty"`
-	User           string `json:"user,omitempty"`
-	Background     string `json:"background,omitempty"`
-	Moderation     string `json:"moderation,omitempty"`
-	Style          string `json:"style,omitempty"`
+	Model        string `json:"model"`
+	Prompt       string `json:"prompt"`
+	N            int    `json:"n,omitempty"`
+	Size         string `json:"size,omitempty"`
+	Quality      string `json:"quality,omitempty"`
+	OutputFormat string `json:"output_format,omitempty"`
+	// OutputCompression is sent for jpeg and webp only (the API refuses
+	// it with png).
+	OutputCompression *int   `json:"output_compression,omitempty"`
+	ResponseFormat    string `json:"response_format,omitempty"`
+	User              string `json:"user,omitempty"`
+	Background        string `json:"background,omitempty"`
+	Moderation        string `json:"moderation,omitempty"`
+	Style             string `json:"style,omitempty"`
 }
 
 type errorResponse struct {
@@ -128,6 +131,11 @@ func (c *Client) Generate(ctx context.Context, req providers.Request) (providers
 	}
 	if len(res.Images) == 0 {
 		return providers.Result{}, &providers.Error{Provider: c.Name(), Kind: providers.KindUnavailable, Status: 502, Message: "response has no images"}
+	}
+	if c.gptImage() && compression(req) != nil {
+		for i := range res.Images { // told the quality: no encoding again when in the asked format
+			res.Images[i].Compressed = res.Images[i].MIME == "image/"+outputFormat(req.OutputFormat)
+		}
 	}
 	switch {
 	case res.Usage != nil && c.cfg.TokenPrices != nil:
@@ -266,6 +274,7 @@ func (c *Client) generateCall(req providers.Request) (upstream.Call, error) {
 	switch {
 	case c.gptImage():
 		body.OutputFormat = outputFormat(req.OutputFormat)
+		body.OutputCompression = compression(req)
 		body.Background, body.Moderation = req.Background, req.Moderation
 	case c.cfg.Model == "dall-e-3":
 		body.Style = req.Style
@@ -297,6 +306,9 @@ func (c *Client) editCall(req providers.Request) (upstream.Call, error) {
 	if c.gptImage() {
 		if of := outputFormat(req.OutputFormat); of != "" {
 			f.Field("output_format", of)
+		}
+		if oc := compression(req); oc != nil {
+			f.Field("output_compression", strconv.Itoa(*oc))
 		}
 		for _, kv := range [][2]string{{"background", req.Background}, {"input_fidelity", req.InputFidelity}} {
 			if kv[1] != "" {
@@ -393,6 +405,15 @@ func size(req providers.Request) string {
 		return ""
 	}
 	return fmt.Sprintf("%dx%d", req.Width, req.Height)
+}
+
+// compression is req's output_compression when the API takes it: a lossy
+// output format.
+func compression(req providers.Request) *int {
+	if f := outputFormat(req.OutputFormat); f != "jpeg" && f != "webp" {
+		return nil
+	}
+	return req.OutputCompression
 }
 
 func outputFormat(f string) string {

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/jpeg"
 	"io"
 	"math"
 	"mime/multipart"
@@ -443,5 +445,47 @@ func TestModelLimitIsUnsupported(t *testing.T) {
 				t.Fatalf("Generate = %#v, want kind %s, not retryable", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCompressionForwarded: a GPT image model is told the JPEG or WebP
+// quality asked for, never with PNG (the API refuses it), and an image
+// that comes back in the asked format is marked as encoded at it, so the
+// server does not encode it again.
+func TestCompressionForwarded(t *testing.T) {
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"created": 1, "data": []map[string]string{{"b64_json": base64.StdEncoding.EncodeToString(jpg.Bytes())}}})
+	})
+	q := 60
+	for _, tt := range []struct {
+		format         string
+		wantSent       any
+		wantCompressed bool
+	}{{"jpeg", 60.0, true}, {"webp", 60.0, false}, {"png", nil, false}} {
+		res, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(),
+			providers.Request{Prompt: "a logo", Width: 1024, Height: 1024, OutputFormat: tt.format, OutputCompression: &q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(f.body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["output_compression"] != tt.wantSent || res.Images[0].Compressed != tt.wantCompressed {
+			t.Errorf("%s: sent output_compression %v, image marked compressed %v; want %v, %v (the fake answers JPEG)",
+				tt.format, got["output_compression"], res.Images[0].Compressed, tt.wantSent, tt.wantCompressed)
+		}
+	}
+	edit := providers.Request{Mode: "edit", References: [][]byte{png}, Prompt: "bluer", OutputFormat: "webp", OutputCompression: &q}
+	if _, err := client(f, "gpt-image-1", "sk-test").Generate(context.Background(), edit); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.form.Value["output_compression"]; len(v) != 1 || v[0] != "60" {
+		t.Errorf("edit field output_compression = %v, want 60", v)
 	}
 }
