@@ -101,7 +101,11 @@ func (h *handlers) parseSpec(c *fiber.Ctx) (experiments.Spec, error) {
 	}
 	// A pin to a model this server does not serve would route the arm's
 	// requests by the live policy and call it the pinned model's result.
+	// (An admin-only server, with no catalog, cannot tell.)
 	for i, a := range s.Arms {
+		if len(h.catalog) == 0 {
+			break
+		}
 		if m := a.Overrides.Model; m != "" {
 			if _, ok := h.catalog[m]; !ok {
 				return experiments.Spec{}, errField(CodeUnknownModel, fmt.Sprintf("arms[%d].overrides.model", i), fmt.Sprintf("unknown model %q; GET /v1/models lists them", m))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
@@ -60,9 +61,14 @@ func mustServeWith(t *testing.T, gw gateway.Config) (string, *client.Admin, *gat
 		Assigner:  w.Assigner,
 		Registry:  reg,
 	})
+	// the shipped catalog's names too: the shipped experiment specs pin them
+	catalog := []server.Model{{Name: "fast"}, {Name: "strong"}}
+	for _, m := range datasets.MustCatalog().Models {
+		catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider})
+	}
 	srv := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, server.Deps{
 		Gateway:     g,
-		Catalog:     []server.Model{{Name: "fast"}, {Name: "strong"}},
+		Catalog:     catalog,
 		Events:      prod,
 		Keys:        keys,
 		Registry:    reg,
