@@ -147,9 +147,6 @@ func (m *Model) Validate() error {
 			}
 		}
 	}
-	if m.billed() && m.PriceSource == "" {
-		return fmt.Errorf("model %q: a vendor model needs price_source (where its price comes from)", m.Name)
-	}
 	for _, s := range m.NativeSizes {
 		if _, _, err := ParseSize(s); err != nil {
 			return fmt.Errorf("model %q: native size: %w", m.Name, err)
