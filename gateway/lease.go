@@ -47,6 +47,10 @@ func leaseSize(r Rate, replicas int) int {
 type rateLease struct {
 	left, size, spent int
 	until             time.Time
+	// refilling: one request is leasing the next block; the others ask
+	// for one admission meanwhile, so concurrent misses do not each lease
+	// a block
+	refilling bool
 	// exact: the store refused a block; until then requests ask for one
 	// admission each, as at the limit a block would be refused again.
 	exact time.Time
@@ -79,10 +83,11 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 		b.spent++
 		l.leases.mu.Unlock()
 		return true, nil
-	case now.Before(b.exact):
+	case now.Before(b.exact) || b.refilling:
 		l.leases.mu.Unlock()
 		return false, nil
 	}
+	b.refilling = true
 	// the next block: twice what the last one spent, within [minLease, size]
 	n := min(max(2*b.spent, b.size, minLease), size)
 	if !now.Before(b.until) && b.size > 0 {
@@ -90,11 +95,12 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 	}
 	l.leases.mu.Unlock()
 	ok, wait, err := bl.AllowN(ctx, key, r, n)
+	l.leases.mu.Lock()
+	defer l.leases.mu.Unlock()
+	b.refilling = false
 	if err != nil {
 		return false, err
 	}
-	l.leases.mu.Lock()
-	defer l.leases.mu.Unlock()
 	if !ok {
 		b.exact = now.Add(max(wait, leaseWindow))
 		return false, nil
@@ -102,7 +108,6 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 	if !now.Before(b.until) {
 		b.left = 0
 	}
-	// concurrent refills add up: each was granted by the store
 	b.left += n - 1
 	b.size, b.spent = n, 1
 	b.until = now.Add(leaseWindow)
@@ -131,8 +136,9 @@ func capLeaseSize(limit int64, replicas int) int64 {
 }
 
 type capPool struct {
-	day  int64
-	left int64
+	day       int64
+	left      int64
+	refilling bool // as rateLease.refilling
 }
 
 // capLeases is a CapStore that leases large caps from next in blocks.
@@ -147,16 +153,37 @@ func newCapLeases(next CapStore, replicas int) *capLeases {
 	return &capLeases{next: next, replicas: replicas, pools: map[string]*capPool{}}
 }
 
-// take hands out n of key's leased images for day, if it holds them.
-func (c *capLeases) take(key string, day, n int64) bool {
+// take hands out n of key's leased images for day, if it holds them;
+// otherwise refill says whether this caller should lease the next block
+// (no other is leasing it).
+func (c *capLeases) take(key string, day, n int64) (ok, refill bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pools[key]
-	if p == nil || p.day != day || p.left < n {
-		return false
+	if p == nil || p.day != day {
+		p = &capPool{day: day}
+		c.pools[key] = p
 	}
-	p.left -= n
-	return true
+	if p.left >= n {
+		p.left -= n
+		return true, false
+	}
+	if p.refilling {
+		return false, false
+	}
+	p.refilling = true
+	return false, true
+}
+
+// refilled ends a refill of key's block, adding n images of day.
+func (c *capLeases) refilled(key string, day, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[key]
+	p.refilling = false
+	if p.day == day {
+		p.left += n
+	}
 }
 
 // give puts n images of day back into key's block.
@@ -190,15 +217,30 @@ func (c *capLeases) Reserve(ctx context.Context, day int64, counters []Counter, 
 			exact, exactAt = append(exact, ct), append(exactAt, i)
 			continue
 		}
-		if c.take(ct.Key, day, int64(n)) {
+		ok, refill := c.take(ct.Key, day, int64(n))
+		if ok {
 			taken = append(taken, ct)
 			continue
 		}
-		block := max(size, int64(n))
-		refused, err := c.next.Reserve(ctx, day, []Counter{ct}, int(block))
-		if err == nil && refused >= 0 { // no block's room left: book exactly
-			block = int64(n)
+		// lease the next block, or book exactly when another request is
+		// leasing it or the cap has no block's room left
+		extra, exact := int64(0), !refill
+		refused, err := -1, error(nil)
+		if refill {
+			block := max(size, int64(n))
+			refused, err = c.next.Reserve(ctx, day, []Counter{ct}, int(block))
+			switch {
+			case err == nil && refused >= 0:
+				exact = true
+			case err == nil:
+				extra = block - int64(n)
+			}
+		}
+		if exact && err == nil {
 			refused, err = c.next.Reserve(ctx, day, []Counter{ct}, n)
+		}
+		if refill {
+			c.refilled(ct.Key, day, extra)
 		}
 		switch {
 		case err != nil:
@@ -208,7 +250,6 @@ func (c *capLeases) Reserve(ctx context.Context, day int64, counters []Counter, 
 			undo()
 			return i, nil
 		}
-		c.give(ct.Key, day, block-int64(n))
 		taken = append(taken, ct)
 	}
 	if len(exact) > 0 {

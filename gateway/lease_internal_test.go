@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 )
 
 // countingCaps is a shared cap store in memory that counts its calls.
@@ -93,4 +95,110 @@ func TestCapLeases(t *testing.T) {
 			t.Errorf("tenant block %+v, want 997 left", c)
 		}
 	})
+}
+
+// gatedCaps holds a block's booking until released, and counts blocks
+// asked for while one is held.
+type gatedCaps struct {
+	*MemCaps
+	held     chan struct{} // a block booking is waiting
+	release  chan struct{}
+	mu       sync.Mutex
+	holding  bool
+	overlaps int
+}
+
+func (g *gatedCaps) Reserve(ctx context.Context, day int64, cs []Counter, n int) (int, error) {
+	if n > 1 {
+		g.mu.Lock()
+		if g.holding {
+			g.overlaps++
+			g.mu.Unlock()
+			return g.MemCaps.Reserve(ctx, day, cs, n)
+		}
+		g.holding = true
+		g.mu.Unlock()
+		g.held <- struct{}{}
+		<-g.release
+	}
+	return g.MemCaps.Reserve(ctx, day, cs, n)
+}
+
+// TestCapLeasesConcurrent: while one request leases a block, the others
+// that find the block empty book exactly instead of each leasing one, so
+// the images held unused stay within a block.
+func TestCapLeasesConcurrent(t *testing.T) {
+	ctx := context.Background()
+	store := &gatedCaps{MemCaps: NewMemCaps(), held: make(chan struct{}), release: make(chan struct{})}
+	l := newCapLeases(store, 1)
+	tenant := []Counter{{Key: "tenant:acme", Limit: 100000}} // blocks of 1000
+	first := make(chan int)
+	go func() {
+		refused, _ := l.Reserve(ctx, 20000, tenant, 1)
+		first <- refused
+	}()
+	<-store.held // the first request is leasing the block
+	for i := range 10 {
+		if refused, err := l.Reserve(ctx, 20000, tenant, 1); err != nil || refused != -1 {
+			t.Fatalf("request %d while the block is leased: %d, %v", i, refused, err)
+		}
+	}
+	close(store.release)
+	if refused := <-first; refused != -1 {
+		t.Fatalf("the leasing request: %d", refused)
+	}
+	if booked := store.count("tenant:acme", 20000).n; store.overlaps != 0 || booked != 1000+10 {
+		t.Errorf("%d blocks asked while one was being leased, %d booked; want none, and the block plus 10 exact", store.overlaps, booked)
+	}
+}
+
+// gatedLimiter holds a block's lease until released, and counts blocks
+// asked for while one is held.
+type gatedLimiter struct {
+	*MemLimiter
+	held, release chan struct{}
+	mu            sync.Mutex
+	holding       bool
+	overlaps      int
+}
+
+func (g *gatedLimiter) AllowN(ctx context.Context, key string, r Rate, n int) (bool, time.Duration, error) {
+	if n > 1 {
+		g.mu.Lock()
+		if g.holding {
+			g.overlaps++
+			g.mu.Unlock()
+			return g.MemLimiter.AllowN(ctx, key, r, n)
+		}
+		g.holding = true
+		g.mu.Unlock()
+		g.held <- struct{}{}
+		<-g.release
+	}
+	return g.MemLimiter.AllowN(ctx, key, r, n)
+}
+
+// TestRateLeasesConcurrent: while one request leases a block, the others
+// ask for one admission each instead of each leasing a block.
+func TestRateLeasesConcurrent(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	store := &gatedLimiter{MemLimiter: NewMemLimiter(clock), held: make(chan struct{}), release: make(chan struct{})}
+	l := NewRateLimits(store, 1, clock, nil)
+	r := Rate{PerSec: 10000, Burst: 1000}
+	first := make(chan bool)
+	go func() {
+		ok, _ := l.Allow(context.Background(), "key:k", r)
+		first <- ok
+	}()
+	<-store.held
+	for i := range 10 {
+		if ok, _ := l.Allow(context.Background(), "key:k", r); !ok {
+			t.Fatalf("request %d while the block is leased: refused", i)
+		}
+	}
+	close(store.release)
+	if ok := <-first; !ok || store.overlaps != 0 {
+		t.Errorf("leasing request admitted %v, %d blocks asked while one was leased; want true, none", ok, store.overlaps)
+	}
 }
