@@ -47,10 +47,10 @@ func leaseSize(r Rate, replicas int) int {
 type rateLease struct {
 	left, size, spent int
 	until             time.Time
-	// refilling: one request is leasing the next block; the others ask
-	// for one admission meanwhile, so concurrent misses do not each lease
-	// a block
-	refilling bool
+	// refill is open while one request leases the next block; the others
+	// wait for it and spend from the new block, so concurrent misses
+	// neither each lease a block nor each ask the store
+	refill chan struct{}
 	// exact: the store refused a block; until then requests ask for one
 	// admission each, as at the limit a block would be refused again.
 	exact time.Time
@@ -77,17 +77,33 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 		b = &rateLease{}
 		l.leases.m[key] = b
 	}
-	switch {
-	case b.left > 0 && now.Before(b.until):
-		b.left--
-		b.spent++
-		l.leases.mu.Unlock()
-		return true, nil
-	case now.Before(b.exact) || b.refilling:
-		l.leases.mu.Unlock()
-		return false, nil
+	for waited := false; ; waited = true {
+		switch {
+		case b.left > 0 && now.Before(b.until):
+			b.left--
+			b.spent++
+			l.leases.mu.Unlock()
+			return true, nil
+		case now.Before(b.exact):
+			l.leases.mu.Unlock()
+			return false, nil
+		case b.refill != nil && !waited:
+			wait := b.refill
+			l.leases.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			l.leases.mu.Lock()
+			continue
+		case b.refill != nil:
+			l.leases.mu.Unlock()
+			return false, nil // still leasing: ask for one
+		}
+		break
 	}
-	b.refilling = true
+	b.refill = make(chan struct{})
 	// the next block: twice what the last one spent, within [minLease, size]
 	n := min(max(2*b.spent, b.size, minLease), size)
 	if !now.Before(b.until) && b.size > 0 {
@@ -97,7 +113,8 @@ func (l *RateLimits) fromLease(ctx context.Context, key string, r Rate) (bool, e
 	ok, wait, err := bl.AllowN(ctx, key, r, n)
 	l.leases.mu.Lock()
 	defer l.leases.mu.Unlock()
-	b.refilling = false
+	close(b.refill)
+	b.refill = nil
 	if err != nil {
 		return false, err
 	}
@@ -138,7 +155,7 @@ func capLeaseSize(limit int64, replicas int) int64 {
 type capPool struct {
 	day       int64
 	left      int64
-	refilling bool // as rateLease.refilling
+	refill    chan struct{} // as rateLease.refill
 }
 
 // capLeases is a CapStore that leases large caps from next in blocks.
@@ -153,10 +170,10 @@ func newCapLeases(next CapStore, replicas int) *capLeases {
 	return &capLeases{next: next, replicas: replicas, pools: map[string]*capPool{}}
 }
 
-// take hands out n of key's leased images for day, if it holds them;
-// otherwise refill says whether this caller should lease the next block
-// (no other is leasing it).
-func (c *capLeases) take(key string, day, n int64) (ok, refill bool) {
+// take hands out n of key's leased images for day, if it holds them.
+// Otherwise refill says this caller should lease the next block, or wait
+// is a block being leased by another (take again once it closes).
+func (c *capLeases) take(key string, day, n int64) (ok, refill bool, wait chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pools[key]
@@ -164,15 +181,15 @@ func (c *capLeases) take(key string, day, n int64) (ok, refill bool) {
 		p = &capPool{day: day}
 		c.pools[key] = p
 	}
-	if p.left >= n {
+	switch {
+	case p.left >= n:
 		p.left -= n
-		return true, false
+		return true, false, nil
+	case p.refill != nil:
+		return false, false, p.refill
 	}
-	if p.refilling {
-		return false, false
-	}
-	p.refilling = true
-	return false, true
+	p.refill = make(chan struct{})
+	return false, true, nil
 }
 
 // refilled ends a refill of key's block, adding n images of day.
@@ -180,7 +197,8 @@ func (c *capLeases) refilled(key string, day, n int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pools[key]
-	p.refilling = false
+	close(p.refill)
+	p.refill = nil
 	if p.day == day {
 		p.left += n
 	}
@@ -217,13 +235,22 @@ func (c *capLeases) Reserve(ctx context.Context, day int64, counters []Counter, 
 			exact, exactAt = append(exact, ct), append(exactAt, i)
 			continue
 		}
-		ok, refill := c.take(ct.Key, day, int64(n))
+		ok, refill, wait := c.take(ct.Key, day, int64(n))
+		if wait != nil { // another request is leasing the block: take from it
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				undo()
+				return 0, ctx.Err()
+			}
+			ok, refill, _ = c.take(ct.Key, day, int64(n))
+		}
 		if ok {
 			taken = append(taken, ct)
 			continue
 		}
 		// lease the next block, or book exactly when another request is
-		// leasing it or the cap has no block's room left
+		// (still) leasing it or the cap has no block's room left
 		extra, exact := int64(0), !refill
 		refused, err := -1, error(nil)
 		if refill {

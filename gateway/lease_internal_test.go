@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,8 +126,8 @@ func (g *gatedCaps) Reserve(ctx context.Context, day int64, cs []Counter, n int)
 }
 
 // TestCapLeasesConcurrent: while one request leases a block, the others
-// that find the block empty book exactly instead of each leasing one, so
-// the images held unused stay within a block.
+// that find the block empty wait for it and take from it, instead of each
+// leasing one or each asking the store.
 func TestCapLeasesConcurrent(t *testing.T) {
 	ctx := context.Background()
 	store := &gatedCaps{MemCaps: NewMemCaps(), held: make(chan struct{}), release: make(chan struct{})}
@@ -138,17 +139,26 @@ func TestCapLeasesConcurrent(t *testing.T) {
 		first <- refused
 	}()
 	<-store.held // the first request is leasing the block
-	for i := range 10 {
-		if refused, err := l.Reserve(ctx, 20000, tenant, 1); err != nil || refused != -1 {
-			t.Fatalf("request %d while the block is leased: %d, %v", i, refused, err)
-		}
+	others := make(chan int, 10)
+	for range 10 {
+		go func() {
+			refused, _ := l.Reserve(ctx, 20000, tenant, 1)
+			others <- refused
+		}()
 	}
 	close(store.release)
 	if refused := <-first; refused != -1 {
 		t.Fatalf("the leasing request: %d", refused)
 	}
-	if booked := store.count("tenant:acme", 20000).n; store.overlaps != 0 || booked != 1000+10 {
-		t.Errorf("%d blocks asked while one was being leased, %d booked; want none, and the block plus 10 exact", store.overlaps, booked)
+	for range 10 {
+		if refused := <-others; refused != -1 {
+			t.Fatalf("a request while the block was leased: %d", refused)
+		}
+	}
+	booked := store.count("tenant:acme", 20000).n
+	if store.overlaps != 0 || booked != 1000 || l.pools["tenant:acme"].left != 1000-11 {
+		t.Errorf("%d blocks asked while one was being leased, %d booked, %d left; want none, one block of 1000, 989",
+			store.overlaps, booked, l.pools["tenant:acme"].left)
 	}
 }
 
@@ -156,13 +166,19 @@ func TestCapLeasesConcurrent(t *testing.T) {
 // asked for while one is held.
 type gatedLimiter struct {
 	*MemLimiter
+	calls         atomic.Int64
 	held, release chan struct{}
 	mu            sync.Mutex
 	holding       bool
 	overlaps      int
 }
 
+func (g *gatedLimiter) Allow(ctx context.Context, key string, r Rate) (bool, time.Duration, error) {
+	return g.AllowN(ctx, key, r, 1)
+}
+
 func (g *gatedLimiter) AllowN(ctx context.Context, key string, r Rate, n int) (bool, time.Duration, error) {
+	g.calls.Add(1)
 	if n > 1 {
 		g.mu.Lock()
 		if g.holding {
@@ -179,7 +195,8 @@ func (g *gatedLimiter) AllowN(ctx context.Context, key string, r Rate, n int) (b
 }
 
 // TestRateLeasesConcurrent: while one request leases a block, the others
-// ask for one admission each instead of each leasing a block.
+// wait for it and spend from it, instead of each leasing a block or each
+// asking the store.
 func TestRateLeasesConcurrent(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
@@ -192,13 +209,23 @@ func TestRateLeasesConcurrent(t *testing.T) {
 		first <- ok
 	}()
 	<-store.held
-	for i := range 10 {
-		if ok, _ := l.Allow(context.Background(), "key:k", r); !ok {
-			t.Fatalf("request %d while the block is leased: refused", i)
-		}
+	others := make(chan bool, 5) // a first block holds 8
+	for range 5 {
+		go func() {
+			ok, _ := l.Allow(context.Background(), "key:k", r)
+			others <- ok
+		}()
 	}
 	close(store.release)
-	if ok := <-first; !ok || store.overlaps != 0 {
-		t.Errorf("leasing request admitted %v, %d blocks asked while one was leased; want true, none", ok, store.overlaps)
+	if ok := <-first; !ok {
+		t.Fatal("the leasing request was refused")
+	}
+	for range 5 {
+		if !<-others {
+			t.Fatal("a request while the block was leased was refused")
+		}
+	}
+	if store.overlaps != 0 || store.calls.Load() != 1 {
+		t.Errorf("%d blocks asked while one was leased, %d store calls; want none, 1", store.overlaps, store.calls.Load())
 	}
 }
