@@ -153,9 +153,9 @@ func capLeaseSize(limit int64, replicas int) int64 {
 }
 
 type capPool struct {
-	day       int64
-	left      int64
-	refill    chan struct{} // as rateLease.refill
+	day    int64
+	left   int64
+	refill chan struct{} // as rateLease.refill
 }
 
 // capLeases is a CapStore that leases large caps from next in blocks.
