@@ -28,8 +28,8 @@ type Request struct {
 	// OutputCompression is the JPEG or WebP quality asked for (0-100),
 	// forwarded to vendors that take it; nil: none asked.
 	OutputCompression *int
-	EditDepth    int
-	Seed         uint64
+	EditDepth         int
+	Seed              uint64
 	// OpenAI Images options, forwarded by adapters whose API has them and
 	// ignored by the rest: Background transparent|opaque|auto, Moderation
 	// auto|low, InputFidelity high|low (edits), Style vivid|natural

@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/gateway/gatewaytest"
 	"github.com/routelab/routelab/providers"
