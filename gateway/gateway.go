@@ -222,15 +222,12 @@ type Deps struct {
 	// Caps, Chains and Limits are the state replicas share (redisstate):
 	// daily caps and, when Caps is also a SpendStore, spend budgets; edit
 	// chains; vendor budgets. nil: this replica's memory.
-	Caps   CapStore
-	Chains ChainStore
-	Limits Limiter
-	// ChainImages, with Chains, leaves chain images on the replica that
-	// made them (the store gets the owner); nil: the store gets the bytes.
-	ChainImages ChainImages
-	Registry    prometheus.Registerer // nil: a private registry
-	Logger      *slog.Logger          // nil: discard
-	Now         func() time.Time      // nil: time.Now
+	Caps     CapStore
+	Chains   ChainStore
+	Limits   Limiter
+	Registry prometheus.Registerer // nil: a private registry
+	Logger   *slog.Logger          // nil: discard
+	Now      func() time.Time      // nil: time.Now
 }
 
 // Sizes is the size a model answers a w×h request at.

@@ -35,7 +35,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	}
 	var parent *chainNode
 	if r.ParentID != "" {
-		p, ok := g.parentNode(ctx, r.ParentID)
+		p, ok := g.chainNode(ctx, r.ParentID)
 		if !ok || p.tenant != r.Tenant {
 			return nil, &Error{Code: CodeParentNotFound, Field: "parent_id", Message: "unknown parent_id (edit chains are kept for recent requests only)"}
 		}

@@ -72,13 +72,8 @@ type ChainNode struct {
 	Depth  int
 	Score  float64 // QA score; higher is cleaner
 	Model  string
-	Root   bool // a reset started a new segment here
-	// The first returned image: its bytes, or (with Deps.ChainImages) the
-	// replica that holds them, Owner, so the state store holds no image
-	// bytes and a response writes none anywhere: a vendor image is
-	// megabytes, and only the few outputs that get edited are ever read.
-	Image []byte
-	Owner string
+	Root   bool   // a reset started a new segment here
+	Image  []byte // the first returned image
 }
 
 // ChainMeta is a chain node's fields but its id and image, as a store
@@ -90,26 +85,16 @@ type ChainMeta struct {
 	Score  float64 `json:"score"`
 	Model  string  `json:"model,omitempty"`
 	Root   bool    `json:"root,omitempty"`
-	Owner  string  `json:"owner,omitempty"`
 }
 
 // Meta is n's fields but its id and image.
 func (n ChainNode) Meta() ChainMeta {
-	return ChainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root, Owner: n.Owner}
+	return ChainMeta{Tenant: n.Tenant, Parent: n.Parent, Depth: n.Depth, Score: n.Score, Model: n.Model, Root: n.Root}
 }
 
 // Node is the node id with these fields and image.
 func (m ChainMeta) Node(id string, image []byte) ChainNode {
-	return ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Owner: m.Owner, Image: image}
-}
-
-// ChainImages fetches a chain node's image from the replica that made it.
-type ChainImages interface {
-	// Self is where other replicas fetch this replica's images.
-	Self() string
-	// Fetch returns the image of node id from owner. Errors: owner is
-	// gone, or no longer holds it.
-	Fetch(ctx context.Context, owner, id string) ([]byte, error)
+	return ChainNode{ID: id, Tenant: m.Tenant, Parent: m.Parent, Depth: m.Depth, Score: m.Score, Model: m.Model, Root: m.Root, Image: image}
 }
 
 // ChainStore keeps edit-chain nodes for replicas to share, for a TTL.

@@ -29,11 +29,6 @@ func BenchmarkRequestOpsSpend(b *testing.B) {
 			b.Fatal(ok, err)
 		}
 	}
-	chain := func(b *testing.B) {
-		if err := s.PutChain(ctx, gateway.ChainNode{ID: "req", Tenant: "bench", Owner: "http://127.0.0.1:8081"}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	cases := []struct {
 		name string
 		op   func(b *testing.B)
@@ -43,14 +38,12 @@ func BenchmarkRequestOpsSpend(b *testing.B) {
 			if idx, err := s.Reserve(ctx, day, cs, 1); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
-			chain(b)
 		}},
 		{"unbudgeted", func(b *testing.B) {
 			common(b)
 			if idx, err := s.Reserve(ctx, day, cs, 1); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
-			chain(b)
 			if err := s.AddSpend(ctx, free, 40_000); err != nil {
 				b.Fatal(err)
 			}
@@ -60,14 +53,12 @@ func BenchmarkRequestOpsSpend(b *testing.B) {
 			if idx, _, err := s.Book(ctx, day, cs, 1, budgeted, 40_000); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
-			chain(b)
 		}},
 		{"budgeted_settled", func(b *testing.B) {
 			common(b)
 			if idx, _, err := s.Book(ctx, day, cs, 1, budgeted, 40_000); err != nil || idx != -1 {
 				b.Fatal(idx, err)
 			}
-			chain(b)
 			if _, err := s.Settle(ctx, budgeted, 1_000); err != nil {
 				b.Fatal(err)
 			}

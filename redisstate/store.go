@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,10 +54,7 @@ type Store struct {
 	stop   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
-	// chainQ feeds the edit-chain writer (chainwriter.go).
-	chainQ    chan chainWrite
-	chainDone chan struct{}
-	spend     *spendBatch // budgets.go
+	spend  *spendBatch // budgets.go
 }
 
 var (
@@ -102,7 +98,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	s := &Store{o: o, c: redis.NewClient(ro), log: o.Logger, stop: make(chan struct{}), done: make(chan struct{}),
-		chainQ: make(chan chainWrite, chainQueue), chainDone: make(chan struct{}), spend: newSpendBatch()}
+		spend: newSpendBatch()}
 	if s.ap, err = s.c.AutoPipeline(); err != nil {
 		s.c.Close()
 		return nil, fmt.Errorf("state store: autopipeline: %w", err)
@@ -120,7 +116,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}))
 	s.ping(ctx)
 	go s.watch()
-	go s.writeChains()
 	go s.flushSpendLoop()
 	return s, nil
 }
@@ -146,10 +141,6 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
-	select { // queued chain nodes, while the store answers
-	case <-s.chainDone:
-	case <-time.After(chainFlushWait):
-	}
 	<-s.spend.done // the last flush
 	return s.c.Close()
 }
@@ -321,25 +312,18 @@ func (s *Store) AllowN(ctx context.Context, key string, r gateway.Rate, n int) (
 	return false, max(time.Duration(res[1])*time.Microsecond, time.Millisecond), nil
 }
 
-// A chain node is stored as its gateway.ChainMeta in JSON: after 'R' and
-// the hex SHA-256 of its image (kept at img:SHA256), or after 'O' with its
-// image on the replica that made it (Owner).
+// A chain node is stored as 'R', the hex SHA-256 of its image (kept at
+// img:SHA256) and its gateway.ChainMeta in JSON. Serve's replicas with an
+// admin listener keep nodes to themselves (server.PeerChains); this store
+// holds them for replicas without one.
 
-// PutChain implements gateway.ChainStore: a node whose image stays on its
-// replica (Owner) is queued for the chain writer; a node that carries its
-// image is written with it (by content, so a chain's repeated images are
-// kept once) in one MULTI before PutChain returns.
+// PutChain implements gateway.ChainStore: the node and its image (by
+// content, so a chain's repeated images are kept once) in one MULTI before
+// PutChain returns.
 func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 	meta, err := json.Marshal(n.Meta())
 	if err != nil {
 		return err
-	}
-	if n.Owner != "" {
-		if err := s.Healthy(); err != nil {
-			s.errs.WithLabelValues("chain_put").Inc()
-			return err
-		}
-		return s.queueChain(ctx, s.o.Prefix+"chain:"+n.ID, "O"+string(meta))
 	}
 	ctx, cancel, err := s.begin(ctx, "chain_put")
 	if err != nil {
@@ -359,13 +343,12 @@ func (s *Store) PutChain(ctx context.Context, n gateway.ChainNode) error {
 	return nil
 }
 
-// chainScript reads a node and, when the store holds it, its image:
-// KEYS[1] the node, ARGV[1] the image key prefix. Returns false when either
-// is gone.
+// chainScript reads a node and its image: KEYS[1] the node, ARGV[1] the
+// image key prefix. Returns false when either is gone.
 var chainScript = redis.NewScript(`
 local m = redis.call('GET', KEYS[1])
 if not m then return false end
-if string.sub(m, 1, 1) ~= 'R' then return {m} end
+if string.sub(m, 1, 1) ~= 'R' then return false end
 local img = redis.call('GET', ARGV[1] .. string.sub(m, 2, 65))
 if not img then return false end
 return {m, img}`)
@@ -386,16 +369,12 @@ func (s *Store) Chain(ctx context.Context, id string) (gateway.ChainNode, bool, 
 	}
 	var m gateway.ChainMeta
 	var img []byte
-	switch {
-	case len(res) == 1 && strings.HasPrefix(res[0], "O"):
-		err = json.Unmarshal([]byte(res[0][1:]), &m)
-	case len(res) == 2 && len(res[0]) > 65 && res[0][0] == 'R':
-		err, img = json.Unmarshal([]byte(res[0][65:]), &m), []byte(res[1])
-	default:
+	if len(res) != 2 || len(res[0]) <= 65 || res[0][0] != 'R' {
 		return gateway.ChainNode{}, false, nil // a damaged record is an unknown parent
 	}
-	if err != nil {
+	if err := json.Unmarshal([]byte(res[0][65:]), &m); err != nil {
 		return gateway.ChainNode{}, false, nil
 	}
+	img = []byte(res[1])
 	return m.Node(id, img), true, nil
 }

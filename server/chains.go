@@ -16,8 +16,8 @@ import (
 	"github.com/routelab/routelab/gateway"
 )
 
-// chainImage serves the image of an edit-chain node made on this replica
-// to another replica editing it (gateway.ChainImages there: ChainPeers).
+// chainImage serves an edit-chain node made on this replica, image
+// included, to another replica editing it (PeerChains there asks).
 // Admin listener only: the bytes are a tenant's.
 // The node's other fields ride in the X-Routelab-Chain-Node header, as
 // JSON (PeerChains reads them).
@@ -37,7 +37,7 @@ func (h *handlers) chainImage(c *fiber.Ctx) error {
 
 const headerChainNode = "X-Routelab-Chain-Node"
 
-// ChainPeers fetches edit-chain images from the replica that made them,
+// ChainPeers fetches edit-chain nodes from the replica that made them,
 // through its admin listener (GET /admin/chains/ID/image with the admin
 // token every replica shares).
 type ChainPeers struct {
@@ -46,19 +46,8 @@ type ChainPeers struct {
 	Client  *http.Client // nil: a client with a 5 s timeout
 }
 
-var _ gateway.ChainImages = (*ChainPeers)(nil)
-
-// Self implements gateway.ChainImages.
-func (p *ChainPeers) Self() string { return p.SelfURL }
-
 // maxChainImage bounds what a peer may send: a vendor image is megabytes.
 const maxChainImage = 64 << 20
-
-// Fetch implements gateway.ChainImages.
-func (p *ChainPeers) Fetch(ctx context.Context, owner, id string) ([]byte, error) {
-	n, err := p.fetchNode(ctx, owner, id)
-	return n.Image, err
-}
 
 // fetchNode asks owner for node id, image and fields.
 func (p *ChainPeers) fetchNode(ctx context.Context, owner, id string) (gateway.ChainNode, error) {
@@ -132,7 +121,7 @@ func (c *PeerChains) Chain(ctx context.Context, id string) (gateway.ChainNode, b
 	found := make(chan gateway.ChainNode, len(urls))
 	var wg sync.WaitGroup
 	for _, u := range urls {
-		if u == c.Peers.Self() {
+		if u == c.Peers.SelfURL {
 			continue
 		}
 		wg.Add(1)
