@@ -76,15 +76,17 @@ test: deps browser build
 	@$(MAKE) --no-print-directory test-heavy
 	$(MAKE) fuzz-short
 
-# The heavy tests, marked labtest.Heavy and named TestLab* or TestFault*: lab
-# runs of thousands of requests, each rendering and QA-checking an image on
-# one goroutine, and the fault campaign's process stacks (serve and ingest
-# as child processes under load). Under -race they are a hundredfold slower
-# and race nothing the packages' own tests do not, so the race pass skips
-# them and they run here without it.
-HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/ ./providers/sim/
+# The heavy tests, marked labtest.Heavy: lab runs of thousands of requests,
+# each rendering and QA-checking an image on one goroutine (named TestLab*),
+# the fault campaign's process stacks (serve and ingest as child processes
+# under load, TestFault*), and QA's comparisons of its PNG reader with
+# image/png over hundreds of images. Under -race they are a hundredfold
+# slower and race nothing the packages' own tests do not, so the race pass
+# skips them and they run here without it.
+HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/ ./providers/sim/ ./evaluator/qa/
+HEAVY_RUN  := ^Test(Lab|Fault)[A-Z]|^TestPNGWorkMatchesDecode$$|^TestStreamedPNGVerdicts$$
 test-heavy: build
-	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '^Test(Lab|Fault)[A-Z]' $(HEAVY_PKGS)
+	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '$(HEAVY_RUN)' $(HEAVY_PKGS)
 
 # Go native fuzz targets, one per decoder of outside bytes (package:target).
 # `make test` runs each for FUZZTIME_SHORT, `make fuzz` for FUZZTIME. A

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/events"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 // testImage fills a w×h image of the given model with content that makes
@@ -138,6 +139,7 @@ func rawPNG(w, h int, ctype byte, bpp int, pix []byte, filters []byte) []byte {
 // the image png.Decode returns, at every work side, and Check's result is
 // CheckImage's on the decoded image.
 func TestPNGWorkMatchesDecode(t *testing.T) {
+	labtest.Heavy(t) // decodes hundreds of images: minutes under -race, and sequential
 	type tc struct {
 		name string
 		b    []byte

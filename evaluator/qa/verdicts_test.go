@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/evaluator/qa"
+	"github.com/routelab/routelab/lab/labtest"
 	"github.com/routelab/routelab/providers/sim"
 )
 
@@ -25,6 +26,7 @@ import (
 // simulator's renders with lettering from crisp to washed out, square and
 // at Gemini's 3:2 (work planes at full size and averaged 2x2 and 3x3).
 func TestStreamedPNGVerdicts(t *testing.T) {
+	labtest.Heavy(t) // decodes hundreds of images: minutes under -race, and sequential
 	type tc struct {
 		name string
 		b    []byte

@@ -1,4 +1,5 @@
-// Package labtest is what tests that run the lab share.
+// Package labtest is what tests that run the lab, and other heavy tests,
+// share.
 package labtest
 
 import "testing"
@@ -10,8 +11,9 @@ import "testing"
 // minutes to an hour under -race and finds no race there (the lab is
 // sequential; a fault scenario's serve is a child process; the gateway's,
 // server's and producer's concurrency is raced in their own tests). So it
-// is skipped under -race and -short; `make test` runs the heavy tests, named
-// TestLab* or TestFault*, in a second pass without -race (make test-heavy).
+// is skipped under -race and -short; `make test` runs the heavy tests
+// (named TestLab* or TestFault*, and the few the Makefile's HEAVY_RUN names)
+// in a second pass without -race (make test-heavy).
 func Heavy(t testing.TB) {
 	t.Helper()
 	if raceEnabled {
