@@ -9,11 +9,12 @@ import (
 	"github.com/routelab/routelab/experiments/ope"
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/jobstest"
+	"github.com/routelab/routelab/lab/labtest"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
 
-// TestOPECoverageOnSimulator is the OPE validation on routelab's
+// TestLabOPECoverageOnSimulator is the OPE validation on routelab's
 // own simulated world: the logging policy is the shipped explore policy,
 // the candidate a classifier trained on another workload, the population
 // 20,000 requests of the workload generator whose outcome under every
@@ -23,7 +24,8 @@ import (
 // model drawn from the explore policy's distribution; jobs.EvaluateLogged
 // (the code jobs ope runs) must cover the truth with its 95% interval in
 // >= 90% of the trials for IPS, SNIPS and DR.
-func TestOPECoverageOnSimulator(t *testing.T) {
+func TestLabOPECoverageOnSimulator(t *testing.T) {
+	labtest.Heavy(t)
 	if testing.Short() {
 		t.Skip("200 OPE trials")
 	}

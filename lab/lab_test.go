@@ -10,6 +10,7 @@ import (
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/lab"
+	"github.com/routelab/routelab/lab/labtest"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -62,14 +63,15 @@ func TestResultsHoldNoImages(t *testing.T) {
 	}
 }
 
-// TestFeedbackLabels: the simulated users' signals go through the
+// TestLabFeedbackLabels: the simulated users' signals go through the
 // gateway into the event sink, and the jobs' labels read from those events
 // (memsource, jobs.Labels) give each labelled decision the hidden success
 // of the routed model's own image: under the default labels when QA passed
 // it too, under the users' verdicts alone (RequireQA false) exactly. (Few
 // requests: each renders and QA-checks an image, a hundred times slower
 // under -race.)
-func TestFeedbackLabels(t *testing.T) {
+func TestLabFeedbackLabels(t *testing.T) {
+	labtest.Heavy(t)
 	for _, tt := range []struct {
 		rate float64
 		n    int

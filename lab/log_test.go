@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
-// TestLog: one logged decision per request, in order, and a summary that
+// TestLabLog: one logged decision per request, in order, and a summary that
 // is the mean over those lines; a cancelled run stops with its error.
-func TestLog(t *testing.T) {
+func TestLabLog(t *testing.T) {
+	labtest.Heavy(t)
 	l, items := mustLab(t, "explore")
 	items = items[:60]
 	var buf bytes.Buffer

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/lab/labtest"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
@@ -49,7 +50,8 @@ func jobs(t *testing.T, seed uint64, n int) []sim.Job {
 // The lab loop end to end on a small scale: a policy trained on exploration
 // logs beats the hand-written rules and random routing on a held-out
 // workload, close to the oracle, and its predicted P is calibrated.
-func TestTrainedPolicyBeatsBaselines(t *testing.T) {
+func TestLabTrainedPolicyBeatsBaselines(t *testing.T) {
+	labtest.Heavy(t)
 	if testing.Short() {
 		t.Skip("trains a policy (a few seconds); skipped with -short")
 	}
