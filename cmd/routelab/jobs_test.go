@@ -13,6 +13,7 @@ import (
 
 	"github.com/routelab/routelab/ingest/ingesttest"
 	"github.com/routelab/routelab/jobs/jobstest"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 // lastJSON decodes the last line of stdout, which every --json flag
@@ -34,14 +35,12 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-// TestJobsCLI runs recalibrate, ope and drift the way a user does, against
+// TestLabJobsCLI runs recalibrate, ope and drift the way a user does, against
 // a real ClickHouse holding simulated traffic, and checks the report keys
 // the issue names.
-func TestJobsCLI(t *testing.T) {
+func TestLabJobsCLI(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("trains a policy and simulates 20k requests")
-	}
+	labtest.Heavy(t) // trains a policy and simulates 20k requests: minutes under -race
 	live := jobstest.TrainedPolicy(t)
 	db := ingesttest.ClickHouse(t)
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
