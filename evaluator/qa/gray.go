@@ -165,30 +165,61 @@ func lumaRow(img image.Image, y int, row []uint8) {
 }
 
 // stats returns the standard deviation of the plane and the variance of its
-// 4-neighbour Laplacian (interior pixels).
+// 4-neighbour Laplacian (interior pixels), in one pass over the rows.
 func stats(g gray) (stddev, lapVar float64) {
-	var sum, sumSq int64
-	for _, v := range g.pix {
-		sum += int64(v)
-		sumSq += int64(v) * int64(v)
+	w, h := g.w, g.h
+	var sum, sumSq, lSum, lSq int64
+	if w < 3 || h < 3 {
+		for y := range h {
+			s, q := rowSums(g.pix[y*w : (y+1)*w])
+			sum, sumSq = sum+s, sumSq+q
+		}
+	} else {
+		for _, y := range []int{0, h - 1} {
+			s, q := rowSums(g.pix[y*w : (y+1)*w])
+			sum, sumSq = sum+s, sumSq+q
+		}
+		for y := 1; y < h-1; y++ {
+			s, q, ls, lq := laplacianRow(g.pix[(y-1)*w:y*w], g.pix[y*w:(y+1)*w], g.pix[(y+1)*w:(y+2)*w])
+			sum, sumSq, lSum, lSq = sum+s, sumSq+q, lSum+ls, lSq+lq
+		}
 	}
 	n := float64(len(g.pix))
 	mean := float64(sum) / n
 	stddev = sqrt(max(float64(sumSq)/n-mean*mean, 0))
-	if g.w < 3 || g.h < 3 {
+	if w < 3 || h < 3 {
 		return stddev, 0
 	}
-	var lSum, lSq int64
-	w := g.w
-	for y := 1; y < g.h-1; y++ {
-		up, mid, dn := g.pix[(y-1)*w:y*w], g.pix[y*w:(y+1)*w], g.pix[(y+1)*w:(y+2)*w]
-		for x := 1; x < w-1; x++ {
-			l := 4*int64(mid[x]) - int64(mid[x-1]) - int64(mid[x+1]) - int64(up[x]) - int64(dn[x])
-			lSum += l
-			lSq += l * l
-		}
-	}
-	m := float64((g.w - 2) * (g.h - 2))
+	m := float64((w - 2) * (h - 2))
 	lm := float64(lSum) / m
 	return stddev, max(float64(lSq)/m-lm*lm, 0)
+}
+
+// rowSums returns the sum and the sum of squares of r's values.
+func rowSums(r []uint8) (s, q int64) {
+	for _, v := range r {
+		s += int64(v)
+		q += int64(v) * int64(v)
+	}
+	return s, q
+}
+
+// laplacianRow returns, for row mid (between up and dn, at least 3 pixels
+// wide), the sum and sum of squares of its values and of its interior
+// pixels' 4-neighbour Laplacian. A function of its own, the sums and the
+// sliding left, centre and right pixels stay in registers.
+func laplacianRow(up, mid, dn []uint8) (s, q, ls, lq int64) {
+	up, dn = up[:len(mid)], dn[:len(mid)]
+	l, m := int64(mid[0]), int64(mid[1])
+	s, q = l+m, l*l+m*m
+	for x := 1; x < len(mid)-1; x++ {
+		r := int64(mid[x+1])
+		v := 4*m - l - r - int64(up[x]) - int64(dn[x])
+		ls += v
+		lq += v * v
+		s += r
+		q += r * r
+		l, m = m, r
+	}
+	return s, q, ls, lq
 }

@@ -105,8 +105,13 @@ func pngWork(b []byte, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
 		case f == 1:
 			lumaOf(row, bpp, g.pix[oy*ow:(oy+1)*ow])
 			continue
-		case f == 2 && bpp >= 3:
-			lumaPairs(row, bpp, acc, first)
+		case f == 2:
+			// A 1024 px output's plane: each pair of rows is measured
+			// once both are unfiltered (the one above is still in cr).
+			if !first {
+				lumaBlocks2(cr[1:], row, bpp, g.pix[oy*ow:(oy+1)*ow])
+			}
+			continue
 		default:
 			lumaOf(row, bpp, lum) // as far as the plane reaches
 			for ox := range acc {
@@ -338,26 +343,37 @@ func lumaOf(row []uint8, bpp int, dst []uint8) {
 	}
 }
 
-// lumaPairs adds the luma of each pair of RGB or RGBA pixels of row into
-// acc (set when first): the 2x2 blocks of a plane at half size, which a
-// 1024 px output has, without a row of luma in between.
-func lumaPairs(row []uint8, bpp int, acc []uint32, first bool) {
-	if first {
-		clear(acc)
-	}
+// lumaBlocks2 writes into dst the mean luma of each 2x2 block of rows r0
+// and r1 (as toWork rounds it): the plane at half size, which a 1024 px
+// output has, from both rows at once, without a row of sums in between.
+func lumaBlocks2(r0, r1 []uint8, bpp int, dst []uint8) {
 	tr, tg, tb := &lumaTable[0], &lumaTable[1], &lumaTable[2]
-	if bpp == 3 {
-		row = row[:6*len(acc)]
-		for ox := range acc {
-			q := row[6*ox : 6*ox+6 : 6*ox+6]
-			acc[ox] += (tr[q[0]]+tg[q[1]]+tb[q[2]])>>16 + (tr[q[3]]+tg[q[4]]+tb[q[5]])>>16
+	switch bpp {
+	case 3:
+		r0, r1 = r0[:6*len(dst)], r1[:6*len(dst)]
+		for ox := range dst {
+			p := r0[6*ox : 6*ox+6 : 6*ox+6]
+			q := r1[6*ox : 6*ox+6 : 6*ox+6]
+			s := (tr[p[0]]+tg[p[1]]+tb[p[2]])>>16 + (tr[p[3]]+tg[p[4]]+tb[p[5]])>>16 +
+				(tr[q[0]]+tg[q[1]]+tb[q[2]])>>16 + (tr[q[3]]+tg[q[4]]+tb[q[5]])>>16
+			dst[ox] = uint8((s + 2) >> 2)
 		}
-		return
-	}
-	row = row[:8*len(acc)]
-	for ox := range acc {
-		q := row[8*ox : 8*ox+8 : 8*ox+8]
-		acc[ox] += (tr[q[0]]+tg[q[1]]+tb[q[2]])>>16 + (tr[q[4]]+tg[q[5]]+tb[q[6]])>>16
+	case 4:
+		r0, r1 = r0[:8*len(dst)], r1[:8*len(dst)]
+		for ox := range dst {
+			p := r0[8*ox : 8*ox+8 : 8*ox+8]
+			q := r1[8*ox : 8*ox+8 : 8*ox+8]
+			s := (tr[p[0]]+tg[p[1]]+tb[p[2]])>>16 + (tr[p[4]]+tg[p[5]]+tb[p[6]])>>16 +
+				(tr[q[0]]+tg[q[1]]+tb[q[2]])>>16 + (tr[q[4]]+tg[q[5]]+tb[q[6]])>>16
+			dst[ox] = uint8((s + 2) >> 2)
+		}
+	default: // grey (+alpha): the luma is the grey value
+		r0, r1 = r0[:2*bpp*len(dst)], r1[:2*bpp*len(dst)]
+		for ox := range dst {
+			i := 2 * bpp * ox
+			s := uint32(r0[i]) + uint32(r0[i+bpp]) + uint32(r1[i]) + uint32(r1[i+bpp])
+			dst[ox] = uint8((s + 2) >> 2)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -168,7 +169,9 @@ func TestPNGWorkMatchesDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, side := range []int{512, 100, 7, 0} {
+			// 150 halves the raw images (odd width and height, every
+			// colour type, the 2x2 path); 512 halves the 1024 px ones
+			for _, side := range []int{512, 150, 100, 7, 0} {
 				want := toWork(img, side, nil)
 				got, w, h, ok := pngWork(c.b, side, nil)
 				if !ok || w != img.Bounds().Dx() || h != img.Bounds().Dy() || !reflect.DeepEqual(got, want) {
@@ -348,6 +351,56 @@ func TestPaethMatchesTheSpec(t *testing.T) {
 				if got, want := paeth(a, b, c), spec(a, b, c); got != want {
 					t.Fatalf("paeth(%d, %d, %d) = %d, want %d", a, b, c, got, want)
 				}
+			}
+		}
+	}
+}
+
+// TestStatsMatchesTheDefinition: stats' one-pass sums are the standard
+// deviation and Laplacian variance as defined, pixel by pixel, on planes
+// of every shape (1 and 2 wide or high, where there is no interior).
+func TestStatsMatchesTheDefinition(t *testing.T) {
+	naive := func(g gray) (float64, float64) {
+		var sum, sumSq float64
+		for _, v := range g.pix {
+			sum += float64(v)
+			sumSq += float64(v) * float64(v)
+		}
+		n := float64(len(g.pix))
+		std := sqrt(max(sumSq/n-(sum/n)*(sum/n), 0))
+		if g.w < 3 || g.h < 3 {
+			return std, 0
+		}
+		var lSum, lSq float64
+		at := func(x, y int) float64 { return float64(g.pix[y*g.w+x]) }
+		for y := 1; y < g.h-1; y++ {
+			for x := 1; x < g.w-1; x++ {
+				l := 4*at(x, y) - at(x-1, y) - at(x+1, y) - at(x, y-1) - at(x, y+1)
+				lSum += l
+				lSq += l * l
+			}
+		}
+		m := float64((g.w - 2) * (g.h - 2))
+		return std, max(lSq/m-(lSum/m)*(lSum/m), 0)
+	}
+	r := rand.New(rand.NewPCG(8, 9))
+	for _, sz := range [][2]int{{1, 1}, {1, 9}, {9, 2}, {3, 3}, {4, 7}, {512, 512}, {333, 97}} {
+		for _, kind := range []string{"noise", "0xff", "edges"} {
+			g := gray{w: sz[0], h: sz[1], pix: make([]uint8, sz[0]*sz[1])}
+			for i := range g.pix {
+				switch kind {
+				case "noise":
+					g.pix[i] = uint8(r.Uint32())
+				case "0xff":
+					g.pix[i] = 0xff
+				default: // the largest Laplacians: 255 beside 0
+					g.pix[i] = uint8(255 * ((i%g.w + i/g.w) % 2))
+				}
+			}
+			gs, gl := stats(g)
+			ws, wl := naive(g)
+			if math.Abs(gs-ws) > 1e-9*max(1, ws) || math.Abs(gl-wl) > 1e-9*max(1, wl) {
+				t.Errorf("%dx%d %s: stats = %v, %v; want %v, %v", sz[0], sz[1], kind, gs, gl, ws, wl)
 			}
 		}
 	}
