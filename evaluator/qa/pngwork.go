@@ -386,30 +386,37 @@ func filterPaeth(cdat, pdat []byte, bpp int) {
 		return
 	}
 	// The first pixel's predictor is the one above (a = c = 0). After it,
-	// only a stays in a register: b and c are loaded, so that three or four
-	// chains fit in the registers rather than spill.
+	// a and c (the pixel above left, the last pixel's b) stay in
+	// registers, so that each channel loads only b and the filtered byte.
 	for i := range bpp {
 		cdat[i] += pdat[i]
 	}
+	pdat = pdat[:len(cdat)]
 	switch bpp {
 	case 3:
 		a0, a1, a2 := int(cdat[0]), int(cdat[1]), int(cdat[2])
+		c0, c1, c2 := int(pdat[0]), int(pdat[1]), int(pdat[2])
 		for i := 3; i+3 <= len(cdat); i += 3 {
-			cd, pd := cdat[i:i+3:i+3], pdat[i-3:i+3:i+3]
-			a0 = (paeth(a0, int(pd[3]), int(pd[0])) + int(cd[0])) & 0xff
-			a1 = (paeth(a1, int(pd[4]), int(pd[1])) + int(cd[1])) & 0xff
-			a2 = (paeth(a2, int(pd[5]), int(pd[2])) + int(cd[2])) & 0xff
+			cd, pd := cdat[i:i+3:i+3], pdat[i:i+3:i+3]
+			b0, b1, b2 := int(pd[0]), int(pd[1]), int(pd[2])
+			a0 = (paeth(a0, b0, c0) + int(cd[0])) & 0xff
+			a1 = (paeth(a1, b1, c1) + int(cd[1])) & 0xff
+			a2 = (paeth(a2, b2, c2) + int(cd[2])) & 0xff
 			cd[0], cd[1], cd[2] = uint8(a0), uint8(a1), uint8(a2)
+			c0, c1, c2 = b0, b1, b2
 		}
 	case 4:
 		a0, a1, a2, a3 := int(cdat[0]), int(cdat[1]), int(cdat[2]), int(cdat[3])
+		c0, c1, c2, c3 := int(pdat[0]), int(pdat[1]), int(pdat[2]), int(pdat[3])
 		for i := 4; i+4 <= len(cdat); i += 4 {
-			cd, pd := cdat[i:i+4:i+4], pdat[i-4:i+4:i+4]
-			a0 = (paeth(a0, int(pd[4]), int(pd[0])) + int(cd[0])) & 0xff
-			a1 = (paeth(a1, int(pd[5]), int(pd[1])) + int(cd[1])) & 0xff
-			a2 = (paeth(a2, int(pd[6]), int(pd[2])) + int(cd[2])) & 0xff
-			a3 = (paeth(a3, int(pd[7]), int(pd[3])) + int(cd[3])) & 0xff
+			cd, pd := cdat[i:i+4:i+4], pdat[i:i+4:i+4]
+			b0, b1, b2, b3 := int(pd[0]), int(pd[1]), int(pd[2]), int(pd[3])
+			a0 = (paeth(a0, b0, c0) + int(cd[0])) & 0xff
+			a1 = (paeth(a1, b1, c1) + int(cd[1])) & 0xff
+			a2 = (paeth(a2, b2, c2) + int(cd[2])) & 0xff
+			a3 = (paeth(a3, b3, c3) + int(cd[3])) & 0xff
 			cd[0], cd[1], cd[2], cd[3] = uint8(a0), uint8(a1), uint8(a2), uint8(a3)
+			c0, c1, c2, c3 = b0, b1, b2, b3
 		}
 	}
 }
