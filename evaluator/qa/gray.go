@@ -56,6 +56,37 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 	}
 	acc := make([]uint32, ow)
 	area := uint32(f * f)
+	if pix, stride, ok := lumaPix(img); ok {
+		// A decoded JPEG's Y plane (or a grey image) is the luma: the
+		// block sums of the general path below, straight from it.
+		for oy := range oh {
+			dst := out.pix[oy*ow : (oy+1)*ow]
+			if f == 2 {
+				p := pix[2*oy*stride:][:2*ow]
+				q := pix[(2*oy+1)*stride:][:2*ow]
+				for ox := range dst {
+					s := uint32(p[2*ox]) + uint32(p[2*ox+1]) + uint32(q[2*ox]) + uint32(q[2*ox+1])
+					dst[ox] = uint8((s + 2) >> 2)
+				}
+				continue
+			}
+			clear(acc)
+			for dy := range f {
+				row := pix[(oy*f+dy)*stride:][:ow*f]
+				for ox := range acc {
+					var s uint32
+					for _, v := range row[ox*f : (ox+1)*f] {
+						s += uint32(v)
+					}
+					acc[ox] += s
+				}
+			}
+			for ox := range dst {
+				dst[ox] = uint8((acc[ox] + area/2) / area)
+			}
+		}
+		return out
+	}
 	if pix, stride, ok := rgbaPix(img); ok {
 		// the same sums as the general path below, fused for 4-byte pixels
 		for oy := 0; oy < oh; oy++ {
@@ -117,6 +148,21 @@ func rgbaPix(img image.Image) ([]uint8, int, bool) {
 	case *image.RGBA:
 		return m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, true
 	case *image.NRGBA:
+		return m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, true
+	}
+	return nil, 0, false
+}
+
+// lumaPix returns the luma samples of a YCbCr, NYCbCrA or Gray image from
+// its top-left corner: its Y plane, or its grey values.
+func lumaPix(img image.Image) ([]uint8, int, bool) {
+	b := img.Bounds()
+	switch m := img.(type) {
+	case *image.YCbCr:
+		return m.Y[m.YOffset(b.Min.X, b.Min.Y):], m.YStride, true
+	case *image.NYCbCrA:
+		return m.Y[m.YOffset(b.Min.X, b.Min.Y):], m.YStride, true
+	case *image.Gray:
 		return m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, true
 	}
 	return nil, 0, false

@@ -369,6 +369,32 @@ func TestCheckDecodedDecodesWhenTheHeaderDisagrees(t *testing.T) {
 	}
 }
 
+// toYCbCr converts m to Y'CbCr as a JPEG encoder does, subsampled by ratio.
+func toYCbCr(m *image.RGBA, ratio image.YCbCrSubsampleRatio) *image.YCbCr {
+	y := image.NewYCbCr(m.Rect, ratio)
+	for py := m.Rect.Min.Y; py < m.Rect.Max.Y; py++ {
+		for px := m.Rect.Min.X; px < m.Rect.Max.X; px++ {
+			c := m.RGBAAt(px, py)
+			yy, cb, cr := color.RGBToYCbCr(c.R, c.G, c.B)
+			y.Y[y.YOffset(px, py)] = yy
+			y.Cb[y.COffset(px, py)] = cb
+			y.Cr[y.COffset(px, py)] = cr
+		}
+	}
+	return y
+}
+
+// yPlane is m's Y samples as a grey image of the same bounds.
+func yPlane(m *image.YCbCr) *image.Gray {
+	g := image.NewGray(m.Rect)
+	for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
+		for x := m.Rect.Min.X; x < m.Rect.Max.X; x++ {
+			g.Pix[g.PixOffset(x, y)] = m.Y[m.YOffset(x, y)]
+		}
+	}
+	return g
+}
+
 // anyImage hides an image's concrete type, so QA reads it through At: the
 // general path its fast paths must agree with.
 type anyImage struct{ image.Image }
@@ -379,8 +405,31 @@ func TestFastPathsMatchTheGeneralPath(t *testing.T) {
 		rgba := scene(side, side*2/3, uint64(side))
 		nrgba := image.NewNRGBA(rgba.Rect)
 		copy(nrgba.Pix, rgba.Pix) // scene is opaque: the same colours
-		for _, img := range []image.Image{rgba, nrgba} {
-			want := c.CheckImage(anyImage{img}, qa.FormatPNG, qa.Spec{})
+		imgs := []image.Image{rgba, nrgba, toGray(rgba)}
+		// Y planes, whose luma is Y as it is (not At's RGB): decoded
+		// JPEGs, every chroma subsampling, a sub-image (not at 0,0), with
+		// alpha; the general path reads them as grey images of their Y.
+		for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422} {
+			imgs = append(imgs, toYCbCr(rgba, ratio))
+		}
+		jp, err := jpeg.Decode(bytes.NewReader(MustJPEG(t, rgba, 85)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := jp.Bounds()
+		imgs = append(imgs, jp, jp.(*image.YCbCr).SubImage(image.Rect(r.Min.X+3, r.Min.Y+5, r.Max.X-1, r.Max.Y-2)))
+		nycc := image.NewNYCbCrA(rgba.Rect, image.YCbCrSubsampleRatio420)
+		nycc.YCbCr = *toYCbCr(rgba, image.YCbCrSubsampleRatio420)
+		imgs = append(imgs, nycc)
+		for _, img := range imgs {
+			general := image.Image(anyImage{img})
+			switch m := img.(type) {
+			case *image.YCbCr:
+				general = anyImage{yPlane(m)}
+			case *image.NYCbCrA:
+				general = anyImage{yPlane(&m.YCbCr)}
+			}
+			want := c.CheckImage(general, qa.FormatPNG, qa.Spec{})
 			got := c.CheckImage(img, qa.FormatPNG, qa.Spec{})
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%d px %T: CheckImage differs from the general path (-general +fast):\n%s", side, img, diff)
