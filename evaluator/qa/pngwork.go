@@ -171,18 +171,29 @@ func unfilter(ft byte, cdat, pdat []byte, bpp int) bool {
 	return true
 }
 
-// filterSub adds to each byte the one bpp to its left.
+// filterSub adds to each byte the one bpp to its left. RGB and RGBA rows
+// keep the pixel to the left in registers: read back from the row, each
+// byte would wait for the store of the one before it.
 func filterSub(cdat []byte, bpp int) {
-	if bpp == 4 {
-		// four lanes at once, bytes never carrying into their neighbours
-		for i := 4; i+4 <= len(cdat); i += 4 {
-			v := addBytes(uint64(binary.LittleEndian.Uint32(cdat[i:])), uint64(binary.LittleEndian.Uint32(cdat[i-4:])))
-			binary.LittleEndian.PutUint32(cdat[i:], uint32(v))
+	switch {
+	case bpp == 3 && len(cdat) >= 3:
+		a0, a1, a2 := cdat[0], cdat[1], cdat[2]
+		for i := 3; i+3 <= len(cdat); i += 3 {
+			cd := cdat[i : i+3 : i+3]
+			a0, a1, a2 = a0+cd[0], a1+cd[1], a2+cd[2]
+			cd[0], cd[1], cd[2] = a0, a1, a2
 		}
-		return
-	}
-	for i := bpp; i < len(cdat); i++ {
-		cdat[i] += cdat[i-bpp]
+	case bpp == 4 && len(cdat) >= 4:
+		a0, a1, a2, a3 := cdat[0], cdat[1], cdat[2], cdat[3]
+		for i := 4; i+4 <= len(cdat); i += 4 {
+			cd := cdat[i : i+4 : i+4]
+			a0, a1, a2, a3 = a0+cd[0], a1+cd[1], a2+cd[2], a3+cd[3]
+			cd[0], cd[1], cd[2], cd[3] = a0, a1, a2, a3
+		}
+	default:
+		for i := bpp; i < len(cdat); i++ {
+			cdat[i] += cdat[i-bpp]
+		}
 	}
 }
 
