@@ -157,12 +157,7 @@ func unfilter(ft byte, cdat, pdat []byte, bpp int) bool {
 	case 2:
 		filterUp(cdat, pdat)
 	case 3:
-		for i := range bpp {
-			cdat[i] += pdat[i] / 2
-		}
-		for i := bpp; i < len(cdat); i++ {
-			cdat[i] += uint8((int(cdat[i-bpp]) + int(pdat[i])) / 2)
-		}
+		filterAverage(cdat, pdat, bpp)
 	case 4:
 		filterPaeth(cdat, pdat, bpp)
 	default:
@@ -193,6 +188,40 @@ func filterSub(cdat []byte, bpp int) {
 	default:
 		for i := bpp; i < len(cdat); i++ {
 			cdat[i] += cdat[i-bpp]
+		}
+	}
+}
+
+// filterAverage adds the mean of the bytes to the left and above; RGB and
+// RGBA rows keep the pixel to the left in registers, as filterSub.
+func filterAverage(cdat, pdat []byte, bpp int) {
+	pdat = pdat[:len(cdat)]
+	for i := range min(bpp, len(cdat)) {
+		cdat[i] += pdat[i] / 2
+	}
+	switch {
+	case bpp == 3 && len(cdat) >= 3:
+		a0, a1, a2 := uint(cdat[0]), uint(cdat[1]), uint(cdat[2])
+		for i := 3; i+3 <= len(cdat); i += 3 {
+			cd, pd := cdat[i:i+3:i+3], pdat[i:i+3:i+3]
+			a0 = ((a0+uint(pd[0]))/2 + uint(cd[0])) & 0xff
+			a1 = ((a1+uint(pd[1]))/2 + uint(cd[1])) & 0xff
+			a2 = ((a2+uint(pd[2]))/2 + uint(cd[2])) & 0xff
+			cd[0], cd[1], cd[2] = uint8(a0), uint8(a1), uint8(a2)
+		}
+	case bpp == 4 && len(cdat) >= 4:
+		a0, a1, a2, a3 := uint(cdat[0]), uint(cdat[1]), uint(cdat[2]), uint(cdat[3])
+		for i := 4; i+4 <= len(cdat); i += 4 {
+			cd, pd := cdat[i:i+4:i+4], pdat[i:i+4:i+4]
+			a0 = ((a0+uint(pd[0]))/2 + uint(cd[0])) & 0xff
+			a1 = ((a1+uint(pd[1]))/2 + uint(cd[1])) & 0xff
+			a2 = ((a2+uint(pd[2]))/2 + uint(cd[2])) & 0xff
+			a3 = ((a3+uint(pd[3]))/2 + uint(cd[3])) & 0xff
+			cd[0], cd[1], cd[2], cd[3] = uint8(a0), uint8(a1), uint8(a2), uint8(a3)
+		}
+	default:
+		for i := bpp; i < len(cdat); i++ {
+			cdat[i] += uint8((int(cdat[i-bpp]) + int(pdat[i])) / 2)
 		}
 	}
 }
