@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/providers"
 	"github.com/routelab/routelab/providers/registry"
 	"github.com/routelab/routelab/providers/resilience"
 	"github.com/routelab/routelab/providers/sim"
@@ -67,6 +69,26 @@ type Config struct {
 	// Assigner, when set, assigns requests to experiment arms as serve's
 	// experiments do (gateway.ExperimentAssigner); nil: no experiments.
 	Assigner gateway.Assigner
+	// OCR, when set, turns on serve's legibility check (gateway.NewTextQA):
+	// the output of a request whose prompt asks for words in the image
+	// (router.TargetTexts) is read by OCR, and lettering the simulated model
+	// garbled fails QA with text_illegible and escalates, as in production.
+	// Readings are cached by image digest; the lab's render cache means a
+	// run reads few distinct images. nil: no legibility check (the lab's
+	// text figures are then the hidden truth alone).
+	OCR qa.OCR
+	// OCRTimeout bounds one reading, in real time (OCR takes no virtual
+	// time); default 2 minutes. In serve a check that runs out passes
+	// unjudged; in the lab it would make a run depend on the machine's
+	// load, so the limit is far above a reading's cost and the run's
+	// TextStats count any that fail.
+	OCRTimeout time.Duration
+	// OCRSample is the share of requests whose outputs the legibility
+	// check reads, drawn by a hash of the request id (the others are served
+	// without it, as before OCR): a Tesseract reading costs ~0.2 s of CPU
+	// and nearly every output with text is a distinct image, so a long run
+	// reads a sample. Default (0): all.
+	OCRSample float64
 }
 
 // Lab serves one request at a time through a gateway in virtual time.
@@ -78,6 +100,8 @@ type Lab struct {
 	gw    *gateway.Gateway
 	rec   *recorder
 	calls *callLog
+	text  *qa.TextChecker // nil: no legibility check
+	qa    *labQA
 	// shadows holds the mirrors of the request being served; Serve runs
 	// them after the live result, as serve's pool does after the response.
 	shadows shadowQueue
@@ -124,17 +148,47 @@ func New(cfg Config, p *router.Policy) (*Lab, error) {
 	for _, m := range cfg.Catalog.Models {
 		providerOf[m.Name] = m.Provider
 	}
+	check := qa.New(qa.DefaultThresholds()).WithCache(4096)
+	l.qa = &labQA{plain: gateway.NewQA(check)}
+	if cfg.OCR != nil {
+		if cfg.OCRTimeout <= 0 {
+			cfg.OCRTimeout = 2 * time.Minute
+		}
+		if cfg.OCRSample <= 0 {
+			cfg.OCRSample = 1
+		}
+		// Room for every reading a run makes: an evicted one would be read
+		// again, from the full-size bytes when the render cache no longer
+		// hands over the small picture, and could read differently.
+		l.text = qa.NewTextChecker(cfg.OCR, qa.TextThresholds{Timeout: cfg.OCRTimeout}).WithCache(1 << 18)
+		// failed readings are counted in TextStats, not logged per request
+		l.qa.text = gateway.NewTextQA(check, l.text, slog.New(slog.DiscardHandler))
+	}
+	l.cfg = cfg
 	l.gw = gateway.New(cfg.Gateway, gateway.Deps{
 		Policy:     l.spy,
 		Providers:  reg.Providers,
 		ProviderOf: providerOf,
-		QA:         gateway.NewQA(qa.New(qa.DefaultThresholds()).WithCache(4096)),
+		QA:         l.qa,
 		Events:     l.rec,
 		Now:        l.clock.Now,
 		Assigner:   cfg.Assigner,
 		Shadows:    &l.shadows,
 	})
 	return l, nil
+}
+
+// TextQA reports whether the lab runs the legibility check (Config.OCR).
+func (l *Lab) TextQA() bool { return l.text != nil }
+
+// TextStats counts the legibility checks so far, the images OCR read for
+// them (the others came from the cache of readings) and the readings that
+// failed; zero without Config.OCR.
+func (l *Lab) TextStats() qa.TextStats {
+	if l.text == nil {
+		return qa.TextStats{}
+	}
+	return l.text.Stats()
 }
 
 // SetPolicy makes p live for the next requests (a push).
@@ -172,6 +226,25 @@ type Result struct {
 	// Shadow is the request's mirror to a shadow experiment's candidate,
 	// served after it (nil when none).
 	Shadow *ShadowResult
+	// Text is QA's observation of the served image's lettering beside the
+	// hidden truth, for a request whose prompt asks for words in the image
+	// (router.TargetTexts); nil for the others.
+	Text *TextResult
+}
+
+// TextResult is what QA's legibility check observed of a served image's
+// lettering, and the truth it observes.
+type TextResult struct {
+	// Judged: the legibility check read the served image (Config.OCR is
+	// set, the words are in a script OCR reads and OCR answered). Legible
+	// is its verdict, Score its legibility, Read what OCR read.
+	Judged  bool
+	Legible bool
+	Score   float64
+	Read    string
+	// Hidden: the served image's hidden quality is a success, which is
+	// when the simulated model drew the words intact (sim's lettering).
+	Hidden bool
 }
 
 // ShadowResult is a mirror of a live request: its events, and the world's
@@ -264,17 +337,38 @@ func (l *Lab) feedback(res *Result, id string) {
 }
 
 // unitDraw is a uniform draw in [0, 1) from a request id.
-func unitDraw(id string) float64 {
+func unitDraw(id string) float64 { return idDraw(id, "feedback") }
+
+// idDraw is a uniform draw in [0, 1) from a request id; draws of other
+// salts are independent.
+func idDraw(id, salt string) float64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
-	h.Write([]byte("\x00feedback"))
+	h.Write([]byte("\x00" + salt))
 	return float64(h.Sum64()>>11) / (1 << 53)
+}
+
+// labQA is the gateway's QA: with the legibility check (text) for the
+// requests in the OCR sample, without it (plain) for the others. The lab
+// serves one request at a time, and sets on before each.
+type labQA struct {
+	plain, text gateway.QA
+	on          bool
+}
+
+func (q *labQA) Check(ctx context.Context, img providers.Image, spec gateway.QASpec) qa.Result {
+	if q.on {
+		return q.text.Check(ctx, img, spec)
+	}
+	return q.plain.Check(ctx, img, spec)
 }
 
 func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
 	l.rec.reset()
 	l.calls.reset()
 	l.spy.last = router.Decision{}
+	// a request's mirrors (runShadows) are read as the request is
+	l.qa.on = l.qa.text != nil && (l.cfg.OCRSample >= 1 || idDraw(r.ID, "ocr") < l.cfg.OCRSample)
 	ctx = &virtualDeadline{Context: ctx, clock: l.clock, deadline: l.clock.Now().Add(l.cfg.RequestTimeout)}
 	o, err := l.gw.Serve(ctx, r)
 	res := Result{Outcome: o, Decision: l.rec.decision, QA: l.rec.qa, Route: l.spy.last}
@@ -288,7 +382,28 @@ func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
 	}
 	res.Quality = l.calls.quality[o.Model]
 	o.Images = nil
+	if len(router.TargetTexts(r.Prompt)) > 0 {
+		res.Text = textResult(res.QA, o.Model, res.Quality)
+	}
 	return res
+}
+
+// textResult reads the legibility check of the served image (the last QA
+// event of model, the one served) beside its hidden quality.
+func textResult(evs []*events.QAResult, model string, quality float64) *TextResult {
+	t := &TextResult{Hidden: quality >= sim.SuccessQuality}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Model != model {
+			continue
+		}
+		for _, c := range evs[i].Checks {
+			if c.Name == qa.CheckText {
+				t.Judged, t.Legible, t.Score, t.Read = true, c.Pass, c.Value, evs[i].OCRText
+			}
+		}
+		break
+	}
+	return t
 }
 
 // seededRand is a deterministic source of [0,1) draws, safe for concurrent

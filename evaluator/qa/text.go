@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/png"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -78,19 +79,27 @@ type TextResult struct {
 }
 
 // TextChecker runs the legibility check through an OCR engine, remembering
-// recent verdicts. It is safe for concurrent use.
+// what it read in recent images. It is safe for concurrent use.
 type TextChecker struct {
-	ocr   OCR
-	t     TextThresholds
-	seed  maphash.Seed
-	cache *lru.Cache[textKey, TextResult]
+	ocr  OCR
+	t    TextThresholds
+	seed maphash.Seed
+	// cache holds what OCR read, by image digest: the reading is the
+	// expensive part and depends on the image alone; the score against
+	// the words asked for and the tier's threshold are cheap to redo.
+	cache                 *lru.Cache[uint64, string]
+	checks, reads, errors atomic.Int64
 }
 
-type textKey struct {
-	sum  uint64
-	want string
-	tier string
+// TextStats counts a TextChecker's work.
+type TextStats struct {
+	Checks int64 // checks of target text OCR can read
+	Reads  int64 // of them, images OCR read (the others' readings were cached)
+	Errors int64 // reads that failed or ran out of time: no verdict
 }
+
+// defaultTextCache is the number of readings NewTextChecker remembers.
+const defaultTextCache = 1024
 
 // NewTextChecker returns a checker reading with o; zero thresholds take
 // the defaults.
@@ -108,8 +117,22 @@ func NewTextChecker(o OCR, t TextThresholds) *TextChecker {
 	if t.Timeout == 0 {
 		t.Timeout = d.Timeout
 	}
-	cache, _ := lru.New[textKey, TextResult](1024)
+	cache, _ := lru.New[uint64, string](defaultTextCache)
 	return &TextChecker{ocr: o, t: t, seed: maphash.MakeSeed(), cache: cache}
+}
+
+// WithCache makes c remember the readings of the last n images (n > 0)
+// instead of 1024, and returns c. Call it before the first Check.
+func (c *TextChecker) WithCache(n int) *TextChecker {
+	if cache, err := lru.New[uint64, string](n); err == nil {
+		c.cache = cache
+	}
+	return c
+}
+
+// Stats returns the counts of checks, OCR reads and OCR errors so far.
+func (c *TextChecker) Stats() TextStats {
+	return TextStats{Checks: c.checks.Load(), Reads: c.reads.Load(), Errors: c.errors.Load()}
 }
 
 // Thresholds returns the effective thresholds.
@@ -118,7 +141,7 @@ func (c *TextChecker) Thresholds() TextThresholds { return c.t }
 // Check reads b (or img, when it is a pixel-repeated render: the small
 // picture is read instead, the same text at a fraction of the cost) and
 // scores it against want at tier's threshold. digest, when not zero, keys
-// the verdict cache instead of a hash of b. It returns an error, and no
+// the cache of readings instead of a hash of b. It returns an error, and no
 // verdict, when OCR fails or the time limit passes.
 func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, digest uint64, want []string, tier string) (TextResult, error) {
 	want = readable(want)
@@ -128,10 +151,28 @@ func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, dige
 	if digest == 0 {
 		digest = maphash.Bytes(c.seed, b) ^ uint64(len(b))
 	}
-	k := textKey{sum: digest, want: strings.Join(want, "\x00"), tier: tier}
-	if r, ok := c.cache.Get(k); ok {
-		return r, nil
+	c.checks.Add(1)
+	read, ok := c.cache.Get(digest)
+	if !ok {
+		var err error
+		if read, err = c.read(ctx, b, img); err != nil {
+			c.errors.Add(1)
+			return TextResult{}, err
+		}
+		c.cache.Add(digest, read)
 	}
+	r := TextResult{Read: read, Score: round3(Legibility(read, want))}
+	min := c.t.Min(tier)
+	r.Pass = r.Score >= min
+	if !r.Pass {
+		r.Reason = fmt.Sprintf("%s: OCR read %q for %q, legibility %.2f < %.2f", ReasonTextIllegible, clip(r.Read, 60), strings.Join(want, " / "), r.Score, min)
+	}
+	return r, nil
+}
+
+// read returns what OCR reads in the image, whitespace collapsed.
+func (c *TextChecker) read(ctx context.Context, b []byte, img image.Image) (string, error) {
+	c.reads.Add(1)
 	if rep, ok := img.(PixelRepeated); ok {
 		small, _ := rep.Repeated()
 		var buf bytes.Buffer
@@ -143,16 +184,9 @@ func (c *TextChecker) Check(ctx context.Context, b []byte, img image.Image, dige
 	defer cancel()
 	read, err := c.ocr.Read(ctx, b)
 	if err != nil {
-		return TextResult{}, fmt.Errorf("ocr: %w", err)
+		return "", fmt.Errorf("ocr: %w", err)
 	}
-	r := TextResult{Read: strings.Join(strings.Fields(read), " "), Score: round3(Legibility(read, want))}
-	min := c.t.Min(tier)
-	r.Pass = r.Score >= min
-	if !r.Pass {
-		r.Reason = fmt.Sprintf("%s: OCR read %q for %q, legibility %.2f < %.2f", ReasonTextIllegible, clip(r.Read, 60), strings.Join(want, " / "), r.Score, min)
-	}
-	c.cache.Add(k, r)
-	return r, nil
+	return strings.Join(strings.Fields(read), " "), nil
 }
 
 // readable keeps the words of want written in Latin letters and digits.

@@ -89,20 +89,31 @@ func TestTextCheckerThresholdsByTier(t *testing.T) {
 	}
 }
 
-func TestTextCheckerCachesByImageAndText(t *testing.T) {
+// TestTextCheckerCachesReadingsByImage: OCR reads an image once; the same
+// image checked against other words or at another tier is scored from the
+// cached reading.
+func TestTextCheckerCachesReadingsByImage(t *testing.T) {
 	o := &fakeOCR{text: "SALE"}
 	c := qa.NewTextChecker(o, qa.TextThresholds{})
 	ctx := context.Background()
 	for range 3 {
-		if _, err := c.Check(ctx, []byte("same bytes"), nil, 0, []string{"SALE"}, "standard"); err != nil {
-			t.Fatal(err)
+		r, err := c.Check(ctx, []byte("same bytes"), nil, 0, []string{"SALE"}, "standard")
+		if err != nil || !r.Pass {
+			t.Fatalf("Check(SALE) = %+v, %v; want a pass", r, err)
 		}
 	}
-	if _, err := c.Check(ctx, []byte("same bytes"), nil, 0, []string{"OPEN"}, "standard"); err != nil {
+	r, err := c.Check(ctx, []byte("same bytes"), nil, 0, []string{"OPEN"}, "premium")
+	if err != nil || r.Pass || r.Read != "SALE" {
+		t.Errorf("Check(OPEN) of an image reading SALE = %+v, %v; want a failure that read SALE", r, err)
+	}
+	if _, err := c.Check(ctx, []byte("other bytes"), nil, 0, []string{"SALE"}, "standard"); err != nil {
 		t.Fatal(err)
 	}
 	if n := o.calls.Load(); n != 2 {
-		t.Errorf("OCR calls = %d, want 2 (one per distinct image and text)", n)
+		t.Errorf("OCR calls = %d, want 2 (one per distinct image)", n)
+	}
+	if s := c.Stats(); s != (qa.TextStats{Checks: 5, Reads: 2}) {
+		t.Errorf("Stats = %+v, want 5 checks, 2 reads, no errors", s)
 	}
 }
 
