@@ -59,9 +59,10 @@ type EvalConfig struct {
 	// tiers) for its realised cost/success frontier (a classifier policy
 	// only).
 	Frontier bool
-	// OCR reads the outputs of the first OCRSample requests with target
-	// text for the legibility check's agreement with the hidden truth;
-	// nil: routing shares only.
+	// OCR reads the outputs of OCRSample requests with target text, drawn
+	// by a hash of the request id, for text tasks' success as the
+	// legibility check observes it and its agreement with the hidden
+	// truth; nil: routing shares only.
 	OCR       qa.OCR
 	OCRSample int
 	Progress  func(string, ...any)

@@ -102,9 +102,12 @@ func TestLabEvalTextRouting(t *testing.T) {
 	if o.Recall < 0.9 {
 		t.Errorf("text_illegible found %.2f of the failed draws, want 0.9+", o.Recall)
 	}
+	if o.Sampled != 40 || o.Reads == 0 || o.Reads+o.CacheHits < o.Checked {
+		t.Errorf("OCR sample %d, %d reads, %d cache hits for %d checked outputs; want 40 sampled, every check read or cached", o.Sampled, o.Reads, o.CacheHits, o.Checked)
+	}
 	var b strings.Builder
 	rep.WriteText(&b)
-	if !strings.Contains(b.String(), "text routing of default") || !strings.Contains(b.String(), "OCR QA on ") {
+	if !strings.Contains(b.String(), "text routing of default") || !strings.Contains(b.String(), "success as observed by OCR QA") {
 		t.Errorf("WriteText lacks the text section:\n%s", b.String())
 	}
 

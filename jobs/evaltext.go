@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"slices"
 	"sort"
@@ -64,10 +65,18 @@ type OCRAgreement struct {
 	Recall    float64 `json:"illegible_recall"`
 	Agreement float64 `json:"agreement"`
 	Errors    int     `json:"ocr_errors"` // checks OCR could not finish (not counted)
+	// Sampled are the text requests drawn for the check (by a hash of
+	// the request id); Reads the images OCR read for them, CacheHits the
+	// checks answered from the cache of readings (the same image again).
+	Sampled   int `json:"sampled"`
+	Reads     int `json:"ocr_reads"`
+	CacheHits int `json:"ocr_cache_hits"`
 }
 
 // evalText routes every job with choose and, when ocr is set, renders and
-// reads the first sample text jobs' outputs as serve's QA would.
+// reads sample text jobs' outputs as serve's QA would: those whose request
+// ids hash lowest, a sample spread over the workload that a longer one
+// keeps (and the same for every policy evaluated on it).
 func evalText(ctx context.Context, w *sim.World, p *router.Policy, jobs []sim.Job, choose sim.Chooser, ocr qa.OCR, sample, workers int) (TextRouting, error) {
 	var tr TextRouting
 	for _, m := range p.Models {
@@ -135,7 +144,10 @@ func evalText(ctx context.Context, w *sim.World, p *router.Policy, jobs []sim.Jo
 	if ocr == nil || sample <= 0 {
 		return tr, nil
 	}
-	agree, err := ocrAgreement(ctx, w, jobs, texts[:min(sample, len(texts))], choose, ocr, workers)
+	sort.SliceStable(texts, func(a, b int) bool { return idHash(jobs[texts[a]].Req.ID) < idHash(jobs[texts[b]].Req.ID) })
+	texts = texts[:min(sample, len(texts))]
+	sort.Ints(texts)
+	agree, err := ocrAgreement(ctx, w, jobs, texts, choose, ocr, workers)
 	if err != nil {
 		return tr, err
 	}
@@ -181,7 +193,8 @@ func ocrAgreement(ctx context.Context, world *sim.World, jobs []sim.Job, idx []i
 	if err := ctx.Err(); err != nil {
 		return OCRAgreement{}, err
 	}
-	var a OCRAgreement
+	st := checker.Stats()
+	a := OCRAgreement{Sampled: len(idx), Reads: int(st.Reads), CacheHits: int(st.Checks - st.Reads - st.Errors)}
 	var pass, hidden, tp, fp, fn, same int
 	for _, v := range out {
 		if v.err {
@@ -246,7 +259,16 @@ func (t *TextRouting) writeText(w io.Writer, policy string) {
 		fmt.Fprintf(w, "    with text, routed to %s: %d\n", k, t.Elsewhere[k])
 	}
 	if o := t.OCR; o != nil {
-		fmt.Fprintf(w, "  OCR QA on %d text outputs: passed %.1f%% vs hidden success %.1f%%; text_illegible precision %.3f recall %.3f; agreement %.3f (%d OCR errors)\n",
-			o.Checked, 100*o.OCRPass, 100*o.HiddenSuccess, o.Precision, o.Recall, o.Agreement, o.Errors)
+		fmt.Fprintf(w, "  text tasks' success as observed by OCR QA %.1f%% vs hidden truth %.1f%%, on %d outputs of %s (a sample of %d requests with target text by request-id hash, one call each, no escalation; %d OCR reads, %d cache hits)\n",
+			100*o.OCRPass, 100*o.HiddenSuccess, o.Checked, policy, o.Sampled, o.Reads, o.CacheHits)
+		fmt.Fprintf(w, "  OCR QA vs the hidden draw: text_illegible precision %.3f recall %.3f; agreement %.3f (%d OCR errors)\n",
+			o.Precision, o.Recall, o.Agreement, o.Errors)
 	}
+}
+
+// idHash orders requests for the OCR sample.
+func idHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
 }

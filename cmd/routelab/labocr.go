@@ -4,24 +4,35 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 
-	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/evaluator/tesseract"
 	"github.com/routelab/routelab/lab"
 )
 
-// textQAFlag is the flag of the commands that build labs turning serve's
-// legibility check on or off.
-func textQAFlag(fs *flag.FlagSet) *bool {
-	return fs.Bool("text-qa", true, "run serve's OCR legibility QA in the lab when tesseract is on PATH: lettering a simulated model garbled fails QA with text_illegible and escalates, as in production (false: text figures are the hidden truth alone)")
+// textQAFlags are the flags of the commands that build labs: serve's
+// legibility check on or off, and the share of requests it reads.
+type textQAFlags struct {
+	on     *bool
+	sample *float64
 }
 
-// labOCR returns the OCR the labs of command name read lettering with: a
-// Tesseract, one process at a time (a lab serves one request at a time),
-// or nil when on is false or no tesseract is installed. It says which on
-// env's stderr.
-func labOCR(env Env, name string, on bool) qa.OCR {
-	if !on {
-		fmt.Fprintf(env.Stderr, "%s: text QA off (--text-qa=false): text figures are the hidden truth alone\n", name)
+// addTextQAFlags adds --text-qa and --text-qa-sample to fs; sample is the
+// command's default share.
+func addTextQAFlags(fs *flag.FlagSet, sample float64) textQAFlags {
+	return textQAFlags{
+		on:     fs.Bool("text-qa", true, "run serve's OCR legibility QA in the lab when tesseract is on PATH: lettering a simulated model garbled fails QA with text_illegible and escalates, as in production (false: no legibility check, as before OCR)"),
+		sample: fs.Float64("text-qa-sample", sample, "share of requests whose outputs the legibility check reads, drawn by a hash of the request id (a Tesseract reading costs ~0.3 s of CPU and nearly every output with text is a distinct image); 1 = all"),
+	}
+}
+
+// configure sets cfg's OCR from the flags: a Tesseract, one process at a
+// time (a lab serves one request at a time), or none when --text-qa=false
+// or no tesseract is installed. It says which on env's stderr, under name.
+func (f textQAFlags) configure(env Env, name string, cfg *lab.Config) error {
+	if *f.sample <= 0 || *f.sample > 1 {
+		return fmt.Errorf("--text-qa-sample must be in (0, 1], got %g", *f.sample)
+	}
+	if !*f.on {
+		fmt.Fprintf(env.Stderr, "%s: text QA off (--text-qa=false): no legibility check; text figures are the hidden truth alone\n", name)
 		return nil
 	}
 	bin, err := tesseract.Find()
@@ -29,8 +40,9 @@ func labOCR(env Env, name string, on bool) qa.OCR {
 		fmt.Fprintf(env.Stderr, "%s: text QA off: %v\n", name, err)
 		return nil
 	}
-	fmt.Fprintf(env.Stderr, "%s: text QA on: %s reads the lettering of outputs whose prompt asks for words\n", name, bin)
-	return tesseract.New(bin, 1, tesseract.PSMSparse)
+	cfg.OCR, cfg.OCRSample = tesseract.New(bin, 1, tesseract.PSMSparse), *f.sample
+	fmt.Fprintf(env.Stderr, "%s: text QA on: %s reads the lettering of outputs whose prompt asks for words, on %.0f%% of requests (by request-id hash)\n", name, bin, 100**f.sample)
+	return nil
 }
 
 // writeTextSummary prints a lab run's text figures: success as QA
@@ -43,7 +55,9 @@ func writeTextSummary(env Env, name string, s lab.LogSummary) {
 	fmt.Fprintf(env.Stderr, "%s: requests with target text: %d; success as observed by %s %.3f vs hidden truth %.3f (all requests: %.3f vs %.3f)\n",
 		name, s.Text.Requests, qaName, s.Text.Success, s.Text.Hidden, s.Success, s.Hidden)
 	if s.TextQA {
+		fmt.Fprintf(env.Stderr, "%s: on the %d whose served image OCR read: success as observed by OCR QA %.3f vs hidden truth %.3f\n",
+			name, s.Text.Judged, s.Text.JudgedSuccess, s.Text.JudgedHidden)
 		fmt.Fprintf(env.Stderr, "%s: OCR: %d legibility checks, %d images read by tesseract, %d from the cache of readings, %d failed readings\n",
-			name, s.OCR.Checks, s.OCR.Reads, s.OCR.Checks-s.OCR.Reads, s.OCR.Errors)
+			name, s.OCR.Checks, s.OCR.Reads, s.OCR.Checks-s.OCR.Reads-s.OCR.Errors, s.OCR.Errors)
 	}
 }

@@ -17,7 +17,8 @@ func runSim(ctx context.Context, env Env, args []string) error {
 decision event per request (JSONL). Every request is served by the same serving core
 as routelab serve (routing, providers with retries and breakers, automated QA on the
 rendered images, OCR legibility QA on prompts with words to render when tesseract is on
-PATH, fallback, escalation, edit-chain restarts), in virtual time, so each
+PATH (on a --text-qa-sample of the requests), fallback, escalation, edit-chain
+restarts), in virtual time, so each
 line is the events.Decision serve emits (propensity, candidates, features, attempts,
 cost, latency, qa_pass) plus width, height, greedy model, the drawn quality and the
 simulated user's feedback signal (thumbs_up when the image's hidden quality is a success,
@@ -30,7 +31,7 @@ thumbs_down when not, on --feedback of the served requests). Train a policy from
 	seed := fs.Uint64("world-seed", 1, "seed of the simulated world's draws")
 	feedback := fs.Float64("feedback", 1, "share of served requests the simulated user sends feedback on (0..1)")
 	startTS := fs.Int64("start-ts", 1793491200000, "virtual time (unix ms) the run starts at; requests arrive 100 ms apart")
-	textQA := textQAFlag(fs)
+	textQA := addTextQAFlags(fs, 0.1)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,8 +49,11 @@ thumbs_down when not, on --feedback of the served requests). Train a policy from
 	if err != nil {
 		return err
 	}
-	lb, err := lab.New(lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Seed: *seed, Start: time.UnixMilli(*startTS), Feedback: *feedback,
-		OCR: labOCR(env, "sim", *textQA)}, p)
+	cfg := lab.Config{Catalog: router.Catalog{Models: p.Models}, World: sim.NewWorld(router.Catalog{Models: p.Models}, *seed), Seed: *seed, Start: time.UnixMilli(*startTS), Feedback: *feedback}
+	if err := textQA.configure(env, "sim", &cfg); err != nil {
+		return err
+	}
+	lb, err := lab.New(cfg, p)
 	if err != nil {
 		return err
 	}
