@@ -83,11 +83,15 @@ type Config struct {
 	// load, so the limit is far above a reading's cost and the run's
 	// TextStats count any that fail.
 	OCRTimeout time.Duration
-	// OCRSample is the share of requests whose outputs the legibility
-	// check reads, drawn by a hash of the request id (the others are served
-	// without it, as before OCR): a Tesseract reading costs ~0.2 s of CPU
-	// and nearly every output with text is a distinct image, so a long run
-	// reads a sample. Default (0): all.
+	// OCRSample is the share of prompts whose outputs the legibility check
+	// reads, drawn by a hash of the prompt (requests of the others are
+	// served without it, as before OCR): a Tesseract reading costs ~0.3 s
+	// of CPU and nearly every output with text is a distinct image, so a
+	// long run reads a sample. By prompt, not by request: every image of a
+	// prompt is then read or none is, so an image is always first read as
+	// rendered (the render cache hands later requests the bytes alone, and
+	// a reading of those could differ) and a run's readings do not depend
+	// on which request drew an image first. Default (0): all.
 	OCRSample float64
 }
 
@@ -236,7 +240,8 @@ type Result struct {
 // lettering, and the truth it observes.
 type TextResult struct {
 	// Judged: the legibility check read the served image (Config.OCR is
-	// set, the words are in a script OCR reads and OCR answered). Legible
+	// set, the prompt is in its sample, the words are in a script OCR
+	// reads and OCR answered). Legible
 	// is its verdict, Score its legibility, Read what OCR read.
 	Judged  bool
 	Legible bool
@@ -339,8 +344,8 @@ func (l *Lab) feedback(res *Result, id string) {
 // unitDraw is a uniform draw in [0, 1) from a request id.
 func unitDraw(id string) float64 { return idDraw(id, "feedback") }
 
-// idDraw is a uniform draw in [0, 1) from a request id; draws of other
-// salts are independent.
+// idDraw is a uniform draw in [0, 1) from a request id (or a prompt);
+// draws of other salts are independent.
 func idDraw(id, salt string) float64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
@@ -367,8 +372,8 @@ func (l *Lab) serve(ctx context.Context, r gateway.Request) Result {
 	l.rec.reset()
 	l.calls.reset()
 	l.spy.last = router.Decision{}
-	// a request's mirrors (runShadows) are read as the request is
-	l.qa.on = l.qa.text != nil && (l.cfg.OCRSample >= 1 || idDraw(r.ID, "ocr") < l.cfg.OCRSample)
+	// a request's mirrors (runShadows) have its prompt, and are read alike
+	l.qa.on = l.qa.text != nil && (l.cfg.OCRSample >= 1 || idDraw(r.Prompt, "ocr") < l.cfg.OCRSample)
 	ctx = &virtualDeadline{Context: ctx, clock: l.clock, deadline: l.clock.Now().Add(l.cfg.RequestTimeout)}
 	o, err := l.gw.Serve(ctx, r)
 	res := Result{Outcome: o, Decision: l.rec.decision, QA: l.rec.qa, Route: l.spy.last}

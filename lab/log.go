@@ -36,7 +36,7 @@ type TextSummary struct {
 	Success  float64 // share served with an output that passed QA
 	Hidden   float64 // share served with an output whose hidden quality is a success
 	// Judged counts the requests whose served image QA's legibility check
-	// read (Config.OCRSample of them); JudgedSuccess and JudgedHidden are
+	// read (those of Config.OCRSample's prompts); JudgedSuccess and JudgedHidden are
 	// the two shares on them alone.
 	Judged        int
 	JudgedSuccess float64

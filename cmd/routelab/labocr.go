@@ -20,7 +20,7 @@ type textQAFlags struct {
 func addTextQAFlags(fs *flag.FlagSet, sample float64) textQAFlags {
 	return textQAFlags{
 		on:     fs.Bool("text-qa", true, "run serve's OCR legibility QA in the lab when tesseract is on PATH: lettering a simulated model garbled fails QA with text_illegible and escalates, as in production (false: no legibility check, as before OCR)"),
-		sample: fs.Float64("text-qa-sample", sample, "share of requests whose outputs the legibility check reads, drawn by a hash of the request id (a Tesseract reading costs ~0.3 s of CPU and nearly every output with text is a distinct image); 1 = all"),
+		sample: fs.Float64("text-qa-sample", sample, "share of prompts whose outputs the legibility check reads, drawn by a hash of the prompt (a Tesseract reading costs ~0.3 s of CPU and nearly every output with text is a distinct image); 1 = all"),
 	}
 }
 
@@ -41,7 +41,7 @@ func (f textQAFlags) configure(env Env, name string, cfg *lab.Config) error {
 		return nil
 	}
 	cfg.OCR, cfg.OCRSample = tesseract.New(bin, 1, tesseract.PSMSparse), *f.sample
-	fmt.Fprintf(env.Stderr, "%s: text QA on: %s reads the lettering of outputs whose prompt asks for words, on %.0f%% of requests (by request-id hash)\n", name, bin, 100**f.sample)
+	fmt.Fprintf(env.Stderr, "%s: text QA on: %s reads the lettering of outputs whose prompt asks for words, on %.0f%% of prompts (by prompt hash)\n", name, bin, 100**f.sample)
 	return nil
 }
 

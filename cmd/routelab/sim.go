@@ -17,7 +17,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 decision event per request (JSONL). Every request is served by the same serving core
 as routelab serve (routing, providers with retries and breakers, automated QA on the
 rendered images, OCR legibility QA on prompts with words to render when tesseract is on
-PATH (on a --text-qa-sample of the requests), fallback, escalation, edit-chain
+PATH (on a --text-qa-sample of the prompts), fallback, escalation, edit-chain
 restarts), in virtual time, so each
 line is the events.Decision serve emits (propensity, candidates, features, attempts,
 cost, latency, qa_pass) plus width, height, greedy model, the drawn quality and the
