@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 
 	"github.com/routelab/routelab/datasets"
@@ -32,15 +33,64 @@ type LogSummary struct {
 // observed it (its legibility check included on the requests the lab's
 // OCR read) next to the hidden truth.
 type TextSummary struct {
-	Requests int
-	Success  float64 // share served with an output that passed QA
-	Hidden   float64 // share served with an output whose hidden quality is a success
+	Requests int     `json:"requests"`
+	Success  float64 `json:"success_qa"`     // share served with an output that passed QA
+	Hidden   float64 `json:"success_hidden"` // share served with an output whose hidden quality is a success
 	// Judged counts the requests whose served image QA's legibility check
-	// read (those of Config.OCRSample's prompts); JudgedSuccess and JudgedHidden are
-	// the two shares on them alone.
-	Judged        int
-	JudgedSuccess float64
-	JudgedHidden  float64
+	// read (those of Config.OCRSample's prompts); JudgedSuccess and
+	// JudgedHidden are the two shares on them alone.
+	Judged        int     `json:"judged"`
+	JudgedSuccess float64 `json:"judged_success_qa"`
+	JudgedHidden  float64 `json:"judged_success_hidden"`
+}
+
+// Line says s in one line; textQA whether QA read the lettering.
+func (s TextSummary) Line(textQA bool) string {
+	if !textQA {
+		return fmt.Sprintf("requests with target text: %d; success as observed by QA without a legibility check %.3f vs hidden truth %.3f",
+			s.Requests, s.Success, s.Hidden)
+	}
+	return fmt.Sprintf("requests with target text: %d; success as observed by OCR QA %.3f vs hidden truth %.3f (on the %d whose image OCR read: %.3f vs %.3f)",
+		s.Requests, s.Success, s.Hidden, s.Judged, s.JudgedSuccess, s.JudgedHidden)
+}
+
+// TextTally sums results into a TextSummary.
+type TextTally struct{ n, succ, hidden, judged, judgedSucc, judgedHidden int }
+
+// Add counts r when its prompt asks for words in the image.
+func (t *TextTally) Add(r *Result) {
+	if r.Text == nil {
+		return
+	}
+	ok := r.Served() && r.Outcome.QAPass
+	truth := r.Served() && r.Quality >= sim.SuccessQuality
+	t.n++
+	t.succ += b2i(ok)
+	t.hidden += b2i(truth)
+	if r.Text.Judged {
+		t.judged++
+		t.judgedSucc += b2i(ok)
+		t.judgedHidden += b2i(truth)
+	}
+}
+
+// Summary returns the shares counted so far.
+func (t *TextTally) Summary() TextSummary {
+	s := TextSummary{Requests: t.n, Judged: t.judged}
+	if t.n > 0 {
+		s.Success, s.Hidden = float64(t.succ)/float64(t.n), float64(t.hidden)/float64(t.n)
+	}
+	if t.judged > 0 {
+		s.JudgedSuccess, s.JudgedHidden = float64(t.judgedSucc)/float64(t.judged), float64(t.judgedHidden)/float64(t.judged)
+	}
+	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Log serves items in order and writes one datasets.LoggedEvent per
@@ -53,8 +103,7 @@ func (l *Lab) Log(ctx context.Context, items []datasets.WorkItem, w io.Writer, p
 	bw := bufio.NewWriterSize(w, 1<<20)
 	enc := json.NewEncoder(bw)
 	var succ, hidden, cost float64
-	var text TextSummary
-	var textSucc, textHidden, judgedSucc, judgedHidden float64
+	var text TextTally
 	for i := range items {
 		if i%1000 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -81,36 +130,13 @@ func (l *Lab) Log(ctx context.Context, items []datasets.WorkItem, w io.Writer, p
 		if truth {
 			hidden++
 		}
-		if res.Text != nil {
-			text.Requests++
-			if res.Text.Judged {
-				text.Judged++
-				if ok {
-					judgedSucc++
-				}
-				if truth {
-					judgedHidden++
-				}
-			}
-			if ok {
-				textSucc++
-			}
-			if truth {
-				textHidden++
-			}
-		}
+		text.Add(&res)
 		cost += res.Decision.CostUSD
 	}
 	if err := bw.Flush(); err != nil {
 		return LogSummary{}, err
 	}
 	n := float64(max(len(items), 1))
-	if text.Requests > 0 {
-		text.Success, text.Hidden = textSucc/float64(text.Requests), textHidden/float64(text.Requests)
-	}
-	if text.Judged > 0 {
-		text.JudgedSuccess, text.JudgedHidden = judgedSucc/float64(text.Judged), judgedHidden/float64(text.Judged)
-	}
 	return LogSummary{Requests: len(items), Success: succ / n, Hidden: hidden / n, MeanCost: cost / n,
-		Text: text, TextQA: l.TextQA(), OCR: l.TextStats()}, nil
+		Text: text.Summary(), TextQA: l.TextQA(), OCR: l.TextStats()}, nil
 }

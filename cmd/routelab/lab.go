@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/lab/scenario"
 )
 
@@ -61,6 +62,7 @@ Scenarios: `+strings.Join(names, ", "))
 	before := fs.Int("lab-before", 0, "events before the change (default 20000)")
 	window := fs.Int("lab-window", 0, "events gathered after an alarm to build the candidate (default 25000)")
 	after := fs.Int("lab-after", 0, "events measured after the push (default 20000)")
+	textQA := addTextQAFlags(fs, 0.05)
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
@@ -84,8 +86,13 @@ Scenarios: `+strings.Join(names, ", "))
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var lcfg lab.Config
+	if err := textQA.configure(env, "lab scenario "+name, &lcfg); err != nil {
+		return err
+	}
 	rep, err := scenario.Run(ctx, sc, scenario.Config{
 		Seed: *seed, TrainEvents: *train, Before: *before, Window: *window, After: *after,
+		OCR: lcfg.OCR, OCRSample: lcfg.OCRSample,
 		Progress: stderrProgress(env),
 	})
 	if err != nil {
@@ -109,6 +116,14 @@ Scenarios: `+strings.Join(names, ", "))
 		fmt.Fprintf(env.Stdout, "  step %-14s %-8s %s\n", s.Name, s.Status, s.Reason)
 	}
 	fmt.Fprintf(env.Stdout, "success before %.4f, during %.4f, after %.4f\n", rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter)
+	for _, period := range []string{"before", "during", "after"} {
+		if t, ok := rep.Text[period]; ok {
+			fmt.Fprintf(env.Stdout, "  %s: %s\n", period, t.Line(rep.TextQA))
+		}
+	}
+	if rep.TextQA {
+		fmt.Fprintln(env.Stdout, ocrLine(rep.OCR))
+	}
 	fmt.Fprintf(env.Stdout, "policy %s -> pushed %q\n", rep.InitialPolicy, rep.PushedPolicy)
 	if rep.StopReason != "" {
 		fmt.Fprintf(env.Stdout, "stopped: %s\n", rep.StopReason)
@@ -132,11 +147,17 @@ propensities) covers its true value.`)
 	seed := fs.Uint64("seed", 1, "first seed; the runs use seed, seed+1, ...")
 	seeds := fs.Int("seeds", 5, "runs, one per seed")
 	requests := fs.Int("lab-requests", 0, "requests served per seed (default 1500)")
+	textQA := addTextQAFlags(fs, 0.1)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lcfg lab.Config
+	if err := textQA.configure(env, "lab scenario bandit", &lcfg); err != nil {
 		return err
 	}
 	rep, err := scenario.RunBandit(ctx, scenario.BanditConfig{
 		Seed: *seed, Seeds: *seeds, Requests: *requests,
+		OCR: lcfg.OCR, OCRSample: lcfg.OCRSample,
 		Progress: stderrProgress(env),
 	})
 	if err != nil {
@@ -166,11 +187,17 @@ in more than half of the decided pairs at 95%), with the hidden truth beside it.
 	requests := fs.Int("lab-requests", 0, "live requests (default 600)")
 	share := fs.Float64("shadow-share", 0, "share of live requests mirrored (default 1)")
 	candidate := fs.String("shadow-candidate", "", "the candidate's model (default sim-premium)")
+	textQA := addTextQAFlags(fs, 0.1)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lcfg lab.Config
+	if err := textQA.configure(env, "lab scenario shadow", &lcfg); err != nil {
 		return err
 	}
 	rep, err := scenario.RunShadow(ctx, scenario.ShadowConfig{
 		Seed: *seed, Requests: *requests, Share: *share, Candidate: *candidate,
+		OCR: lcfg.OCR, OCRSample: lcfg.OCRSample,
 		Progress: stderrProgress(env),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/evaluator/tesseract"
 	"github.com/routelab/routelab/lab"
 )
@@ -48,16 +49,14 @@ func (f textQAFlags) configure(env Env, name string, cfg *lab.Config) error {
 // writeTextSummary prints a lab run's text figures: success as QA
 // observed it next to the hidden truth, and what OCR cost.
 func writeTextSummary(env Env, name string, s lab.LogSummary) {
-	qaName := "QA without a legibility check"
+	fmt.Fprintf(env.Stderr, "%s: %s; all requests: QA %.3f vs hidden truth %.3f\n", name, s.Text.Line(s.TextQA), s.Success, s.Hidden)
 	if s.TextQA {
-		qaName = "OCR QA"
+		fmt.Fprintf(env.Stderr, "%s: %s\n", name, ocrLine(s.OCR))
 	}
-	fmt.Fprintf(env.Stderr, "%s: requests with target text: %d; success as observed by %s %.3f vs hidden truth %.3f (all requests: %.3f vs %.3f)\n",
-		name, s.Text.Requests, qaName, s.Text.Success, s.Text.Hidden, s.Success, s.Hidden)
-	if s.TextQA {
-		fmt.Fprintf(env.Stderr, "%s: on the %d whose served image OCR read: success as observed by OCR QA %.3f vs hidden truth %.3f\n",
-			name, s.Text.Judged, s.Text.JudgedSuccess, s.Text.JudgedHidden)
-		fmt.Fprintf(env.Stderr, "%s: OCR: %d legibility checks, %d images read by tesseract, %d from the cache of readings, %d failed readings\n",
-			name, s.OCR.Checks, s.OCR.Reads, s.OCR.Checks-s.OCR.Reads-s.OCR.Errors, s.OCR.Errors)
-	}
+}
+
+// ocrLine says what the legibility checks cost.
+func ocrLine(s qa.TextStats) string {
+	return fmt.Sprintf("OCR: %d legibility checks, %d images read by tesseract, %d from the cache of readings, %d failed readings",
+		s.Checks, s.Reads, s.Checks-s.Reads-s.Errors, s.Errors)
 }

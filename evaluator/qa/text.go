@@ -93,9 +93,9 @@ type TextChecker struct {
 
 // TextStats counts a TextChecker's work.
 type TextStats struct {
-	Checks int64 // checks of target text OCR can read
-	Reads  int64 // of them, images OCR read (the others' readings were cached)
-	Errors int64 // reads that failed or ran out of time: no verdict
+	Checks int64 `json:"checks"` // checks of target text OCR can read
+	Reads  int64 `json:"reads"`  // of them, images OCR read (the others' readings were cached)
+	Errors int64 `json:"errors"` // reads that failed or ran out of time: no verdict
 }
 
 // defaultTextCache is the number of readings NewTextChecker remembers.

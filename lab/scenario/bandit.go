@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/events"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
@@ -39,7 +40,11 @@ type BanditConfig struct {
 	Every    time.Duration
 	BurnIn   int     // requests per arm and stratum before its weights move; default 20
 	MinShare float64 // default 0.03
-	Progress func(format string, args ...any)
+	// OCR and OCRSample turn on serve's legibility check in the scenario's
+	// labs (lab.Config.OCR, OCRSample); nil: none.
+	OCR       qa.OCR
+	OCRSample float64
+	Progress  func(format string, args ...any)
 }
 
 func (c *BanditConfig) defaults() {
@@ -73,14 +78,19 @@ func (c *BanditConfig) defaults() {
 // its expectation under equal random assignment). The oracle serves every
 // request by its best arm: its regret is 0 by definition.
 type BanditSeed struct {
-	Seed          uint64  `json:"seed"`
-	Requests      int     `json:"requests"`
-	RegretBandit  float64 `json:"regret_bandit"`
-	RegretFixed   float64 `json:"regret_fixed"`
-	RegretOracle  float64 `json:"regret_oracle"`
-	SuccessBandit float64 `json:"success_bandit"` // hidden success of what the bandit served
-	SuccessFixed  float64 `json:"success_fixed"`  // expected, equal split
-	SuccessOracle float64 `json:"success_oracle"` // expected, best arm per request
+	Seed uint64 `json:"seed"`
+	// Text has the requests with target text, success as QA observed it
+	// (with the legibility check when BanditConfig.OCR is set) next to the
+	// hidden truth; OCR counts the lab's checks, reads and failed readings.
+	Text          lab.TextSummary `json:"text"`
+	OCR           qa.TextStats    `json:"ocr"`
+	Requests      int             `json:"requests"`
+	RegretBandit  float64         `json:"regret_bandit"`
+	RegretFixed   float64         `json:"regret_fixed"`
+	RegretOracle  float64         `json:"regret_oracle"`
+	SuccessBandit float64         `json:"success_bandit"` // hidden success of what the bandit served
+	SuccessFixed  float64         `json:"success_fixed"`  // expected, equal split
+	SuccessOracle float64         `json:"success_oracle"` // expected, best arm per request
 	// The OPE check: the value of the equal split (what a fixed A/B of the
 	// same arms would have scored on these requests) estimated from the
 	// bandit's own logs (experiments.AnalyzeBandit, doubly robust with the
@@ -127,6 +137,7 @@ type BanditReport struct {
 	MeanRegretFixed  float64      `json:"mean_regret_fixed"`
 	RegretRatio      float64      `json:"regret_ratio"` // bandit / fixed
 	OPECovers        int          `json:"ope_covers"`
+	TextQA           bool         `json:"text_qa"` // the labs ran serve's OCR legibility check
 	ElapsedMS        int64        `json:"elapsed_ms"`
 }
 
@@ -141,7 +152,7 @@ type BanditReport struct {
 func RunBandit(ctx context.Context, cfg BanditConfig) (BanditReport, error) {
 	start := time.Now()
 	cfg.defaults()
-	rep := BanditReport{Scenario: "bandit", Description: BanditDescription}
+	rep := BanditReport{Scenario: "bandit", Description: BanditDescription, TextQA: cfg.OCR != nil}
 	for i := range cfg.Seeds {
 		s, err := runBanditSeed(ctx, cfg, cfg.Seed+uint64(i))
 		if err != nil {
@@ -216,6 +227,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 		// the arm's model answers alone: no escalation to another model
 		Gateway:  gateway.Config{SampleRate: -1, MaxEscalations: -1},
 		Assigner: gateway.NewExperimentAssigner(reg.Assigner, nil),
+		OCR:      cfg.OCR, OCRSample: cfg.OCRSample,
 	}, policy)
 	if err != nil {
 		return out, err
@@ -236,6 +248,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 	var truthArm = make([]float64, len(models))
 	var truthText = make([]float64, len(models))
 	var nText, agree float64
+	var text lab.TextTally
 	gen := &generations{seed: seed}
 	for range cfg.Requests {
 		it, err := gen.next()
@@ -243,6 +256,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 			return out, err
 		}
 		res := lb.Serve(ctx, it.Request)
+		text.Add(&res)
 		arm := findArm(res.Decision, spec.ID)
 		if arm == nil {
 			return out, fmt.Errorf("request %s: not assigned to %s", it.Request.ID, spec.ID)
@@ -302,6 +316,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 	out.SuccessOracle /= n
 	out.TruthUniform = out.SuccessFixed
 	out.LabelAgreement = agree / n
+	out.Text, out.OCR = text.Summary(), lb.TextStats()
 	final, err := reg.Get(spec.ID)
 	if err != nil {
 		return out, err
@@ -401,4 +416,7 @@ func (r *BanditReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "mean regret bandit %.1f vs fixed %.1f (%.0f%%); OPE covers the truth in %d of %d seeds\n",
 		r.MeanRegretBandit, r.MeanRegretFixed, 100*r.RegretRatio, r.OPECovers, len(r.Seeds))
+	for _, s := range r.Seeds {
+		fmt.Fprintf(w, "  seed %d: %s; OCR reads %d of %d checks\n", s.Seed, s.Text.Line(r.TextQA), s.OCR.Reads, s.OCR.Checks)
+	}
 }

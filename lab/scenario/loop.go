@@ -19,12 +19,17 @@ import (
 )
 
 // tally sums served outcomes of a period: the report's hidden success,
-// or (in a canary's arms) the logged label.
-type tally struct{ n, succ, cost float64 }
+// or (in a canary's arms) the logged label; and the requests with target
+// text, as QA observed them and in truth.
+type tally struct {
+	n, succ, cost float64
+	text          lab.TextTally
+}
 
 func (t *tally) add(e event, success bool) {
 	t.n++
 	t.cost += e.cost()
+	t.text.Add(&e.res)
 	if success {
 		t.succ++
 	}

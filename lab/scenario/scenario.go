@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/lab"
@@ -84,7 +85,11 @@ type Config struct {
 	// thumbs_up or thumbs_down on (lab.Config.Feedback); default 1, when
 	// the labels are the users' verdicts alone (see Run).
 	Feedback float64
-	Progress func(format string, args ...any)
+	// OCR and OCRSample turn on serve's legibility check in the scenario's
+	// labs (lab.Config.OCR, OCRSample); nil: none.
+	OCR       qa.OCR
+	OCRSample float64
+	Progress  func(format string, args ...any)
 }
 
 func (c *Config) defaults() {
@@ -151,6 +156,13 @@ type Report struct {
 	PushedPolicy        string   `json:"pushed_policy_version"`
 	Pushed              bool     `json:"pushed"`
 	StopReason          string   `json:"stop_reason,omitempty"`
+	// TextQA says whether the labs ran serve's OCR legibility check
+	// (Config.OCR); Text has each period's requests with target text,
+	// success as QA observed it next to the hidden truth; OCR counts the
+	// live lab's checks, reads and failed readings.
+	TextQA bool                       `json:"text_qa"`
+	Text   map[string]lab.TextSummary `json:"text"`
+	OCR    qa.TextStats               `json:"ocr"`
 	// Steps are the lab's own (false-alarm, detect, window) and then the
 	// pipeline's (jobs.PipelineReport.Steps).
 	Steps     []jobs.Step `json:"steps"`
@@ -161,7 +173,8 @@ type Report struct {
 func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 	start := time.Now()
 	cfg.defaults()
-	rep := Report{Scenario: sc.Name, Description: sc.Description, Seed: cfg.Seed, DetectedBy: []string{}, Steps: []jobs.Step{}}
+	rep := Report{Scenario: sc.Name, Description: sc.Description, Seed: cfg.Seed, DetectedBy: []string{}, Steps: []jobs.Step{},
+		TextQA: cfg.OCR != nil, Text: map[string]lab.TextSummary{}}
 	cat, err := datasets.Catalog()
 	if err != nil {
 		return rep, err
@@ -186,7 +199,8 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 		labels.RequireQA = false
 	}
 	src := memsource.New(labels)
-	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw, Seed: cfg.Seed, Events: src, Feedback: cfg.Feedback}, explore)
+	lb, err := lab.New(lab.Config{Catalog: cat, World: lw.w, Caller: lw, Seed: cfg.Seed, Events: src, Feedback: cfg.Feedback,
+		OCR: cfg.OCR, OCRSample: cfg.OCRSample}, explore)
 	if err != nil {
 		return rep, err
 	}
@@ -237,6 +251,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 	}
 	rep.ChangeAtEvent = cfg.Before
 	rep.SuccessBefore, rep.CostBefore, rep.EventsBefore = before.rate(), before.meanCost(), int(before.n)
+	rep.Text["before"] = before.text.Summary()
 	lw.changed = true
 	cfg.Progress("lab: change applied (%s) after %d events; success so far %.4f", sc.Name, cfg.Before, before.rate())
 
@@ -257,6 +272,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 	if detected < 0 {
 		rep.StopReason = fmt.Sprintf("nothing detected within %d events of the change", cfg.MaxDuring)
 		rep.SuccessDuring, rep.CostDuring, rep.EventsDuring = during.rate(), during.meanCost(), int(during.n)
+		rep.Text["during"], rep.OCR = during.text.Summary(), lb.TextStats()
 		rep.ElapsedMS = since(start)
 		return rep, nil
 	}
@@ -270,6 +286,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 		return rep, err
 	}
 	rep.SuccessDuring, rep.CostDuring, rep.EventsDuring = during.rate(), during.meanCost(), int(during.n)
+	rep.Text["during"] = during.text.Summary()
 	rep.Pushed = prep.Pushed
 	if prep.Pushed {
 		rep.PushedPolicy = prep.Version
@@ -286,6 +303,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (Report, error) {
 		}
 	}
 	rep.SuccessAfter, rep.CostAfter, rep.EventsAfter = after.rate(), after.meanCost(), int(after.n)
+	rep.Text["after"], rep.OCR = after.text.Summary(), lb.TextStats()
 	cfg.Progress("lab: success before %.4f, during %.4f, after %.4f", rep.SuccessBefore, rep.SuccessDuring, rep.SuccessAfter)
 	rep.ElapsedMS = since(start)
 	return rep, nil

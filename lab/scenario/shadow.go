@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/experiments"
 	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/lab"
@@ -28,6 +29,10 @@ type ShadowConfig struct {
 	Share     float64 // share mirrored; default 1
 	Candidate string  // the candidate's model pin; default sim-premium
 	Policy    string  // the live policy (datasets.Policy); default rules
+	// OCR and OCRSample turn on serve's legibility check in the scenario's
+	// labs (lab.Config.OCR, OCRSample); nil: none.
+	OCR       qa.OCR
+	OCRSample float64
 	Progress  func(format string, args ...any)
 }
 
@@ -100,7 +105,14 @@ type ShadowReport struct {
 	TruthLive            float64 `json:"truth_live_success"`
 	TruthCandidate       float64 `json:"truth_candidate_success"`
 	TruthCandidateBetter bool    `json:"truth_candidate_better"`
-	ElapsedMS            int64   `json:"elapsed_ms"`
+	// TextQA says whether the labs ran serve's OCR legibility check
+	// (ShadowConfig.OCR); Text has the live requests with target text,
+	// success as QA observed it next to the hidden truth; OCR counts the
+	// shadowed lab's checks (mirrors included), reads and failed readings.
+	TextQA    bool            `json:"text_qa"`
+	Text      lab.TextSummary `json:"text"`
+	OCR       qa.TextStats    `json:"ocr"`
+	ElapsedMS int64           `json:"elapsed_ms"`
 }
 
 // ShadowStratum is the live/candidate comparison of one feature group.
@@ -133,7 +145,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	plain, err := lab.New(lab.Config{Catalog: cat, World: sim.NewWorld(cat, cfg.Seed), Seed: cfg.Seed}, policy)
+	plain, err := lab.New(lab.Config{Catalog: cat, World: sim.NewWorld(cat, cfg.Seed), Seed: cfg.Seed, OCR: cfg.OCR, OCRSample: cfg.OCRSample}, policy)
 	if err != nil {
 		return rep, err
 	}
@@ -142,7 +154,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 	reg := experiments.NewRegistry(memlog, nil, func() time.Time { return shadowed.Now() })
 	memlog.Bind(reg.Apply)
 	shadowed, err = lab.New(lab.Config{Catalog: cat, World: sim.NewWorld(cat, cfg.Seed), Seed: cfg.Seed,
-		Assigner: gateway.NewExperimentAssigner(reg.Assigner, nil)}, policy)
+		Assigner: gateway.NewExperimentAssigner(reg.Assigner, nil), OCR: cfg.OCR, OCRSample: cfg.OCRSample}, policy)
 	if err != nil {
 		return rep, err
 	}
@@ -170,6 +182,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 	}
 	strata := map[string]*acc{}
 	var all acc
+	var text lab.TextTally
 	for i := range cfg.Requests {
 		it, err := st.next()
 		if err != nil {
@@ -177,6 +190,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 		}
 		a := plain.Serve(ctx, it.Request)
 		b := shadowed.Serve(ctx, it.Request)
+		text.Add(&b)
 		if liveKey(&a) != liveKey(&b) {
 			rep.LiveChanged++
 		}
@@ -250,6 +264,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 		rep.Strata = append(rep.Strata, ShadowStratum{Group: g, Pairs: int(x.n), LiveQAPass: x.live / x.n, CandidateQAPass: x.cand / x.n,
 			LiveCostUSD: x.lc / x.n, CandCostUSD: x.cc / x.n, LiveLatencyMS: x.ll / x.n, CandLatencyMS: x.cl / x.n})
 	}
+	rep.TextQA, rep.Text, rep.OCR = shadowed.TextQA(), text.Summary(), shadowed.TextStats()
 	rep.ElapsedMS = since(start)
 	return rep, nil
 }
@@ -318,4 +333,5 @@ func (r *ShadowReport) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  %-6s %4d pairs: QA pass %.3f vs %.3f, cost $%.4f vs $%.4f, latency %.0f vs %.0f ms\n",
 			s.Group, s.Pairs, s.LiveQAPass, s.CandidateQAPass, s.LiveCostUSD, s.CandCostUSD, s.LiveLatencyMS, s.CandLatencyMS)
 	}
+	fmt.Fprintf(w, "live %s; OCR reads %d of %d checks\n", r.Text.Line(r.TextQA), r.OCR.Reads, r.OCR.Checks)
 }
