@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/evaluator/tesseract"
+	"github.com/routelab/routelab/lab/labtest"
 )
 
 // routelab sim says whether text QA ran and prints the text figures: with
 // tesseract, success as OCR QA observed it next to the hidden truth and
 // what OCR read; with --text-qa=false, no legibility check.
-func TestSimTextQA(t *testing.T) {
+func TestLabSimTextQA(t *testing.T) {
+	labtest.Heavy(t) // 80 lab requests, a hundredfold slower under -race
 	if _, err := tesseract.Find(); err != nil {
 		t.Skipf("%v; make test installs it", err)
 	}
