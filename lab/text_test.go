@@ -9,6 +9,7 @@ import (
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/qa"
 	"github.com/routelab/routelab/evaluator/tesseract"
+	"github.com/routelab/routelab/gateway"
 	"github.com/routelab/routelab/lab"
 	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
@@ -107,5 +108,28 @@ func TestTextQAInTheLab(t *testing.T) {
 				t.Errorf("TextStats = %+v, want 2 images read, no errors", s)
 			}
 		})
+	}
+}
+
+// TestTextTally: requests without target text are not counted; QA's
+// observation and the truth are summed apart, on all text requests and on
+// those OCR read.
+func TestTextTally(t *testing.T) {
+	served := func(qaPass bool, quality float64, judged bool) lab.Result {
+		return lab.Result{Outcome: &gateway.Outcome{QAPass: qaPass}, Quality: quality, Text: &lab.TextResult{Judged: judged}}
+	}
+	var tl lab.TextTally
+	for _, r := range []lab.Result{
+		{Outcome: &gateway.Outcome{QAPass: true}, Quality: 0.9}, // no target text
+		served(true, 0.9, true),                                 // legible, a success
+		served(false, 0.5, true),                                // illegible, a failure
+		served(true, 0.5, false),                                // not read: QA passed a failure
+		{Text: &lab.TextResult{}},                               // not served
+	} {
+		tl.Add(&r)
+	}
+	want := lab.TextSummary{Requests: 4, Success: 0.5, Hidden: 0.25, Judged: 2, JudgedSuccess: 0.5, JudgedHidden: 0.5}
+	if got := tl.Summary(); got != want {
+		t.Errorf("Summary = %+v, want %+v", got, want)
 	}
 }
