@@ -73,9 +73,9 @@ type Config struct {
 	// the output of a request whose prompt asks for words in the image
 	// (router.TargetTexts) is read by OCR, and lettering the simulated model
 	// garbled fails QA with text_illegible and escalates, as in production.
-	// Readings are cached by image digest; the lab's render cache means a
-	// run reads few distinct images. nil: no legibility check (the lab's
-	// text figures are then the hidden truth alone).
+	// Readings are cached by image digest, so an image served again is not
+	// read again. nil: no legibility check (QA passes garbled lettering
+	// that the pixel checks pass; Result.Text still holds the truth).
 	OCR qa.OCR
 	// OCRTimeout bounds one reading, in real time (OCR takes no virtual
 	// time); default 2 minutes. In serve a check that runs out passes
@@ -241,8 +241,8 @@ type Result struct {
 type TextResult struct {
 	// Judged: the legibility check read the served image (Config.OCR is
 	// set, the prompt is in its sample, the words are in a script OCR
-	// reads and OCR answered). Legible
-	// is its verdict, Score its legibility, Read what OCR read.
+	// reads and OCR answered). Legible is its verdict, Score its
+	// legibility, Read what OCR read.
 	Judged  bool
 	Legible bool
 	Score   float64
