@@ -53,6 +53,9 @@ thumbs up/down): candidates (recalibration with a rule audit and thresholds, the
 with the live thresholds, a refit), the OPE gate picking the best on held-out rows,
 the drift check, a canary with a guardrail served in the lab, and the push.
 Reports detected_after_events, success_before/during/after and the pushed version.
+With tesseract on the PATH the lab runs serve's OCR legibility QA on a sample of the
+prompts (--text-qa-sample), and reports per period the requests with target text:
+success as QA observed it next to the hidden truth (text), and OCR's reads (ocr).
 
 Scenarios: `+strings.Join(names, ", "))
 	fs.SetOutput(env.Stderr)
