@@ -31,7 +31,7 @@ func (g *Gateway) Serve(ctx context.Context, r Request) (*Outcome, error) {
 	req := router.Request{
 		ID: r.ID, Tenant: r.Tenant, Unit: r.Unit, Mode: r.Mode, Prompt: r.Prompt, RefCount: r.Refs.Count(),
 		Width: r.Width, Height: r.Height, Tier: r.Tier, Constraints: r.Constraints, Pin: r.Pin, Parent: r.ParentID,
-		Transparent: r.Background == "transparent",
+		Transparent: r.Background == "transparent", N: r.N,
 	}
 	var parent *chainNode
 	if r.ParentID != "" {

@@ -60,6 +60,12 @@ type Model struct {
 	// background (OpenAI's background: transparent); a request asking for
 	// one is routed only to such models.
 	TransparentBackground bool `json:"transparent_background,omitempty"`
+	// MaxImages is the most images one request to the model may ask for
+	// (Imagen's sampleCount 1-4; one for adapters that make one image a
+	// call); a request for more is routed elsewhere. 0: any n the server
+	// accepts. MaxImagesSource says where the bound comes from.
+	MaxImages       int    `json:"max_images,omitempty"`
+	MaxImagesSource string `json:"max_images_source,omitempty"`
 	// SimulateAs names the simulated model whose hidden truth (success per
 	// task, edit-chain decay) the simulated world gives this model when it
 	// acts it out, e.g. a vendor model served without a key. Empty: the
@@ -125,6 +131,9 @@ func (m *Model) Validate() error {
 	}
 	if len(m.Modes) == 0 || len(m.Sizes) == 0 {
 		return fmt.Errorf("model %q: modes and sizes are required", m.Name)
+	}
+	if m.MaxImages < 0 {
+		return fmt.Errorf("model %q: max_images %d is negative", m.Name, m.MaxImages)
 	}
 	for _, s := range m.Sizes {
 		if _, _, err := ParseSize(s); err != nil {

@@ -23,6 +23,7 @@ const (
 	ReasonCost       = "cost"       // over max_cost_usd
 	ReasonLatency    = "latency"    // p90 latency over max_latency_ms
 	ReasonBackground = "background" // cannot make the transparent background asked for
+	ReasonImages     = "images"     // cannot make as many images in one request
 )
 
 // Decision is the router's answer for one request.
@@ -88,7 +89,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		cand.CostUSD = cost
 		price[i] = cost
 		cand.Reason = reason
-		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize && reason != ReasonBackground {
+		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize && reason != ReasonBackground && reason != ReasonImages {
 			prob[i] = c.score(i, f)
 			cand.P = prob[i]
 		}
@@ -202,6 +203,9 @@ func (c *compiled) check(i int, req *Request, tier int, h Health) (float64, stri
 	}
 	if req.Transparent && !m.TransparentBackground {
 		return 0, ReasonBackground
+	}
+	if m.MaxImages > 0 && req.N > m.MaxImages {
+		return 0, ReasonImages
 	}
 	w, ht := req.Width, req.Height
 	if w <= 0 || ht <= 0 {

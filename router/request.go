@@ -48,4 +48,6 @@ type Request struct {
 	Parent      string      `json:"parent,omitempty"`     // edit chain: the request whose output is edited
 	// Transparent: the image must have a transparent background.
 	Transparent bool `json:"transparent,omitempty"`
+	// N is the number of images asked for (0 counts as 1).
+	N int `json:"n,omitempty"`
 }

@@ -334,6 +334,9 @@ func (h *handlers) validate(r *imageRequest, k Key, id string) (*job, error) {
 	if err := h.validateOptions(r, j); err != nil {
 		return nil, err
 	}
+	if err := h.validateCount(j); err != nil {
+		return nil, err
+	}
 	return j, nil
 }
 

@@ -59,3 +59,28 @@ func (h *handlers) validateOptions(r *imageRequest, j *job) error {
 	}
 	return errField(CodeUnsupportedOption, "background", "no model of this deployment can make a transparent background")
 }
+
+// validateCount refuses an n that the pinned model, or every model, cannot
+// make in one request (catalog max_images); otherwise the router leaves
+// out the models that cannot.
+func (h *handlers) validateCount(j *job) error {
+	if j.n <= 1 {
+		return nil
+	}
+	fits := func(m Model) bool { return m.MaxImages == 0 || j.n <= m.MaxImages }
+	if j.pin != "" {
+		if m, ok := h.catalog[j.pin]; ok && !fits(m) {
+			return errField(CodeUnsupportedOption, "n", fmt.Sprintf("model %s makes at most %d images per request", j.pin, m.MaxImages))
+		}
+		return nil
+	}
+	if len(h.catalog) == 0 {
+		return nil
+	}
+	for _, m := range h.catalog {
+		if fits(m) {
+			return nil
+		}
+	}
+	return errField(CodeUnsupportedOption, "n", fmt.Sprintf("no model of this deployment makes %d images per request", j.n))
+}

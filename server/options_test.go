@@ -62,3 +62,32 @@ func TestOpenAIOptions(t *testing.T) {
 		t.Errorf("transparent with no capable model = %d %s, want 400 unsupported_option", r.status, r.body)
 	}
 }
+
+// TestImageCountLimits: n over a model's max_images is a 400
+// unsupported_option on n when the pinned model, or every model, cannot
+// make that many in one request; unpinned, the router is told n and
+// leaves the limited models out.
+func TestImageCountLimits(t *testing.T) {
+	e := mustStart(t, func(s *setup) {
+		s.deps.Catalog = []server.Model{{Name: "fast", Provider: "fakeco", MaxImages: 1}, {Name: "strong", Provider: "bigco", MaxImages: 4}}
+	})
+	if r := e.post(t, "/v1/images/generations", `{"prompt":"x","n":3}`); r.status != 200 {
+		t.Errorf("n=3 unpinned = %d %s, want 200 (strong makes 4)", r.status, r.body)
+	}
+	if rr := e.router.Seen.Load(); rr.N != 3 {
+		t.Errorf("router request n = %d, want 3", rr.N)
+	}
+	if r := e.post(t, "/v1/images/generations", `{"prompt":"x","model":"strong","n":4}`); r.status != 200 {
+		t.Errorf("n=4 on strong = %d %s, want 200", r.status, r.body)
+	}
+	for _, give := range []string{`{"prompt":"x","model":"fast","n":2}`, `{"prompt":"x","model":"strong","n":5}`, `{"prompt":"x","n":5}`} {
+		r := e.post(t, "/v1/images/generations", give)
+		var body struct {
+			Error struct{ Code, Field string } `json:"error"`
+		}
+		_ = json.Unmarshal(r.body, &body)
+		if r.status != 400 || body.Error.Code != "unsupported_option" || body.Error.Field != "n" {
+			t.Errorf("POST %s = %d %s, want 400 unsupported_option on n", give, r.status, r.body)
+		}
+	}
+}

@@ -112,6 +112,9 @@ type Model struct {
 	Simulated bool                          // served by the simulator (a vendor model without a key)
 	// Transparent: the model can answer with a transparent background.
 	Transparent bool
+	// MaxImages is the most images one request may ask of the model; 0:
+	// any n the server accepts.
+	MaxImages int
 }
 
 // Deps are the parts the server calls. Gateway and Keys are required for

@@ -247,7 +247,7 @@ func Start(ctx context.Context, o Options) (_ *Replica, err error) {
 	for _, m := range cat.Models {
 		if _, ok := reg.Providers[m.Name]; ok {
 			catalog = append(catalog, server.Model{Name: m.Name, Provider: m.Provider, Sizes: m.Sizes,
-				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name), Transparent: m.TransparentBackground})
+				CostUSD: prices(m.CostUSD), Simulated: m.Simulated || slices.Contains(reg.Simulated, m.Name), Transparent: m.TransparentBackground, MaxImages: m.MaxImages})
 			providerOf[m.Name] = m.Provider
 		}
 	}
