@@ -1,0 +1,281 @@
+package jpegluma_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/routelab/routelab/evaluator/qa/internal/jpegluma"
+	"github.com/routelab/routelab/lab/labtest"
+)
+
+// stdLuma is image/jpeg's luma plane of b: the Y of the *image.YCbCr, or
+// the *image.Gray's values; ok is false when it returns another image type
+// (CMYK, RGBA), err its error.
+func stdLuma(b []byte) (l jpegluma.Luma, ok bool, err error) {
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if err != nil {
+		return l, false, err
+	}
+	switch m := img.(type) {
+	case *image.YCbCr:
+		return jpegluma.Luma{Pix: m.Y, Width: m.Rect.Dx(), Height: m.Rect.Dy(), Stride: m.YStride}, true, nil
+	case *image.Gray:
+		return jpegluma.Luma{Pix: m.Pix, Width: m.Rect.Dx(), Height: m.Rect.Dy(), Stride: m.Stride}, true, nil
+	}
+	return l, false, nil
+}
+
+// diff describes how two planes differ, "" when their pixels are equal
+// (the strides and what lies past the width may differ).
+func diff(got, want jpegluma.Luma) string {
+	if got.Width != want.Width || got.Height != want.Height {
+		return fmt.Sprintf("size %dx%d, want %dx%d", got.Width, got.Height, want.Width, want.Height)
+	}
+	for y := range want.Height {
+		g := got.Pix[y*got.Stride:][:got.Width]
+		w := want.Pix[y*want.Stride:][:want.Width]
+		if !bytes.Equal(g, w) {
+			for x := range g {
+				if g[x] != w[x] {
+					return fmt.Sprintf("pixel (%d,%d) = %d, want %d", x, y, g[x], w[x])
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// fixtures reads testdata/*.jpeg (Go's image/testdata, see its README).
+func fixtures(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob("testdata/*.jpeg")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	m := make(map[string][]byte, len(files))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[filepath.Base(p)] = b
+	}
+	return m
+}
+
+// picture is a w×h image with edges, gradients and noise, so that every
+// block has AC coefficients and some clip at 0 and 255.
+func picture(w, h int, seed uint64) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 3))
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := color.RGBA{uint8(x * 255 / max(w, 1)), uint8(y * 255 / max(h, 1)), uint8((x ^ y) * 8), 255}
+			if (x/5+y/3)%4 == 0 {
+				c = color.RGBA{255, 255, 255, 255}
+			}
+			if r.IntN(4) == 0 {
+				c.G = uint8(r.Uint32())
+			}
+			m.Set(x, y, c)
+		}
+	}
+	return m
+}
+
+func encode(t testing.TB, img image.Image, q int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func grey(m image.Image) *image.Gray {
+	g := image.NewGray(m.Bounds())
+	for y := m.Bounds().Min.Y; y < m.Bounds().Max.Y; y++ {
+		for x := m.Bounds().Min.X; x < m.Bounds().Max.X; x++ {
+			g.Set(x, y, m.At(x, y))
+		}
+	}
+	return g
+}
+
+// covered is every kind of JPEG Decode must decode as image/jpeg does:
+// Go's fixtures (chroma subsampling 4:4:4, 4:4:0, 4:2:2, 4:2:0, 4:1:1,
+// 4:1:0, baseline and progressive, restart intervals, grey with nominal
+// 2x2 sampling, DC scans apart, a progressive file whose last scans are
+// cut short, which image/jpeg decodes) and Go-encoded colour (4:2:0) and grey
+// JPEGs of sizes that are not multiples of 8 or 16.
+func covered(t testing.TB) map[string][]byte {
+	cases := map[string][]byte{}
+	for name, b := range fixtures(t) {
+		if !strings.Contains(name, "cmyk") && !strings.Contains(name, "rgb") {
+			cases[name] = b
+		}
+	}
+	for _, sz := range [][2]int{{1, 1}, {7, 9}, {8, 8}, {16, 16}, {17, 33}, {150, 103}, {255, 1}, {1, 200}, {321, 241}} {
+		for _, q := range []int{10, 90, 100} {
+			m := picture(sz[0], sz[1], uint64(sz[0]*sz[1]+q))
+			cases[fmt.Sprintf("go-%dx%d-q%d", sz[0], sz[1], q)] = encode(t, m, q)
+			cases[fmt.Sprintf("go-grey-%dx%d-q%d", sz[0], sz[1], q)] = encode(t, grey(m), q)
+		}
+	}
+	return cases
+}
+
+// TestDecodeMatchesImageJPEG: the plane is image/jpeg's Y (or grey)
+// plane, byte for byte, for every JPEG it covers, and one Decoder reused
+// over all of them (its buffers kept, its tables reset) decodes each as a
+// new one does.
+func TestDecodeMatchesImageJPEG(t *testing.T) {
+	cases := covered(t)
+	var reused jpegluma.Decoder
+	for _, pass := range []string{"fresh", "reused"} {
+		for name, b := range cases {
+			want, ok, err := stdLuma(b)
+			if err != nil || !ok {
+				t.Fatalf("%s: image/jpeg: ok %v, %v", name, ok, err)
+			}
+			dec := &reused
+			if pass == "fresh" {
+				dec = new(jpegluma.Decoder)
+			}
+			got, err := dec.Decode(b, 0)
+			if err != nil {
+				t.Fatalf("%s (%s): %v", name, pass, err)
+			}
+			if d := diff(got, want); d != "" {
+				t.Fatalf("%s (%s): %s", name, pass, d)
+			}
+		}
+	}
+}
+
+// TestDecodeDeclines: what image/jpeg returns as another image than YCbCr
+// or Gray, and frames over the pixel bound, are ErrNotCovered.
+func TestDecodeDeclines(t *testing.T) {
+	fx := fixtures(t)
+	small := encode(t, picture(40, 30, 1), 80)
+	for _, tc := range []struct {
+		name      string
+		b         []byte
+		maxPixels int
+	}{
+		{"cmyk", fx["video-001.cmyk.jpeg"], 0},
+		{"rgb", fx["video-001.rgb.jpeg"], 0},
+		{"over the pixel bound", small, 40*30 - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := new(jpegluma.Decoder).Decode(tc.b, tc.maxPixels); !errors.Is(err, jpegluma.ErrNotCovered) {
+				t.Fatalf("Decode: %v, want ErrNotCovered", err)
+			}
+		})
+	}
+	if _, err := new(jpegluma.Decoder).Decode(small, 40*30); err != nil {
+		t.Fatalf("at the pixel bound: %v", err)
+	}
+}
+
+// TestDecodeDamaged: truncated and corrupted JPEGs give an error, never
+// a panic, or when image/jpeg still decodes them (a damaged entropy-coded
+// byte is often still a valid code), its plane; and an error only where
+// image/jpeg has one. A sample of cut points; TestDecodeDamagedManyCuts
+// tries more.
+func TestDecodeDamaged(t *testing.T) {
+	damaged(t, 5000, 251, 10)
+}
+
+func TestDecodeDamagedManyCuts(t *testing.T) {
+	labtest.Heavy(t) // tens of thousands of decodes: minutes under -race
+	damaged(t, 1<<20, 7, 400)
+}
+
+// damaged cuts the fixtures and one size of Go's encodings (those under
+// maxLen bytes) every step bytes, changes a random byte of each in flips
+// copies, and checks that Decode agrees with image/jpeg on each.
+func damaged(t *testing.T, maxLen, step, flips int) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var dec jpegluma.Decoder
+	for name, b := range covered(t) {
+		if len(b) > maxLen || strings.HasPrefix(name, "go-") && !strings.HasPrefix(name, "go-150x103") && !strings.HasPrefix(name, "go-grey-150x103") {
+			continue
+		}
+		for n := 0; n < len(b); n += step {
+			agree(t, &dec, fmt.Sprintf("%s cut at %d", name, n), b[:n])
+		}
+		for range flips {
+			c := bytes.Clone(b)
+			i := r.IntN(len(c))
+			c[i] ^= byte(1 + r.IntN(255))
+			agree(t, &dec, fmt.Sprintf("%s byte %d changed", name, i), c)
+		}
+	}
+}
+
+// agree fails when Decode accepts b and image/jpeg does not, or their
+// planes differ.
+func agree(t *testing.T, dec *jpegluma.Decoder, name string, b []byte) {
+	t.Helper()
+	if c, err := jpeg.DecodeConfig(bytes.NewReader(b)); err == nil && c.Width*c.Height > 1<<22 {
+		return // a changed size byte: not worth image/jpeg's allocation
+	}
+	got, err := dec.Decode(b, 1<<22)
+	want, ok, stdErr := stdLuma(b)
+	if err != nil {
+		if ok && !errors.Is(err, jpegluma.ErrNotCovered) {
+			t.Fatalf("%s: Decode: %v; image/jpeg decodes it", name, err)
+		}
+		return
+	}
+	if !ok {
+		t.Fatalf("%s: Decode accepted what image/jpeg refuses or returns as another type (%v)", name, stdErr)
+	}
+	if d := diff(got, want); d != "" {
+		t.Fatalf("%s: %s", name, d)
+	}
+}
+
+// FuzzJPEGLuma: Decode never panics, and whatever it accepts image/jpeg
+// decodes to the same plane: it may decline (the caller then decodes
+// with image/jpeg), never disagree.
+func FuzzJPEGLuma(f *testing.F) {
+	for name, b := range fixtures(f) {
+		if len(b) < 8000 || strings.Contains(name, "cmyk") {
+			f.Add(b)
+		}
+	}
+	f.Add(encode(f, picture(21, 13, 1), 75))
+	f.Add(encode(f, grey(picture(9, 17, 2)), 75))
+	var dec jpegluma.Decoder
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := jpeg.DecodeConfig(bytes.NewReader(b))
+		if err != nil || c.Width*c.Height > 1<<16 {
+			return // Check declines on DecodeConfig's error or pixel bound first
+		}
+		got, err := dec.Decode(b, 1<<16)
+		want, ok, stdErr := stdLuma(b)
+		if err != nil {
+			if ok && !errors.Is(err, jpegluma.ErrNotCovered) {
+				t.Fatalf("Decode: %v; image/jpeg decodes it", err)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("Decode accepted what image/jpeg refuses or returns as another type (%v)", stdErr)
+		}
+		if d := diff(got, want); d != "" {
+			t.Fatal(d)
+		}
+	})
+}
