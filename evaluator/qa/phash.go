@@ -112,9 +112,9 @@ func HashBytes(b []byte, maxPixels int) (Hash, error) {
 func measureReference(b []byte, maxPixels int) (Reference, error) {
 	var g gray
 	ok := false
-	if Sniff(b) == FormatPNG {
+	if format := Sniff(b); format == FormatPNG || format == FormatJPEG {
 		if _, _, err := DecodeConfig(b, maxPixels); err == nil {
-			g, _, _, ok = pngWork(b, defaultWorkSide, nil)
+			g, _, _, ok = streamWork(b, format, defaultWorkSide, nil)
 		}
 	}
 	if !ok {
