@@ -12,16 +12,16 @@ import (
 // (1.6 MB for a 1024x1024 4:2:0 picture); jpegluma, its fork, still
 // Huffman-decodes them all (a scan interleaves them) but transforms and
 // stores only Y, into a plane its pooled Decoder keeps. ok is false for
-// whatever jpegluma declines (CMYK, RGB-coded) and for any error, so the
-// caller decodes b with image/jpeg instead, which reports the error as it
-// always did. The caller checks MaxPixels first (DecodeConfig).
-func jpegWork(b []byte, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
+// whatever jpegluma declines (CMYK, RGB-coded, more than maxPixels when
+// positive, empty) and for any error, so the caller decodes b with
+// image/jpeg instead, which reports the error as it always did.
+func jpegWork(b []byte, maxPixels, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
 	dec := jpegDecoders.Get().(*jpegluma.Decoder)
 	defer func() {
 		dec.Trim(maxPooled)
 		jpegDecoders.Put(dec)
 	}()
-	y, err := dec.Decode(b, 0)
+	y, err := dec.Decode(b, maxPixels)
 	if err != nil {
 		return gray{}, 0, 0, false
 	}
@@ -34,14 +34,25 @@ func jpegWork(b []byte, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
 var jpegDecoders = sync.Pool{New: func() any { return new(jpegluma.Decoder) }}
 
 // streamWork makes the work plane of b, a PNG or JPEG by Sniff, without
-// the decoded image (pngWork, jpegWork); ok is false for another format
-// or when the reader declines b. The caller checks MaxPixels first.
-func streamWork(b []byte, format string, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
+// the decoded image (pngWork, jpegWork), once its header passes
+// DecodeConfig(b, maxPixels); ok is false for another format, a header
+// that does not pass, or bytes the reader declines.
+//
+// A JPEG's header is checked by jpegluma instead (image/jpeg's
+// DecodeConfig allocates its 13 KB decoder): it declines empty frames and
+// frames over maxPixels, and what image/jpeg's DecodeConfig refuses its
+// Decode refuses too (it reads the same markers up to the first scan,
+// only skipping the tables Decode checks), so no JPEG jpegluma decodes
+// would have failed the format check. FuzzJPEGLuma checks this.
+func streamWork(b []byte, format string, maxPixels, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
 	switch format {
 	case FormatPNG:
+		if _, _, err := DecodeConfig(b, maxPixels); err != nil {
+			return gray{}, 0, 0, false
+		}
 		return pngWork(b, maxSide, buf)
 	case FormatJPEG:
-		return jpegWork(b, maxSide, buf)
+		return jpegWork(b, maxPixels, maxSide, buf)
 	}
 	return gray{}, 0, 0, false
 }

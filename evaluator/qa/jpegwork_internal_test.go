@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/routelab/routelab/events"
@@ -80,7 +81,7 @@ func TestJPEGWorkMatchesDecode(t *testing.T) {
 			}
 			for _, side := range []int{512, 150, 100, 40, 7, 0} {
 				want := toWork(img, side, nil)
-				got, w, h, ok := jpegWork(b, side, nil)
+				got, w, h, ok := jpegWork(b, 0, side, nil)
 				if !ok || w != img.Bounds().Dx() || h != img.Bounds().Dy() || !reflect.DeepEqual(got, want) {
 					t.Fatalf("side %d: jpegWork = %dx%d plane %dx%d ok %v; want toWork's %dx%d plane of the decoded image", side, w, h, got.w, got.h, ok, want.w, want.h)
 				}
@@ -106,7 +107,7 @@ func TestJPEGWork(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, side := range []int{512, 50} {
-			got, _, _, ok := jpegWork(b, side, nil)
+			got, _, _, ok := jpegWork(b, 0, side, nil)
 			if want := toWork(img, side, nil); !ok || !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s side %d: jpegWork's plane (ok %v) is not toWork's of jpeg.Decode", name, side, ok)
 			}
@@ -139,9 +140,18 @@ func TestJPEGWorkDeclines(t *testing.T) {
 		"SOI only":     []byte{0xff, 0xd8, 0xff},
 		"missing ff00": func() []byte { b := bytes.Clone(good); b[len(b)-40] = 0xff; b[len(b)-39] = 0x17; return b }(),
 	}
+	// the pixel bound, and an empty frame (height 0 in its SOF)
+	big := New(Thresholds{MaxPixels: 150*103 - 1})
+	if got, want := big.Check(good, Spec{}), checkAsBefore(big, good, Spec{}); !reflect.DeepEqual(got, want) || !strings.Contains(got.Reason, ErrTooManyPixels.Error()) {
+		t.Errorf("over MaxPixels: Check = %+v, want %+v", got, want)
+	}
+	i := bytes.Index(good, []byte{0xff, 0xc0})
+	empty := bytes.Clone(good)
+	empty[i+5], empty[i+6] = 0, 0
+	cases["empty"] = empty
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, _, _, ok := jpegWork(b, 512, nil); ok {
+			if _, _, _, ok := jpegWork(b, 0, 512, nil); ok {
 				t.Fatal("jpegWork accepted it")
 			}
 			ch := New(Thresholds{})

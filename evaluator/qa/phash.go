@@ -113,9 +113,7 @@ func measureReference(b []byte, maxPixels int) (Reference, error) {
 	var g gray
 	ok := false
 	if format := Sniff(b); format == FormatPNG || format == FormatJPEG {
-		if _, _, err := DecodeConfig(b, maxPixels); err == nil {
-			g, _, _, ok = streamWork(b, format, defaultWorkSide, nil)
-		}
+		g, _, _, ok = streamWork(b, format, maxPixels, defaultWorkSide, nil)
 	}
 	if !ok {
 		img, _, err := Decode(b, maxPixels)

@@ -295,17 +295,15 @@ func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
 
 func (c *Checker) check(b []byte, s Spec) Result {
 	if format := Sniff(b); format == FormatPNG || format == FormatJPEG {
-		if _, _, err := DecodeConfig(b, c.t.MaxPixels); err == nil {
-			bufp := c.buf()
-			if g, w, h, ok := streamWork(b, format, c.t.WorkSide, *bufp); ok {
-				r := c.checkPlane(g, w, h, format, s)
-				*bufp = g.pix
-				c.bufs.Put(bufp)
-				c.rememberReference(b, r)
-				return r
-			}
+		bufp := c.buf()
+		if g, w, h, ok := streamWork(b, format, c.t.MaxPixels, c.t.WorkSide, *bufp); ok {
+			r := c.checkPlane(g, w, h, format, s)
+			*bufp = g.pix
 			c.bufs.Put(bufp)
+			c.rememberReference(b, r)
+			return r
 		}
+		c.bufs.Put(bufp)
 	}
 	img, format, err := Decode(b, c.t.MaxPixels)
 	if err != nil {

@@ -248,7 +248,9 @@ func agree(t *testing.T, dec *jpegluma.Decoder, name string, b []byte) {
 
 // FuzzJPEGLuma: Decode never panics, and whatever it accepts image/jpeg
 // decodes to the same plane: it may decline (the caller then decodes
-// with image/jpeg), never disagree.
+// with image/jpeg), never disagree. What it accepts also passes
+// image/jpeg's DecodeConfig, non-empty and within the pixel bound: QA
+// does not call DecodeConfig before it on a JPEG.
 func FuzzJPEGLuma(f *testing.F) {
 	for name, b := range fixtures(f) {
 		if len(b) < 8000 || strings.Contains(name, "cmyk") {
@@ -258,12 +260,16 @@ func FuzzJPEGLuma(f *testing.F) {
 	f.Add(encode(f, picture(21, 13, 1), 75))
 	f.Add(encode(f, grey(picture(9, 17, 2)), 75))
 	var dec jpegluma.Decoder
+	const maxPixels = 1 << 16
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := jpeg.DecodeConfig(bytes.NewReader(b))
-		if err != nil || c.Width*c.Height > 1<<16 {
-			return // Check declines on DecodeConfig's error or pixel bound first
+		got, err := dec.Decode(b, maxPixels)
+		c, cfgErr := jpeg.DecodeConfig(bytes.NewReader(b))
+		if err == nil && (cfgErr != nil || c.Width == 0 || c.Height == 0 || c.Width*c.Height > maxPixels) {
+			t.Fatalf("Decode accepted a header DecodeConfig gives as %dx%d, %v", c.Width, c.Height, cfgErr)
 		}
-		got, err := dec.Decode(b, 1<<16)
+		if cfgErr != nil || c.Width*c.Height > maxPixels {
+			return // not worth image/jpeg's allocation
+		}
 		want, ok, stdErr := stdLuma(b)
 		if err != nil {
 			if ok && !errors.Is(err, jpegluma.ErrNotCovered) {
