@@ -131,6 +131,7 @@ func (d *decoder) processSOS(n int) error {
 		}
 	}
 
+	qt := &d.quant[d.comp[0].tq] // the luma's, for seqY below
 	d.bits = bits{}
 	mcu, expectedRST := 0, uint8(rst0Marker)
 	var (
@@ -188,9 +189,15 @@ func (d *decoder) processSOS(n int) error {
 					}
 
 					// Load the previous partially decoded coefficients, if applicable.
+					// A sequential luma block is dequantized as its coefficients are
+					// decoded (seqY): the same products as after the block, for the
+					// few coefficients that are not zero; the other components'
+					// blocks are decoded for their bits only, and need no zeroes.
+					seqY := !d.progressive && compIndex == 0
+					acSeen := false
 					if d.progressive {
 						b = d.progCoeffs[compIndex][by*mxx*hi+bx]
-					} else {
+					} else if seqY {
 						b = block{}
 					}
 
@@ -216,6 +223,9 @@ func (d *decoder) processSOS(n int) error {
 							}
 							dc[compIndex] += dcDelta
 							b[0] = dc[compIndex] << al
+							if seqY {
+								b[0] *= qt[0]
+							}
 						}
 
 						if zig <= zigEnd && d.eobRun > 0 {
@@ -239,7 +249,12 @@ func (d *decoder) processSOS(n int) error {
 									if err != nil {
 										return err
 									}
-									b[unzig[zig]] = ac << al
+									if seqY {
+										b[unzig[zig]] = ac * qt[zig]
+										acSeen = true
+									} else {
+										b[unzig[zig]] = ac << al
+									}
 								} else {
 									if val0 != 0x0f {
 										d.eobRun = uint16(1 << val0)
@@ -271,10 +286,10 @@ func (d *decoder) processSOS(n int) error {
 						// SOS markers are processed.
 						continue
 					}
-					if compIndex == 0 {
+					if seqY {
 						// Only the luma is stored; the other components' blocks
 						// were decoded for their bits, and for their errors.
-						d.reconstructBlock(&b, bx, by)
+						d.storeBlock(&b, bx, by, acSeen)
 					}
 				} // for j
 			} // for i
@@ -441,24 +456,55 @@ func (d *decoder) reconstructBlock(b *block, bx, by int) {
 	for zig := 0; zig < blockSize; zig++ {
 		b[unzig[zig]] *= qt[zig]
 	}
-	idct(b)
+	d.storeBlock(b, bx, by, true)
+}
+
+// storeBlock performs the inverse DCT of b, dequantized, and stores the
+// block of the first component to the plane. Without ac (every AC
+// coefficient zero) the 64 outputs are one value, computed as idct
+// computes it (TestDCOnly).
+func (d *decoder) storeBlock(b *block, bx, by int, ac bool) {
 	dst, stride := d.y[8*(by*d.yStride+bx):], d.yStride
-	// Level shift by +128, clip to [0, 255], and write to dst.
-	for y := 0; y < 8; y++ {
-		y8 := y * 8
-		yStride := y * stride
-		for x := 0; x < 8; x++ {
-			c := b[y8+x]
-			if c < -128 {
-				c = 0
-			} else if c > 127 {
-				c = 255
-			} else {
-				c += 128
+	_ = dst[7*stride+7]
+	if !ac {
+		v := clamp(dcOnly(b[0]))
+		for y := range 8 {
+			row := dst[y*stride : y*stride+8 : y*stride+8]
+			for x := range row {
+				row[x] = v
 			}
-			dst[yStride+x] = uint8(c)
+		}
+		return
+	}
+	idct(b)
+	// Level shift by +128, clip to [0, 255], and write to dst.
+	for y := range 8 {
+		row := dst[y*stride : y*stride+8 : y*stride+8]
+		src := b[8*y : 8*y+8 : 8*y+8]
+		for x, c := range src {
+			row[x] = clamp(c)
 		}
 	}
+}
+
+// dcOnly is every output of idct on a block whose only non-zero
+// coefficient is the DC, dc: idctRows makes row 0 dc<<17 throughout, and
+// idctCols adds the rounding and shifts each column's one value, in the
+// same int32 operations.
+func dcOnly(dc int32) int32 {
+	x0 := dc << 17
+	x0 += 1 << 19
+	return (x0 >> 2) >> 18
+}
+
+// clamp is image/jpeg's level shift and clip of an output of idct: c+128
+// within [0, 255].
+func clamp(c int32) uint8 {
+	c += 128 // |c| < 1<<14 out of idct: no overflow
+	if uint32(c) > 255 {
+		c = ^c >> 31 & 255 // 0 below, 255 above
+	}
+	return uint8(c)
 }
 
 // findRST advances past the next RST restart marker that matches expectedRST.
