@@ -131,7 +131,31 @@ func covered(t testing.TB) map[string][]byte {
 			cases[fmt.Sprintf("go-grey-%dx%d-q%d", sz[0], sz[1], q)] = encode(t, grey(m), q)
 		}
 	}
+	// flat and slowly varying areas: blocks whose only coefficient is the DC
+	for _, sz := range [][2]int{{150, 103}, {321, 241}} {
+		m := flat(sz[0], sz[1])
+		for _, q := range []int{30, 75, 95} {
+			cases[fmt.Sprintf("go-flat-%dx%d-q%d", sz[0], sz[1], q)] = encode(t, m, q)
+			cases[fmt.Sprintf("go-grey-flat-%dx%d-q%d", sz[0], sz[1], q)] = encode(t, grey(m), q)
+		}
+	}
 	return cases
+}
+
+// flat is a w×h image of flat tiles of every level, from black to white,
+// and slow gradients: most of its blocks are DC only.
+func flat(w, h int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			v := uint8((x/8 + y/8*(w/8+1)) * 7)
+			if y > h/2 {
+				v = uint8(x * 255 / w)
+			}
+			m.SetRGBA(x, y, color.RGBA{v, 255 - v, uint8(y * 255 / h), 255})
+		}
+	}
+	return m
 }
 
 // TestDecodeMatchesImageJPEG: the plane is image/jpeg's Y (or grey)
