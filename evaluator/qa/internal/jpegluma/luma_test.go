@@ -231,6 +231,19 @@ func TestDecodeDeclines(t *testing.T) {
 // tries more.
 func TestDecodeDamaged(t *testing.T) {
 	damaged(t, 5000, 499, 5)
+	// a 0xff in the entropy-coded data not followed by 0x00 (a marker where
+	// none may be), at a few places of each baseline fixture
+	var dec jpegluma.Decoder
+	for name, b := range fixtures(t) {
+		if strings.Contains(name, "progressive") || strings.Contains(name, "cmyk") {
+			continue
+		}
+		for _, back := range []int{40, 400, 1000} {
+			c := bytes.Clone(b)
+			c[len(c)-back], c[len(c)-back+1] = 0xff, 0x17
+			agree(t, &dec, fmt.Sprintf("%s 0xff17 %d bytes before the end", name, back), c)
+		}
+	}
 }
 
 func TestDecodeDamagedManyCuts(t *testing.T) {
