@@ -11,7 +11,8 @@ import (
 // plane alone. image/jpeg decodes all three components into a new image
 // (1.6 MB for a 1024x1024 4:2:0 picture); jpegluma, its fork, still
 // Huffman-decodes them all (a scan interleaves them) but transforms and
-// stores only Y, into a plane its pooled Decoder keeps. ok is false for
+// stores only Y, into a plane its pooled Decoder keeps (at half size when
+// the work plane averages 2x2 blocks). ok is false for
 // whatever jpegluma declines (CMYK, RGB-coded, more than maxPixels when
 // positive, empty) and for any error, so the caller decodes b with
 // image/jpeg instead, which reports the error as it always did.
@@ -21,13 +22,22 @@ func jpegWork(b []byte, maxPixels, maxSide int, buf []uint8) (g gray, w, h int, 
 		dec.Trim(maxPooled)
 		jpegDecoders.Put(dec)
 	}()
-	y, err := dec.Decode(b, maxPixels)
+	// A plane averaged 2x2 (a 1024 px output's) is averaged as jpegluma
+	// stores it.
+	y, err := dec.Decode(b, maxPixels, func(w, h int) bool {
+		_, _, f := workSize(w, h, maxSide)
+		return f == 2
+	})
 	if err != nil {
 		return gray{}, 0, 0, false
 	}
 	ow, oh, f := workSize(y.Width, y.Height, maxSide)
 	g = newGray(ow, oh, buf)
-	lumaBlocks(y.Pix, y.Stride, g, f)
+	if y.Half {
+		lumaBlocks(y.Pix, y.Stride, g, 1) // the means, copied
+	} else {
+		lumaBlocks(y.Pix, y.Stride, g, f)
+	}
 	return g, y.Width, y.Height, true
 }
 

@@ -106,7 +106,7 @@ func TestJPEGWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, side := range []int{512, 50} {
+		for _, side := range []int{512, 75, 50} { // blocks of 1, 2 and 3
 			got, _, _, ok := jpegWork(b, 0, side, nil)
 			if want := toWork(img, side, nil); !ok || !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s side %d: jpegWork's plane (ok %v) is not toWork's of jpeg.Decode", name, side, ok)

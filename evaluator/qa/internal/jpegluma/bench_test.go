@@ -52,14 +52,20 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
-		b.Run(tc.name+"/jpegluma", func(b *testing.B) {
-			b.ReportAllocs()
-			var dec jpegluma.Decoder
-			for b.Loop() {
-				if _, err := dec.Decode(data, 0); err != nil {
-					b.Fatal(err)
-				}
+		for _, half := range []func(int, int) bool{never, always} {
+			name := "/jpegluma"
+			if half(0, 0) {
+				name += "-half"
 			}
-		})
+			b.Run(tc.name+name, func(b *testing.B) {
+				b.ReportAllocs()
+				var dec jpegluma.Decoder
+				for b.Loop() {
+					if _, err := dec.Decode(data, 0, half); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

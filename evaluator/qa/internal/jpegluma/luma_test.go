@@ -41,9 +41,13 @@ func diff(got, want jpegluma.Luma) string {
 	if got.Width != want.Width || got.Height != want.Height {
 		return fmt.Sprintf("size %dx%d, want %dx%d", got.Width, got.Height, want.Width, want.Height)
 	}
-	for y := range want.Height {
-		g := got.Pix[y*got.Stride:][:got.Width]
-		w := want.Pix[y*want.Stride:][:want.Width]
+	w, h := want.Width, want.Height
+	if got.Half {
+		want, w, h = halve(want), w/2, h/2
+	}
+	for y := range h {
+		g := got.Pix[y*got.Stride:][:w]
+		w := want.Pix[y*want.Stride:][:w]
 		if !bytes.Equal(g, w) {
 			for x := range g {
 				if g[x] != w[x] {
@@ -54,6 +58,24 @@ func diff(got, want jpegluma.Luma) string {
 	}
 	return ""
 }
+
+// halve is l's plane of the rounded means of its 2x2 blocks, written out.
+func halve(l jpegluma.Luma) jpegluma.Luma {
+	w, h := l.Width/2, l.Height/2
+	out := jpegluma.Luma{Pix: make([]byte, w*h), Width: l.Width, Height: l.Height, Stride: w, Half: true}
+	for y := range h {
+		for x := range w {
+			p := l.Pix[2*y*l.Stride+2*x:]
+			q := l.Pix[(2*y+1)*l.Stride+2*x:]
+			out.Pix[y*w+x] = uint8((int(p[0]) + int(p[1]) + int(q[0]) + int(q[1]) + 2) >> 2)
+		}
+	}
+	return out
+}
+
+// always and never are Decode's half.
+func always(int, int) bool { return true }
+func never(int, int) bool  { return false }
 
 // fixtures reads testdata/*.jpeg (Go's image/testdata, see its README).
 func fixtures(t testing.TB) map[string][]byte {
@@ -174,21 +196,24 @@ func flat(w, h int) *image.RGBA {
 // TestDecodeMatchesImageJPEG: the plane is image/jpeg's Y (or grey)
 // plane, byte for byte, for every JPEG it covers, and one Decoder reused
 // over all of them (its buffers kept, its tables reset) decodes each as a
-// new one does.
+// new one does; and with half, the plane of the means of its 2x2 blocks.
 func TestDecodeMatchesImageJPEG(t *testing.T) {
 	cases := covered(t)
 	var reused jpegluma.Decoder
-	for _, pass := range []string{"fresh", "reused"} {
+	for _, pass := range []string{"fresh", "reused", "half", "reused"} {
 		for name, b := range cases {
 			want, ok, err := stdLuma(b)
 			if err != nil || !ok {
 				t.Fatalf("%s: image/jpeg: ok %v, %v", name, ok, err)
 			}
-			dec := &reused
-			if pass == "fresh" {
-				dec = new(jpegluma.Decoder)
+			dec, half := &reused, never
+			switch pass {
+			case "fresh":
+				dec, half = new(jpegluma.Decoder), nil
+			case "half":
+				half = always
 			}
-			got, err := dec.Decode(b, 0)
+			got, err := dec.Decode(b, 0, half)
 			if err != nil {
 				t.Fatalf("%s (%s): %v", name, pass, err)
 			}
@@ -214,12 +239,12 @@ func TestDecodeDeclines(t *testing.T) {
 		{"over the pixel bound", small, 40*30 - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := new(jpegluma.Decoder).Decode(tc.b, tc.maxPixels); !errors.Is(err, jpegluma.ErrNotCovered) {
+			if _, err := new(jpegluma.Decoder).Decode(tc.b, tc.maxPixels, nil); !errors.Is(err, jpegluma.ErrNotCovered) {
 				t.Fatalf("Decode: %v, want ErrNotCovered", err)
 			}
 		})
 	}
-	if _, err := new(jpegluma.Decoder).Decode(small, 40*30); err != nil {
+	if _, err := new(jpegluma.Decoder).Decode(small, 40*30, nil); err != nil {
 		t.Fatalf("at the pixel bound: %v", err)
 	}
 }
@@ -280,7 +305,11 @@ func agree(t *testing.T, dec *jpegluma.Decoder, name string, b []byte) {
 	if c, err := jpeg.DecodeConfig(bytes.NewReader(b)); err == nil && c.Width*c.Height > 1<<22 {
 		return // a changed size byte: not worth image/jpeg's allocation
 	}
-	got, err := dec.Decode(b, 1<<22)
+	half := never
+	if len(b)%2 == 1 {
+		half = always
+	}
+	got, err := dec.Decode(b, 1<<22, half)
 	want, ok, stdErr := stdLuma(b)
 	if err != nil {
 		if ok && !errors.Is(err, jpegluma.ErrNotCovered) {
@@ -312,7 +341,11 @@ func FuzzJPEGLuma(f *testing.F) {
 	var dec jpegluma.Decoder
 	const maxPixels = 1 << 16
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := dec.Decode(b, maxPixels)
+		half := never
+		if len(b)%2 == 1 {
+			half = always
+		}
+		got, err := dec.Decode(b, maxPixels, half)
 		c, cfgErr := jpeg.DecodeConfig(bytes.NewReader(b))
 		if err == nil && (cfgErr != nil || c.Width == 0 || c.Height == 0 || c.Width*c.Height > maxPixels) {
 			t.Fatalf("Decode accepted a header DecodeConfig gives as %dx%d, %v", c.Width, c.Height, cfgErr)

@@ -120,6 +120,11 @@ type decoder struct {
 	y       []byte
 	yStride int
 	yDone   bool
+	// half stores each 2x2 block of the plane as its rounded mean, in a
+	// plane of half the width and height; halfFor, when not nil, sets it
+	// from the frame's size (Decoder.Decode).
+	half    bool
+	halfFor func(width, height int) bool
 	// ybuf and coeffBuf are kept from one image to the next (Decoder.Decode):
 	// the plane's memory and the progressive coefficients'.
 	ybuf     []byte
@@ -317,6 +322,7 @@ func (d *decoder) processSOF(n int) error {
 		d.maxPixels > 0 && d.width*d.height > d.maxPixels {
 		return ErrNotCovered
 	}
+	d.half = d.halfFor != nil && d.halfFor(d.width, d.height)
 
 	for i := 0; i < d.nComp; i++ {
 		d.comp[i].c = d.tmp[6+3*i]

@@ -14,6 +14,10 @@ func (d *decoder) makeImg(mxx, myy int) {
 	}
 	d.yStride = 8 * h0 * mxx
 	n := d.yStride * 8 * v0 * myy
+	if d.half {
+		d.yStride /= 2
+		n /= 4
+	}
 	if cap(d.ybuf) < n {
 		d.ybuf = make([]byte, n)
 	}
@@ -464,6 +468,10 @@ func (d *decoder) reconstructBlock(b *block, bx, by int) {
 // coefficient zero) the 64 outputs are one value, computed as idct
 // computes it (TestDCOnly).
 func (d *decoder) storeBlock(b *block, bx, by int, ac bool) {
+	if d.half {
+		d.storeHalf(b, bx, by, ac)
+		return
+	}
 	dst, stride := d.y[8*(by*d.yStride+bx):], d.yStride
 	_ = dst[7*stride+7]
 	if !ac {
@@ -483,6 +491,32 @@ func (d *decoder) storeBlock(b *block, bx, by int, ac bool) {
 		src := b[8*y : 8*y+8 : 8*y+8]
 		for x, c := range src {
 			row[x] = clamp(c)
+		}
+	}
+}
+
+// storeHalf is storeBlock into the half plane: each 2x2 block of the
+// stored values (an 8x8 block holds 16 whole ones) as the rounded mean
+// of the four, (sum+2)>>2, as evaluator/qa averages a plane.
+func (d *decoder) storeHalf(b *block, bx, by int, ac bool) {
+	dst, stride := d.y[4*(by*d.yStride+bx):], d.yStride
+	_ = dst[3*stride+3]
+	if !ac {
+		v := clamp(dcOnly(b[0])) // the mean of four equal values
+		for y := range 4 {
+			row := dst[y*stride : y*stride+4 : y*stride+4]
+			row[0], row[1], row[2], row[3] = v, v, v, v
+		}
+		return
+	}
+	idct(b)
+	for y := range 4 {
+		row := dst[y*stride : y*stride+4 : y*stride+4]
+		p := b[16*y : 16*y+8 : 16*y+8]
+		q := b[16*y+8 : 16*y+16 : 16*y+16]
+		for x := range row {
+			s := uint32(clamp(p[2*x])) + uint32(clamp(p[2*x+1])) + uint32(clamp(q[2*x])) + uint32(clamp(q[2*x+1]))
+			row[x] = uint8((s + 2) >> 2)
 		}
 	}
 }
