@@ -273,7 +273,7 @@ func TestDecodeDamaged(t *testing.T) {
 
 func TestDecodeDamagedManyCuts(t *testing.T) {
 	labtest.Heavy(t) // tens of thousands of decodes: minutes under -race
-	damaged(t, 1<<20, 7, 400)
+	damaged(t, 1<<20, 11, 200)
 }
 
 // damaged cuts the fixtures and one size of Go's encodings (those under
