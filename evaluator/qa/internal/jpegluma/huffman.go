@@ -40,7 +40,10 @@ type huffman struct {
 
 // errShortHuffmanData means that an unexpected EOF occurred while decoding
 // Huffman data.
-var errShortHuffmanData = FormatError("short Huffman data")
+//
+// It is an error, not a FormatError, here: boxed once, not at every return
+// (a scan's end meets it), so a decode allocates nothing.
+var errShortHuffmanData error = FormatError("short Huffman data")
 
 // ensureNBits reads bytes from the byte buffer to ensure that d.bits.n is at
 // least n. For best performance (avoiding function calls inside hot loops),
