@@ -12,10 +12,10 @@ import (
 // (1.6 MB for a 1024x1024 4:2:0 picture); jpegluma, its fork, still
 // Huffman-decodes them all (a scan interleaves them) but transforms and
 // stores only Y, into a plane its pooled Decoder keeps (at half size when
-// the work plane averages 2x2 blocks). ok is false for
-// whatever jpegluma declines (CMYK, RGB-coded, more than maxPixels when
-// positive, empty) and for any error, so the caller decodes b with
-// image/jpeg instead, which reports the error as it always did.
+// the work plane averages 2x2 blocks). ok is false for whatever jpegluma
+// declines (CMYK, RGB-coded, more than maxPixels when positive, empty)
+// and for any error, so the caller decodes b with image/jpeg instead,
+// which reports the error as it always did.
 func jpegWork(b []byte, maxPixels, maxSide int, buf []uint8) (g gray, w, h int, ok bool) {
 	dec := jpegDecoders.Get().(*jpegluma.Decoder)
 	defer func() {
