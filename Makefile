@@ -81,12 +81,12 @@ test: deps browser build
 # The heavy tests, marked labtest.Heavy: lab runs of thousands of requests,
 # each rendering and QA-checking an image on one goroutine (named TestLab*),
 # the fault campaign's process stacks (serve and ingest as child processes
-# under load, TestFault*), and QA's comparisons of its PNG reader with
-# image/png over hundreds of images. Under -race they are a hundredfold
-# slower and race nothing the packages' own tests do not, so the race pass
-# skips them and they run here without it.
-HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/ ./providers/sim/ ./evaluator/qa/
-HEAVY_RUN  := ^Test(Lab|Fault)[A-Z]|^TestPNGWorkMatchesDecode$$|^TestStreamedPNGVerdicts$$
+# under load, TestFault*), and QA's comparisons of its PNG and JPEG readers
+# with image/png and image/jpeg over hundreds of images. Under -race they
+# are a hundredfold slower and race nothing the packages' own tests do not,
+# so the race pass skips them and they run here without it.
+HEAVY_PKGS := ./lab/... ./jobs/ ./cmd/routelab/ ./providers/sim/ ./evaluator/qa/...
+HEAVY_RUN  := ^Test(Lab|Fault)[A-Z]|^Test(PNG|JPEG)WorkMatchesDecode$$|^TestStreamed(PNG|JPEG)Verdicts$$|^TestDecodeDamagedManyCuts$$
 test-heavy: build
 	scripts/with-clickhouse $(GO) test -count=1 -timeout 20m -run '$(HEAVY_RUN)' $(HEAVY_PKGS)
 
@@ -97,6 +97,7 @@ test-heavy: build
 FUZZ_TARGETS := \
 	./server:FuzzNativeJSON ./server:FuzzOpenAIJSON ./server:FuzzMultipart \
 	./server:FuzzBase64Reference ./server:FuzzReferenceImage ./evaluator/qa:FuzzDecode ./evaluator/qa:FuzzPNGWork \
+	./evaluator/qa/internal/jpegluma:FuzzJPEGLuma \
 	./ingest:FuzzDecodeEvent ./router:FuzzParsePolicy ./router:FuzzTargetTexts ./experiments:FuzzParseSpec
 FUZZTIME       ?= 60s
 FUZZTIME_SHORT ?= 3s

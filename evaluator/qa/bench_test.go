@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,28 +80,38 @@ func BenchmarkCheckCached(b *testing.B) {
 }
 
 // BenchmarkCheckVsDecode interleaves, in every iteration, the baselines
-// (png.Decode of the bytes alone; Check's PNG path before the faster
-// pngWork, qa.CheckPNGBefore) and Check, so a loaded machine slows them
-// alike, and reports each one's CPU time per image (the goroutine is held
-// on one thread, whose CPU time is read: time waiting for a core is not
-// counted) and Check's ratio to each. The images: the scene Check passes,
-// a photo-like one (noise on the scene: what a real output's PNG is made
-// of, mostly Paeth rows and far more compressed bytes), and the peer
-// bench's gradient.
+// (png.Decode or jpeg.Decode of the bytes alone; Check's path before the
+// faster pngWork, qa.CheckPNGBefore, or before jpegWork, CheckImage of
+// qa.Decode) and Check, so a loaded machine slows them alike, and reports
+// each one's CPU time per image (the goroutine is held on one thread,
+// whose CPU time is read: time waiting for a core is not counted) and
+// Check's ratio to each. The images: the scene Check passes, a photo-like
+// one (noise on the scene: what a real output's PNG is made of, mostly
+// Paeth rows and far more compressed bytes; in a JPEG, few blocks without
+// AC coefficients), and the peer bench's gradient.
 func BenchmarkCheckVsDecode(b *testing.B) {
 	c := qa.New(qa.Thresholds{})
 	for _, side := range []int{256, 1024} {
-		for _, kind := range []string{"png", "png-photo", "png-gradient"} {
+		for _, kind := range []string{"png", "png-photo", "png-gradient", "jpeg", "jpeg-photo"} {
 			var buf []byte
 			switch kind {
 			case "png-gradient": // the peer bench's mock image; fails QA (smooth)
 				buf = gradientPNG(b, side)
-			case "png-photo":
+			case "png-photo", "jpeg-photo":
 				img := scene(side, side, 1)
 				grain(img, 12, 5)
 				buf = MustPNG(b, img)
+				if kind == "jpeg-photo" {
+					buf = MustJPEG(b, img, 85)
+				}
+			case "jpeg":
+				buf = MustJPEG(b, scene(side, side, 1), 85)
 			default:
 				buf = MustPNG(b, scene(side, side, 1))
+			}
+			decode, checkBefore := png.Decode, qa.CheckPNGBefore
+			if strings.HasPrefix(kind, "jpeg") {
+				decode, checkBefore = jpeg.Decode, checkJPEGBefore
 			}
 			spec := qa.Spec{Width: side, Height: side}
 			want := c.Check(buf, spec)
@@ -110,11 +121,11 @@ func BenchmarkCheckVsDecode(b *testing.B) {
 				var dec, before, chk time.Duration
 				for b.Loop() {
 					t0 := qa.ThreadCPU()
-					if _, err := png.Decode(bytes.NewReader(buf)); err != nil {
+					if _, err := decode(bytes.NewReader(buf)); err != nil {
 						b.Fatal(err)
 					}
 					t1 := qa.ThreadCPU()
-					if r := qa.CheckPNGBefore(c, buf, spec); r.Pass != want.Pass || r.Score != want.Score {
+					if r := checkBefore(c, buf, spec); r.Pass != want.Pass || r.Score != want.Score {
 						b.Fatalf("before: %+v, now %+v", r, want)
 					}
 					t2 := qa.ThreadCPU()
@@ -135,6 +146,16 @@ func BenchmarkCheckVsDecode(b *testing.B) {
 			})
 		}
 	}
+}
+
+// checkJPEGBefore is Check on an unseen JPEG as it was before jpegWork:
+// image/jpeg's image measured by CheckImage.
+func checkJPEGBefore(c *qa.Checker, b []byte, s qa.Spec) qa.Result {
+	img, format, err := qa.Decode(b, c.Thresholds().MaxPixels)
+	if err != nil {
+		return qa.Result{Reason: err.Error()}
+	}
+	return c.CheckImage(img, format, s)
 }
 
 // grain adds uniform noise of +-amp to every channel, as film grain or a

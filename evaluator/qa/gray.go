@@ -23,21 +23,8 @@ func luma(r, g, b uint32) uint8 {
 func toWork(img image.Image, maxSide int, buf []uint8) gray {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	f := 1
-	if maxSide > 0 {
-		for max(w, h)/f > maxSide {
-			f++
-		}
-	}
-	ow, oh := w/f, h/f
-	if ow == 0 || oh == 0 {
-		ow, oh, f = max(w, 1), max(h, 1), 1
-	}
-	n := ow * oh
-	if cap(buf) < n {
-		buf = make([]uint8, n)
-	}
-	out := gray{w: ow, h: oh, pix: buf[:n]}
+	ow, oh, f := workSize(w, h, maxSide)
+	out := newGray(ow, oh, buf)
 	if r, ok := img.(PixelRepeated); ok && f > 1 && b.Min == (image.Point{}) {
 		// Each f×f block repeats one pixel of the small image: the block's
 		// mean luma is that pixel's luma, exactly.
@@ -48,6 +35,11 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 			return out
 		}
 	}
+	if pix, stride, ok := lumaPix(img); ok {
+		// A decoded JPEG's Y plane (or a grey image) is the luma.
+		lumaBlocks(pix, stride, out, f)
+		return out
+	}
 	if f == 1 {
 		for y := range oh {
 			lumaRow(img, b.Min.Y+y, out.pix[y*ow:(y+1)*ow])
@@ -56,37 +48,6 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 	}
 	acc := make([]uint32, ow)
 	area := uint32(f * f)
-	if pix, stride, ok := lumaPix(img); ok {
-		// A decoded JPEG's Y plane (or a grey image) is the luma: the
-		// block sums of the general path below, straight from it.
-		for oy := range oh {
-			dst := out.pix[oy*ow : (oy+1)*ow]
-			if f == 2 {
-				p := pix[2*oy*stride:][:2*ow]
-				q := pix[(2*oy+1)*stride:][:2*ow]
-				for ox := range dst {
-					s := uint32(p[2*ox]) + uint32(p[2*ox+1]) + uint32(q[2*ox]) + uint32(q[2*ox+1])
-					dst[ox] = uint8((s + 2) >> 2)
-				}
-				continue
-			}
-			clear(acc)
-			for dy := range f {
-				row := pix[(oy*f+dy)*stride:][:ow*f]
-				for ox := range acc {
-					var s uint32
-					for _, v := range row[ox*f : (ox+1)*f] {
-						s += uint32(v)
-					}
-					acc[ox] += s
-				}
-			}
-			for ox := range dst {
-				dst[ox] = uint8((acc[ox] + area/2) / area)
-			}
-		}
-		return out
-	}
 	if pix, stride, ok := rgbaPix(img); ok {
 		// the same sums as the general path below, fused for 4-byte pixels
 		for oy := 0; oy < oh; oy++ {
@@ -128,6 +89,76 @@ func toWork(img image.Image, maxSide int, buf []uint8) gray {
 		}
 	}
 	return out
+}
+
+// workSize is the work plane's size for a w×h image, ow×oh, and the side
+// of the blocks averaged into each of its pixels, f: the smallest that
+// brings the longer side to at most maxSide (0: no bound).
+func workSize(w, h, maxSide int) (ow, oh, f int) {
+	f = 1
+	if maxSide > 0 {
+		for max(w, h)/f > maxSide {
+			f++
+		}
+	}
+	ow, oh = w/f, h/f
+	if ow == 0 || oh == 0 {
+		ow, oh, f = max(w, 1), max(h, 1), 1
+	}
+	return ow, oh, f
+}
+
+// newGray returns an ow×oh plane in buf, reallocated when too small.
+func newGray(ow, oh int, buf []uint8) gray {
+	n := ow * oh
+	if cap(buf) < n {
+		buf = make([]uint8, n)
+	}
+	return gray{w: ow, h: oh, pix: buf[:n]}
+}
+
+// lumaBlocks fills out with the rounded means of the f×f blocks of a luma
+// plane (pix from its top-left corner, rows stride apart): a decoded
+// JPEG's Y, a grey image, or jpegWork's Y plane.
+func lumaBlocks(pix []uint8, stride int, out gray, f int) {
+	ow, oh := out.w, out.h
+	if f == 1 {
+		for y := range oh {
+			copy(out.pix[y*ow:(y+1)*ow], pix[y*stride:])
+		}
+		return
+	}
+	var acc []uint32
+	if f > 2 {
+		acc = make([]uint32, ow)
+	}
+	area := uint32(f * f)
+	for oy := range oh {
+		dst := out.pix[oy*ow : (oy+1)*ow]
+		if f == 2 {
+			p := pix[2*oy*stride:][:2*ow]
+			q := pix[(2*oy+1)*stride:][:2*ow]
+			for ox := range dst {
+				s := uint32(p[2*ox]) + uint32(p[2*ox+1]) + uint32(q[2*ox]) + uint32(q[2*ox+1])
+				dst[ox] = uint8((s + 2) >> 2)
+			}
+			continue
+		}
+		clear(acc)
+		for dy := range f {
+			row := pix[(oy*f+dy)*stride:][:ow*f]
+			for ox := range acc {
+				var s uint32
+				for _, v := range row[ox*f : (ox+1)*f] {
+					s += uint32(v)
+				}
+				acc[ox] += s
+			}
+		}
+		for ox := range dst {
+			dst[ox] = uint8((acc[ox] + area/2) / area)
+		}
+	}
 }
 
 // PixelRepeated is an image made by repeating every pixel of a smaller one

@@ -112,10 +112,8 @@ func HashBytes(b []byte, maxPixels int) (Hash, error) {
 func measureReference(b []byte, maxPixels int) (Reference, error) {
 	var g gray
 	ok := false
-	if Sniff(b) == FormatPNG {
-		if _, _, err := DecodeConfig(b, maxPixels); err == nil {
-			g, _, _, ok = pngWork(b, defaultWorkSide, nil)
-		}
+	if format := Sniff(b); format == FormatPNG || format == FormatJPEG {
+		g, _, _, ok = streamWork(b, format, maxPixels, defaultWorkSide, nil)
 	}
 	if !ok {
 		img, _, err := Decode(b, maxPixels)

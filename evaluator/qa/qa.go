@@ -294,18 +294,16 @@ func (c *Checker) checkDecoded(b []byte, img image.Image, s Spec) Result {
 }
 
 func (c *Checker) check(b []byte, s Spec) Result {
-	if Sniff(b) == FormatPNG {
-		if _, _, err := DecodeConfig(b, c.t.MaxPixels); err == nil {
-			bufp := c.buf()
-			if g, w, h, ok := pngWork(b, c.t.WorkSide, *bufp); ok {
-				r := c.checkPlane(g, w, h, FormatPNG, s)
-				*bufp = g.pix
-				c.bufs.Put(bufp)
-				c.rememberReference(b, r)
-				return r
-			}
+	if format := Sniff(b); format == FormatPNG || format == FormatJPEG {
+		bufp := c.buf()
+		if g, w, h, ok := streamWork(b, format, c.t.MaxPixels, c.t.WorkSide, *bufp); ok {
+			r := c.checkPlane(g, w, h, format, s)
+			*bufp = g.pix
 			c.bufs.Put(bufp)
+			c.rememberReference(b, r)
+			return r
 		}
+		c.bufs.Put(bufp)
 	}
 	img, format, err := Decode(b, c.t.MaxPixels)
 	if err != nil {
@@ -365,7 +363,7 @@ func (c *Checker) buf() *[]uint8 {
 }
 
 // checkPlane runs the checks on a w×h image of the format, whose luma work
-// plane is g (toWork, or pngWork straight from PNG bytes).
+// plane is g (toWork, or streamWork straight from PNG or JPEG bytes).
 func (c *Checker) checkPlane(g gray, w, h int, format string, s Spec) Result {
 	r := Result{Format: format, Width: w, Height: h, Checks: make([]events.QACheck, 0, 6)}
 	var scores []float64
