@@ -263,6 +263,14 @@ type ShadowResult struct {
 // Served reports whether images came back.
 func (r *Result) Served() bool { return r.Outcome != nil }
 
+// QAPassed reports whether the request was served with an output that
+// passed QA: the success the serving loop observes.
+func (r *Result) QAPassed() bool { return r.Served() && r.Outcome.QAPass }
+
+// Succeeded reports whether the request was served with an output whose
+// hidden quality is a success (sim.SuccessQuality): the truth QA observes.
+func (r *Result) Succeeded() bool { return r.Served() && r.Quality >= sim.SuccessQuality }
+
 // Serve serves one workload request as a client would send it: its id is
 // the request id, an edit names its parent's id and is re-sent without it
 // when the gateway no longer knows the parent.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/evaluator/qa"
-	"github.com/routelab/routelab/providers/sim"
 )
 
 // LogSummary is what a logged run served.
@@ -62,8 +61,7 @@ func (t *TextTally) Add(r *Result) {
 	if r.Text == nil {
 		return
 	}
-	ok := r.Served() && r.Outcome.QAPass
-	truth := r.Served() && r.Quality >= sim.SuccessQuality
+	ok, truth := r.QAPassed(), r.Succeeded()
 	t.n++
 	t.succ += b2i(ok)
 	t.hidden += b2i(truth)
@@ -122,12 +120,10 @@ func (l *Lab) Log(ctx context.Context, items []datasets.WorkItem, w io.Writer, p
 		if err := enc.Encode(&ev); err != nil {
 			return LogSummary{}, err
 		}
-		ok := res.Served() && res.Outcome.QAPass
-		truth := res.Served() && res.Quality >= sim.SuccessQuality
-		if ok {
+		if res.QAPassed() {
 			succ++
 		}
-		if truth {
+		if res.Succeeded() {
 			hidden++
 		}
 		text.Add(&res)

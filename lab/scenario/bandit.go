@@ -301,7 +301,7 @@ func runBanditSeed(ctx context.Context, cfg BanditConfig, seed uint64) (BanditSe
 		out.RegretFixed += best - mean
 		out.SuccessFixed += mean
 		out.SuccessOracle += best
-		hidden := res.Served() && res.Quality >= sim.SuccessQuality
+		hidden := res.Succeeded()
 		if hidden {
 			out.SuccessBandit++
 		}

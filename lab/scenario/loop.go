@@ -14,7 +14,6 @@ import (
 	"github.com/routelab/routelab/jobs"
 	"github.com/routelab/routelab/jobs/memsource"
 	"github.com/routelab/routelab/lab"
-	"github.com/routelab/routelab/providers/sim"
 	"github.com/routelab/routelab/router"
 )
 
@@ -73,7 +72,7 @@ func (e *event) model() string { return e.res.Route.Model }
 
 // success is the truth the loop never reads: an image came back whose
 // drawn quality is a success. Only the report's figures count it.
-func (e *event) success() bool { return e.res.Served() && e.res.Quality >= sim.SuccessQuality }
+func (e *event) success() bool { return e.res.Succeeded() }
 
 // label is the request's success as the jobs see it: jobs.Labels over its
 // logged events (the decision, QA results, the user's signal). A request
@@ -195,7 +194,7 @@ func (l *labLoop) feed(e event, add func(string, bool)) {
 		return
 	}
 	// what the loop sees: QA's verdict on what was returned, not the truth
-	add("fail", !(e.res.Served() && e.res.Outcome.QAPass))
+	add("fail", !e.res.QAPassed())
 	slow := float64(e.latencyMS()) > l.slowMS && l.slowMS > 0
 	add("latency_slow", slow)
 	first, label := e.first()

@@ -226,7 +226,7 @@ func RunShadow(ctx context.Context, cfg ShadowConfig) (ShadowReport, error) {
 			x.ll += float64(live.LatencyMS)
 			x.cl += float64(cand.LatencyMS)
 		}
-		lg := b.Served() && b.Quality >= sim.SuccessQuality
+		lg := b.Succeeded()
 		cg := cand.Status == "ok" && b.Shadow.Quality >= sim.SuccessQuality
 		if lg {
 			truthLive++
