@@ -89,7 +89,7 @@ func Decide(req Request, p *Policy, h Health) Decision {
 		cand.CostUSD = cost
 		price[i] = cost
 		cand.Reason = reason
-		if c.weights != nil && reason != ReasonMode && reason != ReasonRefs && reason != ReasonSize && reason != ReasonBackground && reason != ReasonImages {
+		if c.weights != nil && !incapable(reason) {
 			prob[i] = c.score(i, f)
 			cand.P = prob[i]
 		}
@@ -189,6 +189,17 @@ func first(list []string, name string) []string {
 		}
 	}
 	return list
+}
+
+// incapable reports whether reason says the model cannot do the request at
+// all (its mode, references, size, background or image count), so it is
+// not scored; a model left out for health, cost or latency still is.
+func incapable(reason string) bool {
+	switch reason {
+	case ReasonMode, ReasonRefs, ReasonSize, ReasonBackground, ReasonImages:
+		return true
+	}
+	return false
 }
 
 // check prices model i for the request and says why it is not eligible
