@@ -425,13 +425,6 @@ func (c *Checker) checkPlane(g gray, w, h int, format string, s Spec) Result {
 	return r
 }
 
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
