@@ -80,6 +80,9 @@ func TestLabTextQASameResults(t *testing.T) {
 		return out
 	}
 	a, b := run(), run()
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("%d and %d requests with target text served: want the same, at least one", len(a), len(b))
+	}
 	for i := range a {
 		if a[i] != b[i] {
 			t.Errorf("request %d differs between two runs:\n%s\n%s", i, a[i], b[i])
