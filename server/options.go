@@ -70,7 +70,7 @@ func (h *handlers) validateCount(j *job) error {
 	fits := func(m Model) bool { return m.MaxImages == 0 || j.n <= m.MaxImages }
 	if j.pin != "" {
 		if m, ok := h.catalog[j.pin]; ok && !fits(m) {
-			return errField(CodeUnsupportedOption, "n", fmt.Sprintf("model %s makes at most %d images per request", j.pin, m.MaxImages))
+			return errField(CodeUnsupportedOption, "n", fmt.Sprintf("model %s makes at most %s per request", j.pin, images(m.MaxImages)))
 		}
 		return nil
 	}
@@ -83,4 +83,12 @@ func (h *handlers) validateCount(j *job) error {
 		}
 	}
 	return errField(CodeUnsupportedOption, "n", fmt.Sprintf("no model of this deployment makes %d images per request", j.n))
+}
+
+// images is "1 image" or "n images".
+func images(n int) string {
+	if n == 1 {
+		return "1 image"
+	}
+	return fmt.Sprintf("%d images", n)
 }
